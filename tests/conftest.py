@@ -44,3 +44,27 @@ def page(browser: object) -> Iterator[object]:
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[object]:
+    """A running Azurite: reused if one already listens on the default ports, else started
+    here (in memory) and stopped at the end of the session."""
+    from local.azurite import Azurite
+
+    instance = Azurite().start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def unique_name() -> object:
+    """Table and queue names unique to one test (in-memory Azurite lives for the session)."""
+    import uuid
+
+    def make(prefix: str) -> str:
+        return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+    return make

@@ -1,0 +1,11 @@
+"""The Function App: one FunctionApp, one blueprint per area (see functions/).
+
+Deployed unchanged to Azure Functions; run locally by ``python -m local.host``.
+"""
+
+import azure.functions as func
+
+from functions.health import bp as health
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(health)

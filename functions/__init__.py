@@ -1,0 +1,1 @@
+"""Thin trigger blueprints: parse and check input, call ``shared``, answer."""

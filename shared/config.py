@@ -1,0 +1,139 @@
+"""All settings, in one place (pydantic-settings).
+
+Field names are the app-setting names, so the same names work in Azure app settings,
+in ``local.settings.json`` (Values) and in the environment. ``local.settings.json.example``
+explains each one.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or invalid; the message names it and says what is expected."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, populate_by_name=True)
+
+    # Storage: a connection string (UseDevelopmentStorage=true locally) or, in Azure, the
+    # identity-based form AzureWebJobsStorage__tableServiceUri / __queueServiceUri.
+    storage_connection_string: str | None = Field(
+        default=None, validation_alias=AliasChoices("AzureWebJobsStorage")
+    )
+    storage_table_service_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("AzureWebJobsStorage__tableServiceUri")
+    )
+    storage_queue_service_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("AzureWebJobsStorage__queueServiceUri")
+    )
+    storage_client_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("AzureWebJobsStorage__clientId")
+    )
+    # Prefix for every table name: lets several deployments (or test runs) share one account.
+    table_prefix: str = Field(default="crm365", validation_alias=AliasChoices("TABLE_PREFIX"))
+
+    # Where people reach the app (links in e-mails, OAuth redirect URIs).
+    public_base_url: str = Field(
+        default="http://127.0.0.1:7071", validation_alias=AliasChoices("PUBLIC_BASE_URL")
+    )
+
+    # Microsoft identity platform and Graph.
+    entra_authority_host: str = Field(
+        default="https://login.microsoftonline.com", validation_alias=AliasChoices("ENTRA_AUTHORITY_HOST")
+    )
+    entra_client_id: str | None = Field(default=None, validation_alias=AliasChoices("ENTRA_CLIENT_ID"))
+    entra_client_secret: str | None = Field(
+        default=None, validation_alias=AliasChoices("ENTRA_CLIENT_SECRET")
+    )
+    graph_base_url: str = Field(
+        default="https://graph.microsoft.com/v1.0", validation_alias=AliasChoices("GRAPH_BASE_URL")
+    )
+
+    # The CRM (Zoho Accounts + CRM API).
+    crm_accounts_url: str = Field(
+        default="https://accounts.zoho.com", validation_alias=AliasChoices("CRM_ACCOUNTS_URL")
+    )
+    crm_client_id: str | None = Field(default=None, validation_alias=AliasChoices("CRM_CLIENT_ID"))
+    crm_client_secret: str | None = Field(default=None, validation_alias=AliasChoices("CRM_CLIENT_SECRET"))
+
+    # A CA bundle to trust for outbound HTTPS (the local emulators' CA). Empty: system store.
+    outbound_ca_bundle: Path | None = Field(default=None, validation_alias=AliasChoices("OUTBOUND_CA_BUNDLE"))
+
+    # Secrets at rest and sessions.
+    token_encryption_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("TOKEN_ENCRYPTION_KEY")
+    )
+    session_secret: str | None = Field(default=None, validation_alias=AliasChoices("SESSION_SECRET"))
+
+    @field_validator("public_base_url", "entra_authority_host", "graph_base_url", "crm_accounts_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("table_prefix")
+    @classmethod
+    def _table_prefix(cls, value: str) -> str:
+        # Table names are alphanumeric and start with a letter; keep room for our suffixes.
+        if not (value.isalnum() and value[:1].isalpha() and len(value) <= 30):
+            raise ValueError("must be letters and digits, start with a letter, at most 30 characters")
+        return value
+
+    @field_validator("outbound_ca_bundle")
+    @classmethod
+    def _ca_bundle_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no file at {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _storage_configured(self) -> Settings:
+        identity = self.storage_table_service_uri or self.storage_queue_service_uri
+        if not self.storage_connection_string and not identity:
+            raise ValueError(
+                "storage is not configured: set AzureWebJobsStorage to a connection string "
+                "(UseDevelopmentStorage=true locally), or AzureWebJobsStorage__tableServiceUri "
+                "and AzureWebJobsStorage__queueServiceUri for an identity-based connection"
+            )
+        if identity and not (self.storage_table_service_uri and self.storage_queue_service_uri):
+            raise ValueError(
+                "identity-based storage needs both AzureWebJobsStorage__tableServiceUri "
+                "and AzureWebJobsStorage__queueServiceUri"
+            )
+        return self
+
+
+def _describe(error: ValidationError) -> str:
+    """One line per problem, naming the app setting as people type it."""
+    aliases = {
+        name: (field.validation_alias.choices[0] if isinstance(field.validation_alias, AliasChoices) else name)
+        for name, field in Settings.model_fields.items()
+    }
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"])
+        setting = aliases.get(where, where) if where else "settings"
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{setting}: {message}")
+    return "; ".join(lines)
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment, or raise SettingsError naming what is wrong."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(f"invalid configuration: {_describe(error)}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once; tests call ``get_settings.cache_clear()``)."""
+    return load_settings()

@@ -1,0 +1,193 @@
+"""Typed repositories over azure-data-tables, with ETag optimistic concurrency and
+entity-group transactions split the way the service requires."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any, Generic, Literal, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
+
+from shared.storage.entity import TableEntity
+from shared.storage.errors import ConcurrencyConflict, EntityAlreadyExists, StorageError
+
+E = TypeVar("E", bound=TableEntity)
+
+MAX_TRANSACTION_OPERATIONS = 100  # per entity-group transaction, one partition
+MAX_TRANSACTION_BYTES = 3 * 1024 * 1024  # the service allows 4 MiB; keep room for the envelope
+
+
+@dataclass(frozen=True)
+class Stored(Generic[E]):
+    """An entity as read from (or written to) the table, with the ETag to write it back."""
+
+    entity: E
+    etag: str
+
+
+@dataclass(frozen=True)
+class TableOperation(Generic[E]):
+    """One write in a transaction. ``replace`` and ``delete`` honour ``etag`` when given."""
+
+    kind: Literal["insert", "upsert", "replace", "delete"]
+    entity: E
+    etag: str | None = None
+
+
+def _conflict(error: HttpResponseError) -> StorageError:
+    if error.status_code == 412:
+        return ConcurrencyConflict(f"the entity changed since it was read: {error.message}")
+    if error.status_code == 409:
+        return EntityAlreadyExists(f"the entity already exists: {error.message}")
+    return StorageError(f"table storage answered {error.status_code}: {error.message}")
+
+
+class TableRepository(Generic[E]):
+    """Reads and writes one table's entities as ``model`` instances."""
+
+    def __init__(self, service: TableServiceClient, table_name: str, model: type[E]) -> None:
+        self._service = service
+        self._client: TableClient = service.get_table_client(table_name)
+        self.table_name = table_name
+        self.model = model
+
+    def ensure_table(self) -> None:
+        self._service.create_table_if_not_exists(self.table_name)
+
+    def get(self, partition_key: str, row_key: str) -> Stored[E] | None:
+        try:
+            raw = self._client.get_entity(partition_key, row_key)
+        except ResourceNotFoundError:
+            return None
+        return self._stored(raw)
+
+    def insert(self, entity: E) -> Stored[E]:
+        """Create; raise EntityAlreadyExists when the keys are taken."""
+        try:
+            meta = self._client.create_entity(entity.to_entity())
+        except ResourceExistsError as error:
+            raise EntityAlreadyExists(
+                f"{self.table_name}: {entity.partition_key}/{entity.row_key} already exists"
+            ) from error
+        return Stored(entity, meta["etag"])
+
+    def upsert(self, entity: E) -> Stored[E]:
+        """Create or replace whatever is there (last writer wins: use only where that is right)."""
+        meta = self._client.upsert_entity(entity.to_entity(), mode=UpdateMode.REPLACE)
+        return Stored(entity, meta["etag"])
+
+    def replace(self, entity: E, etag: str) -> Stored[E]:
+        """Replace only if unchanged since read; raise ConcurrencyConflict otherwise."""
+        try:
+            meta = self._client.update_entity(
+                entity.to_entity(), mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError) as error:
+            raise ConcurrencyConflict(
+                f"{self.table_name}: {entity.partition_key}/{entity.row_key} changed or vanished since it was read"
+            ) from error
+        return Stored(entity, meta["etag"])
+
+    def delete(self, partition_key: str, row_key: str, etag: str | None = None) -> None:
+        """Delete; absent is fine (idempotent). With ``etag``, only if unchanged."""
+        try:
+            if etag is None:
+                self._client.delete_entity(partition_key, row_key)
+            else:
+                self._client.delete_entity(
+                    partition_key, row_key, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except ResourceModifiedError as error:
+            raise ConcurrencyConflict(f"{self.table_name}: {partition_key}/{row_key} changed since read") from error
+
+    def query(
+        self,
+        partition_key: str | None = None,
+        *,
+        where: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[Stored[E]]:
+        """Entities of one partition (and/or matching an OData filter with @parameters), streamed."""
+        clauses, params = [], dict(parameters or {})
+        if partition_key is not None:
+            clauses.append("PartitionKey eq @_pk")
+            params["_pk"] = partition_key
+        if where:
+            clauses.append(f"({where})")
+        if clauses:
+            pages = self._client.query_entities(" and ".join(clauses), parameters=params, results_per_page=page_size)
+        else:
+            pages = self._client.list_entities(results_per_page=page_size)
+        for raw in pages:
+            yield self._stored(raw)
+
+    def transact(self, operations: Sequence[TableOperation[E]]) -> list[Stored[E] | None]:
+        """Apply writes in entity-group transactions: grouped by partition, at most 100 per
+        group and under the payload limit. Each group is atomic; groups are not atomic with
+        each other, so callers write operations that are safe to repeat.
+
+        Returns one result per operation, in order (None for deletes).
+        """
+        results: list[Stored[E] | None] = [None] * len(operations)
+        indexed = sorted(enumerate(operations), key=lambda pair: pair[1].entity.partition_key)
+        for _, group in groupby(indexed, key=lambda pair: pair[1].entity.partition_key):
+            for chunk in _chunks(list(group)):
+                self._submit(chunk, results)
+        return results
+
+    def _submit(self, chunk: list[tuple[int, TableOperation[E]]], results: list[Stored[E] | None]) -> None:
+        seen: set[str] = set()
+        batch: list[tuple[Any, ...]] = []
+        for _, op in chunk:
+            if op.entity.row_key in seen:
+                raise ValueError(f"{op.entity.row_key!r} appears twice in one transaction")
+            seen.add(op.entity.row_key)
+            batch.append(_transaction_item(op))
+        try:
+            replies = self._client.submit_transaction(batch)
+        except TableTransactionError as error:
+            raise _conflict(error) from error
+        for (index, op), reply in zip(chunk, replies, strict=True):
+            results[index] = None if op.kind == "delete" else Stored(op.entity, reply["etag"])
+
+    def _stored(self, raw: Any) -> Stored[E]:
+        return Stored(self.model.from_entity(raw), raw.metadata["etag"])
+
+
+def _transaction_item(op: TableOperation[Any]) -> tuple[Any, ...]:
+    conditional: dict[str, Any] = (
+        {"etag": op.etag, "match_condition": MatchConditions.IfNotModified} if op.etag else {}
+    )
+    if op.kind == "insert":
+        return ("create", op.entity.to_entity())
+    if op.kind == "upsert":
+        return ("upsert", op.entity.to_entity(), {"mode": UpdateMode.REPLACE})
+    if op.kind == "replace":
+        return ("update", op.entity.to_entity(), {"mode": UpdateMode.REPLACE, **conditional})
+    keys = {"PartitionKey": op.entity.partition_key, "RowKey": op.entity.row_key}
+    return ("delete", keys, conditional)
+
+
+def _chunks(group: Iterable[tuple[int, TableOperation[Any]]]) -> Iterator[list[tuple[int, TableOperation[Any]]]]:
+    """Split one partition's operations by count (100) and by estimated payload size."""
+    chunk: list[tuple[int, TableOperation[Any]]] = []
+    size = 0
+    for item in group:
+        item_size = len(item[1].entity.model_dump_json()) * 2 + 512
+        if chunk and (len(chunk) == MAX_TRANSACTION_OPERATIONS or size + item_size > MAX_TRANSACTION_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item_size
+    if chunk:
+        yield chunk

@@ -1,0 +1,1 @@
+"""HTTP mechanics shared by the Graph and CRM clients (no vendor knowledge)."""
