@@ -45,10 +45,12 @@ class LocalHost:
         port: int = 7071,
         keys: HostKeys | None = None,
         receive_visibility: timedelta = RECEIVE_VISIBILITY,
+        read_local_settings: bool = True,
     ) -> None:
         self.script = script.resolve()
         self.config = HostConfig.load(self.script.parent / "host.json")
-        load_local_settings(self.script.parent / "local.settings.json")
+        if read_local_settings:
+            load_local_settings(self.script.parent / "local.settings.json")
         self._keys = keys or HostKeys()
         self._receive_visibility = receive_visibility
         self.app_module, app = load_app(self.script)

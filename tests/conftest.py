@@ -68,3 +68,13 @@ def unique_name() -> object:
         return f"{prefix}{uuid.uuid4().hex[:10]}"
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Settings are cached per process; every test reads its own environment."""
+    from shared.config import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

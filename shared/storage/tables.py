@@ -123,7 +123,8 @@ class TableRepository(Generic[E]):
             clauses.append("PartitionKey eq @_pk")
             params["_pk"] = partition_key
         if where:
-            clauses.append(f"({where})")
+            # Spaces inside the parentheses: the SDK finds @parameters by splitting on spaces.
+            clauses.append(f"( {where} )")
         if clauses:
             pages = self._client.query_entities(" and ".join(clauses), parameters=params, results_per_page=page_size)
         else:

@@ -1,0 +1,223 @@
+"""The storage layer against Azurite: typed round trips, ETag concurrency, transactions
+split into groups of 100 per partition, the service limits Azurite does not enforce, and
+base64 JSON queue messages."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import pytest
+from azure.data.tables import TableServiceClient
+from azure.storage.queue import QueueServiceClient
+from pydantic import BaseModel
+
+from shared.storage import (
+    ConcurrencyConflict,
+    EntityAlreadyExists,
+    EntityShapeError,
+    JobQueue,
+    MessageTooLarge,
+    TableEntity,
+    TableOperation,
+    TableRepository,
+    decode_message,
+)
+from shared.storage.queues import InvalidMessage, decode_wire_message
+
+
+class Colour(StrEnum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Address(BaseModel):
+    street: str
+    city: str
+
+
+class Sample(TableEntity):
+    title: str
+    count: int = 0
+    big: int = 0
+    ratio: float = 0.0
+    active: bool = True
+    when: datetime | None = None
+    blob: bytes | None = None
+    colour: Colour = Colour.RED
+    address: Address | None = None
+    tags: list[str] = []
+    note: str | None = None
+
+
+@pytest.fixture
+def repo(azurite, unique_name) -> TableRepository[Sample]:  # type: ignore[no-untyped-def]
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    repository = TableRepository(service, unique_name("t"), Sample)
+    repository.ensure_table()
+    return repository
+
+
+def test_round_trip_keeps_every_type(repo: TableRepository[Sample]) -> None:
+    when = datetime(2026, 11, 25, 9, 30, 15, tzinfo=UTC)
+    original = Sample(
+        partition_key="member-1",
+        row_key="a",
+        title="Réunion 🗓",
+        count=7,
+        big=2**40,
+        ratio=0.25,
+        active=False,
+        when=when,
+        blob=b"\x00\x01",
+        colour=Colour.BLUE,
+        address=Address(street="1 rue de la Paix", city="Paris"),
+        tags=["x", "y"],
+    )
+    repo.insert(original)
+    stored = repo.get("member-1", "a")
+    assert stored is not None
+    assert stored.entity == original
+    assert stored.etag
+
+
+def test_missing_entity_is_none(repo: TableRepository[Sample]) -> None:
+    assert repo.get("nobody", "nothing") is None
+
+
+def test_insert_twice_is_refused(repo: TableRepository[Sample]) -> None:
+    repo.insert(Sample(partition_key="p", row_key="r", title="one"))
+    with pytest.raises(EntityAlreadyExists):
+        repo.insert(Sample(partition_key="p", row_key="r", title="two"))
+    assert repo.get("p", "r").entity.title == "one"  # type: ignore[union-attr]
+
+
+def test_etag_conflict_is_a_clear_retryable_error(repo: TableRepository[Sample]) -> None:
+    first = repo.insert(Sample(partition_key="p", row_key="r", title="v1"))
+    mine = repo.get("p", "r")
+    theirs = repo.get("p", "r")
+    assert mine and theirs
+    repo.replace(theirs.entity.model_copy(update={"title": "theirs"}), theirs.etag)
+    with pytest.raises(ConcurrencyConflict) as caught:
+        repo.replace(mine.entity.model_copy(update={"title": "mine"}), mine.etag)
+    assert caught.value.retryable
+    assert repo.get("p", "r").entity.title == "theirs"  # type: ignore[union-attr]
+    # Deleting with a stale ETag is refused too; without one it is idempotent.
+    with pytest.raises(ConcurrencyConflict):
+        repo.delete("p", "r", etag=first.etag)
+    repo.delete("p", "r")
+    repo.delete("p", "r")
+    assert repo.get("p", "r") is None
+
+
+def test_transaction_of_250_is_split_into_100_100_50(repo: TableRepository[Sample], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    sizes: list[int] = []
+    original = repo._client.submit_transaction
+
+    def spy(operations, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(len(operations))
+        return original(operations, **kwargs)
+
+    monkeypatch.setattr(repo._client, "submit_transaction", spy)
+    ops = [TableOperation("upsert", Sample(partition_key="p1", row_key=f"{i:04d}", title=str(i))) for i in range(250)]
+    results = repo.transact(ops)
+    assert sizes == [100, 100, 50]
+    assert len(results) == 250 and all(r is not None and r.etag for r in results)
+    assert sorted(s.entity.row_key for s in repo.query("p1")) == [f"{i:04d}" for i in range(250)]
+
+
+def test_transaction_groups_by_partition_and_keeps_result_order(repo: TableRepository[Sample], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    sizes: list[int] = []
+    original = repo._client.submit_transaction
+    monkeypatch.setattr(
+        repo._client, "submit_transaction", lambda ops, **kw: sizes.append(len(ops)) or original(ops, **kw)
+    )
+    ops = [
+        TableOperation("insert", Sample(partition_key=f"p{i % 3}", row_key=f"r{i}", title=f"t{i}")) for i in range(30)
+    ]
+    results = repo.transact(ops)
+    assert sorted(sizes) == [10, 10, 10]
+    assert [r.entity.title for r in results] == [f"t{i}" for i in range(30)]  # type: ignore[union-attr]
+
+
+def test_transaction_with_stale_etag_changes_nothing(repo: TableRepository[Sample]) -> None:
+    stored = repo.insert(Sample(partition_key="p", row_key="a", title="a1"))
+    repo.replace(stored.entity.model_copy(update={"title": "a2"}), stored.etag)
+    ops = [
+        TableOperation("insert", Sample(partition_key="p", row_key="b", title="b")),
+        TableOperation("replace", Sample(partition_key="p", row_key="a", title="a3"), etag=stored.etag),
+    ]
+    with pytest.raises(ConcurrencyConflict):
+        repo.transact(ops)
+    assert repo.get("p", "b") is None  # atomic within the group
+    assert repo.get("p", "a").entity.title == "a2"  # type: ignore[union-attr]
+
+
+def test_same_entity_twice_in_one_transaction_is_refused(repo: TableRepository[Sample]) -> None:
+    ops = [TableOperation("upsert", Sample(partition_key="p", row_key="same", title=str(i))) for i in range(2)]
+    with pytest.raises(ValueError, match="twice"):
+        repo.transact(ops)
+
+
+def test_query_with_filter_parameters(repo: TableRepository[Sample]) -> None:
+    repo.transact([TableOperation("upsert", Sample(partition_key="q", row_key=f"{i}", title="t", count=i)) for i in range(10)])
+    found = repo.query("q", where="count ge @low", parameters={"low": 7})
+    assert sorted(s.entity.count for s in found) == [7, 8, 9]
+
+
+@pytest.mark.parametrize(
+    ("entity", "message"),
+    [
+        (Sample(partition_key="p/1", row_key="r", title="x"), "forbids"),
+        (Sample(partition_key="p", row_key="r#", title="x"), "forbids"),
+        (Sample(partition_key="p", row_key="r", title="x" * 32769), "64 KiB"),
+        (Sample(partition_key="p", row_key="r", title="x", blob=b"\x00" * 65537), "64 KiB"),
+    ],
+)
+def test_limits_azurite_does_not_enforce(repo: TableRepository[Sample], entity: Sample, message: str) -> None:
+    with pytest.raises(EntityShapeError, match=message):
+        repo.insert(entity)
+
+
+def test_more_than_252_properties_is_refused(repo: TableRepository[Sample]) -> None:
+    from pydantic import create_model
+
+    wide_model = create_model("Wide", __base__=TableEntity, **{f"f{i}": (int, i) for i in range(253)})  # type: ignore[call-overload]
+    with pytest.raises(EntityShapeError, match="253 properties"):
+        wide_model(partition_key="p", row_key="r").to_entity()
+    ok = create_model("Fits", __base__=TableEntity, **{f"f{i}": (int, i) for i in range(252)})  # type: ignore[call-overload]
+    assert len(ok(partition_key="p", row_key="r").to_entity()) == 254
+
+
+class Job(BaseModel):
+    member: str
+    page: int
+
+
+def test_queue_messages_are_base64_json(azurite, unique_name) -> None:  # type: ignore[no-untyped-def]
+    service = QueueServiceClient.from_connection_string(azurite.connection_string)
+    name = unique_name("jobs-")
+    queue = JobQueue(service, name, Job)
+    queue.send(Job(member="m1", page=3))  # creates the queue on first use
+    raw = service.get_queue_client(name).receive_message()
+    assert raw is not None
+    assert json.loads(base64.b64decode(raw.content)) == {"member": "m1", "page": 3}
+    assert decode_wire_message(raw.content, Job) == Job(member="m1", page=3)
+
+
+def test_queue_refuses_wrong_type_and_oversized_messages(azurite, unique_name) -> None:  # type: ignore[no-untyped-def]
+    service = QueueServiceClient.from_connection_string(azurite.connection_string)
+    queue = JobQueue(service, unique_name("jobs-"), Job)
+    with pytest.raises(TypeError):
+        queue.send(Address(street="s", city="c"))  # type: ignore[arg-type]
+    with pytest.raises(MessageTooLarge):
+        queue.send(Job(member="m" * 50_000, page=1))
+
+
+def test_invalid_message_bodies_are_named() -> None:
+    with pytest.raises(InvalidMessage, match="Job"):
+        decode_message(b'{"member": 1}', Job)
+    with pytest.raises(InvalidMessage, match="base64"):
+        decode_wire_message("not base64 at all!", Job)
