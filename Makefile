@@ -1,0 +1,52 @@
+# Two commands: `make run` starts the whole product locally; `make test` runs every test.
+# Both install what they need first (Python venv, npm packages, Chromium for browser tests).
+
+SHELL := /bin/bash
+PYTHON_SYSTEM ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+CHROMIUM := /usr/bin/chromium
+REQUIREMENTS := requirements.txt requirements-dev.txt emulators/requirements.txt $(wildcard emulators/*/requirements.txt)
+PYTEST_ARGS ?=
+
+.PHONY: run test bench lint install clean
+
+run: install
+	$(PY) -m local.stack
+
+test: install $(CHROMIUM)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "make test: no tests were collected"; exit 1; fi; exit $$status
+
+bench: install
+	@if [ -f bench/__main__.py ]; then $(PY) -m bench; else echo "make bench: no benchmarks yet (see issue 9)"; fi
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+install: $(PY_STAMP) $(NPM_STAMP)
+
+$(PY_STAMP): $(REQUIREMENTS)
+	test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's Chromium, driven by Playwright through executable_path (Playwright's own browser
+# download cannot work here).
+$(CHROMIUM):
+	@if [ "$$(id -u)" = "0" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "Chromium is missing: run 'sudo apt-get install chromium' (browser tests need $(CHROMIUM))"; exit 1; \
+	fi
+
+clean:
+	rm -rf $(VENV) node_modules .local .pytest_cache .ruff_cache .hypothesis
