@@ -123,6 +123,7 @@ def snapshot() -> Any:
 @bp.post("/reset")
 def reset() -> Any:
     crm = current()
+    crm.clock.reset()
     if request.args.get("empty") or crm.seed_data is None:
         crm.store.clear()
     else:

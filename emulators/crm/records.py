@@ -95,7 +95,7 @@ def _check_value(store: Store, org_id: str, module: str, name: str, value: Any, 
         if owner is None or owner["org_id"] != org_id or owner["status"] == "deleted":
             return field_error("INVALID_DATA", "invalid data", name, index, expected_data_type="ownerlookup")
     if isinstance(value, str) and len(value) > MAX_TEXT:
-        return field_error("INVALID_DATA", "invalid data", name, index, maximum_length=MAX_TEXT)
+        return field_error("INVALID_DATA", "invalid data", name, index, maximum_length=str(MAX_TEXT))
     if module == "Events":
         return _check_event_value(name, value, index)
     return None
@@ -103,7 +103,7 @@ def _check_value(store: Store, org_id: str, module: str, name: str, value: Any, 
 
 def _check_event_value(name: str, value: Any, index: int) -> dict | None:
     if name == "Event_Title" and isinstance(value, str) and len(value) > 255:
-        return field_error("INVALID_DATA", "invalid data", name, index, maximum_length=255)
+        return field_error("INVALID_DATA", "invalid data", name, index, maximum_length="255")
     if name == "Participants":
         if not isinstance(value, list):
             return field_error("INVALID_DATA", "invalid data", name, index, expected_data_type="jsonarray")

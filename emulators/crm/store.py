@@ -32,6 +32,9 @@ class Clock:
     def advance(self, seconds: float) -> None:
         self._offset += seconds
 
+    def reset(self) -> None:
+        self._offset = 0.0
+
     @property
     def offset(self) -> float:
         return self._offset

@@ -79,7 +79,7 @@ def _list(caller: Caller, module: str) -> Any:
         if ids:
             rows = [r for r in rows if r["id"] in set(ids)]
         if since is not None:
-            rows = [r for r in rows if r["Modified_Time"] > since]
+            rows = [r for r in rows if int(r["Modified_Time"]) > since]  # the header has whole seconds
         rows.sort(key=key, reverse=sort_order == "desc")
         if page_token:
             token = store.page_tokens.get(page_token)
@@ -136,7 +136,7 @@ def get_record(module: str, record_id: str) -> Any:
             rec = store.module_records(caller.org["id"], module).get(record_id)
             if rec is None:
                 raise CrmError(400, "INVALID_DATA", "the id given seems to be invalid", {"id": record_id})
-            if since is not None and rec["Modified_Time"] <= since:
+            if since is not None and int(rec["Modified_Time"]) <= since:
                 return no_content(304)
             fields = [f for f in (request.args.get("fields") or "").split(",") if f] or None
             return jsonify({"data": [records.record_json(store, caller.org["id"], module, rec, fields)]})
@@ -244,7 +244,7 @@ def deleted_records(module: str) -> Any:
         with store.lock:
             entries = records.visible_deleted(store, caller.org["id"], module, kind)
             if since is not None:
-                entries = [e for e in entries if e["deleted_time"] > since]
+                entries = [e for e in entries if int(e["deleted_time"]) > since]
             chunk = entries[(page - 1) * per_page: page * per_page]
             if not chunk:
                 return no_content(304 if since is not None else 204)

@@ -58,10 +58,10 @@ def _check_scalars(item: dict[str, Any], index: int) -> dict | None:
     url = item.get("notify_url")
     if "notify_url" in item and not (isinstance(url, str) and url.startswith(("http://", "https://"))
                                      and len(url) <= MAX_URL):
-        return error_item("INVALID_DATA", "invalid data", {**_path(index, "notify_url"), "maximum_length": MAX_URL})
+        return error_item("INVALID_DATA", "invalid data", {**_path(index, "notify_url"), "maximum_length": str(MAX_URL)})
     token = item.get("token")
     if token is not None and (not isinstance(token, str) or len(token) > MAX_TOKEN):
-        return error_item("INVALID_DATA", "invalid data", {**_path(index, "token"), "maximum_length": MAX_TOKEN})
+        return error_item("INVALID_DATA", "invalid data", {**_path(index, "token"), "maximum_length": str(MAX_TOKEN)})
     return None
 
 
