@@ -1,0 +1,1 @@
+"""Microsoft identity platform (Entra ID) v2.0 endpoints of the emulator."""
