@@ -133,7 +133,8 @@ def create_org() -> Any:
                           {"memberships": [member_json(store, u) for u in store.memberships(account["zuid"])]})
         org = directory.create_org(store, body["org_name"].strip(), edition, dc)
         user = directory.add_user(store, org["id"], admin["email"], admin.get("first_name") or "",
-                                  admin["last_name"], "Administrator", "CEO", confirmed=True)
+                                  admin["last_name"], "Administrator", "CEO", confirmed=True,
+                                  password=admin.get("password"))
         org["primary_user_id"] = user["id"]
         return jsonify({"created": True, "org": _org_json(store, org), "super_admin": member_json(store, user)}), 201
 
@@ -168,7 +169,8 @@ def add_user(org_id: str) -> Any:
     with store.lock:
         _org(store, org_id)
         user = directory.add_user(store, org_id, body["email"], body.get("first_name") or "", body["last_name"],
-                                  body["profile"], body.get("role"), confirmed=bool(body.get("confirmed", True)))
+                                  body["profile"], body.get("role"), confirmed=bool(body.get("confirmed", True)),
+                                  password=body.get("password"))
         return jsonify({"member": member_json(store, user)}), 201
 
 

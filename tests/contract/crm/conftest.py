@@ -96,6 +96,16 @@ def control(crm: RunningCrm, path: str, body: Any = None, method: str = "POST") 
     return response.json()
 
 
+def wait_until(predicate: Callable[[], Any], timeout: float = 10) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
 class Receiver:
     """A notify_url / redirect_uri endpoint on an ephemeral port that records what arrives."""
 
