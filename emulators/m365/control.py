@@ -233,7 +233,22 @@ def lifecycle(sub_id: str):
 
 # ---- the Outlook-like page ---------------------------------------------------------------
 def _linkify(html: str) -> str:
-    # Keep received mail's links clickable; escape everything else.
+    """Received mail as safe HTML: anchors and bare URLs stay clickable, every other tag is dropped."""
+    out, last = [], 0
+    anchor = re.compile(r"""<a\s[^>]*href\s*=\s*["']([^"']+)["'][^>]*>(.*?)</a>""", re.I | re.S)
+    for match in anchor.finditer(html):
+        out.append(_text_with_links(html[last:match.start()]))
+        href, label = match.group(1), re.sub(r"<[^>]+>", "", match.group(2)).strip() or match.group(1)
+        if href.startswith(("http://", "https://")):
+            out.append(f"<a href='{escape(href)}'>{escape(label)}</a>")
+        else:
+            out.append(str(escape(label)))
+        last = match.end()
+    out.append(_text_with_links(html[last:]))
+    return "".join(out)
+
+
+def _text_with_links(html: str) -> str:
     parts = re.split(r'(https?://[^\s"<>]+)', re.sub(r"<[^>]+>", " ", html))
     return "".join(f"<a href='{escape(p)}'>{escape(p)}</a>" if p.startswith(("http://", "https://")) else str(escape(p)) for p in parts)
 

@@ -95,3 +95,12 @@ def m365_browser(m365: RunningM365):
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="session")
+def raw_http(m365: RunningM365) -> requests.Session:
+    """A session without contract checks, for requests that break the contract on purpose."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(m365.ca_cert_path)
+    return session
