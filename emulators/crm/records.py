@@ -264,8 +264,12 @@ def _apply(store: Store, rec: dict[str, Any], actor_id: str, fields: dict[str, A
 
 
 def update(store: Store, notifier: Notifier, org_id: str, module: str, actor_id: str,
-           items: list[Any], data_source: str | None = None) -> list[dict[str, Any]]:
-    """Update records by id. ``data_source`` is set only by a person's mass update, which the CRM records."""
+           items: list[Any], data_source: str | None = None,
+           unmodified_since: float | None = None) -> list[dict[str, Any]]:
+    """Update records by id. ``data_source`` is set only by a person's mass update, which the CRM records.
+
+    ``unmodified_since`` (the If-Unmodified-Since header) refuses records changed after it: 412 ALREADY_MODIFIED.
+    """
     results, affected = [], {}
     with store.lock:
         table = store.module_records(org_id, module)
@@ -277,6 +281,12 @@ def update(store: Store, notifier: Notifier, org_id: str, module: str, actor_id:
             rec = table.get(rid)
             if rec is None:
                 results.append(field_error("INVALID_DATA", "the id given seems to be invalid", "id", index))
+                continue
+            if unmodified_since is not None and int(rec["Modified_Time"]) > unmodified_since:
+                details = success_details(store, org_id, rec)
+                results.append(error_item("ALREADY_MODIFIED",
+                                          "record updated time has already passed if-unmodified-since time",
+                                          {k: details[k] for k in ("id", "Modified_Time", "Modified_By")}))
                 continue
             fields, problem = validate(store, org_id, module, item, index, rec)
             if problem:

@@ -57,9 +57,13 @@ def authenticate() -> Caller:
             raise invalid_token()
         memberships = [u for u in store.memberships(token["zuid"])
                        if store.orgs[u["org_id"]]["dc"] == g.dc and u["status"] == "active"]
+        # A person in several orgs picks one with X-CRM-ORG (the org id); otherwise the oldest membership.
+        wanted_org = request.headers.get("X-CRM-ORG")
+        if wanted_org:
+            memberships = [u for u in memberships if u["org_id"] == wanted_org]
         if not memberships:
             raise CrmError(401, "AUTHENTICATION_FAILURE", "Authentication failed")
-        user = memberships[0]
+        user = min(memberships, key=lambda u: int(u["id"]))
         return Caller(user=user, org=store.orgs[user["org_id"]], client_id=token["client_id"],
                       scopes=token["scopes"])
 

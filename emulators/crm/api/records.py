@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request
 from .. import records
 from ..errors import CrmError, required_param
 from ..runtime import current
-from ..store import new_secret
+from ..store import new_secret, parse_time
 from .access import Caller, api_call
 from .common import batch_response, bind_dc, if_modified_since, int_arg, json_body, no_content, require_items
 
@@ -162,11 +162,28 @@ def insert_records(module: str) -> Any:
     return _write(module, "CREATE", run)
 
 
+def _update_response(results: list[dict[str, Any]]) -> Any:
+    if results and all(r["code"] == "ALREADY_MODIFIED" for r in results):
+        return jsonify({"data": results}), 412
+    return batch_response("data", results, 200)
+
+
+def _unmodified_since() -> float | None:
+    raw = request.headers.get("If-Unmodified-Since")
+    if not raw:
+        return None
+    value = parse_time(raw.strip())
+    if value is None:
+        raise CrmError(400, "INVALID_DATA", "the given header value is invalid", {"header_name": "If-Unmodified-Since"})
+    return value
+
+
 @bp.put("/<module>")
 def update_records(module: str) -> Any:
     def run(crm, caller: Caller, body: dict, items: list) -> Any:
-        results = records.update(crm.store, crm.notifier, caller.org["id"], module, caller.user["id"], items)
-        return batch_response("data", results, 200)
+        results = records.update(crm.store, crm.notifier, caller.org["id"], module, caller.user["id"], items,
+                                 unmodified_since=_unmodified_since())
+        return _update_response(results)
     return _write(module, "UPDATE", run)
 
 
@@ -175,8 +192,9 @@ def update_record(module: str, record_id: str) -> Any:
     def run(crm, caller: Caller, body: dict, items: list) -> Any:
         first = dict(items[0]) if isinstance(items[0], dict) else {}
         first["id"] = record_id
-        results = records.update(crm.store, crm.notifier, caller.org["id"], module, caller.user["id"], [first])
-        return batch_response("data", results, 200)
+        results = records.update(crm.store, crm.notifier, caller.org["id"], module, caller.user["id"], [first],
+                                 unmodified_since=_unmodified_since())
+        return _update_response(results)
     return _write(module, "UPDATE", run)
 
 

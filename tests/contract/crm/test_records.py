@@ -256,3 +256,35 @@ def test_unknown_url_and_method(fabrice: Api) -> None:
     assert r.status_code == 404 and r.json()["code"] == "INVALID_URL_PATTERN"
     r = fabrice.patch("/Contacts")
     assert r.status_code == 400 and r.json()["code"] == "INVALID_REQUEST_METHOD"
+
+
+def test_if_unmodified_since_gives_412_already_modified(crm, fabrice: Api) -> None:
+    rid = fabrice.post("/Contacts", json={"data": [contact(1)]}).json()["data"][0]["details"]["id"]
+    seen = fabrice.get(f"/Contacts/{rid}").json()["data"][0]["Modified_Time"]
+    control(crm, "/clock", {"advance_seconds": 5})
+    assert fabrice.put(f"/Contacts/{rid}", json={"data": [{"Title": "A"}]},
+                       headers={"If-Unmodified-Since": seen}).status_code == 200
+    r = fabrice.put(f"/Contacts/{rid}", json={"data": [{"Title": "B"}]}, headers={"If-Unmodified-Since": seen})
+    assert r.status_code == 412
+    assert r.json()["data"][0]["code"] == "ALREADY_MODIFIED" and r.json()["data"][0]["details"]["id"] == rid
+    assert fabrice.get(f"/Contacts/{rid}").json()["data"][0]["Title"] == "A"
+
+
+def test_heavy_writes_share_a_sub_concurrency_of_ten(crm, fabrice: Api) -> None:
+    import threading
+    fab = next(o["id"] for o in control(crm, "/snapshot", method="GET")["orgs"] if o["company_name"] == "Fabrikam Sales")
+    control(crm, "/faults", {"orgs": {fab: {"latency_ms": 500}}}, method="PUT")
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def write(n: int) -> None:
+        r = fabrice.post("/Contacts", json={"data": [contact(n * 100 + i) for i in range(11)]})
+        with lock:
+            statuses.append(r.status_code)
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Enterprise allows 20 concurrent calls, but only 10 heavy ones (more than ten records).
+    assert sorted(statuses).count(201) == 10 and statuses.count(429) == 2
