@@ -32,7 +32,6 @@ class Notifier:
         self.store = store
         self.api_domain_of = api_domain_of  # dc -> the emulator's API domain URL
         self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.http = requests.Session()
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -88,17 +87,18 @@ class Notifier:
                                     "channel_id": str(channel["channel_id"])})
 
     def _work(self) -> None:
+        http = requests.Session()  # one per worker: Session is not documented as thread-safe
         while True:
             job = self.queue.get()
             if job is None:
                 return
-            self._deliver(job)
+            self._deliver(http, job)
 
-    def _deliver(self, job: dict[str, Any]) -> None:
+    def _deliver(self, http: requests.Session, job: dict[str, Any]) -> None:
         status: int | str = "not sent"
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                response = self.http.post(job["url"], json=job["body"], timeout=TIMEOUT_SECONDS)
+                response = http.post(job["url"], json=job["body"], timeout=TIMEOUT_SECONDS)
                 status = response.status_code
                 if 200 <= status < 300:
                     break

@@ -206,7 +206,7 @@ def grant(user_id: str) -> Any:
             raise Refused(400, "INVALID_DATA", "the user is not active", {"user_id": user_id, "status": user["status"]})
         dc = store.orgs[user["org_id"]]["dc"]
         store.consents.add((client_id, user["zuid"]))
-        refresh = tokens.issue_refresh_token(store, client_id, user["zuid"], dc, scopes)
+        refresh = tokens.issue_refresh_token(store, client_id, user["zuid"], dc, scopes, user["org_id"])
         access = tokens.issue_access_token(store, client_id, user["zuid"], dc, scopes, token_hash(refresh))
     body_out = tokens.token_response(datacentres.api_url(crm.base_url, dc), access, scopes, refresh)
     body_out.update({"location": dc, "accounts_server": datacentres.accounts_url(crm.base_url, dc)})

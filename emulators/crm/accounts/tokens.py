@@ -35,7 +35,9 @@ def issue_code(store: Store, client_id: str, zuid: str, dc: str, scopes: list[st
     return code
 
 
-def issue_refresh_token(store: Store, client_id: str, zuid: str, dc: str, scopes: list[str]) -> str:
+def issue_refresh_token(store: Store, client_id: str, zuid: str, dc: str, scopes: list[str],
+                        org_id: str | None = None) -> str:
+    """``org_id`` pins the token to one org (provisioning grants do); None means the person's default org."""
     mine = sorted((t for t in store.refresh_tokens.values() if t["client_id"] == client_id and t["zuid"] == zuid
                    and not t["revoked"]), key=lambda t: t["created"])
     while len(mine) >= MAX_REFRESH_PER_USER:
@@ -43,18 +45,19 @@ def issue_refresh_token(store: Store, client_id: str, zuid: str, dc: str, scopes
     token = _token()
     digest = token_hash(token)
     store.refresh_tokens[digest] = {"hash": digest, "client_id": client_id, "zuid": zuid, "dc": dc,
-                                    "scopes": scopes, "created": store.now(), "revoked": False,
+                                    "scopes": scopes, "created": store.now(), "revoked": False, "org_id": org_id,
                                     "requests": [], "access": []}
     return token
 
 
 def issue_access_token(store: Store, client_id: str, zuid: str, dc: str, scopes: list[str],
-                       refresh_hash: str | None) -> str:
+                       refresh_hash: str | None, org_id: str | None = None) -> str:
     token = _token()
     digest = token_hash(token)
     store.access_tokens[digest] = {"hash": digest, "client_id": client_id, "zuid": zuid, "dc": dc,
                                    "scopes": scopes, "expires": store.now() + ACCESS_LIFETIME,
-                                   "refresh": refresh_hash}
+                                   "refresh": refresh_hash,
+                                   "org_id": store.refresh_tokens[refresh_hash]["org_id"] if refresh_hash else org_id}
     if refresh_hash:
         active = store.refresh_tokens[refresh_hash]["access"]
         active.append(digest)

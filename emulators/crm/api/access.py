@@ -57,8 +57,9 @@ def authenticate() -> Caller:
             raise invalid_token()
         memberships = [u for u in store.memberships(token["zuid"])
                        if store.orgs[u["org_id"]]["dc"] == g.dc and u["status"] == "active"]
-        # A person in several orgs picks one with X-CRM-ORG (the org id); otherwise the oldest membership.
-        wanted_org = request.headers.get("X-CRM-ORG")
+        # A person in several orgs picks one with X-CRM-ORG (the org id); else the org the token was
+        # granted for (provisioning grants), else the oldest membership.
+        wanted_org = request.headers.get("X-CRM-ORG") or token.get("org_id")
         if wanted_org:
             memberships = [u for u in memberships if u["org_id"] == wanted_org]
         if not memberships:

@@ -20,7 +20,7 @@ def bind_dc(endpoint: str | None, values: dict[str, Any] | None) -> None:
 
 
 def json_body(wrapper: str) -> tuple[dict[str, Any] | None, list[Any] | None]:
-    body = request.get_json(silent=True)
+    body = request.get_json(silent=True, force=True)
     if not isinstance(body, dict):
         return None, None
     items = body.get(wrapper)

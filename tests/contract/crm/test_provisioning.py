@@ -90,3 +90,18 @@ def test_only_first_party_clients_may_call(crm) -> None:
     control(crm, "/clients", {"client_id": "1000.THIRDPARTY", "client_secret": "s", "redirect_uris": []})
     r = requests.get(url, headers=auth("1000.THIRDPARTY", "s"), timeout=10)
     assert r.status_code == 403 and r.json()["code"] == "NO_PERMISSION"
+
+
+def test_a_person_in_two_orgs(crm, provisioning, api_for) -> None:
+    tiny = provisioning.get(f"{crm.provisioning_url}/accounts", params={"email": "tina@tinybakery.example"}).json()["account"]
+    added = provisioning.post(f"{crm.provisioning_url}/orgs/{tiny['org_id']}/users",
+                              json={"email": FABRICE, "first_name": "Fabrice", "last_name": "Martin", "profile": "Standard"})
+    member = added.json()["member"]
+    found = provisioning.get(f"{crm.provisioning_url}/accounts", params={"email": FABRICE}).json()["account"]
+    assert found["org_name"] == "Fabrikam Sales" and len(found["memberships"]) == 2
+    grant = provisioning.post(f"{crm.provisioning_url}/users/{member['user_id']}/grant").json()
+    api = Api(grant)
+    assert api.get("/org").json()["org"][0]["company_name"] == "Tiny Bakery"  # the grant's org
+    fabrikam = api.get("/org", headers={"X-CRM-ORG": found["org_id"]}).json()["org"][0]
+    assert fabrikam["company_name"] == "Fabrikam Sales"
+    assert api_for(FABRICE).get("/org").json()["org"][0]["company_name"] == "Fabrikam Sales"
