@@ -6,6 +6,10 @@ Deployed unchanged to Azure Functions; run locally by ``python -m local.host``.
 import azure.functions as func
 
 from functions.health import bp as health
+from functions.install import bp as install
+from functions.static import bp as static
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health)
+app.register_functions(install)
+app.register_functions(static)

@@ -59,6 +59,21 @@ class Settings(BaseSettings):
     crm_accounts_url: str = Field(
         default="https://accounts.zoho.com", validation_alias=AliasChoices("CRM_ACCOUNTS_URL")
     )
+    # The CRM's first-party provisioning API (find account by e-mail, create org, add user, grant).
+    crm_provisioning_url: str = Field(
+        default="https://provisioning.zoho.com/v1", validation_alias=AliasChoices("CRM_PROVISIONING_URL")
+    )
+    # Data-centre hosts we accept in OAuth redirects and token answers (never an arbitrary URL).
+    crm_accounts_servers: str = Field(
+        default="https://accounts.zoho.com,https://accounts.zoho.eu,https://accounts.zoho.in,"
+        "https://accounts.zoho.com.au,https://accounts.zoho.jp,https://accounts.zohocloud.ca",
+        validation_alias=AliasChoices("CRM_ACCOUNTS_SERVERS"),
+    )
+    crm_api_domains: str = Field(
+        default="https://www.zohoapis.com,https://www.zohoapis.eu,https://www.zohoapis.in,"
+        "https://www.zohoapis.com.au,https://www.zohoapis.jp,https://www.zohoapis.ca",
+        validation_alias=AliasChoices("CRM_API_DOMAINS"),
+    )
     crm_client_id: str | None = Field(default=None, validation_alias=AliasChoices("CRM_CLIENT_ID"))
     crm_client_secret: str | None = Field(default=None, validation_alias=AliasChoices("CRM_CLIENT_SECRET"))
 
@@ -71,7 +86,21 @@ class Settings(BaseSettings):
     )
     session_secret: str | None = Field(default=None, validation_alias=AliasChoices("SESSION_SECRET"))
 
-    @field_validator("public_base_url", "entra_authority_host", "graph_base_url", "crm_accounts_url")
+    @property
+    def allowed_crm_accounts_servers(self) -> frozenset[str]:
+        return frozenset(u.strip().rstrip("/") for u in self.crm_accounts_servers.split(",") if u.strip())
+
+    @property
+    def allowed_crm_api_domains(self) -> frozenset[str]:
+        return frozenset(u.strip().rstrip("/") for u in self.crm_api_domains.split(",") if u.strip())
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+    @field_validator(
+        "public_base_url", "entra_authority_host", "graph_base_url", "crm_accounts_url", "crm_provisioning_url"
+    )
     @classmethod
     def _absolute_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):

@@ -1,0 +1,52 @@
+"""The edge between the Functions HTTP types and the product's neutral ones, and the one
+place where an unexpected error becomes a page (logged, nothing half-shown)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import azure.functions as func
+
+from shared.config import SettingsError
+from shared.web.http import WebRequest, WebResponse
+from shared.web.pages import message
+from shared.web.visit import Refusal
+
+log = logging.getLogger("functions.http")
+
+
+def to_web_request(req: func.HttpRequest) -> WebRequest:
+    return WebRequest(
+        method=req.method,
+        url=req.url,
+        headers={k.lower(): v for k, v in req.headers.items()},
+        query=dict(req.params),
+        route=dict(req.route_params),
+        body=req.get_body() or b"",
+    )
+
+
+def to_http_response(response: WebResponse) -> func.HttpResponse:
+    answer = func.HttpResponse(
+        response.body, status_code=response.status, mimetype=response.content_type.split(";")[0], charset="utf-8"
+    )
+    for name, value in response.all_headers():
+        if name.lower() != "content-type":
+            answer.headers.add(name, value)  # add, not set: several Set-Cookie headers may go out
+    return answer
+
+
+def serve(req: func.HttpRequest, handler: Callable[[WebRequest], WebResponse]) -> func.HttpResponse:
+    request = to_web_request(req)
+    try:
+        response = handler(request)
+    except Refusal as refusal:
+        response = refusal.response
+    except SettingsError as error:
+        log.error("configuration error: %s", error)
+        response = message(request, "error.title", "error.body", status=500)
+    except Exception:
+        log.exception("unexpected error on %s %s", req.method, request.path)
+        response = message(request, "error.title", "error.body", status=500)
+    return to_http_response(response)

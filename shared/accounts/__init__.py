@@ -1,0 +1,1 @@
+"""Install, orgs, members, invitations and join requests (SPEC R1, R2)."""

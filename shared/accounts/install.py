@@ -1,0 +1,171 @@
+"""Installing the app for a tenant and taking people into their CRM account (SPEC R1).
+
+- R1.1 only a tenant administrator installs (admin consent), recorded once per tenant;
+- R1.4 Continue with no CRM account for the e-mail: a new org, the installer its super admin;
+- R1.5 a CRM account with that e-mail exists: link it and go straight in, never a second one;
+- R1.6 Associate My Account: link a CRM account signed in with other credentials;
+- R1.7 other people of an installed tenant get in only once approved (the join path, R2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.accounts.models import MemberIdentity, TenantInstall
+from shared.accounts.repository import AccountsRepository
+from shared.crm.directory import CrmDirectory, CrmMember
+from shared.crm.oauth import CrmTokens
+from shared.graph.client import GraphClient
+from shared.graph.errors import GraphError
+from shared.identity.sessions import SignedInUser
+from shared.identity.token_cipher import TokenCipher
+
+
+@dataclass(frozen=True)
+class Entered:
+    """The person is linked to this CRM account and may go in."""
+
+    member: MemberIdentity
+
+
+@dataclass(frozen=True)
+class JoinRequired:
+    """The tenant's org exists but this person is not a member of it yet (R1.7, R2.4)."""
+
+    org_name: str
+
+
+class InstallService:
+    def __init__(
+        self,
+        accounts: AccountsRepository,
+        directory: CrmDirectory,
+        cipher: TokenCipher,
+        graph_for: Callable[[str], GraphClient],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._accounts = accounts
+        self._directory = directory
+        self._cipher = cipher
+        self._graph_for = graph_for
+        self._now = clock
+
+    def record_install(self, user: SignedInUser, granted_scope: str) -> TenantInstall:
+        install, created = self._accounts.record_install(
+            TenantInstall(
+                partition_key=user.tenant_id,
+                row_key="install",
+                installed_at=self._now(),
+                installed_by_object_id=user.object_id,
+                installed_by_email=user.email,
+                granted_scope=granted_scope,
+            )
+        )
+        if created:
+            self._accounts.audit(
+                actor=user.email, action="tenant.installed", tenant_id=user.tenant_id, detail=granted_scope
+            )
+        return install
+
+    def enter(self, user: SignedInUser, install: TenantInstall) -> Entered | JoinRequired:
+        """Continue on the Accounts page (R1.4, R1.5, R1.7)."""
+        account = self._directory.find_account(user.email)
+        if account is not None:
+            return Entered(self._link(user, account, install, how="existing_account"))
+        if install.org_id and not self._is_installer(user, install):
+            return JoinRequired(install.org_name or "")
+        if install.org_id:
+            # The installer's org exists but their account is gone: never create a second org.
+            return JoinRequired(install.org_name or "")
+        first, _, last = user.name.partition(" ")
+        created, org, admin = self._directory.create_org(
+            self._org_name(user), email=user.email, first_name=first, last_name=last or first or user.email
+        )
+        if created:
+            self._accounts.audit(
+                actor=user.email, action="org.created", tenant_id=user.tenant_id, org_id=org.org_id, detail=org.org_name
+            )
+        return Entered(self._link(user, admin, install, how="created_org"))
+
+    def associate(
+        self,
+        user: SignedInUser,
+        install: TenantInstall,
+        tokens: CrmTokens,
+        crm_user: dict[str, Any],
+        crm_org: dict[str, Any],
+        dc: str,
+    ) -> MemberIdentity:
+        """Associate My Account (R1.6): link the CRM account the person signed in to."""
+        member = MemberIdentity(
+            partition_key=f"ms|{user.tenant_id}|{user.object_id}",
+            row_key="member",
+            tenant_id=user.tenant_id,
+            object_id=user.object_id,
+            email=user.email,
+            name=user.name,
+            org_id=str(crm_org["id"]),
+            org_name=str(crm_org.get("company_name", "")),
+            user_id=str(crm_user["id"]),
+            crm_email=str(crm_user.get("email", "")).lower(),
+            dc=dc,
+            accounts_server=tokens.accounts_server,
+            api_domain=tokens.api_domain,
+            how="associated",
+            linked_at=self._now(),
+            refresh_token_encrypted=self._cipher.encrypt(tokens.refresh_token) if tokens.refresh_token else None,
+        )
+        linked = self._accounts.link_member(member)
+        if self._is_installer(user, install):
+            self._accounts.link_tenant_org(user.tenant_id, member.org_id, member.org_name, member.dc)
+        self._accounts.audit(
+            actor=user.email, action="member.associated", tenant_id=user.tenant_id, org_id=member.org_id,
+            detail=f"CRM account {member.crm_email}",
+        )
+        return linked
+
+    def _link(self, user: SignedInUser, account: CrmMember, install: TenantInstall, *, how: str) -> MemberIdentity:
+        existing = self._accounts.member_of(user.tenant_id, user.object_id)
+        if existing is not None:
+            return existing
+        grant = self._directory.grant(account.user_id)
+        member = MemberIdentity(
+            partition_key=f"ms|{user.tenant_id}|{user.object_id}",
+            row_key="member",
+            tenant_id=user.tenant_id,
+            object_id=user.object_id,
+            email=user.email,
+            name=user.name,
+            org_id=account.org_id,
+            org_name=account.org_name,
+            user_id=account.user_id,
+            crm_email=account.email.lower(),
+            dc=account.dc,
+            accounts_server=grant.accounts_server,
+            api_domain=grant.api_domain,
+            how=how,
+            linked_at=self._now(),
+            refresh_token_encrypted=self._cipher.encrypt(grant.refresh_token),
+        )
+        linked = self._accounts.link_member(member)
+        if self._is_installer(user, install):
+            self._accounts.link_tenant_org(user.tenant_id, account.org_id, account.org_name, account.dc)
+        self._accounts.audit(
+            actor=user.email, action=f"member.linked.{how}", tenant_id=user.tenant_id, org_id=account.org_id,
+            detail=f"CRM user {account.user_id}",
+        )
+        return linked
+
+    @staticmethod
+    def _is_installer(user: SignedInUser, install: TenantInstall) -> bool:
+        return user.object_id == install.installed_by_object_id
+
+    def _org_name(self, user: SignedInUser) -> str:
+        try:
+            name = self._graph_for(user.tenant_id).organization().get("displayName")
+        except GraphError:
+            name = None
+        return str(name or user.email.partition("@")[2] or "My organisation")

@@ -1,0 +1,1 @@
+"""Microsoft Graph v1.0 client (app-only tokens per tenant)."""

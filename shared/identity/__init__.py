@@ -1,0 +1,1 @@
+"""Who is asking: Microsoft sign-in (MSAL), id token checks, sessions and CSRF."""

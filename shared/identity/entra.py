@@ -1,0 +1,87 @@
+"""Microsoft identity platform through MSAL: the sign-in (auth code + PKCE, multi-tenant),
+the admin consent URL, and app-only tokens for Graph per tenant."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from urllib.parse import urlencode
+
+import msal
+import requests
+
+GRAPH_DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
+SIGN_IN_SCOPES = ["User.Read"]  # MSAL adds openid, profile and offline_access itself
+
+
+class SignInFailed(Exception):
+    """Microsoft refused or we could not complete a sign-in or token request."""
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class EntraApp:
+    """The product's multi-tenant app registration."""
+
+    def __init__(self, authority_host: str, client_id: str, client_secret: str, session: requests.Session) -> None:
+        self.authority_host = authority_host.rstrip("/")
+        self.client_id = client_id
+        self._secret = client_secret
+        self._session = session
+        self._apps: dict[str, msal.ConfidentialClientApplication] = {}
+        self._lock = threading.Lock()
+
+    def _app(self, tenant: str) -> msal.ConfidentialClientApplication:
+        """One MSAL app per authority, kept for the process (its cache holds app tokens)."""
+        with self._lock:
+            if tenant not in self._apps:
+                self._apps[tenant] = msal.ConfidentialClientApplication(
+                    self.client_id,
+                    client_credential=self._secret,
+                    authority=f"{self.authority_host}/{tenant}",
+                    http_client=self._session,
+                    # The authority host comes from our settings, so there is nothing to discover.
+                    instance_discovery=False,
+                )
+            return self._apps[tenant]
+
+    def start_sign_in(self, redirect_uri: str, *, login_hint: str | None = None) -> dict[str, Any]:
+        """Begin the auth code flow; the returned flow (with its PKCE verifier) is a secret
+        to keep server-side until the callback."""
+        return dict(
+            self._app("organizations").initiate_auth_code_flow(
+                SIGN_IN_SCOPES, redirect_uri=redirect_uri, login_hint=login_hint, response_mode="query"
+            )
+        )
+
+    def finish_sign_in(self, flow: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        """Redeem the code; return MSAL's result (``id_token``, ``id_token_claims`` ...)."""
+        if "error" in params:
+            raise SignInFailed(params.get("error_description") or params["error"], code=params["error"])
+        try:
+            result = self._app("organizations").acquire_token_by_auth_code_flow(flow, params)
+        except ValueError as error:  # state mismatch, nonce mismatch, missing code
+            raise SignInFailed(f"the sign-in answer does not match the sign-in we started ({error})") from error
+        except requests.RequestException as error:
+            raise SignInFailed("Microsoft could not be reached") from error
+        if "error" in result:
+            raise SignInFailed(result.get("error_description") or result["error"], code=result["error"])
+        return dict(result)
+
+    def admin_consent_url(self, redirect_uri: str, state: str, tenant: str = "organizations") -> str:
+        query = urlencode(
+            {"client_id": self.client_id, "scope": GRAPH_DEFAULT_SCOPE, "redirect_uri": redirect_uri, "state": state}
+        )
+        return f"{self.authority_host}/{tenant}/v2.0/adminconsent?{query}"
+
+    def app_token(self, tenant_id: str) -> str:
+        """An app-only Graph token for one tenant (from MSAL's cache while it is valid)."""
+        try:
+            result = self._app(tenant_id).acquire_token_for_client([GRAPH_DEFAULT_SCOPE])
+        except requests.RequestException as error:
+            raise SignInFailed("Microsoft could not be reached") from error
+        if "access_token" not in result:
+            raise SignInFailed(result.get("error_description") or "no token", code=result.get("error", ""))
+        return str(result["access_token"])

@@ -1,0 +1,114 @@
+"""Checking a Microsoft id token ourselves: MSAL 1.38+ no longer validates it.
+
+Signature against the tenant's published keys (RS256), issuer for the token's own tenant,
+audience = our client id, expiry, and the nonce of the flow we started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import requests
+
+# Directory roles that may grant tenant-wide consent to Microsoft Graph application permissions.
+CONSENT_ADMIN_ROLES = {
+    "62e90394-69f5-4237-9190-012177145e10",  # Global Administrator
+    "e8611ab8-c189-46e8-94e1-60213ab1f814",  # Privileged Role Administrator
+}
+KEYS_TTL_SECONDS = 3600
+
+
+class InvalidIdToken(Exception):
+    """The id token cannot be trusted; the message says why, for the person and the logs."""
+
+
+@dataclass(frozen=True)
+class IdTokenClaims:
+    tenant_id: str
+    object_id: str
+    email: str
+    name: str
+    role_ids: frozenset[str]
+
+    @property
+    def is_consent_admin(self) -> bool:
+        return bool(self.role_ids & CONSENT_ADMIN_ROLES)
+
+
+class IdTokenVerifier:
+    def __init__(self, authority_host: str, client_id: str, session: requests.Session) -> None:
+        self._authority_host = authority_host.rstrip("/")
+        self._client_id = client_id
+        self._session = session
+        self._keys: dict[str, tuple[float, jwt.PyJWKSet, str]] = {}
+        self._lock = threading.Lock()
+
+    def _tenant_keys(self, tenant_id: str) -> tuple[jwt.PyJWKSet, str]:
+        """The tenant's signing keys and issuer, from its OpenID configuration (cached)."""
+        with self._lock:
+            cached = self._keys.get(tenant_id)
+            if cached and cached[0] > time.monotonic():
+                return cached[1], cached[2]
+        config_url = f"{self._authority_host}/{tenant_id}/v2.0/.well-known/openid-configuration"
+        config = self._session.get(config_url, timeout=10)
+        config.raise_for_status()
+        document = config.json()
+        keys = self._session.get(document["jwks_uri"], timeout=10)
+        keys.raise_for_status()
+        key_set = jwt.PyJWKSet.from_dict(keys.json())
+        issuer = str(document["issuer"]).replace("{tenantid}", tenant_id)
+        with self._lock:
+            self._keys[tenant_id] = (time.monotonic() + KEYS_TTL_SECONDS, key_set, issuer)
+        return key_set, issuer
+
+    def verify(self, id_token: str, *, nonce: str | None) -> IdTokenClaims:
+        try:
+            unverified = jwt.decode(id_token, options={"verify_signature": False})
+            header = jwt.get_unverified_header(id_token)
+        except jwt.PyJWTError as error:
+            raise InvalidIdToken("the sign-in answer is not a valid token") from error
+        tenant_id = str(unverified.get("tid", ""))
+        if not tenant_id or "/" in tenant_id or ".." in tenant_id:
+            raise InvalidIdToken("the token names no organisation")
+        try:
+            key_set, issuer = self._tenant_keys(tenant_id)
+        except (requests.RequestException, KeyError, ValueError, jwt.PyJWTError) as error:
+            raise InvalidIdToken("the organisation's signing keys could not be read") from error
+        key = next((k for k in key_set.keys if k.key_id == header.get("kid")), None)
+        if key is None:
+            raise InvalidIdToken("the token was not signed by the organisation's keys")
+        claims = self._decode(id_token, key, issuer)
+        if nonce is not None and claims.get("nonce") != hashlib.sha256(nonce.encode("ascii")).hexdigest():
+            raise InvalidIdToken("the token does not answer the sign-in we started (nonce)")
+        return IdTokenClaims(
+            tenant_id=tenant_id,
+            object_id=str(claims["oid"]),
+            email=str(claims.get("email") or claims.get("preferred_username") or claims.get("upn") or "").lower(),
+            name=str(claims.get("name") or ""),
+            role_ids=frozenset(claims.get("wids") or ()),
+        )
+
+    def _decode(self, id_token: str, key: Any, issuer: str) -> dict[str, Any]:
+        try:
+            return jwt.decode(
+                id_token,
+                key=key.key,
+                algorithms=["RS256"],
+                audience=self._client_id,
+                issuer=issuer,
+                options={"require": ["exp", "iat", "aud", "iss", "oid", "tid"]},
+                leeway=60,
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise InvalidIdToken("the sign-in has expired") from error
+        except jwt.InvalidAudienceError as error:
+            raise InvalidIdToken("the token was issued to another application") from error
+        except jwt.InvalidIssuerError as error:
+            raise InvalidIdToken("the token was issued by another organisation") from error
+        except jwt.PyJWTError as error:
+            raise InvalidIdToken(f"the token could not be verified ({type(error).__name__})") from error

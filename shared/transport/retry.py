@@ -1,0 +1,71 @@
+"""Retries for outbound HTTP: throttling (429 with Retry-After) and transient failures
+(503, 504, connection errors), bounded in attempts and in total waiting.
+
+Only requests that are safe to repeat are retried: GET, PUT, DELETE, PATCH with If-Match,
+or a POST the caller marks idempotent (one carrying an idempotency key such as Graph's
+``transactionId``)."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, stop_after_attempt
+
+RETRIED_STATUSES = {429, 502, 503, 504}
+MAX_WAIT_SECONDS = 30.0
+SAFE_METHODS = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
+
+
+def retry_after_seconds(response: requests.Response, attempt: int) -> float:
+    """The server's Retry-After (seconds or HTTP date), else exponential back-off; capped."""
+    header = response.headers.get("Retry-After")
+    if header:
+        try:
+            return min(max(float(header), 0.0), MAX_WAIT_SECONDS)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(header)
+            if parsed is not None:
+                return min(max((parsed - datetime.now(UTC)).total_seconds(), 0.0), MAX_WAIT_SECONDS)
+    return min(0.5 * 2 ** (attempt - 1), MAX_WAIT_SECONDS)
+
+
+def _wait(state: RetryCallState) -> float:
+    outcome = state.outcome
+    if outcome is not None and not outcome.failed:
+        return retry_after_seconds(outcome.result(), state.attempt_number)
+    return min(0.5 * 2 ** (state.attempt_number - 1), MAX_WAIT_SECONDS)
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    idempotent: bool | None = None,
+    attempts: int = 5,
+    timeout: float = 30,
+    **kwargs: Any,
+) -> requests.Response:
+    """Send, retrying throttled or transient failures when the request is safe to repeat.
+
+    Returns the last response (possibly still a 429/5xx once attempts are spent); raises
+    requests' ConnectionError/Timeout only when every attempt failed that way.
+    """
+    method = method.upper()
+    repeatable = idempotent if idempotent is not None else method in SAFE_METHODS
+    if not repeatable:
+        return session.request(method, url, timeout=timeout, **kwargs)
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=_wait,
+        retry=retry_if_exception_type((requests.ConnectionError, requests.Timeout))
+        | retry_if_result(lambda r: r.status_code in RETRIED_STATUSES),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,  # type: ignore[union-attr]
+        sleep=time.sleep,
+        reraise=True,
+    )
+    return retrying(session.request, method, url, timeout=timeout, **kwargs)  # type: ignore[no-any-return]

@@ -1,0 +1,208 @@
+"""The pages of the install path (SPEC R1; DESIGN.md §5): the app-launcher entry, the
+Microsoft sign-in and admin-consent callbacks, the Accounts page with Continue and
+Associate My Account, and sign-out. Each handler takes a WebRequest and answers a page or
+a redirect; refusals change nothing."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime
+
+from shared.accounts.install import Entered, InstallService
+from shared.accounts.models import MemberIdentity, TenantInstall
+from shared.accounts.repository import AlreadyLinkedElsewhere
+from shared.crm.api import CrmApi
+from shared.crm.errors import CrmError
+from shared.identity.entra import GRAPH_DEFAULT_SCOPE, SignInFailed
+from shared.identity.id_token import InvalidIdToken
+from shared.identity.sessions import PendingFlow, SignedInUser
+from shared.web.http import WebRequest, WebResponse
+from shared.web.pages import message, render
+from shared.web.visit import Refusal, Visit
+from shared.wiring import Services
+
+log = logging.getLogger(__name__)
+
+
+class InstallPages:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.base = services.settings.public_base_url
+        self.install = InstallService(
+            services.accounts, services.crm_directory, services.cipher, services.graph
+        )
+
+    # -- app launcher entry and Microsoft sign-in ------------------------------------------
+
+    def launch(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request)
+        flow = self.s.entra.start_sign_in(f"{self.base}/api/auth/callback")
+        visit.add_flow(flow["state"], PendingFlow(kind="microsoft", started_at=_now(), data=flow))
+        return visit.answer(WebResponse.redirect(flow["auth_uri"], status=302))
+
+    def sign_in_callback(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        flow = visit.take_flow(request.query.get("state"), "microsoft")
+        try:
+            result = self.s.entra.finish_sign_in(flow.data, request.query)
+            claims = self.s.id_tokens.verify(str(result.get("id_token", "")), nonce=flow.data.get("nonce"))
+        except (SignInFailed, InvalidIdToken) as error:
+            log.warning("sign-in refused: %s", error)
+            return visit.answer(message(request, "signin.failed.title", "signin.failed.body", status=400, reason=f"{error}."))
+        user = SignedInUser(
+            tenant_id=claims.tenant_id,
+            object_id=claims.object_id,
+            email=claims.email,
+            name=claims.name,
+            is_tenant_admin=claims.is_consent_admin,
+        )
+        visit.session.user = user
+        visit.save()
+        return visit.answer(self._route(visit, user))
+
+    def _route(self, visit: Visit, user: SignedInUser) -> WebResponse:
+        """Where a signed-in person goes (R1.1, R1.5, R1.7)."""
+        install = self.s.accounts.install_of(user.tenant_id)
+        if install is None:
+            if not user.is_tenant_admin:
+                return message(
+                    visit.request, "install.admin_required.title", "install.admin_required.body",
+                    status=403, tenant=user.email.partition("@")[2] or user.tenant_id,
+                )
+            state = secrets.token_urlsafe(24)
+            visit.add_flow(state, PendingFlow(kind="admin_consent", started_at=_now(), data={"tenant": user.tenant_id}))
+            consent = self.s.entra.admin_consent_url(
+                f"{self.base}/api/auth/admin-consent/callback", state, tenant=user.tenant_id
+            )
+            return WebResponse.redirect(consent, status=302)
+        member = self.s.accounts.member_of(user.tenant_id, user.object_id)
+        if member is not None:
+            return self._go_in(member)
+        return WebResponse.redirect(f"{self.base}/api/accounts")
+
+    def admin_consent_callback(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        user = visit.user
+        flow = visit.take_flow(request.query.get("state"), "admin_consent")
+        query = request.query
+        if "error" in query or query.get("admin_consent", "").lower() != "true":
+            reason = query.get("error_description") or query.get("error") or "no consent"
+            return visit.answer(
+                message(request, "install.consent_refused.title", "install.consent_refused.body", status=403,
+                        reason=reason.split("\n")[0][:200])
+            )
+        # The returned tenant can be spoofed: it must be the signed-in admin's, and an app-only
+        # token for that tenant must now actually be issued.
+        if query.get("tenant") != user.tenant_id or flow.data.get("tenant") != user.tenant_id:
+            return visit.answer(
+                message(request, "install.consent_refused.title", "install.consent_wrong_tenant.body", status=403)
+            )
+        try:
+            self.s.entra.app_token(user.tenant_id)
+        except SignInFailed as error:
+            return visit.answer(
+                message(request, "install.consent_refused.title", "install.consent_refused.body", status=403,
+                        reason=str(error)[:200])
+            )
+        self.install.record_install(user, query.get("scope") or GRAPH_DEFAULT_SCOPE)
+        return visit.answer(WebResponse.redirect(f"{self.base}/api/accounts"))
+
+    # -- the Accounts page --------------------------------------------------------------
+
+    def accounts_page(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        user = visit.user
+        self._installed(visit, user)
+        member = self.s.accounts.member_of(user.tenant_id, user.object_id)
+        if member is not None:
+            return visit.answer(self._go_in(member))
+        return visit.answer(self._accounts(visit, user, error=False))
+
+    def _accounts(self, visit: Visit, user: SignedInUser, *, error: bool) -> WebResponse:
+        return render(
+            visit.request, "accounts.html", status=400 if error else 200, email=user.email, error=error,
+            csrf_token=visit.session.csrf_token, signed_in=True,
+        )
+
+    def accounts_continue(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        user = visit.user
+        form = visit.require_form(self.base)
+        install = self._installed(visit, user)
+        if form.get("accept_terms") != "on":
+            return visit.answer(self._accounts(visit, user, error=True))
+        outcome = self.install.enter(user, install)
+        if isinstance(outcome, Entered):
+            return visit.answer(self._go_in(outcome.member))
+        return visit.answer(
+            render(request, "join.html", org_name=outcome.org_name, csrf_token=visit.session.csrf_token, signed_in=True)
+        )
+
+    # -- Associate My Account (CRM sign-in) ---------------------------------------------
+
+    def associate_start(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        self._installed(visit, visit.user)
+        state = secrets.token_urlsafe(24)
+        visit.add_flow(state, PendingFlow(kind="crm", started_at=_now(), data={}))
+        url = self.s.crm_oauth.authorize_url(f"{self.base}/api/accounts/associate/callback", state)
+        return visit.answer(WebResponse.redirect(url, status=302))
+
+    def associate_callback(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        user = visit.user
+        install = self._installed(visit, user)
+        visit.take_flow(request.query.get("state"), "crm")
+        existing = self.s.accounts.member_of(user.tenant_id, user.object_id)
+        if existing is not None:
+            return visit.answer(
+                message(request, "associate.taken.title", "associate.already.body", status=409, email=existing.crm_email)
+            )
+        if "error" in request.query or not request.query.get("code"):
+            reason = request.query.get("error", "no authorisation code")
+            return visit.answer(message(request, "associate.failed.title", "associate.failed.body", status=400, reason=f"{reason}."))
+        try:
+            tokens = self.s.crm_oauth.redeem_code(
+                request.query["code"], f"{self.base}/api/accounts/associate/callback", request.query.get("accounts-server")
+            )
+            api = CrmApi(tokens.api_domain, tokens.access_token, self.s.http)
+            crm_user, crm_org = api.current_user(), api.org()
+            member = self.install.associate(
+                user, install, tokens, crm_user, crm_org, request.query.get("location") or "us"
+            )
+        except AlreadyLinkedElsewhere as taken:
+            return visit.answer(message(request, "associate.taken.title", "associate.taken.body", status=409, email=taken.crm_email))
+        except CrmError as error:
+            log.warning("associate refused: %s", error)
+            return visit.answer(message(request, "associate.failed.title", "associate.failed.body", status=400, reason=f"{error.message}."))
+        return visit.answer(self._go_in(member))
+
+    # -- sign-out -----------------------------------------------------------------------
+
+    def sign_out(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        visit.require_form(self.base)
+        self.s.sessions.end(visit.session)
+        response = message(request, "signedout.title", "signedout.body", status=200)
+        response.cookies.append(self.s.sessions.clear_cookie())
+        return response
+
+    # -- shared steps ----------------------------------------------------------------------
+
+    def _installed(self, visit: Visit, user: SignedInUser) -> TenantInstall:
+        install = self.s.accounts.install_of(user.tenant_id)
+        if install is None:
+            raise Refusal(
+                message(visit.request, "install.admin_required.title", "install.admin_required.body", status=403,
+                        tenant=user.email.partition("@")[2] or user.tenant_id)
+            )
+        return install
+
+    def _go_in(self, member: MemberIdentity) -> WebResponse:
+        """Into the CRM (R1.5): a single-use sign-in link to the member's CRM home."""
+        return WebResponse.redirect(self.s.crm_directory.signin_link(member.user_id))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,125 @@
+"""The composition root: builds clients and repositories from Settings, once per process
+(warm Function instances reuse them). Only ``functions/`` and tests import this."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+import requests
+
+from shared.accounts.models import AuditEvent, CrmAccountRef, MemberIdentity, TenantInstall
+from shared.accounts.repository import AccountsRepository
+from shared.config import Settings, SettingsError, get_settings
+from shared.crm.directory import CrmDirectory
+from shared.crm.oauth import ZohoOAuth
+from shared.graph.client import GraphClient
+from shared.identity.entra import EntraApp
+from shared.identity.id_token import IdTokenVerifier
+from shared.identity.sessions import SessionRow, SessionStore
+from shared.identity.token_cipher import TokenCipher
+from shared.storage import StorageAccount, TableEntity, TableRepository
+from shared.transport.session import outbound_session
+
+
+def _required(value: str | None, name: str) -> str:
+    if not value:
+        raise SettingsError(f"invalid configuration: {name}: is required for this feature")
+    return value
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+
+    @cached_property
+    def http(self) -> requests.Session:
+        return outbound_session(self.settings)
+
+    @cached_property
+    def storage(self) -> StorageAccount:
+        return StorageAccount.from_settings(self.settings)
+
+    @cached_property
+    def _tables(self):  # type: ignore[no-untyped-def]
+        return self.storage.table_service()
+
+    def table(self, name: str, model: type[TableEntity]) -> TableRepository:  # type: ignore[type-arg]
+        repository = TableRepository(self._tables, f"{self.settings.table_prefix}{name}", model)
+        repository.ensure_table()
+        return repository
+
+    @cached_property
+    def sessions(self) -> SessionStore:
+        return SessionStore(
+            self.table("sessions", SessionRow),
+            _required(self.settings.session_secret, "SESSION_SECRET"),
+            secure_cookies=self.settings.secure_cookies,
+        )
+
+    @cached_property
+    def accounts(self) -> AccountsRepository:
+        return AccountsRepository(
+            self.table("installs", TenantInstall),
+            self.table("members", MemberIdentity),
+            self.table("crmlinks", CrmAccountRef),
+            self.table("audit", AuditEvent),
+        )
+
+    @cached_property
+    def cipher(self) -> TokenCipher:
+        return TokenCipher(_required(self.settings.token_encryption_key, "TOKEN_ENCRYPTION_KEY"))
+
+    @cached_property
+    def entra(self) -> EntraApp:
+        s = self.settings
+        return EntraApp(
+            s.entra_authority_host,
+            _required(s.entra_client_id, "ENTRA_CLIENT_ID"),
+            _required(s.entra_client_secret, "ENTRA_CLIENT_SECRET"),
+            self.http,
+        )
+
+    @cached_property
+    def id_tokens(self) -> IdTokenVerifier:
+        return IdTokenVerifier(self.settings.entra_authority_host, self.entra.client_id, self.http)
+
+    def graph(self, tenant_id: str) -> GraphClient:
+        return GraphClient(self.settings.graph_base_url, lambda: self.entra.app_token(tenant_id), self.http)
+
+    @cached_property
+    def crm_directory(self) -> CrmDirectory:
+        s = self.settings
+        return CrmDirectory(
+            s.crm_provisioning_url,
+            _required(s.crm_client_id, "CRM_CLIENT_ID"),
+            _required(s.crm_client_secret, "CRM_CLIENT_SECRET"),
+            self.http,
+        )
+
+    @cached_property
+    def crm_oauth(self) -> ZohoOAuth:
+        s = self.settings
+        return ZohoOAuth(
+            s.crm_accounts_url,
+            _required(s.crm_client_id, "CRM_CLIENT_ID"),
+            _required(s.crm_client_secret, "CRM_CLIENT_SECRET"),
+            self.http,
+            allowed_accounts_servers=s.allowed_crm_accounts_servers,
+            allowed_api_domains=s.allowed_crm_api_domains,
+        )
+
+
+_services: Services | None = None
+_services_lock = threading.Lock()
+
+
+def get_services() -> Services:
+    """The process-wide services, rebuilt when the settings object changes (tests)."""
+    global _services
+    settings = get_settings()
+    with _services_lock:
+        if _services is None or _services.settings is not settings:
+            _services = Services(settings)
+        return _services
