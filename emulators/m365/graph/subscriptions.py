@@ -227,12 +227,10 @@ def create_subscription():
     payload = json_body()
     claims = g.claims
     resource = str(payload.get("resource") or "").strip().lstrip("/")
-    for pattern, kind, scope in RESOURCE_PATTERNS:
-        match = pattern.match(resource)
-        if match:
-            break
-    else:
+    found = next(((p.match(resource), k, s) for p, k, s in RESOURCE_PATTERNS if p.match(resource)), None)
+    if found is None:
         raise GraphError(400, "InvalidRequest", f"Resource '{resource}' is not supported for change notifications.")
+    match, kind, scope = found
     change_types = [c.strip() for c in str(payload.get("changeType") or "").split(",") if c.strip()]
     if not change_types or set(change_types) - {"created", "updated", "deleted"}:
         raise GraphError(400, "InvalidRequest", "changeType must be one or more of created, updated, deleted.")

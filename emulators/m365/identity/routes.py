@@ -353,7 +353,6 @@ def _client_credentials_from_request() -> tuple[str | None, str | None]:
 @blueprint.post("/<segment>/oauth2/v2.0/token")
 def token(segment: str):
     store = emulator().store
-    key = emulator().signing_key
     form = request.form
     tenant, problem = _resolve_segment(segment)
     if problem:

@@ -35,7 +35,7 @@ def split_scopes(scope: str) -> tuple[str | None, list[str], list[str]]:
         if item in OIDC_SCOPES:
             oidc.append(item)
             continue
-        if item.startswith(GRAPH_RESOURCE + "/") or item.startswith(GRAPH_APP_ID + "/"):
+        if item.startswith((GRAPH_RESOURCE + "/", GRAPH_APP_ID + "/")):
             resource = GRAPH_RESOURCE if item.startswith(GRAPH_RESOURCE) else GRAPH_APP_ID
             perms.append(item.rsplit("/", 1)[1])
         elif "/" not in item:
