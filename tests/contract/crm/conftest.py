@@ -109,7 +109,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10) -> Any:
 class Receiver:
     """A notify_url / redirect_uri endpoint on an ephemeral port that records what arrives."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail_first: int = 0, delay: float = 0) -> None:
+        self.fail_first = fail_first  # answer 500 to this many requests first
+        self.delay = delay
         self.received: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.server = make_server("127.0.0.1", 0, self._app, threaded=True)
@@ -120,7 +122,11 @@ class Receiver:
     @Request.application
     def _app(self, request: Request) -> Response:
         body = request.get_data(as_text=True)
+        time.sleep(self.delay)
         with self.lock:
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                return Response("try again", 500)
             self.received.append({"path": request.path, "args": dict(request.args), "method": request.method,
                                   "json": json.loads(body) if body and request.is_json else None})
         return Response("ok", 200)
@@ -144,9 +150,19 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
+def make_receiver() -> Iterator[Callable[..., Receiver]]:
+    made: list[Receiver] = []
+
+    def make(**kw: Any) -> Receiver:
+        made.append(Receiver(**kw))
+        return made[-1]
     try:
-        yield r
+        yield make
     finally:
-        r.stop()
+        for r in made:
+            r.stop()
+
+
+@pytest.fixture
+def receiver(make_receiver: Callable[..., Receiver]) -> Receiver:
+    return make_receiver()

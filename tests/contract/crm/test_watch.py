@@ -136,3 +136,19 @@ def test_expired_channels_stop(crm, fabrice: Api, api_for, receiver) -> None:
     # Delivery is asynchronous: the deliveries log shows nothing else was even attempted.
     deliveries = control(crm, "/deliveries", method="GET")["deliveries"]
     assert len(deliveries) == 1 and len(of(receiver.callbacks(), "insert")) == 1
+
+
+def test_delivery_is_retried_and_never_blocks_the_api_call(crm, fabrice: Api, make_receiver) -> None:
+    import time
+    flaky = make_receiver(fail_first=1)
+    enable(fabrice, flaky.url)
+    fabrice.post("/Contacts", json={"data": [{"Last_Name": "Retried"}]})
+    assert of(flaky.wait_for(lambda cs: of(cs, "insert")), "insert")[0]["operation"] == "insert"
+    delivery = wait_until(lambda: control(crm, "/deliveries", method="GET")["deliveries"])[0]
+    assert delivery["status"] == 200 and delivery["attempts"] == 2
+    slow = make_receiver(delay=2)
+    enable(fabrice, slow.url, channel_id=2)
+    started = time.monotonic()
+    assert fabrice.post("/Contacts", json={"data": [{"Last_Name": "Slow receiver"}]}).status_code == 201
+    assert time.monotonic() - started < 1
+    slow.wait_for(lambda cs: of(cs, "insert"))
