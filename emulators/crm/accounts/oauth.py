@@ -81,7 +81,7 @@ def consent() -> Response:
         query = {"error": "access_denied"}
         if request.form.get("state"):
             query["state"] = request.form["state"]
-        return redirect(f"{request.form['redirect_uri']}?{urlencode(query)}", 302)
+        return redirect(_with_query(request.form["redirect_uri"], query), 302)
     scopes = [s.strip() for s in request.form["scope"].split(",") if s.strip()]
     return _grant(client, account, scopes, request.form)
 
@@ -100,7 +100,11 @@ def _grant(client: dict[str, Any], account: dict[str, Any], scopes: list[str], a
         query["state"] = args["state"]
     query.update({"code": code, "location": account["dc"],
                   "accounts-server": datacentres.accounts_url(_base(), account["dc"])})
-    return redirect(f"{args['redirect_uri']}?{urlencode(query)}", 302)
+    return redirect(_with_query(args["redirect_uri"], query), 302)
+
+
+def _with_query(uri: str, query: dict[str, str]) -> str:
+    return f"{uri}{'&' if '?' in uri else '?'}{urlencode(query)}"
 
 
 def _param(name: str) -> str:

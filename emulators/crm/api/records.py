@@ -10,7 +10,7 @@ from .. import records
 from ..errors import CrmError, required_param
 from ..runtime import current
 from ..store import new_secret, parse_time
-from .access import Caller, api_call
+from .access import Caller, api_call, scope_allows
 from .common import batch_response, bind_dc, if_modified_since, int_arg, json_body, no_content, require_items
 
 bp = Blueprint("crm_records", __name__)
@@ -212,15 +212,10 @@ def upsert_records(module: str) -> Any:
     count = len(items) if items else 1
     # Upsert may create or update, so it needs both rights.
     with api_call(("modules", spec["scope"]), "CREATE", records.write_credits(count), heavy=count > 10) as caller:
-        if not _allows_update(caller):
+        if not scope_allows(caller.scopes, ("modules", spec["scope"]), "UPDATE"):
             raise CrmError(401, "OAUTH_SCOPE_MISMATCH", "Unauthorized")
         items = require_items(body, items, "data", MAX_WRITE)
         return run(current(), caller, body, items)
-
-
-def _allows_update(caller: Caller) -> bool:
-    from .access import scope_allows
-    return any(scope_allows(caller.scopes, ("modules", s), "UPDATE") for s in ("contacts", "events"))
 
 
 @bp.delete("/<module>")

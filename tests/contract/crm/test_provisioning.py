@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 import requests
 
 from .conftest import CLIENT_ID, FABRICE, RITA, SAM, Api, control
@@ -105,3 +106,13 @@ def test_a_person_in_two_orgs(crm, provisioning, api_for) -> None:
     fabrikam = api.get("/org", headers={"X-CRM-ORG": found["org_id"]}).json()["org"][0]
     assert fabrikam["company_name"] == "Fabrikam Sales"
     assert api_for(FABRICE).get("/org").json()["org"][0]["company_name"] == "Fabrikam Sales"
+
+
+@pytest.mark.browser
+def test_signin_link_in_a_browser_shows_the_crm_home(crm, provisioning, page) -> None:
+    user_id = provisioning.get(f"{crm.provisioning_url}/accounts", params={"email": SAM}).json()["account"]["user_id"]
+    link = provisioning.post(f"{crm.provisioning_url}/users/{user_id}/signin-link").json()
+    page.goto(link["url"])
+    assert page.url == f"{crm.base_url}/eu/crm/home"
+    assert page.get_by_role("heading", name="Welcome, Sam Carter").is_visible()
+    assert page.get_by_test_id("crm-org").get_by_role("heading").inner_text() == "Sam Carter Consulting"

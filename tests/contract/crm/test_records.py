@@ -288,3 +288,14 @@ def test_heavy_writes_share_a_sub_concurrency_of_ten(crm, fabrice: Api) -> None:
         t.join()
     # Enterprise allows 20 concurrent calls, but only 10 heavy ones (more than ten records).
     assert sorted(statuses).count(201) == 10 and statuses.count(429) == 2
+
+
+def test_upsert_needs_create_and_update_scopes(api_for) -> None:
+    creator = api_for(FABRICE, scopes=["ZohoCRM.modules.contacts.CREATE", "ZohoCRM.modules.contacts.READ"])
+    assert creator.post("/Contacts", json={"data": [contact(1)]}).status_code == 201
+    r = creator.post("/Contacts/upsert", json={"data": [contact(1)]})
+    assert r.status_code == 401 and r.json()["code"] == "OAUTH_SCOPE_MISMATCH"
+    assert creator.put("/Contacts", json={"data": [{"id": "1"}]}).json()["code"] == "OAUTH_SCOPE_MISMATCH"
+    writer = api_for(FABRICE, scopes=["ZohoCRM.modules.WRITE"])
+    assert writer.post("/Contacts/upsert", json={"data": [contact(1)]}).status_code == 200
+    assert writer.delete("/Contacts", params={"ids": "1"}).json()["code"] == "OAUTH_SCOPE_MISMATCH"
