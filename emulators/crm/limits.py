@@ -33,6 +33,9 @@ class Limits:
         self.clock = clock
         self.lock = threading.Lock()
         self.random = random.Random()
+        # Calls in flight survive a counters reset: they still hold their slots.
+        self.active: dict[tuple[str, str], int] = {}
+        self.heavy: dict[tuple[str, str], int] = {}
         self.reset_faults()
         self.reset_counters()
 
@@ -68,8 +71,6 @@ class Limits:
     def reset_counters(self) -> None:
         with self.lock:
             self.counters: dict[str, dict[str, int]] = {}
-            self.active: dict[tuple[str, str], int] = {}
-            self.heavy: dict[tuple[str, str], int] = {}
             self.spent: dict[str, deque[tuple[float, int]]] = {}
 
     def counters_json(self) -> dict[str, Any]:
@@ -119,7 +120,7 @@ class Limits:
             self.active[key] -= 1
             if heavy:
                 self.heavy[key] -= 1
-            counter = self.counters[org_id]
+            counter = self.counters.setdefault(org_id, _empty_counter())
             counter["concurrent"] = sum(n for (o, _), n in self.active.items() if o == org_id)
 
     def inject(self, org_id: str) -> None:

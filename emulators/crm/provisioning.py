@@ -171,6 +171,7 @@ def add_user(org_id: str) -> Any:
         user = directory.add_user(store, org_id, body["email"], body.get("first_name") or "", body["last_name"],
                                   body["profile"], body.get("role"), confirmed=bool(body.get("confirmed", True)),
                                   password=body.get("password"))
+        user["microsoft"] = bool(body.get("microsoft", False))
         return jsonify({"member": member_json(store, user)}), 201
 
 

@@ -116,6 +116,10 @@ def _list(caller: Caller, module: str) -> Any:
                                 "page": page, "sort_order": sort_order, "email": False, "more_records": more,
                                 "previous_page_token": None, "next_page_token": None, "page_token_expiry": None}
         if more:
+            if len(store.page_tokens) > 10_000:
+                now = store.now()
+                for stale in [k for k, t in store.page_tokens.items() if t["expires"] <= now]:
+                    del store.page_tokens[stale]
             token_value = new_secret(24)
             expires = store.now() + TOKEN_LIFETIME
             store.page_tokens[token_value] = {"user_id": caller.user["id"], "binding": binding,

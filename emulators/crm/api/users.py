@@ -11,7 +11,7 @@ from ..directory import MANAGE_USERS, DirectoryError
 from ..errors import CrmError, error_item, no_permission
 from ..runtime import current
 from .access import Caller, api_call
-from .common import bind_dc, int_arg, json_body, no_content, require_items
+from .common import bind_dc, if_modified_since, int_arg, json_body, no_content, require_items
 
 bp = Blueprint("crm_users", __name__)
 bp.url_value_preprocessor(bind_dc)
@@ -52,11 +52,16 @@ def list_users() -> Any:
         ids = [i for i in (request.args.get("ids") or "").split(",") if i]
         if len(ids) > 100:
             raise CrmError(400, "LIMIT_EXCEEDED", "the ids limit exceeded", {"limit": 100, "param_name": "ids"})
+        since = if_modified_since()
         store = current().store
         with store.lock:
             users = [u for u in store.org_users(caller.org["id"]) if _matches(store, u, kind, caller)]
             if ids:
                 users = [u for u in users if u["id"] in ids]
+            if since is not None:
+                users = [u for u in users if int(u["modified_time"]) > since]
+                if not users:
+                    return no_content(304)
             users.sort(key=lambda u: int(u["id"]))
             chunk = users[(page - 1) * per_page: page * per_page]
             if not chunk:

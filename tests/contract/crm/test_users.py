@@ -127,3 +127,13 @@ def test_org_license_details(api_for, email: str, paid: bool, paid_type: str) ->
     org = r.json()["org"][0]
     assert org["license_details"]["paid"] is paid and org["license_details"]["paid_type"] == paid_type
     assert org["primary_email"] == email
+
+
+def test_users_if_modified_since(crm, api_for) -> None:
+    sam = api_for(SAM)
+    stamp = max(u["Modified_Time"] for u in sam.get("/users").json()["users"])
+    assert sam.get("/users", headers={"If-Modified-Since": stamp}).status_code == 304
+    control(crm, "/clock", {"advance_seconds": 5})
+    sam.post("/users", json=new_user("later@samconsulting.example"))
+    r = sam.get("/users", headers={"If-Modified-Since": stamp})
+    assert [u["email"] for u in r.json()["users"]] == ["later@samconsulting.example"]
