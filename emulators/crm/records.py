@@ -33,6 +33,7 @@ MODULES: dict[str, dict[str, Any]] = {
         "display": "Full_Name",
         "duplicate_check": ["Email"],
         "scope": "contacts",
+        "module_id": "5725767000000002179",
     },
     "Events": {
         "mandatory": ["Event_Title", "Start_DateTime", "End_DateTime"],
@@ -49,6 +50,7 @@ MODULES: dict[str, dict[str, Any]] = {
         "display": "Event_Title",
         "duplicate_check": [],
         "scope": "events",
+        "module_id": "5725767000000002185",
     },
 }
 # System fields a write cannot set; the CRM ignores them in the payload.
@@ -217,7 +219,7 @@ def duplicate_error(store: Store, org_id: str, module: str, name: str, rec: dict
     owner = store.users.get(rec["Owner"]) or {}
     return error_item("DUPLICATE_DATA", "duplicate data", {
         "api_name": name, "json_path": f"$.data[{index}].{name}", "more_records": False,
-        "duplicate_record": {"id": rec["id"], "module": {"api_name": module, "id": str(10 + list(MODULES).index(module))},
+        "duplicate_record": {"id": rec["id"], "module": {"api_name": module, "id": MODULES[module]["module_id"]},
                              "Owner": {"name": directory.full_name(owner) if owner else "", "id": rec["Owner"],
                                        "zuid": owner.get("zuid")}}})
 

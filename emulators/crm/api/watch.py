@@ -23,7 +23,6 @@ MAX_URL = 255
 WEEK = 7 * 86400
 DEFAULT_EXPIRY = 3600
 OPERATIONS = ("create", "edit", "delete", "all")
-MODULE_IDS = {"Contacts": "5725767000000002179", "Events": "5725767000000002185"}
 
 
 def _path(index: int, name: str) -> dict[str, str]:
@@ -75,7 +74,7 @@ def _events_details(caller: Caller, channel: dict[str, Any]) -> list[dict[str, A
     modules = list(dict.fromkeys(e.split(".")[0] for e in channel["events"]))
     return [{"channel_expiry": store.org_time(caller.org["id"], channel["expiry"]),
              "resource_uri": f"{datacentres.api_url(current().base_url, caller.org['dc'])}/crm/v8/{m}",
-             "resource_id": MODULE_IDS[m], "resource_name": m, "channel_id": str(channel["channel_id"]),
+             "resource_id": records.MODULES[m]["module_id"], "resource_name": m, "channel_id": str(channel["channel_id"]),
              "notification_condition": channel.get("notification_condition") or []} for m in modules]
 
 
