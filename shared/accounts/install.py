@@ -18,8 +18,6 @@ from shared.accounts.models import MemberIdentity, TenantInstall
 from shared.accounts.repository import AccountsRepository
 from shared.crm.directory import CrmDirectory, CrmMember
 from shared.crm.oauth import CrmTokens
-from shared.graph.client import GraphClient
-from shared.graph.errors import GraphError
 from shared.identity.sessions import SignedInUser
 from shared.identity.token_cipher import TokenCipher
 
@@ -44,13 +42,11 @@ class InstallService:
         accounts: AccountsRepository,
         directory: CrmDirectory,
         cipher: TokenCipher,
-        graph_for: Callable[[str], GraphClient],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._accounts = accounts
         self._directory = directory
         self._cipher = cipher
-        self._graph_for = graph_for
         self._now = clock
 
     def record_install(self, user: SignedInUser, granted_scope: str) -> TenantInstall:
@@ -163,9 +159,7 @@ class InstallService:
     def _is_installer(user: SignedInUser, install: TenantInstall) -> bool:
         return user.object_id == install.installed_by_object_id
 
-    def _org_name(self, user: SignedInUser) -> str:
-        try:
-            name = self._graph_for(user.tenant_id).organization().get("displayName")
-        except GraphError:
-            name = None
-        return str(name or user.email.partition("@")[2] or "My organisation")
+    @staticmethod
+    def _org_name(user: SignedInUser) -> str:
+        """The new org is named after the Office 365 organisation (R1.4)."""
+        return user.tenant_name or user.email.partition("@")[2] or "My organisation"

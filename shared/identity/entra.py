@@ -4,6 +4,7 @@ the admin consent URL, and app-only tokens for Graph per tenant."""
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import Any
 from urllib.parse import urlencode
 
@@ -50,11 +51,15 @@ class EntraApp:
     def start_sign_in(self, redirect_uri: str, *, login_hint: str | None = None) -> dict[str, Any]:
         """Begin the auth code flow; the returned flow (with its PKCE verifier) is a secret
         to keep server-side until the callback."""
-        return dict(
-            self._app("organizations").initiate_auth_code_flow(
+        # response_mode=query, not form_post: the callback must carry our SameSite=Lax session
+        # cookie, which browsers do not send on a cross-site POST. MSAL warns about it; the
+        # code is still bound to the PKCE verifier and the single-use state.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended")
+            flow = self._app("organizations").initiate_auth_code_flow(
                 SIGN_IN_SCOPES, redirect_uri=redirect_uri, login_hint=login_hint, response_mode="query"
             )
-        )
+        return dict(flow)
 
     def finish_sign_in(self, flow: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         """Redeem the code; return MSAL's result (``id_token``, ``id_token_claims`` ...)."""

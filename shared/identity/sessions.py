@@ -28,6 +28,7 @@ class SignedInUser(BaseModel):
     object_id: str
     email: str
     name: str
+    tenant_name: str = ""
     is_tenant_admin: bool = False
 
 

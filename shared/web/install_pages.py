@@ -14,6 +14,8 @@ from shared.accounts.models import MemberIdentity, TenantInstall
 from shared.accounts.repository import AlreadyLinkedElsewhere
 from shared.crm.api import CrmApi
 from shared.crm.errors import CrmError
+from shared.graph.client import GraphClient
+from shared.graph.errors import GraphError
 from shared.identity.entra import GRAPH_DEFAULT_SCOPE, SignInFailed
 from shared.identity.id_token import InvalidIdToken
 from shared.identity.sessions import PendingFlow, SignedInUser
@@ -29,9 +31,7 @@ class InstallPages:
     def __init__(self, services: Services) -> None:
         self.s = services
         self.base = services.settings.public_base_url
-        self.install = InstallService(
-            services.accounts, services.crm_directory, services.cipher, services.graph
-        )
+        self.install = InstallService(services.accounts, services.crm_directory, services.cipher)
 
     # -- app launcher entry and Microsoft sign-in ------------------------------------------
 
@@ -55,11 +55,21 @@ class InstallPages:
             object_id=claims.object_id,
             email=claims.email,
             name=claims.name,
+            tenant_name=self._tenant_name(str(result.get("access_token", ""))),
             is_tenant_admin=claims.is_consent_admin,
         )
         visit.session.user = user
         visit.save()
         return visit.answer(self._route(visit, user))
+
+    def _tenant_name(self, delegated_token: str) -> str:
+        """The organisation's display name, readable with the person's own User.Read token."""
+        graph = GraphClient(self.s.settings.graph_base_url, lambda: delegated_token, self.s.http)
+        try:
+            return str(graph.organization().get("displayName") or "")
+        except GraphError as error:
+            log.info("organisation name not readable: %s", error)
+            return ""
 
     def _route(self, visit: Visit, user: SignedInUser) -> WebResponse:
         """Where a signed-in person goes (R1.1, R1.5, R1.7)."""
@@ -68,7 +78,7 @@ class InstallPages:
             if not user.is_tenant_admin:
                 return message(
                     visit.request, "install.admin_required.title", "install.admin_required.body",
-                    status=403, tenant=user.email.partition("@")[2] or user.tenant_id,
+                    status=403, tenant=user.tenant_name or user.email.partition("@")[2] or user.tenant_id,
                 )
             state = secrets.token_urlsafe(24)
             visit.add_flow(state, PendingFlow(kind="admin_consent", started_at=_now(), data={"tenant": user.tenant_id}))
@@ -195,7 +205,7 @@ class InstallPages:
         if install is None:
             raise Refusal(
                 message(visit.request, "install.admin_required.title", "install.admin_required.body", status=403,
-                        tenant=user.email.partition("@")[2] or user.tenant_id)
+                        tenant=user.tenant_name or user.email.partition("@")[2] or user.tenant_id)
             )
         return install
 
