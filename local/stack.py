@@ -167,10 +167,15 @@ class Stack:
             )
             env.update(
                 CRM_ACCOUNTS_URL=f"{base}/us/accounts",
+                CRM_PROVISIONING_URL=f"{base}/provisioning/v1",
+                CRM_ACCOUNTS_SERVERS=",".join(f"{base}/{dc}/accounts" for dc in ("us", "eu")),
+                CRM_API_DOMAINS=",".join(f"{base}/{dc}/api" for dc in ("us", "eu")),
                 CRM_CLIENT_ID=CRM_CLIENT["client_id"],
                 CRM_CLIENT_SECRET=CRM_CLIENT["client_secret"],
             )
-            self.endpoints.update(crm_accounts=f"{base}/us/accounts", crm_api=f"{base}/us/api")
+            self.endpoints.update(
+                crm_accounts=f"{base}/us/accounts", crm_api=f"{base}/us/api", crm_provisioning=f"{base}/provisioning/v1"
+            )
             self.endpoints["emulator_control"]["crm"] = f"{base}/__emulator/"
         else:
             self.endpoints["missing"].append("crm")
