@@ -22,18 +22,31 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    """A headless Chromium (Debian's package) for browser tests."""
+def playwright_driver() -> Iterator[object]:
+    """The one Playwright driver of the session (its sync API allows one at a time)."""
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run `make test`, which installs Debian's chromium")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+def launch_chromium(driver: object, *extra_args: str) -> object:
+    """Debian's Chromium, headless, with the flags this closed network needs."""
+    return driver.chromium.launch(  # type: ignore[attr-defined]
+        executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args]
+    )
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver: object) -> Iterator[object]:
+    """A headless Chromium (Debian's package) for browser tests."""
+    instance = launch_chromium(playwright_driver)
+    try:
+        yield instance
+    finally:
+        instance.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture

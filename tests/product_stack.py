@@ -20,7 +20,7 @@ from emulators.m365.server import RunningM365
 from emulators.m365.server import start as start_m365
 from local.demo_world import APP_REGISTRATION, CRM_CLIENT
 from local.host import LocalHost
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import launch_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTOSO = "7c1e2b8a-3f4d-4e5a-9b6c-0d1e2f3a4b5c"
@@ -106,20 +106,15 @@ def product(product_stack: ProductStack, monkeypatch: pytest.MonkeyPatch) -> Pro
 
 
 @pytest.fixture(scope="module")
-def trusting_browser(product_stack: ProductStack) -> Iterator[Any]:
+def trusting_browser(product_stack: ProductStack, playwright_driver: Any) -> Iterator[Any]:
     """Chromium that trusts exactly the Microsoft 365 emulator's certificate."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={product_stack.m365.leaf_spki_sha256}"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    browser = launch_chromium(
+        playwright_driver, f"--ignore-certificate-errors-spki-list={product_stack.m365.leaf_spki_sha256}"
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 import requests
 
 from emulators.m365.server import RunningM365, start
+from tests.conftest import launch_chromium
 
 from .openapi_contract import Contract
 
@@ -17,9 +17,6 @@ FABRIKAM = "3d9a4c2e-8b7f-4a61-9e0d-5c4b3a291807"
 APP_ID = "5f0c8d2e-6a1b-4c3d-9e8f-7a6b5c4d3e2f"
 APP_SECRET = "demo-app-secret-change-me"
 GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="session")
@@ -82,19 +79,13 @@ def app_headers(http: requests.Session, m365: RunningM365) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def m365_browser(m365: RunningM365):
+def m365_browser(m365: RunningM365, playwright_driver):
     """Chromium that trusts exactly the emulator's leaf key (SPKI pin), not every certificate."""
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            *CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={m365.leaf_spki_sha256}"])
-        try:
-            yield browser
-        finally:
-            browser.close()
+    browser = launch_chromium(playwright_driver, f"--ignore-certificate-errors-spki-list={m365.leaf_spki_sha256}")
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 @pytest.fixture(scope="session")
