@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     crm_client_id: str | None = Field(default=None, validation_alias=AliasChoices("CRM_CLIENT_ID"))
     crm_client_secret: str | None = Field(default=None, validation_alias=AliasChoices("CRM_CLIENT_SECRET"))
 
+    # Invitations and join requests (SPEC R2.6).
+    link_lifetime_days: int = Field(default=7, ge=1, le=60, validation_alias=AliasChoices("LINK_LIFETIME_DAYS"))
+    crm_default_profile: str = Field(default="Standard", validation_alias=AliasChoices("CRM_DEFAULT_PROFILE"))
+
     # A CA bundle to trust for outbound HTTPS (the local emulators' CA). Empty: system store.
     outbound_ca_bundle: Path | None = Field(default=None, validation_alias=AliasChoices("OUTBOUND_CA_BUNDLE"))
 

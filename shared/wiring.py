@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from functools import cached_property
 
 import requests
 
+from shared.accounts.invitations import Invitation, InvitationService
+from shared.accounts.join_requests import JoinRequest, JoinRequestService
 from shared.accounts.models import AuditEvent, CrmAccountRef, MemberIdentity, TenantInstall
 from shared.accounts.repository import AccountsRepository
 from shared.config import Settings, SettingsError, get_settings
@@ -17,8 +20,10 @@ from shared.graph.client import GraphClient
 from shared.identity.entra import EntraApp
 from shared.identity.id_token import IdTokenVerifier
 from shared.identity.sessions import SessionRow, SessionStore
+from shared.identity.signed_links import LinkRow, SignedLinks
 from shared.identity.token_cipher import TokenCipher
-from shared.storage import StorageAccount, TableEntity, TableRepository
+from shared.mail.outbox import OUTBOX_QUEUE, MailSender, Outbox, OutboxMessage, SentMail
+from shared.storage import JobQueue, StorageAccount, TableEntity, TableRepository
 from shared.transport.session import outbound_session
 
 
@@ -65,6 +70,36 @@ class Services:
             self.table("members", MemberIdentity),
             self.table("crmlinks", CrmAccountRef),
             self.table("audit", AuditEvent),
+        )
+
+    @cached_property
+    def links(self) -> SignedLinks:
+        return SignedLinks(self.table("links", LinkRow))
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        return Outbox(JobQueue(self.storage.queue_service(), OUTBOX_QUEUE, OutboxMessage))
+
+    @cached_property
+    def mail_sender(self) -> MailSender:
+        return MailSender(self.graph, self.table("sentmail", SentMail))
+
+    @cached_property
+    def invitations(self) -> InvitationService:
+        s = self.settings
+        return InvitationService(
+            self.table("invitations", Invitation), self.links, self.accounts, self.crm_directory, self.outbox,
+            self.cipher, public_base_url=s.public_base_url, lifetime=timedelta(days=s.link_lifetime_days),
+            default_profile=s.crm_default_profile,
+        )
+
+    @cached_property
+    def join_requests(self) -> JoinRequestService:
+        s = self.settings
+        return JoinRequestService(
+            self.table("joinrequests", JoinRequest), self.links, self.accounts, self.crm_directory, self.outbox,
+            public_base_url=s.public_base_url, lifetime=timedelta(days=s.link_lifetime_days),
+            default_profile=s.crm_default_profile,
         )
 
     @cached_property

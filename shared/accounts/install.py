@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.accounts.invitations import InvitationService
 from shared.accounts.models import MemberIdentity, TenantInstall
 from shared.accounts.repository import AccountsRepository
 from shared.crm.directory import CrmDirectory, CrmMember
@@ -42,11 +43,13 @@ class InstallService:
         accounts: AccountsRepository,
         directory: CrmDirectory,
         cipher: TokenCipher,
+        invitations: InvitationService,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._accounts = accounts
         self._directory = directory
         self._cipher = cipher
+        self._invitations = invitations
         self._now = clock
 
     def record_install(self, user: SignedInUser, granted_scope: str) -> TenantInstall:
@@ -71,10 +74,11 @@ class InstallService:
         account = self._directory.find_account(user.email)
         if account is not None:
             return Entered(self._link(user, account, install, how="existing_account"))
-        if install.org_id and not self._is_installer(user, install):
-            return JoinRequired(install.org_name or "")
         if install.org_id:
-            # The installer's org exists but their account is gone: never create a second org.
+            invitation = self._invitations.pending_for(install.org_id, user.email)
+            if invitation is not None:  # R2.3: the launcher leads to the same acceptance
+                return Entered(self._invitations.accept_pending(user, invitation))
+            # Not approved yet (R1.7); and an installer whose account is gone never gets a second org.
             return JoinRequired(install.org_name or "")
         first, _, last = user.name.partition(" ")
         created, org, admin = self._directory.create_org(
@@ -89,7 +93,7 @@ class InstallService:
     def associate(
         self,
         user: SignedInUser,
-        install: TenantInstall,
+        install: TenantInstall | None,
         tokens: CrmTokens,
         crm_user: dict[str, Any],
         crm_org: dict[str, Any],
@@ -156,8 +160,8 @@ class InstallService:
         return linked
 
     @staticmethod
-    def _is_installer(user: SignedInUser, install: TenantInstall) -> bool:
-        return user.object_id == install.installed_by_object_id
+    def _is_installer(user: SignedInUser, install: TenantInstall | None) -> bool:
+        return install is not None and user.object_id == install.installed_by_object_id
 
     @staticmethod
     def _org_name(user: SignedInUser) -> str:

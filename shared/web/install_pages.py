@@ -5,6 +5,7 @@ a redirect; refusals change nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from shared.graph.errors import GraphError
 from shared.identity.entra import GRAPH_DEFAULT_SCOPE, SignInFailed
 from shared.identity.id_token import InvalidIdToken
 from shared.identity.sessions import PendingFlow, SignedInUser
+from shared.identity.signed_links import LinkRefused
 from shared.web.http import WebRequest, WebResponse
 from shared.web.pages import message, render
 from shared.web.visit import Refusal, Visit
@@ -31,7 +33,9 @@ class InstallPages:
     def __init__(self, services: Services) -> None:
         self.s = services
         self.base = services.settings.public_base_url
-        self.install = InstallService(services.accounts, services.crm_directory, services.cipher)
+        self.install = InstallService(
+            services.accounts, services.crm_directory, services.cipher, services.invitations
+        )
 
     # -- app launcher entry and Microsoft sign-in ------------------------------------------
 
@@ -59,7 +63,11 @@ class InstallPages:
             is_tenant_admin=claims.is_consent_admin,
         )
         visit.session.user = user
+        come_back = visit.session.after_sign_in
+        visit.session.after_sign_in = None
         visit.save()
+        if come_back and come_back.startswith("/api/") and "//" not in come_back:
+            return visit.answer(WebResponse.redirect(f"{self.base}{come_back}"))  # an invitation or approval link
         return visit.answer(self._route(visit, user))
 
     def _tenant_name(self, delegated_token: str) -> str:
@@ -145,6 +153,10 @@ class InstallPages:
         outcome = self.install.enter(user, install)
         if isinstance(outcome, Entered):
             return visit.answer(self._go_in(outcome.member))
+        pending = install.org_id and self.s.join_requests.pending_for(install.org_id, user)
+        if pending:
+            return visit.answer(message(request, "join.pending.title", "join.pending.body", status=200,
+                                        org=pending.org_name, when=pending.created_at.strftime("%Y-%m-%d")))
         return visit.answer(
             render(request, "join.html", org_name=outcome.org_name, csrf_token=visit.session.csrf_token, signed_in=True)
         )
@@ -153,17 +165,29 @@ class InstallPages:
 
     def associate_start(self, request: WebRequest) -> WebResponse:
         visit = Visit.open(self.s.sessions, request, start=False)
-        self._installed(visit, visit.user)
+        user = visit.user
+        invitation_token = request.query.get("invitation", "")
+        if invitation_token:  # R2.3: associate an existing CRM account instead of the invited one
+            try:
+                invitation = self.s.invitations.open(invitation_token)
+            except LinkRefused as refused:
+                return visit.answer(message(request, "link.title", f"link.{refused.problem.value}", status=410))
+            if invitation.email != user.email.lower():
+                return visit.answer(message(request, "invitation.not_for_you.title", "invitation.not_for_you.body",
+                                            status=403, invited=invitation.email, signed_in=user.email))
+        else:
+            self._installed(visit, user)
         state = secrets.token_urlsafe(24)
-        visit.add_flow(state, PendingFlow(kind="crm", started_at=_now(), data={}))
+        visit.add_flow(state, PendingFlow(kind="crm", started_at=_now(), data={"invitation": invitation_token}))
         url = self.s.crm_oauth.authorize_url(f"{self.base}/api/accounts/associate/callback", state)
         return visit.answer(WebResponse.redirect(url, status=302))
 
     def associate_callback(self, request: WebRequest) -> WebResponse:
         visit = Visit.open(self.s.sessions, request, start=False)
         user = visit.user
-        install = self._installed(visit, user)
-        visit.take_flow(request.query.get("state"), "crm")
+        flow = visit.take_flow(request.query.get("state"), "crm")
+        invitation_token = str(flow.data.get("invitation") or "")
+        install = self.s.accounts.install_of(user.tenant_id) if invitation_token else self._installed(visit, user)
         existing = self.s.accounts.member_of(user.tenant_id, user.object_id)
         if existing is not None:
             return visit.answer(
@@ -186,6 +210,10 @@ class InstallPages:
         except CrmError as error:
             log.warning("associate refused: %s", error)
             return visit.answer(message(request, "associate.failed.title", "associate.failed.body", status=400, reason=f"{error.message}."))
+        if invitation_token:
+            with contextlib.suppress(LinkRefused):  # revoked meanwhile: the association stands
+                invitation = self.s.invitations.open(invitation_token)
+                self.s.invitations.complete(invitation, user, invitation_token, how="associated")
         return visit.answer(self._go_in(member))
 
     # -- sign-out -----------------------------------------------------------------------

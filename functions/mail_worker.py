@@ -1,0 +1,22 @@
+"""Queue ``mail-outbox``: send one e-mail through Microsoft Graph (SPEC R2.1, R2.4).
+
+A failure raises, so the host retries it (visibilityTimeout) and, after maxDequeueCount
+attempts, moves it to ``mail-outbox-poison`` where operators see it."""
+
+import logging
+
+import azure.functions as func
+
+from shared.mail.outbox import OUTBOX_QUEUE, OutboxMessage
+from shared.storage import decode_message
+from shared.wiring import get_services
+
+bp = func.Blueprint()
+log = logging.getLogger("functions.mail")
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=OUTBOX_QUEUE, connection="AzureWebJobsStorage")
+def mail_sender(msg: func.QueueMessage) -> None:
+    message = decode_message(msg.get_body(), OutboxMessage)
+    sent = get_services().mail_sender.deliver(message)
+    log.info("mail %s to %s: %s", message.message_id, message.to_email, "sent" if sent else "already sent")

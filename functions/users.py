@@ -1,0 +1,75 @@
+"""Bringing Office 365 users in (SPEC R2): Users page, Add User window, New User,
+invitation links, Request to Join, approval links."""
+
+import azure.functions as func
+
+from functions.http_edge import serve
+from shared.web.users_pages import UsersPages
+from shared.wiring import get_services
+
+bp = func.Blueprint()
+ANON = func.AuthLevel.ANONYMOUS
+
+
+def pages() -> UsersPages:
+    return UsersPages(get_services())
+
+
+@bp.route(route="settings/users", methods=["GET"], auth_level=ANON)
+def users_page(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: pages().users_page(r))
+
+
+@bp.route(route="settings/users/office365", methods=["GET"], auth_level=ANON)
+def add_user_window(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: pages().add_user_window(r))
+
+
+@bp.route(route="settings/users/office365", methods=["POST"], auth_level=ANON)
+def add_user_save(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: pages().add_user_save(r))
+
+
+@bp.route(route="settings/users/new", methods=["POST"], auth_level=ANON)
+def new_user(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: pages().new_user(r))
+
+
+@bp.route(route="settings/users/invitations/revoke", methods=["POST"], auth_level=ANON)
+def revoke_invitation(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: pages().revoke(r))
+
+
+@bp.route(route="settings/users/invitations/resend", methods=["POST"], auth_level=ANON)
+def resend_invitation(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: pages().resend(r))
+
+
+@bp.route(route="invitations/{token}", methods=["GET"], auth_level=ANON)
+def invitation(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: pages().invitation_page(r))
+
+
+@bp.route(route="invitations/{token}/accept", methods=["POST"], auth_level=ANON)
+def invitation_accept(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: pages().invitation_accept(r))
+
+
+@bp.route(route="join-requests", methods=["POST"], auth_level=ANON)
+def join_request(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: pages().join_request(r))
+
+
+@bp.route(route="join-requests/{token}", methods=["GET"], auth_level=ANON)
+def join_review(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: pages().join_review(r))
+
+
+@bp.route(route="join-requests/{token}/approve", methods=["POST"], auth_level=ANON)
+def join_approve(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: pages().join_decide(r, approve=True))
+
+
+@bp.route(route="join-requests/{token}/decline", methods=["POST"], auth_level=ANON)
+def join_decline(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: pages().join_decide(r, approve=False))

@@ -1,0 +1,226 @@
+"""One member's calls to the CRM API: their access token, the org's concurrency, throttling.
+
+Every call of the records, watch and permission clients goes through ``CrmSession.call``:
+
+- the access token comes from ``AccessTokens``; a 401 ``INVALID_TOKEN`` drops it, refreshes
+  once and repeats the call; any 401 after that is ``CrmAuthorizationLost``;
+- at most ``org_concurrency`` calls per org are in flight from this process (fewer when the
+  org's edition allows fewer), because the CRM counts concurrency per org and app and answers
+  429 beyond it. The slot is held only while a request is on the wire, never while backing off;
+- a 429 is retried with exponential back-off and jitter (Zoho sends no ``Retry-After``; one
+  is honoured if it ever does). Zoho answers 429 when it *refuses* a call (concurrency or
+  credits), before doing anything, so even a create is safe to repeat after a 429;
+- 5xx and network failures are retried only for calls that are safe to repeat. For a create
+  they raise ``CrmOutcomeUnknown``: the CRM may have applied it.
+
+``shared.transport.retry.send`` is not used for the sending itself: it treats 429 and 503
+alike (a create may not be repeated after a 503) and would hold the org slot while sleeping.
+Its ``retry_after_seconds`` reads ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from pydantic import BaseModel
+
+from shared.crm.errors import CrmError, CrmUnavailable
+from shared.crm.models import CrmMemberAccess
+from shared.crm.tokens import AccessToken, AccessTokens, CrmAuthorizationLost
+from shared.transport import retry
+
+# The CRM's concurrency per org and app, by edition (Zoho's published limits).
+EDITION_CONCURRENCY = {"free": 5, "standard": 10, "professional": 15, "enterprise": 20, "ultimate": 25}
+TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+
+
+class CrmOutcomeUnknown(CrmUnavailable):
+    """A call that must not be repeated blindly (a create) failed after it may have reached
+    the CRM: whether it was applied is unknown. Look for the records before creating again."""
+
+
+class CrmCallPolicy(BaseModel):
+    """How hard to push one org. Defaults suit several Function instances sharing an org:
+    the free edition allows 5 concurrent calls per org, so one process takes at most 4."""
+
+    org_concurrency: int = 4
+    max_attempts: int = 8  # per call, 429s and transient failures together
+    backoff_seconds: float = 0.5  # first wait; doubles per attempt, with jitter
+    max_backoff_seconds: float = 8.0
+    timeout_seconds: float = 30.0
+
+
+class OrgSlots:
+    """A bounded semaphore per CRM org, shared by every member of that org in this process."""
+
+    def __init__(self, policy: CrmCallPolicy) -> None:
+        self._policy = policy
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    def size_for(self, edition: str | None) -> int:
+        edition_limit = EDITION_CONCURRENCY.get((edition or "").lower(), self._policy.org_concurrency)
+        return max(1, min(self._policy.org_concurrency, edition_limit))
+
+    def of(self, org_id: str, edition: str | None) -> threading.BoundedSemaphore:
+        with self._lock:
+            slot = self._slots.get(org_id)
+            if slot is None:
+                slot = self._slots[org_id] = threading.BoundedSemaphore(self.size_for(edition))
+            return slot
+
+
+@dataclass(frozen=True)
+class CrmResponse:
+    status: int
+    body: dict[str, Any]  # {} for 204 and 304
+
+
+class CrmSession:
+    """Calls the CRM API v8 as one member. Thread-safe if ``http`` is used thread-safely
+    (requests' Session is, for plain requests with a shared connection pool)."""
+
+    def __init__(
+        self,
+        member: CrmMemberAccess,
+        tokens: AccessTokens,
+        http: requests.Session,
+        slots: OrgSlots,
+        policy: CrmCallPolicy,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.member = member
+        self._tokens = tokens
+        self._http = http
+        self._slot = slots.of(member.org_id, member.edition)
+        self._policy = policy
+        self._sleep = sleep
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        repeatable: bool,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        batch_key: str | None = None,
+    ) -> CrmResponse:
+        """Send ``method path`` (relative to ``{api_domain}/crm/v8``) and return the answer.
+
+        ``repeatable``: the call may be sent twice without harm (reads, updates, deletes,
+        channel set-up). ``batch_key``: for batch writes, a 400 whose body still lists
+        per-item results under this key (everything failed) is returned, not raised.
+        Raises ``CrmAuthorizationLost``, ``CrmUnavailable`` (throttled or unreachable after
+        retries), ``CrmOutcomeUnknown``, or ``CrmError`` for the CRM's other refusals.
+        """
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            token = self._tokens.get(self.member)
+            try:
+                response = self._send(token, method, path, params, json, headers)
+            except requests.RequestException as error:
+                if repeatable and attempt < self._policy.max_attempts:
+                    self._sleep(self._backoff(attempt, None))
+                    continue
+                error_class = CrmUnavailable if repeatable else CrmOutcomeUnknown
+                raise error_class(0, "UNREACHABLE", f"the CRM could not be reached ({type(error).__name__})") from error
+            body = _json_body(response)
+            status = response.status_code
+            code = str(body.get("code", "")) if isinstance(body, dict) else ""
+            if status == 401:
+                if code == "INVALID_TOKEN" and not refreshed:
+                    # Expired early, or revoked and re-granted: one fresh token, one more try.
+                    self._tokens.invalidate(self.member, token)
+                    refreshed = True
+                    attempt -= 1
+                    continue
+                raise CrmAuthorizationLost(401, code or "UNAUTHORIZED", _message(body, response))
+            if status == 429 or (status in TRANSIENT_STATUSES and repeatable):
+                if attempt < self._policy.max_attempts:
+                    self._sleep(self._backoff(attempt, response))
+                    continue
+                raise CrmUnavailable(status, code or "TOO_MANY_REQUESTS", _message(body, response))
+            if status in TRANSIENT_STATUSES:
+                raise CrmOutcomeUnknown(status, code or "INTERNAL_ERROR", _message(body, response))
+            if status >= 400:
+                if batch_key and isinstance(body.get(batch_key), list):
+                    return CrmResponse(status, body)
+                details = body.get("details")
+                raise CrmError(status, code or f"HTTP_{status}", _message(body, response),
+                               details if isinstance(details, dict) else None)
+            return CrmResponse(status, body)
+
+    def _send(
+        self,
+        token: AccessToken,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+    ) -> requests.Response:
+        all_headers = {
+            "Authorization": f"Zoho-oauthtoken {token.value}",
+            # A person in several orgs of one data centre: act in the member's org, always.
+            "X-CRM-ORG": self.member.org_id,
+            **(headers or {}),
+        }
+        url = f"{token.api_domain.rstrip('/')}/crm/v8{path}"
+        with self._slot:
+            return self._http.request(
+                method, url, params=params, json=json, headers=all_headers, timeout=self._policy.timeout_seconds
+            )
+
+    def _backoff(self, attempt: int, response: requests.Response | None) -> float:
+        if response is not None and response.headers.get("Retry-After"):
+            return retry.retry_after_seconds(response, attempt)
+        ceiling = min(self._policy.backoff_seconds * 2 ** (attempt - 1), self._policy.max_backoff_seconds)
+        # Jitter, so that calls throttled together do not come back together.
+        return ceiling * random.uniform(0.5, 1.0)
+
+
+class CrmSessions:
+    """Builds ``CrmSession``s that share one token cache, one set of org slots and one HTTP
+    session: one instance per process."""
+
+    def __init__(
+        self,
+        tokens: AccessTokens,
+        http: requests.Session,
+        policy: CrmCallPolicy | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.tokens = tokens
+        self.policy = policy or CrmCallPolicy()
+        self.slots = OrgSlots(self.policy)
+        self._http = http
+        self._sleep = sleep
+
+    def for_member(self, member: CrmMemberAccess) -> CrmSession:
+        return CrmSession(member, self.tokens, self._http, self.slots, self.policy, sleep=self._sleep)
+
+
+def _json_body(response: requests.Response) -> dict[str, Any]:
+    if not response.content:
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _message(body: dict[str, Any], response: requests.Response) -> str:
+    return str(body.get("message") or response.reason or "")

@@ -1,0 +1,126 @@
+"""Access tokens for acting as a CRM member, made from their refresh token.
+
+Zoho Accounts allows 10 access-token requests per refresh token per 10 minutes, and keeps at
+most 10 live access tokens per refresh token (an 11th kills the oldest). Refreshing per call
+would therefore break sync within minutes, and two workers refreshing side by side would kill
+each other's tokens. So this process keeps one access token per refresh token, reuses it until
+shortly before it expires, and lets concurrent first users wait for the one refresh in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.crm.errors import CrmError, CrmUnavailable
+from shared.crm.models import CrmMemberAccess
+from shared.crm.oauth import ZohoOAuth
+
+# Refresh this long before the CRM's expiry, so a token never dies in the middle of a walk.
+REFRESH_MARGIN_SECONDS = 300.0
+# Answers of the token endpoint meaning the refresh token itself is dead (revoked, the person
+# removed the app, the account was closed): retrying cannot help.
+DEAD_REFRESH_TOKEN_CODES = frozenset({"invalid_code", "invalid_token", "invalid_grant"})
+
+
+class CrmAuthorizationLost(CrmError):
+    """The CRM no longer accepts this member's authorisation (refresh token revoked, access
+    refused after a fresh token). Pause the member with this reason and ask them to reconnect;
+    retrying will not help."""
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    value: str
+    api_domain: str
+    expires_at: float  # on the source's clock (monotonic seconds)
+
+
+@dataclass
+class _Slot:
+    """One refresh token's state. Its lock is held during a refresh, so that concurrent
+    callers wait for that refresh rather than each spending one of the ten allowed."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    token: AccessToken | None = None
+    lost: CrmAuthorizationLost | None = None
+
+
+class AccessTokens:
+    """Per-member access tokens over ``ZohoOAuth.refresh``, cached and shared; thread-safe.
+
+    One instance per process (the composition root builds it once). ``get`` returns a token
+    valid for at least ``refresh_margin`` seconds more when it can; ``invalidate`` drops a
+    token the CRM refused (``INVALID_TOKEN``) so the next ``get`` refreshes once.
+    """
+
+    def __init__(
+        self,
+        oauth: ZohoOAuth,
+        *,
+        refresh_margin: float = REFRESH_MARGIN_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._oauth = oauth
+        self._margin = refresh_margin
+        self._clock = clock
+        self._slots: dict[str, _Slot] = {}
+        self._slots_lock = threading.Lock()
+        self.refreshes = 0  # how many token requests this source made (for tests and metrics)
+
+    def get(self, member: CrmMemberAccess) -> AccessToken:
+        slot = self._slot(member)
+        with slot.lock:
+            if slot.lost is not None:
+                raise slot.lost  # a dead refresh token stays dead: don't spend refreshes on it
+            now = self._clock()
+            if slot.token is not None and slot.token.expires_at - self._margin > now:
+                return slot.token
+            try:
+                slot.token = self._refresh(member, now)
+            except CrmAuthorizationLost as lost:
+                slot.token, slot.lost = None, lost
+                raise
+            except CrmUnavailable:
+                # Throttled or unreachable: a token still inside its margin is better than none.
+                if slot.token is not None and slot.token.expires_at > now + 30:
+                    return slot.token
+                raise
+            return slot.token
+
+    def invalidate(self, member: CrmMemberAccess, refused: AccessToken) -> None:
+        """Forget ``refused`` unless another caller already replaced it (so N callers that
+        saw the same refused token cause one refresh, not N)."""
+        slot = self._slot(member)
+        with slot.lock:
+            if slot.token == refused:
+                slot.token = None
+
+    def _slot(self, member: CrmMemberAccess) -> _Slot:
+        key = hashlib.sha256(
+            f"{member.accounts_server}\n{member.refresh_token.get_secret_value()}".encode()
+        ).hexdigest()
+        with self._slots_lock:
+            return self._slots.setdefault(key, _Slot())
+
+    def _refresh(self, member: CrmMemberAccess, now: float) -> AccessToken:
+        with self._slots_lock:
+            self.refreshes += 1
+        try:
+            tokens = self._oauth.refresh(member.refresh_token.get_secret_value(), member.accounts_server)
+        except CrmUnavailable:
+            raise
+        except CrmError as error:
+            if error.code in DEAD_REFRESH_TOKEN_CODES:
+                raise CrmAuthorizationLost(
+                    401, "REFRESH_TOKEN_REVOKED",
+                    f"the CRM no longer accepts this member's authorisation ({error.code}); they must reconnect",
+                ) from error
+            if error.status in (400, 429) and "access denied" in error.code.lower():
+                # Zoho's answer to more than 10 refreshes in 10 minutes: temporary.
+                raise CrmUnavailable(429, "TOKEN_REFRESH_LIMITED", "too many token refreshes; try later") from error
+            raise
+        return AccessToken(tokens.access_token, tokens.api_domain, now + tokens.expires_in)

@@ -1,0 +1,278 @@
+"""One mailbox's Graph transport for sync: every call paced by the mailbox's gate and budget.
+
+``GraphMailbox`` sends ``GraphRequest``s alone (``send``), as one ``$batch`` of up to 20
+(``send_batch``) or as any number of batches (``send_all``), retrying what throttling and
+transient failures let it retry:
+
+- 429: the whole mailbox pauses for ``Retry-After`` (the gate holds every request back), then
+  the throttled request, or only the throttled items of a 200 batch, are sent again;
+- 503 (and 502/504 for repeatable requests): exponential back-off, or ``Retry-After``;
+- a request that may have been applied (502/504/lost connection) is never sent twice unless
+  it is repeatable: it comes back as ``outcome_unknown`` (``OutcomeUnknown`` from ``send``);
+- waits are bounded by ``Pacing.max_wait_seconds``: past it, ``MailboxThrottled`` (or
+  responses marked ``gave_up`` from the batch calls) so the caller defers its queue message.
+
+Why not ``shared.transport.retry.send``: it cannot hold the mailbox gate per attempt (the
+slots must be free while we sleep), cannot see 429s inside a 200 ``$batch``, and bounds
+attempts rather than the total wait. It stays the right tool for one-off calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
+
+import requests
+
+from shared.graph.batch import (
+    MAX_BATCH_ITEMS,
+    GraphRequest,
+    GraphResponse,
+    batch_answers,
+    batch_groups,
+    batch_payload,
+)
+from shared.graph.gate import GateTimeout, MailboxGate, batch_weight, gate_for
+from shared.graph.pacing import NOT_APPLIED_STATUSES, TRANSIENT_STATUSES, Pacing, WaitBudget
+from shared.graph.sync_errors import MailboxThrottled, OutcomeUnknown
+
+IMMUTABLE_IDS = 'IdType="ImmutableId"'  # ids that survive moves inside the mailbox (outlook-immutable-id)
+
+
+class GraphMailbox:
+    """Graph calls for one user's mailbox with an app-only token of their tenant.
+
+    ``token`` returns a valid app-only token for the tenant (e.g.
+    ``lambda: entra.app_token(tenant_id)``; MSAL caches it). ``user`` is the user's object
+    id (preferred: it is what Graph throttles on and what the gate is keyed by) or UPN.
+    """
+
+    def __init__(
+        self,
+        graph_url: str,
+        user: str,
+        token: Callable[[], str],
+        session: requests.Session,
+        *,
+        tenant_id: str = "",
+        pacing: Pacing | None = None,
+        gate: MailboxGate | None = None,
+    ) -> None:
+        self.graph_url = graph_url.rstrip("/")
+        self.user = user
+        self.tenant_id = tenant_id
+        self.pacing = pacing or Pacing()
+        self.gate = gate or gate_for(f"{tenant_id}/{user}")
+        self._token = token
+        self._session = session
+
+    @property
+    def user_path(self) -> str:
+        """``/users/{user}``: the root of every mailbox URL."""
+        return f"/users/{quote(self.user, safe='@')}"
+
+    def owns_link(self, link: str) -> bool:
+        """A paging or delta link is followed only if it points at our Graph (the token goes with it)."""
+        return link.startswith(self.graph_url + "/")
+
+    # ---- one request -----------------------------------------------------------------------
+    def send(self, request: GraphRequest, *, gated: bool = True) -> GraphResponse:
+        """Send one request, retrying what may be retried; return the final answer.
+
+        Raises ``MailboxThrottled`` when the wait budget runs out and ``OutcomeUnknown`` when a
+        non-repeatable request failed ambiguously. ``gated=False`` is for calls that are not
+        Outlook mailbox calls (subscriptions).
+        """
+        budget = WaitBudget(self.pacing)
+        attempt = 0
+        while True:
+            attempt += 1
+            response = self._exchange(request, budget, gated)
+            transient = response.status in TRANSIENT_STATUSES or response.status == 0
+            if not transient:
+                return response
+            if not request.safe_to_repeat and response.status not in NOT_APPLIED_STATUSES:
+                raise OutcomeUnknown(response.status or 504, "OutcomeUnknown",
+                                     f"{request.method} {request.url} may or may not have been applied")
+            wait = response.retry_after if response.retry_after is not None else self.pacing.backoff(attempt)
+            if attempt >= self.pacing.max_attempts or not budget.can_wait(wait):
+                code, message = response.error().code, "still throttled or unavailable after our retries"
+                raise MailboxThrottled(response.status or 503, code, message, response.request_id, retry_after=wait)
+            self._wait(response.status, wait, gated)
+
+    def _exchange(self, request: GraphRequest, budget: WaitBudget, gated: bool) -> GraphResponse:
+        url = self._absolute(request.url)
+        headers = self._headers(request.headers)
+        hold = _GateHold(self.gate, 1, budget) if gated else contextlib.nullcontext()
+        try:
+            with hold:
+                http = self._session.request(request.method, url, json=request.body, headers=headers,
+                                             timeout=self.pacing.timeout_seconds)
+        except requests.ConnectTimeout:
+            return GraphResponse(status=503)  # never reached Graph: not applied
+        except (requests.ConnectionError, requests.Timeout):
+            return GraphResponse(status=0)  # sent, answer lost: the outcome is open
+        return _response(http)
+
+    def _absolute(self, url: str) -> str:
+        if url.startswith("/"):
+            return self.graph_url + url
+        if self.owns_link(url):
+            return url
+        raise ValueError(f"refusing to send the mailbox's token to {url!r}: not our Graph endpoint")
+
+    # ---- one batch -------------------------------------------------------------------------
+    def send_batch(self, requests_: Sequence[GraphRequest]) -> list[GraphResponse]:
+        """Send up to 20 requests as one ``$batch``; answers in input order.
+
+        Only the items that failed transiently are sent again (in a smaller batch, after the
+        longest ``Retry-After`` of them, as the throttling guidance says); an item that depends
+        on a retried one is retried with it. Items still failing when the budget runs out
+        come back with ``gave_up``.
+        """
+        if not requests_:
+            return []
+        if len(requests_) > MAX_BATCH_ITEMS:
+            raise ValueError(f"a batch holds at most {MAX_BATCH_ITEMS} requests, not {len(requests_)}")
+        budget = WaitBudget(self.pacing)
+        pending = list(range(len(requests_)))
+        results: dict[int, GraphResponse] = {}
+        attempt = 0
+        while pending:
+            attempt += 1
+            answers = self._post_batch(requests_, pending, budget)
+            retry: list[int] = []
+            for index in pending:
+                answer = answers[index]
+                if self._retryable(requests_[index], answer) or (
+                    answer.status == 424 and any(d in retry for d in requests_[index].depends_on)
+                ):
+                    retry.append(index)
+                    results[index] = answer
+                elif answer.status in TRANSIENT_STATUSES or answer.status == 0:
+                    results[index] = answer.model_copy(update={"outcome_unknown": True})
+                else:
+                    results[index] = answer
+            pending = retry
+            if not pending:
+                break
+            waits = [results[i].retry_after for i in pending if results[i].retry_after is not None]
+            wait = max(waits) if waits else self.pacing.backoff(attempt)
+            if attempt >= self.pacing.max_attempts or not budget.can_wait(wait):
+                for index in pending:
+                    results[index] = results[index].model_copy(update={"gave_up": True})
+                break
+            throttled = any(results[i].status == 429 for i in pending)
+            self._wait(429 if throttled else 503, wait, True)
+        return [results[i] for i in range(len(requests_))]
+
+    def _post_batch(self, requests_: Sequence[GraphRequest], ids: list[int], budget: WaitBudget) -> dict[int, GraphResponse]:
+        payload = batch_payload(requests_, ids)
+        sequential = any("dependsOn" in item for item in payload["requests"])
+        weight = batch_weight(len(ids), sequential)
+        headers = self._headers({})
+        try:
+            with _GateHold(self.gate, weight, budget):
+                http = self._session.post(f"{self.graph_url}/$batch", json=payload, headers=headers,
+                                          timeout=self.pacing.timeout_seconds * max(1, len(ids) // weight))
+        except MailboxThrottled as busy:  # the gate stayed busy: like a 429 for every item
+            return {i: GraphResponse(status=429, headers={"Retry-After": str(busy.retry_after)}) for i in ids}
+        except requests.ConnectTimeout:
+            return {i: GraphResponse(status=503) for i in ids}
+        except (requests.ConnectionError, requests.Timeout):
+            return {i: GraphResponse(status=0) for i in ids}
+        outer = _response(http)
+        if outer.status != 200:
+            # The batch as a whole failed (throttled, unavailable, malformed): every item shares its fate.
+            return {i: outer for i in ids}
+        answers = batch_answers(outer.body)
+        missing = GraphResponse(status=502, body={"error": {"code": "BatchItemMissing", "message": "no answer"}})
+        return {i: answers.get(i, missing) for i in ids}
+
+    @staticmethod
+    def _retryable(request: GraphRequest, answer: GraphResponse) -> bool:
+        if answer.status in NOT_APPLIED_STATUSES:
+            return True
+        return request.safe_to_repeat and (answer.status in TRANSIENT_STATUSES or answer.status == 0)
+
+    # ---- any number of requests ------------------------------------------------------------
+    def send_all(self, requests_: Sequence[GraphRequest]) -> list[GraphResponse]:
+        """Send any number of requests in batches of 20, as many at once as the gate lets
+        through; answers in input order.
+
+        When one batch gives up (budget spent), batches not yet started are not sent: their
+        answers are ``GraphResponse(status=0, gave_up=True)``.
+        """
+        groups = batch_groups(requests_)
+        results: list[GraphResponse | None] = [None] * len(requests_)
+        stop = threading.Event()
+
+        def run(group: list[int]) -> None:
+            if stop.is_set():
+                for index in group:
+                    results[index] = GraphResponse(status=0, gave_up=True)
+                return
+            position = {old: new for new, old in enumerate(group)}
+            local = [r.model_copy(update={"depends_on": tuple(position[d] for d in r.depends_on)})
+                     for r in (requests_[i] for i in group)]
+            for index, answer in zip(group, self.send_batch(local), strict=True):
+                results[index] = answer
+                if answer.gave_up:
+                    stop.set()
+
+        if len(groups) == 1:
+            run(groups[0])
+        else:
+            # More threads than the gate's slots would only queue at the gate.
+            with ThreadPoolExecutor(max_workers=min(len(groups), self.gate.capacity),
+                                    thread_name_prefix="graph-batch") as pool:
+                list(pool.map(run, groups))
+        return [r if r is not None else GraphResponse(status=0, gave_up=True) for r in results]
+
+    # ---- plumbing --------------------------------------------------------------------------
+    def _headers(self, extra: dict[str, str]) -> dict[str, str]:
+        headers = {k: v for k, v in extra.items() if k.lower() != "prefer"}
+        prefer = [v for k, v in extra.items() if k.lower() == "prefer"]
+        headers["Prefer"] = ", ".join([*prefer, IMMUTABLE_IDS])
+        headers["Authorization"] = f"Bearer {self._token()}"
+        headers["client-request-id"] = str(uuid.uuid4())
+        return headers
+
+    def _wait(self, status: int, seconds: float, gated: bool) -> None:
+        if status == 429 and gated:
+            self.gate.pause(seconds)  # the gate makes every request of this mailbox wait it out
+        else:
+            time.sleep(seconds)
+
+
+class _GateHold:
+    """Hold gate slots for one exchange; a gate that stays busy past the budget is throttling."""
+
+    def __init__(self, gate: MailboxGate, weight: int, budget: WaitBudget) -> None:
+        self.gate, self.weight, self.budget = gate, weight, budget
+
+    def __enter__(self) -> None:
+        try:
+            self.gate.acquire(self.weight, self.budget.deadline)
+        except GateTimeout:
+            wait = max(self.gate.pause_remaining(), 1.0)
+            raise MailboxThrottled(429, "MailboxBusy", "the mailbox stayed busy past the wait budget",
+                                   retry_after=wait) from None
+
+    def __exit__(self, *exc: object) -> None:
+        self.gate.release(self.weight)
+
+
+def _response(http: requests.Response) -> GraphResponse:
+    body = None
+    if http.content:
+        try:
+            body = http.json()
+        except ValueError:
+            body = http.text
+    return GraphResponse(status=http.status_code, headers=dict(http.headers), body=body)

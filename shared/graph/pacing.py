@@ -1,0 +1,75 @@
+"""How long one Graph call may wait (throttling, transient failures, a busy gate) before giving up.
+
+Graph asks clients to honour ``Retry-After`` on 429 and 503 and to back off exponentially
+when there is none (graph-notes §6). A queue worker must not sleep for minutes, so every
+call has a wait budget: once the next wait would overrun it, the call raises
+``MailboxThrottled`` with the wait Graph asked for, and the caller defers its queue message by
+that much (SPEC §5, "recovers from throttling").
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+# 429 and 503 say the request was not processed, so even a create may be sent again.
+NOT_APPLIED_STATUSES = {429, 503}
+# 502 and 504 (and a lost connection) leave the outcome open: only repeatable requests retry.
+TRANSIENT_STATUSES = {429, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """The retry policy of one call (a request, or a ``$batch`` with its item retries)."""
+
+    max_wait_seconds: float = 30.0  # total time a call may spend waiting, all waits together
+    max_attempts: int = 8
+    backoff_base_seconds: float = 0.5  # without Retry-After: 0.5, 1, 2, 4 ... seconds
+    backoff_cap_seconds: float = 8.0
+    timeout_seconds: float = 30.0  # per HTTP exchange
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential back-off with jitter, so retries of many workers do not arrive together."""
+        base = min(self.backoff_base_seconds * 2 ** max(0, attempt - 1), self.backoff_cap_seconds)
+        return base * (0.8 + 0.4 * random.random())
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """``Retry-After`` in seconds (delta seconds, fractional allowed, or an HTTP date); None if absent."""
+    if not headers:
+        return None
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+class WaitBudget:
+    """The waiting one call has left: gate waits and retry sleeps both spend it."""
+
+    def __init__(self, pacing: Pacing) -> None:
+        self.pacing = pacing
+        self.deadline = time.monotonic() + pacing.max_wait_seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def can_wait(self, seconds: float) -> bool:
+        return seconds <= self.remaining()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))

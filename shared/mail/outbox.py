@@ -1,0 +1,86 @@
+"""The outbox: e-mails are queued (``mail-outbox``) so pages answer fast and sending is
+retried by the host; the worker sends each through Graph ``sendMail`` from the given
+mailbox, at most once per message id as far as our records go."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+from shared.graph.client import GraphClient
+from shared.storage import JobQueue, TableEntity, TableRepository
+
+OUTBOX_QUEUE = "mail-outbox"
+
+
+class OutboxMessage(BaseModel):
+    """One e-mail to send (the queue message). ``message_id`` makes sending idempotent."""
+
+    version: int = 1
+    message_id: str = Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    tenant_id: str
+    sender: str  # the mailbox that sends: user id or userPrincipalName in that tenant
+    to_email: str
+    to_name: str = ""
+    subject: str = Field(max_length=255)
+    html: str
+    text: str
+
+
+class SentMail(TableEntity):
+    """A message Graph accepted (PartitionKey = tenant, RowKey = message id)."""
+
+    sent_at: datetime
+    to_email: str
+    subject: str
+
+
+class Outbox:
+    def __init__(self, queue: JobQueue[OutboxMessage]) -> None:
+        self._queue = queue
+
+    def enqueue(self, message: OutboxMessage) -> None:
+        self._queue.send(message)
+
+
+class MailSender:
+    def __init__(
+        self,
+        graph_for: Callable[[str], GraphClient],
+        sent: TableRepository[SentMail],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._graph_for = graph_for
+        self._sent = sent
+        self._now = clock
+
+    def deliver(self, message: OutboxMessage) -> bool:
+        """Send unless already sent; returns False for a repeat. Raises GraphError /
+        GraphUnavailable when Graph refuses, so the host retries and finally poisons it."""
+        if self._sent.get(message.tenant_id, message.message_id) is not None:
+            return False
+        payload = {
+            "message": {
+                "subject": message.subject,
+                "body": {"contentType": "HTML", "content": message.html},
+                "toRecipients": [{"emailAddress": {"address": message.to_email, "name": message.to_name}}],
+                "internetMessageHeaders": [{"name": "X-CRM365-Message-Id", "value": message.message_id}],
+            },
+            "saveToSentItems": True,
+        }
+        # A 429 means Graph did not process the request, so retrying it cannot send twice.
+        self._graph_for(message.tenant_id).request(
+            "POST", f"/users/{message.sender}/sendMail", json=payload, idempotent=True
+        )
+        self._sent.upsert(
+            SentMail(
+                partition_key=message.tenant_id,
+                row_key=message.message_id,
+                sent_at=self._now(),
+                to_email=message.to_email,
+                subject=message.subject,
+            )
+        )
+        return True

@@ -1,0 +1,299 @@
+"""The pages of bringing people in (SPEC R2; DESIGN.md §5): the Users page, the Add User
+window (Office 365 users from Graph), New User by e-mail, invitation links, Request to
+Join, and the approval link with Approve & Add. Refusals change nothing and say why."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from urllib.parse import quote, urlencode
+
+from shared.accounts.invitations import InvitationNotForYou, Invitee
+from shared.accounts.join_requests import Decided
+from shared.accounts.models import MemberIdentity
+from shared.accounts.policy import ManageUsersVerdict, may_manage_users
+from shared.crm.directory import CrmMember
+from shared.crm.errors import CrmError
+from shared.identity.signed_links import LinkProblem, LinkRefused
+from shared.web.http import WebRequest, WebResponse
+from shared.web.i18n import translate
+from shared.web.pages import language_of, message, render
+from shared.web.visit import Refusal, Visit
+from shared.wiring import Services
+
+log = logging.getLogger(__name__)
+
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
+GRAPH_ID = re.compile(r"^[A-Za-z0-9\-]{1,64}$")
+PAGE_SIZE = 15
+MAX_SELECTED = 50
+PERMISSION_CACHE_SECONDS = 60
+_LINK_STATUS = {LinkProblem.UNKNOWN: 404, LinkProblem.EXPIRED: 410, LinkProblem.USED: 410, LinkProblem.REVOKED: 410}
+
+
+class _PermissionCache:
+    """Manage Users and paid edition, read from the CRM, kept briefly per member."""
+
+    def __init__(self) -> None:
+        self._facts: dict[tuple[str, str], tuple[float, bool, bool]] = {}
+        self._lock = threading.Lock()
+
+    def facts(self, services: Services, member: MemberIdentity) -> tuple[bool, bool]:
+        key = (member.org_id, member.user_id)
+        with self._lock:
+            cached = self._facts.get(key)
+            if cached and cached[0] > time.monotonic():
+                return cached[1], cached[2]
+        found: CrmMember | None = next(
+            (m for m in services.crm_directory.list_members(member.org_id) if m.user_id == member.user_id), None
+        )
+        paid, manage = (found.paid, found.manage_users) if found else (False, False)
+        with self._lock:
+            self._facts[key] = (time.monotonic() + PERMISSION_CACHE_SECONDS, paid, manage)
+        return paid, manage
+
+
+PERMISSIONS = _PermissionCache()
+
+
+class UsersPages:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.base = services.settings.public_base_url
+
+    # -- who is asking -------------------------------------------------------------------
+
+    def _member(self, visit: Visit) -> MemberIdentity:
+        user = visit.user
+        member = self.s.accounts.member_of(user.tenant_id, user.object_id)
+        if member is None:
+            raise Refusal(message(visit.request, "member.required.title", "member.required.body", status=403))
+        return member
+
+    def _require_manager(self, visit: Visit, member: MemberIdentity, org_id: str | None = None) -> None:
+        same_org = org_id is None or org_id == member.org_id
+        paid, manage = PERMISSIONS.facts(self.s, member) if same_org else (False, False)
+        verdict = may_manage_users(same_org=same_org, paid=paid, manage_users=manage)
+        if verdict is not ManageUsersVerdict.ALLOWED:
+            raise Refusal(
+                message(visit.request, "manage.refused.title", f"manage.refused.{verdict.value}", status=403,
+                        org=member.org_name)
+            )
+
+    def _signed_in_or_sign_in(self, visit: Visit, path: str) -> WebResponse | None:
+        """None when someone is signed in; else remember where to come back and sign in."""
+        if visit.session.user is not None:
+            return None
+        visit.session.after_sign_in = path
+        visit.save()
+        return visit.answer(WebResponse.redirect(f"{self.base}/api/marketplace/launch", status=302))
+
+    # -- Users page and the Add User window ----------------------------------------------
+
+    def users_page(self, request: WebRequest, notice: str = "") -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        member = self._member(visit)
+        self._require_manager(visit, member)
+        return visit.answer(
+            render(
+                request, "users.html", org_name=member.org_name, notice=notice,
+                members=self.s.crm_directory.list_members(member.org_id),
+                invitations=self.s.invitations.list(member.org_id), csrf_token=visit.session.csrf_token, signed_in=True,
+            )
+        )
+
+    def add_user_window(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        member = self._member(visit)
+        self._require_manager(visit, member)
+        query = re.sub(r'["\\]', "", request.query.get("q", "")).strip()[:60]
+        page = self._tenant_users(member, query, request.query.get("next", ""))
+        members = {m.email.lower() for m in self.s.crm_directory.list_members(member.org_id)}
+        invited = {i.email for i in self.s.invitations.list(member.org_id) if i.state == "pending"}
+        users = []
+        for u in page.get("value", []):
+            email = str(u.get("mail") or u.get("userPrincipalName") or "").lower()
+            status = "member" if email in members else "invited" if email in invited else ""
+            users.append({"id": u["id"], "name": u.get("displayName") or email, "email": email, "status": status})
+        next_link = page.get("@odata.nextLink")
+        next_url = f"/api/settings/users/office365?{urlencode({'q': query, 'next': next_link})}" if next_link else ""
+        return visit.answer(
+            render(request, "add_user.html", users=users, query=query, next_url=next_url,
+                   csrf_token=visit.session.csrf_token, signed_in=True)
+        )
+
+    def _tenant_users(self, member: MemberIdentity, query: str, next_link: str) -> dict:  # type: ignore[type-arg]
+        graph = self.s.graph(member.tenant_id)
+        headers = {"ConsistencyLevel": "eventual"}
+        # Only follow a next page that Graph itself gave, on Graph's own /users.
+        if next_link and next_link.startswith(f"{self.s.settings.graph_base_url}/users?"):
+            return graph.request("GET", next_link, headers=headers)
+        params = {"$select": "id,displayName,mail,userPrincipalName,preferredLanguage", "$top": str(PAGE_SIZE)}
+        if query:
+            params["$search"] = f'"displayName:{query}" OR "mail:{query}"'
+        return graph.request("GET", "/users", params=params, headers=headers)
+
+    def add_user_save(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        member = self._member(visit)
+        visit.require_form(self.base)
+        self._require_manager(visit, member)
+        ids = [i for i in dict.fromkeys(request.form_list("user")) if GRAPH_ID.match(i)][:MAX_SELECTED]
+        graph = self.s.graph(member.tenant_id)
+        people = []
+        for user_id in ids:  # read each from Graph: never trust names or addresses sent by the form
+            u = graph.request("GET", f"/users/{quote(user_id)}", params={"$select": "displayName,mail,userPrincipalName,preferredLanguage"})
+            email = str(u.get("mail") or u.get("userPrincipalName") or "")
+            if EMAIL.match(email):
+                people.append(Invitee(email, str(u.get("displayName") or ""), str(u.get("preferredLanguage") or "en")[:2]))
+        report = self.s.invitations.invite(member, people, source="office365")
+        return visit.answer(render(request, "invite_result.html", report=report, signed_in=True,
+                                   csrf_token=visit.session.csrf_token))
+
+    def new_user(self, request: WebRequest) -> WebResponse:
+        """R2.2: invite by e-mail someone who need not be in Office 365."""
+        visit = Visit.open(self.s.sessions, request, start=False)
+        member = self._member(visit)
+        form = visit.require_form(self.base)
+        self._require_manager(visit, member)
+        email = form.get("email", "").strip().lower()
+        if not EMAIL.match(email):
+            return visit.answer(message(request, "users.title", "users.bad_email", status=400, email=email[:254]))
+        name = f"{form.get('first_name', '').strip()[:40]} {form.get('last_name', '').strip()[:80]}".strip()
+        report = self.s.invitations.invite(member, [Invitee(email, name, language_of(request))], source="email")
+        return visit.answer(render(request, "invite_result.html", report=report, signed_in=True,
+                                   csrf_token=visit.session.csrf_token))
+
+    def revoke(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        member = self._member(visit)
+        form = visit.require_form(self.base)
+        self._require_manager(visit, member)
+        email = form.get("email", "").strip().lower()
+        done = self.s.invitations.revoke(member, email)
+        key = "users.revoked" if done else "users.not_pending"
+        return visit.answer(message(request, "users.title", key, status=200 if done else 409, email=email))
+
+    def resend(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        member = self._member(visit)
+        form = visit.require_form(self.base)
+        self._require_manager(visit, member)
+        email = form.get("email", "").strip().lower()
+        done = self.s.invitations.resend(member, email, language_of(request))
+        key = "users.resent" if done else "users.not_pending"
+        return visit.answer(message(request, "users.title", key, status=200 if done else 409, email=email))
+
+    # -- invitation links (R2.3) -----------------------------------------------------------
+
+    def _link_refused(self, request: WebRequest, refused: LinkRefused) -> WebResponse:
+        return message(request, "link.title", f"link.{refused.problem.value}", status=_LINK_STATUS[refused.problem])
+
+    def invitation_page(self, request: WebRequest) -> WebResponse:
+        token = request.route.get("token", "")
+        try:
+            invitation = self.s.invitations.open(token)
+        except LinkRefused as refused:
+            return self._link_refused(request, refused)
+        visit = Visit.open(self.s.sessions, request)
+        redirect = self._signed_in_or_sign_in(visit, f"/api/invitations/{token}")
+        if redirect is not None:
+            return redirect
+        user = visit.user
+        if user.email.lower() != invitation.email:
+            return visit.answer(message(request, "invitation.not_for_you.title", "invitation.not_for_you.body",
+                                        status=403, invited=invitation.email, signed_in=user.email))
+        return visit.answer(
+            render(request, "invitation.html", token=token, inviter=invitation.invited_by_name or invitation.invited_by_email,
+                   org_name=invitation.org_name, email=invitation.email, error=False,
+                   csrf_token=visit.session.csrf_token, signed_in=True)
+        )
+
+    def invitation_accept(self, request: WebRequest) -> WebResponse:
+        token = request.route.get("token", "")
+        visit = Visit.open(self.s.sessions, request, start=False)
+        user = visit.user
+        form = visit.require_form(self.base)
+        if form.get("accept_terms") != "on":
+            return visit.answer(message(request, "invitation.title", "accounts.terms.required", status=400))
+        try:
+            member = self.s.invitations.accept(user, token)
+        except LinkRefused as refused:
+            linked = self.s.accounts.member_of(user.tenant_id, user.object_id)
+            if refused.problem is LinkProblem.USED and linked is not None:
+                return visit.answer(self._go_in(linked))  # a double click: the first one took them in
+            return visit.answer(self._link_refused(request, refused))
+        except InvitationNotForYou as wrong:
+            return visit.answer(message(request, "invitation.not_for_you.title", "invitation.not_for_you.body",
+                                        status=403, invited=wrong.invited, signed_in=wrong.signed_in))
+        return visit.answer(self._go_in(member))
+
+    def _go_in(self, member: MemberIdentity) -> WebResponse:
+        return WebResponse.redirect(self.s.crm_directory.signin_link(member.user_id))
+
+    # -- requests to join (R2.4, R2.5) -----------------------------------------------------
+
+    def join_request(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        user = visit.user
+        visit.require_form(self.base)
+        install = self.s.accounts.install_of(user.tenant_id)
+        if install is None or not install.org_id:
+            return visit.answer(message(request, "install.admin_required.title", "install.admin_required.body",
+                                        status=403, tenant=user.tenant_name or user.tenant_id))
+        if self.s.accounts.member_of(user.tenant_id, user.object_id) is not None:
+            return visit.answer(WebResponse.redirect(f"{self.base}/api/accounts"))
+        row, created = self.s.join_requests.request(user, install, language_of(request))
+        if created:
+            return visit.answer(message(request, "join.sent.title", "join.sent.body", status=200, org=row.org_name))
+        return visit.answer(message(request, "join.pending.title", "join.pending.body", status=200, org=row.org_name,
+                                    when=row.created_at.strftime("%Y-%m-%d")))
+
+    def join_review(self, request: WebRequest) -> WebResponse:
+        token = request.route.get("token", "")
+        try:
+            opened = self.s.join_requests.open(token)
+        except LinkRefused as refused:
+            return self._link_refused(request, refused)
+        visit = Visit.open(self.s.sessions, request)
+        redirect = self._signed_in_or_sign_in(visit, f"/api/join-requests/{token}")
+        if redirect is not None:
+            return redirect
+        member = self._member(visit)
+        pending = opened.request if isinstance(opened, Decided) else opened
+        self._require_manager(visit, member, pending.partition_key)
+        if isinstance(opened, Decided):
+            return visit.answer(self._already(request, opened))
+        return visit.answer(render(request, "approve.html", request=opened, token=token,
+                                   csrf_token=visit.session.csrf_token, signed_in=True))
+
+    def join_decide(self, request: WebRequest, *, approve: bool) -> WebResponse:
+        token = request.route.get("token", "")
+        visit = Visit.open(self.s.sessions, request, start=False)
+        member = self._member(visit)
+        visit.require_form(self.base)
+        try:
+            opened = self.s.join_requests.open(token)
+        except LinkRefused as refused:
+            return visit.answer(self._link_refused(request, refused))
+        pending = opened.request if isinstance(opened, Decided) else opened
+        self._require_manager(visit, member, pending.partition_key)
+        try:
+            outcome = self.s.join_requests.decide(member, token, approve=approve, language=language_of(request))
+        except LinkRefused as refused:
+            return visit.answer(self._link_refused(request, refused))
+        except CrmError as error:
+            log.warning("approval failed: %s", error)
+            return visit.answer(message(request, "error.title", "error.body", status=502))
+        if isinstance(outcome, Decided):
+            return visit.answer(self._already(request, outcome))
+        key = "approve.done" if approve else "approve.declined"
+        return visit.answer(message(request, f"{key}.title", f"{key}.body", status=200, name=outcome.name, email=outcome.email))
+
+    def _already(self, request: WebRequest, decided: Decided) -> WebResponse:
+        r = decided.request
+        state = translate(language_of(request), f"decision.{r.state}")
+        return message(request, "approve.already.title", "approve.already.body", status=409, name=r.name, email=r.email,
+                       state=state, by=r.decided_by or "")
