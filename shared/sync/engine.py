@@ -234,7 +234,7 @@ def _decide_pending(pair: Pair, row: LinkRow, target: Side, context: _Context) -
             context,
             link_id=row.link_id,
             transaction_key=row.transaction_key,
-            recover=False,
+            recover=True,
         )
     ]
 
