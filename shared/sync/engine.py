@@ -267,16 +267,21 @@ def _adopt(
     the source wins, which also repairs a copy created from older content before a crash.
     """
     other = found_side.other
+    found_hash = context.normalisation.fingerprint(found.fields)
+    partner_version = None
+    if isinstance(partner, ItemSeen) and context.normalisation.fingerprint(partner.fields) == found_hash:
+        partner_version, partner_id, partner = partner.version, partner.item_id, None  # alike: linked as is
     row = LinkRow(
         link_id=link_id,
         state=LinkState.SYNCED,
         fields=dict(found.fields),
-        content_hash=context.normalisation.fingerprint(found.fields),
+        content_hash=found_hash,
         synced_at=context.now,
         **{
             f"{found_side}_id": found.item_id,
             f"{found_side}_version": found.version,
             f"{other}_id": partner.item_id if partner is not None else partner_id,
+            f"{other}_version": partner_version,
         },
     )
     observed = {found_side: None, other: partner}
