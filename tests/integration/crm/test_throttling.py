@@ -1,0 +1,105 @@
+"""The CRM's limits: a 429 storm survived with nothing lost or duplicated, the per-org
+concurrency kept, and failed writes reported per record as unknown or not sent."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+
+from emulators.crm.server import RunningCrm
+from shared.crm.errors import CrmUnavailable
+from shared.crm.models import CrmMemberAccess
+from shared.crm.records import CrmRecords, ListQuery
+from shared.crm.session import CrmCallPolicy, CrmSessions
+from shared.crm.tokens import AccessTokens
+
+from .conftest import control, counters, org_records
+
+
+def faults(crm: RunningCrm, org_id: str, **settings: object) -> None:
+    control(crm, "/faults", {"orgs": {org_id: settings}}, method="PUT")
+
+
+def test_a_429_storm_loses_and_duplicates_nothing(
+    crm: RunningCrm, sessions: CrmSessions, fabrice: CrmMemberAccess
+) -> None:
+    records = CrmRecords(sessions.for_member(fabrice))
+    seeded = {r["id"] for r in org_records(crm, fabrice.org_id, "Contacts")}
+    faults(crm, fabrice.org_id, rate_429=0.35)
+
+    created = records.insert("Contacts", [{"Last_Name": f"Storm {n:03d}", "Email": f"storm{n}@example.test"}
+                                          for n in range(250)])
+    assert all(r.ok for r in created)
+    listed = [r["id"] for p in records.pages(ListQuery(module="Contacts", fields=("Last_Name",))) for r in p.records]
+    updated = records.update("Contacts", [{"id": r.id, "Title": "Weathered"} for r in created])
+    deleted = records.delete("Contacts", [str(r.id) for r in created[:120]])
+
+    assert all(r.ok for r in updated) and all(r.ok for r in deleted)
+    assert counters(crm, fabrice.org_id)["throttled_429"] > 0  # the storm did happen
+    faults(crm, fabrice.org_id, rate_429=0)
+    new_ids = {str(r.id) for r in created}
+    assert len(listed) == len(set(listed)) and set(listed) == seeded | new_ids  # each once, none lost
+    truth = {r["id"]: r for r in org_records(crm, fabrice.org_id, "Contacts")}
+    assert len([r for r in truth.values() if r["Last_Name"].startswith("Storm")]) == 130  # no duplicate creates
+    assert all(truth[i]["Title"] == "Weathered" for i in new_ids if i in truth)
+
+
+def test_the_org_slots_keep_us_under_the_orgs_concurrency(
+    crm: RunningCrm, tokens: AccessTokens, http: requests.Session, fabrice: CrmMemberAccess
+) -> None:
+    faults(crm, fabrice.org_id, concurrency=3, latency_ms=30)
+    sessions = CrmSessions(tokens, http, CrmCallPolicy(org_concurrency=3))
+    errors: list[Exception] = []
+
+    def worker() -> None:
+        records = CrmRecords(sessions.for_member(fabrice))  # members of one org share the slots
+        try:
+            for _ in range(5):
+                records.get("Contacts", "1")
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    seen = counters(crm, fabrice.org_id)
+    assert errors == [] and seen["total"] == 50
+    assert seen["throttled_429"] == 0 and seen["concurrent_peak"] <= 3
+
+
+def test_edition_caps_the_slot_size(sessions: CrmSessions) -> None:
+    policy_sessions = CrmSessions(sessions.tokens, requests.Session(), CrmCallPolicy(org_concurrency=12))
+    assert policy_sessions.slots.size_for("free") == 5
+    assert policy_sessions.slots.size_for("enterprise") == 12
+    assert policy_sessions.slots.size_for(None) == 12
+
+
+def test_a_create_that_may_have_reached_the_crm_is_unknown_not_repeated(
+    crm: RunningCrm, sessions: CrmSessions, fabrice: CrmMemberAccess
+) -> None:
+    records = CrmRecords(sessions.for_member(fabrice))
+    faults(crm, fabrice.org_id, fail_next=[503])
+    results = records.insert("Contacts", [{"Last_Name": f"Maybe {n}"} for n in range(150)])
+    assert [r.status for r in results] == ["unknown"] * 100 + ["not_sent"] * 50
+    assert counters(crm, fabrice.org_id)["total"] == 1  # not repeated, and the rest not sent
+
+    faults(crm, fabrice.org_id, fail_next=[503, 500])  # an update is safe to repeat: it is
+    existing = org_records(crm, fabrice.org_id, "Contacts")[0]["id"]
+    assert records.update("Contacts", [{"id": existing, "Title": "Retried"}])[0].ok
+
+
+def test_throttled_past_our_patience(crm: RunningCrm, tokens: AccessTokens, http: requests.Session,
+                                     fabrice: CrmMemberAccess) -> None:
+    sessions = CrmSessions(tokens, http, CrmCallPolicy(max_attempts=3, backoff_seconds=0.01))
+    records = CrmRecords(sessions.for_member(fabrice))
+    faults(crm, fabrice.org_id, fail_next=[429, 429, 429])
+    results = records.insert("Contacts", [{"Last_Name": "Later"}])
+    assert results[0].status == "not_sent" and results[0].code == "TOO_MANY_REQUESTS"  # refused: safe to resend
+    faults(crm, fabrice.org_id, fail_next=[429, 429, 429])
+    with pytest.raises(CrmUnavailable):
+        list(records.pages(ListQuery(module="Contacts", fields=("Last_Name",))))
