@@ -39,9 +39,9 @@ class WriteResult(BaseModel):
 
     ``success`` and ``error`` are the CRM's own answer for that record. ``unknown``: the call
     carrying it failed in a way that leaves open whether the CRM applied it (a timeout or a
-    5xx on a create, which is never repeated blindly: look before creating again).
-    ``not_sent``: the CRM certainly did not apply it (refused as throttled after our
-    retries, or an earlier part of the batch failed first); safe to send again.
+    5xx): an update or delete can simply be sent again, a create must not be repeated
+    blindly (look for the record first). ``not_sent``: the CRM did not apply it (refused as
+    throttled after our retries, or an earlier part of the batch failed first); send again.
     """
 
     index: int

@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from shared.crm.errors import CrmError, CrmUnavailable
 from shared.crm.models import DeletedRecord, Module, WriteResult, WriteStatus
-from shared.crm.session import CrmOutcomeUnknown, CrmResponse, CrmSession
+from shared.crm.session import CrmResponse, CrmSession
 from shared.crm.tokens import CrmAuthorizationLost
 
 PER_PAGE = 200  # the CRM's maximum page size
@@ -40,9 +40,11 @@ class ListCursorExpired(CrmError):
 
 
 class ListQuery(BaseModel):
-    """What to list. ``modified_since`` sends ``If-Modified-Since`` (whole seconds: pass the
-    watermark minus a second or two and let versions absorb the overlap). ``owner_id``
-    keeps only that user's records (``Owner`` is then requested too)."""
+    """What to list. ``owner_id`` keeps only that user's records (``Owner`` is then
+    requested too). ``modified_since`` sends ``If-Modified-Since``, which means "modified
+    after" in whole seconds: pass the highest ``Modified_Time`` seen minus one second, or a
+    later change within that same second is missed; the re-listed overlap is absorbed by
+    the sync engine's version check."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -68,10 +70,14 @@ class ListQuery(BaseModel):
             raise ValueError("modified_since needs a time zone (the CRM wants an offset)")
         return value
 
+    @model_validator(mode="after")
+    def _room_for_owner(self) -> ListQuery:
+        if len(self.wire_fields().split(",")) > MAX_FIELDS:
+            raise ValueError(f"at most {MAX_FIELDS - 1} fields with an owner filter (Owner is added)")
+        return self
+
     def wire_fields(self) -> str:
         fields = self.fields if self.owner_id is None or "Owner" in self.fields else (*self.fields, "Owner")
-        if len(fields) > MAX_FIELDS:
-            raise ValueError(f"at most {MAX_FIELDS - 1} fields with an owner filter (Owner is added)")
         return ",".join(fields)
 
 
@@ -83,6 +89,14 @@ class ListCursor(BaseModel):
     page: int | None = 1
     page_token: str | None = None
     page_token_expiry: str | None = None
+
+    @model_validator(mode="after")
+    def _page_or_token(self) -> ListCursor:
+        if (self.page is None) == (self.page_token is None):
+            raise ValueError("a cursor holds either a page or a page_token")
+        if self.page is not None and not 1 <= self.page <= DISCRETE_LIMIT // PER_PAGE:
+            raise ValueError(f"pages run from 1 to {DISCRETE_LIMIT // PER_PAGE}; past them only page_token")
+        return self
 
 
 class RecordPage(BaseModel):
@@ -171,7 +185,9 @@ class CrmRecords:
         return self._write_batches(module, "PUT", records, repeatable=True)
 
     def delete(self, module: Module, ids: Sequence[str]) -> list[WriteResult]:
-        """Delete records (to the CRM's recycle bin), 100 ids per call."""
+        """Delete records (to the CRM's recycle bin), 100 ids per call. An id the CRM does not
+        know (already deleted, also by an earlier attempt of this call) is an ``error`` result
+        with code ``INVALID_DATA``: for sync, the record is gone either way."""
         results: list[WriteResult] = []
         for offset in range(0, len(ids), WRITE_BATCH):
             chunk = ids[offset:offset + WRITE_BATCH]
@@ -238,7 +254,8 @@ class CrmRecords:
         except CrmError as error:
             if not isinstance(error, CrmUnavailable):
                 raise  # a malformed request (not a record's fault): a bug to see, not to mask
-            status: WriteStatus = "unknown" if isinstance(error, CrmOutcomeUnknown) else "not_sent"
+            # A 429 is a refusal before any work; a 5xx or a timeout may come after the work.
+            status: WriteStatus = "not_sent" if error.status == 429 else "unknown"
             failed = [WriteResult(index=offset + i, status=status, code=error.code, message=error.message)
                       for i in range(size)]
             rest = [WriteResult(index=i, status="not_sent", code="NOT_SENT", message="an earlier batch failed")

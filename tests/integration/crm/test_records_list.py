@@ -89,8 +89,12 @@ def test_changes_since_a_watermark(crm: RunningCrm, records: CrmRecords) -> None
     query = ListQuery(module="Events", fields=EVENT_FIELDS, sort_by="Modified_Time")
     listed = list(records.changed_since(query))
     watermark = max(datetime.fromisoformat(r["Modified_Time"]) for r in listed)
+    # The header means "modified after", to the second (the product passes watermark - 1 s).
     since = query.model_copy(update={"modified_since": watermark})
     assert list(records.changed_since(since)) == []  # 304: nothing changed
+    overlap = query.model_copy(update={"modified_since": watermark - timedelta(seconds=1)})
+    assert {r["id"] for r in records.changed_since(overlap)} == {r["id"] for r in listed
+                                                                  if r["Modified_Time"] == listed[-1]["Modified_Time"]}
 
     control(crm, "/clock", {"advance_seconds": 5})
     changed = [r["id"] for r in listed[:3]]
@@ -130,3 +134,13 @@ def test_an_expired_cursor_says_so(crm: RunningCrm, records: CrmRecords) -> None
 def test_query_refuses_more_than_fifty_fields() -> None:
     with pytest.raises(ValueError):
         ListQuery(module="Contacts", fields=tuple(f"Field_{i}" for i in range(51)))
+
+
+def test_a_cursor_holds_a_page_or_a_token() -> None:
+    query = ListQuery(module="Events", fields=("Event_Title",))
+    assert ListCursor(query=query).page == 1
+    for bad in ({"page": 11}, {"page": None}, {"page": 2, "page_token": "t"}):
+        with pytest.raises(ValueError):
+            ListCursor(query=query, **bad)
+    with pytest.raises(ValueError):  # Owner is added for the owner filter: 50 + 1 would be refused
+        ListQuery(module="Events", fields=tuple(f"F{i}" for i in range(50)), owner_id="1")
