@@ -22,7 +22,7 @@ from datetime import datetime
 
 from pydantic import JsonValue
 
-from shared.sync.fingerprint import Normalisation
+from shared.sync.fingerprint import IGNORED_FIELDS, Normalisation
 from shared.sync.links import Side
 
 
@@ -82,7 +82,8 @@ def merge_fields(
     """
     merge = Merge(fields={}, to_crm={}, to_outlook={}, conflicts=())
     conflicts: list[FieldConflict] = []
-    for name in sorted(set(base) | set(crm) | set(outlook)):
+    # Version tokens and ids are not content: never merged, never written (fingerprint.IGNORED_FIELDS).
+    for name in sorted((set(base) | set(crm) | set(outlook)) - IGNORED_FIELDS.keys()):
         norm = {side: normalisation.value(name, values.get(name)) for side, values in _sides(crm, outlook)}
         was = normalisation.value(name, base.get(name))
         crm_moved, outlook_moved = norm[Side.CRM] != was, norm[Side.OUTLOOK] != was

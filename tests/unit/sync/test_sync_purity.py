@@ -1,0 +1,61 @@
+"""The sync core is pure: no I/O library, no adapter, no clock (DESIGN §8; aesthetics §8 arrow 2)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import shared.sync
+
+CORE = sorted(Path(shared.sync.__file__).parent.glob("*.py"))
+FORBIDDEN = (
+    "azure",
+    "requests",
+    "msal",
+    "httpx",
+    "urllib",
+    "socket",
+    "shared.storage",
+    "shared.transport",
+    "shared.graph",
+    "shared.crm",
+    "os",
+    "time",
+    "random",
+    "uuid",
+)
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", CORE, ids=lambda path: path.name)
+def test_core_module_imports_nothing_with_io(path: Path) -> None:
+    bad = {
+        name
+        for name in imported_modules(path)
+        for prefix in FORBIDDEN
+        if name == prefix or name.startswith(prefix + ".")
+    }
+    assert not bad, f"{path.name} imports {bad}"
+
+
+@pytest.mark.parametrize("path", CORE, ids=lambda path: path.name)
+def test_core_module_reads_no_clock(path: Path) -> None:
+    source = path.read_text()
+    assert ".now(" not in source and ".utcnow(" not in source and ".today(" not in source
+
+
+def test_public_names_are_exported_once_and_exist() -> None:
+    assert len(set(shared.sync.__all__)) == len(shared.sync.__all__)
+    assert all(hasattr(shared.sync, name) for name in shared.sync.__all__)
