@@ -99,7 +99,7 @@ from shared.sync.actions import (
 from shared.sync.changes import ItemDeleted, ItemSeen, Observation, SideChanges
 from shared.sync.fingerprint import DEFAULT_NORMALISATION, Normalisation
 from shared.sync.links import LinkRow, LinkState, Side, derive_key
-from shared.sync.merge import ConflictPolicy, FieldConflict, merge_fields, pick_winner
+from shared.sync.merge import ConflictPolicy, FieldConflict, Merge, merge_fields, pick_winner
 from shared.sync.pairing import Pair, pair_up
 
 TOMBSTONE_TTL = timedelta(days=30)
@@ -373,18 +373,7 @@ def _update(
         for side in Side
         if isinstance(found := obs[side], ItemSeen) and status[side] is _Status.CHANGED
     }
-    content = {side: changed[side].fields if side in changed else row.fields for side in Side}
-    if len(changed) == 2:
-        winner = pick_winner(context.policy, changed[Side.CRM].modified_at, changed[Side.OUTLOOK].modified_at)
-    else:
-        [winner] = changed
-    merged = merge_fields(
-        row.fields,
-        content[Side.CRM],
-        content[Side.OUTLOOK],
-        winner=winner,
-        normalisation=context.normalisation,
-    )
+    merged = _merge(row, changed, context)
     versions = _versions(row, obs)
     link = row.replace(
         fields=merged.fields,
@@ -406,6 +395,22 @@ def _update(
             RecordConflict(_conflict(row, ConflictKind.SAME_FIELD, merged.conflicts, context, obs=obs))
         )
     return actions
+
+
+def _merge(row: LinkRow, changed: dict[Side, ItemSeen], context: _Context) -> Merge:
+    """Merge the changed sides against the row; an unchanged side holds the row's fields."""
+    content = {side: changed[side].fields if side in changed else row.fields for side in Side}
+    if len(changed) == 2:
+        winner = pick_winner(context.policy, changed[Side.CRM].modified_at, changed[Side.OUTLOOK].modified_at)
+    else:
+        [winner] = changed
+    return merge_fields(
+        row.fields,
+        content[Side.CRM],
+        content[Side.OUTLOOK],
+        winner=winner,
+        normalisation=context.normalisation,
+    )
 
 
 def _patch(
