@@ -141,6 +141,8 @@ class CrmRecords:
 
     def get(self, module: Module, record_id: str, *, modified_since: datetime | None = None) -> RecordRead:
         """One record with all its fields; ``not_found`` is the CRM saying the id is unknown."""
+        if not record_id.isdigit():  # ids come from callbacks too: never let one shape the path
+            raise ValueError(f"not a CRM record id: {record_id!r}")
         try:
             response = self._session.call(
                 "GET", f"/{module}/{record_id}", repeatable=True, headers=_since_header(modified_since)
@@ -157,7 +159,10 @@ class CrmRecords:
     def deleted(
         self, module: Module, *, since: datetime | None = None, kind: Literal["all", "recycle", "permanent"] = "all"
     ) -> Iterator[DeletedRecord]:
-        """Records deleted (by people or through the API) after ``since``, newest first."""
+        """Records deleted (by people or through the API) after ``since``, newest first.
+
+        Paged by number: a deletion made during the walk pushes the list down, so an entry
+        may come twice (harmless for sync) but is never skipped."""
         page = 1
         while True:
             response = self._session.call(

@@ -115,6 +115,8 @@ def test_get_by_id_found_not_found_and_not_modified(records: CrmRecords) -> None
     assert records.get("Contacts", first["id"], modified_since=modified).state == "not_modified"
     assert records.get("Contacts", first["id"], modified_since=modified - timedelta(seconds=1)).state == "found"
     assert records.get("Contacts", "999999999").state == "not_found"
+    with pytest.raises(ValueError):
+        records.get("Contacts", "../org")
 
 
 def test_an_expired_cursor_says_so(crm: RunningCrm, records: CrmRecords) -> None:
