@@ -1,0 +1,143 @@
+"""Per-mailbox pacing: never more than 4 in flight, 429 storms survived, bounded waits (SPEC §5)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from shared.graph.batch import GraphRequest
+from shared.graph.calendars import CALENDAR_NAME, CalendarClient
+from shared.graph.contacts import FOLDER_NAME, ContactsClient
+from shared.graph.container import ItemDraft
+from shared.graph.gate import MailboxGate, gate_for
+from shared.graph.mailbox import GraphMailbox
+from shared.graph.pacing import Pacing
+from shared.graph.sync_errors import MailboxThrottled
+
+from .conftest import ADELE, TENANT, Emulator
+from .test_calendars import event_fields
+
+
+def test_one_gate_per_mailbox_in_the_process(emulator: Emulator, entra, http) -> None:
+    def make(user: str) -> GraphMailbox:
+        return GraphMailbox(emulator.graph_url, user, lambda: "unused", http, tenant_id=TENANT)
+
+    assert make(ADELE).gate is make(ADELE.upper()).gate is gate_for(f"{TENANT}/{ADELE}")
+    assert make("someone-else").gate is not make(ADELE).gate
+
+
+def test_a_batch_waits_for_all_its_slots_and_is_not_starved() -> None:
+    gate = MailboxGate()
+    order: list[str] = []
+    gate.acquire(1, time.monotonic() + 5)
+
+    def batch() -> None:
+        with gate.slots(4, time.monotonic() + 5):
+            order.append("batch")
+
+    def single() -> None:
+        with gate.slots(1, time.monotonic() + 5):
+            order.append("single")
+
+    waiting = threading.Thread(target=batch)
+    waiting.start()
+    time.sleep(0.05)
+    later = threading.Thread(target=single)  # arrives after the batch: must not overtake it
+    later.start()
+    time.sleep(0.05)
+    assert order == []
+    gate.release(1)
+    waiting.join(2)
+    later.join(2)
+    assert order == ["batch", "single"] and gate.peak == 4 and gate.in_use == 0
+
+
+def test_concurrency_never_exceeds_four(mailbox: GraphMailbox, emulator: Emulator) -> None:
+    calendars = CalendarClient(mailbox)
+    contacts = ContactsClient(mailbox)
+    calendar = calendars.ensure_calendar()
+    folder = contacts.ensure_folder()
+    emulator.faults(latency_ms=20)
+    emulator.control("POST", "counters/reset")
+
+    def batch_of_events(n: int) -> None:
+        calendars.create_events(calendar.id, [ItemDraft(crm_id=f"e{n}-{i}", fields=event_fields(f"E{i}")) for i in range(30)])
+
+    def singles(n: int) -> None:
+        for i in range(5):
+            contacts.create_contact(folder.id, {"givenName": f"C{n}-{i}"}, crm_id=f"c{n}-{i}")
+            calendars.get_calendar(calendar.id)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        jobs = [pool.submit(batch_of_events, n) for n in range(2)] + [pool.submit(singles, n) for n in range(6)]
+        for job in jobs:
+            job.result()
+    counters = emulator.counters()
+    assert counters["concurrentPeak"] <= 4 and mailbox.gate.peak <= 4
+    assert counters["throttled429"] == 0  # the gate kept us under Outlook's limit: no ApplicationThrottled
+    assert counters["total"] == 60 + 30 + 30
+
+
+def test_a_429_storm_delays_but_loses_and_duplicates_nothing(mailbox: GraphMailbox, emulator: Emulator) -> None:
+    calendars = CalendarClient(mailbox)
+    contacts = ContactsClient(mailbox)
+    calendar = calendars.ensure_calendar()
+    folder = contacts.ensure_folder()
+    emulator.faults(rate_429=0.2, rate_503=0.03, retry_after_seconds=1, latency_ms=5, seed=11)
+    emulator.control("POST", "counters/reset")
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        events = pool.submit(calendars.create_events, calendar.id,
+                             [ItemDraft(crm_id=f"e{i}", fields=event_fields(f"E{i}")) for i in range(40)])
+        people = pool.submit(contacts.create_contacts, folder.id,
+                             [ItemDraft(crm_id=f"c{i}", fields={"givenName": f"C{i}"}) for i in range(20)])
+        singles = pool.submit(lambda: [calendars.create_event(calendar.id, event_fields(f"S{i}"), crm_id=f"s{i}")
+                                       for i in range(5)])
+        created = events.result() + people.result() + singles.result()
+    assert all(not isinstance(item, Exception) for item in created)
+
+    counters = emulator.counters()
+    assert counters["throttled429"] > 0  # the storm happened
+    assert counters["concurrentPeak"] <= 4
+    emulator.faults()
+    box = emulator.mailbox()
+    [ours] = [c for c in box["calendars"] if c["name"] == CALENDAR_NAME]
+    event_tags = sorted(p["value"] for e in ours["events"] for p in e["singleValueExtendedProperties"])
+    assert event_tags == sorted([*(f"e{i}" for i in range(40)), *(f"s{i}" for i in range(5))])
+    [folder_seen] = [f for f in box["contactFolders"] if f["displayName"] == FOLDER_NAME]
+    contact_tags = sorted(p["value"] for c in folder_seen["contacts"] for p in c["singleValueExtendedProperties"])
+    assert contact_tags == sorted(f"c{i}" for i in range(20))
+
+
+def test_throttling_past_the_budget_raises_a_retryable_error(make_mailbox, emulator: Emulator) -> None:
+    mailbox = make_mailbox(pacing=Pacing(max_wait_seconds=1.0))
+    calendars = CalendarClient(mailbox)
+    calendar = calendars.ensure_calendar()
+    emulator.faults(rate_429=1.0, retry_after_seconds=5)
+    started = time.monotonic()
+    with pytest.raises(MailboxThrottled) as raised:
+        calendars.get_calendar(calendar.id)
+    assert raised.value.retry_after == 5 and time.monotonic() - started < 1.0  # deferred, not slept on
+
+    with pytest.raises(MailboxThrottled) as raised:
+        calendars.create_events(calendar.id, [ItemDraft(crm_id=f"e{i}", fields=event_fields("x")) for i in range(3)])
+    assert raised.value.completed == [None, None, None]
+    assert time.monotonic() - started < 2.5
+
+
+def test_dependent_batch_items_run_in_order_and_fail_together(mailbox: GraphMailbox, emulator: Emulator) -> None:
+    calendars = CalendarClient(mailbox)
+    calendar = calendars.ensure_calendar()
+    event = calendars.create_event(calendar.id, event_fields("Chain"), crm_id="zcrm_1")
+    url = f"{mailbox.user_path}/calendars/{calendar.id}/events"
+    answers = mailbox.send_batch([
+        GraphRequest(method="PATCH", url=f"{url}/{event.id}", body={"subject": "Chained"}),
+        GraphRequest(method="GET", url=f"{url}/{event.id}", depends_on=(0,)),
+        GraphRequest(method="GET", url=f"{url}/missing"),
+        GraphRequest(method="GET", url=f"{url}/{event.id}", depends_on=(2,)),
+    ])
+    assert [a.status for a in answers] == [200, 200, 404, 424]
+    assert answers[1].json_object()["subject"] == "Chained"
