@@ -8,6 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 
 import requests
+from pydantic import SecretStr
 
 from shared.accounts.invitations import Invitation, InvitationService
 from shared.accounts.join_requests import JoinRequest, JoinRequestService
@@ -15,7 +16,11 @@ from shared.accounts.models import AuditEvent, CrmAccountRef, MemberIdentity, Te
 from shared.accounts.repository import AccountsRepository
 from shared.config import Settings, SettingsError, get_settings
 from shared.crm.directory import CrmDirectory
+from shared.crm.members import MemberPermissions
+from shared.crm.models import CrmMemberAccess
 from shared.crm.oauth import ZohoOAuth
+from shared.crm.session import CrmSessions
+from shared.crm.tokens import AccessTokens
 from shared.graph.client import GraphClient
 from shared.identity.entra import EntraApp
 from shared.identity.id_token import IdTokenVerifier
@@ -131,6 +136,27 @@ class Services:
             _required(s.crm_client_id, "CRM_CLIENT_ID"),
             _required(s.crm_client_secret, "CRM_CLIENT_SECRET"),
             self.http,
+        )
+
+    @cached_property
+    def crm_sessions(self) -> CrmSessions:
+        """One token cache and one set of per-org call slots for the whole process."""
+        return CrmSessions(AccessTokens(self.crm_oauth), self.http)
+
+    @cached_property
+    def member_permissions(self) -> MemberPermissions:
+        return MemberPermissions(self.crm_sessions.for_member)
+
+    def crm_access(self, member: MemberIdentity) -> CrmMemberAccess:
+        """Acting in the CRM as this member, with their (decrypted) refresh token."""
+        if not member.refresh_token_encrypted:
+            raise SettingsError(f"member {member.email} has no CRM authorisation stored")
+        return CrmMemberAccess(
+            org_id=member.org_id,
+            user_id=member.user_id,
+            accounts_server=member.accounts_server,
+            api_domain=member.api_domain,
+            refresh_token=SecretStr(self.cipher.decrypt(member.refresh_token_encrypted)),
         )
 
     @cached_property

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import time
 from urllib.parse import quote, urlencode
 
 from shared.accounts.invitations import InvitationNotForYou, Invitee
 from shared.accounts.join_requests import Decided
 from shared.accounts.models import MemberIdentity
 from shared.accounts.policy import ManageUsersVerdict, may_manage_users
-from shared.crm.directory import CrmMember
 from shared.crm.errors import CrmError
 from shared.identity.signed_links import LinkProblem, LinkRefused
 from shared.web.http import WebRequest, WebResponse
@@ -29,33 +26,7 @@ EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
 GRAPH_ID = re.compile(r"^[A-Za-z0-9\-]{1,64}$")
 PAGE_SIZE = 15
 MAX_SELECTED = 50
-PERMISSION_CACHE_SECONDS = 60
 _LINK_STATUS = {LinkProblem.UNKNOWN: 404, LinkProblem.EXPIRED: 410, LinkProblem.USED: 410, LinkProblem.REVOKED: 410}
-
-
-class _PermissionCache:
-    """Manage Users and paid edition, read from the CRM, kept briefly per member."""
-
-    def __init__(self) -> None:
-        self._facts: dict[tuple[str, str], tuple[float, bool, bool]] = {}
-        self._lock = threading.Lock()
-
-    def facts(self, services: Services, member: MemberIdentity) -> tuple[bool, bool]:
-        key = (member.org_id, member.user_id)
-        with self._lock:
-            cached = self._facts.get(key)
-            if cached and cached[0] > time.monotonic():
-                return cached[1], cached[2]
-        found: CrmMember | None = next(
-            (m for m in services.crm_directory.list_members(member.org_id) if m.user_id == member.user_id), None
-        )
-        paid, manage = (found.paid, found.manage_users) if found else (False, False)
-        with self._lock:
-            self._facts[key] = (time.monotonic() + PERMISSION_CACHE_SECONDS, paid, manage)
-        return paid, manage
-
-
-PERMISSIONS = _PermissionCache()
 
 
 class UsersPages:
@@ -74,7 +45,10 @@ class UsersPages:
 
     def _require_manager(self, visit: Visit, member: MemberIdentity, org_id: str | None = None) -> None:
         same_org = org_id is None or org_id == member.org_id
-        paid, manage = PERMISSIONS.facts(self.s, member) if same_org else (False, False)
+        paid = manage = False
+        if same_org:  # asked of the CRM with the member's own token (cached briefly)
+            facts = self.s.member_permissions.may_manage_users(self.s.crm_access(member))
+            paid, manage = facts.paid_edition, facts.manage_users
         verdict = may_manage_users(same_org=same_org, paid=paid, manage_users=manage)
         if verdict is not ManageUsersVerdict.ALLOWED:
             raise Refusal(
@@ -266,7 +240,7 @@ class UsersPages:
         self._require_manager(visit, member, pending.partition_key)
         if isinstance(opened, Decided):
             return visit.answer(self._already(request, opened))
-        return visit.answer(render(request, "approve.html", request=opened, token=token,
+        return visit.answer(render(request, "approve.html", join=opened, token=token,
                                    csrf_token=visit.session.csrf_token, signed_in=True))
 
     def join_decide(self, request: WebRequest, *, approve: bool) -> WebResponse:

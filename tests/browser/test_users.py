@@ -1,0 +1,299 @@
+"""Bringing Office 365 users in, in a real browser: invitations read from the emulator's
+mailbox view and their links clicked, requests to join and their approval, and every
+refusal (SPEC R2.1 to R2.6)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from shared.identity.signed_links import LinkRow
+from shared.wiring import get_services
+from tests.product_stack import (
+    CONTOSO,
+    CONTOSO_PASSWORD,
+    CRM_PASSWORD,
+    FABRIKAM_PASSWORD,
+    ProductStack,
+    crm_sign_in,
+    microsoft_sign_in,
+)
+
+pytestmark = pytest.mark.browser
+PROVISIONING_AUTH = ("1000.DEMOLOCALCLIENT0001", "demo-crm-client-secret")
+
+
+def new_person(browser: Any) -> Any:
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    return context.new_page()
+
+
+def install_contoso(product: ProductStack, browser: Any) -> Any:
+    """Adele installs the app and lands in the new Contoso Ltd org (issue 5's path)."""
+    adele = new_person(browser)
+    adele.goto(f"{product.url}/api/marketplace/launch")
+    microsoft_sign_in(adele, "adele@contoso.test", CONTOSO_PASSWORD)
+    adele.get_by_role("button", name="Accept").click()
+    adele.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
+    adele.get_by_role("button", name="Continue").click()
+    assert adele.get_by_test_id("crm-user").inner_text() == "Adele Vance"
+    return adele
+
+
+def open_mail(product: ProductStack, page: Any, upn: str, subject_part: str, link_text: str, timeout: float = 30) -> None:
+    """Open the person's Outlook view, wait for the e-mail, click its link."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page.goto(f"{product.m365.base_url}/__emulator/mailbox/{upn}")
+        if subject_part in page.content():
+            break
+        assert time.monotonic() < deadline, f"no e-mail '{subject_part}' for {upn}"
+        time.sleep(0.5)
+    page.locator("article.message", has_text=subject_part).first.get_by_role("link", name=link_text).click()
+    page.wait_for_load_state()
+
+
+def contoso_org_id() -> str:
+    install = get_services().accounts.install_of(CONTOSO)
+    assert install and install.org_id
+    return install.org_id
+
+
+def org_user_emails(product: ProductStack, org_id: str) -> list[str]:
+    org = next(o for o in product.crm_snapshot()["orgs"] if str(o["id"]) == org_id)
+    return sorted(u["email"] for u in org["users"] if u.get("status") != "deleted")
+
+
+def all_users(product: ProductStack) -> int:
+    return sum(len(o["users"]) for o in product.crm_snapshot()["orgs"])
+
+
+def invite_from_add_user_window(adele: Any, product: ProductStack, name: str) -> None:
+    adele.goto(f"{product.url}/api/settings/users")
+    adele.get_by_role("link", name="Office 365 user").click()
+    adele.get_by_label("Search by name or e-mail").fill(name.split()[0])
+    adele.get_by_role("button", name="Search").click()
+    adele.get_by_role("checkbox", name=name).check()
+    adele.get_by_role("button", name="Save").click()
+
+
+def test_invitation_accepted_case_1(product: ProductStack, trusting_browser: Any) -> None:
+    adele = install_contoso(product, trusting_browser)
+    invite_from_add_user_window(adele, product, "Megan Bowen")
+    assert "Invitation sent to: megan@contoso.test" in adele.content()
+    megan = new_person(trusting_browser)
+    open_mail(product, megan, "megan@contoso.test", "invited you to Zoho CRM", "Accept the invitation")
+    microsoft_sign_in(megan, "megan@contoso.test", CONTOSO_PASSWORD)
+    assert megan.get_by_role("heading", name="You are invited to Zoho CRM").is_visible()
+    megan.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
+    megan.get_by_role("button", name="Continue").click()
+    assert megan.get_by_test_id("crm-user").inner_text() == "Megan Bowen"
+    assert "Contoso Ltd" in megan.get_by_test_id("crm-org").inner_text()
+    assert org_user_emails(product, contoso_org_id()).count("megan@contoso.test") == 1
+    # The Add User window now shows her as a member, not selectable again.
+    adele.goto(f"{product.url}/api/settings/users/office365?q=Megan")
+    assert "Already a member" in adele.content()
+
+
+def test_acceptance_through_associate_my_account(product: ProductStack, trusting_browser: Any) -> None:
+    adele = install_contoso(product, trusting_browser)
+    invite_from_add_user_window(adele, product, "Megan Bowen")
+    megan = new_person(trusting_browser)
+    open_mail(product, megan, "megan@contoso.test", "invited you to Zoho CRM", "Accept the invitation")
+    microsoft_sign_in(megan, "megan@contoso.test", CONTOSO_PASSWORD)
+    megan.get_by_role("link", name="Associate My Account").click()
+    crm_sign_in(megan, "rita@samconsulting.example", CRM_PASSWORD)
+    assert megan.get_by_test_id("crm-user").inner_text() == "Rita Gomez"
+    # The existing account was associated, not the invited one: Megan is no user of Contoso's org.
+    assert "megan@contoso.test" not in org_user_emails(product, contoso_org_id())
+    invitation = get_services().invitations.list(contoso_org_id())[0]
+    assert (invitation.state, invitation.how) == ("accepted", "associated")
+
+
+def test_new_user_by_email_from_another_tenant(product: ProductStack, trusting_browser: Any) -> None:
+    adele = install_contoso(product, trusting_browser)
+    adele.goto(f"{product.url}/api/settings/users")
+    adele.get_by_text("New User").click()
+    adele.get_by_label("E-mail").fill("nadia@fabrikam.test")
+    adele.get_by_label("First name").fill("Nadia")
+    adele.get_by_label("Last name").fill("Leroy")
+    adele.get_by_role("button", name="Save").click()
+    assert "Invitation sent to: nadia@fabrikam.test" in adele.content()
+    nadia = new_person(trusting_browser)
+    open_mail(product, nadia, "nadia@fabrikam.test", "invited you to Zoho CRM", "Accept the invitation")
+    microsoft_sign_in(nadia, "nadia@fabrikam.test", FABRIKAM_PASSWORD)
+    nadia.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
+    nadia.get_by_role("button", name="Continue").click()
+    assert nadia.get_by_test_id("crm-user").inner_text() == "Nadia Leroy"
+    assert "nadia@fabrikam.test" in org_user_emails(product, contoso_org_id())
+
+
+def make_manager(product: ProductStack, org_id: str, email: str, first: str, last: str) -> None:
+    """As an administrator would in the CRM's own UI: add a user with a Manage Users profile."""
+    response = requests.post(
+        f"{product.crm.base_url}/provisioning/v1/orgs/{org_id}/users",
+        json={"email": email, "first_name": first, "last_name": last, "profile": "Sales Manager"},
+        auth=PROVISIONING_AUTH, timeout=10,
+    )
+    assert response.status_code == 201, response.text
+
+
+def continue_if_asked(page: Any) -> None:
+    terms = page.get_by_label("I accept the terms and conditions of Zoho CRM.")
+    if terms.count():
+        terms.check()
+        page.get_by_role("button", name="Continue").click()
+        page.wait_for_load_state()
+
+
+def launch_and_continue(product: ProductStack, page: Any, email: str) -> None:
+    page.goto(f"{product.url}/api/marketplace/launch")
+    microsoft_sign_in(page, email, CONTOSO_PASSWORD)
+    continue_if_asked(page)
+
+
+def test_request_to_join_approved_by_one_of_two_managers(product: ProductStack, trusting_browser: Any) -> None:
+    adele = install_contoso(product, trusting_browser)
+    make_manager(product, contoso_org_id(), "lynne@contoso.test", "Lynne", "Robbins")
+    lynne = new_person(trusting_browser)
+    launch_and_continue(product, lynne, "lynne@contoso.test")  # links her Microsoft identity
+    assert lynne.get_by_test_id("crm-user").inner_text() == "Lynne Robbins"
+
+    diego = new_person(trusting_browser)
+    launch_and_continue(product, diego, "diego@contoso.test")
+    assert diego.get_by_role("heading", name="Your organisation already has a CRM account").is_visible()
+    diego.get_by_role("button", name="Request to Join").click()
+    assert diego.get_by_role("heading", name="Your request was sent").is_visible()
+    diego.goto(f"{product.url}/api/accounts")  # a second click on the app: told it is pending
+    diego.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
+    diego.get_by_role("button", name="Continue").click()
+    assert diego.get_by_role("heading", name="Your request is pending").is_visible()
+
+    open_mail(product, adele, "adele@contoso.test", "asks to join", "Review the request")
+    assert adele.get_by_role("heading", name="Add New User").is_visible()
+    adele.get_by_role("button", name="Approve & Add").click()
+    assert adele.get_by_role("heading", name="User added").is_visible()
+
+    open_mail(product, lynne, "lynne@contoso.test", "asks to join", "Review the request")
+    assert lynne.get_by_role("heading", name="This request was already handled").is_visible()
+    assert "approved by adele@contoso.test" in lynne.content()
+
+    open_mail(product, diego, "diego@contoso.test", "You have been added", "Open Zoho CRM")
+    continue_if_asked(diego)  # first time in: the Accounts page's terms, then straight in
+    assert diego.get_by_test_id("crm-user").inner_text() == "Diego Siciliani"
+    assert org_user_emails(product, contoso_org_id()).count("diego@contoso.test") == 1
+
+
+def test_free_edition_is_refused(product: ProductStack, trusting_browser: Any) -> None:
+    adele = new_person(trusting_browser)
+    adele.goto(f"{product.url}/api/marketplace/launch")
+    microsoft_sign_in(adele, "adele@contoso.test", CONTOSO_PASSWORD)
+    adele.get_by_role("button", name="Accept").click()
+    adele.get_by_role("link", name="Associate My Account").click()
+    crm_sign_in(adele, "tina@tinybakery.example", CRM_PASSWORD)
+    response = adele.goto(f"{product.url}/api/settings/users")
+    assert response is not None and response.status == 403
+    assert "paid editions of Zoho CRM only" in adele.content()
+    token = adele.request.get(f"{product.url}/api/accounts").text()  # any page: keeps the session
+    assert token
+    before = all_users(product)
+    posted = adele.request.post(f"{product.url}/api/settings/users/new", form={"email": "x@example.org"},
+                                headers={"Origin": product.url})
+    assert posted.status == 403
+    assert all_users(product) == before
+
+
+def test_member_without_manage_users_is_refused(product: ProductStack, trusting_browser: Any) -> None:
+    adele = install_contoso(product, trusting_browser)
+    invite_from_add_user_window(adele, product, "Megan Bowen")
+    megan = new_person(trusting_browser)
+    open_mail(product, megan, "megan@contoso.test", "invited you to Zoho CRM", "Accept the invitation")
+    microsoft_sign_in(megan, "megan@contoso.test", CONTOSO_PASSWORD)
+    megan.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
+    megan.get_by_role("button", name="Continue").click()
+    response = megan.goto(f"{product.url}/api/settings/users")
+    assert response is not None and response.status == 403
+    assert "Manage Users permission" in megan.content()
+
+
+def test_forged_expired_replayed_and_other_org_links(product: ProductStack, trusting_browser: Any) -> None:
+    visitor = new_person(trusting_browser)
+    forged = visitor.goto(f"{product.url}/api/invitations/not-a-real-token-at-all")
+    assert forged is not None and forged.status == 404
+    assert "This link is not valid" in visitor.content()
+
+    adele = install_contoso(product, trusting_browser)
+    invite_from_add_user_window(adele, product, "Megan Bowen")
+    megan = new_person(trusting_browser)
+    open_mail(product, megan, "megan@contoso.test", "invited you to Zoho CRM", "Accept the invitation")
+    link = megan.url.replace("/api/marketplace/launch", "")
+    microsoft_sign_in(megan, "megan@contoso.test", CONTOSO_PASSWORD)
+    invitation_url = megan.url
+    megan.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
+    megan.get_by_role("button", name="Continue").click()
+    assert megan.get_by_test_id("crm-user").is_visible()
+    replay = new_person(trusting_browser).goto(invitation_url)
+    assert replay is not None and replay.status == 410
+    assert link
+
+    # Expired: the next invitation's link, after its lifetime.
+    invite_from_add_user_window(adele, product, "Alex Wilber")
+    links = get_services().links
+    rows = list(links._repo.query(where="kind eq @k and used_at eq null", parameters={"k": "invitation"}))  # type: ignore[attr-defined]
+    assert rows
+    for stored in rows:
+        aged = stored.entity.model_copy(update={"expires_at": datetime.now(UTC) - timedelta(minutes=1)})
+        links._repo.replace(LinkRow.model_validate(aged.model_dump()), stored.etag)  # type: ignore[attr-defined]
+    alex = new_person(trusting_browser)
+    open_mail(product, alex, "alex@contoso.test", "invited you to Zoho CRM", "Accept the invitation")
+    assert "This link has expired" in alex.content()
+    assert "alex@contoso.test" not in org_user_emails(product, contoso_org_id())
+
+
+def test_approval_link_of_another_org_is_refused(product: ProductStack, trusting_browser: Any) -> None:
+    adele = install_contoso(product, trusting_browser)
+    diego = new_person(trusting_browser)
+    launch_and_continue(product, diego, "diego@contoso.test")
+    diego.get_by_role("button", name="Request to Join").click()
+    # Fabrice manages users in his own org (Fabrikam Sales), not in Contoso's.
+    fabrice = new_person(trusting_browser)
+    fabrice.goto(f"{product.url}/api/marketplace/launch")
+    microsoft_sign_in(fabrice, "fabrice@fabrikam.test", FABRIKAM_PASSWORD)
+    fabrice.get_by_role("button", name="Accept").click()
+    fabrice.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
+    fabrice.get_by_role("button", name="Continue").click()
+    open_mail(product, adele, "adele@contoso.test", "asks to join", "Review the request")
+    approval_url = adele.url
+    response = fabrice.goto(approval_url)
+    assert response is not None and response.status == 403
+    assert "another organisation" in fabrice.content()
+    assert "diego@contoso.test" not in org_user_emails(product, contoso_org_id())
+
+
+def test_duplicate_save_and_double_accept_create_nothing_twice(product: ProductStack, trusting_browser: Any) -> None:
+    adele = install_contoso(product, trusting_browser)
+    adele.goto(f"{product.url}/api/settings/users/office365?q=Megan")
+    token = adele.locator("input[name=csrf_token]").first.get_attribute("value")
+    user_id = adele.get_by_role("checkbox", name="Megan Bowen").get_attribute("value")
+    form = {"csrf_token": token or "", "user": user_id or ""}
+    first = adele.request.post(f"{product.url}/api/settings/users/office365", form=form, headers={"Origin": product.url})
+    second = adele.request.post(f"{product.url}/api/settings/users/office365", form=form, headers={"Origin": product.url})
+    assert "Invitation sent to: megan@contoso.test" in first.text()
+    assert "Already invited (invitation still pending): megan@contoso.test" in second.text()
+    assert len(get_services().invitations.list(contoso_org_id())) == 1
+
+    megan = new_person(trusting_browser)
+    open_mail(product, megan, "megan@contoso.test", "invited you to Zoho CRM", "Accept the invitation")
+    microsoft_sign_in(megan, "megan@contoso.test", CONTOSO_PASSWORD)
+    accept_url = megan.url + "/accept"
+    accept_token = megan.locator("input[name=csrf_token]").first.get_attribute("value")
+    payload = {"csrf_token": accept_token or "", "accept_terms": "on"}
+    one = megan.request.post(accept_url, form=payload, headers={"Origin": product.url}, max_redirects=0)
+    two = megan.request.post(accept_url, form=payload, headers={"Origin": product.url}, max_redirects=0)
+    assert one.status == 303 and two.status == 303  # both clicks take her in
+    assert org_user_emails(product, contoso_org_id()).count("megan@contoso.test") == 1
