@@ -322,7 +322,7 @@ class ContainerClient(Generic[C, I]):
             return outcomes
         retry_after = max((r.retry_after or 0.0 for r in gave_up), default=0.0) or 1.0
         completed = [None if isinstance(o, GraphResponse) else o for o in outcomes]
-        raise MailboxThrottled(429, "TooManyRequests", f"{len(gave_up)} of {len(outcomes)} requests did not complete "
+        raise MailboxThrottled(gave_up[0].status or 503, gave_up[0].error().code, f"{len(gave_up)} of {len(outcomes)} requests did not complete "
                                "within the wait budget", retry_after=retry_after, completed=completed)
 
 

@@ -172,7 +172,9 @@ class GraphMailbox:
         return [results[i] for i in range(len(requests_))]
 
     def _post_batch(self, requests_: Sequence[GraphRequest], ids: list[int], budget: WaitBudget) -> dict[int, GraphResponse]:
-        payload = batch_payload(requests_, ids)
+        # Each item carries its own headers (Graph applies none of the batch's to them).
+        items = [r.model_copy(update={"headers": with_immutable_ids(r.headers)}) for r in requests_]
+        payload = batch_payload(items, ids)
         sequential = any("dependsOn" in item for item in payload["requests"])
         weight = batch_weight(len(ids), sequential)
         headers = self._headers({})
@@ -236,9 +238,7 @@ class GraphMailbox:
 
     # ---- plumbing --------------------------------------------------------------------------
     def _headers(self, extra: dict[str, str]) -> dict[str, str]:
-        headers = {k: v for k, v in extra.items() if k.lower() != "prefer"}
-        prefer = [v for k, v in extra.items() if k.lower() == "prefer"]
-        headers["Prefer"] = ", ".join([*prefer, IMMUTABLE_IDS])
+        headers = with_immutable_ids(extra)
         headers["Authorization"] = f"Bearer {self._token()}"
         headers["client-request-id"] = str(uuid.uuid4())
         return headers
@@ -266,6 +266,15 @@ class _GateHold:
 
     def __exit__(self, *exc: object) -> None:
         self.gate.release(self.weight)
+
+
+def with_immutable_ids(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` with ``IdType="ImmutableId"`` added to its Prefer: every request must ask for
+    immutable ids, or ids read one way would not match ids read the other."""
+    merged = {k: v for k, v in headers.items() if k.lower() != "prefer"}
+    prefer = [v for k, v in headers.items() if k.lower() == "prefer"]
+    merged["Prefer"] = ", ".join([*prefer, IMMUTABLE_IDS])
+    return merged
 
 
 def _response(http: requests.Response) -> GraphResponse:

@@ -26,7 +26,7 @@ TRANSIENT_STATUSES = {429, 502, 503, 504}
 class Pacing:
     """The retry policy of one call (a request, or a ``$batch`` with its item retries)."""
 
-    max_wait_seconds: float = 30.0  # total time a call may spend waiting, all waits together
+    max_wait_seconds: float = 30.0  # a call never starts a wait that would end later than this after its start
     max_attempts: int = 8
     backoff_base_seconds: float = 0.5  # without Retry-After: 0.5, 1, 2, 4 ... seconds
     backoff_cap_seconds: float = 8.0
@@ -59,7 +59,7 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
 
 
 class WaitBudget:
-    """The waiting one call has left: gate waits and retry sleeps both spend it."""
+    """The deadline of one call: waits for the gate and retry waits must end before it."""
 
     def __init__(self, pacing: Pacing) -> None:
         self.pacing = pacing

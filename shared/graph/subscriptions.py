@@ -68,13 +68,17 @@ class SubscriptionClient:
             raise response.error()
         return Subscription.model_validate(response.body)
 
-    def subscribe_calendar(self, calendar_id: str, **options: str) -> Subscription:
+    def subscribe_calendar(self, calendar_id: str, *, notification_url: str, lifecycle_url: str, client_state: str,
+                           lifetime: timedelta = DEFAULT_LIFETIME) -> Subscription:
         """Created, updated and deleted events of our calendar (SPEC R3.3)."""
-        return self.create(calendar_events_resource(self.mailbox.user, calendar_id), **options)  # type: ignore[arg-type]
+        return self.create(calendar_events_resource(self.mailbox.user, calendar_id), notification_url=notification_url,
+                           lifecycle_url=lifecycle_url, client_state=client_state, lifetime=lifetime)
 
-    def subscribe_contacts(self, folder_id: str, **options: str) -> Subscription:
+    def subscribe_contacts(self, folder_id: str, *, notification_url: str, lifecycle_url: str, client_state: str,
+                           lifetime: timedelta = DEFAULT_LIFETIME) -> Subscription:
         """Created, updated and deleted contacts of our folder (SPEC R4.4)."""
-        return self.create(folder_contacts_resource(self.mailbox.user, folder_id), **options)  # type: ignore[arg-type]
+        return self.create(folder_contacts_resource(self.mailbox.user, folder_id), notification_url=notification_url,
+                           lifecycle_url=lifecycle_url, client_state=client_state, lifetime=lifetime)
 
     def renew(self, subscription_id: str, lifetime: timedelta = DEFAULT_LIFETIME) -> Subscription:
         """Push the expiry out (also what a ``reauthorizationRequired`` lifecycle event asks for)."""
