@@ -45,6 +45,12 @@ class ProductStack:
         control.trust_env = False
         control.verify = str(self.m365.ca_cert_path)
         control.post(f"{self.m365.base_url}/__emulator/reset", timeout=10).raise_for_status()
+        control.put(
+            f"{self.m365.base_url}/__emulator/faults",
+            json={"latency_ms": 0, "rate_429": 0, "rate_503": 0, "rate_504": 0},
+            timeout=10,
+        ).raise_for_status()
+        control.post(f"{self.m365.base_url}/__emulator/counters/reset", timeout=10).raise_for_status()
         requests.post(f"{self.crm.base_url}/__emulator/reset", timeout=10).raise_for_status()
         redirect = f"{self.url}/api/accounts/associate/callback"
         requests.post(
@@ -52,6 +58,13 @@ class ProductStack:
             json={**CRM_CLIENT, "redirect_uris": [redirect], "first_party": True},
             timeout=10,
         ).raise_for_status()
+
+    def m365_control(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(
+            method, f"{self.m365.base_url}/__emulator/{path}", verify=str(self.m365.ca_cert_path), timeout=10, **kwargs
+        )
+        response.raise_for_status()
+        return response.json()
 
     def m365_snapshot(self) -> dict[str, Any]:
         return dict(requests.get(f"{self.m365.base_url}/__emulator/snapshot", verify=str(self.m365.ca_cert_path), timeout=10).json())

@@ -13,6 +13,7 @@ from shared.graph.client import GraphClient
 from shared.storage import JobQueue, TableEntity, TableRepository
 
 OUTBOX_QUEUE = "mail-outbox"
+IN_CALL_ATTEMPTS = 3
 
 
 class OutboxMessage(BaseModel):
@@ -70,9 +71,10 @@ class MailSender:
             },
             "saveToSentItems": True,
         }
-        # A 429 means Graph did not process the request, so retrying it cannot send twice.
+        # A few quick retries here (throttling is usually short); beyond them the queue's own
+        # redelivery takes over, up to maxDequeueCount, then the poison queue.
         self._graph_for(message.tenant_id).request(
-            "POST", f"/users/{message.sender}/sendMail", json=payload, idempotent=True
+            "POST", f"/users/{message.sender}/sendMail", json=payload, idempotent=True, attempts=IN_CALL_ATTEMPTS
         )
         self._sent.upsert(
             SentMail(
