@@ -8,8 +8,11 @@ import azure.functions as func
 from functions.health import bp as health
 from functions.install import bp as install
 from functions.mail_worker import bp as mail_worker
+from functions.settings import bp as settings
 from functions.static import bp as static
+from functions.sync_workers import bp as sync_workers
 from functions.users import bp as users
+from functions.webhooks import bp as webhooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health)
@@ -17,3 +20,6 @@ app.register_functions(install)
 app.register_functions(static)
 app.register_functions(users)
 app.register_functions(mail_worker)
+app.register_functions(settings)
+app.register_functions(webhooks)
+app.register_functions(sync_workers)

@@ -29,6 +29,11 @@ from shared.identity.signed_links import LinkRow, SignedLinks
 from shared.identity.token_cipher import TokenCipher
 from shared.mail.outbox import OUTBOX_QUEUE, MailSender, Outbox, OutboxMessage, SentMail
 from shared.storage import JobQueue, StorageAccount, TableEntity, TableRepository
+from shared.sync.conflicts import ConflictEntity, ConflictStore
+from shared.sync.jobs import SYNC_QUEUE, SyncJob
+from shared.sync.link_store import LinkEntity, LinkStore
+from shared.sync.profiles import ProfileStore, SyncProfile
+from shared.sync.service import SyncService
 from shared.transport.session import outbound_session
 
 
@@ -106,6 +111,28 @@ class Services:
             public_base_url=s.public_base_url, lifetime=timedelta(days=s.link_lifetime_days),
             default_profile=s.crm_default_profile,
         )
+
+    @cached_property
+    def sync_profiles(self) -> ProfileStore:
+        return ProfileStore(self.table("syncprofiles", SyncProfile))
+
+    @cached_property
+    def sync_links(self) -> LinkStore:
+        return LinkStore(self.table("synclinks", LinkEntity))
+
+    @cached_property
+    def sync_conflicts(self) -> ConflictStore:
+        return ConflictStore(self.table("syncconflicts", ConflictEntity))
+
+    @cached_property
+    def sync_queue(self) -> JobQueue[SyncJob]:
+        return JobQueue(self.storage.queue_service(), SYNC_QUEUE, SyncJob)
+
+    @cached_property
+    def sync(self) -> SyncService:
+        from shared.sync.adapters import adapter_for
+
+        return SyncService(self, adapter_for)
 
     @cached_property
     def cipher(self) -> TokenCipher:

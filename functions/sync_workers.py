@@ -1,0 +1,31 @@
+"""Queue ``sync-jobs``: one step of one member's calendar or contacts sync, and the timers
+behind webhooks: the delta sweep and the renewal of subscriptions and channels."""
+
+import logging
+
+import azure.functions as func
+
+from shared.storage import decode_message
+from shared.sync.jobs import SYNC_QUEUE, SyncJob
+from shared.wiring import get_services
+
+bp = func.Blueprint()
+log = logging.getLogger("functions.sync")
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=SYNC_QUEUE, connection="AzureWebJobsStorage")
+def sync_step(msg: func.QueueMessage) -> None:
+    job = decode_message(msg.get_body(), SyncJob)
+    get_services().sync.run(job)
+
+
+@bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False, use_monitor=True)
+def delta_sweep(timer: func.TimerRequest) -> None:
+    queued = get_services().sync.sweep()
+    log.info("delta sweep: %d members queued", queued)
+
+
+@bp.timer_trigger(arg_name="timer", schedule="0 17 * * * *", run_on_startup=False, use_monitor=True)
+def renew_webhooks(timer: func.TimerRequest) -> None:
+    renewed = get_services().sync.renew_all()
+    log.info("webhooks renewed: %d", renewed)

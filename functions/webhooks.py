@@ -1,0 +1,72 @@
+"""Change notifications (SPEC R3.3, R4.4): Microsoft Graph subscriptions (with their
+validation handshake and lifecycle events) and CRM watch callbacks. Each is checked
+(clientState / channel token), answered fast, and its work queued."""
+
+import logging
+
+import azure.functions as func
+
+from shared.crm.watch import CallbackRejected
+from shared.graph.notifications import NotificationRejected, validation_token
+from shared.wiring import get_services
+
+bp = func.Blueprint()
+log = logging.getLogger("functions.webhooks")
+ANON = func.AuthLevel.ANONYMOUS
+MAX_BODY = 1_000_000
+
+
+def _validation(req: func.HttpRequest) -> func.HttpResponse | None:
+    """Graph's handshake: echo the token as plain text within 10 seconds."""
+    token = validation_token(dict(req.params))
+    if token is None:
+        return None
+    return func.HttpResponse(token, status_code=200, mimetype="text/plain")
+
+
+def _refused(message: str, status: int = 400) -> func.HttpResponse:
+    return func.HttpResponse(message, status_code=status, mimetype="text/plain")
+
+
+@bp.route(route="webhooks/graph", methods=["POST"], auth_level=ANON)
+def graph_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    handshake = _validation(req)
+    if handshake is not None:
+        return handshake
+    body = req.get_body()
+    if len(body) > MAX_BODY:
+        return _refused("notification too large", 413)
+    try:
+        queued = get_services().sync.graph_notifications(body)
+    except NotificationRejected as error:
+        return _refused(f"not a Graph change notification: {error}")
+    log.info("graph notifications: %d queued", queued)
+    return func.HttpResponse(status_code=202)
+
+
+@bp.route(route="webhooks/graph/lifecycle", methods=["POST"], auth_level=ANON)
+def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
+    handshake = _validation(req)
+    if handshake is not None:
+        return handshake
+    body = req.get_body()
+    if len(body) > MAX_BODY:
+        return _refused("notification too large", 413)
+    try:
+        get_services().sync.graph_lifecycle(body)
+    except NotificationRejected as error:
+        return _refused(f"not a Graph lifecycle notification: {error}")
+    return func.HttpResponse(status_code=202)
+
+
+@bp.route(route="webhooks/crm", methods=["POST"], auth_level=ANON)
+def crm_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    body = req.get_body()
+    if len(body) > MAX_BODY:
+        return _refused("callback too large", 413)
+    try:
+        get_services().sync.crm_callback(body)
+    except CallbackRejected as error:
+        status = 400 if error.reason == "malformed" else 403
+        return _refused(f"callback refused: {error.reason}", status)
+    return func.HttpResponse(status_code=200)

@@ -1,0 +1,210 @@
+"""Carrying out a plan (DESIGN §8; the contract is in ``shared.sync.actions``): pending rows
+first, then the remote writes grouped for throughput (Graph ``$batch`` of 20 at most 4 in
+flight, CRM 100 records a call), then the finished rows in Table transactions. A failed
+write leaves its pair's row as it was (with ``last_error``) and never stops other pairs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.crm.records import CrmRecords
+from shared.graph.container import ItemDraft
+from shared.graph.errors import GraphError
+from shared.sync.actions import (
+    Adopt,
+    Create,
+    Delete,
+    ForgetLink,
+    Plan,
+    RecordConflict,
+    Skip,
+    Tombstone,
+    Update,
+)
+from shared.sync.conflicts import ConflictStore
+from shared.sync.kind import CRM_MARKER_FIELD, SyncKindAdapter
+from shared.sync.link_store import LinkStore
+from shared.sync.links import LinkRow, Side
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExecutionReport:
+    created: dict[str, int] = field(default_factory=lambda: {"crm": 0, "outlook": 0})
+    updated: dict[str, int] = field(default_factory=lambda: {"crm": 0, "outlook": 0})
+    deleted: dict[str, int] = field(default_factory=lambda: {"crm": 0, "outlook": 0})
+    conflicts: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+class Executor:
+    def __init__(
+        self,
+        adapter: SyncKindAdapter,
+        records: CrmRecords,
+        links: LinkStore,
+        conflicts: ConflictStore,
+        *,
+        partition: str,
+        container_id: str,
+        owner_id: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.a = adapter
+        self.records = records
+        self.links = links
+        self.conflicts = conflicts
+        self.partition = partition
+        self.container = container_id
+        self.owner_id = owner_id
+        self._now = clock
+
+    def apply(self, plan: Plan, known: dict[str, LinkRow]) -> ExecutionReport:
+        report = ExecutionReport()
+        writes: list[tuple[LinkRow | None, LinkRow]] = []
+        creates = [a for a in plan.actions if isinstance(a, Create)]
+        if creates:  # write-ahead: a crash after a create leaves a row saying it may exist
+            self.links.write(self.partition, [(known.get(c.pending.link_id), c.pending) for c in creates])
+            known.update({c.pending.link_id: c.pending for c in creates})
+        writes += self._creates(creates, known, report)
+        writes += self._updates([a for a in plan.actions if isinstance(a, Update)], known, report)
+        writes += self._deletes([a for a in plan.actions if isinstance(a, Delete)], known, report)
+        for action in plan.actions:
+            if isinstance(action, Adopt | Tombstone) or isinstance(action, Skip) and action.link is not None:
+                writes.append((known.get(action.link.link_id), action.link))
+        if writes:
+            self.links.write(self.partition, _last_per_link(writes))
+        forgotten = [known[a.link_id] for a in plan.actions if isinstance(a, ForgetLink) and a.link_id in known]
+        if forgotten:
+            self.links.forget(self.partition, forgotten)
+        found = [a.conflict for a in plan.actions if isinstance(a, RecordConflict)]
+        if found:
+            self.conflicts.record(self.partition, found)
+            report.conflicts = len(found)
+        return report
+
+    # -- creates --------------------------------------------------------------------------
+
+    def _creates(self, creates: list[Create], known: dict[str, LinkRow], report: ExecutionReport) -> list[tuple[LinkRow | None, LinkRow]]:
+        done: list[tuple[LinkRow | None, LinkRow]] = []
+        outlook = [c for c in creates if c.side is Side.OUTLOOK]
+        crm = [c for c in creates if c.side is Side.CRM]
+        fresh: list[Create] = []
+        for create in outlook:
+            found = self.a.outlook.find_items_by_crm_id(self.container, create.marker) if create.recover else []
+            if found:  # an earlier attempt created it: bring it to the planned content
+                try:
+                    item = self.a.outlook.update_items(self.container, [(found[0].id, self.a.to_outlook(create.fields))])[0]
+                except GraphError as error:
+                    item = error
+                done += self._created(create, item, known, report)
+            else:
+                fresh.append(create)
+        if fresh:
+            drafts = [
+                ItemDraft(crm_id=c.marker, fields=self.a.to_outlook(c.fields), transaction_id=c.transaction_key)
+                for c in fresh
+            ]
+            for create, item in zip(fresh, self.a.outlook.create_items(self.container, drafts), strict=True):
+                done += self._created(create, item, known, report)
+        if crm:
+            bodies = [{**self.a.to_crm(c.fields), CRM_MARKER_FIELD: c.marker, "Owner": {"id": self.owner_id}} for c in crm]
+            for create, result in zip(crm, self.records.insert(self.a.crm_module, bodies), strict=True):
+                if result.ok and result.id:
+                    done.append((known.get(create.pending.link_id), create.completed(result.id, result.modified_time or "")))
+                    report.created["crm"] += 1
+                else:
+                    done += self._failed(create.pending, f"CRM create: {result.code or result.status} {result.message}", report)
+        return done
+
+    def _created(self, create: Create, item: Any, known: dict[str, LinkRow], report: ExecutionReport) -> list[tuple[LinkRow | None, LinkRow]]:
+        if isinstance(item, GraphError):
+            return self._failed(create.pending, f"Outlook create: {item.code}", report)
+        report.created["outlook"] += 1
+        return [(known.get(create.pending.link_id), create.completed(item.id, item.change_key or ""))]
+
+    # -- updates --------------------------------------------------------------------------
+
+    def _updates(self, updates: list[Update], known: dict[str, LinkRow], report: ExecutionReport) -> list[tuple[LinkRow | None, LinkRow]]:
+        outlook_versions: dict[str, str] = {}
+        crm_versions: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        with_outlook = [u for u in updates if u.outlook is not None]
+        if with_outlook:
+            changes = [(u.outlook.item_id, self.a.to_outlook(u.outlook.fields)) for u in with_outlook]  # type: ignore[union-attr]
+            for update, item in zip(with_outlook, self.a.outlook.update_items(self.container, changes), strict=True):
+                if isinstance(item, GraphError):
+                    failed[update.link.link_id] = f"Outlook update: {item.code}"
+                else:
+                    outlook_versions[update.link.link_id] = item.change_key or ""
+                    report.updated["outlook"] += 1
+        with_crm = [u for u in updates if u.crm is not None and u.link.link_id not in failed]
+        if with_crm:
+            bodies = [{"id": u.crm.item_id, **self.a.to_crm(u.crm.fields)} for u in with_crm]  # type: ignore[union-attr]
+            for update, result in zip(with_crm, self.records.update(self.a.crm_module, bodies), strict=True):
+                if result.ok:
+                    crm_versions[update.link.link_id] = result.modified_time or ""
+                    report.updated["crm"] += 1
+                else:
+                    failed[update.link.link_id] = f"CRM update: {result.code or result.status}"
+        done: list[tuple[LinkRow | None, LinkRow]] = []
+        for update in updates:
+            link_id = update.link.link_id
+            if link_id in failed:
+                done += self._failed(known.get(link_id) or update.link, failed[link_id], report)
+                continue
+            row = update.completed(crm_version=crm_versions.get(link_id), outlook_version=outlook_versions.get(link_id))
+            done.append((known.get(link_id), row))
+        return done
+
+    # -- deletes --------------------------------------------------------------------------
+
+    def _deletes(self, deletes: list[Delete], known: dict[str, LinkRow], report: ExecutionReport) -> list[tuple[LinkRow | None, LinkRow]]:
+        done: list[tuple[LinkRow | None, LinkRow]] = []
+        outlook = [d for d in deletes if d.side is Side.OUTLOOK]
+        ids = []
+        for delete in outlook:
+            item_id = delete.item_id
+            if item_id is None and delete.marker:
+                found = self.a.outlook.find_items_by_crm_id(self.container, delete.marker)
+                item_id = found[0].id if found else None
+            ids.append(item_id)
+        present = [(d, i) for d, i in zip(outlook, ids, strict=True) if i is not None]
+        results = self.a.outlook.delete_items(self.container, [i for _, i in present]) if present else []
+        outcome = {d.link.link_id: r for (d, _), r in zip(present, results, strict=True)}
+        for delete in outlook:
+            result = outcome.get(delete.link.link_id, False)
+            if isinstance(result, GraphError):
+                done += self._failed(known.get(delete.link.link_id) or delete.link, f"Outlook delete: {result.code}", report)
+            else:
+                report.deleted["outlook"] += 1
+                done.append((known.get(delete.link.link_id), delete.link))
+        crm = [d for d in deletes if d.side is Side.CRM and d.item_id]
+        if crm:
+            for delete, result in zip(crm, self.records.delete(self.a.crm_module, [d.item_id for d in crm]), strict=True):  # type: ignore[misc]
+                if result.ok or result.code == "INVALID_DATA":  # gone already counts as done
+                    report.deleted["crm"] += 1
+                    done.append((known.get(delete.link.link_id), delete.link))
+                else:
+                    done += self._failed(known.get(delete.link.link_id) or delete.link, f"CRM delete: {result.code}", report)
+        done += [(known.get(d.link.link_id), d.link) for d in deletes if d.side is Side.CRM and not d.item_id]
+        return done
+
+    def _failed(self, row: LinkRow, reason: str, report: ExecutionReport) -> list[tuple[LinkRow | None, LinkRow]]:
+        log.warning("sync write failed for %s: %s", row.link_id, reason)
+        report.failures.append(reason)
+        return [(row, row.replace(last_error=reason[:300]))]
+
+
+def _last_per_link(writes: list[tuple[LinkRow | None, LinkRow]]) -> list[tuple[LinkRow | None, LinkRow]]:
+    """One write per link (the last), keeping the first known previous version."""
+    merged: dict[str, tuple[LinkRow | None, LinkRow]] = {}
+    for previous, row in writes:
+        first_previous = merged[row.link_id][0] if row.link_id in merged else previous
+        merged[row.link_id] = (first_previous, row)
+    return list(merged.values())

@@ -1,0 +1,49 @@
+"""What differs between calendar and contacts sync, behind one interface the executor and
+the runner use (issue 8: "no second engine"): the CRM module and fields, the Outlook
+container client, the field mapping both ways, the normalisation and the scope filter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import JsonValue
+
+from shared.sync.changes import ItemSeen
+from shared.sync.fingerprint import Normalisation
+
+# The CRM field that carries the Outlook id of a synced record (our marker on the CRM side).
+# In a real org this is a custom field the integration creates (single line, unique).
+CRM_MARKER_FIELD = "Outlook_Id"
+
+
+class OutlookItems(Protocol):
+    """The container client of shared.graph (CalendarClient, ContactsClient)."""
+
+    def ensure_container(self, name: str) -> Any: ...
+    def delete_container(self, container_id: str) -> bool: ...
+    def create_items(self, container_id: str, drafts: Any) -> list[Any]: ...
+    def update_items(self, container_id: str, changes: Any) -> list[Any]: ...
+    def delete_items(self, container_id: str, item_ids: Any) -> list[Any]: ...
+    def find_items_by_crm_id(self, container_id: str, crm_id: str) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class SyncKindAdapter:
+    """One kind of item, for one member."""
+
+    name: str  # "calendar" or "contacts"
+    crm_module: str  # "Events" or "Contacts"
+    crm_fields: tuple[str, ...]  # listed fields (<= 50)
+    container_name: str  # "Zoho CRM" or "Zoho CRM Contacts"
+    normalisation: Normalisation
+    outlook: OutlookItems
+    crm_to_seen: Callable[[dict[str, Any]], ItemSeen]
+    outlook_to_seen: Callable[[dict[str, Any]], ItemSeen]
+    to_crm: Callable[[Mapping[str, JsonValue]], dict[str, Any]]  # body of a create or update
+    to_outlook: Callable[[Mapping[str, JsonValue]], dict[str, Any]]  # body of a create or PATCH
+    initial_cap: int  # R3.5: 5,000 events; R4.6: 10,000 contacts
+    scan_fields: tuple[str, ...]  # what the selection pass reads
+    initial_key: Callable[[dict[str, Any]], list[Any]]  # smaller keys are sent first (R3.5)
+    excluded: Callable[[dict[str, Any]], str | None]  # out of scope: not the member's, imported ...

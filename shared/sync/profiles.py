@@ -1,0 +1,131 @@
+"""A member's sync profile per kind (calendar, contacts): state, Outlook container,
+cursors, webhooks, progress, counters, and the lease that keeps one member's sync
+running one at a time (DESIGN §7, §8). One row per member and kind, written with ETags."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import JsonValue
+
+from shared.storage import ConcurrencyConflict, EntityAlreadyExists, Stored, TableEntity, TableRepository
+
+LEASE = timedelta(minutes=10)
+
+
+class SyncKind(StrEnum):
+    CALENDAR = "calendar"
+    CONTACTS = "contacts"
+
+
+class SyncState(StrEnum):
+    DISABLED = "disabled"
+    INITIAL = "initial"  # the initial sync is running (pages of queue work)
+    ACTIVE = "active"  # two-way sync through webhooks and the delta sweep
+    PAUSED = "paused"  # stopped with a reason the member sees (mass change, lost authorisation)
+
+
+class SyncProfile(TableEntity):
+    """PartitionKey = member key ("ms|tenant|object"), RowKey = kind."""
+
+    tenant_id: str
+    object_id: str  # the member's mailbox (Graph user id)
+    state: SyncState = SyncState.DISABLED
+    reason: str | None = None  # why it is paused or was disabled (shown to the member)
+    container_id: str | None = None  # our Outlook calendar / contact folder
+    conflict_policy: str = "most_recent"
+    # Initial sync: the CRM listing cursor (JSON) and progress.
+    initial_cursor: str | None = None
+    initial_done: int = 0
+    initial_total: int = 0
+    initial_threshold: list[JsonValue] | None = None  # the worst ordering key still sent
+    # Ongoing sync: Graph delta link, CRM watermark.
+    delta_link: str | None = None
+    crm_watermark: datetime | None = None
+    # Webhooks.
+    subscription_id: str | None = None
+    subscription_expires: datetime | None = None
+    client_state: str | None = None
+    channel_id: str | None = None
+    channel_token: str | None = None
+    channel_expires: datetime | None = None
+    # What the member sees.
+    enabled_at: datetime | None = None
+    last_sync_at: datetime | None = None
+    synced_items: int = 0
+    conflicts: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    pending_deletions: int = 0  # a paused mass change waiting for confirmation
+    # One runner at a time.
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+class LeaseHeld(Exception):
+    """Another runner holds this member's sync; the job is deferred, not lost."""
+
+
+class ProfileStore:
+    def __init__(
+        self, repository: TableRepository[SyncProfile], clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self._repo = repository
+        self._now = clock
+
+    def get(self, member_key: str, kind: SyncKind) -> Stored[SyncProfile] | None:
+        return self._repo.get(member_key, kind.value)
+
+    def create_or_get(self, profile: SyncProfile) -> Stored[SyncProfile]:
+        try:
+            return self._repo.insert(profile)
+        except EntityAlreadyExists:
+            stored = self._repo.get(profile.partition_key, profile.row_key)
+            assert stored is not None
+            return stored
+
+    def save(self, profile: SyncProfile, etag: str) -> Stored[SyncProfile]:
+        return self._repo.replace(profile, etag)
+
+    def update(self, member_key: str, kind: SyncKind, change: Callable[[SyncProfile], SyncProfile]) -> SyncProfile:
+        """Read-modify-write with ETag, retried on a lost race."""
+        for _ in range(8):
+            stored = self.get(member_key, kind)
+            if stored is None:
+                raise LookupError(f"no {kind} profile for {member_key}")
+            updated = change(stored.entity)
+            try:
+                return self._repo.replace(updated, stored.etag).entity
+            except ConcurrencyConflict:
+                continue
+        raise ConcurrencyConflict(f"{kind} profile of {member_key} kept changing")
+
+    def acquire(self, member_key: str, kind: SyncKind) -> tuple[SyncProfile, str, str]:
+        """Take the member's lease (or raise LeaseHeld); returns profile, etag, owner token."""
+        stored = self.get(member_key, kind)
+        if stored is None:
+            raise LookupError(f"no {kind} profile for {member_key}")
+        now = self._now()
+        held = stored.entity.lease_until is not None and stored.entity.lease_until > now
+        if held:
+            raise LeaseHeld(f"{kind} sync of {member_key} is running elsewhere")
+        owner = secrets.token_hex(8)
+        leased = stored.entity.model_copy(update={"lease_owner": owner, "lease_until": now + LEASE})
+        try:
+            written = self._repo.replace(leased, stored.etag)
+        except ConcurrencyConflict:
+            raise LeaseHeld(f"{kind} sync of {member_key} was just taken") from None
+        return written.entity, written.etag, owner
+
+    def release(self, profile: SyncProfile, etag: str) -> Stored[SyncProfile]:
+        return self._repo.replace(profile.model_copy(update={"lease_owner": None, "lease_until": None}), etag)
+
+    def all_active(self) -> list[SyncProfile]:
+        """Every profile that syncs (for the delta sweep and the renewal timer)."""
+        return [
+            s.entity
+            for s in self._repo.query(where="state eq @a or state eq @i", parameters={"a": "active", "i": "initial"})
+        ]

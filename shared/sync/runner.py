@@ -1,0 +1,207 @@
+"""One step of one member's sync (DESIGN §8): take the lease, observe both sides, plan,
+check the guards, execute, save the cursors, and queue the next step if there is one.
+
+- ``initial``: first a selection pass over the member's CRM items (ordering keys only,
+  R3.5/R4.6), then one CRM page per step; resumable from the stored cursor after a crash.
+- ``delta``: the Graph delta round from the stored link and the CRM changes since the
+  watermark plus the CRM's deleted list; run on webhooks and by the sweep timer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.crm.records import CrmRecords, ListCursor, ListQuery
+from shared.sync import ConflictPolicy, ItemDeleted, ItemSeen, SideChanges, plan
+from shared.sync.changes import DeleteSignal
+from shared.sync.conflicts import ConflictStore
+from shared.sync.executor import ExecutionReport, Executor
+from shared.sync.guards import PauseForConfirmation, check_deletions_are_signalled, check_mass_change
+from shared.sync.jobs import SyncJob
+from shared.sync.kind import SyncKindAdapter
+from shared.sync.link_store import LinkStore
+from shared.sync.profiles import ProfileStore, SyncProfile, SyncState
+from shared.sync.selection import selected, threshold
+
+log = logging.getLogger(__name__)
+
+DELTA_WINDOW_PAST = timedelta(days=365)
+DELTA_WINDOW_FUTURE = timedelta(days=730)
+MAX_DELTA_PAGES_PER_STEP = 50
+
+
+@dataclass
+class StepContext:
+    """What a step needs for one member (built by the composition root)."""
+
+    adapter: SyncKindAdapter
+    records: CrmRecords
+    owner_id: str  # the member's CRM user id (R3.4, R4.5: only their own items)
+    enqueue: Callable[[SyncJob, int], None]  # (job, delay seconds)
+    on_container_gone: Callable[[SyncProfile, str], None]
+
+
+class SyncRunner:
+    def __init__(
+        self,
+        profiles: ProfileStore,
+        links: LinkStore,
+        conflicts: ConflictStore,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.profiles = profiles
+        self.links = links
+        self.conflicts = conflicts
+        self._now = clock
+
+    def run(self, job: SyncJob, ctx: StepContext) -> SyncProfile:
+        """One step under the member's lease. Raises LeaseHeld when another step runs."""
+        profile, etag, _ = self.profiles.acquire(job.member, job.kind)
+        try:
+            if profile.state is SyncState.INITIAL:
+                profile = self._initial_step(profile, ctx)
+            elif profile.state is SyncState.ACTIVE:
+                profile = self._delta_step(profile, ctx)
+        finally:
+            latest = self.profiles.get(job.member, job.kind)
+            if latest is not None:
+                self.profiles.release(_carry(latest.entity, profile), latest.etag)
+        return profile
+
+    # -- the initial sync ------------------------------------------------------------------
+
+    def _initial_step(self, profile: SyncProfile, ctx: StepContext) -> SyncProfile:
+        a = ctx.adapter
+        if profile.initial_cursor is None:
+            return self._select(profile, ctx)
+        cursor = ListCursor.model_validate_json(profile.initial_cursor)
+        limit = _limit(profile)
+        page = next(iter(ctx.records.pages(cursor)), None)
+        chosen = [r for r in (page.records if page else []) if selected(a.initial_key(r), limit) and not a.excluded(r)]
+        report = self._cycle(profile, ctx, SideChanges(seen=tuple(a.crm_to_seen(r) for r in chosen)), SideChanges())
+        done = profile.initial_done + len(chosen)
+        if page is not None and page.next is not None:
+            ctx.enqueue(SyncJob(member=profile.partition_key, kind=profile.row_key, step="initial", reason="continue"), 0)  # type: ignore[arg-type]
+            return self._counted(profile, report, initial_done=done, initial_cursor=page.next.model_dump_json())
+        # Done: start two-way sync from here (R3.3): a Graph delta round and the CRM watermark.
+        ctx.enqueue(SyncJob(member=profile.partition_key, kind=profile.row_key, step="delta", reason="initial done"), 0)  # type: ignore[arg-type]
+        return self._counted(profile, report, initial_done=done, state=SyncState.ACTIVE, initial_cursor=None)
+
+    def _select(self, profile: SyncProfile, ctx: StepContext) -> SyncProfile:
+        """The selection pass: every candidate's ordering key, the cap best kept (R3.5, R4.6)."""
+        a = ctx.adapter
+        started = self._now()
+        query = ListQuery(module=a.crm_module, fields=a.scan_fields, owner_id=ctx.owner_id)  # type: ignore[arg-type]
+        keys = (a.initial_key(r) for page in ctx.records.pages(query) for r in page.records if not a.excluded(r))
+        limit, total = threshold(keys, a.initial_cap)
+        full = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id)  # type: ignore[arg-type]
+        ctx.enqueue(SyncJob(member=profile.partition_key, kind=profile.row_key, step="initial", reason="selected"), 0)  # type: ignore[arg-type]
+        return profile.model_copy(
+            update={
+                "initial_cursor": ListCursor(query=full).model_dump_json(),
+                "initial_threshold": limit,
+                "initial_total": total,
+                "initial_done": 0,
+                "crm_watermark": started,
+            }
+        )
+
+    # -- two-way sync ------------------------------------------------------------------------
+
+    def _delta_step(self, profile: SyncProfile, ctx: StepContext) -> SyncProfile:
+        a = ctx.adapter
+        started = self._now()
+        outlook_seen: list[ItemSeen] = []
+        outlook_gone: list[ItemDeleted] = []
+        resume = profile.delta_link
+        pages = (
+            a.outlook.delta(profile.container_id, resume_from=resume)  # type: ignore[attr-defined]
+            if resume
+            else a.outlook.delta(  # type: ignore[attr-defined]
+                profile.container_id, start=started - DELTA_WINDOW_PAST, end=started + DELTA_WINDOW_FUTURE
+            )
+        )
+        more = False
+        for count, page in enumerate(pages, start=1):
+            outlook_seen += [a.outlook_to_seen(item.to_graph()) for item in page.changed]
+            outlook_gone += [ItemDeleted(r.id, DeleteSignal.GRAPH_REMOVED) for r in page.removed]
+            resume = page.resume_link
+            if count >= MAX_DELTA_PAGES_PER_STEP and not page.is_last:
+                more = True
+                break
+        watermark = profile.crm_watermark or started
+        since = watermark - timedelta(seconds=1)  # the CRM compares whole seconds
+        query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id, modified_since=since)  # type: ignore[arg-type]
+        crm_seen = [a.crm_to_seen(r) for r in ctx.records.changed_since(query)]
+        crm_gone = [
+            ItemDeleted(d.id, DeleteSignal.CRM_DELETED_LIST) for d in ctx.records.deleted(a.crm_module, since=since)  # type: ignore[arg-type]
+        ]
+        report = self._cycle(
+            profile, ctx, SideChanges(tuple(crm_seen), tuple(crm_gone)), SideChanges(tuple(outlook_seen), tuple(outlook_gone))
+        )
+        if isinstance(report, PauseForConfirmation):
+            return profile.model_copy(
+                update={"state": SyncState.PAUSED, "reason": "mass_change", "pending_deletions": len(report.deletions)}
+            )
+        if more:
+            ctx.enqueue(SyncJob(member=profile.partition_key, kind=profile.row_key, step="delta", reason="continue"), 0)  # type: ignore[arg-type]
+        return self._counted(profile, report, delta_link=resume, crm_watermark=started if not more else watermark)
+
+    # -- one plan-and-execute cycle ------------------------------------------------------------
+
+    def _cycle(
+        self, profile: SyncProfile, ctx: StepContext, crm: SideChanges, outlook: SideChanges
+    ) -> ExecutionReport | PauseForConfirmation:
+        partition = f"{profile.partition_key}|{profile.row_key}"
+        crm_ids = _ids(crm) | {s.partner_id for s in outlook.seen if s.partner_id}
+        outlook_ids = _ids(outlook) | {s.partner_id for s in crm.seen if s.partner_id}
+        known = {row.link_id: row for row in self.links.load(partition, crm_ids=crm_ids, outlook_ids=outlook_ids)}
+        result = plan(
+            known.values(), crm, outlook, now=self._now(), policy=ConflictPolicy(profile.conflict_policy),
+            normalisation=ctx.adapter.normalisation,
+        )
+        check_deletions_are_signalled(result, crm, outlook)
+        verdict = check_mass_change(result, list(known.values()))
+        if isinstance(verdict, PauseForConfirmation) and profile.state is SyncState.ACTIVE:
+            return verdict
+        executor = Executor(
+            ctx.adapter, ctx.records, self.links, self.conflicts, partition=partition,
+            container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
+        )
+        return executor.apply(result, known)
+
+    def _counted(self, profile: SyncProfile, report: ExecutionReport | PauseForConfirmation, **changes: Any) -> SyncProfile:
+        if isinstance(report, PauseForConfirmation):
+            return profile.model_copy(update=changes)
+        created = sum(report.created.values())
+        removed = sum(report.deleted.values())
+        return profile.model_copy(
+            update={
+                "synced_items": max(0, profile.synced_items + created - removed),
+                "conflicts": profile.conflicts + report.conflicts,
+                "errors": profile.errors + len(report.failures),
+                "last_error": report.failures[-1] if report.failures else profile.last_error,
+                "last_sync_at": self._now(),
+                **changes,
+            }
+        )
+
+
+def _ids(changes: SideChanges) -> set[str]:
+    return {s.item_id for s in changes.seen} | {d.item_id for d in changes.deleted}
+
+
+def _limit(profile: SyncProfile) -> list[Any] | None:
+    return profile.initial_threshold
+
+
+def _carry(latest: SyncProfile, stepped: SyncProfile) -> SyncProfile:
+    """The step's result, unless the member changed the state meanwhile (e.g. disabled)."""
+    if latest.state is SyncState.DISABLED or latest.enabled_at != stepped.enabled_at:
+        return latest
+    return stepped.model_copy(update={"lease_owner": latest.lease_owner, "lease_until": latest.lease_until})
+

@@ -1,0 +1,275 @@
+"""Calendar and contacts sync for members (SPEC R3, R4): enable, disable, run steps,
+webhooks, the sweep and renewals. The composition of the adapters around the engine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from shared.accounts.models import MemberIdentity
+from shared.crm.records import CrmRecords
+from shared.crm.tokens import CrmAuthorizationLost
+from shared.crm.watch import CallbackRejected, CrmWatch, parse_callback, verify_callback
+from shared.graph.mailbox import GraphMailbox
+from shared.graph.notifications import (
+    client_state_matches,
+    new_client_state,
+    parse_change_notifications,
+    parse_lifecycle_notifications,
+)
+from shared.graph.subscriptions import SubscriptionClient, SubscriptionGone
+from shared.graph.sync_errors import ContainerGone, DeltaExpired, MailboxThrottled
+from shared.storage import JobQueue, TableEntity
+from shared.sync.jobs import SyncJob
+from shared.sync.kind import SyncKindAdapter
+from shared.sync.profiles import LeaseHeld, SyncKind, SyncProfile, SyncState
+from shared.sync.runner import StepContext, SyncRunner
+
+if TYPE_CHECKING:
+    from shared.wiring import Services
+
+log = logging.getLogger(__name__)
+RENEW_AHEAD = timedelta(hours=24)
+
+
+class WebhookRoute(TableEntity):
+    """Where a Graph subscription or CRM channel's notifications go. PartitionKey =
+    "graph|{subscription id}" or "crm|{channel id}", RowKey = "hook"."""
+
+    member: str
+    kind: str
+    secret: str  # Graph clientState or CRM channel token
+
+
+class SyncService:
+    def __init__(self, services: Services, adapter_for: Callable[[MemberIdentity, SyncKind, GraphMailbox], SyncKindAdapter]) -> None:
+        self.s = services
+        self._adapter_for = adapter_for
+        self.runner = SyncRunner(services.sync_profiles, services.sync_links, services.sync_conflicts)
+        self.jobs: JobQueue[SyncJob] = services.sync_queue
+        self.routes = services.table("webhooks", WebhookRoute)
+
+    # -- building blocks -----------------------------------------------------------------
+
+    def member(self, member_key: str) -> MemberIdentity:
+        _, tenant_id, object_id = member_key.split("|", 2)
+        found = self.s.accounts.member_of(tenant_id, object_id)
+        if found is None:
+            raise LookupError(f"no member {member_key}")
+        return found
+
+    def mailbox(self, member: MemberIdentity) -> GraphMailbox:
+        return GraphMailbox(
+            self.s.settings.graph_base_url, member.object_id, lambda: self.s.entra.app_token(member.tenant_id),
+            self.s.http, tenant_id=member.tenant_id,
+        )
+
+    def _context(self, member: MemberIdentity, kind: SyncKind) -> StepContext:
+        return StepContext(
+            adapter=self._adapter_for(member, kind, self.mailbox(member)),
+            records=CrmRecords(self.s.crm_sessions.for_member(self.s.crm_access(member))),
+            owner_id=member.user_id,
+            enqueue=lambda job, delay: self.jobs.send(job, delay=timedelta(seconds=delay) if delay else None),
+            on_container_gone=lambda profile, reason: self.disable(member, kind, reason=reason),
+        )
+
+    def _key(self, member: MemberIdentity) -> str:
+        return member.partition_key
+
+    # -- enable and disable (R3.1, R3.2, R3.7, R4.1, R4.3, R4.8) ----------------------------------
+
+    def enable(self, member: MemberIdentity, kind: SyncKind) -> SyncProfile:
+        """Create (or re-use) our Outlook container, subscribe both sides, queue the initial sync.
+        Idempotent: enabling an enabled sync changes nothing."""
+        key = self._key(member)
+        stored = self.s.sync_profiles.create_or_get(
+            SyncProfile(partition_key=key, row_key=kind.value, tenant_id=member.tenant_id, object_id=member.object_id)
+        )
+        if stored.entity.state in (SyncState.INITIAL, SyncState.ACTIVE):
+            return stored.entity
+        ctx = self._context(member, kind)
+        container = ctx.adapter.outlook.ensure_container(ctx.adapter.container_name)
+        base = self.s.settings.public_base_url
+        client_state = new_client_state()
+        subscriptions = SubscriptionClient(self.mailbox(member))
+        subscribe = subscriptions.subscribe_calendar if kind is SyncKind.CALENDAR else subscriptions.subscribe_contacts
+        subscription = subscribe(
+            container.id, notification_url=f"{base}/api/webhooks/graph",
+            lifecycle_url=f"{base}/api/webhooks/graph/lifecycle", client_state=client_state,
+        )
+        watch = CrmWatch(self.s.crm_sessions.for_member(self.s.crm_access(member)))
+        channel = watch.enable(ctx.adapter.crm_module, f"{base}/api/webhooks/crm")  # type: ignore[arg-type]
+        self.routes.upsert(WebhookRoute(partition_key=f"graph|{subscription.id}", row_key="hook", member=key, kind=kind.value, secret=client_state))
+        self.routes.upsert(WebhookRoute(partition_key=f"crm|{channel.channel_id}", row_key="hook", member=key, kind=kind.value, secret=channel.token))
+        now = datetime.now(UTC)
+
+        def enabled(profile: SyncProfile) -> SyncProfile:
+            return profile.model_copy(update={
+                "state": SyncState.INITIAL, "reason": None, "container_id": container.id, "enabled_at": now,
+                "subscription_id": subscription.id, "subscription_expires": subscription.expiration_date_time,
+                "client_state": client_state, "channel_id": channel.channel_id, "channel_token": channel.token,
+                "channel_expires": channel.expires_at, "initial_cursor": None, "initial_threshold": None,
+                "initial_done": 0, "initial_total": 0, "delta_link": None, "crm_watermark": None,
+                "synced_items": 0, "conflicts": 0, "errors": 0, "last_error": None, "pending_deletions": 0,
+            })
+
+        profile = self.s.sync_profiles.update(key, kind, enabled)
+        self.jobs.send(SyncJob(member=key, kind=kind, step="initial", reason="enable"))
+        self.s.accounts.audit(actor=member.email, action=f"sync.{kind.value}.enabled", tenant_id=member.tenant_id, org_id=member.org_id)
+        return profile
+
+    def disable(self, member: MemberIdentity, kind: SyncKind, *, reason: str = "disabled by the member") -> SyncProfile | None:
+        """Stop syncing; remove our Outlook container (its items go with it); the CRM keeps
+        everything (R3.7, R3.8, R4.8, R4.9)."""
+        key = self._key(member)
+        stored = self.s.sync_profiles.get(key, kind)
+        if stored is None:
+            return None
+        profile = stored.entity
+        mailbox = self.mailbox(member)
+        if profile.subscription_id:
+            try:
+                SubscriptionClient(mailbox).delete(profile.subscription_id)
+            except Exception as error:  # best effort: an orphan subscription expires by itself
+                log.warning("could not delete subscription %s: %s", profile.subscription_id, error)
+            self.routes.delete(f"graph|{profile.subscription_id}", "hook")
+        if profile.channel_id:
+            try:
+                CrmWatch(self.s.crm_sessions.for_member(self.s.crm_access(member))).disable([profile.channel_id])
+            except Exception as error:
+                log.warning("could not disable channel %s: %s", profile.channel_id, error)
+            self.routes.delete(f"crm|{profile.channel_id}", "hook")
+        if profile.container_id:
+            adapter = self._adapter_for(member, kind, mailbox)
+            adapter.outlook.delete_container(profile.container_id)
+        partition = f"{key}|{kind.value}"
+        self.s.sync_links.purge(partition)
+        self.s.sync_conflicts.purge(partition)
+
+        def disabled(p: SyncProfile) -> SyncProfile:
+            return p.model_copy(update={
+                "state": SyncState.DISABLED, "reason": reason, "container_id": None, "subscription_id": None,
+                "channel_id": None, "delta_link": None, "initial_cursor": None, "synced_items": 0,
+                "lease_owner": None, "lease_until": None,
+            })
+
+        result = self.s.sync_profiles.update(key, kind, disabled)
+        self.s.accounts.audit(actor=member.email, action=f"sync.{kind.value}.disabled", tenant_id=member.tenant_id,
+                              org_id=member.org_id, detail=reason)
+        return result
+
+    # -- running steps ----------------------------------------------------------------------
+
+    def run(self, job: SyncJob) -> None:
+        """One queued step. Throttling and a busy member defer the job (never lost)."""
+        member = self.member(job.member)
+        try:
+            self.runner.run(job, self._context(member, job.kind))
+        except LeaseHeld:
+            self.jobs.send(job, delay=timedelta(seconds=15))
+        except MailboxThrottled as throttled:
+            self.jobs.send(job, delay=timedelta(seconds=max(1, int(throttled.retry_after or 5))))
+        except DeltaExpired:
+            self.s.sync_profiles.update(job.member, job.kind, lambda p: p.model_copy(update={"delta_link": None}))
+            self.jobs.send(job)
+        except ContainerGone:  # R3.8, R4.9: the member deleted our calendar or folder in Outlook
+            self.disable(member, job.kind, reason="container_deleted")
+        except CrmAuthorizationLost:
+            self.s.sync_profiles.update(
+                job.member, job.kind, lambda p: p.model_copy(update={"state": SyncState.PAUSED, "reason": "crm_authorization_lost"})
+            )
+
+    # -- webhooks (validated; answered fast; the work is queued) ----------------------------------
+
+    def graph_notifications(self, body: bytes) -> int:
+        """Queue a delta step per member named by authentic notifications; returns how many."""
+        queued = 0
+        for note in parse_change_notifications(body):
+            route = self.routes.get(f"graph|{note.subscription_id}", "hook")
+            if route is None or not client_state_matches(note.client_state, route.entity.secret):
+                log.warning("graph notification refused for subscription %s", note.subscription_id)
+                continue
+            self.jobs.send(SyncJob(member=route.entity.member, kind=SyncKind(route.entity.kind), step="delta", reason="graph webhook"))
+            queued += 1
+        return queued
+
+    def graph_lifecycle(self, body: bytes) -> int:
+        handled = 0
+        for note in parse_lifecycle_notifications(body):
+            route = self.routes.get(f"graph|{note.subscription_id}", "hook")
+            if route is None or not client_state_matches(note.client_state, route.entity.secret):
+                continue
+            member = self.member(route.entity.member)
+            kind = SyncKind(route.entity.kind)
+            if note.lifecycle_event == "reauthorizationRequired":
+                self._renew_subscription(member, kind)
+            elif note.lifecycle_event == "subscriptionRemoved":
+                self._resubscribe(member, kind)
+            self.jobs.send(SyncJob(member=route.entity.member, kind=kind, step="delta", reason=f"lifecycle {note.lifecycle_event}"))
+            handled += 1
+        return handled
+
+    def crm_callback(self, body: bytes) -> None:
+        """Raises CallbackRejected (malformed, unknown channel, wrong token): answered 4xx."""
+        callback = parse_callback(body)
+        route = self.routes.get(f"crm|{callback.channel_id}", "hook")
+        if route is None:
+            raise CallbackRejected("unknown_channel", callback.channel_id)
+        verify_callback(callback, route.entity.secret)
+        self.jobs.send(SyncJob(member=route.entity.member, kind=SyncKind(route.entity.kind), step="delta", reason="crm webhook"))
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """The safety net behind webhooks: a delta step for every active member."""
+        active = [p for p in self.s.sync_profiles.all_active() if p.state is SyncState.ACTIVE]
+        for profile in active:
+            self.jobs.send(SyncJob(member=profile.partition_key, kind=SyncKind(profile.row_key), step="delta", reason="sweep"))
+        return len(active)
+
+    def renew_all(self) -> int:
+        renewed = 0
+        soon = datetime.now(UTC) + RENEW_AHEAD
+        for profile in self.s.sync_profiles.all_active():
+            member = self.member(profile.partition_key)
+            kind = SyncKind(profile.row_key)
+            if profile.subscription_expires and profile.subscription_expires < soon:
+                self._renew_subscription(member, kind)
+                renewed += 1
+            if profile.channel_expires and profile.channel_expires < soon and profile.channel_id:
+                expires = CrmWatch(self.s.crm_sessions.for_member(self.s.crm_access(member))).renew(profile.channel_id)
+                self.s.sync_profiles.update(profile.partition_key, kind, lambda p, e=expires: p.model_copy(update={"channel_expires": e}))
+                renewed += 1
+        return renewed
+
+    def _renew_subscription(self, member: MemberIdentity, kind: SyncKind) -> None:
+        stored = self.s.sync_profiles.get(self._key(member), kind)
+        if stored is None or not stored.entity.subscription_id:
+            return
+        try:
+            subscription = SubscriptionClient(self.mailbox(member)).renew(stored.entity.subscription_id)
+        except SubscriptionGone:
+            self._resubscribe(member, kind)
+            return
+        self.s.sync_profiles.update(
+            self._key(member), kind, lambda p: p.model_copy(update={"subscription_expires": subscription.expiration_date_time})
+        )
+
+    def _resubscribe(self, member: MemberIdentity, kind: SyncKind) -> None:
+        stored = self.s.sync_profiles.get(self._key(member), kind)
+        if stored is None or not stored.entity.container_id:
+            return
+        base = self.s.settings.public_base_url
+        client_state = new_client_state()
+        client = SubscriptionClient(self.mailbox(member))
+        subscribe = client.subscribe_calendar if kind is SyncKind.CALENDAR else client.subscribe_contacts
+        subscription = subscribe(stored.entity.container_id, notification_url=f"{base}/api/webhooks/graph",
+                                 lifecycle_url=f"{base}/api/webhooks/graph/lifecycle", client_state=client_state)
+        self.routes.upsert(WebhookRoute(partition_key=f"graph|{subscription.id}", row_key="hook", member=self._key(member),
+                                        kind=kind.value, secret=client_state))
+        self.s.sync_profiles.update(self._key(member), kind, lambda p: p.model_copy(update={
+            "subscription_id": subscription.id, "subscription_expires": subscription.expiration_date_time,
+            "client_state": client_state,
+        }))

@@ -1,0 +1,84 @@
+"""Settings > Marketplace > Microsoft (SPEC R3.1, R3.7, R4.1, R4.8): the Calendar and
+Contacts sections with Enable / Disable and the sync status; and ``GET /api/sync/status``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.accounts.models import MemberIdentity
+from shared.sync.profiles import SyncKind, SyncProfile, SyncState
+from shared.web.http import WebRequest, WebResponse
+from shared.web.i18n import TEXTS
+from shared.web.pages import message, render
+from shared.web.visit import Refusal, Visit
+from shared.wiring import Services
+
+
+class SettingsPages:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.base = services.settings.public_base_url
+
+    def _member(self, visit: Visit) -> MemberIdentity:
+        user = visit.user
+        member = self.s.accounts.member_of(user.tenant_id, user.object_id)
+        if member is None:
+            raise Refusal(message(visit.request, "member.required.title", "member.required.body", status=403))
+        return member
+
+    def status(self, member: MemberIdentity) -> list[dict[str, Any]]:
+        sections = []
+        for kind in SyncKind:
+            stored = self.s.sync_profiles.get(member.partition_key, kind)
+            profile = stored.entity if stored else None
+            sections.append(_section(kind, profile, self._conflicts(member, kind, profile)))
+        return sections
+
+    def _conflicts(self, member: MemberIdentity, kind: SyncKind, profile: SyncProfile | None) -> list[dict[str, Any]]:
+        if profile is None or profile.conflicts == 0:
+            return []
+        rows = self.s.sync_conflicts.recent(f"{member.partition_key}|{kind.value}", limit=5)
+        return [{"kind": r.kind, "fields": r.fields, "at": r.detected_at.isoformat()} for r in rows]
+
+    def page(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        member = self._member(visit)
+        known = {key for key in TEXTS["en"] if key.startswith("ms.reason.")}
+        return visit.answer(render(request, "microsoft.html", sections=self.status(member), known_reasons=known,
+                                   csrf_token=visit.session.csrf_token, signed_in=True))
+
+    def status_json(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        member = self._member(visit)
+        return visit.answer(WebResponse.json({"member": member.email, "sync": self.status(member)}))
+
+    def change(self, request: WebRequest) -> WebResponse:
+        visit = Visit.open(self.s.sessions, request, start=False)
+        member = self._member(visit)
+        visit.require_form(self.base)
+        kind_name, action = request.route.get("kind", ""), request.route.get("action", "")
+        if kind_name not in ("calendar", "contacts") or action not in ("enable", "disable"):
+            return visit.answer(message(request, "notfound.title", "error.body", status=404))
+        kind = SyncKind(kind_name)
+        if action == "enable":
+            self.s.sync.enable(member, kind)
+        else:
+            self.s.sync.disable(member, kind)
+        return visit.answer(WebResponse.redirect(f"{self.base}/api/settings/microsoft"))
+
+
+def _section(kind: SyncKind, profile: SyncProfile | None, conflicts: list[dict[str, Any]]) -> dict[str, Any]:
+    state = profile.state if profile else SyncState.DISABLED
+    return {
+        "kind": kind.value,
+        "state": state.value,
+        "reason": profile.reason if profile and profile.reason and profile.reason != "disabled by the member" else None,
+        "done": profile.initial_done if profile else 0,
+        "total": profile.initial_total if profile else 0,
+        "synced": profile.synced_items if profile else 0,
+        "last_sync": profile.last_sync_at.strftime("%Y-%m-%d %H:%M:%S UTC") if profile and profile.last_sync_at else None,
+        "conflicts": profile.conflicts if profile else 0,
+        "errors": profile.errors if profile else 0,
+        "last_error": profile.last_error if profile else None,
+        "recent_conflicts": conflicts,
+    }
