@@ -206,13 +206,20 @@ class CrmCatalogue(Mapping[str, CrmField]):
 def _address_group(prefix: str, label: str, lengths: tuple[int, ...]) -> list[CrmField]:
     names = tuple(f"{prefix}_{part}" for part in ("Street", "City", "State", "Zip", "Country"))
     parts = [
-        CrmField(api_name=name, type=FieldType.MULTILINE_TEXT if i == 0 else FieldType.TEXT,
-                 label=f"{label} {name.split('_')[1]}", max_length=lengths[i])
+        CrmField(
+            api_name=name,
+            type=FieldType.MULTILINE_TEXT if i == 0 else FieldType.TEXT,
+            label=f"{label} {name.split('_')[1]}",
+            max_length=lengths[i],
+        )
         for i, name in enumerate(names)
     ]
     group = CrmField(
-        api_name=f"{prefix}_Address", type=FieldType.ADDRESS, label=f"{label} address",
-        shape=CrmShape.ADDRESS_GROUP, parts=names,
+        api_name=f"{prefix}_Address",
+        type=FieldType.ADDRESS,
+        label=f"{label} address",
+        shape=CrmShape.ADDRESS_GROUP,
+        parts=names,
     )
     return [group, *parts]
 
@@ -221,7 +228,9 @@ _ADDRESS_LENGTHS = (250, 30, 30, 30, 30)
 _SALUTATIONS = ("Mr.", "Mrs.", "Ms.", "Dr.", "Prof.")
 
 
-def _crm(kind: FieldType, length: int | None, *names_and_labels: tuple[str, str], **extra: Any) -> list[CrmField]:
+def _crm(
+    kind: FieldType, length: int | None, *names_and_labels: tuple[str, str], **extra: Any
+) -> list[CrmField]:
     return [
         CrmField(api_name=name, type=kind, label=label, max_length=length, **extra)
         for name, label in names_and_labels
@@ -236,9 +245,14 @@ CRM_CONTACT_FIELDS = CrmCatalogue(
         *_crm(FieldType.TEXT, None, ("Salutation", "Salutation"), allowed_values=_SALUTATIONS),
         *_crm(FieldType.EMAIL, 100, ("Email", "Email"), ("Secondary_Email", "Secondary Email")),
         *_crm(
-            FieldType.PHONE, 30,
-            ("Phone", "Phone"), ("Mobile", "Mobile"), ("Home_Phone", "Home Phone"),
-            ("Other_Phone", "Other Phone"), ("Fax", "Fax"), ("Asst_Phone", "Asst Phone"),
+            FieldType.PHONE,
+            30,
+            ("Phone", "Phone"),
+            ("Mobile", "Mobile"),
+            ("Home_Phone", "Home Phone"),
+            ("Other_Phone", "Other Phone"),
+            ("Fax", "Fax"),
+            ("Asst_Phone", "Asst Phone"),
         ),
         *_crm(FieldType.TEXT, 100, ("Title", "Title")),
         *_crm(FieldType.TEXT, 30, ("Department", "Department"), ("Assistant", "Assistant")),
@@ -250,8 +264,12 @@ CRM_CONTACT_FIELDS = CrmCatalogue(
         # (two contacts may share a name), so the mapping may only read them.
         *_crm(FieldType.TEXT, 100, ("Account_Name", "Account Name"), shape=CrmShape.LOOKUP),
         *_crm(
-            FieldType.TEXT, None, ("Reporting_To", "Reports To"), ("Vendor_Name", "Vendor Name"),
-            shape=CrmShape.LOOKUP, writable=False,
+            FieldType.TEXT,
+            None,
+            ("Reporting_To", "Reports To"),
+            ("Vendor_Name", "Vendor Name"),
+            shape=CrmShape.LOOKUP,
+            writable=False,
         ),
         # Tags change through the CRM's Tags API, not the record body.
         *_crm(FieldType.LIST, None, ("Tag", "Tag"), shape=CrmShape.TAGS, writable=False),
@@ -317,4 +335,3 @@ def crm_catalogue_from_metadata(fields: Iterable[Mapping[str, Any]]) -> CrmCatal
         if set(group[0].parts) <= known:
             entries.insert(0, group[0])
     return CrmCatalogue(entries)
-

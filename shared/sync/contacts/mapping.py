@@ -29,7 +29,6 @@ removed or with a new direction. The runner, on a saved mapping:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -84,7 +83,9 @@ class ContactMapping(BaseModel):
 
 def _pairs(*rows: tuple[str, str] | tuple[str, str, Direction]) -> tuple[FieldPair, ...]:
     return tuple(
-        FieldPair(crm_field=row[0], outlook_field=row[1], direction=row[2] if len(row) == 3 else Direction.BOTH)
+        FieldPair(
+            crm_field=row[0], outlook_field=row[1], direction=row[2] if len(row) == 3 else Direction.BOTH
+        )
         for row in rows
     )
 
@@ -123,7 +124,3 @@ def changed_pairs(old: ContactMapping, new: ContactMapping) -> set[str]:
     before = {pair.key: pair.direction for pair in old.pairs}
     after = {pair.key: pair.direction for pair in new.pairs}
     return {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
-
-
-def keys_of(pairs: Iterable[FieldPair]) -> set[str]:
-    return {pair.key for pair in pairs}

@@ -87,23 +87,51 @@ def _pair_problems(
     crm = crm_catalogue.get(pair.crm_field)
     graph = graph_catalogue.get(pair.outlook_field)
     if crm is None:
-        problems.append(_problem(ProblemCode.UNKNOWN_FIELD, pair.crm_field, Side.CRM,
-                                 f"{pair.crm_field} is not a field of CRM Contacts"))
+        problems.append(
+            _problem(
+                ProblemCode.UNKNOWN_FIELD,
+                pair.crm_field,
+                Side.CRM,
+                f"{pair.crm_field} is not a field of CRM Contacts",
+            )
+        )
     elif not crm.writable and pair.direction.writes_to(Side.CRM):
-        problems.append(_problem(ProblemCode.NOT_WRITABLE, pair.crm_field, Side.CRM,
-                                 f"{pair.crm_field} cannot be written in the CRM; map it CRM to Outlook only"))
+        problems.append(
+            _problem(
+                ProblemCode.NOT_WRITABLE,
+                pair.crm_field,
+                Side.CRM,
+                f"{pair.crm_field} cannot be written in the CRM; map it CRM to Outlook only",
+            )
+        )
     if graph is None and pair.outlook_field in GRAPH_FIELDS_LEFT_OUT:
         reason = GRAPH_FIELDS_LEFT_OUT[pair.outlook_field]
-        problems.append(_problem(ProblemCode.NOT_WRITABLE, pair.outlook_field, Side.OUTLOOK,
-                                 f"{pair.outlook_field} is not offered: {reason}"))
+        problems.append(
+            _problem(
+                ProblemCode.NOT_WRITABLE,
+                pair.outlook_field,
+                Side.OUTLOOK,
+                f"{pair.outlook_field} is not offered: {reason}",
+            )
+        )
     elif graph is None:
-        problems.append(_problem(ProblemCode.UNKNOWN_FIELD, pair.outlook_field, Side.OUTLOOK,
-                                 f"{pair.outlook_field} is not a field of Outlook contacts"))
+        problems.append(
+            _problem(
+                ProblemCode.UNKNOWN_FIELD,
+                pair.outlook_field,
+                Side.OUTLOOK,
+                f"{pair.outlook_field} is not a field of Outlook contacts",
+            )
+        )
     if crm is not None and graph is not None and not compatible(crm.type, graph.type):
-        problems.append(_problem(
-            ProblemCode.TYPE_MISMATCH, pair.crm_field, Side.CRM,
-            f"{pair.crm_field} ({crm.type}) cannot be mapped to {pair.outlook_field} ({graph.type})",
-        ))
+        problems.append(
+            _problem(
+                ProblemCode.TYPE_MISMATCH,
+                pair.crm_field,
+                Side.CRM,
+                f"{pair.crm_field} ({crm.type}) cannot be mapped to {pair.outlook_field} ({graph.type})",
+            )
+        )
     return problems
 
 
@@ -119,7 +147,9 @@ def _twice(mapping: ContactMapping, crm_catalogue: CrmCatalogue) -> list[Mapping
             for name in names:
                 seen[side][name] += 1
                 if seen[side][name] == 2:
-                    problems.append(_problem(ProblemCode.MAPPED_TWICE, name, side, f"{name} is mapped more than once"))
+                    problems.append(
+                        _problem(ProblemCode.MAPPED_TWICE, name, side, f"{name} is mapped more than once")
+                    )
     return problems
 
 
@@ -127,13 +157,18 @@ def _slot_gaps(mapping: ContactMapping, graph_catalogue: Mapping[str, GraphField
     """Outlook keeps its lists without gaps: slot i can only be held if slots before it
     are, so mapping emailAddresses[1] without emailAddresses[0] cannot round-trip."""
     slots = {
-        graph.slot for pair in mapping.pairs
+        graph.slot
+        for pair in mapping.pairs
         if (graph := graph_catalogue.get(pair.outlook_field)) is not None and graph.slot
     }
     return [
-        _problem(ProblemCode.SLOT_GAP, f"{collection}[{index}]", Side.OUTLOOK,
-                 f"{collection}[{index}] is mapped but {collection}[{index - 1}] is not:"
-                 " Outlook keeps no gaps in a list")
+        _problem(
+            ProblemCode.SLOT_GAP,
+            f"{collection}[{index}]",
+            Side.OUTLOOK,
+            f"{collection}[{index}] is mapped but {collection}[{index - 1}] is not:"
+            " Outlook keeps no gaps in a list",
+        )
         for collection, index in sorted(slots)
         if index > 0 and (collection, index - 1) not in slots
     ]
@@ -146,13 +181,23 @@ def _required(mapping: ContactMapping, crm_catalogue: CrmCatalogue) -> list[Mapp
             continue
         pairs = [pair for pair in mapping.pairs if pair.crm_field == field.api_name]
         if not pairs:
-            problems.append(_problem(ProblemCode.REQUIRED_UNMAPPED, field.api_name, Side.CRM,
-                                     f"{field.api_name} must be mapped: the CRM requires it"))
+            problems.append(
+                _problem(
+                    ProblemCode.REQUIRED_UNMAPPED,
+                    field.api_name,
+                    Side.CRM,
+                    f"{field.api_name} must be mapped: the CRM requires it",
+                )
+            )
         elif not any(pair.direction.writes_to(Side.CRM) for pair in pairs):
-            problems.append(_problem(
-                ProblemCode.REQUIRED_ONE_WAY, field.api_name, Side.CRM,
-                f"{field.api_name} must be mapped towards the CRM: contacts created in Outlook need it",
-            ))
+            problems.append(
+                _problem(
+                    ProblemCode.REQUIRED_ONE_WAY,
+                    field.api_name,
+                    Side.CRM,
+                    f"{field.api_name} must be mapped towards the CRM: contacts created in Outlook need it",
+                )
+            )
     return problems
 
 
@@ -171,25 +216,47 @@ def value_problems(
     and sync time). Graph documents no length limits for contact strings, so lengths
     are checked towards the CRM only."""
     if target is Side.OUTLOOK:
-        return _format_problems(pair.outlook_field, GRAPH_CONTACT_FIELDS.get(pair.outlook_field), value, target)
+        return _format_problems(
+            pair.outlook_field, GRAPH_CONTACT_FIELDS.get(pair.outlook_field), value, target
+        )
     field = crm_catalogue.get(pair.crm_field)
     if field is None:
         return []
     if value in (None, "", [], {}):
         if field.required:
-            return [_problem(ProblemCode.REQUIRED_VALUE_MISSING, field.api_name, target,
-                             f"{field.api_name} is required by the CRM and {pair.outlook_field} is empty")]
+            return [
+                _problem(
+                    ProblemCode.REQUIRED_VALUE_MISSING,
+                    field.api_name,
+                    target,
+                    f"{field.api_name} is required by the CRM and {pair.outlook_field} is empty",
+                )
+            ]
         return []
     problems = _format_problems(field.api_name, field, value, target)
-    parts = zip(field.parts, _address_values(value), strict=True) if field.parts else [(field.api_name, value)]
+    parts = (
+        zip(field.parts, _address_values(value), strict=True) if field.parts else [(field.api_name, value)]
+    )
     for name, part in parts:
         limit = crm_catalogue[name].max_length if name in crm_catalogue else None
         if isinstance(part, str) and limit is not None and len(part) > limit:
-            problems.append(_problem(ProblemCode.VALUE_TOO_LONG, name, target,
-                                     f"{name} holds at most {limit} characters; this value has {len(part)}"))
+            problems.append(
+                _problem(
+                    ProblemCode.VALUE_TOO_LONG,
+                    name,
+                    target,
+                    f"{name} holds at most {limit} characters; this value has {len(part)}",
+                )
+            )
     if field.allowed_values and value not in field.allowed_values:
-        problems.append(_problem(ProblemCode.VALUE_NOT_ALLOWED, field.api_name, target,
-                                 f"{value!r} is not one of {field.api_name}'s values"))
+        problems.append(
+            _problem(
+                ProblemCode.VALUE_NOT_ALLOWED,
+                field.api_name,
+                target,
+                f"{value!r} is not one of {field.api_name}'s values",
+            )
+        )
     return problems
 
 
@@ -198,12 +265,22 @@ def _address_values(value: JsonValue) -> list[JsonValue]:
     return [address.get(part) for part in ADDRESS_PARTS]
 
 
-def _format_problems(name: str, field: CrmField | GraphField | None, value: JsonValue, target: Side) -> list[MappingProblem]:
+def _format_problems(
+    name: str, field: CrmField | GraphField | None, value: JsonValue, target: Side
+) -> list[MappingProblem]:
     if value in (None, "", [], {}) or field is None:
         return []
     kind = field.type
     if kind is FieldType.DATE and not (isinstance(value, str) and _DATE.match(value)):
-        return [_problem(ProblemCode.INVALID_VALUE, name, target, f"{name} needs a date (yyyy-mm-dd), not {value!r}")]
+        return [
+            _problem(
+                ProblemCode.INVALID_VALUE, name, target, f"{name} needs a date (yyyy-mm-dd), not {value!r}"
+            )
+        ]
     if kind is FieldType.EMAIL and not (isinstance(value, str) and _EMAIL.match(value.strip())):
-        return [_problem(ProblemCode.INVALID_VALUE, name, target, f"{name} needs an e-mail address, not {value!r}")]
+        return [
+            _problem(
+                ProblemCode.INVALID_VALUE, name, target, f"{name} needs an e-mail address, not {value!r}"
+            )
+        ]
     return []
