@@ -309,8 +309,8 @@ _GRAPH_KEYS = {
 def _patch(full: Mapping[str, JsonValue], changed: Iterable[str], keys: Mapping[str, tuple[str, ...]],
            merged: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
     wanted = {key for name in changed for key in keys.get(name, ())}
-    if "recurrence" in wanted and not merged.get(RECURRENCE) and RECURRENCE not in changed:
-        wanted.discard("recurrence")  # a single event whose times moved: no recurrence to state
+    if not merged.get(RECURRENCE) and RECURRENCE not in changed:
+        wanted -= {"recurrence", "Recurring_Activity"}  # a single event whose times moved: no series to state
     return {key: value for key, value in full.items() if key in wanted}
 
 
