@@ -1,7 +1,8 @@
 """The pure contacts field mapping: catalogues, mapping, validation, conversion, preview and
 scope (SPEC R4.2, R4.4 to R4.7; issue 8). No I/O: adapters read and write, this decides.
 
-Modules, one concern each: ``catalogue`` (which fields each side offers, with types),
+Modules, one concern each: ``catalogue`` (which fields each side offers, with types), ``crm_metadata`` (the CRM
+catalogue from the CRM's field metadata),
 ``mapping`` (the member's pairs, the default, ``changed_pairs``), ``validation`` (why a
 mapping or a value is refused), ``convert`` (record / contact ⇄ canonical fields),
 ``normalisation`` (``CONTACTS_NORMALISATION``), ``preview`` and ``scope``.
@@ -60,7 +61,6 @@ from shared.sync.contacts.catalogue import (
     FieldType,
     GraphField,
     compatible,
-    crm_catalogue_from_metadata,
 )
 from shared.sync.contacts.convert import (
     crm_contact_to_fields,
@@ -68,6 +68,7 @@ from shared.sync.contacts.convert import (
     fields_to_graph_contact,
     graph_contact_to_fields,
 )
+from shared.sync.contacts.crm_metadata import crm_catalogue_from_metadata
 from shared.sync.contacts.mapping import (
     DEFAULT_CONTACT_MAPPING,
     ContactMapping,
@@ -86,7 +87,13 @@ from shared.sync.contacts.scope import (
     initial_sync_room,
     within_initial_cap,
 )
-from shared.sync.contacts.validation import MappingProblem, ProblemCode, validate_mapping, value_problems
+from shared.sync.contacts.validation import (
+    MappingProblem,
+    ProblemCode,
+    validate_mapping,
+    value_problems,
+    write_problems,
+)
 
 __all__ = [
     "ADDRESS_PARTS",
@@ -123,4 +130,5 @@ __all__ = [
     "validate_mapping",
     "value_problems",
     "within_initial_cap",
+    "write_problems",
 ]

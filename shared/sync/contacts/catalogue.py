@@ -12,7 +12,7 @@ Two catalogues:
 - ``CRM_CONTACT_FIELDS``: the CRM's Contacts fields (zoho-notes §5) with types, length
   limits, writability and the one system-mandatory field (``Last_Name``). It is a
   ``CrmCatalogue`` so that the adapter can rebuild it from the CRM's field metadata
-  (``GET /settings/fields?module=Contacts``) through ``crm_catalogue_from_metadata``;
+  (``GET /settings/fields?module=Contacts``) through ``crm_metadata.crm_catalogue_from_metadata``;
   the shipped list is the documented one. Lengths are the CRM's documented defaults
   (help page "Standard Modules & Fields"); an org's metadata may differ, which is why
   the adapter should refresh them.
@@ -203,7 +203,8 @@ class CrmCatalogue(Mapping[str, CrmField]):
         return next((group.api_name for group in self.values() if name in group.parts), None)
 
 
-def _address_group(prefix: str, label: str, lengths: tuple[int, ...]) -> list[CrmField]:
+def address_group(prefix: str, label: str, lengths: tuple[int, ...]) -> list[CrmField]:
+    """The composite ``<prefix>_Address`` followed by its five part fields."""
     names = tuple(f"{prefix}_{part}" for part in ("Street", "City", "State", "Zip", "Country"))
     parts = [
         CrmField(
@@ -224,7 +225,7 @@ def _address_group(prefix: str, label: str, lengths: tuple[int, ...]) -> list[Cr
     return [group, *parts]
 
 
-_ADDRESS_LENGTHS = (250, 30, 30, 30, 30)
+ADDRESS_LENGTHS = (250, 30, 30, 30, 30)
 _SALUTATIONS = ("Mr.", "Mrs.", "Ms.", "Dr.", "Prof.")
 
 
@@ -274,64 +275,7 @@ CRM_CONTACT_FIELDS = CrmCatalogue(
         # Tags change through the CRM's Tags API, not the record body.
         *_crm(FieldType.LIST, None, ("Tag", "Tag"), shape=CrmShape.TAGS, writable=False),
         *_crm(FieldType.TEXT, 120, ("Data_Source", "Data Source"), writable=False),
-        *_address_group("Mailing", "Mailing", _ADDRESS_LENGTHS),
-        *_address_group("Other", "Other", _ADDRESS_LENGTHS),
+        *address_group("Mailing", "Mailing", ADDRESS_LENGTHS),
+        *address_group("Other", "Other", ADDRESS_LENGTHS),
     ]
 )
-
-_WRITABLE_LOOKUPS = frozenset({"Account_Name"})
-
-_METADATA_TYPES: Mapping[str, FieldType] = {
-    "text": FieldType.TEXT,
-    "textarea": FieldType.MULTILINE_TEXT,
-    "email": FieldType.EMAIL,
-    "phone": FieldType.PHONE,
-    "date": FieldType.DATE,
-    "website": FieldType.TEXT,
-    "picklist": FieldType.TEXT,
-    "lookup": FieldType.TEXT,
-}
-"""CRM metadata ``data_type`` → mapping type. Other types (boolean, number, datetime,
-owner lookup, multi-select ...) have no Outlook contact counterpart and are not offered."""
-
-
-def crm_catalogue_from_metadata(fields: Iterable[Mapping[str, Any]]) -> CrmCatalogue:
-    """The CRM catalogue from the Fields Metadata API's ``fields`` array (R4.2: "from the
-    CRM's field metadata where available, else the documented list").
-
-    Address groups are added for every prefix whose five parts are all present.
-    """
-    entries: list[CrmField] = []
-    for meta in fields:
-        kind = _METADATA_TYPES.get(str(meta.get("data_type")))
-        name = meta.get("api_name")
-        if kind is None or not isinstance(name, str):
-            continue
-        values = tuple(
-            str(item.get("actual_value") or item.get("display_value"))
-            for item in meta.get("pick_list_values") or ()
-            if (item.get("actual_value") or item.get("display_value")) not in (None, "-None-")
-        )
-        lookup = meta.get("data_type") == "lookup"
-        # A lookup is written by name only where the CRM resolves names (Account_Name).
-        writable = not (meta.get("read_only") or meta.get("field_read_only")) and (
-            not lookup or name in _WRITABLE_LOOKUPS
-        )
-        entries.append(
-            CrmField(
-                api_name=name,
-                type=kind,
-                label=str(meta.get("field_label") or name),
-                max_length=meta.get("length") if kind is not FieldType.DATE else None,
-                writable=writable,
-                required=bool(meta.get("system_mandatory")),
-                shape=CrmShape.LOOKUP if lookup else CrmShape.VALUE,
-                allowed_values=values if meta.get("data_type") == "picklist" else (),
-            )
-        )
-    known = {entry.api_name for entry in entries}
-    for prefix, label in (("Mailing", "Mailing"), ("Other", "Other")):
-        group = _address_group(prefix, label, _ADDRESS_LENGTHS)
-        if set(group[0].parts) <= known:
-            entries.insert(0, group[0])
-    return CrmCatalogue(entries)

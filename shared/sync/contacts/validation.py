@@ -284,3 +284,21 @@ def _format_problems(
             )
         ]
     return []
+
+
+def write_problems(
+    fields: Mapping[str, JsonValue],
+    mapping: ContactMapping,
+    target: Side,
+    *,
+    crm_catalogue: CrmCatalogue = CRM_CONTACT_FIELDS,
+) -> list[MappingProblem]:
+    """Every value problem of a write of ``fields`` (a full set or a patch) to ``target``,
+    at sync time: the runner records them on the link (``last_error``) and shows them on
+    the status page instead of sending a write the other side would refuse."""
+    return [
+        problem
+        for pair in mapping.writing_to(target)
+        if pair.key in fields
+        for problem in value_problems(pair, fields[pair.key], target, crm_catalogue=crm_catalogue)
+    ]
