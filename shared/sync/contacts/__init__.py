@@ -48,6 +48,8 @@ The runner's cycle for contacts::
     result = plan(links, crm, outlook, now=..., normalisation=CONTACTS_NORMALISATION)
     # an Update's FieldPatch -> fields_to_crm_contact(patch.fields, mapping)
     #                        -> fields_to_graph_contact(patch.fields, mapping, current=contact)
+    #                           (or merged=update.link.fields when the contact is not at hand)
+    # write_problems(patch.fields, mapping, side) before writing: refuse, record, show
 """
 
 from shared.sync.contacts.catalogue import (

@@ -187,14 +187,21 @@ def fields_to_crm_contact(
 
 
 def fields_to_graph_contact(
-    fields: Mapping[str, JsonValue], mapping: ContactMapping, *, current: Mapping[str, Any] | None = None
+    fields: Mapping[str, JsonValue],
+    mapping: ContactMapping,
+    *,
+    current: Mapping[str, Any] | None = None,
+    merged: Mapping[str, JsonValue] | None = None,
 ) -> dict[str, Any]:
     """The body for a Graph contact create or PATCH holding the ``fields`` present.
 
     Graph replaces a collection (``emailAddresses``, ``businessPhones`` ...) whole on
-    PATCH, so when a patch touches one slot the whole list is written: pass ``current``,
-    the contact as last read, for an update, so that the other slots (mapped or not)
-    are kept. Pairs that may not write to Outlook (``outlook_to_crm``) are never written.
+    PATCH, so when a patch touches one slot the whole list is written. For an update pass
+    ``current``, the contact as last read: every other slot, mapped or not, is kept. If
+    the contact is not at hand, pass ``merged``, the canonical fields after the merge
+    (the ``Update``'s link row): the other mapped slots are kept, unmapped ones are
+    lost. With neither, ``fields`` is taken as the whole contact (a create).
+    Pairs that may not write to Outlook (``outlook_to_crm``) are never written.
     """
     body: dict[str, Any] = {}
     writing = [pair for pair in mapping.writing_to(Side.OUTLOOK) if pair.key in fields]
@@ -214,7 +221,7 @@ def fields_to_graph_contact(
     touched = {pair.key for pair in writing}
     for collection, slots in _slot_groups(mapping).items():
         if touched & {pair.key for _, pair in slots}:
-            body[collection] = _collection(collection, slots, fields, touched, current or {})
+            body[collection] = _collection(collection, slots, {**(merged or {}), **fields}, touched, current)
     return body
 
 
@@ -223,19 +230,19 @@ def _collection(
     slots: list[tuple[int, FieldPair]],
     fields: Mapping[str, JsonValue],
     touched: set[str],
-    current: Mapping[str, Any],
+    current: Mapping[str, Any] | None,
 ) -> list[Any]:
     """The whole list: mapped slots from ``fields`` (or ``current``), compacted because
     Outlook keeps no gaps, then ``current``'s elements past the mapped slots."""
-    existing = list(current.get(collection) or [])
+    existing = list((current or {}).get(collection) or [])
     kind = GRAPH_CONTACT_FIELDS[slots[0][1].outlook_field].type
     mapped = max(index for index, _ in slots) + 1
     by_index = {index: pair for index, pair in slots}
     values: list[Any] = []
     for index in range(mapped):
         pair = by_index.get(index)
-        if pair is not None and pair.key in touched:
-            values.append(fields[pair.key])
+        if pair is not None and (pair.key in touched or current is None):
+            values.append(fields.get(pair.key))
         elif index < len(existing):
             values.append(_element_value(existing[index], kind))
     elements = [_element(value, kind, existing) for value in values if not _empty(value)]

@@ -133,6 +133,12 @@ def test_a_patch_of_one_slot_keeps_the_other_slots_of_the_list() -> None:
     }
 
 
+def test_without_the_contact_a_slot_patch_takes_the_other_slots_from_the_merged_fields() -> None:
+    merged = {"Email:emailAddresses[0]": "ann@new.com", "Secondary_Email:emailAddresses[1]": "ann@home.org"}
+    body = fields_to_graph_contact({"Email:emailAddresses[0]": "ann@new.com"}, MAPPING, merged=merged)
+    assert [element["address"] for element in body["emailAddresses"]] == ["ann@new.com", "ann@home.org"]
+
+
 def test_clearing_the_first_slot_moves_the_second_up_on_both_sides_alike() -> None:
     current = {"businessPhones": ["+1 555 0100", "+1 555 0199"]}
     body = fields_to_graph_contact({"Phone:businessPhones[0]": None}, MAPPING, current=current)
