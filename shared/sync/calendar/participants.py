@@ -62,6 +62,8 @@ Person = dict[str, JsonValue]
 def person(email: str | None, name: str | None) -> Person:
     email = (email or "").strip() or None
     name = _SPACES.sub(" ", name or "").strip() or None
+    if name and email and name.casefold() == email.casefold():
+        name = None  # the CRM names an e-mail participant by its address: no name of its own
     return {"email": email, "name": name}
 
 
