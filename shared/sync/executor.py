@@ -99,7 +99,7 @@ class Executor:
             found = self.a.outlook.find_items_by_crm_id(self.container, create.marker) if create.recover else []
             if found:  # an earlier attempt created it: bring it to the planned content
                 try:
-                    item = self.a.outlook.update_items(self.container, [(found[0].id, self.a.to_outlook(create.fields))])[0]
+                    item = self.a.outlook.update_items(self.container, [(found[0].id, self.a.to_outlook(create.fields, None))])[0]
                 except GraphError as error:
                     item = error
                 done += self._created(create, item, known, report)
@@ -107,7 +107,7 @@ class Executor:
                 fresh.append(create)
         if fresh:
             drafts = [
-                ItemDraft(crm_id=c.marker, fields=self.a.to_outlook(c.fields), transaction_id=c.transaction_key)
+                ItemDraft(crm_id=c.marker, fields=self.a.to_outlook(c.fields, None), transaction_id=c.transaction_key)
                 for c in fresh
             ]
             for create, item in zip(fresh, self.a.outlook.create_items(self.container, drafts), strict=True):
@@ -136,7 +136,10 @@ class Executor:
         failed: dict[str, str] = {}
         with_outlook = [u for u in updates if u.outlook is not None]
         if with_outlook:
-            changes = [(u.outlook.item_id, self.a.to_outlook(u.outlook.fields)) for u in with_outlook]  # type: ignore[union-attr]
+            changes = [
+                (u.outlook.item_id, self.a.to_outlook(u.outlook.fields, u.link.fields))  # type: ignore[union-attr]
+                for u in with_outlook
+            ]
             for update, item in zip(with_outlook, self.a.outlook.update_items(self.container, changes), strict=True):
                 if isinstance(item, GraphError):
                     failed[update.link.link_id] = f"Outlook update: {item.code}"

@@ -4,7 +4,7 @@ container client, the field mapping both ways, the normalisation and the scope f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,8 +42,12 @@ class SyncKindAdapter:
     crm_to_seen: Callable[[dict[str, Any]], ItemSeen]
     outlook_to_seen: Callable[[dict[str, Any]], ItemSeen]
     to_crm: Callable[[Mapping[str, JsonValue]], dict[str, Any]]  # body of a create or update
-    to_outlook: Callable[[Mapping[str, JsonValue]], dict[str, Any]]  # body of a create or PATCH
+    # Body of a create (fields only) or a PATCH (the changed fields, with the merged whole:
+    # Graph replaces lists such as emailAddresses whole, so a patch needs the other slots).
+    to_outlook: Callable[[Mapping[str, JsonValue], Mapping[str, JsonValue] | None], dict[str, Any]]
     initial_cap: int  # R3.5: 5,000 events; R4.6: 10,000 contacts
     scan_fields: tuple[str, ...]  # what the selection pass reads
     initial_key: Callable[[dict[str, Any]], list[Any]]  # smaller keys are sent first (R3.5)
     excluded: Callable[[dict[str, Any]], str | None]  # out of scope: not the member's, imported ...
+    # The Outlook container's delta pages: continue from a stored link, or start a new round.
+    delta: Callable[[str, str | None], Iterator[Any]]

@@ -29,8 +29,6 @@ from shared.sync.selection import selected, threshold
 
 log = logging.getLogger(__name__)
 
-DELTA_WINDOW_PAST = timedelta(days=365)
-DELTA_WINDOW_FUTURE = timedelta(days=730)
 MAX_DELTA_PAGES_PER_STEP = 50
 
 
@@ -118,15 +116,8 @@ class SyncRunner:
         outlook_seen: list[ItemSeen] = []
         outlook_gone: list[ItemDeleted] = []
         resume = profile.delta_link
-        pages = (
-            a.outlook.delta(profile.container_id, resume_from=resume)  # type: ignore[attr-defined]
-            if resume
-            else a.outlook.delta(  # type: ignore[attr-defined]
-                profile.container_id, start=started - DELTA_WINDOW_PAST, end=started + DELTA_WINDOW_FUTURE
-            )
-        )
         more = False
-        for count, page in enumerate(pages, start=1):
+        for count, page in enumerate(a.delta(profile.container_id or "", resume), start=1):
             outlook_seen += [a.outlook_to_seen(item.to_graph()) for item in page.changed]
             outlook_gone += [ItemDeleted(r.id, DeleteSignal.GRAPH_REMOVED) for r in page.removed]
             resume = page.resume_link
