@@ -64,7 +64,7 @@ class ProductStack:
             method, f"{self.m365.base_url}/__emulator/{path}", verify=str(self.m365.ca_cert_path), timeout=10, **kwargs
         )
         response.raise_for_status()
-        return response.json()
+        return response.json() if response.content else {}
 
     def m365_snapshot(self) -> dict[str, Any]:
         return dict(requests.get(f"{self.m365.base_url}/__emulator/snapshot", verify=str(self.m365.ca_cert_path), timeout=10).json())

@@ -4,8 +4,11 @@ runner are the same for both (issue 8: "no second engine")."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from pydantic import JsonValue
 
 from shared.accounts.models import MemberIdentity
 from shared.graph.calendars import CalendarClient
@@ -13,6 +16,7 @@ from shared.graph.contacts import ContactsClient
 from shared.graph.extended_properties import crm_id_of
 from shared.graph.mailbox import GraphMailbox
 from shared.graph.models import Contact, Event
+from shared.sync import calendar_mapping
 from shared.sync.changes import ItemSeen
 from shared.sync.contacts import (
     CONTACTS_NORMALISATION,
@@ -32,6 +36,14 @@ from shared.sync.profiles import SyncKind
 CONTACTS_FOLDER = "Zoho CRM Contacts"
 CALENDAR_NAME = "Zoho CRM"
 _BOOKKEEPING = ("Modified_Time", "Data_Source", "Owner", CRM_MARKER_FIELD)
+EVENT_FIELDS = (
+    "Event_Title", "Start_DateTime", "End_DateTime", "All_day", "Venue", "Description", "Participants", "Remind_At",
+    "Recurring_Activity", *_BOOKKEEPING,
+)
+# Graph's calendarView delta needs a window; events outside it are never reported (and so
+# never deleted: absence is not a deletion).
+DELTA_WINDOW_PAST = timedelta(days=365)
+DELTA_WINDOW_FUTURE = timedelta(days=730)
 
 
 def crm_time(value: Any) -> datetime:
@@ -47,10 +59,15 @@ def graph_time(item: dict[str, Any]) -> datetime:
     return crm_time(item.get("lastModifiedDateTime") or "1970-01-01T00:00:00+00:00")
 
 
-def adapter_for(member: MemberIdentity, kind: SyncKind, mailbox: GraphMailbox, **options: Any) -> SyncKindAdapter:
+def adapter_for(
+    member: MemberIdentity, kind: SyncKind, mailbox: GraphMailbox, *, reference: datetime | None = None,
+    contact_mapping: ContactMapping | None = None,
+) -> SyncKindAdapter:
+    """``reference``: the moment the sync was enabled, so that the initial sync's order
+    (upcoming events first, R3.5) is the same in every step of it."""
     if kind is SyncKind.CONTACTS:
-        return contacts_adapter(member, mailbox, options.get("contact_mapping") or DEFAULT_CONTACT_MAPPING)
-    return calendar_adapter(member, mailbox)
+        return contacts_adapter(member, mailbox, contact_mapping or DEFAULT_CONTACT_MAPPING)
+    return calendar_adapter(member, mailbox, reference or datetime.now(UTC))
 
 
 def contacts_adapter(member: MemberIdentity, mailbox: GraphMailbox, mapping: ContactMapping) -> SyncKindAdapter:
@@ -80,7 +97,7 @@ def contacts_adapter(member: MemberIdentity, mailbox: GraphMailbox, mapping: Con
         name="contacts", crm_module="Contacts", crm_fields=tuple(dict.fromkeys([*mapped, *_BOOKKEEPING]))[:50],
         container_name=CONTACTS_FOLDER, normalisation=CONTACTS_NORMALISATION, outlook=client,
         crm_to_seen=crm_to_seen, outlook_to_seen=outlook_to_seen,
-        to_crm=lambda fields: fields_to_crm_contact(fields, mapping),
+        to_crm=lambda fields, merged: fields_to_crm_contact(fields, mapping),
         to_outlook=lambda fields, merged: fields_to_graph_contact(fields, mapping, merged=merged),
         initial_cap=INITIAL_SYNC_CAP, scan_fields=("Modified_Time", "Data_Source"),
         # R4.6 names no order: the most recently changed contacts go first.
@@ -90,7 +107,71 @@ def contacts_adapter(member: MemberIdentity, mailbox: GraphMailbox, mapping: Con
     )
 
 
-def calendar_adapter(member: MemberIdentity, mailbox: GraphMailbox) -> SyncKindAdapter:
-    from shared.sync.calendar_adapter import build
+def calendar_adapter(member: MemberIdentity, mailbox: GraphMailbox, reference: datetime) -> SyncKindAdapter:
+    """Events of the member's own (R3.4), not imported (R3.6), at most 5,000, upcoming first (R3.5)."""
+    owner = member.user_id
+    client = CalendarClient(mailbox)
 
-    return build(member, mailbox, CalendarClient(mailbox), Event)
+    def excluded(record: dict[str, Any]) -> str | None:
+        return calendar_mapping.crm_event_excluded(record, member_user_id=owner)
+
+    def crm_to_seen(record: dict[str, Any]) -> ItemSeen:
+        reason = excluded(record)
+        return ItemSeen(
+            item_id=str(record["id"]), version=str(record.get("Modified_Time", "")),
+            fields={} if reason else calendar_mapping.crm_event_to_fields(record),
+            modified_at=crm_time(record.get("Modified_Time")), partner_id=record.get(CRM_MARKER_FIELD) or None,
+            excluded=reason,
+        )
+
+    def outlook_to_seen(item: dict[str, Any]) -> ItemSeen:
+        reason = calendar_mapping.graph_event_excluded(item)
+        return ItemSeen(
+            item_id=str(item["id"]), version=str(item.get("changeKey", "")),
+            fields={} if reason else calendar_mapping.graph_event_to_fields(item), modified_at=graph_time(item),
+            partner_id=crm_id_of(Event.model_validate(item)), excluded=reason,
+        )
+
+    def to_crm(fields: Mapping[str, JsonValue], merged: Mapping[str, JsonValue] | None) -> dict[str, Any]:
+        if merged is None:
+            return dict(calendar_mapping.fields_to_crm_event(fields, owner_id=owner))
+        return dict(calendar_mapping.patch_to_crm(fields, merged=merged))
+
+    def to_outlook(fields: Mapping[str, JsonValue], merged: Mapping[str, JsonValue] | None) -> dict[str, Any]:
+        if merged is None:
+            return dict(calendar_mapping.fields_to_graph_event(fields))
+        return dict(calendar_mapping.patch_to_graph(fields, merged=merged))
+
+    def delta(calendar_id: str, resume: str | None) -> Iterator[Any]:
+        if resume:
+            return client.delta(calendar_id, resume_from=resume)
+        now = datetime.now(UTC)
+        return client.delta(calendar_id, start=now - DELTA_WINDOW_PAST, end=now + DELTA_WINDOW_FUTURE)
+
+    return SyncKindAdapter(
+        name="calendar", crm_module="Events", crm_fields=EVENT_FIELDS, container_name=CALENDAR_NAME,
+        normalisation=calendar_mapping.CALENDAR_NORMALISATION, outlook=client, crm_to_seen=crm_to_seen,
+        outlook_to_seen=outlook_to_seen, to_crm=to_crm, to_outlook=to_outlook,
+        initial_cap=calendar_mapping.INITIAL_SYNC_CAP,
+        scan_fields=("Start_DateTime", "End_DateTime", "Data_Source", "Recurring_Activity", "Description"),
+        initial_key=lambda record: calendar_order_key(record, reference), excluded=excluded, delta=delta,
+    )
+
+
+def calendar_order_key(record: Mapping[str, Any], reference: datetime) -> list[Any]:
+    """R3.5 as a sortable key: upcoming events (soonest first), then completed ones (latest
+    first), then those whose times cannot be read (the mapping reports them)."""
+    try:
+        start = datetime.fromisoformat(str(record.get("Start_DateTime")))
+        end = datetime.fromisoformat(str(record.get("End_DateTime")))
+    except ValueError:
+        return [2, 0.0, str(record["id"])]
+    if end > reference or calendar_still_running(record, reference):
+        return [0, start.timestamp(), str(record["id"])]
+    return [1, -end.timestamp(), str(record["id"])]
+
+
+def calendar_still_running(record: Mapping[str, Any], reference: datetime) -> bool:
+    """A series with no end date is still running (its range, not its first slot, counts)."""
+    recurring = record.get("Recurring_Activity")
+    return isinstance(recurring, Mapping) and bool(recurring.get("RRULE")) and "UNTIL" not in str(recurring.get("RRULE"))

@@ -113,7 +113,7 @@ class Executor:
             for create, item in zip(fresh, self.a.outlook.create_items(self.container, drafts), strict=True):
                 done += self._created(create, item, known, report)
         if crm:
-            bodies = [{**self.a.to_crm(c.fields), CRM_MARKER_FIELD: c.marker, "Owner": {"id": self.owner_id}} for c in crm]
+            bodies = [{**self.a.to_crm(c.fields, None), CRM_MARKER_FIELD: c.marker, "Owner": {"id": self.owner_id}} for c in crm]
             for create, result in zip(crm, self.records.insert(self.a.crm_module, bodies), strict=True):
                 if result.ok and result.id:
                     done.append((known.get(create.pending.link_id), create.completed(result.id, result.modified_time or "")))
@@ -148,7 +148,7 @@ class Executor:
                     report.updated["outlook"] += 1
         with_crm = [u for u in updates if u.crm is not None and u.link.link_id not in failed]
         if with_crm:
-            bodies = [{"id": u.crm.item_id, **self.a.to_crm(u.crm.fields)} for u in with_crm]  # type: ignore[union-attr]
+            bodies = [{"id": u.crm.item_id, **self.a.to_crm(u.crm.fields, u.link.fields)} for u in with_crm]  # type: ignore[union-attr]
             for update, result in zip(with_crm, self.records.update(self.a.crm_module, bodies), strict=True):
                 if result.ok:
                     crm_versions[update.link.link_id] = result.modified_time or ""

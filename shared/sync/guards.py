@@ -19,6 +19,7 @@ from shared.sync.changes import SideChanges
 from shared.sync.links import LinkRow, LinkState, Side
 
 MAX_DELETIONS = 50
+MIN_DELETIONS_FOR_FRACTION = 10
 MAX_DELETION_FRACTION = 0.10
 
 
@@ -52,15 +53,24 @@ def check_mass_change(
     *,
     max_deletions: int = MAX_DELETIONS,
     max_fraction: float = MAX_DELETION_FRACTION,
+    min_deletions: int = MIN_DELETIONS_FOR_FRACTION,
+    synced_total: int | None = None,
 ) -> Verdict:
     """Pause when ``plan`` deletes more than ``max_deletions`` items, or more than
     ``max_fraction`` of the member's synced pairs, on either side (issue 7, issue 8).
 
+    The fraction applies from ``min_deletions`` deletions on: a member with four synced
+    events who deletes one is doing ordinary work, not a mass change. ``synced_total`` is
+    the member's whole count when ``links`` holds only the rows a cycle loaded.
+
     The runner skips this check once the member has confirmed the pending deletions.
     """
-    synced = sum(1 for row in links if row.state is LinkState.SYNCED)
+    synced = synced_total if synced_total is not None else sum(1 for row in links if row.state is LinkState.SYNCED)
     deletions = {side: len(plan.deletions(side)) for side in Side}
-    too_many = any(count > max_deletions or count > max_fraction * synced for count in deletions.values())
+    too_many = any(
+        count > max_deletions or (count >= min_deletions and count > max_fraction * synced)
+        for count in deletions.values()
+    )
     return PauseForConfirmation(plan, deletions, synced) if too_many else Proceed(plan)
 
 

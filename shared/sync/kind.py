@@ -41,7 +41,8 @@ class SyncKindAdapter:
     outlook: OutlookItems
     crm_to_seen: Callable[[dict[str, Any]], ItemSeen]
     outlook_to_seen: Callable[[dict[str, Any]], ItemSeen]
-    to_crm: Callable[[Mapping[str, JsonValue]], dict[str, Any]]  # body of a create or update
+    # Body of a create (fields only) or an update (changed fields with the merged whole).
+    to_crm: Callable[[Mapping[str, JsonValue], Mapping[str, JsonValue] | None], dict[str, Any]]
     # Body of a create (fields only) or a PATCH (the changed fields, with the merged whole:
     # Graph replaces lists such as emailAddresses whole, so a patch needs the other slots).
     to_outlook: Callable[[Mapping[str, JsonValue], Mapping[str, JsonValue] | None], dict[str, Any]]

@@ -156,7 +156,7 @@ class SyncRunner:
             normalisation=ctx.adapter.normalisation,
         )
         check_deletions_are_signalled(result, crm, outlook)
-        verdict = check_mass_change(result, list(known.values()))
+        verdict = check_mass_change(result, list(known.values()), synced_total=profile.synced_items)
         if isinstance(verdict, PauseForConfirmation) and profile.state is SyncState.ACTIVE:
             return verdict
         executor = Executor(

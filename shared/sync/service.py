@@ -44,7 +44,7 @@ class WebhookRoute(TableEntity):
 
 
 class SyncService:
-    def __init__(self, services: Services, adapter_for: Callable[[MemberIdentity, SyncKind, GraphMailbox], SyncKindAdapter]) -> None:
+    def __init__(self, services: Services, adapter_for: Callable[..., SyncKindAdapter]) -> None:
         self.s = services
         self._adapter_for = adapter_for
         self.runner = SyncRunner(services.sync_profiles, services.sync_links, services.sync_conflicts)
@@ -67,8 +67,10 @@ class SyncService:
         )
 
     def _context(self, member: MemberIdentity, kind: SyncKind) -> StepContext:
+        stored = self.s.sync_profiles.get(self._key(member), kind)
+        reference = stored.entity.enabled_at if stored else None
         return StepContext(
-            adapter=self._adapter_for(member, kind, self.mailbox(member)),
+            adapter=self._adapter_for(member, kind, self.mailbox(member), reference=reference),
             records=CrmRecords(self.s.crm_sessions.for_member(self.s.crm_access(member))),
             owner_id=member.user_id,
             enqueue=lambda job, delay: self.jobs.send(job, delay=timedelta(seconds=delay) if delay else None),

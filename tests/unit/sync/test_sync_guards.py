@@ -48,9 +48,21 @@ def test_more_than_50_or_10_percent_deletions_pause_for_confirmation(synced_coun
 def test_thresholds_are_parameters() -> None:
     rows = links(10)
     plan = deleting_in_outlook(rows, 3)
-    assert isinstance(check_mass_change(plan, rows), PauseForConfirmation)
-    assert isinstance(check_mass_change(plan, rows, max_fraction=0.5), Proceed)
+    assert isinstance(check_mass_change(plan, rows, min_deletions=1), PauseForConfirmation)
+    assert isinstance(check_mass_change(plan, rows, min_deletions=1, max_fraction=0.5), Proceed)
     assert isinstance(check_mass_change(plan, rows, max_deletions=2, max_fraction=1.0), PauseForConfirmation)
+
+
+def test_a_few_deletions_among_few_items_are_ordinary_work() -> None:
+    rows = links(4)
+    assert isinstance(check_mass_change(deleting_in_outlook(rows, 1), rows), Proceed)
+
+
+def test_the_member_total_counts_when_only_some_rows_are_loaded() -> None:
+    rows = links(12)
+    plan = deleting_in_outlook(rows, 12)
+    assert isinstance(check_mass_change(plan, rows, synced_total=10_000), Proceed)
+    assert isinstance(check_mass_change(plan, rows, synced_total=100), PauseForConfirmation)
 
 
 def test_engine_deletions_always_carry_their_signal() -> None:
