@@ -11,7 +11,7 @@ CHROMIUM := /usr/bin/chromium
 REQUIREMENTS := requirements.txt requirements-dev.txt emulators/requirements.txt $(wildcard emulators/*/requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint install clean
+.PHONY: run test test-slow bench lint install clean
 
 run: install
 	$(PY) -m local.stack
@@ -20,6 +20,10 @@ test: install $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "make test: no tests were collected"; exit 1; fi; exit $$status
+
+# The long scenarios (e.g. the 5,000-event initial sync), left out of `make test`.
+test-slow: install $(CHROMIUM)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 bench: install
 	@if [ -f bench/__main__.py ]; then $(PY) -m bench; else echo "make bench: no benchmarks yet (see issue 9)"; fi

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,15 +59,21 @@ class SyncRunner:
     def run(self, job: SyncJob, ctx: StepContext) -> SyncProfile:
         """One step under the member's lease. Raises LeaseHeld when another step runs."""
         profile, etag, _ = self.profiles.acquire(job.member, job.kind)
+        # Follow-up steps are queued only once the lease is released, or they would find it
+        # held and wait for a retry.
+        followups: list[tuple[SyncJob, int]] = []
+        step_ctx = replace(ctx, enqueue=lambda next_job, delay: followups.append((next_job, delay)))
         try:
             if profile.state is SyncState.INITIAL:
-                profile = self._initial_step(profile, ctx)
+                profile = self._initial_step(profile, step_ctx)
             elif profile.state is SyncState.ACTIVE:
-                profile = self._delta_step(profile, ctx)
+                profile = self._delta_step(profile, step_ctx)
         finally:
             latest = self.profiles.get(job.member, job.kind)
             if latest is not None:
                 self.profiles.release(_carry(latest.entity, profile), latest.etag)
+        for next_job, delay in followups:
+            ctx.enqueue(next_job, delay)
         return profile
 
     # -- the initial sync ------------------------------------------------------------------

@@ -166,7 +166,11 @@ class SyncService:
 
     def run(self, job: SyncJob) -> None:
         """One queued step. Throttling and a busy member defer the job (never lost)."""
-        member = self.member(job.member)
+        try:
+            member = self.member(job.member)
+        except LookupError:
+            log.warning("sync job for %s dropped: no such member any more", job.member)
+            return
         try:
             self.runner.run(job, self._context(member, job.kind))
         except LeaseHeld:

@@ -38,9 +38,10 @@ def subjects(product: ProductStack) -> list[str]:
     return sorted(str(e.get("subject")) for e in outlook_items(product, ADELE, CALENDAR))
 
 
-def enable_and_wait(product: ProductStack, member) -> None:  # type: ignore[no-untyped-def]
+def enable_and_wait(product: ProductStack, member, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
     get_services().sync.enable(member, SyncKind.CALENDAR)
-    wait_until(lambda: profile(member, SyncKind.CALENDAR).state is SyncState.ACTIVE, what="initial sync to finish")
+    wait_until(lambda: profile(member, SyncKind.CALENDAR).state is SyncState.ACTIVE, timeout=timeout,
+               what="initial sync to finish")
     wait_until(lambda: profile(member, SyncKind.CALENDAR).delta_link, what="the first delta round")
 
 
@@ -114,7 +115,7 @@ def test_initial_sync_caps_at_5000_future_first_without_imported(product: Produc
     member = linked_member(product)
     crm_control(product, "actions/generate", {"actor": ADELE, "module": "Events", "count": 5500})
     crm_control(product, "actions/generate", {"actor": ADELE, "module": "Events", "count": 500, "data_source": "Import"})
-    enable_and_wait(product, member)
+    enable_and_wait(product, member, timeout=600)
     events = outlook_items(product, ADELE, CALENDAR)
     assert len(events) == 5000
     assert len({e["subject"] for e in events}) == 5000  # no duplicate
