@@ -154,11 +154,5 @@ def microsoft_sign_in(page: Any, email: str, password: str) -> None:
 
 
 def crm_sign_in(page: Any, email: str, password: str) -> None:
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
-    accept = page.get_by_role("button", name="Accept")
-    if accept.count():
-        accept.click()
-        page.wait_for_load_state()
+    """The CRM's sign-in page has the same fields and buttons (Email, Password, Sign in, Accept)."""
+    microsoft_sign_in(page, email, password)

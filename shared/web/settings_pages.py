@@ -10,7 +10,7 @@ from shared.sync.profiles import SyncKind, SyncProfile, SyncState
 from shared.web.http import WebRequest, WebResponse
 from shared.web.i18n import TEXTS
 from shared.web.pages import message, render
-from shared.web.visit import Refusal, Visit
+from shared.web.visit import Visit
 from shared.wiring import Services
 
 
@@ -20,11 +20,7 @@ class SettingsPages:
         self.base = services.settings.public_base_url
 
     def _member(self, visit: Visit) -> MemberIdentity:
-        user = visit.user
-        member = self.s.accounts.member_of(user.tenant_id, user.object_id)
-        if member is None:
-            raise Refusal(message(visit.request, "member.required.title", "member.required.body", status=403))
-        return member
+        return visit.member(self.s.accounts)
 
     def status(self, member: MemberIdentity) -> list[dict[str, Any]]:
         sections = []

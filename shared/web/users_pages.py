@@ -37,11 +37,7 @@ class UsersPages:
     # -- who is asking -------------------------------------------------------------------
 
     def _member(self, visit: Visit) -> MemberIdentity:
-        user = visit.user
-        member = self.s.accounts.member_of(user.tenant_id, user.object_id)
-        if member is None:
-            raise Refusal(message(visit.request, "member.required.title", "member.required.body", status=403))
-        return member
+        return visit.member(self.s.accounts)
 
     def _require_manager(self, visit: Visit, member: MemberIdentity, org_id: str | None = None) -> None:
         same_org = org_id is None or org_id == member.org_id

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.accounts.models import MemberIdentity
+from shared.accounts.repository import AccountsRepository
 from shared.identity.csrf import form_is_genuine
 from shared.identity.sessions import PendingFlow, SessionExpired, SessionRow, SessionStore, SignedInUser
 from shared.storage import ConcurrencyConflict
@@ -65,6 +67,14 @@ class Visit:
             raise Refusal(message(self.request, "signin.failed.title", "signin.replayed.body", status=400))
         flow, self.etag = taken
         return flow
+
+    def member(self, accounts: AccountsRepository) -> MemberIdentity:
+        """The signed-in person's CRM membership, or a refusal saying they are not a member yet."""
+        user = self.user
+        member = accounts.member_of(user.tenant_id, user.object_id)
+        if member is None:
+            raise Refusal(message(self.request, "member.required.title", "member.required.body", status=403))
+        return member
 
     def require_form(self, public_base_url: str) -> dict[str, str]:
         if not form_is_genuine(self.request, self.session.csrf_token, public_base_url):
