@@ -60,6 +60,7 @@ class SyncProfile(TableEntity):
     errors: int = 0
     last_error: str | None = None
     pending_deletions: int = 0  # a paused mass change waiting for confirmation
+    delta_queued: bool = False  # a delta step is on the queue: webhooks add no second one
     # One runner at a time.
     lease_owner: str | None = None
     lease_until: datetime | None = None
@@ -97,6 +98,8 @@ class ProfileStore:
             if stored is None:
                 raise LookupError(f"no {kind} profile for {member_key}")
             updated = change(stored.entity)
+            if updated == stored.entity:
+                return updated  # nothing to write (and no ETag moved under a running step)
             try:
                 return self._repo.replace(updated, stored.etag).entity
             except ConcurrencyConflict:

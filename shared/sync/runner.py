@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.crm.records import CrmRecords, ListCursor, ListQuery
+from shared.storage import ConcurrencyConflict
 from shared.sync import ConflictPolicy, ItemDeleted, ItemSeen, SideChanges, plan
 from shared.sync.changes import DeleteSignal
 from shared.sync.conflicts import ConflictStore
@@ -58,6 +59,12 @@ class SyncRunner:
 
     def run(self, job: SyncJob, ctx: StepContext) -> SyncProfile:
         """One step under the member's lease. Raises LeaseHeld when another step runs."""
+        current = self.profiles.get(job.member, job.kind)
+        wanted = SyncState.INITIAL if job.step == "initial" else SyncState.ACTIVE
+        if current is None or current.entity.state is not wanted:
+            # A webhook during the initial sync (our own creates echo) or a late step of a
+            # phase that ended: nothing to do; the initial sync starts the delta rounds itself.
+            return current.entity if current else None  # type: ignore[return-value]
         profile, etag, _ = self.profiles.acquire(job.member, job.kind)
         # Follow-up steps are queued only once the lease is released, or they would find it
         # held and wait for a retry.
@@ -67,14 +74,28 @@ class SyncRunner:
             if profile.state is SyncState.INITIAL:
                 profile = self._initial_step(profile, step_ctx)
             elif profile.state is SyncState.ACTIVE:
-                profile = self._delta_step(profile, step_ctx)
+                # From here on, a new change must queue a new step (this one may miss it).
+                self.profiles.save(profile.model_copy(update={"delta_queued": False}), etag)
+                profile = self._delta_step(profile.model_copy(update={"delta_queued": False}), step_ctx)
         finally:
-            latest = self.profiles.get(job.member, job.kind)
-            if latest is not None:
-                self.profiles.release(_carry(latest.entity, profile), latest.etag)
+            self._release(job, profile)
         for next_job, delay in followups:
             ctx.enqueue(next_job, delay)
         return profile
+
+    def _release(self, job: SyncJob, stepped: SyncProfile) -> None:
+        """Write the step's result and free the lease, re-reading on a concurrent change
+        (a webhook marking a delta step queued)."""
+        for _ in range(8):
+            latest = self.profiles.get(job.member, job.kind)
+            if latest is None:
+                return
+            try:
+                self.profiles.release(_carry(latest.entity, stepped), latest.etag)
+                return
+            except ConcurrencyConflict:
+                continue
+        raise ConcurrencyConflict(f"could not release the lease of {job.member}")
 
     # -- the initial sync ------------------------------------------------------------------
 
@@ -200,5 +221,7 @@ def _carry(latest: SyncProfile, stepped: SyncProfile) -> SyncProfile:
     """The step's result, unless the member changed the state meanwhile (e.g. disabled)."""
     if latest.state is SyncState.DISABLED or latest.enabled_at != stepped.enabled_at:
         return latest
-    return stepped.model_copy(update={"lease_owner": latest.lease_owner, "lease_until": latest.lease_until})
+    return stepped.model_copy(
+        update={"lease_owner": latest.lease_owner, "lease_until": latest.lease_until, "delta_queued": latest.delta_queued}
+    )
 

@@ -187,6 +187,24 @@ class SyncService:
                 job.member, job.kind, lambda p: p.model_copy(update={"state": SyncState.PAUSED, "reason": "crm_authorization_lost"})
             )
 
+    def request_delta(self, member_key: str, kind: SyncKind, reason: str) -> bool:
+        """Queue one delta step unless one is already queued (webhooks come in floods: every
+        write of ours echoes). Returns whether a step was queued."""
+        queued = False
+
+        def mark(profile: SyncProfile) -> SyncProfile:
+            nonlocal queued
+            queued = profile.state is SyncState.ACTIVE and not profile.delta_queued
+            return profile.model_copy(update={"delta_queued": True}) if queued else profile
+
+        try:
+            self.s.sync_profiles.update(member_key, kind, mark)
+        except LookupError:
+            return False
+        if queued:
+            self.jobs.send(SyncJob(member=member_key, kind=kind, step="delta", reason=reason))
+        return queued
+
     # -- webhooks (validated; answered fast; the work is queued) ----------------------------------
 
     def graph_notifications(self, body: bytes) -> int:
@@ -197,8 +215,7 @@ class SyncService:
             if route is None or not client_state_matches(note.client_state, route.entity.secret):
                 log.warning("graph notification refused for subscription %s", note.subscription_id)
                 continue
-            self.jobs.send(SyncJob(member=route.entity.member, kind=SyncKind(route.entity.kind), step="delta", reason="graph webhook"))
-            queued += 1
+            queued += self.request_delta(route.entity.member, SyncKind(route.entity.kind), "graph webhook")
         return queued
 
     def graph_lifecycle(self, body: bytes) -> int:
@@ -213,7 +230,7 @@ class SyncService:
                 self._renew_subscription(member, kind)
             elif note.lifecycle_event == "subscriptionRemoved":
                 self._resubscribe(member, kind)
-            self.jobs.send(SyncJob(member=route.entity.member, kind=kind, step="delta", reason=f"lifecycle {note.lifecycle_event}"))
+            self.request_delta(route.entity.member, kind, f"lifecycle {note.lifecycle_event}")
             handled += 1
         return handled
 
@@ -224,13 +241,14 @@ class SyncService:
         if route is None:
             raise CallbackRejected("unknown_channel", callback.channel_id)
         verify_callback(callback, route.entity.secret)
-        self.jobs.send(SyncJob(member=route.entity.member, kind=SyncKind(route.entity.kind), step="delta", reason="crm webhook"))
+        self.request_delta(route.entity.member, SyncKind(route.entity.kind), "crm webhook")
 
     # -- timers --------------------------------------------------------------------------------
 
     def sweep(self) -> int:
         """The safety net behind webhooks: a delta step for every active member."""
         active = [p for p in self.s.sync_profiles.all_active() if p.state is SyncState.ACTIVE]
+        # The safety net queues even when a step is marked queued: that mark may be stale.
         for profile in active:
             self.jobs.send(SyncJob(member=profile.partition_key, kind=SyncKind(profile.row_key), step="delta", reason="sweep"))
         return len(active)
