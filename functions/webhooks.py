@@ -3,6 +3,7 @@ validation handshake and lifecycle events) and CRM watch callbacks. Each is chec
 (clientState / channel token), answered fast, and its work queued."""
 
 import logging
+from collections.abc import Callable
 
 import azure.functions as func
 
@@ -28,8 +29,7 @@ def _refused(message: str, status: int = 400) -> func.HttpResponse:
     return func.HttpResponse(message, status_code=status, mimetype="text/plain")
 
 
-@bp.route(route="webhooks/graph", methods=["POST"], auth_level=ANON)
-def graph_webhook(req: func.HttpRequest) -> func.HttpResponse:
+def _graph_post(req: func.HttpRequest, handle: Callable[[bytes], int], kind: str) -> func.HttpResponse:
     handshake = _validation(req)
     if handshake is not None:
         return handshake
@@ -37,26 +37,21 @@ def graph_webhook(req: func.HttpRequest) -> func.HttpResponse:
     if len(body) > MAX_BODY:
         return _refused("notification too large", 413)
     try:
-        queued = get_services().sync.graph_notifications(body)
+        handled = handle(body)
     except NotificationRejected as error:
-        return _refused(f"not a Graph change notification: {error}")
-    log.info("graph notifications: %d queued", queued)
+        return _refused(f"not a Graph {kind} notification: {error}")
+    log.info("graph %s notifications: %d handled", kind, handled)
     return func.HttpResponse(status_code=202)
+
+
+@bp.route(route="webhooks/graph", methods=["POST"], auth_level=ANON)
+def graph_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    return _graph_post(req, lambda body: get_services().sync.graph_notifications(body), "change")
 
 
 @bp.route(route="webhooks/graph/lifecycle", methods=["POST"], auth_level=ANON)
 def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
-    handshake = _validation(req)
-    if handshake is not None:
-        return handshake
-    body = req.get_body()
-    if len(body) > MAX_BODY:
-        return _refused("notification too large", 413)
-    try:
-        get_services().sync.graph_lifecycle(body)
-    except NotificationRejected as error:
-        return _refused(f"not a Graph lifecycle notification: {error}")
-    return func.HttpResponse(status_code=202)
+    return _graph_post(req, lambda body: get_services().sync.graph_lifecycle(body), "lifecycle")
 
 
 @bp.route(route="webhooks/crm", methods=["POST"], auth_level=ANON)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from urllib.parse import quote, urlencode
 
 from shared.accounts.invitations import InvitationNotForYou, Invitee
@@ -137,23 +138,24 @@ class UsersPages:
                                    csrf_token=visit.session.csrf_token))
 
     def revoke(self, request: WebRequest) -> WebResponse:
-        visit = Visit.open(self.s.sessions, request, start=False)
-        member = self._member(visit)
-        form = visit.require_form(self.base)
-        self._require_manager(visit, member)
-        email = form.get("email", "").strip().lower()
-        done = self.s.invitations.revoke(member, email)
-        key = "users.revoked" if done else "users.not_pending"
-        return visit.answer(message(request, "users.title", key, status=200 if done else 409, email=email))
+        return self._change_invitation(request, lambda member, email: self.s.invitations.revoke(member, email), "users.revoked")
 
     def resend(self, request: WebRequest) -> WebResponse:
+        return self._change_invitation(
+            request, lambda member, email: self.s.invitations.resend(member, email, language_of(request)), "users.resent"
+        )
+
+    def _change_invitation(
+        self, request: WebRequest, change: Callable[[MemberIdentity, str], bool], done_key: str
+    ) -> WebResponse:
+        """Revoke or re-send a pending invitation from the Users page (R2.6)."""
         visit = Visit.open(self.s.sessions, request, start=False)
         member = self._member(visit)
         form = visit.require_form(self.base)
         self._require_manager(visit, member)
         email = form.get("email", "").strip().lower()
-        done = self.s.invitations.resend(member, email, language_of(request))
-        key = "users.resent" if done else "users.not_pending"
+        done = change(member, email)
+        key = done_key if done else "users.not_pending"
         return visit.answer(message(request, "users.title", key, status=200 if done else 409, email=email))
 
     # -- invitation links (R2.3) -----------------------------------------------------------

@@ -297,3 +297,22 @@ def test_duplicate_save_and_double_accept_create_nothing_twice(product: ProductS
     two = megan.request.post(accept_url, form=payload, headers={"Origin": product.url}, max_redirects=0)
     assert one.status == 303 and two.status == 303  # both clicks take her in
     assert org_user_emails(product, contoso_org_id()).count("megan@contoso.test") == 1
+
+
+def test_revoke_and_resend_from_the_users_page(product: ProductStack, trusting_browser: Any) -> None:
+    adele = install_contoso(product, trusting_browser)
+    invite_from_add_user_window(adele, product, "Megan Bowen")
+    megan = new_person(trusting_browser)
+    links: list[str] = []
+    megan.on("request", lambda r: links.append(r.url) if "/api/invitations/" in r.url else None)
+    open_mail(product, megan, "megan@contoso.test", "invited you to Zoho CRM", "Accept the invitation")
+    first_link = links[0]
+    adele.goto(f"{product.url}/api/settings/users")
+    adele.get_by_role("button", name="Re-send megan@contoso.test").click()
+    assert "A new invitation was sent to megan@contoso.test" in adele.content()
+    stale = new_person(trusting_browser).goto(first_link)
+    assert stale is not None and stale.status == 410  # the old link stopped working
+    adele.goto(f"{product.url}/api/settings/users")
+    adele.get_by_role("button", name="Revoke megan@contoso.test").click()
+    assert "was revoked" in adele.content()
+    assert get_services().invitations.list(contoso_org_id())[0].state == "revoked"
