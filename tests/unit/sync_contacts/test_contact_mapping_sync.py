@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-import shared.sync.contacts
 from shared.sync import ItemSeen, LinkRow, LinkState, SideChanges, Update, plan
 from shared.sync.contacts import (
     CONTACTS_NORMALISATION,
@@ -225,33 +222,3 @@ def test_the_initial_sync_sends_at_most_ten_thousand() -> None:
     assert within_initial_cap(page, 0) == (page, False)
     assert within_initial_cap(page, 10_000) == ([], True)
 
-
-FORBIDDEN = (
-    "azure",
-    "requests",
-    "msal",
-    "httpx",
-    "urllib",
-    "socket",
-    "shared.storage",
-    "shared.transport",
-    "shared.graph",
-    "shared.crm",
-    "os",
-    "time",
-    "random",
-    "uuid",
-)
-
-
-@pytest.mark.parametrize(
-    "path", sorted(Path(shared.sync.contacts.__file__).parent.glob("*.py")), ids=lambda path: path.name
-)
-def test_the_contacts_mapping_does_no_io(path: Path) -> None:
-    imported = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module)
-    assert not {name for name in imported for bad in FORBIDDEN if name == bad or name.startswith(bad + ".")}
