@@ -13,6 +13,10 @@ from functions.static import bp as static
 from functions.sync_workers import bp as sync_workers
 from functions.users import bp as users
 from functions.webhooks import bp as webhooks
+from shared.observability import configure_logging
+
+# Redaction and correlation ids on every log record (and Azure Monitor where configured).
+configure_logging()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health)

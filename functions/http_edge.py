@@ -9,11 +9,13 @@ from collections.abc import Callable
 import azure.functions as func
 
 from shared.config import SettingsError
+from shared.observability import correlated, new_correlation_id, sane_correlation_id
 from shared.web.http import WebRequest, WebResponse
 from shared.web.pages import message
 from shared.web.visit import Refusal
 
 log = logging.getLogger("functions.http")
+CORRELATION_HEADER = "x-correlation-id"
 
 
 def to_web_request(req: func.HttpRequest) -> WebRequest:
@@ -39,14 +41,19 @@ def to_http_response(response: WebResponse) -> func.HttpResponse:
 
 def serve(req: func.HttpRequest, handler: Callable[[WebRequest], WebResponse]) -> func.HttpResponse:
     request = to_web_request(req)
-    try:
-        response = handler(request)
-    except Refusal as refusal:
-        response = refusal.response
-    except SettingsError as error:
-        log.error("configuration error: %s", error)
-        response = message(request, "error.title", "error.body", status=500)
-    except Exception:
-        log.exception("unexpected error on %s %s", req.method, request.path)
-        response = message(request, "error.title", "error.body", status=500)
-    return to_http_response(response)
+    # The caller's id when it is a sane token (a proxy or a test tying its logs to ours), else ours.
+    correlation_id = sane_correlation_id(request.headers.get(CORRELATION_HEADER)) or new_correlation_id()
+    with correlated(correlation_id):
+        try:
+            response = handler(request)
+        except Refusal as refusal:
+            response = refusal.response
+        except SettingsError as error:
+            log.error("configuration error: %s", error)
+            response = message(request, "error.title", "error.body", status=500)
+        except Exception:
+            log.exception("unexpected error on %s %s", req.method, request.path)
+            response = message(request, "error.title", "error.body", status=500)
+        answer = to_http_response(response)
+    answer.headers[CORRELATION_HEADER] = correlation_id
+    return answer

@@ -5,6 +5,7 @@ import logging
 
 import azure.functions as func
 
+from shared.observability import correlated, new_correlation_id
 from shared.storage import decode_message
 from shared.sync.jobs import SYNC_QUEUE, SyncJob
 from shared.wiring import get_services
@@ -16,16 +17,19 @@ log = logging.getLogger("functions.sync")
 @bp.queue_trigger(arg_name="msg", queue_name=SYNC_QUEUE, connection="AzureWebJobsStorage")
 def sync_step(msg: func.QueueMessage) -> None:
     job = decode_message(msg.get_body(), SyncJob)
-    get_services().sync.run(job)
+    with correlated(new_correlation_id(f"sync:{job.member}:{job.kind}")):
+        get_services().sync.run(job)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False, use_monitor=True)
 def delta_sweep(timer: func.TimerRequest) -> None:
-    queued = get_services().sync.sweep()
-    log.info("delta sweep: %d members queued", queued)
+    with correlated(new_correlation_id("sweep")):
+        queued = get_services().sync.sweep()
+        log.info("delta sweep: %d members queued", queued)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 17 * * * *", run_on_startup=False, use_monitor=True)
 def renew_webhooks(timer: func.TimerRequest) -> None:
-    renewed = get_services().sync.renew_all()
-    log.info("webhooks renewed: %d", renewed)
+    with correlated(new_correlation_id("renew")):
+        renewed = get_services().sync.renew_all()
+        log.info("webhooks renewed: %d", renewed)

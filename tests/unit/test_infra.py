@@ -1,0 +1,484 @@
+"""Structural checks of infra/ (Bicep), azure.yaml and .funcignore.
+
+The official Bicep compiler (`bicep build` / `bicep lint`) cannot be installed here: it ships
+as a .NET binary through NuGet and GitHub releases, which these machines do not reach; npm's
+`bicep-node` only downloads that binary, and neither PyPI nor Debian package it. So this file
+does what can be done without it:
+
+- every .bicep file is parsed by pycep-parser, a Bicep grammar (lark) for Python, so a syntax
+  error fails here (a broken copy is shown to fail);
+- braces, brackets and parentheses balance outside strings and comments;
+- every module path exists, every parameter passed to a module is declared there, and every
+  module parameter without a default is passed; every declared parameter is used;
+- every resource type the deployment needs is there, with an API version of the form
+  YYYY-MM-DD[-preview];
+- every app setting the product reads (the aliases of shared.config.Settings, imported) is set
+  on the Function App, except the few documented below; secrets are Key Vault references;
+- no secret literal anywhere in Bicep; secret parameters are @secure() with empty defaults;
+- each role-definition GUID is the built-in role its comment names, and the identity holds
+  exactly the least-privilege set;
+- the Flex Consumption shape (FC1 plan, functionAppConfig, Python 3.11, identity-based
+  deployment storage), shared keys off, Key Vault in RBAC mode, local auth off on App Insights;
+- azure.yaml parses and points azd at infra/main.bicep and service ``api``;
+  main.parameters.json names only real parameters and uses azd's substitution;
+- .funcignore keeps dev-only folders out of the package.
+
+Each check is a function returning a list of problems, so the tests can also show that a
+mutated input is caught.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pycep import BicepParser
+from pydantic import AliasChoices
+
+from shared.config import Settings
+from shared.mail.outbox import OUTBOX_QUEUE
+from shared.sync.jobs import SYNC_QUEUE
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+MAIN = INFRA / "main.bicep"
+FUNCTION_APP = INFRA / "modules" / "functionapp.bicep"
+RBAC = INFRA / "modules" / "rbac.bicep"
+BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
+
+_PARSER = BicepParser(cache=False)
+
+# Settings the product reads that are deliberately NOT set in Azure, and why.
+NOT_SET_IN_AZURE = {
+    # A connection string carries the account key; Azure uses the identity-based
+    # AzureWebJobsStorage__* settings instead (shared keys are disabled on the account).
+    "AzureWebJobsStorage",
+    # Only for the local emulators' CA; in Azure the system trust store is right.
+    "OUTBOUND_CA_BUNDLE",
+}
+# Settings holding secrets: in Azure, only ever Key Vault references.
+SECRET_SETTINGS = {"TOKEN_ENCRYPTION_KEY", "SESSION_SECRET", "ENTRA_CLIENT_SECRET", "CRM_CLIENT_SECRET"}
+# What the Functions host itself needs for identity-based storage and telemetry.
+HOST_SETTINGS = {
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+}
+# Flex Consumption refuses these (the runtime comes from functionAppConfig).
+FORBIDDEN_ON_FLEX = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE"}
+
+# Built-in Azure role definitions (ids are the same in every tenant).
+BUILT_IN_ROLES = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+}
+# The Function App identity's roles: what it needs and nothing more (no Owner/Contributor).
+IDENTITY_ROLES = {
+    "Storage Blob Data Owner", "Storage Queue Data Contributor", "Storage Table Data Contributor",
+    "Key Vault Secrets User", "Monitoring Metrics Publisher",
+}
+
+REQUIRED_RESOURCE_TYPES = {
+    "Microsoft.Resources/resourceGroups",
+    "Microsoft.ManagedIdentity/userAssignedIdentities",
+    "Microsoft.OperationalInsights/workspaces",
+    "Microsoft.Insights/components",
+    "Microsoft.Storage/storageAccounts",
+    "Microsoft.Storage/storageAccounts/blobServices/containers",
+    "Microsoft.Storage/storageAccounts/queueServices/queues",
+    "Microsoft.KeyVault/vaults",
+    "Microsoft.KeyVault/vaults/secrets",
+    "Microsoft.Authorization/roleAssignments",
+    "Microsoft.Web/serverfarms",
+    "Microsoft.Web/sites",
+    "Microsoft.Web/sites/config",
+}
+API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def parse(text: str) -> dict[str, Any]:
+    return _PARSER.parse(text=text)
+
+
+def strip_comments_and_strings(text: str) -> str:
+    """Bicep without comments and with string contents blanked (interpolations kept)."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text.startswith("//", i):
+            i = text.find("\n", i)
+            i = n if i < 0 else i
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif text.startswith("'''", i):
+            end = text.find("'''", i + 3)
+            out.append("''")
+            i = n if end < 0 else end + 3
+        elif text[i] == "'":
+            j, pieces = i + 1, []
+            while j < n and text[j] != "'":
+                if text[j] == "\\":
+                    j += 2
+                    continue
+                if text.startswith("${", j):  # keep interpolated expressions: they use params
+                    depth, k = 1, j + 2
+                    while k < n and depth:
+                        depth += {"{": 1, "}": -1}.get(text[k], 0)
+                        k += 1
+                    pieces.append(" " + text[j + 2 : k - 1] + " ")
+                    j = k
+                    continue
+                j += 1
+            out.append("'" + "".join(pieces) + "'")
+            i = j + 1
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def balance_problems(text: str) -> list[str]:
+    pairs, stack, problems = {")": "(", "]": "[", "}": "{"}, [], []
+    for line_no, line in enumerate(strip_comments_and_strings(text).splitlines(), 1):
+        for ch in line:
+            if ch in "([{":
+                stack.append((ch, line_no))
+            elif ch in pairs:
+                if not stack or stack[-1][0] != pairs[ch]:
+                    problems.append(f"line {line_no}: unmatched {ch!r}")
+                else:
+                    stack.pop()
+    problems += [f"line {line_no}: {ch!r} never closed" for ch, line_no in stack]
+    return problems
+
+
+def unused_param_problems(text: str) -> list[str]:
+    code = strip_comments_and_strings(text)
+    problems = []
+    for name in parse(text).get("parameters", {}):
+        uses = len(re.findall(rf"(?<![\w.]){re.escape(name)}\b", code))
+        if uses < 2:  # the declaration itself is one
+            problems.append(f"param {name} is never used")
+    return problems
+
+
+def module_problems(path: Path, text: str) -> list[str]:
+    problems = []
+    for name, module in parse(text).get("modules", {}).items():
+        target = (path.parent / module["detail"]["path"]).resolve()
+        if not target.is_file():
+            problems.append(f"module {name}: {module['detail']['path']} does not exist")
+            continue
+        declared = parse(target.read_text()).get("parameters", {})
+        passed = set((module["config"].get("params") or {}).keys())
+        problems += [f"module {name}: passes undeclared param {p}" for p in sorted(passed - set(declared))]
+        required = {p for p, d in declared.items() if d.get("default") is None}
+        problems += [f"module {name}: required param {p} not passed" for p in sorted(required - passed)]
+    return problems
+
+
+def body(resource: dict[str, Any]) -> dict[str, Any]:
+    """A resource's properties; pycep nests those of a conditional resource one level down."""
+    config = resource["config"]
+    return config["config"] if "condition" in config and "config" in config else config
+
+
+def resources_of(paths: list[Path]) -> list[dict[str, Any]]:
+    found = []
+    for path in paths:
+        for name, resource in parse(path.read_text()).get("resources", {}).items():
+            found.append({"file": path.name, "name": name, **resource})
+    return found
+
+
+def resource_type_problems(resources: list[dict[str, Any]]) -> list[str]:
+    problems = [
+        f"{r['file']}: {r['name']} has API version {r['api_version']!r}"
+        for r in resources
+        if not API_VERSION.match(str(r.get("api_version", "")))
+    ]
+    present = {r["type"] for r in resources}
+    problems += [f"no {t} resource" for t in sorted(REQUIRED_RESOURCE_TYPES - present)]
+    return problems
+
+
+def product_setting_names() -> set[str]:
+    names = set()
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        names.update(alias.choices if isinstance(alias, AliasChoices) else [alias] if alias else [])
+    return {str(n) for n in names}
+
+
+def app_settings(main_text: str, function_app_text: str) -> dict[str, Any]:
+    """The Function App's app settings: its own literal object and main's productSettings."""
+    config = next(
+        r for r in parse(function_app_text)["resources"].values() if r["type"] == "Microsoft.Web/sites/config"
+    )["config"]
+    properties = config["properties"]
+    settings: dict[str, Any] = {}
+    if "function" in properties and properties["function"]["type"] == "union":
+        for arg in properties["function"]["parameters"].values():
+            if isinstance(arg, dict):
+                settings.update(arg)
+    else:
+        settings.update(properties)
+    module = next(m for m in parse(main_text)["modules"].values() if m["detail"]["path"].endswith("functionapp.bicep"))
+    settings.update(module["config"]["params"].get("productSettings") or {})
+    return settings
+
+
+def app_setting_problems(main_text: str, function_app_text: str) -> list[str]:
+    settings = app_settings(main_text, function_app_text)
+    wanted = (product_setting_names() - NOT_SET_IN_AZURE) | HOST_SETTINGS
+    problems = [f"app setting {name} is not set" for name in sorted(wanted - set(settings))]
+    problems += [f"app setting {name} must not be set on Flex" for name in sorted(FORBIDDEN_ON_FLEX & set(settings))]
+    problems += [f"app setting {name} set although documented as not set in Azure"
+                 for name in sorted(NOT_SET_IN_AZURE & set(settings))]
+    for name in sorted(SECRET_SETTINGS):
+        value = settings.get(name)
+        if not (isinstance(value, str) and value.startswith("@Microsoft.KeyVault(SecretUri=")):
+            problems.append(f"app setting {name} is not a Key Vault reference: {value!r}")
+    if settings.get("AzureWebJobsStorage__credential") != "managedidentity":
+        problems.append("AzureWebJobsStorage__credential is not managedidentity")
+    return problems
+
+
+SECRET_LITERALS = [
+    (re.compile(r"AccountKey=", re.I), "a storage account key"),
+    (re.compile(r"listKeys\(|listConnectionStrings\("), "a key read back into the template"),
+    (re.compile(r"InstrumentationKey=[0-9a-f-]{8}", re.I), "an instrumentation key"),
+    (re.compile(r"SharedAccessSignature=|[?&]sig=", re.I), "a SAS token"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"), "a JWT"),
+    (re.compile(r"['\"][A-Za-z0-9_-]{43}=['\"]"), "a Fernet key"),
+    (re.compile(r"[A-Za-z0-9_-]{3}\dQ~[A-Za-z0-9_.~-]{30,}"), "an Entra ID client secret"),
+    (re.compile(r"\b1000\.[0-9a-f]{32,}\b"), "a Zoho client secret or token"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+]
+SECRETISH_PARAM = re.compile(r"secret|password|key$|token", re.I)
+NOT_SECRET_PARAMS = {"tokenEncryptionKeyUri"}  # URIs of secrets, not secrets
+
+
+def secret_problems(path: Path, text: str) -> list[str]:
+    problems = [f"{path.name}: {what}" for pattern, what in SECRET_LITERALS if pattern.search(text)]
+    for name, param in parse(text).get("parameters", {}).items():
+        secure = any(d.get("type") == "secure" for d in param.get("decorators", []))
+        if SECRETISH_PARAM.search(name) and not name.endswith("Uri") and name not in NOT_SECRET_PARAMS and not secure:
+            problems.append(f"{path.name}: param {name} looks secret but is not @secure()")
+        if secure and param.get("default") not in ("", None):
+            problems.append(f"{path.name}: @secure() param {name} has a default value")
+    for name in parse(text).get("outputs", {}):
+        if re.search(r"secret|password", name, re.I) and not name.endswith("Uri"):
+            problems.append(f"{path.name}: output {name} may expose a secret")
+    return problems
+
+
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def role_problems(rbac_text: str) -> list[str]:
+    problems = []
+    for line_no, line in enumerate(rbac_text.splitlines(), 1):
+        for guid in GUID.findall(line):
+            role = BUILT_IN_ROLES.get(guid)
+            if role is None:
+                problems.append(f"line {line_no}: {guid} is not a known built-in role")
+            elif role not in line:
+                problems.append(f"line {line_no}: {guid} is {role}, but the comment does not say so")
+    parsed = parse(rbac_text)
+    roles = parsed["variables"]["roles"]["value"]
+    assigned_to_identity = set()
+    for resource in parsed["resources"].values():
+        if resource["type"] != "Microsoft.Authorization/roleAssignments":
+            continue
+        props = body(resource)["properties"]
+        definition = json.dumps(props["roleDefinitionId"])
+        keys = [k for k in roles if re.search(rf"\b{k}\b", definition)]
+        if len(keys) != 1:
+            problems.append(f"{definition} does not name one entry of roles")
+            continue
+        if props["principalId"] == "identityPrincipalId":
+            assigned_to_identity.add(BUILT_IN_ROLES.get(roles[keys[0]], roles[keys[0]]))
+    if assigned_to_identity != IDENTITY_ROLES:
+        problems.append(f"the identity holds {sorted(assigned_to_identity)}, expected {sorted(IDENTITY_ROLES)}")
+    return problems
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+def test_infra_has_the_expected_files() -> None:
+    names = {p.relative_to(INFRA).as_posix() for p in BICEP_FILES}
+    assert {"main.bicep", "modules/functionapp.bicep", "modules/storage.bicep", "modules/keyvault.bicep",
+            "modules/monitoring.bicep", "modules/identity.bicep", "modules/rbac.bicep"} <= names
+    assert "placeholder" not in (INFRA / "README.md").read_text().lower()
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_bicep_parses(path: Path) -> None:
+    parse(path.read_text())
+
+
+def test_a_syntax_error_is_caught() -> None:
+    broken = MAIN.read_text().replace("targetScope = 'subscription'", "targetScope = = 'subscription'", 1)
+    with pytest.raises(Exception):  # noqa: B017 - lark raises several kinds
+        parse(broken)
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_brackets_balance(path: Path) -> None:
+    assert balance_problems(path.read_text()) == []
+
+
+def test_unbalanced_brackets_are_caught() -> None:
+    assert balance_problems("var a = {\n  b: [1, 2\n}\n")
+    assert balance_problems("var a = '{' // }\n") == []
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_every_param_is_used(path: Path) -> None:
+    assert unused_param_problems(path.read_text()) == []
+
+
+def test_an_unused_param_is_caught() -> None:
+    assert unused_param_problems("param used string\nparam idle string\noutput o string = used\n") == [
+        "param idle is never used"
+    ]
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_modules_exist_and_get_their_params(path: Path) -> None:
+    assert module_problems(path, path.read_text()) == []
+
+
+def test_a_missing_module_or_param_is_caught() -> None:
+    text = MAIN.read_text()
+    assert module_problems(MAIN, text.replace("'modules/identity.bicep'", "'modules/nothing.bicep'"))
+    assert module_problems(MAIN, text.replace("    planName: 'plan-${resourceToken}'\n", "", 1))
+    assert module_problems(MAIN, text.replace("    planName: ", "    plannName: ", 1))
+
+
+def test_required_resource_types_with_dated_api_versions() -> None:
+    assert resource_type_problems(resources_of(BICEP_FILES)) == []
+
+
+def test_a_missing_resource_type_is_caught() -> None:
+    resources = [r for r in resources_of(BICEP_FILES) if r["type"] != "Microsoft.KeyVault/vaults"]
+    assert "no Microsoft.KeyVault/vaults resource" in resource_type_problems(resources)
+    assert resource_type_problems([{**resources[0], "api_version": "latest"}])
+
+
+def test_every_setting_the_product_reads_is_set() -> None:
+    assert product_setting_names() >= NOT_SET_IN_AZURE  # the exemptions name real settings
+    assert app_setting_problems(MAIN.read_text(), FUNCTION_APP.read_text()) == []
+
+
+def test_a_missing_or_literal_setting_is_caught() -> None:
+    main, app = MAIN.read_text(), FUNCTION_APP.read_text()
+    assert "app setting ENTRA_CLIENT_ID is not set" in app_setting_problems(
+        main.replace("      ENTRA_CLIENT_ID: entraClientId\n", ""), app
+    )
+    literal = app.replace("'@Microsoft.KeyVault(SecretUri=${sessionSecretUri})'", "sessionSecretUri")
+    assert any("SESSION_SECRET is not a Key Vault reference" in p for p in app_setting_problems(main, literal))
+    flex = app.replace("      PUBLIC_BASE_URL:", "      FUNCTIONS_WORKER_RUNTIME: 'python'\n      PUBLIC_BASE_URL:")
+    assert "app setting FUNCTIONS_WORKER_RUNTIME must not be set on Flex" in app_setting_problems(main, flex)
+
+
+def test_key_vault_references_resolve_as_the_user_assigned_identity() -> None:
+    site = next(r for r in resources_of([FUNCTION_APP]) if r["type"] == "Microsoft.Web/sites")
+    properties = site["config"]["properties"]
+    assert properties["keyVaultReferenceIdentity"] == "identityId"
+    assert site["config"]["identity"]["type"] == "UserAssigned"
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_no_secret_literals(path: Path) -> None:
+    assert secret_problems(path, path.read_text()) == []
+
+
+def test_secret_literals_are_caught() -> None:
+    fake_fernet = "'" + "A" * 43 + "='"
+    assert secret_problems(MAIN, MAIN.read_text() + f"\nvar k = {fake_fernet}\n")
+    assert secret_problems(MAIN, "param clientSecret string = ''\n")  # not @secure()
+    assert secret_problems(MAIN, "@secure()\nparam clientSecret string = 'hunter2'\n")
+    assert secret_problems(MAIN, "var c = 'DefaultEndpointsProtocol=https;AccountKey=abc'\n")
+
+
+def test_role_guids_are_the_built_in_roles_named_and_least_privilege() -> None:
+    assert role_problems(RBAC.read_text()) == []
+
+
+def test_a_wrong_role_guid_or_extra_role_is_caught() -> None:
+    text = RBAC.read_text()
+    swapped = text.replace("'4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets User",
+                           "'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets User")
+    assert role_problems(swapped)
+    owner = text.replace("'974c5e8b-45b9-4653-ba55-5f855dd0fb88'", "'8e3af657-a8ff-443c-a75c-2fe8c4bcb635'")
+    assert role_problems(owner)  # Owner is no built-in role we accept
+
+
+def test_flex_consumption_shape() -> None:
+    resources = {r["type"]: r for r in resources_of(BICEP_FILES) if not r.get("existing")}
+    plan = resources["Microsoft.Web/serverfarms"]["config"]
+    assert plan["sku"] == {"tier": "FlexConsumption", "name": "FC1"} and plan["properties"]["reserved"] is True
+    site = resources["Microsoft.Web/sites"]["config"]
+    assert site["kind"] == "functionapp,linux"
+    flex = site["properties"]["functionAppConfig"]
+    assert flex["runtime"] == {"name": "python", "version": "3.11"}
+    assert flex["deployment"]["storage"]["type"] == "blobContainer"
+    assert flex["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
+    assert set(flex["scaleAndConcurrency"]) >= {"maximumInstanceCount", "instanceMemoryMB"}
+    storage = resources["Microsoft.Storage/storageAccounts"]["config"]["properties"]
+    assert storage["allowSharedKeyAccess"] is False and storage["allowBlobPublicAccess"] is False
+    vault = resources["Microsoft.KeyVault/vaults"]["config"]["properties"]
+    assert vault["enableRbacAuthorization"] is True
+    insights = resources["Microsoft.Insights/components"]["config"]["properties"]
+    assert insights["DisableLocalAuth"] is True
+
+
+def test_queues_are_the_products() -> None:
+    queues = parse(MAIN.read_text())["variables"]["queueNames"]["value"]
+    assert sorted(queues) == sorted([OUTBOX_QUEUE, SYNC_QUEUE])
+
+
+def test_azure_yaml_deploys_this_folder_with_infra_main_bicep() -> None:
+    spec = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    infra = spec.get("infra", {})
+    assert (ROOT / infra.get("path", "infra") / f"{infra.get('module', 'main')}.bicep") == MAIN
+    assert infra.get("provider", "bicep") == "bicep"
+    assert spec["services"]["api"] == {"project": ".", "language": "python", "host": "function"}
+    # azd finds the app by this tag
+    assert "'azd-service-name': 'api'" in FUNCTION_APP.read_text()
+
+
+def test_parameters_file_uses_azd_substitution_and_real_params() -> None:
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    declared = parse(MAIN.read_text())["parameters"]
+    assert set(values) <= set(declared)
+    assert {p for p, d in declared.items() if d.get("default") is None} <= set(values)
+    assert values["environmentName"]["value"] == "${AZURE_ENV_NAME}"
+    assert values["location"]["value"] == "${AZURE_LOCATION}"
+
+
+def test_funcignore_keeps_dev_only_files_out_of_the_package() -> None:
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".funcignore").read_text().splitlines()}
+    assert {"tests", "local", "emulators", "bench", "node_modules", ".venv", ".local", "infra", ".azure"} <= ignored
+    # ... and never the app itself
+    assert not ignored & {"shared", "functions", "function_app.py", "host.json", "requirements.txt"}
