@@ -482,3 +482,18 @@ def test_funcignore_keeps_dev_only_files_out_of_the_package() -> None:
     assert {"tests", "local", "emulators", "bench", "node_modules", ".venv", ".local", "infra", ".azure"} <= ignored
     # ... and never the app itself
     assert not ignored & {"shared", "functions", "function_app.py", "host.json", "requirements.txt"}
+
+
+def test_deploy_guide_names_the_real_redirect_routes_and_crm_scopes() -> None:
+    """docs/deploy.md tells people what to register: it must follow the code."""
+    from shared.crm.oauth import CRM_SCOPES
+
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    routes = re.findall(r'route="([^"]*callback)"', (ROOT / "functions" / "install.py").read_text())
+    assert sorted(routes) == ["accounts/associate/callback", "auth/admin-consent/callback", "auth/callback"]
+    for route in routes:
+        assert f"{{base}}/api/{route}`" in guide
+    for scope in CRM_SCOPES:
+        assert f"`{scope}`" in guide
+    for permission in ("Calendars.ReadWrite", "Contacts.ReadWrite", "Mail.Send", "User.Read.All"):
+        assert f"`{permission}`" in guide
