@@ -81,7 +81,7 @@ ENDPOINTS = [
     ("POST", "/__emulator/actions/mass-update", "mass update {actor, module, ids, values} (Data_Source Mass Update)"),
     ("POST", "/__emulator/actions/delete", "a person deletes records {actor, module, ids}"),
     ("POST", "/__emulator/actions/empty-recycle-bin", "{actor, module}: recycle-bin entries become permanent"),
-    ("POST", "/__emulator/actions/generate", "bulk-create {actor, module, count, data_source?=API, notify?=false}"),
+    ("POST", "/__emulator/actions/generate", "bulk-create {actor, module, count, data_source?=API, values?={}, notify?=false}"),
     ("POST", "/__emulator/users/<id>/accept", "the person accepts the CRM invitation {password?}"),
     ("GET", "/__emulator/deliveries", "log of watch callbacks sent (status, attempts)"),
 ]
@@ -277,6 +277,7 @@ def action_generate() -> Any:
                 fields = {"Event_Title": f"Generated meeting {n:06d}",
                           "Start_DateTime": store.org_time(org["id"], begin),
                           "End_DateTime": store.org_time(org["id"], begin + 1800), "All_day": False}
+            fields.update(body.get("values") or {})  # the same extra values on every record
             ids.append(records.create_record(store, org["id"], module, actor["id"], fields, source)["id"])
     if body.get("notify"):
         crm.notifier.changed(org["id"], module, "insert", ids, {})

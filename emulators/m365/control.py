@@ -37,6 +37,7 @@ ENDPOINTS = [
     ("DELETE", "/__emulator/mailbox/{upn}/contactFolders/{id}", "delete a contact folder (and its contacts)"),
     ("POST", "/__emulator/mailbox/{upn}/contactFolders/{id}/contacts", "create a contact as the user"),
     ("PATCH|DELETE", "/__emulator/mailbox/{upn}/contacts/{id}", "change or delete a contact as the user"),
+    ("POST", "/__emulator/mailbox/{upn}/{events|contacts}/delete", "select many and delete at once: body {\"ids\": [...]}"),
     ("POST", "/__emulator/delta/expire", "evict delta tokens (body {\"upn\": ...} or all) -> next use answers 410 syncStateNotFound"),
     ("GET", "/__emulator/notifications", "delivery log of change and lifecycle notifications"),
     ("POST", "/__emulator/subscriptions/{id}/lifecycle", "send {\"lifecycleEvent\": reauthorizationRequired|subscriptionRemoved|missed}"),
@@ -188,6 +189,24 @@ def outlook_delete_folder(upn: str, folder_id: str):
 @blueprint.post("/mailbox/<upn>/contactFolders/<folder_id>/contacts")
 def outlook_create_contact(upn: str, folder_id: str):
     return jsonify(contacts.render_contact(contacts.create_contact(emulator().store, _mailbox(upn), folder_id, _body()))), 201
+
+
+@blueprint.post("/mailbox/<upn>/<collection>/delete")
+def outlook_delete_many(upn: str, collection: str):
+    """A person selects many items and presses Delete: every deletion lands at once (one
+    hold of the store's lock), as Outlook's multi-select does, before any reader sees some."""
+    box = _mailbox(upn)
+    store = emulator().store
+    ids = _body().get("ids")
+    if collection not in ("events", "contacts") or not isinstance(ids, list):
+        raise GraphError(400, "BadRequest", "POST /mailbox/{upn}/events|contacts/delete with {\"ids\": [...]}")
+    with store.lock:
+        for item_id in ids:
+            if collection == "events":
+                events.delete_event(store, box, str(item_id))
+            else:
+                contacts.delete_contact(store, box, str(item_id))
+    return Response(status=204)
 
 
 @blueprint.route("/mailbox/<upn>/contacts/<contact_id>", methods=["PATCH", "DELETE"])

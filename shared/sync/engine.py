@@ -62,6 +62,9 @@ S10    synced                D       M       change wins: re-create C from O, re
                                              in a tombstone, Conflict deleted_and_changed
 S11    synced                M       D       change wins: re-create O from C, likewise
 S12    synced                D       D       Tombstone, no remote write
+S8r    synced                D       -/=/E   with ``restore_deletions`` (the member kept a
+S9r    synced                -/=/E   D       paused mass change): re-create the deleted item
+                                             from its partner (or the row), retire its id
 P1     pending on Outlook    not D   -       Create again with ``recover`` (look up by marker,
                                              same transaction key), latest C content
 P2     pending on Outlook    D       -       Delete by marker if it exists, tombstone
@@ -120,6 +123,7 @@ class _Context:
     policy: ConflictPolicy
     now: datetime
     normalisation: Normalisation
+    restore_deletions: bool = False
 
 
 def plan(
@@ -131,6 +135,7 @@ def plan(
     policy: ConflictPolicy = ConflictPolicy.MOST_RECENT,
     normalisation: Normalisation = DEFAULT_NORMALISATION,
     tombstone_ttl: timedelta = TOMBSTONE_TTL,
+    restore_deletions: bool = False,
 ) -> Plan:
     """The actions that bring one member's CRM and Outlook items of one kind into agreement.
 
@@ -139,12 +144,17 @@ def plan(
     and expires them after ``tombstone_ttl``. See the module docstring for every case.
     Serves SPEC R3.3, R3.9 and R4.4.
 
+    ``restore_deletions``: the member answered a paused mass change with "keep them": each
+    item deleted on one side is created again there from its surviving partner (or, when
+    the partner did not change, from the row's last synced content) instead of deleting
+    the partner.
+
     Raises:
         ValueError: ``now`` is naive.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    context = _Context(policy, now, normalisation)
+    context = _Context(policy, now, normalisation, restore_deletions)
     kept, expired = _split_expired(links, now - tombstone_ttl)
     actions: list[Action] = [ForgetLink(row.link_id) for row in expired]
     for pair in pair_up(kept, crm, outlook):
@@ -317,6 +327,9 @@ def _decide_synced(
             survivor = obs[side.other]
             if isinstance(survivor, ItemSeen) and status[side.other] is _Status.CHANGED:
                 return _recreate(row, gone, side, survivor, context)  # S10, S11
+            if context.restore_deletions:  # S8r, S9r: the member kept a mass change's items
+                kept = survivor if isinstance(survivor, ItemSeen) else _from_row(row, side.other, context)
+                return _recreate(row, gone, side, kept, context, record_conflict=False)
             return [_delete_partner(row, gone, side, survivor, context)]  # S8, S9
     if _Status.CHANGED in status.values():
         return _update(row, obs, status, context)  # S3-S7
@@ -342,7 +355,8 @@ def _delete_partner(
 
 
 def _recreate(
-    row: LinkRow, gone: ItemDeleted, gone_side: Side, survivor: ItemSeen, context: _Context
+    row: LinkRow, gone: ItemDeleted, gone_side: Side, survivor: ItemSeen, context: _Context,
+    *, record_conflict: bool = True,
 ) -> list[Action]:
     """Deleted on one side, changed on the other: keep the change (see module docstring)."""
     create = _create_from(survivor, gone_side.other, context, link_id=row.link_id)
@@ -352,9 +366,11 @@ def _recreate(
         tombstoned_at=context.now,
         **{f"{gone_side}_id": gone.item_id},
     )
-    conflict = _conflict(row, ConflictKind.DELETED_AND_CHANGED, (), context, deleted_on=gone_side)
     # The pending row (same link id) takes over the survivor before the retired id is
     # tombstoned, so a crash in between leaves the survivor linked, never orphaned.
+    if not record_conflict:
+        return [create, Tombstone(gone, retired)]
+    conflict = _conflict(row, ConflictKind.DELETED_AND_CHANGED, (), context, deleted_on=gone_side)
     return [create, Tombstone(gone, retired), RecordConflict(conflict)]
 
 

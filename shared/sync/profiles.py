@@ -60,6 +60,8 @@ class SyncProfile(TableEntity):
     errors: int = 0
     last_error: str | None = None
     pending_deletions: int = 0  # a paused mass change waiting for confirmation
+    mass_change_answer: str | None = None  # "delete" or "keep": the member's answer, until the round ends
+    contact_mapping: str | None = None  # the member's ContactMapping (JSON); None: the default
     delta_queued: bool = False  # a delta step is on the queue: webhooks add no second one
     # One runner at a time.
     lease_owner: str | None = None

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.crm.records import CrmRecords, ListCursor, ListQuery
+from shared.graph.errors import GraphError
 from shared.storage import ConcurrencyConflict
 from shared.sync import ConflictPolicy, ItemDeleted, ItemSeen, SideChanges, plan
 from shared.sync.changes import DeleteSignal
@@ -25,12 +26,15 @@ from shared.sync.guards import PauseForConfirmation, check_deletions_are_signall
 from shared.sync.jobs import SyncJob
 from shared.sync.kind import SyncKindAdapter
 from shared.sync.link_store import LinkStore
+from shared.sync.links import LinkState
 from shared.sync.profiles import ProfileStore, SyncProfile, SyncState
+from shared.sync.remap import rebase
 from shared.sync.selection import selected, threshold
 
 log = logging.getLogger(__name__)
 
 MAX_DELTA_PAGES_PER_STEP = 50
+REMAP_WAIT_SECONDS = 30
 
 
 @dataclass
@@ -61,6 +65,10 @@ class SyncRunner:
         """One step under the member's lease. Raises LeaseHeld when another step runs."""
         current = self.profiles.get(job.member, job.kind)
         wanted = SyncState.INITIAL if job.step == "initial" else SyncState.ACTIVE
+        if job.step == "remap" and current is not None and current.entity.state in (SyncState.INITIAL, SyncState.PAUSED):
+            # Pages synced before the mapping changed need it too: wait for two-way sync.
+            ctx.enqueue(job, REMAP_WAIT_SECONDS)
+            return current.entity
         if current is None or current.entity.state is not wanted:
             # A webhook during the initial sync (our own creates echo) or a late step of a
             # phase that ended: nothing to do; the initial sync starts the delta rounds itself.
@@ -73,6 +81,8 @@ class SyncRunner:
         try:
             if profile.state is SyncState.INITIAL:
                 profile = self._initial_step(profile, step_ctx)
+            elif job.step == "remap":
+                profile = self._remap_step(profile, job, step_ctx)
             elif profile.state is SyncState.ACTIVE:
                 # From here on, a new change must queue a new step (this one may miss it).
                 self.profiles.save(profile.model_copy(update={"delta_queued": False}), etag)
@@ -163,11 +173,55 @@ class SyncRunner:
         )
         if isinstance(report, PauseForConfirmation):
             return profile.model_copy(
-                update={"state": SyncState.PAUSED, "reason": "mass_change", "pending_deletions": len(report.deletions)}
+                update={"state": SyncState.PAUSED, "reason": "mass_change", "pending_deletions": sum(report.deletions.values())}
             )
         if more:
             ctx.enqueue(SyncJob(member=profile.partition_key, kind=profile.row_key, step="delta", reason="continue"), 0)  # type: ignore[arg-type]
-        return self._counted(profile, report, delta_link=resume, crm_watermark=started if not more else watermark)
+        # The member's answer to a paused mass change holds until the round that saw it ends.
+        answer = profile.mass_change_answer if more else None
+        return self._counted(
+            profile, report, delta_link=resume, crm_watermark=started if not more else watermark, mass_change_answer=answer
+        )
+
+    # -- re-sync after a mapping change ----------------------------------------------------
+
+    def _remap_step(self, profile: SyncProfile, job: SyncJob, ctx: StepContext) -> SyncProfile:
+        """One CRM page of the member's linked items: both sides read, the changed pairs
+        re-synced through the ordinary merge (see ``shared.sync.remap``)."""
+        a = ctx.adapter
+        partition = f"{profile.partition_key}|{profile.row_key}"
+        if job.cursor is None:
+            query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id)  # type: ignore[arg-type]
+            cursor = ListCursor(query=query)
+        else:
+            cursor = ListCursor.model_validate_json(job.cursor)
+        page = next(iter(ctx.records.pages(cursor)), None)
+        crm_seen = {s.item_id: s for s in (a.crm_to_seen(r) for r in (page.records if page else [])) if not s.excluded}
+        rows = [r for r in self.links.load(partition, crm_ids=crm_seen) if r.state is LinkState.SYNCED and r.crm_id in crm_seen]
+        items = a.outlook.get_items(profile.container_id or "", [r.outlook_id for r in rows]) if rows else []
+        outlook_seen = {
+            seen.item_id: seen for seen in (a.outlook_to_seen(i.to_graph()) for i in items if not isinstance(i, GraphError))
+        }
+        rebased = [
+            rebase(r, crm_seen[r.crm_id].fields, outlook_seen[r.outlook_id].fields, job.pairs, a.normalisation)  # type: ignore[index]
+            for r in rows if r.outlook_id in outlook_seen  # a vanished item is the delta round's business
+        ]
+        if rebased:
+            result = plan(
+                rebased,
+                SideChanges(seen=tuple(crm_seen[r.crm_id] for r in rebased)),  # type: ignore[index]
+                SideChanges(seen=tuple(outlook_seen[r.outlook_id] for r in rebased)),  # type: ignore[index]
+                now=self._now(), policy=ConflictPolicy(profile.conflict_policy), normalisation=a.normalisation,
+            )
+            executor = Executor(
+                a, ctx.records, self.links, self.conflicts, partition=partition,
+                container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
+            )
+            report = executor.apply(result, {r.link_id: r for r in rebased})
+            profile = self._counted(profile, report)
+        if page is not None and page.next is not None:
+            ctx.enqueue(job.model_copy(update={"cursor": page.next.model_dump_json(), "reason": "continue"}), 0)
+        return profile
 
     # -- one plan-and-execute cycle ------------------------------------------------------------
 
@@ -180,11 +234,12 @@ class SyncRunner:
         known = {row.link_id: row for row in self.links.load(partition, crm_ids=crm_ids, outlook_ids=outlook_ids)}
         result = plan(
             known.values(), crm, outlook, now=self._now(), policy=ConflictPolicy(profile.conflict_policy),
-            normalisation=ctx.adapter.normalisation,
+            normalisation=ctx.adapter.normalisation, restore_deletions=profile.mass_change_answer == "keep",
         )
         check_deletions_are_signalled(result, crm, outlook)
         verdict = check_mass_change(result, list(known.values()), synced_total=profile.synced_items)
-        if isinstance(verdict, PauseForConfirmation) and profile.state is SyncState.ACTIVE:
+        confirmed = profile.mass_change_answer == "delete"
+        if isinstance(verdict, PauseForConfirmation) and profile.state is SyncState.ACTIVE and not confirmed:
             return verdict
         executor = Executor(
             ctx.adapter, ctx.records, self.links, self.conflicts, partition=partition,

@@ -22,6 +22,7 @@ from shared.graph.notifications import (
 from shared.graph.subscriptions import SubscriptionClient, SubscriptionGone
 from shared.graph.sync_errors import ContainerGone, DeltaExpired, MailboxThrottled
 from shared.storage import JobQueue, TableEntity
+from shared.sync.contacts import DEFAULT_CONTACT_MAPPING, ContactMapping, changed_pairs
 from shared.sync.jobs import SyncJob
 from shared.sync.kind import SyncKindAdapter
 from shared.sync.profiles import LeaseHeld, SyncKind, SyncProfile, SyncState
@@ -32,6 +33,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RENEW_AHEAD = timedelta(hours=24)
+
+
+class NothingToResolve(Exception):
+    """The member answered a mass-change question that is not (or no longer) asked."""
+
+    def __init__(self, kind: SyncKind) -> None:
+        super().__init__(f"{kind.value} sync is not waiting for a mass-change answer")
+        self.kind = kind
+
+
+def _mapping_of(profile: SyncProfile) -> ContactMapping:
+    if not profile.contact_mapping:
+        return DEFAULT_CONTACT_MAPPING
+    return ContactMapping.model_validate_json(profile.contact_mapping)
 
 
 class WebhookRoute(TableEntity):
@@ -69,8 +84,9 @@ class SyncService:
     def _context(self, member: MemberIdentity, kind: SyncKind) -> StepContext:
         stored = self.s.sync_profiles.get(self._key(member), kind)
         reference = stored.entity.enabled_at if stored else None
+        mapping = _mapping_of(stored.entity) if stored and kind is SyncKind.CONTACTS else None
         return StepContext(
-            adapter=self._adapter_for(member, kind, self.mailbox(member), reference=reference),
+            adapter=self._adapter_for(member, kind, self.mailbox(member), reference=reference, contact_mapping=mapping),
             records=CrmRecords(self.s.crm_sessions.for_member(self.s.crm_access(member))),
             owner_id=member.user_id,
             enqueue=lambda job, delay: self.jobs.send(job, delay=timedelta(seconds=delay) if delay else None),
@@ -161,6 +177,63 @@ class SyncService:
         self.s.accounts.audit(actor=member.email, action=f"sync.{kind.value}.disabled", tenant_id=member.tenant_id,
                               org_id=member.org_id, detail=reason)
         return result
+
+    # -- the member's answers and choices --------------------------------------------------
+
+    def resolve_mass_change(self, member: MemberIdentity, kind: SyncKind, *, confirm: bool) -> SyncProfile:
+        """The member's answer to a paused mass change (issue 7): ``confirm`` deletes the
+        partners of the deleted items; otherwise the deleted items are created again.
+        Raises ``NothingToResolve`` when the sync is not waiting for that answer."""
+        key = self._key(member)
+        resolved = False
+
+        def answer(profile: SyncProfile) -> SyncProfile:
+            nonlocal resolved
+            resolved = profile.state is SyncState.PAUSED and profile.reason == "mass_change"
+            if not resolved:
+                return profile
+            return profile.model_copy(update={
+                "state": SyncState.ACTIVE, "reason": None, "pending_deletions": 0, "delta_queued": True,
+                "mass_change_answer": "delete" if confirm else "keep",
+            })
+
+        try:
+            profile = self.s.sync_profiles.update(key, kind, answer)
+        except LookupError:
+            raise NothingToResolve(kind) from None
+        if not resolved:
+            raise NothingToResolve(kind)
+        self.jobs.send(SyncJob(member=key, kind=kind, step="delta", reason="mass change answered"))
+        self.s.accounts.audit(actor=member.email, action=f"sync.{kind.value}.mass_change_{'confirmed' if confirm else 'kept'}",
+                              tenant_id=member.tenant_id, org_id=member.org_id)
+        return profile
+
+    def contact_mapping(self, member: MemberIdentity) -> ContactMapping:
+        """The member's contacts field mapping: the one they saved, else the default (R4.2)."""
+        stored = self.s.sync_profiles.get(self._key(member), SyncKind.CONTACTS)
+        return _mapping_of(stored.entity) if stored else DEFAULT_CONTACT_MAPPING
+
+    def save_contact_mapping(self, member: MemberIdentity, mapping: ContactMapping) -> set[str]:
+        """Store the member's mapping (already validated by the caller) and, when contacts
+        sync is on, queue a re-sync of the changed pairs only. Returns their keys."""
+        key = self._key(member)
+        stored = self.s.sync_profiles.create_or_get(
+            SyncProfile(partition_key=key, row_key=SyncKind.CONTACTS.value, tenant_id=member.tenant_id,
+                        object_id=member.object_id)
+        )
+        before = _mapping_of(stored.entity)
+        changed = changed_pairs(before, mapping)
+        if not changed:
+            return changed
+        encoded = None if mapping == DEFAULT_CONTACT_MAPPING else mapping.model_dump_json()
+        profile = self.s.sync_profiles.update(key, SyncKind.CONTACTS, lambda p: p.model_copy(update={"contact_mapping": encoded}))
+        if profile.state is not SyncState.DISABLED:
+            directions = {pair.key: pair.direction.value for pair in mapping.pairs if pair.key in changed}
+            pairs: dict[str, str | None] = {k: directions.get(k) for k in sorted(changed)}
+            self.jobs.send(SyncJob(member=key, kind=SyncKind.CONTACTS, step="remap", reason="mapping changed", pairs=pairs))
+        self.s.accounts.audit(actor=member.email, action="sync.contacts.mapping_changed", tenant_id=member.tenant_id,
+                              org_id=member.org_id, detail=", ".join(sorted(changed))[:500])
+        return changed
 
     # -- running steps ----------------------------------------------------------------------
 

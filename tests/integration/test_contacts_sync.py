@@ -3,6 +3,7 @@ real function_app.py) with the default mapping (SPEC R4.1 to R4.9)."""
 
 from __future__ import annotations
 
+from shared.sync.contacts import FieldPair
 from shared.sync.profiles import SyncKind, SyncState
 from shared.wiring import get_services
 from tests.integration.sync_setup import (
@@ -66,3 +67,94 @@ def test_contacts_flow_both_ways_and_disable_keeps_crm(product: ProductStack) ->
     get_services().sync.disable(member, SyncKind.CONTACTS)
     assert containers(product, ADELE, FOLDER) == 0
     assert len(crm_records(product, member, "Contacts")) == before
+
+
+def generate_contacts(product: ProductStack, count: int, **values: object) -> None:
+    crm_control(product, "actions/generate", {"actor": ADELE, "module": "Contacts", "count": count, "values": values})
+
+
+def delete_in_outlook(product: ProductStack, ids: list[str]) -> None:
+    """A person selects these contacts in Outlook and presses Delete."""
+    product.m365_control("POST", f"mailbox/{ADELE}/contacts/delete", json={"ids": ids})
+
+
+def test_mass_deletion_in_outlook_pauses_until_the_member_answers(product: ProductStack) -> None:
+    """Issue 7's guard on issue 8's scale: 200 deletions pause; "keep" restores them in
+    Outlook and the CRM keeps all; deleting again and confirming deletes them in the CRM."""
+    member = linked_member(product)
+    generate_contacts(product, 220)
+    enable_and_wait(member)
+    assert len(outlook_items(product, ADELE, FOLDER)) == 220
+    doomed = sorted(c["id"] for c in outlook_items(product, ADELE, FOLDER))[:200]
+    delete_in_outlook(product, doomed)
+    wait_until(lambda: profile(member, SyncKind.CONTACTS).state is SyncState.PAUSED, what="the mass change paused")
+    paused = profile(member, SyncKind.CONTACTS)
+    assert (paused.reason, paused.pending_deletions) == ("mass_change", 200)
+    assert len(crm_records(product, member, "Contacts")) == 220  # nothing deleted yet
+    # "Keep them": the 200 come back in Outlook, once each.
+    get_services().sync.resolve_mass_change(member, SyncKind.CONTACTS, confirm=False)
+    wait_until(lambda: len(outlook_items(product, ADELE, FOLDER)) == 220, what="the contacts restored in Outlook")
+    wait_until(lambda: profile(member, SyncKind.CONTACTS).mass_change_answer is None, what="the answer consumed")
+    assert len({c["surname"] for c in outlook_items(product, ADELE, FOLDER)}) == 220
+    assert len(crm_records(product, member, "Contacts")) == 220
+    # Our 200 creates echo back in the next delta round; a person deletes them later than that.
+    restored_at = profile(member, SyncKind.CONTACTS).last_sync_at
+    wait_until(lambda: profile(member, SyncKind.CONTACTS).last_sync_at > restored_at, what="the echo round")  # type: ignore[operator]
+    # Deleted again, and this time confirmed: the CRM follows.
+    delete_in_outlook(product, sorted(c["id"] for c in outlook_items(product, ADELE, FOLDER))[:200])
+    wait_until(lambda: profile(member, SyncKind.CONTACTS).state is SyncState.PAUSED, what="paused again")
+    get_services().sync.resolve_mass_change(member, SyncKind.CONTACTS, confirm=True)
+    wait_until(lambda: len(crm_records(product, member, "Contacts")) == 20, what="the CRM deletions")
+    assert profile(member, SyncKind.CONTACTS).state is SyncState.ACTIVE
+    assert len(outlook_items(product, ADELE, FOLDER)) == 20
+
+
+def test_changed_mapping_resyncs_only_the_changed_field(product: ProductStack) -> None:
+    member = linked_member(product)
+    generate_contacts(product, 30, Department="Procurement")
+    enable_and_wait(member)
+    before = {c["id"]: c for c in outlook_items(product, ADELE, FOLDER)}
+    assert all(c.get("department") == "Procurement" and not c.get("officeLocation") for c in before.values())
+    crm_before = {r["id"]: r["Modified_Time"] for r in crm_records(product, member, "Contacts")}
+    # Department now goes to Outlook's office location instead of its department field.
+    mapping = get_services().sync.contact_mapping(member)
+    pairs = [p for p in mapping.pairs if p.crm_field != "Department"]
+    new = mapping.model_copy(update={"pairs": (*pairs, FieldPair(crm_field="Department", outlook_field="officeLocation"))})
+    changed = get_services().sync.save_contact_mapping(member, new)
+    assert changed == {"Department:department", "Department:officeLocation"}
+    wait_until(lambda: all(c.get("officeLocation") == "Procurement" for c in outlook_items(product, ADELE, FOLDER)),
+               what="the office location filled")
+    after = {c["id"]: c for c in outlook_items(product, ADELE, FOLDER)}
+    assert after.keys() == before.keys()  # nothing created or deleted
+    for contact_id, contact in after.items():
+        old = before[contact_id]
+        # Only the new pair's field moved; the dropped pair's field is left as it was.
+        assert {k for k in contact if contact.get(k) != old.get(k)} <= {"officeLocation", "changeKey", "lastModifiedDateTime", "@odata.etag"}
+    assert {r["id"]: r["Modified_Time"] for r in crm_records(product, member, "Contacts")} == crm_before  # CRM untouched
+    assert get_services().sync.contact_mapping(member) == new
+
+
+def test_contacts_in_other_folders_are_never_synced(product: ProductStack) -> None:
+    member = linked_member(product)
+    generate_contacts(product, 2)
+    enable_and_wait(member)
+    personal = product.m365_control("POST", f"mailbox/{ADELE}/contactFolders", json={"displayName": "Personal"})
+    product.m365_control("POST", f"mailbox/{ADELE}/contactFolders/{personal['id']}/contacts", json={"givenName": "Private", "surname": "Friend"})
+    synced_at = profile(member, SyncKind.CONTACTS).last_sync_at
+    assert synced_at is not None
+    get_services().sync.sweep()
+    wait_until(lambda: profile(member, SyncKind.CONTACTS).last_sync_at > synced_at, what="the sweep's delta round")  # type: ignore[operator]
+    assert not any(r.get("Last_Name") == "Friend" for r in crm_records(product, member, "Contacts"))
+    assert len(crm_records(product, member, "Contacts")) == 2
+
+
+def test_deleting_the_folder_in_outlook_disables_contacts_sync(product: ProductStack) -> None:
+    member = linked_member(product)
+    generate_contacts(product, 3)
+    enable_and_wait(member)
+    product.m365_control("DELETE", f"mailbox/{ADELE}/contactFolders/{profile(member, SyncKind.CONTACTS).container_id}")
+    get_services().sync.sweep()
+    wait_until(lambda: profile(member, SyncKind.CONTACTS).state is SyncState.DISABLED, what="contacts sync disabled")
+    assert profile(member, SyncKind.CONTACTS).reason == "container_deleted"  # shown on the settings page
+    assert len(crm_records(product, member, "Contacts")) == 3  # R4.9: the CRM keeps them
+    assert containers(product, ADELE, FOLDER) == 0

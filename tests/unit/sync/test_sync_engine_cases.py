@@ -264,6 +264,28 @@ def test_s11_outlook_deleted_and_crm_changed_recreates_in_outlook() -> None:
     assert result.actions[0].side is Side.OUTLOOK  # type: ignore[union-attr]
 
 
+def test_s8r_kept_mass_change_recreates_the_outlook_item_from_the_row() -> None:
+    changes = SideChanges(deleted=(gone("O1"),))
+    result = plan([synced()], SideChanges(), changes, now=NOW, restore_deletions=True)
+    create, retired = result.actions
+    assert isinstance(create, Create) and create.side is Side.OUTLOOK and create.fields == BASE
+    assert create.pending.link_id == "L1" and create.pending.crm_id == "C1" and create.pending.outlook_id is None
+    assert isinstance(retired, Tombstone) and retired.link.outlook_id == "O1" and retired.link.crm_id is None
+
+
+def test_s9r_kept_mass_change_recreates_the_crm_item_from_the_unchanged_outlook_echo() -> None:
+    changes = SideChanges(deleted=(gone("C1"),))
+    result = plan([synced()], changes, SideChanges(seen=(seen("O1", "o1"),)), now=NOW, restore_deletions=True)
+    assert kinds(result) == ["Create", "Tombstone"]
+    assert result.actions[0].side is Side.CRM  # type: ignore[union-attr]
+
+
+def test_restore_does_nothing_to_pairs_deleted_on_both_sides() -> None:
+    changes = dict(now=NOW, restore_deletions=True)
+    result = plan([synced()], SideChanges(deleted=(gone("C1"),)), SideChanges(deleted=(gone("O1"),)), **changes)
+    assert kinds(result) == ["Tombstone"]
+
+
 def test_s12_deleted_on_both_sides_only_tombstones() -> None:
     [tomb] = run([synced()], crm=[gone("C1")], outlook=[gone("O1")]).actions
     assert isinstance(tomb, Tombstone) and tomb.link.state is LinkState.TOMBSTONE
