@@ -5,6 +5,7 @@ Deployed unchanged to Azure Functions; run locally by ``python -m local.host``.
 
 import azure.functions as func
 
+from functions.admin import bp as admin
 from functions.health import bp as health
 from functions.install import bp as install
 from functions.mail_worker import bp as mail_worker
@@ -27,3 +28,4 @@ app.register_functions(mail_worker)
 app.register_functions(settings)
 app.register_functions(webhooks)
 app.register_functions(sync_workers)
+app.register_functions(admin)

@@ -8,25 +8,31 @@ from collections.abc import Callable
 import azure.functions as func
 
 from shared.crm.watch import CallbackRejected
-from shared.graph.notifications import NotificationRejected, validation_token
+from shared.graph.notifications import NotificationRejected, validation_request
 from shared.wiring import get_services
 
 bp = func.Blueprint()
 log = logging.getLogger("functions.webhooks")
 ANON = func.AuthLevel.ANONYMOUS
 MAX_BODY = 1_000_000
+# Machine answers, never pages: nothing in them may be sniffed, framed, run or cached.
+HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+           "Cache-Control": "no-store"}
 
 
 def _validation(req: func.HttpRequest) -> func.HttpResponse | None:
     """Graph's handshake: echo the token as plain text within 10 seconds."""
-    token = validation_token(dict(req.params))
+    try:
+        token = validation_request(dict(req.params), req.get_body() or b"")
+    except NotificationRejected as error:
+        return _refused(f"not a Graph validation request: {error}")
     if token is None:
         return None
-    return func.HttpResponse(token, status_code=200, mimetype="text/plain")
+    return func.HttpResponse(token, status_code=200, mimetype="text/plain", headers=HEADERS)
 
 
 def _refused(message: str, status: int = 400) -> func.HttpResponse:
-    return func.HttpResponse(message, status_code=status, mimetype="text/plain")
+    return func.HttpResponse(message, status_code=status, mimetype="text/plain", headers=HEADERS)
 
 
 def _graph_post(req: func.HttpRequest, handle: Callable[[bytes], int], kind: str) -> func.HttpResponse:
@@ -41,7 +47,7 @@ def _graph_post(req: func.HttpRequest, handle: Callable[[bytes], int], kind: str
     except NotificationRejected as error:
         return _refused(f"not a Graph {kind} notification: {error}")
     log.info("graph %s notifications: %d handled", kind, handled)
-    return func.HttpResponse(status_code=202)
+    return func.HttpResponse(status_code=202, headers=HEADERS)
 
 
 @bp.route(route="webhooks/graph", methods=["POST"], auth_level=ANON)
@@ -64,4 +70,4 @@ def crm_webhook(req: func.HttpRequest) -> func.HttpResponse:
     except CallbackRejected as error:
         status = 400 if error.reason == "malformed" else 403
         return _refused(f"callback refused: {error.reason}", status)
-    return func.HttpResponse(status_code=200)
+    return func.HttpResponse(status_code=200, headers=HEADERS)

@@ -98,7 +98,7 @@ def parse_callback(body: bytes | str) -> WatchCallback:
     """The callback in ``body``, or ``CallbackRejected("malformed")``."""
     try:
         data = json.loads(body)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nesting deeper than the parser goes
         raise CallbackRejected("malformed", "not JSON") from error
     if not isinstance(data, dict):
         raise CallbackRejected("malformed", "not a JSON object")

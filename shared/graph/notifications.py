@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -21,6 +22,11 @@ from shared.graph.models import ChangeNotification, LifecycleNotification
 
 MAX_BODY_BYTES = 1_000_000  # a notification POST is small; refuse to parse anything huge
 MAX_CLIENT_STATE = 128
+# Graph's tokens read "Validation: Testing client application reachability for subscription
+# Request-Id: <guid>": printable ASCII, far below this. Markup is never part of one, and
+# refusing it keeps our echo from ever carrying a page into someone's browser.
+MAX_VALIDATION_TOKEN = 1024
+VALIDATION_TOKEN = re.compile(r"^[\x20-\x7e]+$")
 LIFECYCLE_EVENTS = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
 N = TypeVar("N", bound=BaseModel)
 
@@ -43,13 +49,27 @@ def validation_token(query: Mapping[str, str]) -> str | None:
     return token if token else None
 
 
+def validation_request(query: Mapping[str, str], body: bytes) -> str | None:
+    """The token to echo when this POST is Graph's validation handshake, None when it is no
+    handshake; NotificationRejected when it claims to be one but is not in Graph's shape
+    (a body, an empty, huge or non-printable token, markup)."""
+    if "validationToken" not in query:
+        return None
+    token = query["validationToken"]
+    if body.strip():
+        raise NotificationRejected("a validation request carries no body")
+    if not token or len(token) > MAX_VALIDATION_TOKEN or not VALIDATION_TOKEN.match(token) or set("<>") & set(token):
+        raise NotificationRejected("the validationToken is not one Graph sends")
+    return token
+
+
 def _entries(body: bytes | str | Mapping[str, Any]) -> list[Any]:
     if isinstance(body, bytes | str):
         if len(body) > MAX_BODY_BYTES:
             raise NotificationRejected("notification body too large")
         try:
             body = json.loads(body)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # RecursionError: nesting deeper than the parser goes
             raise NotificationRejected("notification body is not JSON") from error
     if not isinstance(body, Mapping) or not isinstance(body.get("value"), list):
         raise NotificationRejected('a notification body is {"value": [...]}')

@@ -13,6 +13,10 @@ from shared.storage import ConcurrencyConflict
 from shared.web.http import Cookie, WebRequest, WebResponse
 from shared.web.pages import message
 
+# Our largest form (the Add User window with 50 people ticked) is a few KiB; anything far
+# beyond is refused before it is read, so no flow ever acts on it.
+MAX_FORM_BYTES = 64 * 1024
+
 
 class Refusal(Exception):
     """Stop the flow and answer with this page (nothing was changed)."""
@@ -77,6 +81,8 @@ class Visit:
         return member
 
     def require_form(self, public_base_url: str) -> dict[str, str]:
+        if len(self.request.body) > MAX_FORM_BYTES:
+            raise Refusal(message(self.request, "form.too_large.title", "form.too_large.body", status=413))
         if not form_is_genuine(self.request, self.session.csrf_token, public_base_url):
             raise Refusal(message(self.request, "csrf.title", "csrf.body", status=403))
         return self.request.form()

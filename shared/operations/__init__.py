@@ -1,0 +1,1 @@
+"""What operators need to run the product: the poison queues' view and replay."""
