@@ -18,7 +18,8 @@ log = logging.getLogger("functions.sync")
 def sync_step(msg: func.QueueMessage) -> None:
     job = decode_message(msg.get_body(), SyncJob)
     with correlated(new_correlation_id(f"sync:{job.member}:{job.kind}")):
-        get_services().sync.run(job)
+        # The message id names this delivery's lease: a redelivery after a crash takes it over.
+        get_services().sync.run(job, delivery=msg.id)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False, use_monitor=True)

@@ -46,6 +46,7 @@ class LocalHost:
         keys: HostKeys | None = None,
         receive_visibility: timedelta = RECEIVE_VISIBILITY,
         read_local_settings: bool = True,
+        deliveries: int = 1,
     ) -> None:
         self.script = script.resolve()
         self.config = HostConfig.load(self.script.parent / "host.json")
@@ -53,6 +54,7 @@ class LocalHost:
             load_local_settings(self.script.parent / "local.settings.json")
         self._keys = keys or HostKeys()
         self._receive_visibility = receive_visibility
+        self._deliveries = deliveries
         self.app_module, app = load_app(self.script)
         self.functions: list[FunctionSpec] = [spec for spec in index_functions(app) if self._enabled(spec.name)]
         self._queue_services: dict[str, QueueServiceClient] = {}
@@ -97,6 +99,7 @@ class LocalHost:
                     resolve(trigger["queueName"]),
                     self.config.queues,
                     receive_visibility=self._receive_visibility,
+                    deliveries=self._deliveries,
                 )
                 self._listeners.append(listener)
             elif trigger["type"] == "timerTrigger":
@@ -176,7 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", stream=sys.stdout)
     logging.getLogger("azure").setLevel(logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    host = LocalHost(args.script, host=args.host, port=args.port, keys=_load_keys(args.keys_file))
+    # Test knobs (fault injection): how long a received message stays invisible before a
+    # crashed host's work is picked up again, and how many times each message is handled.
+    visibility = timedelta(seconds=float(os.environ.get("LOCAL_QUEUE_RECEIVE_VISIBILITY_SECONDS", RECEIVE_VISIBILITY.total_seconds())))
+    deliveries = int(os.environ.get("LOCAL_QUEUE_DELIVERIES", "1"))
+    host = LocalHost(args.script, host=args.host, port=args.port, keys=_load_keys(args.keys_file),
+                     receive_visibility=visibility, deliveries=deliveries)
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())

@@ -45,8 +45,14 @@ class QueueListener:
         options: QueueOptions,
         *,
         receive_visibility: timedelta = RECEIVE_VISIBILITY,
+        deliveries: int = 1,
     ) -> None:
         self._invoker = invoker
+        # Fault injection for tests (never the real host's behaviour by design, but what
+        # at-least-once delivery allows): each message handled ``deliveries`` times, the
+        # copies re-sent after a random delay so that they also arrive out of order.
+        self._deliveries = deliveries
+        self._copies: set[str] = set()
         self._queue_name = queue_name
         self._options = options
         self._visibility = receive_visibility
@@ -107,6 +113,15 @@ class QueueListener:
             for message in messages:
                 self._pool.submit(self._process_and_release, message)
 
+    def _redeliver(self, message_id: str, raw: str) -> None:
+        with self._idle:
+            if self._deliveries <= 1 or message_id in self._copies:
+                return
+        for _ in range(self._deliveries - 1):
+            copy = self._client.send_message(raw, visibility_timeout=random.randint(0, 3))
+            with self._idle:
+                self._copies.add(copy.id)
+
     def _process_and_release(self, message: Any) -> None:
         try:
             self._process(message)
@@ -153,6 +168,7 @@ class QueueListener:
             pop_receipt = renewal.stop()
         if succeeded:
             self._client.delete_message(message.id, pop_receipt)
+            self._redeliver(message.id, raw)
         elif message.dequeue_count >= self._options.max_dequeue_count:
             self._to_poison(message, raw, pop_receipt)
         else:

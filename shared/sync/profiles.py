@@ -108,16 +108,19 @@ class ProfileStore:
                 continue
         raise ConcurrencyConflict(f"{kind} profile of {member_key} kept changing")
 
-    def acquire(self, member_key: str, kind: SyncKind) -> tuple[SyncProfile, str, str]:
-        """Take the member's lease (or raise LeaseHeld); returns profile, etag, owner token."""
+    def acquire(self, member_key: str, kind: SyncKind, *, holder: str | None = None) -> tuple[SyncProfile, str, str]:
+        """Take the member's lease (or raise LeaseHeld); returns profile, etag, owner token.
+
+        ``holder`` names the taker (the queue message being processed); a lease held under
+        the same name was left by a crashed delivery of that message and is taken over."""
         stored = self.get(member_key, kind)
         if stored is None:
             raise LookupError(f"no {kind} profile for {member_key}")
         now = self._now()
         held = stored.entity.lease_until is not None and stored.entity.lease_until > now
-        if held:
+        if held and (holder is None or stored.entity.lease_owner != holder):
             raise LeaseHeld(f"{kind} sync of {member_key} is running elsewhere")
-        owner = secrets.token_hex(8)
+        owner = holder or secrets.token_hex(8)
         leased = stored.entity.model_copy(update={"lease_owner": owner, "lease_until": now + LEASE})
         try:
             written = self._repo.replace(leased, stored.etag)

@@ -61,8 +61,12 @@ class SyncRunner:
         self.conflicts = conflicts
         self._now = clock
 
-    def run(self, job: SyncJob, ctx: StepContext) -> SyncProfile:
-        """One step under the member's lease. Raises LeaseHeld when another step runs."""
+    def run(self, job: SyncJob, ctx: StepContext, *, delivery: str | None = None) -> SyncProfile:
+        """One step under the member's lease. Raises LeaseHeld when another step runs.
+
+        ``delivery`` (the queue message id) names the lease: a message is visible again only
+        when its processing stopped renewing it (the worker died), so a redelivery that
+        finds its own message's lease takes it over instead of waiting for it to expire."""
         current = self.profiles.get(job.member, job.kind)
         wanted = SyncState.INITIAL if job.step == "initial" else SyncState.ACTIVE
         if job.step == "remap" and current is not None and current.entity.state in (SyncState.INITIAL, SyncState.PAUSED):
@@ -73,7 +77,7 @@ class SyncRunner:
             # A webhook during the initial sync (our own creates echo) or a late step of a
             # phase that ended: nothing to do; the initial sync starts the delta rounds itself.
             return current.entity if current else None  # type: ignore[return-value]
-        profile, etag, _ = self.profiles.acquire(job.member, job.kind)
+        profile, etag, _ = self.profiles.acquire(job.member, job.kind, holder=delivery)
         # Follow-up steps are queued only once the lease is released, or they would find it
         # held and wait for a retry.
         followups: list[tuple[SyncJob, int]] = []

@@ -237,15 +237,16 @@ class SyncService:
 
     # -- running steps ----------------------------------------------------------------------
 
-    def run(self, job: SyncJob) -> None:
-        """One queued step. Throttling and a busy member defer the job (never lost)."""
+    def run(self, job: SyncJob, *, delivery: str | None = None) -> None:
+        """One queued step. Throttling and a busy member defer the job (never lost).
+        ``delivery``: the queue message id (the same on every delivery of one message)."""
         try:
             member = self.member(job.member)
         except LookupError:
             log.warning("sync job for %s dropped: no such member any more", job.member)
             return
         try:
-            self.runner.run(job, self._context(member, job.kind))
+            self.runner.run(job, self._context(member, job.kind), delivery=delivery)
         except LeaseHeld:
             self.jobs.send(job, delay=timedelta(seconds=15))
         except MailboxThrottled as throttled:
