@@ -1,8 +1,10 @@
-"""Settings > Marketplace > Microsoft: the Calendar and Contacts sections (SPEC R3, R4)."""
+"""Settings > Marketplace > Microsoft: the Calendar and Contacts sections (SPEC R3, R4) and the
+contacts Configuration window (R4.2)."""
 
 import azure.functions as func
 
 from functions.http_edge import serve
+from shared.web.contacts_mapping_pages import ContactMappingPages
 from shared.web.settings_pages import SettingsPages
 from shared.wiring import get_services
 
@@ -14,9 +16,28 @@ def pages() -> SettingsPages:
     return SettingsPages(get_services())
 
 
+def mapping_pages() -> ContactMappingPages:
+    return ContactMappingPages(get_services())
+
+
 @bp.route(route="settings/microsoft", methods=["GET"], auth_level=ANON)
 def microsoft_settings(req: func.HttpRequest) -> func.HttpResponse:
     return serve(req, lambda r: pages().page(r))
+
+
+@bp.route(route="settings/microsoft/contacts/mapping", methods=["GET"], auth_level=ANON)
+def contacts_mapping(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: mapping_pages().show(r))
+
+
+@bp.route(route="settings/microsoft/contacts/mapping", methods=["PUT"], auth_level=ANON)
+def contacts_mapping_save(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: mapping_pages().save(r))
+
+
+@bp.route(route="settings/microsoft/contacts/mapping/preview", methods=["POST"], auth_level=ANON)
+def contacts_mapping_preview(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: mapping_pages().preview(r))
 
 
 @bp.route(route="settings/microsoft/{kind}/{action}", methods=["POST"], auth_level=ANON)

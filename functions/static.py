@@ -1,11 +1,11 @@
-"""GET /api/static/{name}: the stylesheet and static pages (CSP allows only our own)."""
+"""GET /api/static/{name}: the stylesheet, static pages and scripts (CSP allows only our own)."""
 
 import azure.functions as func
 
 from shared.web.pages import STATIC_DIR
 
 bp = func.Blueprint()
-TYPES = {".css": "text/css", ".html": "text/html"}
+TYPES = {".css": "text/css", ".html": "text/html", ".js": "text/javascript"}
 
 
 @bp.route(route="static/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

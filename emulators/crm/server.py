@@ -13,6 +13,7 @@ from werkzeug.serving import make_server
 
 from . import control, datacentres, provisioning, seeding
 from .accounts import oauth, pages
+from .api import fields as api_fields
 from .api import records as api_records
 from .api import users as api_users
 from .api import watch as api_watch
@@ -26,7 +27,7 @@ def create_app(crm: Crm) -> Flask:
     app = Flask(__name__)
     app.extensions["crm"] = crm
     app.url_map.strict_slashes = False
-    for blueprint in (api_records.bp, api_users.bp, api_watch.bp):
+    for blueprint in (api_fields.bp, api_records.bp, api_users.bp, api_watch.bp):
         app.register_blueprint(blueprint, url_prefix="/<dc>/api/crm/v8")
     app.register_blueprint(oauth.bp, url_prefix="/<dc>/accounts")
     app.register_blueprint(pages.accounts_pages, url_prefix="/<dc>/accounts")

@@ -7,11 +7,15 @@ from typing import Any
 
 from shared.accounts.models import MemberIdentity
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
+from shared.sync.service import NothingToResolve
 from shared.web.http import WebRequest, WebResponse
 from shared.web.i18n import TEXTS
 from shared.web.pages import message, render
 from shared.web.visit import Visit
 from shared.wiring import Services
+
+# enable / disable (R3.1, R3.7, R4.1, R4.8); the answers to a paused mass change (issue 7).
+ACTIONS = ("enable", "disable", "confirm-deletions", "restore-deletions")
 
 
 class SettingsPages:
@@ -34,7 +38,8 @@ class SettingsPages:
         if profile is None or profile.conflicts == 0:
             return []
         rows = self.s.sync_conflicts.recent(f"{member.partition_key}|{kind.value}", limit=5)
-        return [{"kind": r.kind, "fields": r.fields, "at": r.detected_at.isoformat()} for r in rows]
+        return [{"kind": r.kind, "fields": r.fields, "at": r.detected_at.strftime("%Y-%m-%d %H:%M UTC"),
+                 "deleted_on": r.deleted_on} for r in rows]
 
     def page(self, request: WebRequest) -> WebResponse:
         visit = Visit.open(self.s.sessions, request, start=False)
@@ -53,13 +58,19 @@ class SettingsPages:
         member = self._member(visit)
         visit.require_form(self.base)
         kind_name, action = request.route.get("kind", ""), request.route.get("action", "")
-        if kind_name not in ("calendar", "contacts") or action not in ("enable", "disable"):
+        if kind_name not in ("calendar", "contacts") or action not in ACTIONS:
             return visit.answer(message(request, "notfound.title", "error.body", status=404))
         kind = SyncKind(kind_name)
         if action == "enable":
             self.s.sync.enable(member, kind)
-        else:
+        elif action == "disable":
             self.s.sync.disable(member, kind)
+        else:
+            try:
+                self.s.sync.resolve_mass_change(member, kind, confirm=action == "confirm-deletions")
+            except NothingToResolve:
+                # Answered already (a second click, another tab): the page shows where things stand.
+                return visit.answer(message(request, "ms.mass.gone.title", "ms.mass.gone.body", status=409))
         return visit.answer(WebResponse.redirect(f"{self.base}/api/settings/microsoft"))
 
 
@@ -77,4 +88,6 @@ def _section(kind: SyncKind, profile: SyncProfile | None, conflicts: list[dict[s
         "errors": profile.errors if profile else 0,
         "last_error": profile.last_error if profile else None,
         "recent_conflicts": conflicts,
+        "pending_deletions": profile.pending_deletions if profile else 0,
+        "mass_change": bool(profile and state is SyncState.PAUSED and profile.reason == "mass_change"),
     }
