@@ -11,7 +11,7 @@ import shared.sync
 
 # The pure core. The modules beside it that touch storage or the network (profiles,
 # link_store, conflicts, executor, runner, service, jobs) are its adapters (DESIGN §8).
-ADAPTERS = {"profiles.py", "link_store.py", "conflicts.py", "executor.py", "runner.py", "service.py", "jobs.py", "adapters.py"}
+ADAPTERS = {"profiles.py", "link_store.py", "conflicts.py", "executor.py", "runner.py", "service.py", "jobs.py", "adapters.py", "contact_settings.py"}
 _SYNC = Path(shared.sync.__file__).parent
 # The core and the calendar and contacts mappings (pure too, SPEC R3.9, R4.2).
 CORE = sorted(
