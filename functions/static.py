@@ -2,6 +2,7 @@
 
 import azure.functions as func
 
+from shared.web.http import SECURITY_HEADERS
 from shared.web.pages import STATIC_DIR
 
 bp = func.Blueprint()
@@ -18,5 +19,6 @@ def static_file(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(
         path.read_bytes(),
         mimetype=TYPES[path.suffix],
-        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+        # The pages' own policy (a static page too must not be framed), but cacheable: no tokens here.
+        headers={**SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"},
     )

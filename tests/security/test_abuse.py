@@ -32,53 +32,21 @@ from tests.security.world import (
     DIEGO,
     FABRICE,
     MEGAN,
-    Browser,
     StateProbe,
     add_crm_user,
+    adele,
     browser_of,
     create_crm_org,
     enter,
     install,
+    invite,
     link_in_mail,
     microsoft_user,
+    refused,
+    request_to_join,
 )
 
-INVITATION_LINK = r"/api/invitations/([A-Za-z0-9_\-]{20,})"
-APPROVAL_LINK = r"/api/join-requests/([A-Za-z0-9_\-]{20,})"
 EVIL = "https://evil.example/phish"
-
-
-# -- the world of these tests: Contoso installed by Adele, people with sessions -------------------
-
-
-def adele(product: ProductStack) -> Browser:
-    install(product, microsoft_user(product, ADELE, admin=True))
-    return browser_of(product, microsoft_user(product, ADELE, admin=True))
-
-
-def invite(product: ProductStack, probe: StateProbe, inviter: Browser, email: str) -> str:
-    """Invite by e-mail (R2.2) and return the token of the link that arrived in the mailbox."""
-    answer = inviter.post("/api/settings/users/new", {"email": email, "first_name": "X", "last_name": "Y"})
-    assert answer.status_code == 200 and f"Invitation sent to: {email}" in answer.text, answer.text[:500]
-    token = link_in_mail(product, email, INVITATION_LINK)
-    probe.settle()
-    return token
-
-
-def request_to_join(product: ProductStack, probe: StateProbe, upn: str) -> str:
-    """``upn`` asks to join Contoso's org (R2.4); returns the approval token e-mailed to Adele."""
-    requester = browser_of(product, microsoft_user(product, upn))
-    answer = requester.post("/api/join-requests")
-    assert answer.status_code == 200 and "request was sent" in answer.text, answer.text[:500]
-    token = link_in_mail(product, ADELE, APPROVAL_LINK)
-    probe.settle()
-    return token
-
-
-def refused(response: requests.Response, status: int, *words: str) -> None:
-    assert response.status_code == status, (response.status_code, response.text[:600])
-    for word in words:
-        assert word in response.text, (word, response.text[:600])
 
 
 # -- invitation and approval links ------------------------------------------------------------------

@@ -37,6 +37,8 @@ ADELE, MEGAN, DIEGO, ALEX = "adele@contoso.test", "megan@contoso.test", "diego@c
 FABRICE = "fabrice@fabrikam.test"
 PROVISIONING_AUTH = ("1000.DEMOLOCALCLIENT0001", "demo-crm-client-secret")
 TENANT_NAMES = {CONTOSO: "Contoso Ltd", FABRIKAM: "Fabrikam"}
+INVITATION_LINK = r"/api/invitations/([A-Za-z0-9_\-]{20,})"
+APPROVAL_LINK = r"/api/join-requests/([A-Za-z0-9_\-]{20,})"
 
 
 def m365_user(product: ProductStack, upn: str) -> tuple[str, dict[str, Any]]:
@@ -143,6 +145,39 @@ def link_in_mail(product: ProductStack, upn: str, pattern: str, timeout: float =
         time.sleep(0.3)
 
 
+# -- Contoso installed by Adele; invitations and requests to join through the pages ----------
+
+
+def adele(product: ProductStack) -> Browser:
+    install(product, microsoft_user(product, ADELE, admin=True))
+    return browser_of(product, microsoft_user(product, ADELE, admin=True))
+
+
+def invite(product: ProductStack, probe: StateProbe, inviter: Browser, email: str) -> str:
+    """Invite by e-mail (R2.2) and return the token of the link that arrived in the mailbox."""
+    answer = inviter.post("/api/settings/users/new", {"email": email, "first_name": "X", "last_name": "Y"})
+    assert answer.status_code == 200 and f"Invitation sent to: {email}" in answer.text, answer.text[:500]
+    token = link_in_mail(product, email, INVITATION_LINK)
+    probe.settle()
+    return token
+
+
+def request_to_join(product: ProductStack, probe: StateProbe, upn: str) -> str:
+    """``upn`` asks to join Contoso's org (R2.4); returns the approval token e-mailed to Adele."""
+    requester = browser_of(product, microsoft_user(product, upn))
+    answer = requester.post("/api/join-requests")
+    assert answer.status_code == 200 and "request was sent" in answer.text, answer.text[:500]
+    token = link_in_mail(product, ADELE, APPROVAL_LINK)
+    probe.settle()
+    return token
+
+
+def refused(response: requests.Response, status: int, *words: str) -> None:
+    assert response.status_code == status, (response.status_code, response.text[:600])
+    for word in words:
+        assert word in response.text, (word, response.text[:600])
+
+
 # -- the state probe ---------------------------------------------------------------------------
 
 VOLATILE_CRM = {"tokens", "clock_offset_seconds", "deliveries", "credits", "api_calls", "requests"}
@@ -164,7 +199,8 @@ def tables_state(prefix: str) -> dict[str, list[dict[str, Any]]]:
         if not table.name.startswith(prefix):
             continue
         rows = [dict(entity) for entity in service.get_table_client(table.name).list_entities()]
-        state[table.name] = sorted(rows, key=lambda r: (r["PartitionKey"], r["RowKey"]))
+        if rows:  # an empty table is created on first use by any request: not a change of state
+            state[table.name] = sorted(rows, key=lambda r: (r["PartitionKey"], r["RowKey"]))
     return state
 
 
