@@ -15,6 +15,9 @@ from shared.storage import TableEntity, TableOperation, TableRepository
 from shared.storage.keys import escape_key_part
 from shared.sync.links import LinkRow, LinkState
 
+# Beyond this many ids a cycle reads the partition's link rows in pages of 1,000 instead.
+POINT_READS_BEFORE_SCAN = 60
+
 
 class LinkEntity(TableEntity):
     """RowKey = "link|{id}", "crm|{crm id}" or "ol|{outlook id}"; ``row`` is the pair."""
@@ -26,6 +29,8 @@ class LinkEntity(TableEntity):
 
 def _keys(row: LinkRow) -> list[str]:
     keys = [f"link|{row.link_id}"]
+    if row.state.creating_on is not None:
+        return keys  # pending creates are all loaded by every cycle (``pending``): no index rows
     if row.crm_id and row.state is not LinkState.TOMBSTONE:
         keys.append(f"crm|{escape_key_part(row.crm_id)}")
     if row.outlook_id and row.state is not LinkState.TOMBSTONE:
@@ -44,10 +49,21 @@ class LinkStore:
         )
 
     def load(self, partition: str, *, crm_ids: Iterable[str] = (), outlook_ids: Iterable[str] = ()) -> list[LinkRow]:
-        """The rows these items belong to, plus every pending create (they need recovery)."""
+        """The rows these items belong to, plus every pending create (they need recovery).
+
+        A few ids are point reads of their index rows; many (a first delta round reports
+        every item) are one scan of the partition's link rows, far fewer round trips."""
+        wanted = {"crm": set(crm_ids), "ol": set(outlook_ids)}
+        if len(wanted["crm"]) + len(wanted["ol"]) > POINT_READS_BEFORE_SCAN:
+            rows_by_id = {
+                row.link_id: row for row in self.all(partition)
+                if row.crm_id in wanted["crm"] or row.outlook_id in wanted["ol"]
+                or row.state.creating_on is not None
+            }
+            return list(rows_by_id.values())
         rows: dict[str, LinkRow] = {}
-        for prefix, ids in (("crm", crm_ids), ("ol", outlook_ids)):
-            for item_id in set(ids):
+        for prefix, ids in wanted.items():
+            for item_id in ids:
                 stored = self._repo.get(partition, f"{prefix}|{escape_key_part(item_id)}")
                 if stored is not None:
                     row = LinkRow.model_validate(stored.entity.row)

@@ -4,6 +4,7 @@ webhooks, the sweep and renewals. The composition of the adapters around the eng
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RENEW_AHEAD = timedelta(hours=24)
+ROUTE_MEMO_SECONDS = 60.0
+INITIAL_MEMO_SECONDS = 2.0
 
 
 class NothingToResolve(Exception):
@@ -65,6 +68,12 @@ class SyncService:
         self.runner = SyncRunner(services.sync_profiles, services.sync_links, services.sync_conflicts)
         self.jobs: JobQueue[SyncJob] = services.sync_queue
         self.routes = services.table("webhooks", WebhookRoute)
+        # Webhooks come in floods (every write of ours echoes): remember, per process, where
+        # a subscription's notifications go and which members are still in their initial
+        # sync (which ends by queuing a full delta round itself), instead of reading both
+        # from Table Storage for every notification.
+        self._route_cache: dict[str, tuple[float, WebhookRoute | None]] = {}
+        self._initial_until: dict[tuple[str, SyncKind], float] = {}
 
     # -- building blocks -----------------------------------------------------------------
 
@@ -265,9 +274,13 @@ class SyncService:
         """Queue one delta step unless one is already queued (webhooks come in floods: every
         write of ours echoes). Returns whether a step was queued."""
         queued = False
+        if self._initial_until.get((member_key, kind), 0.0) > time.monotonic():
+            return False
 
         def mark(profile: SyncProfile) -> SyncProfile:
             nonlocal queued
+            if profile.state is SyncState.INITIAL:
+                self._initial_until[(member_key, kind)] = time.monotonic() + INITIAL_MEMO_SECONDS
             queued = profile.state is SyncState.ACTIVE and not profile.delta_queued
             return profile.model_copy(update={"delta_queued": True}) if queued else profile
 
@@ -285,12 +298,23 @@ class SyncService:
         """Queue a delta step per member named by authentic notifications; returns how many."""
         queued = 0
         for note in parse_change_notifications(body):
-            route = self.routes.get(f"graph|{note.subscription_id}", "hook")
-            if route is None or not client_state_matches(note.client_state, route.entity.secret):
+            route = self._route(f"graph|{note.subscription_id}")
+            if route is None or not client_state_matches(note.client_state, route.secret):
                 log.warning("graph notification refused for subscription %s", note.subscription_id)
                 continue
-            queued += self.request_delta(route.entity.member, SyncKind(route.entity.kind), "graph webhook")
+            queued += self.request_delta(route.member, SyncKind(route.kind), "graph webhook")
         return queued
+
+    def _route(self, key: str) -> WebhookRoute | None:
+        now = time.monotonic()
+        cached = self._route_cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        stored = self.routes.get(key, "hook")
+        route = stored.entity if stored else None
+        # Unknown ids are remembered briefly only: a subscription is created just before its first notification.
+        self._route_cache[key] = (now + (ROUTE_MEMO_SECONDS if route else 2.0), route)
+        return route
 
     def graph_lifecycle(self, body: bytes) -> int:
         handled = 0
