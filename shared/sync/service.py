@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RENEW_AHEAD = timedelta(hours=24)
 ROUTE_MEMO_SECONDS = 60.0
-INITIAL_MEMO_SECONDS = 2.0
 
 
 class NothingToResolve(Exception):
@@ -69,11 +68,10 @@ class SyncService:
         self.jobs: JobQueue[SyncJob] = services.sync_queue
         self.routes = services.table("webhooks", WebhookRoute)
         # Webhooks come in floods (every write of ours echoes): remember, per process, where
-        # a subscription's notifications go and which members are still in their initial
-        # sync (which ends by queuing a full delta round itself), instead of reading both
-        # from Table Storage for every notification.
+        # a subscription's notifications go instead of reading it for every notification.
+        # (The member's state is read each time: a change right after the initial sync
+        # ended must queue a step, so no memory of "still initial" is safe.)
         self._route_cache: dict[str, tuple[float, WebhookRoute | None]] = {}
-        self._initial_until: dict[tuple[str, SyncKind], float] = {}
 
     # -- building blocks -----------------------------------------------------------------
 
@@ -274,13 +272,9 @@ class SyncService:
         """Queue one delta step unless one is already queued (webhooks come in floods: every
         write of ours echoes). Returns whether a step was queued."""
         queued = False
-        if self._initial_until.get((member_key, kind), 0.0) > time.monotonic():
-            return False
 
         def mark(profile: SyncProfile) -> SyncProfile:
             nonlocal queued
-            if profile.state is SyncState.INITIAL:
-                self._initial_until[(member_key, kind)] = time.monotonic() + INITIAL_MEMO_SECONDS
             queued = profile.state is SyncState.ACTIVE and not profile.delta_queued
             return profile.model_copy(update={"delta_queued": True}) if queued else profile
 

@@ -3,6 +3,8 @@ real function_app.py) with the default mapping (SPEC R4.1 to R4.9)."""
 
 from __future__ import annotations
 
+import pytest
+
 from shared.sync.contacts import FieldPair
 from shared.sync.profiles import SyncKind, SyncState
 from shared.wiring import get_services
@@ -158,3 +160,84 @@ def test_deleting_the_folder_in_outlook_disables_contacts_sync(product: ProductS
     assert profile(member, SyncKind.CONTACTS).reason == "container_deleted"  # shown on the settings page
     assert len(crm_records(product, member, "Contacts")) == 3  # R4.9: the CRM keeps them
     assert containers(product, ADELE, FOLDER) == 0
+
+
+FULL_CRM_CONTACT = {
+    "Salutation": "Dr.", "First_Name": "Zoé", "Last_Name": "Durand", "Email": "zoe@durand.example",
+    "Secondary_Email": "zoe.home@durand.example", "Phone": "+33 1 40 00 00 01", "Other_Phone": "+33 1 40 00 00 02",
+    "Mobile": "+33 6 00 00 00 03", "Home_Phone": "+33 1 40 00 00 04", "Title": "Head of Buying",
+    "Department": "Procurement", "Account_Name": {"name": "Durand SA"}, "Assistant": "Marc",
+    "Reporting_To": {"name": "Claire Martin"}, "Mailing_Street": "1 rue de la Paix", "Mailing_City": "Paris",
+    "Mailing_State": "IDF", "Mailing_Zip": "75002", "Mailing_Country": "France", "Other_Street": "2 quai Ouest",
+    "Other_City": "Lyon", "Other_State": "ARA", "Other_Zip": "69002", "Other_Country": "France",
+    "Date_of_Birth": "1980-02-29", "Description": "Met at the fair.\nPrefers e-mail.", "Skype_ID": "zoe.durand",
+}
+
+FULL_OUTLOOK_CONTACT = {
+    "givenName": "Otto", "surname": "Lenz", "emailAddresses": [{"address": "otto@lenz.example", "name": "Otto"},
+                                                               {"address": "o.lenz@home.example", "name": "Otto"}],
+    "businessPhones": ["+49 30 000001", "+49 30 000002"], "mobilePhone": "+49 170 000003", "homePhones": ["+49 30 000004"],
+    "jobTitle": "Buyer", "department": "Purchasing", "companyName": "Lenz GmbH", "assistantName": "Uta",
+    "businessAddress": {"street": "Hauptstr. 1", "city": "Berlin", "state": "BE", "postalCode": "10115", "countryOrRegion": "Germany"},
+    "otherAddress": {"street": "Nebenweg 2", "city": "Potsdam", "state": "BB", "postalCode": "14467", "countryOrRegion": "Germany"},
+    "birthday": "1975-06-01T11:59:00Z", "personalNotes": "Knows our CFO.", "imAddresses": ["otto.lenz"],
+}
+
+
+def test_every_default_mapped_field_round_trips_both_ways(product: ProductStack) -> None:
+    member = linked_member(product)
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Contacts", "record": FULL_CRM_CONTACT})
+    enable_and_wait(member)
+    [zoe] = outlook_items(product, ADELE, FOLDER)
+    assert (zoe["title"], zoe["givenName"], zoe["surname"]) == ("Dr.", "Zoé", "Durand")
+    assert [e["address"] for e in zoe["emailAddresses"]] == ["zoe@durand.example", "zoe.home@durand.example"]
+    assert zoe["businessPhones"] == ["+33 1 40 00 00 01", "+33 1 40 00 00 02"]
+    assert (zoe["mobilePhone"], zoe["homePhones"]) == ("+33 6 00 00 00 03", ["+33 1 40 00 00 04"])
+    assert (zoe["jobTitle"], zoe["department"], zoe["companyName"]) == ("Head of Buying", "Procurement", "Durand SA")
+    assert (zoe["assistantName"], zoe["manager"]) == ("Marc", "Claire Martin")
+    assert zoe["businessAddress"] == {"street": "1 rue de la Paix", "city": "Paris", "state": "IDF", "postalCode": "75002", "countryOrRegion": "France"}
+    assert zoe["otherAddress"] == {"street": "2 quai Ouest", "city": "Lyon", "state": "ARA", "postalCode": "69002", "countryOrRegion": "France"}
+    assert str(zoe["birthday"]).startswith("1980-02-29")
+    assert zoe["personalNotes"].replace("\r\n", "\n") == "Met at the fair.\nPrefers e-mail."
+    assert zoe["imAddresses"] == ["zoe.durand"]
+    # Outlook -> CRM with every field Outlook may write under the default mapping.
+    folder = profile(member, SyncKind.CONTACTS).container_id
+    product.m365_control("POST", f"mailbox/{ADELE}/contactFolders/{folder}/contacts", json=FULL_OUTLOOK_CONTACT)
+    wait_until(lambda: any(r.get("Last_Name") == "Lenz" for r in crm_records(product, member, "Contacts")), what="Otto in the CRM")
+    [otto] = [r for r in crm_records(product, member, "Contacts") if r.get("Last_Name") == "Lenz"]
+    expected = {
+        "First_Name": "Otto", "Email": "otto@lenz.example", "Secondary_Email": "o.lenz@home.example",
+        "Phone": "+49 30 000001", "Other_Phone": "+49 30 000002", "Mobile": "+49 170 000003", "Home_Phone": "+49 30 000004",
+        "Title": "Buyer", "Department": "Purchasing", "Assistant": "Uta", "Mailing_Street": "Hauptstr. 1",
+        "Mailing_City": "Berlin", "Mailing_State": "BE", "Mailing_Zip": "10115", "Mailing_Country": "Germany",
+        "Other_Street": "Nebenweg 2", "Other_City": "Potsdam", "Other_State": "BB", "Other_Zip": "14467",
+        "Other_Country": "Germany", "Date_of_Birth": "1975-06-01", "Description": "Knows our CFO.", "Skype_ID": "otto.lenz",
+    }
+    assert {k: otto.get(k) for k in expected} == expected
+    assert (otto.get("Account_Name") or {}).get("name") == "Lenz GmbH"
+    # Nothing ping-pongs: another round moves no version on either side.
+    versions = ({c["id"]: c["changeKey"] for c in outlook_items(product, ADELE, FOLDER)},
+                {r["id"]: r["Modified_Time"] for r in crm_records(product, member, "Contacts")})
+    synced_at = profile(member, SyncKind.CONTACTS).last_sync_at
+    get_services().sync.sweep()
+    wait_until(lambda: profile(member, SyncKind.CONTACTS).last_sync_at > synced_at, what="another round")  # type: ignore[operator]
+    assert versions == ({c["id"]: c["changeKey"] for c in outlook_items(product, ADELE, FOLDER)},
+                        {r["id"]: r["Modified_Time"] for r in crm_records(product, member, "Contacts")})
+
+
+@pytest.mark.slow
+def test_initial_sync_caps_at_10000_of_12000_without_imported_or_migrated(product: ProductStack) -> None:
+    member = linked_member(product)
+    generate_contacts(product, 11_000)
+    crm_control(product, "actions/generate", {"actor": ADELE, "module": "Contacts", "count": 600, "data_source": "Import"})
+    crm_control(product, "actions/generate", {"actor": ADELE, "module": "Contacts", "count": 400, "data_source": "Migration"})
+    # A mass-updated migrated contact counts as the member's own work (R4.7).
+    migrated = [r for r in crm_records(product, member, "Contacts") if r.get("Data_Source") == "Migration"][:1]
+    crm_control(product, "actions/mass-update", {"actor": ADELE, "module": "Contacts", "ids": [migrated[0]["id"]], "values": {"Title": "Kept"}})
+    get_services().sync.enable(member, SyncKind.CONTACTS)
+    wait_until(lambda: profile(member, SyncKind.CONTACTS).state is SyncState.ACTIVE, timeout=1500, what="initial sync")
+    contacts = outlook_items(product, ADELE, FOLDER)
+    assert len(contacts) == 10_000
+    assert len({c["surname"] for c in contacts}) == 10_000  # no duplicate
+    assert profile(member, SyncKind.CONTACTS).initial_total == 11_001
+    assert any(c.get("jobTitle") == "Kept" for c in contacts)  # the mass-updated migrated one: most recent first
