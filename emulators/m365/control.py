@@ -24,7 +24,7 @@ ENDPOINTS = [
     ("POST", "/__emulator/seed", "body {\"mode\": \"replace\"|\"merge\", \"seed\": {...}} (same format as seed/demo.json)"),
     ("GET|PUT", "/__emulator/faults", "latency_ms, latency_jitter_ms, rate_429, rate_503, rate_504, retry_after_seconds, "
      "mailbox_concurrency, mailbox_requests_per_10_minutes, notification_duplicate_rate, seed, per_mailbox {upn: {...}}"),
-    ("GET", "/__emulator/counters", "per mailbox: total, concurrentPeak, throttled429; plus totals"),
+    ("GET", "/__emulator/counters", "per mailbox: total, concurrentPeak, throttled429; plus totals (requests, httpRequests)"),
     ("POST", "/__emulator/counters/reset", "zero the counters"),
     ("POST", "/__emulator/apps", "register or extend an app: clientId, clientSecrets, redirectUris, requiredApplicationPermissions, ..."),
     ("POST|DELETE", "/__emulator/consents", "grant (tenantId, clientId, kind admin|user, userId, scopes, appRoles) or revoke (?tenantId&clientId)"),

@@ -37,6 +37,13 @@ def create_app(store: Store, state_dir: Path) -> Flask:
     app.register_blueprint(control.blueprint)
     app.register_blueprint(identity_routes.blueprint)
 
+    @app.before_request
+    def count_http_request() -> None:
+        # What a client pays for in round trips: one per HTTP request, a $batch once; its
+        # items arrive here as inner requests marked by batch.py and are not counted again.
+        if request.path.startswith("/v1.0") and not request.headers.get(batch.INNER_REQUEST_HEADER):
+            throttle.count_http_request()
+
     @app.errorhandler(GraphError)
     def graph_error(error: GraphError):
         return error_response(error)

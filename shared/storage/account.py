@@ -10,6 +10,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from shared.config import Settings
+from shared.storage.metrics import TABLE_REQUESTS
 
 # Short connection timeouts: a health check or a worker should fail fast, not hang for minutes.
 _CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
@@ -43,7 +44,7 @@ class StorageAccount:
         return DefaultAzureCredential(managed_identity_client_id=self.managed_identity_client_id)
 
     def table_service(self) -> TableServiceClient:
-        options = {**_CLIENT_OPTIONS, "retry_total": self.retry_total}
+        options = {**_CLIENT_OPTIONS, "retry_total": self.retry_total, "per_call_policies": [TABLE_REQUESTS]}
         if self.table_service_uri:
             return TableServiceClient(endpoint=self.table_service_uri, credential=self._credential, **options)
         assert self.connection_string

@@ -14,6 +14,7 @@ from local.demo_world import APP_REGISTRATION
 from shared.accounts.install import Entered, InstallService
 from shared.accounts.models import MemberIdentity
 from shared.identity.sessions import SignedInUser
+from shared.storage.metrics import TABLE_REQUESTS
 from shared.sync.profiles import SyncKind, SyncProfile
 from shared.wiring import get_services
 from tests.product_stack import CONTOSO, ProductStack
@@ -84,3 +85,21 @@ def wait_until(condition: Callable[[], object], timeout: float = 120, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.3)
+
+
+def reset_request_counts(product: ProductStack) -> None:
+    product.m365_control("POST", "counters/reset")
+    requests.post(f"{product.crm.base_url}/__emulator/counters/reset", timeout=10).raise_for_status()
+    TABLE_REQUESTS.reset()
+
+
+def request_counts(product: ProductStack) -> dict[str, Any]:
+    """Requests made since ``reset_request_counts``: Graph and the CRM as their emulators
+    counted them; Table Storage as this process's clients counted them (the host runs here)."""
+    graph = product.m365_control("GET", "counters")["totals"]
+    crm = requests.get(f"{product.crm.base_url}/__emulator/counters", timeout=10).json()["totals"]
+    return {
+        "graph_http_requests": graph["httpRequests"], "graph_requests_incl_batch_items": graph["requests"],
+        "graph_peak_concurrency": graph["concurrentPeak"], "graph_429": graph["throttled429"],
+        "crm_calls": crm["total"], "crm_429": crm["throttled_429"], **{f"table_{k}": v for k, v in TABLE_REQUESTS.snapshot().items()},
+    }

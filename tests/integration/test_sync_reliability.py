@@ -23,7 +23,14 @@ from shared.accounts.models import MemberIdentity
 from shared.sync.profiles import SyncKind, SyncState
 from shared.wiring import get_services
 from tests.integration.host_process import HostProcess
-from tests.integration.sync_setup import crm_control, crm_records, linked_member, outlook_items, profile, wait_until
+from tests.integration.sync_setup import (
+    crm_control,
+    crm_records,
+    linked_member,
+    outlook_items,
+    profile,
+    wait_until,
+)
 from tests.product_stack import ROOT, ProductStack, product_environment
 
 ADELE = "adele@contoso.test"

@@ -50,11 +50,15 @@ def _validate(payload) -> list[dict]:
     return items
 
 
+INNER_REQUEST_HEADER = "X-Emulator-Batch-Item"  # the emulator's own marker on a $batch item's inner request
+
+
 def _run_item(app, base_url: str, authorization: str, item: dict) -> dict:
     url = str(item["url"])
     path = "/v1.0" + (url if url.startswith("/") else "/" + url)
     headers = {k: v for k, v in (item.get("headers") or {}).items()}
     headers["Authorization"] = authorization
+    headers[INNER_REQUEST_HEADER] = "1"
     body = item.get("body")
     data = None
     if body is not None:

@@ -64,6 +64,7 @@ class Throttle:
             self.history: dict[tuple[str, str], deque] = defaultdict(deque)
             self.counters: dict[str, MailboxCounters] = defaultdict(MailboxCounters)
             self.requests_total = 0
+            self.http_requests = 0
 
     def update_settings(self, values: dict) -> FaultSettings:
         with self.lock:
@@ -85,6 +86,10 @@ class Throttle:
             if override and name in override:
                 return override[name]
         return getattr(self.settings, name)
+
+    def count_http_request(self) -> None:
+        with self.lock:
+            self.http_requests += 1
 
     def admit(self, app_id: str, mailbox_id: str | None, mailbox_keys: tuple[str, ...]) -> None:
         """Count a request; 429 if the mailbox budget is exhausted. Call release() afterwards if it returns."""
@@ -155,6 +160,7 @@ class Throttle:
                 "mailboxes": mailboxes,
                 "totals": {
                     "requests": self.requests_total,
+                    "httpRequests": self.http_requests,
                     "mailboxRequests": sum(c["total"] for c in mailboxes.values()),
                     "throttled429": sum(c["throttled429"] for c in mailboxes.values()),
                     "concurrentPeak": max((c["concurrentPeak"] for c in mailboxes.values()), default=0),
