@@ -10,10 +10,11 @@ from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from shared.config import Settings
-from shared.storage.metrics import TABLE_REQUESTS
+from shared.storage.metrics import CountingTransport
 
 # Short connection timeouts: a health check or a worker should fail fast, not hang for minutes.
 _CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
+_TRANSPORT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class StorageAccount:
         return DefaultAzureCredential(managed_identity_client_id=self.managed_identity_client_id)
 
     def table_service(self) -> TableServiceClient:
-        options = {**_CLIENT_OPTIONS, "retry_total": self.retry_total, "per_call_policies": [TABLE_REQUESTS]}
+        options = {**_CLIENT_OPTIONS, "retry_total": self.retry_total, "transport": CountingTransport(**_TRANSPORT_OPTIONS)}
         if self.table_service_uri:
             return TableServiceClient(endpoint=self.table_service_uri, credential=self._credential, **options)
         assert self.connection_string

@@ -9,16 +9,15 @@ import threading
 from collections import Counter
 from typing import Any
 
-from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.pipeline.transport import RequestsTransport
 
 
-class TableRequestCounter(SansIOHTTPPolicy):  # type: ignore[type-arg]
+class TableRequestCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
 
-    def on_request(self, request: Any) -> None:
-        http = request.http_request
+    def count(self, http: Any) -> None:
         if http.method == "POST" and "$batch" in http.url:
             kind = "transactions"
         elif http.method == "GET":
@@ -39,3 +38,13 @@ class TableRequestCounter(SansIOHTTPPolicy):  # type: ignore[type-arg]
 
 # One per process: every table client of the process reports here.
 TABLE_REQUESTS = TableRequestCounter()
+
+
+class CountingTransport(RequestsTransport):
+    """The SDK's own transport, counting each request it sends (retries included: each is
+    a billed request). A transport rather than a policy: the table clients a service client
+    hands out (``get_table_client``) share its transport but not its per-call policies."""
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        TABLE_REQUESTS.count(request)
+        return super().send(request, **kwargs)

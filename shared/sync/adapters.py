@@ -61,13 +61,13 @@ def graph_time(item: dict[str, Any]) -> datetime:
 
 def adapter_for(
     member: MemberIdentity, kind: SyncKind, mailbox: GraphMailbox, *, reference: datetime | None = None,
-    contact_mapping: ContactMapping | None = None,
+    contact_mapping: ContactMapping | None = None, crm_time_zone: str | None = None,
 ) -> SyncKindAdapter:
     """``reference``: the moment the sync was enabled, so that the initial sync's order
     (upcoming events first, R3.5) is the same in every step of it."""
     if kind is SyncKind.CONTACTS:
         return contacts_adapter(member, mailbox, contact_mapping or DEFAULT_CONTACT_MAPPING)
-    return calendar_adapter(member, mailbox, reference or datetime.now(UTC))
+    return calendar_adapter(member, mailbox, reference or datetime.now(UTC), crm_time_zone)
 
 
 def contacts_adapter(member: MemberIdentity, mailbox: GraphMailbox, mapping: ContactMapping) -> SyncKindAdapter:
@@ -107,8 +107,11 @@ def contacts_adapter(member: MemberIdentity, mailbox: GraphMailbox, mapping: Con
     )
 
 
-def calendar_adapter(member: MemberIdentity, mailbox: GraphMailbox, reference: datetime) -> SyncKindAdapter:
-    """Events of the member's own (R3.4), not imported (R3.6), at most 5,000, upcoming first (R3.5)."""
+def calendar_adapter(
+    member: MemberIdentity, mailbox: GraphMailbox, reference: datetime, crm_time_zone: str | None = None
+) -> SyncKindAdapter:
+    """Events of the member's own (R3.4), not imported (R3.6), at most 5,000, upcoming first (R3.5).
+    ``crm_time_zone``: the member's zone in the CRM, so their CRM events land in Outlook in it."""
     owner = member.user_id
     client = CalendarClient(mailbox)
 
@@ -119,7 +122,7 @@ def calendar_adapter(member: MemberIdentity, mailbox: GraphMailbox, reference: d
         reason = excluded(record)
         return ItemSeen(
             item_id=str(record["id"]), version=str(record.get("Modified_Time", "")),
-            fields={} if reason else calendar_mapping.crm_event_to_fields(record),
+            fields={} if reason else calendar_mapping.crm_event_to_fields(record, time_zone=crm_time_zone),
             modified_at=crm_time(record.get("Modified_Time")), partner_id=record.get(CRM_MARKER_FIELD) or None,
             excluded=reason,
         )

@@ -62,6 +62,7 @@ class SyncProfile(TableEntity):
     pending_deletions: int = 0  # a paused mass change waiting for confirmation
     mass_change_answer: str | None = None  # "delete" or "keep": the member's answer, until the round ends
     contact_mapping: str | None = None  # the member's ContactMapping (JSON); None: the default
+    crm_time_zone: str | None = None  # the member's CRM user time zone (IANA), read at enable
     delta_queued: bool = False  # a delta step is on the queue: webhooks add no second one
     # One runner at a time.
     lease_owner: str | None = None

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from shared.accounts.models import MemberIdentity
 from shared.crm.records import CrmRecords
 from shared.crm.tokens import CrmAuthorizationLost
+from shared.crm.users import current_user_time_zone
 from shared.crm.watch import CallbackRejected, CrmWatch, parse_callback, verify_callback
 from shared.graph.mailbox import GraphMailbox
 from shared.graph.notifications import (
@@ -92,8 +93,10 @@ class SyncService:
         stored = self.s.sync_profiles.get(self._key(member), kind)
         reference = stored.entity.enabled_at if stored else None
         mapping = _mapping_of(stored.entity) if stored and kind is SyncKind.CONTACTS else None
+        zone = stored.entity.crm_time_zone if stored else None
         return StepContext(
-            adapter=self._adapter_for(member, kind, self.mailbox(member), reference=reference, contact_mapping=mapping),
+            adapter=self._adapter_for(member, kind, self.mailbox(member), reference=reference, contact_mapping=mapping,
+                                      crm_time_zone=zone),
             records=CrmRecords(self.s.crm_sessions.for_member(self.s.crm_access(member))),
             owner_id=member.user_id,
             enqueue=lambda job, delay: self.jobs.send(job, delay=timedelta(seconds=delay) if delay else None),
@@ -124,7 +127,9 @@ class SyncService:
             container.id, notification_url=f"{base}/api/webhooks/graph",
             lifecycle_url=f"{base}/api/webhooks/graph/lifecycle", client_state=client_state,
         )
-        watch = CrmWatch(self.s.crm_sessions.for_member(self.s.crm_access(member)))
+        crm_session = self.s.crm_sessions.for_member(self.s.crm_access(member))
+        zone = current_user_time_zone(crm_session) if kind is SyncKind.CALENDAR else None
+        watch = CrmWatch(crm_session)
         channel = watch.enable(ctx.adapter.crm_module, f"{base}/api/webhooks/crm")  # type: ignore[arg-type]
         self.routes.upsert(WebhookRoute(partition_key=f"graph|{subscription.id}", row_key="hook", member=key, kind=kind.value, secret=client_state))
         self.routes.upsert(WebhookRoute(partition_key=f"crm|{channel.channel_id}", row_key="hook", member=key, kind=kind.value, secret=channel.token))
@@ -138,6 +143,7 @@ class SyncService:
                 "channel_expires": channel.expires_at, "initial_cursor": None, "initial_threshold": None,
                 "initial_done": 0, "initial_total": 0, "delta_link": None, "crm_watermark": None,
                 "synced_items": 0, "conflicts": 0, "errors": 0, "last_error": None, "pending_deletions": 0,
+                "crm_time_zone": zone, "mass_change_answer": None,
             })
 
         profile = self.s.sync_profiles.update(key, kind, enabled)
