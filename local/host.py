@@ -185,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     deliveries = int(os.environ.get("LOCAL_QUEUE_DELIVERIES", "1"))
     host = LocalHost(args.script, host=args.host, port=args.port, keys=_load_keys(args.keys_file),
                      receive_visibility=visibility, deliveries=deliveries)
+    counts_file = os.environ.get("BENCH_TABLE_COUNTS_FILE")
+    if counts_file:  # make bench only: Table request counts on SIGUSR1 (see local/bench_counts.py)
+        from local.bench_counts import install as report_table_counts
+
+        report_table_counts(Path(counts_file))
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())

@@ -1,0 +1,1 @@
+"""Benchmarks (issue 9): ``make bench`` or ``python -m bench [scenario ...] [--scale X]``."""

@@ -1,0 +1,673 @@
+"""The scenarios of issue 9. Each measures the product (the Functions host as its own process)
+and the floor (``bench/floor.py``, its own process) against the same emulators and settings;
+request counts come from the emulators' counters, Table counts from the host's own counter,
+peak memory from the host's VmHWM."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.results import target
+from bench.stack import ADELE, CONTOSO, FLOOR_USER, LATENCY_MS, PYTHON, ROOT, BenchStack, _user
+from local.demo_world import APP_REGISTRATION, CRM_CLIENT
+
+MODULE = {"calendar": "Events", "contacts": "Contacts"}
+ISSUE_SIZE = {"calendar": 5000, "contacts": 10_000}
+
+
+@dataclass
+class Context:
+    scale: float
+    workdir: Path
+    log: Callable[[str], None] = print
+    kept: dict[str, Any] = field(default_factory=dict)  # a stack kept for the next scenario
+
+
+# ---- the product's domain path (as tests/integration/sync_setup.linked_member does) --------------
+def install_member(stack: BenchStack, tenant_id: str, upn: str, tenant_name: str) -> Any:
+    from shared.accounts.install import Entered, InstallService
+    from shared.identity.sessions import SignedInUser
+    from shared.wiring import get_services
+
+    stack.m365_control("POST", "consents", json={"tenantId": tenant_id, "clientId": APP_REGISTRATION["client_id"], "kind": "admin"})
+    user = _user_record(stack, upn)
+    person = SignedInUser(tenant_id=tenant_id, object_id=user["id"], email=upn, name=user["displayName"],
+                          tenant_name=tenant_name, is_tenant_admin=True)
+    services = get_services()
+    install = InstallService(services.accounts, services.crm_directory, services.cipher, services.invitations)
+    outcome = install.enter(person, install.record_install(person, "https://graph.microsoft.com/.default"))
+    assert isinstance(outcome, Entered), outcome
+    return outcome.member
+
+
+def _user_record(stack: BenchStack, upn: str) -> dict[str, Any]:
+    for tenant in stack.m365_control("GET", "snapshot")["tenants"]:
+        for user in tenant["users"]:
+            if user["userPrincipalName"] == upn:
+                return dict(user)
+    raise LookupError(upn)
+
+
+def user_id(upn: str) -> str:
+    return str(_user(upn, "x", admin=False)["id"])
+
+
+def profile(member: Any, kind: str) -> Any:
+    from shared.sync.profiles import SyncKind
+    from shared.wiring import get_services
+
+    stored = get_services().sync_profiles.get(member.partition_key, SyncKind(kind))
+    return stored.entity if stored else None
+
+
+def enable(member: Any, kind: str) -> None:
+    from shared.sync.profiles import SyncKind
+    from shared.wiring import get_services
+
+    get_services().sync.enable(member, SyncKind(kind))
+
+
+def runner_table_counts() -> Any:
+    from shared.storage.metrics import TABLE_REQUESTS
+
+    return TABLE_REQUESTS
+
+
+def generate(stack: BenchStack, actor: str, kind: str, count: int) -> None:
+    for offset in range(0, count, 50_000):
+        stack.crm_control("POST", "actions/generate", json={"actor": actor, "module": MODULE[kind], "count": min(50_000, count - offset)})
+
+
+# ---- figures ------------------------------------------------------------------------------------
+def request_figures(counters: dict[str, Any]) -> dict[str, Any]:
+    graph, crm = counters["graph"]["totals"], counters["crm"]["totals"]
+    return {
+        "graph_http_requests": graph["httpRequests"], "graph_requests_incl_batch_items": graph["requests"],
+        "crm_calls": crm["total"], "peak_concurrent_per_mailbox": graph["concurrentPeak"],
+        "graph_429": graph["throttled429"], "crm_429": crm["throttled_429"],
+        "graph_injected_faults": sum(m.get("injectedFaults", 0) for m in counters["graph"]["mailboxes"].values()),
+    }
+
+
+def table_delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: after.get(k, 0) - before.get(k, 0) for k in ("transactions", "reads", "writes")}
+
+
+def table_figures(delta: dict[str, int]) -> dict[str, int]:
+    return {"table_transactions": sum(delta.values()), "table_batch_transactions": delta["transactions"],
+            "table_reads": delta["reads"], "table_single_writes": delta["writes"]}
+
+
+def wait_quiet(stack: BenchStack, quiet_s: float = 3.0, timeout: float = 300) -> None:
+    """Until neither emulator nor the host's Table counter moves for ``quiet_s``."""
+    def state() -> tuple[Any, ...]:
+        c = stack.counters()
+        return (c["graph"]["totals"]["requests"], c["crm"]["totals"]["total"], tuple(stack.host_table_counts().values()))
+
+    deadline = time.monotonic() + timeout
+    last, since = state(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = state()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+
+
+def wait_active(members: list[Any], kind: str, started: float, timeout: float,
+                samples: list[tuple[float, int]] | None = None) -> list[float]:
+    """Poll the profiles (from Table Storage, in this process) until every one is ACTIVE; the
+    seconds from ``started`` at which each got there. ``samples`` gets (t, sum of initial_done)."""
+    done: dict[int, float] = {}
+    deadline = started + timeout
+    while len(done) < len(members):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(members) - len(done)} of {len(members)} initial syncs still running after {timeout}s")
+        total = 0
+        for index, member in enumerate(members):
+            found = profile(member, kind)
+            if found is None:
+                continue
+            total += found.initial_done
+            if index not in done and found.state.value == "active":
+                done[index] = time.monotonic() - started
+            if found.state.value == "paused":
+                raise RuntimeError(f"sync paused: {found.reason}")
+        if samples is not None:
+            samples.append((round(time.monotonic() - started, 2), total))
+        time.sleep(0.5 if len(members) == 1 else 1.0)
+    return [done[i] for i in range(len(members))]
+
+
+def container_items(stack: BenchStack, upn: str, kind: str, container_id: str) -> list[dict[str, Any]]:
+    for tenant in stack.m365_control("GET", "snapshot")["tenants"]:
+        for user in tenant["users"]:
+            if user["userPrincipalName"] != upn:
+                continue
+            for container in (user["mailbox"]["calendars"] if kind == "calendar" else user["mailbox"]["contactFolders"]):
+                if container["id"] == container_id:
+                    return list(container.get("events") or container.get("contacts") or [])
+    return []
+
+
+def run_floor_initial(stack: BenchStack, kind: str, mailboxes: list[dict[str, str]]) -> dict[str, Any]:
+    job = {"mode": "initial", "kind": kind, "graph": f"{stack.m365_url}/v1.0", "login": stack.m365_url, "ca": str(stack.ca_cert),
+           "client_id": APP_REGISTRATION["client_id"], "client_secret": APP_REGISTRATION["client_secret"],
+           "crm_provisioning": f"{stack.crm_url}/provisioning/v1", "crm_client_id": CRM_CLIENT["client_id"],
+           "crm_client_secret": CRM_CLIENT["client_secret"], "mailboxes": mailboxes}
+    done = subprocess.run([PYTHON, "-m", "bench.floor", "initial"], input=json.dumps(job), capture_output=True, text=True,
+                          cwd=ROOT, timeout=3600, check=False)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"the floor failed: {done.stderr[-2000:]}")
+    result = dict(json.loads(line[len("RESULT "):]))
+    if result["errors"]:
+        raise RuntimeError(f"the floor failed: {result['errors'][:3]}")
+    return result
+
+
+# ---- 1 and 5: initial sync ------------------------------------------------------------------------
+def initial(ctx: Context, kind: str, *, throttled: bool = False, keep: bool = False) -> dict[str, Any]:
+    n = max(20, round(ISSUE_SIZE[kind] * ctx.scale))
+    name = f"initial-{kind}" + ("-throttled" if throttled else "")
+    faults = {"rate_429": 0.2, "retry_after_seconds": 1, "rate_503": 0.02, "seed": 9} if throttled else {}
+    stack = BenchStack(ctx.workdir / name).start()
+    try:
+        ctx.log(f"[{name}] N={n}: setting up")
+        stack.add_users([{"id": CONTOSO, "name": "Contoso Ltd", "domain": "contoso.test",
+                          "users": [(FLOOR_USER, "Floor Script", False)]}])
+        member = install_member(stack, CONTOSO, ADELE, "Contoso Ltd")
+        generate(stack, ADELE, kind, n)
+        if throttled:
+            stack.set_latency(**faults)
+            stack.crm_control("PUT", "faults", json={"rate_429": 0.2, "rate_503": 0.02})
+        # -- the product
+        stack.reset_counters()
+        host_before = stack.host_table_counts()
+        mark = stack.host_log_mark()
+        runner = runner_table_counts()
+        runner.reset()
+        samples: list[tuple[float, int]] = [(0.0, 0)]
+        ctx.log(f"[{name}] product: enable, then the initial sync")
+        started = time.monotonic()
+        enable(member, kind)
+        enable_counts = runner.snapshot()
+        [wall] = wait_active([member], kind, started, timeout=3000, samples=samples)
+        ctx.log(f"[{name}] product done in {wall:.1f}s; waiting for the first delta round and quiet")
+        deadline = time.monotonic() + 120
+        while not profile(member, kind).delta_link and time.monotonic() < deadline:
+            time.sleep(0.5)
+        wait_quiet(stack)
+        counters = stack.counters()
+        table = table_delta(stack.host_table_counts(), host_before)
+        table = {k: table[k] + enable_counts[k] for k in table}
+        container = profile(member, kind).container_id
+        items = container_items(stack, ADELE, kind, container)
+        key = "subject" if kind == "calendar" else "surname"
+        distinct = len({i.get(key) for i in items})
+        product = {"items": n, "wall_s": round(wall, 2), **request_figures(counters), **table_figures(table),
+                   **stack.host_executions(mark),
+                   "peak_host_memory_mb": stack.host_peak_memory_mb(), "items_in_outlook": len(items),
+                   "lost_or_duplicated": abs(n - len(items)) + (len(items) - distinct), "progress": samples}
+        # -- the floor
+        stack.reset_counters()
+        ctx.log(f"[{name}] floor")
+        floor_run = run_floor_initial(stack, kind, [{"tenant": CONTOSO, "user_id": user_id(FLOOR_USER),
+                                                      "crm_user_id": member.user_id}])
+        floor = {"items": n, "wall_s": floor_run["wall_s"], **request_figures(stack.counters()), "table_transactions": 0,
+                 "peak_floor_memory_mb": floor_run["peak_memory_mb"], "items_in_outlook": floor_run["created"],
+                 "lost_or_duplicated": abs(n - floor_run["created"]), "progress": floor_run["progress"]}
+        reads_allowance = math.ceil(n / 1000) + 5
+        targets = [
+            target("wall_s vs 1.5 x floor", product["wall_s"], 1.5 * floor["wall_s"]),
+            target("graph_http_requests vs 1.1 x ceil(N/20) + reads", product["graph_http_requests"],
+                   1.1 * math.ceil(n / 20) + reads_allowance),
+            target("table_transactions vs 1.1 x ceil(N/100)", product["table_transactions"], 1.1 * math.ceil(n / 100)),
+            target("peak_concurrent_per_mailbox", product["peak_concurrent_per_mailbox"], 4),
+            target("peak_host_memory_mb", product["peak_host_memory_mb"], 300),
+            target("lost_or_duplicated", product["lost_or_duplicated"], 0),
+        ]
+        if not throttled:
+            targets.insert(4, target("429s caused by us", product["graph_429"] + product["crm_429"], 0))
+        notes = [f"reads allowance in the Graph target: ceil(N/1000) + 5 = {reads_allowance} (container lookup and "
+                 "creation, subscription, the first delta round at 1,000 per page)",
+                 "product wall time: enable() to the profile's state 'active'; its counts run until 3 s of quiet "
+                 "(the first delta round included); Table counts: the host's plus the runner's enable()"]
+        if throttled:
+            notes.append("throttled: Graph 20% 429 (Retry-After 1 s) + 2% 503; CRM 20% 429 + 2% 503; calendar only")
+        result = {"name": name, "settings": {"N": n, "scale": ctx.scale, "issue_N": ISSUE_SIZE[kind], "latency_ms": LATENCY_MS},
+                  "product": product, "floor": floor, "targets": targets, "notes": notes}
+        if keep:
+            ctx.kept["contacts"] = (stack, member, n)
+            stack = None  # type: ignore[assignment]
+        return result
+    finally:
+        if stack is not None:
+            stack.stop()
+
+
+# ---- 2: steady state ------------------------------------------------------------------------------
+def _one_change_each_way(stack: BenchStack, change_outlook: Callable[[], None], change_crm: Callable[[], None],
+                         arrived_outlook_side: Callable[[], bool], arrived_crm_side: Callable[[], bool]) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for label, change, arrived in (("outlook_change", change_outlook, arrived_crm_side),
+                                   ("crm_change", change_crm, arrived_outlook_side)):
+        wait_quiet(stack)
+        stack.reset_counters()
+        before = stack.host_table_counts()
+        mark = stack.host_log_mark()
+        change()
+        wait_quiet(stack, quiet_s=4.0)
+        counters = request_figures(stack.counters())
+        table = table_delta(stack.host_table_counts(), before)
+        figures[f"{label}_function_executions"] = stack.host_executions(mark)["function_executions"]
+        figures[f"{label}_graph_requests"] = counters["graph_requests_incl_batch_items"]
+        figures[f"{label}_graph_http_requests"] = counters["graph_http_requests"]
+        figures[f"{label}_crm_calls"] = counters["crm_calls"]
+        figures[f"{label}_table_transactions"] = sum(table.values())
+        figures[f"{label}_arrived"] = 1 if arrived() else 0
+    return figures
+
+
+def _contacts_member(stack: BenchStack, ctx: Context, tenant: dict[str, Any], n: int) -> Any:
+    stack.add_users([tenant])
+    upn = tenant["users"][0][0]
+    member = install_member(stack, tenant["id"], upn, tenant["name"])
+    generate(stack, upn, "contacts", n)
+    enable(member, "contacts")
+    wait_active([member], "contacts", time.monotonic(), timeout=3000)
+    deadline = time.monotonic() + 120
+    while not profile(member, "contacts").delta_link and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return member
+
+
+def _crm_record(stack: BenchStack, crm_user: str, module: str, record_id: str) -> dict[str, Any]:
+    for org in stack.crm_control("GET", "snapshot")["orgs"]:
+        if any(str(u["id"]) == crm_user for u in org["users"]):
+            for record in org["records"].get(module, []):
+                if str(record["id"]) == record_id:
+                    return dict(record)
+    return {}
+
+
+def steady_state(ctx: Context) -> list[dict[str, Any]]:
+    large = ctx.kept.pop("contacts", None)
+    if large is not None:
+        stack, big_member, big_n = large
+    else:
+        big_n = max(1000, round(ISSUE_SIZE["contacts"] * ctx.scale))
+        stack = BenchStack(ctx.workdir / "steady-state").start()
+        big_member = None
+    try:
+        sizes = []
+        if big_member is None:
+            ctx.log(f"[steady-state] initial sync of {big_n} contacts (not measured)")
+            big_member = _contacts_member(stack, ctx, {"id": str(uuid.uuid4()), "name": "Big Co", "domain": "big.bench",
+                                                       "users": [("big@big.bench", "Big Member", True)]}, big_n)
+            big_upn = "big@big.bench"
+        else:
+            big_upn = ADELE
+        ctx.log("[steady-state] initial sync of 1,000 contacts (not measured)")
+        small_member = _contacts_member(stack, ctx, {"id": str(uuid.uuid4()), "name": "Small Co", "domain": "small.bench",
+                                                     "users": [("small@small.bench", "Small Member", True)]}, 1000)
+        sizes = [(1000, small_member, "small@small.bench"), (big_n, big_member, big_upn)]
+        measured: list[tuple[int, dict[str, Any]]] = []
+        for n, member, upn in sizes:
+            ctx.log(f"[steady-state] one change each way among {n} linked contacts")
+            folder = profile(member, "contacts").container_id
+            contact = container_items(stack, upn, "contacts", folder)[0]
+            crm_id = next(p["value"] for p in contact.get("singleValueExtendedProperties") or [] if "CrmId" in p["id"])
+            stamp = uuid.uuid4().hex[:6]
+            figures = _one_change_each_way(
+                stack,
+                lambda upn=upn, contact=contact, stamp=stamp: stack.m365_control(
+                    "PATCH", f"mailbox/{upn}/contacts/{contact['id']}", json={"jobTitle": f"Outlook {stamp}"}),
+                lambda upn=upn, crm_id=crm_id, stamp=stamp: stack.crm_control("POST", "actions/mass-update", json={
+                    "actor": upn, "module": "Contacts", "ids": [crm_id], "values": {"Department": f"CRM {stamp}"}}),
+                lambda upn=upn, folder=folder, contact=contact, stamp=stamp: any(
+                    c["id"] == contact["id"] and c.get("department") == f"CRM {stamp}"
+                    for c in container_items(stack, upn, "contacts", folder)),
+                lambda member=member, crm_id=crm_id, stamp=stamp: _crm_record(
+                    stack, member.user_id, "Contacts", crm_id).get("Title") == f"Outlook {stamp}",
+            )
+            measured.append((n, {"linked_items": n, **figures}))
+        sweep = idle_sweep(stack, profiles=2)
+        measured[-1][1].update(sweep)
+        floor = steady_floor(stack, ctx)
+        results = []
+        small = measured[0][1]
+        for n, product in measured:
+            targets = []
+            for side in ("outlook_change", "crm_change"):
+                targets += [target(f"{side}_graph_requests", product[f"{side}_graph_requests"], 3),
+                            target(f"{side}_crm_calls", product[f"{side}_crm_calls"], 3),
+                            target(f"{side}_table_transactions", product[f"{side}_table_transactions"], 2),
+                            target(f"{side}_arrived (1 = yes)", 1 - product[f"{side}_arrived"], 0)]
+            if product is not small:
+                growth = max(product[k] - small[k] for k in small if k.endswith(("_requests", "_calls", "_transactions")))
+                targets.append(target("growth of any count vs 1,000 linked", growth, 0))
+            results.append({"name": f"steady-state-{n}", "settings": {"linked_contacts": n, "scale": ctx.scale,
+                                                                       "latency_ms": LATENCY_MS},
+                            "product": product, "floor": floor, "targets": targets,
+                            "notes": ["one Outlook edit (jobTitle) then one CRM mass update (Department) of one contact; "
+                                      "counts until 4 s of quiet, echoes included",
+                                      "floor: the webhook mirror of bench/floor.py (events), one change each way"]})
+        return results
+    finally:
+        stack.stop()
+
+
+def idle_sweep(stack: BenchStack, profiles: int) -> dict[str, Any]:
+    """What one delta sweep (the 5-minute timer's work) costs per synced profile when nothing changed."""
+    from shared.wiring import get_services
+
+    wait_quiet(stack)
+    stack.reset_counters()
+    before = stack.host_table_counts()
+    mark = stack.host_log_mark()
+    runner = runner_table_counts()
+    runner.reset()
+    get_services().sync.sweep()
+    in_runner = runner.snapshot()
+    wait_quiet(stack, quiet_s=4.0)
+    counts = request_figures(stack.counters())
+    table = table_delta(stack.host_table_counts(), before)
+    return {"idle_sweep_graph_requests_per_profile": round(counts["graph_requests_incl_batch_items"] / profiles, 2),
+            "idle_sweep_crm_calls_per_profile": round(counts["crm_calls"] / profiles, 2),
+            "idle_sweep_table_transactions_per_profile": round((sum(table.values()) + sum(in_runner.values())) / profiles, 2),
+            "idle_sweep_function_executions_per_profile": round(stack.host_executions(mark)["function_executions"] / profiles, 2)}
+
+
+class FloorMirror:
+    """``bench/floor.py propagate`` as a child process."""
+
+    def __init__(self, stack: BenchStack, pairs: int, upn: str, tenant: str) -> None:
+        job = {"graph": f"{stack.m365_url}/v1.0", "login": stack.m365_url, "ca": str(stack.ca_cert), "tenant": tenant,
+               "client_id": APP_REGISTRATION["client_id"], "client_secret": APP_REGISTRATION["client_secret"],
+               "crm_provisioning": f"{stack.crm_url}/provisioning/v1", "crm_client_id": CRM_CLIENT["client_id"],
+               "crm_client_secret": CRM_CLIENT["client_secret"], "crm_email": f"floor-{uuid.uuid4().hex[:6]}@floor.bench",
+               "upn": upn, "user_id": user_id(upn), "pairs": pairs}
+        self.job = job
+        self.process = subprocess.Popen([PYTHON, "-m", "bench.floor", "propagate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(job))
+        self.process.stdin.close()
+        line = self.process.stdout.readline()
+        if not line.startswith("READY "):
+            self.process.kill()
+            raise RuntimeError(f"the floor mirror failed: {line} {self.process.stderr.read()[-2000:] if self.process.stderr else ''}")
+        self.ready = json.loads(line[len("READY "):])
+
+    def stop(self) -> dict[str, Any]:
+        self.process.terminate()
+        self.process.wait(30)
+        assert self.process.stdout is not None
+        out = self.process.stdout.read()
+        line = next((ln for ln in out.splitlines() if ln.startswith("DONE ")), "DONE {}")
+        return dict(json.loads(line[len("DONE "):]))
+
+
+def steady_floor(stack: BenchStack, ctx: Context) -> dict[str, Any]:
+    ctx.log("[steady-state] floor")
+    stack.add_users([{"id": CONTOSO, "name": "Contoso Ltd", "domain": "contoso.test",
+                      "users": [(FLOOR_USER, "Floor Script", False)]}])
+    mirror = FloorMirror(stack, 5, FLOOR_USER, CONTOSO)
+    try:
+        crm_id, outlook_id = mirror.ready["pairs"][0]
+        stamp = uuid.uuid4().hex[:6]
+        figures = _one_change_each_way(
+            stack,
+            lambda: stack.m365_control("PATCH", f"mailbox/{FLOOR_USER}/events/{outlook_id}", json={"subject": f"Outlook {stamp}"}),
+            lambda: stack.crm_control("POST", "actions/mass-update", json={
+                "actor": mirror.job["crm_email"], "module": "Events", "ids": [crm_id], "values": {"Event_Title": f"CRM {stamp}"}}),
+            lambda: any(e["id"] == outlook_id and e["subject"] == f"CRM {stamp}"
+                        for e in container_items(stack, FLOOR_USER, "calendar", mirror.ready["calendar_id"])),
+            lambda: _crm_record(stack, mirror.ready["crm_user_id"], "Events", crm_id).get("Event_Title") == f"Outlook {stamp}",
+        )
+    finally:
+        mirror.stop()
+    return {"linked_items": 5, **{k: v for k, v in figures.items()}}
+
+
+# ---- 3: propagation latency ---------------------------------------------------------------------
+CHANGES = 200
+CHANGE_INTERVAL_S = 0.25
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)], 3)
+
+
+def _measure_propagation(stack: BenchStack, upn: str, calendar_id: str, crm_user: str, actor: str,
+                         pairs: list[tuple[str, str]], label: str) -> dict[str, Any]:
+    """200 single changes, alternately in the CRM and in Outlook, one every 0.25 s; a poller
+    reads both emulators' snapshots and notes when each change shows on the other side."""
+    outstanding: dict[int, tuple[str, str, str, float]] = {}  # index -> (side, id on the other side, title, t0)
+    latencies: dict[int, tuple[str, float]] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set() or outstanding:
+            with lock:
+                want = dict(outstanding)
+            if not want:
+                time.sleep(0.05)
+                continue
+            outlook_titles: dict[str, str] = {}
+            crm_titles: dict[str, str] = {}
+            if any(side == "crm" for side, *_ in want.values()):
+                outlook_titles = {e["id"]: e["subject"] for e in container_items(stack, upn, "calendar", calendar_id)}
+            if any(side == "outlook" for side, *_ in want.values()):
+                for org in stack.crm_control("GET", "snapshot")["orgs"]:
+                    if any(str(u["id"]) == crm_user for u in org["users"]):
+                        crm_titles = {str(r["id"]): r["Event_Title"] for r in org["records"].get("Events", [])}
+            seen = time.monotonic()
+            with lock:
+                for index, (side, other_id, title, t0) in list(outstanding.items()):
+                    arrived = (outlook_titles if side == "crm" else crm_titles).get(other_id) == title
+                    if arrived:
+                        latencies[index] = (side, seen - t0)
+                        del outstanding[index]
+                    elif seen - t0 > 120:
+                        del outstanding[index]  # lost: counted as missing
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    for index in range(CHANGES):
+        crm_id, outlook_id = pairs[index % len(pairs)]
+        title = f"{label} change {index:03d} {uuid.uuid4().hex[:4]}"
+        side = "crm" if index % 2 == 0 else "outlook"
+        t0 = time.monotonic()
+        with lock:
+            outstanding[index] = (side, outlook_id if side == "crm" else crm_id, title, t0)
+        if side == "crm":
+            stack.crm_control("POST", "actions/mass-update", json={"actor": actor, "module": "Events", "ids": [crm_id],
+                                                                   "values": {"Event_Title": title}})
+        else:
+            stack.m365_control("PATCH", f"mailbox/{upn}/events/{outlook_id}", json={"subject": title})
+        time.sleep(max(0.0, CHANGE_INTERVAL_S - (time.monotonic() - t0)))
+    stop.set()
+    poller.join(timeout=180)
+    values = [v for _, v in latencies.values()]
+    by_side = {s: [v for side, v in latencies.values() if side == s] for s in ("crm", "outlook")}
+    return {
+        "changes": CHANGES, "arrived": len(values), "missing": CHANGES - len(values),
+        "p50_s": _percentile(values, 0.5), "p95_s": _percentile(values, 0.95),
+        "max_s": round(max(values), 3) if values else None,
+        "crm_to_outlook_p95_s": _percentile(by_side["crm"], 0.95),
+        "outlook_to_crm_p95_s": _percentile(by_side["outlook"], 0.95),
+    }
+
+
+def propagation(ctx: Context) -> dict[str, Any]:
+    pairs_n = 100
+    stack = BenchStack(ctx.workdir / "propagation").start()
+    try:
+        stack.add_users([{"id": CONTOSO, "name": "Contoso Ltd", "domain": "contoso.test",
+                          "users": [(FLOOR_USER, "Floor Script", False)]}])
+        member = install_member(stack, CONTOSO, ADELE, "Contoso Ltd")
+        soon = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+        records = [{"Event_Title": f"Pair {n:03d}", "All_day": False,
+                    "Start_DateTime": (soon + timedelta(hours=n)).isoformat(),
+                    "End_DateTime": (soon + timedelta(hours=n, minutes=30)).isoformat()} for n in range(pairs_n)]
+        stack.crm_control("POST", "actions/import", json={"actor": ADELE, "module": "Events", "records": records,
+                                                           "data_source": "Manual"})
+        enable(member, "calendar")
+        wait_active([member], "calendar", time.monotonic(), timeout=600)
+        while not profile(member, "calendar").delta_link:
+            time.sleep(0.5)
+        wait_quiet(stack)
+        calendar_id = profile(member, "calendar").container_id
+        pairs = [(next(p["value"] for p in e.get("singleValueExtendedProperties") or [] if "CrmId" in p["id"]), e["id"])
+                 for e in container_items(stack, ADELE, "calendar", calendar_id)]
+        ctx.log(f"[propagation] product: {CHANGES} changes over {len(pairs)} linked events")
+        stack.reset_counters()
+        before = stack.host_table_counts()
+        mark = stack.host_log_mark()
+        product = _measure_propagation(stack, ADELE, calendar_id, member.user_id, ADELE, pairs, "P")
+        wait_quiet(stack)
+        counts = request_figures(stack.counters())
+        product.update({"graph_requests_incl_batch_items": counts["graph_requests_incl_batch_items"],
+                        "crm_calls": counts["crm_calls"],
+                        "table_transactions": sum(table_delta(stack.host_table_counts(), before).values()),
+                        **stack.host_executions(mark), "peak_host_memory_mb": stack.host_peak_memory_mb()})
+        ctx.log("[propagation] floor")
+        mirror = FloorMirror(stack, pairs_n, FLOOR_USER, CONTOSO)
+        try:
+            stack.reset_counters()
+            floor = _measure_propagation(stack, FLOOR_USER, mirror.ready["calendar_id"], mirror.ready["crm_user_id"],
+                                         mirror.job["crm_email"], [tuple(p) for p in mirror.ready["pairs"]], "F")
+            wait_quiet(stack)
+            counts = request_figures(stack.counters())
+            floor.update({"graph_requests_incl_batch_items": counts["graph_requests_incl_batch_items"],
+                          "crm_calls": counts["crm_calls"], "table_transactions": 0})
+        finally:
+            mirror.stop()
+        return {"name": "propagation", "settings": {"changes": CHANGES, "interval_s": CHANGE_INTERVAL_S, "linked_events": pairs_n,
+                                                    "latency_ms": LATENCY_MS},
+                "product": product, "floor": floor,
+                "targets": [target("p95_s", product["p95_s"], 3.0), target("missing", product["missing"], 0)],
+                "notes": ["latency: from the control-surface call that makes the change to the first snapshot of the "
+                          "other side showing it (snapshot polling adds up to ~0.1-0.3 s)",
+                          "half the changes are CRM mass updates of one event's title, half Outlook edits of one subject"]}
+    finally:
+        stack.stop()
+
+
+# ---- 4: many members at once ------------------------------------------------------------------------
+def many_members(ctx: Context, members_n: int = 100) -> dict[str, Any]:
+    per_member = max(20, round(500 * ctx.scale))
+    stack = BenchStack(ctx.workdir / "many-members").start()
+    try:
+        tenants = [{"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-tenant-{i}")), "name": f"Tenant {i:03d}",
+                    "domain": f"t{i:03d}.bench", "users": [(f"m{i:03d}@t{i:03d}.bench", f"Member {i:03d}", True),
+                                                           (f"f{i:03d}@t{i:03d}.bench", f"Floor {i:03d}", False)]}
+                   for i in range(members_n)]
+        ctx.log(f"[many-members] {members_n} members x {per_member} events: installing")
+        stack.add_users(tenants)
+        members = []
+        for tenant in tenants:
+            upn = tenant["users"][0][0]
+            members.append(install_member(stack, tenant["id"], upn, tenant["name"]))
+            generate(stack, upn, "calendar", per_member)
+        stack.reset_counters()
+        host_before = stack.host_table_counts()
+        mark = stack.host_log_mark()
+        ctx.log("[many-members] product: every member enables calendar sync at once")
+        runner = runner_table_counts()
+        runner.reset()
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=25) as pool:
+            list(pool.map(lambda m: enable(m, "calendar"), members))
+        enabled = time.monotonic() - started
+        enable_counts = runner.snapshot()
+        samples: list[tuple[float, int]] = [(0.0, 0)]
+        completions = wait_active(members, "calendar", started, timeout=3000, samples=samples)
+        wall = max(completions)
+        wait_quiet(stack)
+        counts = request_figures(stack.counters())
+        table = table_delta(stack.host_table_counts(), host_before)
+        table = {k: table[k] + enable_counts[k] for k in table}
+        product = {"members": members_n, "items": members_n * per_member, "wall_s": round(wall, 2),
+                   "enable_all_s": round(enabled, 2), "fastest_member_s": round(min(completions), 2),
+                   "slowest_member_s": round(wall, 2), "completion_spread": round(wall / min(completions), 2),
+                   **counts, **table_figures(table), **stack.host_executions(mark), "peak_host_memory_mb": stack.host_peak_memory_mb(), "progress": samples}
+        ctx.log("[many-members] floor")
+        stack.reset_counters()
+        floor_run = run_floor_initial(stack, "calendar", [
+            {"tenant": t["id"], "user_id": user_id(t["users"][1][0]), "crm_user_id": m.user_id} for t, m in zip(tenants, members, strict=True)])
+        done = [c for c in floor_run["completions_s"] if c]
+        floor = {"members": members_n, "items": floor_run["created"], "wall_s": floor_run["wall_s"],
+                 "fastest_member_s": round(min(done), 2), "slowest_member_s": round(max(done), 2),
+                 "completion_spread": round(max(done) / min(done), 2), **request_figures(stack.counters()),
+                 "table_transactions": 0, "peak_floor_memory_mb": floor_run["peak_memory_mb"], "progress": floor_run["progress"]}
+        return {"name": "many-members", "settings": {"members": members_n, "events_per_member": per_member, "scale": ctx.scale,
+                                                     "issue_events_per_member": 500, "latency_ms": LATENCY_MS},
+                "product": product, "floor": floor,
+                "targets": [target("completion_spread (slowest/fastest)", product["completion_spread"], 3),
+                            target("peak_concurrent_per_mailbox", product["peak_concurrent_per_mailbox"], 4),
+                            target("429s caused by us", product["graph_429"] + product["crm_429"], 0),
+                            target("wall_s vs 1.5 x floor", product["wall_s"], 1.5 * floor["wall_s"])],
+                "notes": ["each member is the administrator of their own tenant and CRM org, installed through the "
+                          "product's install path; all enables are started together from 25 threads",
+                          "wall time and completion times: from the first enable to each profile's state 'active'"]}
+    finally:
+        stack.stop()
+
+
+SCENARIOS = ("initial-calendar", "initial-contacts", "steady-state", "propagation", "many-members", "throttled")
+
+
+def run(ctx: Context, names: list[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    try:
+        for name in names:
+            began = time.monotonic()
+            try:
+                out += _one(ctx, name, names)
+            except Exception as error:  # recorded as a failed scenario; the others still run
+                ctx.log(f"[{name}] FAILED: {type(error).__name__}: {error}")
+                out.append({"name": name, "product": {}, "floor": {}, "targets": [target("completed (0 = yes)", None, 0)],
+                            "notes": [f"failed: {type(error).__name__}: {error}"]})
+            ctx.log(f"[{name}] finished in {time.monotonic() - began:.0f}s")
+            out[-1].setdefault("settings", {})["scenario_seconds"] = round(time.monotonic() - began, 1)
+    finally:
+        for kept in ctx.kept.values():
+            kept[0].stop()
+        ctx.kept.clear()
+    return out
+
+
+def _one(ctx: Context, name: str, names: list[str]) -> list[dict[str, Any]]:
+    if name == "initial-calendar":
+        return [initial(ctx, "calendar")]
+    if name == "initial-contacts":
+        return [initial(ctx, "contacts", keep="steady-state" in names)]
+    if name == "steady-state":
+        return steady_state(ctx)
+    if name == "propagation":
+        return [propagation(ctx)]
+    if name == "many-members":
+        return [many_members(ctx)]
+    if name == "throttled":
+        return [initial(ctx, "calendar", throttled=True)]
+    raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
