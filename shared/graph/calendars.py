@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from shared.graph.batch import GraphRequest
-from shared.graph.container import ContainerClient, ContainerKind, ItemDraft
+from shared.graph.container import ContainerClient, ContainerKind, ItemDraft, segment
 from shared.graph.delta import DEFAULT_PAGE_SIZE, DeltaPage
 from shared.graph.errors import GraphError
 from shared.graph.models import Calendar, Event
@@ -106,6 +106,27 @@ class CalendarClient(ContainerClient[Calendar, Event]):
 
     def find_events_by_crm_id(self, calendar_id: str, crm_id: str) -> list[Event]:
         return self.find_items_by_crm_id(calendar_id, crm_id)
+
+    # ---- occurrences of a series ---------------------------------------------------------
+    def occurrences_around(self, master_id: str, day: date) -> list[Event]:
+        """The series' occurrences from the day before ``day`` to the day after (wide enough
+        for any zone), to find one by its original date."""
+        start = datetime.combine(day - timedelta(days=1), time(0), tzinfo=UTC)
+        window = urlencode({"startDateTime": _utc(start), "endDateTime": _utc(start + timedelta(days=3))})
+        url = f"{self.mailbox.user_path}/events/{segment(master_id)}/instances?{window}"
+        response = self.mailbox.send(GraphRequest(method="GET", url=url, headers=self._headers()))
+        if not response.ok:
+            raise response.error()
+        return [Event.model_validate(v) for v in response.json_object().get("value") or []]
+
+    def cancel_occurrence(self, occurrence_id: str) -> bool:
+        """Delete one occurrence (Outlook keeps it as a cancelled date of the series)."""
+        response = self.mailbox.send(GraphRequest(method="DELETE", url=f"{self.mailbox.user_path}/events/{segment(occurrence_id)}"))
+        if response.ok:
+            return True
+        if response.status == 404:
+            return False
+        raise response.error()
 
     # ---- calendarView delta ----------------------------------------------------------------
     def delta(self, calendar_id: str, *, start: datetime | None = None, end: datetime | None = None,

@@ -5,7 +5,7 @@ runner are the same for both (issue 8: "no second engine")."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import JsonValue
@@ -13,9 +13,11 @@ from pydantic import JsonValue
 from shared.accounts.models import MemberIdentity
 from shared.graph.calendars import CalendarClient
 from shared.graph.contacts import ContactsClient
+from shared.graph.errors import GraphError
 from shared.graph.extended_properties import crm_id_of
 from shared.graph.mailbox import GraphMailbox
 from shared.graph.models import Contact, Event
+from shared.graph.sync_errors import ContainerGone, ItemNotFound
 from shared.sync import calendar_mapping
 from shared.sync.changes import ItemSeen
 from shared.sync.contacts import (
@@ -145,6 +147,39 @@ def calendar_adapter(
             return dict(calendar_mapping.fields_to_graph_event(fields))
         return dict(calendar_mapping.patch_to_graph(fields, merged=merged))
 
+    def series_master_of(item: dict[str, Any]) -> str | None:
+        if item.get("type") in ("occurrence", "exception") and isinstance(item.get("seriesMasterId"), str):
+            return str(item["seriesMasterId"])
+        return None
+
+    def read_series(calendar_id: str, master_ids: list[str]) -> tuple[list[ItemSeen], list[str]]:
+        seen: list[ItemSeen] = []
+        gone: list[str] = []
+        for master_id, item in zip(master_ids, client.get_items(calendar_id, master_ids), strict=True):
+            if isinstance(item, ContainerGone):
+                raise item
+            if type(item) is ItemNotFound:
+                gone.append(master_id)  # a confirmed 404: the series was deleted
+            elif not isinstance(item, GraphError):  # another failure: read again next round
+                seen.append(outlook_to_seen(item.to_graph()))
+        return seen, gone
+
+    def after_outlook_write(
+        calendar_id: str, master_id: str, before: Mapping[str, JsonValue] | None, after: Mapping[str, JsonValue]
+    ) -> None:
+        """Cancel in Outlook the occurrences the CRM excluded (EXDATE): a DELETE each."""
+        changes = calendar_mapping.exception_changes(
+            (before or {}).get(calendar_mapping.RECURRENCE), after.get(calendar_mapping.RECURRENCE)
+        )
+        when = after.get(calendar_mapping.WHEN)
+        zone = when.get("time_zone") if isinstance(when, Mapping) else None
+        for text in changes.cancel:
+            day = date.fromisoformat(text)
+            for occurrence in client.occurrences_around(master_id, day):
+                raw = occurrence.to_graph()
+                if raw.get("originalStart") and calendar_mapping.graph_occurrence_date(raw, zone) == day:  # type: ignore[arg-type]
+                    client.cancel_occurrence(occurrence.id)
+
     def delta(calendar_id: str, resume: str | None) -> Iterator[Any]:
         if resume:
             return client.delta(calendar_id, resume_from=resume)
@@ -158,6 +193,7 @@ def calendar_adapter(
         initial_cap=calendar_mapping.INITIAL_SYNC_CAP,
         scan_fields=("Start_DateTime", "End_DateTime", "Data_Source", "Recurring_Activity", "Description"),
         initial_key=lambda record: calendar_order_key(record, reference), excluded=excluded, delta=delta,
+        series_master_of=series_master_of, read_series=read_series, after_outlook_write=after_outlook_write,
     )
 
 

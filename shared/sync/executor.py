@@ -14,6 +14,7 @@ from typing import Any
 from shared.crm.records import CrmRecords
 from shared.graph.container import ItemDraft
 from shared.graph.errors import GraphError
+from shared.graph.sync_errors import MailboxThrottled
 from shared.sync.actions import (
     Adopt,
     Create,
@@ -73,6 +74,7 @@ class Executor:
             known.update({c.pending.link_id: c.pending for c in creates})
         writes += self._creates(creates, known, report)
         writes += self._updates([a for a in plan.actions if isinstance(a, Update)], known, report)
+        self._after_outlook_writes(writes)
         writes += self._deletes([a for a in plan.actions if isinstance(a, Delete)], known, report)
         for action in plan.actions:
             if isinstance(action, Adopt | Tombstone) or isinstance(action, Skip) and action.link is not None:
@@ -87,6 +89,23 @@ class Executor:
             self.conflicts.record(self.partition, found)
             report.conflicts = len(found)
         return report
+
+    def _after_outlook_writes(self, writes: list[tuple[LinkRow | None, LinkRow]]) -> None:
+        """Before the rows are written (a crash repeats this through the pending or old row)."""
+        hook = self.a.after_outlook_write
+        if hook is None:
+            return
+        for previous, row in writes:
+            if row.outlook_id is None or row.last_error or (previous is not None and previous.fields == row.fields
+                                                            and previous.state.creating_on is None):
+                continue
+            before = None if previous is None or previous.state.creating_on is not None else previous.fields
+            try:
+                hook(self.container, row.outlook_id, before, row.fields)
+            except MailboxThrottled:
+                raise
+            except GraphError as error:
+                log.warning("occurrence changes of %s not applied: %s", row.outlook_id, error)
 
     # -- creates --------------------------------------------------------------------------
 

@@ -53,3 +53,11 @@ class SyncKindAdapter:
     excluded: Callable[[dict[str, Any]], str | None]  # out of scope: not the member's, imported ...
     # The Outlook container's delta pages: continue from a stored link, or start a new round.
     delta: Callable[[str, str | None], Iterator[Any]]
+    # Calendar only: Graph's calendarView delta reports a series' occurrences, never its
+    # master. ``series_master_of`` names the master of an occurrence or exception (None for
+    # other items); ``read_series`` reads masters by id: (items seen, ids confirmed gone).
+    series_master_of: Callable[[dict[str, Any]], str | None] | None = None
+    read_series: Callable[[str, list[str]], tuple[list[ItemSeen], list[str]]] | None = None
+    # Calendar only: what a create or PATCH body cannot say (a series' cancelled occurrences
+    # are DELETEs of those occurrences): (container, item id, fields before or None, after).
+    after_outlook_write: Callable[[str, str, Mapping[str, JsonValue] | None, Mapping[str, JsonValue]], None] | None = None

@@ -35,6 +35,8 @@ def _keys(row: LinkRow) -> list[str]:
         keys.append(f"crm|{escape_key_part(row.crm_id)}")
     if row.outlook_id and row.state is not LinkState.TOMBSTONE:
         keys.append(f"ol|{escape_key_part(row.outlook_id)}")
+        if row.fields.get("recurrence"):  # a series: its master is re-read when occurrences vanish
+            keys.append(f"series|{escape_key_part(row.outlook_id)}")
     return keys
 
 
@@ -71,6 +73,11 @@ class LinkStore:
         for row in self.pending(partition):
             rows[row.link_id] = row
         return list(rows.values())
+
+    def series_outlook_ids(self, partition: str) -> list[str]:
+        """The Outlook ids of the member's linked recurring series."""
+        found = self._repo.query(partition, where="RowKey ge @lo and RowKey lt @hi", parameters={"lo": "series|", "hi": "series}"})
+        return [s.entity.row["outlook_id"] for s in found if isinstance(s.entity.row.get("outlook_id"), str)]  # type: ignore[misc]
 
     def pending(self, partition: str) -> list[LinkRow]:
         found = self._repo.query(

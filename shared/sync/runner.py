@@ -46,6 +46,8 @@ class StepContext:
     owner_id: str  # the member's CRM user id (R3.4, R4.5: only their own items)
     enqueue: Callable[[SyncJob, int], None]  # (job, delay seconds)
     on_container_gone: Callable[[SyncProfile, str], None]
+    # Subscribes to the Outlook container's changes; returns the profile fields to store.
+    subscribe: Callable[[SyncProfile], dict[str, Any]] | None = None
 
 
 class SyncRunner:
@@ -89,8 +91,13 @@ class SyncRunner:
                 profile = self._remap_step(profile, job, step_ctx)
             elif profile.state is SyncState.ACTIVE:
                 # From here on, a new change must queue a new step (this one may miss it).
-                self.profiles.save(profile.model_copy(update={"delta_queued": False}), etag)
-                profile = self._delta_step(profile.model_copy(update={"delta_queued": False}), step_ctx)
+                fresh: dict[str, Any] = {"delta_queued": False}
+                if profile.subscription_id is None and ctx.subscribe is not None:
+                    # Two-way sync starts: Outlook's changes are pushed from now on (see
+                    # SyncService.enable); stored at once, so a failing step leaves no orphan.
+                    fresh |= ctx.subscribe(profile)
+                self.profiles.save(profile.model_copy(update=fresh), etag)
+                profile = self._delta_step(profile.model_copy(update=fresh), step_ctx)
         finally:
             self._release(job, profile)
         for next_job, delay in followups:
@@ -158,13 +165,25 @@ class SyncRunner:
         outlook_gone: list[ItemDeleted] = []
         resume = profile.delta_link
         more = False
+        masters: set[str] = set()
         for count, page in enumerate(a.delta(profile.container_id or "", resume), start=1):
-            outlook_seen += [a.outlook_to_seen(item.to_graph()) for item in page.changed]
+            for item in page.changed:
+                raw = item.to_graph()
+                master = a.series_master_of(raw) if a.series_master_of else None
+                if master:
+                    masters.add(master)
+                else:
+                    outlook_seen.append(a.outlook_to_seen(raw))
             outlook_gone += [ItemDeleted(r.id, DeleteSignal.GRAPH_REMOVED) for r in page.removed]
             resume = page.resume_link
             if count >= MAX_DELTA_PAGES_PER_STEP and not page.is_last:
                 more = True
                 break
+        if a.read_series is not None:
+            seen_series, gone_series = self._series(profile, a, masters, removals=bool(outlook_gone))
+            known = {s.item_id for s in outlook_seen}
+            outlook_seen += [s for s in seen_series if s.item_id not in known]
+            outlook_gone += [ItemDeleted(i, DeleteSignal.NOT_FOUND) for i in gone_series]
         watermark = profile.crm_watermark or started
         since = watermark - timedelta(seconds=1)  # the CRM compares whole seconds
         query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id, modified_since=since)  # type: ignore[arg-type]
@@ -186,6 +205,19 @@ class SyncRunner:
         return self._counted(
             profile, report, delta_link=resume, crm_watermark=started if not more else watermark, mass_change_answer=answer
         )
+
+    def _series(
+        self, profile: SyncProfile, a: SyncKindAdapter, masters: set[str], *, removals: bool
+    ) -> tuple[list[ItemSeen], list[str]]:
+        """Recurring series as their masters: those whose occurrences changed, and, when
+        items vanished (a deleted series shows as its occurrences removed), every linked
+        series, so that a master gone for good (a confirmed 404) deletes its partner."""
+        wanted = set(masters)
+        if removals:
+            wanted |= set(self.links.series_outlook_ids(f"{profile.partition_key}|{profile.row_key}"))
+        if not wanted or a.read_series is None:
+            return [], []
+        return a.read_series(profile.container_id or "", sorted(wanted))
 
     # -- re-sync after a mapping change ----------------------------------------------------
 

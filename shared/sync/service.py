@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.accounts.models import MemberIdentity
 from shared.crm.records import CrmRecords
@@ -101,6 +101,7 @@ class SyncService:
             owner_id=member.user_id,
             enqueue=lambda job, delay: self.jobs.send(job, delay=timedelta(seconds=delay) if delay else None),
             on_container_gone=lambda profile, reason: self.disable(member, kind, reason=reason),
+            subscribe=lambda profile: self._subscribe(member, kind, profile.container_id or ""),
         )
 
     def _key(self, member: MemberIdentity) -> str:
@@ -109,8 +110,13 @@ class SyncService:
     # -- enable and disable (R3.1, R3.2, R3.7, R4.1, R4.3, R4.8) ----------------------------------
 
     def enable(self, member: MemberIdentity, kind: SyncKind) -> SyncProfile:
-        """Create (or re-use) our Outlook container, subscribe both sides, queue the initial sync.
-        Idempotent: enabling an enabled sync changes nothing."""
+        """Create (or re-use) our Outlook container, watch the CRM, queue the initial sync.
+        Idempotent: enabling an enabled sync changes nothing.
+
+        The Graph subscription is made when two-way sync starts (the runner's first delta
+        step), not here: during the initial sync every item we create would echo back as a
+        notification, thousands of webhook calls for nothing, and the first delta round
+        after the initial sync reads every change made meanwhile anyway."""
         key = self._key(member)
         stored = self.s.sync_profiles.create_or_get(
             SyncProfile(partition_key=key, row_key=kind.value, tenant_id=member.tenant_id, object_id=member.object_id)
@@ -120,26 +126,18 @@ class SyncService:
         ctx = self._context(member, kind)
         container = ctx.adapter.outlook.ensure_container(ctx.adapter.container_name)
         base = self.s.settings.public_base_url
-        client_state = new_client_state()
-        subscriptions = SubscriptionClient(self.mailbox(member))
-        subscribe = subscriptions.subscribe_calendar if kind is SyncKind.CALENDAR else subscriptions.subscribe_contacts
-        subscription = subscribe(
-            container.id, notification_url=f"{base}/api/webhooks/graph",
-            lifecycle_url=f"{base}/api/webhooks/graph/lifecycle", client_state=client_state,
-        )
         crm_session = self.s.crm_sessions.for_member(self.s.crm_access(member))
         zone = current_user_time_zone(crm_session) if kind is SyncKind.CALENDAR else None
         watch = CrmWatch(crm_session)
         channel = watch.enable(ctx.adapter.crm_module, f"{base}/api/webhooks/crm")  # type: ignore[arg-type]
-        self.routes.upsert(WebhookRoute(partition_key=f"graph|{subscription.id}", row_key="hook", member=key, kind=kind.value, secret=client_state))
         self.routes.upsert(WebhookRoute(partition_key=f"crm|{channel.channel_id}", row_key="hook", member=key, kind=kind.value, secret=channel.token))
         now = datetime.now(UTC)
 
         def enabled(profile: SyncProfile) -> SyncProfile:
             return profile.model_copy(update={
                 "state": SyncState.INITIAL, "reason": None, "container_id": container.id, "enabled_at": now,
-                "subscription_id": subscription.id, "subscription_expires": subscription.expiration_date_time,
-                "client_state": client_state, "channel_id": channel.channel_id, "channel_token": channel.token,
+                "subscription_id": None, "subscription_expires": None,
+                "client_state": None, "channel_id": channel.channel_id, "channel_token": channel.token,
                 "channel_expires": channel.expires_at, "initial_cursor": None, "initial_threshold": None,
                 "initial_done": 0, "initial_total": 0, "delta_link": None, "crm_watermark": None,
                 "synced_items": 0, "conflicts": 0, "errors": 0, "last_error": None, "pending_deletions": 0,
@@ -383,15 +381,18 @@ class SyncService:
         stored = self.s.sync_profiles.get(self._key(member), kind)
         if stored is None or not stored.entity.container_id:
             return
+        fields = self._subscribe(member, kind, stored.entity.container_id)
+        self.s.sync_profiles.update(self._key(member), kind, lambda p: p.model_copy(update=fields))
+
+    def _subscribe(self, member: MemberIdentity, kind: SyncKind, container_id: str) -> dict[str, Any]:
+        """A Graph subscription on our container and its route; the profile fields to store."""
         base = self.s.settings.public_base_url
         client_state = new_client_state()
         client = SubscriptionClient(self.mailbox(member))
         subscribe = client.subscribe_calendar if kind is SyncKind.CALENDAR else client.subscribe_contacts
-        subscription = subscribe(stored.entity.container_id, notification_url=f"{base}/api/webhooks/graph",
+        subscription = subscribe(container_id, notification_url=f"{base}/api/webhooks/graph",
                                  lifecycle_url=f"{base}/api/webhooks/graph/lifecycle", client_state=client_state)
         self.routes.upsert(WebhookRoute(partition_key=f"graph|{subscription.id}", row_key="hook", member=self._key(member),
                                         kind=kind.value, secret=client_state))
-        self.s.sync_profiles.update(self._key(member), kind, lambda p: p.model_copy(update={
-            "subscription_id": subscription.id, "subscription_expires": subscription.expiration_date_time,
-            "client_state": client_state,
-        }))
+        return {"subscription_id": subscription.id, "subscription_expires": subscription.expiration_date_time,
+                "client_state": client_state}

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.sync.profiles import SyncKind, SyncState
+from shared.sync.profiles import LeaseHeld, SyncKind, SyncState
 from shared.wiring import get_services
 from tests.integration.sync_setup import (
     containers,
@@ -114,6 +115,7 @@ def test_deleting_the_calendar_in_outlook_disables_sync(product: ProductStack) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_initial_sync_caps_at_5000_future_first_without_imported(product: ProductStack) -> None:
     member = linked_member(product)
     crm_control(product, "actions/generate", {"actor": ADELE, "module": "Events", "count": 5500})
@@ -129,3 +131,168 @@ def test_initial_sync_caps_at_5000_future_first_without_imported(product: Produc
     now = datetime.now(UTC)
     future = [e for e in events if datetime.fromisoformat(e["start"]["dateTime"][:19]).replace(tzinfo=UTC) >= now - timedelta(hours=1)]
     assert len(future) >= 2700
+
+
+def test_changes_on_both_sides_merge_field_by_field_and_a_same_field_conflict_is_shown(product: ProductStack) -> None:
+    member = linked_member(product)
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    created = crm_control(product, "actions/create", {"actor": ADELE, "module": "Events", "record": {**crm_event("Plan", soon), "Venue": "Room 1"}})
+    enable_and_wait(product, member)
+    crm_id = str(created["data"][0]["details"]["id"])
+    [event] = outlook_items(product, ADELE, CALENDAR)
+    # Hold the member's sync (its own lease) so that both edits meet in one cycle.
+    services = get_services()
+
+    def hold() -> str | None:
+        try:
+            return services.sync_profiles.acquire(member.partition_key, SyncKind.CALENDAR, holder="test-hold")[2]
+        except LeaseHeld:  # a step is still running: wait for it
+            return None
+
+    holder = wait_until(hold, what="the member's lease")
+    crm_control(product, "actions/mass-update", {"actor": ADELE, "module": "Events", "ids": [crm_id],
+                                                 "values": {"Event_Title": "Plan (CRM)", "Venue": "Room 7"}})
+    time.sleep(1.5)  # Outlook's edit is the more recent: it wins the title (the default policy)
+    product.m365_control("PATCH", f"mailbox/{ADELE}/events/{event['id']}", json={
+        "subject": "Plan (Outlook)", "body": {"contentType": "text", "content": "Agenda from Outlook"}})
+    stored = services.sync_profiles.get(member.partition_key, SyncKind.CALENDAR)
+    assert stored is not None and stored.entity.lease_owner == holder
+    services.sync_profiles.release(stored.entity, stored.etag)
+    services.sync.request_delta(member.partition_key, SyncKind.CALENDAR, "test")
+
+    def merged() -> bool:
+        record = next(r for r in crm_records(product, member, "Events") if str(r["id"]) == crm_id)
+        [outlook] = outlook_items(product, ADELE, CALENDAR)
+        return (record["Event_Title"], outlook["subject"], record.get("Venue"), (outlook.get("location") or {}).get("displayName")) == (
+            "Plan (Outlook)", "Plan (Outlook)", "Room 7", "Room 7") and "Agenda from Outlook" in str(record.get("Description"))
+
+    wait_until(merged, timeout=90, what="both edits merged")
+    assert profile(member, SyncKind.CALENDAR).conflicts == 1
+    [conflict] = services.sync_conflicts.recent(f"{member.partition_key}|calendar", limit=5)
+    [field] = [f for f in conflict.fields if "title" in str(f).lower()]
+    assert "Plan (CRM)" in str(field) and "Plan (Outlook)" in str(field)
+
+
+def test_an_event_in_another_outlook_calendar_is_never_synced(product: ProductStack) -> None:
+    member = linked_member(product)
+    enable_and_wait(product, member)
+    before = len(crm_records(product, member, "Events"))
+    personal = product.m365_control("POST", f"mailbox/{ADELE}/calendars", json={"name": "Personal"})
+    soon = datetime.now(UTC) + timedelta(days=1)
+    product.m365_control("POST", f"mailbox/{ADELE}/calendars/{personal['id']}/events", json={
+        "subject": "Dentist", "start": {"dateTime": soon.strftime("%Y-%m-%dT%H:00:00"), "timeZone": "UTC"},
+        "end": {"dateTime": soon.strftime("%Y-%m-%dT%H:30:00"), "timeZone": "UTC"}})
+    synced_at = profile(member, SyncKind.CALENDAR).last_sync_at
+    get_services().sync.sweep()
+    wait_until(lambda: profile(member, SyncKind.CALENDAR).last_sync_at > synced_at, what="a delta round")  # type: ignore[operator]
+    assert len(crm_records(product, member, "Events")) == before
+    assert not any(r.get("Event_Title") == "Dentist" for r in crm_records(product, member, "Events"))
+
+
+def test_all_day_and_cross_time_zone_events_survive_both_directions(product: ProductStack) -> None:
+    member = linked_member(product)
+    day = (datetime.now(UTC) + timedelta(days=5)).date()
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Events", "record": {
+        "Event_Title": "Offsite", "All_day": True, "Start_DateTime": f"{day}T00:00:00+00:00", "End_DateTime": f"{day}T23:59:00+00:00"}})
+    enable_and_wait(product, member)
+    [offsite] = outlook_items(product, ADELE, CALENDAR)
+    assert offsite["isAllDay"] is True
+    assert offsite["start"]["dateTime"].startswith(str(day)) and offsite["end"]["dateTime"].startswith(str(day + timedelta(days=1)))
+    # Outlook -> CRM: 09:00 in Los Angeles (Windows zone name) must stay that instant.
+    calendar_id = profile(member, SyncKind.CALENDAR).container_id
+    product.m365_control("POST", f"mailbox/{ADELE}/calendars/{calendar_id}/events", json={
+        "subject": "West coast call", "start": {"dateTime": f"{day}T09:00:00", "timeZone": "Pacific Standard Time"},
+        "end": {"dateTime": f"{day}T10:00:00", "timeZone": "Pacific Standard Time"}})
+    wait_until(lambda: any(r.get("Event_Title") == "West coast call" for r in crm_records(product, member, "Events")), what="the call in the CRM")
+    call = next(r for r in crm_records(product, member, "Events") if r.get("Event_Title") == "West coast call")
+    nine = datetime(day.year, day.month, day.day, 9, tzinfo=ZoneInfo("America/Los_Angeles"))
+    assert datetime.fromisoformat(call["Start_DateTime"]) == nine
+    assert datetime.fromisoformat(call["End_DateTime"]) == nine + timedelta(hours=1)
+    crm_offsite = next(r for r in crm_records(product, member, "Events") if r.get("Event_Title") == "Offsite")
+    assert crm_offsite["All_day"] is True
+    # A round later nothing moved on either side (no ping-pong of zones or all-day dates).
+    versions = ({e["id"]: e["changeKey"] for e in outlook_items(product, ADELE, CALENDAR)},
+                {r["id"]: r["Modified_Time"] for r in crm_records(product, member, "Events")})
+    synced_at = profile(member, SyncKind.CALENDAR).last_sync_at
+    get_services().sync.sweep()
+    wait_until(lambda: profile(member, SyncKind.CALENDAR).last_sync_at > synced_at, what="another round")  # type: ignore[operator]
+    assert versions == ({e["id"]: e["changeKey"] for e in outlook_items(product, ADELE, CALENDAR)},
+                        {r["id"]: r["Modified_Time"] for r in crm_records(product, member, "Events")})
+
+
+def test_lifecycle_notifications_renew_recreate_and_catch_up(product: ProductStack) -> None:
+    member = linked_member(product)
+    enable_and_wait(product, member)
+    first = profile(member, SyncKind.CALENDAR)
+    assert first.subscription_id and first.subscription_expires
+    # reauthorizationRequired: the subscription is renewed (its expiry moves on).
+    time.sleep(1.1)
+    product.m365_control("POST", f"subscriptions/{first.subscription_id}/lifecycle", json={"lifecycleEvent": "reauthorizationRequired"})
+    wait_until(lambda: profile(member, SyncKind.CALENDAR).subscription_expires > first.subscription_expires, what="renewal")  # type: ignore[operator]
+    # missed: a delta round catches up.
+    synced_at = profile(member, SyncKind.CALENDAR).last_sync_at
+    product.m365_control("POST", f"subscriptions/{first.subscription_id}/lifecycle", json={"lifecycleEvent": "missed"})
+    wait_until(lambda: profile(member, SyncKind.CALENDAR).last_sync_at > synced_at, what="the catch-up round")  # type: ignore[operator]
+    # subscriptionRemoved: a new subscription replaces it, and Outlook changes still arrive.
+    product.m365_control("POST", f"subscriptions/{first.subscription_id}/lifecycle", json={"lifecycleEvent": "subscriptionRemoved"})
+    wait_until(lambda: profile(member, SyncKind.CALENDAR).subscription_id != first.subscription_id, what="a new subscription")
+    soon = datetime.now(UTC) + timedelta(days=1)
+    product.m365_control("POST", f"mailbox/{ADELE}/calendars/{first.container_id}/events", json={
+        "subject": "After resubscribe", "start": {"dateTime": soon.strftime("%Y-%m-%dT%H:00:00"), "timeZone": "UTC"},
+        "end": {"dateTime": soon.strftime("%Y-%m-%dT%H:30:00"), "timeZone": "UTC"}})
+    wait_until(lambda: any(r.get("Event_Title") == "After resubscribe" for r in crm_records(product, member, "Events")),
+               what="the event in the CRM through the new subscription")
+
+
+def test_a_series_made_in_outlook_reaches_the_crm_with_its_cancelled_occurrence_and_its_deletion(product: ProductStack) -> None:
+    """Graph's calendarView delta reports a series' occurrences, never its master: the sync
+    reads the master, and a deleted series (its occurrences removed) by a confirmed 404."""
+    member = linked_member(product)
+    enable_and_wait(product, member)
+    calendar_id = profile(member, SyncKind.CALENDAR).container_id
+    first = (datetime.now(UTC) + timedelta(days=7)).date()
+    series = product.m365_control("POST", f"mailbox/{ADELE}/calendars/{calendar_id}/events", json={
+        "subject": "Weekly review", "start": {"dateTime": f"{first}T10:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": f"{first}T11:00:00", "timeZone": "UTC"},
+        "recurrence": {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [first.strftime("%A").lower()]},
+                       "range": {"type": "numbered", "startDate": str(first), "numberOfOccurrences": 4}}})
+
+    def crm_series() -> dict[str, object] | None:
+        return next((r for r in crm_records(product, member, "Events") if r.get("Event_Title") == "Weekly review"), None)
+
+    record = wait_until(crm_series, what="the series in the CRM")
+    assert "FREQ=WEEKLY" in str((record.get("Recurring_Activity") or {}).get("RRULE"))
+    assert len([r for r in crm_records(product, member, "Events") if r.get("Event_Title") == "Weekly review"]) == 1
+    # The person cancels the second occurrence in Outlook: the CRM series excludes that date.
+    second = first + timedelta(days=7)
+    product.m365_control("DELETE", f"mailbox/{ADELE}/events/{series['id']}={second.strftime('%Y%m%d')}")
+    wait_until(lambda: str(second) in str(((crm_series() or {}).get("Recurring_Activity") or {}).get("EXDATE")),  # type: ignore[union-attr]
+               what="the cancelled date in the CRM")
+    # The person deletes the whole series: the CRM event goes too.
+    product.m365_control("DELETE", f"mailbox/{ADELE}/events/{series['id']}")
+    wait_until(lambda: crm_series() is None, what="the series deleted in the CRM")
+
+
+def test_a_crm_series_with_an_excluded_date_lands_in_outlook_with_that_occurrence_cancelled(product: ProductStack) -> None:
+    member = linked_member(product)
+    first = (datetime.now(UTC) + timedelta(days=3)).date()
+    skipped, until = first + timedelta(days=1), first + timedelta(days=3)
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Events", "record": {
+        "Event_Title": "Daily stand-up", "Start_DateTime": f"{first}T09:00:00+00:00", "End_DateTime": f"{first}T09:15:00+00:00",
+        "All_day": False, "Recurring_Activity": {"RRULE": f"FREQ=DAILY;INTERVAL=1;DTSTART={first};UNTIL={until}", "EXDATE": str(skipped)}}})
+    enable_and_wait(product, member)
+    [series] = outlook_items(product, ADELE, CALENDAR)
+    assert series["recurrence"]["pattern"]["type"] == "daily"
+
+    def cancelled() -> list[str]:
+        [master] = outlook_items(product, ADELE, CALENDAR)
+        return [str(d) for d in master.get("cancelledDates") or master.get("cancelledOccurrences") or []]
+
+    wait_until(lambda: any(str(skipped) in d or skipped.strftime("%Y%m%d") in d for d in cancelled()), what="the occurrence cancelled in Outlook")
+    # Nothing comes back to the CRM as a change of its own.
+    record = next(r for r in crm_records(product, member, "Events") if r.get("Event_Title") == "Daily stand-up")
+    synced_at = profile(member, SyncKind.CALENDAR).last_sync_at
+    get_services().sync.sweep()
+    wait_until(lambda: profile(member, SyncKind.CALENDAR).last_sync_at > synced_at, what="another round")  # type: ignore[operator]
+    again = next(r for r in crm_records(product, member, "Events") if r.get("Event_Title") == "Daily stand-up")
+    assert again["Modified_Time"] == record["Modified_Time"]

@@ -230,6 +230,7 @@ def test_every_default_mapped_field_round_trips_both_ways(product: ProductStack)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_initial_sync_caps_at_10000_of_12000_without_imported_or_migrated(product: ProductStack) -> None:
     member = linked_member(product)
     generate_contacts(product, 11_000)
