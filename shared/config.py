@@ -83,6 +83,10 @@ class Settings(BaseSettings):
 
     # A CA bundle to trust for outbound HTTPS (the local emulators' CA). Empty: system store.
     outbound_ca_bundle: Path | None = Field(default=None, validation_alias=AliasChoices("OUTBOUND_CA_BUNDLE"))
+    # How long one outbound HTTP exchange (Graph, CRM) may take before it counts as timed out.
+    outbound_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=300, validation_alias=AliasChoices("OUTBOUND_TIMEOUT_SECONDS")
+    )
 
     # Secrets at rest and sessions.
     token_encryption_key: str | None = Field(

@@ -19,7 +19,7 @@ from shared.crm.directory import CrmDirectory
 from shared.crm.members import MemberPermissions
 from shared.crm.models import CrmMemberAccess
 from shared.crm.oauth import ZohoOAuth
-from shared.crm.session import CrmSessions
+from shared.crm.session import CrmCallPolicy, CrmSessions
 from shared.crm.tokens import AccessTokens
 from shared.graph.client import GraphClient
 from shared.identity.entra import EntraApp
@@ -168,7 +168,8 @@ class Services:
     @cached_property
     def crm_sessions(self) -> CrmSessions:
         """One token cache and one set of per-org call slots for the whole process."""
-        return CrmSessions(AccessTokens(self.crm_oauth), self.http)
+        policy = CrmCallPolicy(timeout_seconds=self.settings.outbound_timeout_seconds)
+        return CrmSessions(AccessTokens(self.crm_oauth), self.http, policy=policy)
 
     @cached_property
     def member_permissions(self) -> MemberPermissions:

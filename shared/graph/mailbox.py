@@ -41,6 +41,9 @@ from shared.graph.gate import GateTimeout, MailboxGate, batch_weight, gate_for
 from shared.graph.pacing import NOT_APPLIED_STATUSES, TRANSIENT_STATUSES, Pacing, WaitBudget
 from shared.graph.sync_errors import MailboxThrottled, OutcomeUnknown
 
+# The request went out and its answer did not come back whole (reset, timeout, a body cut
+# short: ChunkedEncodingError is no ConnectionError): the outcome is open.
+ANSWER_LOST = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 IMMUTABLE_IDS = 'IdType="ImmutableId"'  # ids that survive moves inside the mailbox (outlook-immutable-id)
 
 
@@ -115,7 +118,7 @@ class GraphMailbox:
                                              timeout=self.pacing.timeout_seconds)
         except requests.ConnectTimeout:
             return GraphResponse(status=503)  # never reached Graph: not applied
-        except (requests.ConnectionError, requests.Timeout):
+        except ANSWER_LOST:
             return GraphResponse(status=0)  # sent, answer lost: the outcome is open
         return _response(http)
 
@@ -186,7 +189,7 @@ class GraphMailbox:
             return {i: GraphResponse(status=429, headers={"Retry-After": str(busy.retry_after)}) for i in ids}
         except requests.ConnectTimeout:
             return {i: GraphResponse(status=503) for i in ids}
-        except (requests.ConnectionError, requests.Timeout):
+        except ANSWER_LOST:
             return {i: GraphResponse(status=0) for i in ids}
         outer = _response(http)
         if outer.status != 200:

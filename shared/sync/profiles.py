@@ -35,6 +35,7 @@ class SyncProfile(TableEntity):
     object_id: str  # the member's mailbox (Graph user id)
     state: SyncState = SyncState.DISABLED
     reason: str | None = None  # why it is paused or was disabled (shown to the member)
+    paused_from: SyncState | None = None  # the phase a lost authorisation paused (resumed there)
     container_id: str | None = None  # our Outlook calendar / contact folder
     conflict_policy: str = "most_recent"
     # Initial sync: the CRM listing cursor (JSON) and progress.
@@ -131,6 +132,10 @@ class ProfileStore:
 
     def release(self, profile: SyncProfile, etag: str) -> Stored[SyncProfile]:
         return self._repo.replace(profile.model_copy(update={"lease_owner": None, "lease_until": None}), etag)
+
+    def paused(self) -> list[SyncProfile]:
+        """Every paused profile (the sweep retries those paused by a lost authorisation)."""
+        return [s.entity for s in self._repo.query(where="state eq @p", parameters={"p": "paused"})]
 
     def all_active(self) -> list[SyncProfile]:
         """Every profile that syncs (for the delta sweep and the renewal timer)."""

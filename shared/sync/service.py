@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.accounts.models import MemberIdentity
+from shared.crm.errors import CrmError
 from shared.crm.records import CrmRecords
 from shared.crm.tokens import CrmAuthorizationLost
 from shared.crm.users import current_user_time_zone
@@ -21,8 +22,10 @@ from shared.graph.notifications import (
     parse_change_notifications,
     parse_lifecycle_notifications,
 )
+from shared.graph.pacing import Pacing
 from shared.graph.subscriptions import SubscriptionClient, SubscriptionGone
 from shared.graph.sync_errors import ContainerGone, DeltaExpired, MailboxThrottled
+from shared.identity.entra import SignInFailed
 from shared.storage import JobQueue, TableEntity
 from shared.sync.contacts import DEFAULT_CONTACT_MAPPING, ContactMapping, changed_pairs
 from shared.sync.jobs import SyncJob
@@ -36,6 +39,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RENEW_AHEAD = timedelta(hours=24)
 ROUTE_MEMO_SECONDS = 60.0
+CRM_AUTHORIZATION_LOST = "crm_authorization_lost"
+MICROSOFT_CONSENT_LOST = "microsoft_consent_lost"
+AUTHORIZATION_REASONS = (CRM_AUTHORIZATION_LOST, MICROSOFT_CONSENT_LOST)
+# Token answers meaning the tenant no longer lets our app in (consent revoked, app removed).
+CONSENT_LOST_CODES = frozenset({"unauthorized_client", "invalid_client", "invalid_grant", "access_denied"})
 
 
 class NothingToResolve(Exception):
@@ -86,7 +94,7 @@ class SyncService:
     def mailbox(self, member: MemberIdentity) -> GraphMailbox:
         return GraphMailbox(
             self.s.settings.graph_base_url, member.object_id, lambda: self.s.entra.app_token(member.tenant_id),
-            self.s.http, tenant_id=member.tenant_id,
+            self.s.http, tenant_id=member.tenant_id, pacing=Pacing(timeout_seconds=self.s.settings.outbound_timeout_seconds),
         )
 
     def _context(self, member: MemberIdentity, kind: SyncKind) -> StepContext:
@@ -268,9 +276,77 @@ class SyncService:
         except ContainerGone:  # R3.8, R4.9: the member deleted our calendar or folder in Outlook
             self.disable(member, job.kind, reason="container_deleted")
         except CrmAuthorizationLost:
-            self.s.sync_profiles.update(
-                job.member, job.kind, lambda p: p.model_copy(update={"state": SyncState.PAUSED, "reason": "crm_authorization_lost"})
-            )
+            self._pause(job.member, job.kind, CRM_AUTHORIZATION_LOST)
+        except SignInFailed as failed:
+            if failed.code not in CONSENT_LOST_CODES:
+                raise  # Microsoft unreachable or a passing failure: the queue retries the step
+            self._pause(job.member, job.kind, MICROSOFT_CONSENT_LOST)
+
+    def _pause(self, member_key: str, kind: SyncKind, reason: str) -> None:
+        """Stop syncing with a reason the member sees; remember the phase to resume in."""
+
+        def pause(p: SyncProfile) -> SyncProfile:
+            if p.state not in (SyncState.INITIAL, SyncState.ACTIVE):
+                return p
+            return p.model_copy(update={"state": SyncState.PAUSED, "reason": reason, "paused_from": p.state})
+
+        log.warning("%s sync of %s paused: %s", kind.value, member_key, reason)
+        self.s.sync_profiles.update(member_key, kind, pause)
+
+    def _authorized_again(self, member: MemberIdentity, reason: str) -> bool:
+        """Whether what a pause lost is back: an app token for the tenant, or a CRM access token."""
+        try:
+            if reason == MICROSOFT_CONSENT_LOST:
+                self.s.entra.app_token(member.tenant_id)
+            else:
+                self.s.crm_sessions.tokens.get(self.s.crm_access(member))
+        except (SignInFailed, CrmError):
+            return False
+        return True
+
+    def resume_authorized(self, member: MemberIdentity, kinds: tuple[SyncKind, ...] = tuple(SyncKind)) -> int:
+        """Resume syncs paused by a lost authorisation once it is back, in the phase they
+        were paused in, from their stored cursors (initial page, delta link, CRM watermark)."""
+        resumed = 0
+        for kind in kinds:
+            stored = self.s.sync_profiles.get(self._key(member), kind)
+            if stored is None or stored.entity.state is not SyncState.PAUSED or stored.entity.reason not in AUTHORIZATION_REASONS:
+                continue
+            if not self._authorized_again(member, stored.entity.reason or ""):
+                continue
+            phase = stored.entity.paused_from or SyncState.ACTIVE
+
+            def resume(p: SyncProfile, phase: SyncState = phase) -> SyncProfile:
+                if p.state is not SyncState.PAUSED or p.reason not in AUTHORIZATION_REASONS:
+                    return p
+                return p.model_copy(update={"state": phase, "reason": None, "paused_from": None, "delta_queued": False})
+
+            self.s.sync_profiles.update(self._key(member), kind, resume)
+            step = "initial" if phase is SyncState.INITIAL else "delta"
+            self.jobs.send(SyncJob(member=self._key(member), kind=kind, step=step, reason="authorization back"))
+            resumed += 1
+        return resumed
+
+    def reconnect_crm(self, member: MemberIdentity) -> MemberIdentity:
+        """The member opened the app again while a sync is paused because the CRM refused
+        their authorisation: grant a new one, store it (encrypted), resume. Otherwise nothing."""
+        lost = [
+            kind for kind in SyncKind
+            if (stored := self.s.sync_profiles.get(self._key(member), kind)) is not None
+            and stored.entity.state is SyncState.PAUSED and stored.entity.reason == CRM_AUTHORIZATION_LOST
+        ]
+        if not lost:
+            return member
+        grant = self.s.crm_directory.grant(member.user_id)
+        renewed = member.model_copy(update={
+            "refresh_token_encrypted": self.s.cipher.encrypt(grant.refresh_token),
+            "accounts_server": grant.accounts_server, "api_domain": grant.api_domain,
+        })
+        self.s.accounts.members.upsert(renewed)
+        self.s.accounts.audit(actor=member.email, action="member.crm_reconnected", tenant_id=member.tenant_id,
+                              org_id=member.org_id)
+        self.resume_authorized(renewed, tuple(lost))
+        return renewed
 
     def request_delta(self, member_key: str, kind: SyncKind, reason: str) -> bool:
         """Queue one delta step unless one is already queued (webhooks come in floods: every
@@ -343,6 +419,13 @@ class SyncService:
 
     def sweep(self) -> int:
         """The safety net behind webhooks: a delta step for every active member."""
+        # Paused by a lost authorisation (consent revoked, CRM token refused): resumed once it is back.
+        for paused in self.s.sync_profiles.paused():
+            if paused.reason in AUTHORIZATION_REASONS:
+                try:
+                    self.resume_authorized(self.member(paused.partition_key), (SyncKind(paused.row_key),))
+                except Exception as error:  # one member's trouble must not stop the sweep
+                    log.warning("could not check paused sync of %s: %s", paused.partition_key, error)
         active = [p for p in self.s.sync_profiles.all_active() if p.state is SyncState.ACTIVE]
         # The safety net queues even when a step is marked queued: that mark may be stale.
         for profile in active:

@@ -238,7 +238,9 @@ class InstallPages:
         return install
 
     def _go_in(self, member: MemberIdentity) -> WebResponse:
-        """Into the CRM (R1.5): a single-use sign-in link to the member's CRM home."""
+        """Into the CRM (R1.5): a single-use sign-in link to the member's CRM home. A sync
+        paused because the CRM refused the member's authorisation is reconnected on the way."""
+        member = self.s.sync.reconnect_crm(member)
         return WebResponse.redirect(self.s.crm_directory.signin_link(member.user_id))
 
 
