@@ -295,6 +295,8 @@ class Mirror:
         self.by_crm: dict[str, str] = {}
         self.outlook_etag: dict[str, str] = {}  # the changeKey our own PATCH produced
         self.crm_title: dict[str, str] = {}  # the title our own PUT wrote
+        self.outlook_title: dict[str, str] = {}  # the subject our own PATCH wrote
+        self.writing: dict[str, threading.Event] = {}  # our PATCH of that event is in flight
         self.handled = {"graph": 0, "crm": 0, "echoes_skipped": 0}
 
     def setup(self, port: int) -> dict[str, Any]:
@@ -354,6 +356,9 @@ class Mirror:
         for note in body.get("value") or []:
             outlook_id = str((note.get("resourceData") or {}).get("id"))
             etag = str((note.get("resourceData") or {}).get("@odata.etag") or "")
+            pending = self.writing.get(outlook_id)
+            if pending is not None:  # Graph may notify before our own PATCH has answered
+                pending.wait(10)
             with self.lock:
                 crm_id = self.by_outlook.get(outlook_id)
                 ours = crm_id is not None and self.outlook_etag.get(outlook_id) and self.outlook_etag[outlook_id] in etag
@@ -366,6 +371,9 @@ class Mirror:
                                    headers={"Prefer": 'outlook.timezone="UTC"'}, timeout=60).json()
             title = str(event.get("subject") or "")
             with self.lock:
+                if self.outlook_title.get(outlook_id) == title:
+                    self.handled["echoes_skipped"] += 1
+                    continue
                 self.crm_title[crm_id] = title
             self.crm.put(f"{self.api}/Events/{crm_id}", json={"data": [{"Event_Title": title}]}, timeout=60)
             self.handled["graph"] += 1
@@ -383,10 +391,17 @@ class Mirror:
             if ours:
                 self.handled["echoes_skipped"] += 1
                 continue
-            patched = self.graph.patch(f"{self.job['graph']}{self.user}/events/{outlook_id}", json={"subject": title},
-                                       timeout=60)
+            written = threading.Event()
             with self.lock:
-                self.outlook_etag[outlook_id] = str(patched.json().get("changeKey") or "")
+                self.writing[outlook_id] = written
+                self.outlook_title[outlook_id] = str(title)
+            try:
+                patched = self.graph.patch(f"{self.job['graph']}{self.user}/events/{outlook_id}", json={"subject": title},
+                                           timeout=60)
+                with self.lock:
+                    self.outlook_etag[outlook_id] = str(patched.json().get("changeKey") or "")
+            finally:
+                written.set()
             self.handled["crm"] += 1
 
 
