@@ -11,7 +11,7 @@ CHROMIUM := /usr/bin/chromium
 REQUIREMENTS := requirements.txt requirements-dev.txt emulators/requirements.txt $(wildcard emulators/*/requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow bench lint install clean
+.PHONY: run test test-slow soak bench lint install clean
 
 run: install
 	$(PY) -m local.stack
@@ -24,6 +24,11 @@ test: install $(CHROMIUM)
 # The long scenarios (e.g. the 5,000-event initial sync), left out of `make test`.
 test-slow: install $(CHROMIUM)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+# The long reliability runs (20+ host kills, messages delivered 3 times, every fault scenario at
+# full size, fuzzing with many examples); ends with one line `soak: kills=N redeliveries=N ...`.
+soak: install
+	$(PY) -m tests.reliability.soak $(SOAK_ARGS)
 
 bench: install
 	@if [ -f bench/__main__.py ]; then $(PY) -m bench; else echo "make bench: no benchmarks yet (see issue 9)"; fi

@@ -26,20 +26,36 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class Azurite:
     """``with Azurite() as azurite:`` gives a running Azurite, started only if needed."""
 
-    def __init__(self, log_path: Path | None = None) -> None:
+    def __init__(
+        self, log_path: Path | None = None, *, ports: dict[str, int] | None = None, location: Path | None = None
+    ) -> None:
+        """``ports`` (blob, queue, table) other than the defaults and ``location`` (data kept on
+        disk there, so that a restart keeps it) give a dedicated Azurite, e.g. for a test that
+        restarts it."""
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path = log_path or ROOT / ".local" / "azurite.log"
+        self.ports = dict(ports or PORTS)
+        self._location = location
 
     @property
     def connection_string(self) -> str:
-        return CONNECTION_STRING
+        if self.ports == PORTS:
+            return CONNECTION_STRING
+        # The well-known development account (Azurite's documented default credentials).
+        return (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+            "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+            f"BlobEndpoint=http://127.0.0.1:{self.ports['blob']}/devstoreaccount1;"
+            f"QueueEndpoint=http://127.0.0.1:{self.ports['queue']}/devstoreaccount1;"
+            f"TableEndpoint=http://127.0.0.1:{self.ports['table']}/devstoreaccount1;"
+        )
 
     @property
     def started_here(self) -> bool:
         return self._process is not None
 
     def start(self, timeout: float = 30) -> Azurite:
-        if all(port_open(port) for port in PORTS.values()):
+        if all(port_open(port) for port in self.ports.values()):
             return self
         binary = ROOT / "node_modules" / ".bin" / "azurite"
         if not binary.exists():
@@ -49,13 +65,13 @@ class Azurite:
         self._process = subprocess.Popen(
             [
                 str(binary),
-                "--inMemoryPersistence",
+                *(["--location", str(self._location)] if self._location else ["--inMemoryPersistence"]),
                 "--loose",
                 "--skipApiVersionCheck",
                 "--disableTelemetry",
-                "--blobHost", "127.0.0.1", "--blobPort", str(PORTS["blob"]),
-                "--queueHost", "127.0.0.1", "--queuePort", str(PORTS["queue"]),
-                "--tableHost", "127.0.0.1", "--tablePort", str(PORTS["table"]),
+                "--blobHost", "127.0.0.1", "--blobPort", str(self.ports["blob"]),
+                "--queueHost", "127.0.0.1", "--queuePort", str(self.ports["queue"]),
+                "--tableHost", "127.0.0.1", "--tablePort", str(self.ports["table"]),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -63,7 +79,7 @@ class Azurite:
             start_new_session=True,  # our own process group: Ctrl-C in a terminal is ours to forward
         )
         deadline = time.monotonic() + timeout
-        while not all(port_open(port) for port in PORTS.values()):
+        while not all(port_open(port) for port in self.ports.values()):
             if self._process.poll() is not None:
                 raise RuntimeError(f"Azurite exited with {self._process.returncode}; see {self._log_path}")
             if time.monotonic() > deadline:

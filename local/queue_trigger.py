@@ -15,6 +15,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import os
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -121,6 +122,7 @@ class QueueListener:
             copy = self._client.send_message(raw, visibility_timeout=random.randint(0, 3))
             with self._idle:
                 self._copies.add(copy.id)
+            _count_redelivery(self._queue_name)
 
     def _process_and_release(self, message: Any) -> None:
         try:
@@ -196,6 +198,15 @@ class QueueListener:
             self._poison.create_queue()
         self._poison.send_message(raw)  # the raw text, exactly as it was on the wire
         self._client.delete_message(message.id, pop_receipt or message.pop_receipt)
+
+
+def _count_redelivery(queue_name: str) -> None:
+    """Tests (make soak) count the extra deliveries: one line per copy in the file that
+    ``LOCAL_QUEUE_REDELIVERY_COUNTER`` names (appended, so host restarts keep counting)."""
+    path = os.environ.get("LOCAL_QUEUE_REDELIVERY_COUNTER")
+    if path:
+        with open(path, "a", encoding="utf-8") as counter:
+            counter.write(queue_name + "\n")
 
 
 class _VisibilityRenewal:

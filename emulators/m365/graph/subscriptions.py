@@ -123,6 +123,14 @@ class Notifier:
             if job is None:
                 return
             url, body, sub_id, kind, attempt = job
+            drop = self.throttle.settings.notification_drop_rate
+            if kind == "change" and attempt == 0 and drop and self.throttle.random.random() < drop:
+                # Lost on the way: Graph does not promise delivery; only a delta query finds the change.
+                with self.store.lock:
+                    self.log.append({"at": now_utc().isoformat(), "url": url, "kind": kind, "subscriptionId": sub_id,
+                                     "attempt": 1, "status": None, "delivered": False, "dropped": True, "body": body})
+                    del self.log[:-500]
+                continue
             ok, status = self._post(url, body)
             entry = {"at": now_utc().isoformat(), "url": url, "kind": kind, "subscriptionId": sub_id, "attempt": attempt + 1,
                      "status": status, "delivered": ok, "body": body}

@@ -41,11 +41,13 @@ class FaultSettings:
     mailbox_concurrency: int = 4
     mailbox_requests_per_10_minutes: int = 10_000
     notification_duplicate_rate: float = 0.0
+    notification_drop_rate: float = 0.0  # change notifications lost on the way (never delivered, no retry)
     seed: int | None = None
     per_mailbox: dict[str, dict] = field(default_factory=dict)
 
     FIELDS = ("latency_ms", "latency_jitter_ms", "rate_429", "rate_503", "rate_504", "retry_after_seconds",
-              "mailbox_concurrency", "mailbox_requests_per_10_minutes", "notification_duplicate_rate", "seed")
+              "mailbox_concurrency", "mailbox_requests_per_10_minutes", "notification_duplicate_rate",
+              "notification_drop_rate", "seed")
 
     def as_dict(self) -> dict:
         return {**{name: getattr(self, name) for name in self.FIELDS}, "per_mailbox": self.per_mailbox}
@@ -73,7 +75,7 @@ class Throttle:
                 if name in values:
                     setattr(fresh, name, values[name])
             fresh.per_mailbox = {k.lower(): v for k, v in (values.get("per_mailbox") or {}).items()}
-            for name in ("rate_429", "rate_503", "rate_504", "notification_duplicate_rate"):
+            for name in ("rate_429", "rate_503", "rate_504", "notification_duplicate_rate", "notification_drop_rate"):
                 if not 0 <= float(getattr(fresh, name)) <= 1:
                     raise ValueError(f"{name} must be between 0 and 1")
             self.settings = fresh
