@@ -63,6 +63,11 @@ param tablePrefix string = 'crm365'
 @maxValue(60)
 param linkLifetimeDays int = 7
 
+@description('Seconds a Graph or CRM request may take before it is abandoned: OUTBOUND_TIMEOUT_SECONDS.')
+@minValue(1)
+@maxValue(230)
+param outboundTimeoutSeconds int = 30
+
 @description('CRM profile given to people brought in: CRM_DEFAULT_PROFILE.')
 param crmDefaultProfile string = 'Standard'
 
@@ -205,6 +210,7 @@ module functionApp 'modules/functionapp.bicep' = {
       CRM_API_DOMAINS: crmApiDomains
       CRM_CLIENT_ID: crmClientId
       LINK_LIFETIME_DAYS: string(linkLifetimeDays)
+      OUTBOUND_TIMEOUT_SECONDS: string(outboundTimeoutSeconds)
       CRM_DEFAULT_PROFILE: crmDefaultProfile
     }
   }

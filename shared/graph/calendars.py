@@ -112,12 +112,28 @@ class CalendarClient(ContainerClient[Calendar, Event]):
         """The series' occurrences from the day before ``day`` to the day after (wide enough
         for any zone), to find one by its original date."""
         start = datetime.combine(day - timedelta(days=1), time(0), tzinfo=UTC)
-        window = urlencode({"startDateTime": _utc(start), "endDateTime": _utc(start + timedelta(days=3))})
-        url = f"{self.mailbox.user_path}/events/{segment(master_id)}/instances?{window}"
-        response = self.mailbox.send(GraphRequest(method="GET", url=url, headers=self._headers()))
+        return self.instances(master_id, start, start + timedelta(days=3))
+
+    def instances(self, master_id: str, start: datetime, end: datetime) -> list[Event]:
+        """The series' occurrences and exceptions in a window (every page)."""
+        window = urlencode({"startDateTime": _utc(start), "endDateTime": _utc(end), "$top": "1000"})
+        url: str | None = f"{self.mailbox.user_path}/events/{segment(master_id)}/instances?{window}"
+        found: list[Event] = []
+        while url:
+            response = self.mailbox.send(GraphRequest(method="GET", url=url, headers=self._headers()))
+            if not response.ok:
+                raise response.error()
+            body = response.json_object()
+            found += [Event.model_validate(v) for v in body.get("value") or []]
+            url = body.get("@odata.nextLink")
+        return found
+
+    def move_occurrence(self, occurrence_id: str, times: dict[str, Any]) -> None:
+        """Move one occurrence (it becomes an exception of its series)."""
+        response = self.mailbox.send(GraphRequest(method="PATCH", url=f"{self.mailbox.user_path}/events/{segment(occurrence_id)}",
+                                                  body=times, headers=self._headers()))
         if not response.ok:
             raise response.error()
-        return [Event.model_validate(v) for v in response.json_object().get("value") or []]
 
     def cancel_occurrence(self, occurrence_id: str) -> bool:
         """Delete one occurrence (Outlook keeps it as a cancelled date of the series)."""

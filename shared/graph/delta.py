@@ -25,7 +25,8 @@ from shared.graph.mailbox import GraphMailbox
 from shared.graph.models import OutlookItem, Removed
 
 T = TypeVar("T", bound=OutlookItem)
-DEFAULT_PAGE_SIZE = 100
+# Graph's largest page (``Prefer: odata.maxpagesize``): a first round reads every item back.
+DEFAULT_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ CALENDAR_NAME = "Zoho CRM"
 _BOOKKEEPING = ("Modified_Time", "Data_Source", "Owner", CRM_MARKER_FIELD)
 EVENT_FIELDS = (
     "Event_Title", "Start_DateTime", "End_DateTime", "All_day", "Venue", "Description", "Participants", "Remind_At",
-    "Recurring_Activity", *_BOOKKEEPING,
+    "Recurring_Activity", calendar_mapping.CRM_MOVED_FIELD, *_BOOKKEEPING,
 )
 # Graph's calendarView delta needs a window; events outside it are never reported (and so
 # never deleted: absence is not a deletion).
@@ -129,12 +129,14 @@ def calendar_adapter(
             excluded=reason,
         )
 
-    def outlook_to_seen(item: dict[str, Any]) -> ItemSeen:
+    def outlook_to_seen(item: dict[str, Any], instances: list[dict[str, Any]] | None = None) -> ItemSeen:
         reason = calendar_mapping.graph_event_excluded(item)
+        # A series' version covers its exceptions too (moving one may not move the master's).
+        version = "/".join([str(item.get("changeKey", "")), *sorted(str(i.get("changeKey", "")) for i in instances or [])])
         return ItemSeen(
-            item_id=str(item["id"]), version=str(item.get("changeKey", "")),
-            fields={} if reason else calendar_mapping.graph_event_to_fields(item), modified_at=graph_time(item),
-            partner_id=crm_id_of(Event.model_validate(item)), excluded=reason,
+            item_id=str(item["id"]), version=version,
+            fields={} if reason else calendar_mapping.graph_event_to_fields(item, instances=instances or ()),
+            modified_at=graph_time(item), partner_id=crm_id_of(Event.model_validate(item)), excluded=reason,
         )
 
     def to_crm(fields: Mapping[str, JsonValue], merged: Mapping[str, JsonValue] | None) -> dict[str, Any]:
@@ -161,24 +163,39 @@ def calendar_adapter(
             if type(item) is ItemNotFound:
                 gone.append(master_id)  # a confirmed 404: the series was deleted
             elif not isinstance(item, GraphError):  # another failure: read again next round
-                seen.append(outlook_to_seen(item.to_graph()))
+                master = item.to_graph()
+                now = datetime.now(UTC)
+                instances = [
+                    i.to_graph() for i in client.instances(master_id, now - DELTA_WINDOW_PAST, now + DELTA_WINDOW_FUTURE)
+                ] if master.get("recurrence") else []
+                seen.append(outlook_to_seen(master, [i for i in instances if i.get("type") == "exception"]))
         return seen, gone
 
     def after_outlook_write(
         calendar_id: str, master_id: str, before: Mapping[str, JsonValue] | None, after: Mapping[str, JsonValue]
     ) -> None:
-        """Cancel in Outlook the occurrences the CRM excluded (EXDATE): a DELETE each."""
+        """Apply a series' exceptions Outlook's event body cannot carry: a cancelled occurrence
+        is a DELETE of it, a moved one a PATCH of its times. (An occurrence cancelled in
+        Outlook cannot be brought back there: Graph has no API for it.)"""
         changes = calendar_mapping.exception_changes(
             (before or {}).get(calendar_mapping.RECURRENCE), after.get(calendar_mapping.RECURRENCE)
         )
         when = after.get(calendar_mapping.WHEN)
         zone = when.get("time_zone") if isinstance(when, Mapping) else None
-        for text in changes.cancel:
+        def occurrence_on(text: str) -> Any:
             day = date.fromisoformat(text)
             for occurrence in client.occurrences_around(master_id, day):
                 raw = occurrence.to_graph()
                 if raw.get("originalStart") and calendar_mapping.graph_occurrence_date(raw, zone) == day:  # type: ignore[arg-type]
-                    client.cancel_occurrence(occurrence.id)
+                    return occurrence
+            return None
+
+        for text in changes.cancel:
+            if (found := occurrence_on(text)) is not None:
+                client.cancel_occurrence(found.id)
+        for exception in changes.move:
+            if (found := occurrence_on(str(exception["original_date"]))) is not None:
+                client.move_occurrence(found.id, calendar_mapping.graph_occurrence_times(exception, zone))  # type: ignore[arg-type]
 
     def delta(calendar_id: str, resume: str | None) -> Iterator[Any]:
         if resume:

@@ -43,6 +43,7 @@ from typing import Any
 from pydantic import JsonValue
 
 from shared.sync.calendar.exceptions import (
+    CRM_MOVED_FIELD,
     ExceptionChanges,
     crm_occurrence_marker,
     crm_occurrence_of,
@@ -52,6 +53,7 @@ from shared.sync.calendar.exceptions import (
     exdates_to_crm,
     graph_occurrence_date,
     graph_occurrence_times,
+    moved_to_crm,
     normalise_recurrence,
     sorted_exceptions,
 )
@@ -165,7 +167,7 @@ def crm_event_to_fields(
     recurring = record.get("Recurring_Activity")
     if isinstance(recurring, Mapping) and recurring.get("RRULE"):
         rule = canonical_rule(str(recurring["RRULE"]), start_wall(when).date())
-        exceptions = exceptions_from_crm(recurring.get("EXDATE"), occurrences, time_zone)
+        exceptions = exceptions_from_crm(recurring.get("EXDATE"), occurrences, time_zone, record.get(CRM_MOVED_FIELD))
         recurrence = {"rule": rule, "exceptions": exceptions}  # type: ignore[dict-item]
     return {
         TITLE: _text(record.get("Event_Title")),
@@ -228,7 +230,9 @@ def fields_to_crm_event(
         if exdates := exdates_to_crm(exceptions):
             recurring["EXDATE"] = exdates
     minutes = fields.get(REMINDER_MINUTES)
+    series_only = {CRM_MOVED_FIELD: moved_to_crm(recurrence.get("exceptions") or [])} if recurring else {}  # type: ignore[union-attr]
     return {
+        **series_only,
         "Owner": {"id": owner_id},
         "Event_Title": _text(fields.get(TITLE)) or UNTITLED,
         **when_to_crm(when),
@@ -292,7 +296,7 @@ _CRM_KEYS = {
     LOCATION: ("Venue",),
     WHEN: ("Start_DateTime", "End_DateTime", "All_day", "Remind_At", "Recurring_Activity"),
     REMINDER_MINUTES: ("Remind_At",),
-    RECURRENCE: ("Recurring_Activity",),
+    RECURRENCE: ("Recurring_Activity", CRM_MOVED_FIELD),
     ATTENDEES: ("Participants",),
 }
 _GRAPH_KEYS = {
@@ -337,6 +341,7 @@ def patch_to_graph(
 
 __all__ = [
     "ATTENDEES",
+    "CRM_MOVED_FIELD",
     "BLOCK_END",
     "BLOCK_START",
     "CALENDAR_NORMALISATION",

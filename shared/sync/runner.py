@@ -10,7 +10,9 @@ check the guards, execute, save the cursors, and queue the next step if there is
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +36,8 @@ from shared.sync.selection import selected, threshold
 log = logging.getLogger(__name__)
 
 MAX_DELTA_PAGES_PER_STEP = 50
+# One initial step writes pages for this long, then queues the next (progress is saved per step).
+INITIAL_STEP_SECONDS = 10.0
 REMAP_WAIT_SECONDS = 30
 
 
@@ -121,18 +125,29 @@ class SyncRunner:
     # -- the initial sync ------------------------------------------------------------------
 
     def _initial_step(self, profile: SyncProfile, ctx: StepContext) -> SyncProfile:
+        """CRM pages for up to ``INITIAL_STEP_SECONDS``, the next page read while the current
+        one is written (a queue hop per page would cost more than the page)."""
         a = ctx.adapter
         if profile.initial_cursor is None:
             return self._select(profile, ctx)
-        cursor = ListCursor.model_validate_json(profile.initial_cursor)
         limit = _limit(profile)
-        page = next(iter(ctx.records.pages(cursor)), None)
-        chosen = [r for r in (page.records if page else []) if selected(a.initial_key(r), limit) and not a.excluded(r)]
-        report = self._cycle(profile, ctx, SideChanges(seen=tuple(a.crm_to_seen(r) for r in chosen)), SideChanges())
-        done = profile.initial_done + len(chosen)
-        if page is not None and page.next is not None:
-            ctx.enqueue(SyncJob(member=profile.partition_key, kind=profile.row_key, step="initial", reason="continue"), 0)  # type: ignore[arg-type]
-            return self._counted(profile, report, initial_done=done, initial_cursor=page.next.model_dump_json())
+        deadline = time.monotonic() + INITIAL_STEP_SECONDS
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-prefetch") as prefetch:
+            cursor = ListCursor.model_validate_json(profile.initial_cursor)
+            upcoming = prefetch.submit(_first_page, ctx.records, cursor)
+            while True:
+                page = upcoming.result()
+                if page is not None and page.next is not None:
+                    upcoming = prefetch.submit(_first_page, ctx.records, page.next)
+                chosen = [r for r in (page.records if page else []) if selected(a.initial_key(r), limit) and not a.excluded(r)]
+                report = self._cycle(profile, ctx, SideChanges(seen=tuple(a.crm_to_seen(r) for r in chosen)), SideChanges())
+                done = profile.initial_done + len(chosen)
+                if page is None or page.next is None:
+                    break
+                profile = self._counted(profile, report, initial_done=done, initial_cursor=page.next.model_dump_json())
+                if time.monotonic() > deadline:
+                    ctx.enqueue(SyncJob(member=profile.partition_key, kind=profile.row_key, step="initial", reason="continue"), 0)  # type: ignore[arg-type]
+                    return profile
         # Done: start two-way sync from here (R3.3): a Graph delta round and the CRM watermark.
         ctx.enqueue(SyncJob(member=profile.partition_key, kind=profile.row_key, step="delta", reason="initial done"), 0)  # type: ignore[arg-type]
         return self._counted(profile, report, initial_done=done, state=SyncState.ACTIVE, initial_cursor=None)
@@ -298,6 +313,10 @@ class SyncRunner:
                 **changes,
             }
         )
+
+
+def _first_page(records: CrmRecords, cursor: ListCursor) -> Any:
+    return next(iter(records.pages(cursor)), None)
 
 
 def _ids(changes: SideChanges) -> set[str]:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RENEW_AHEAD = timedelta(hours=24)
 ROUTE_MEMO_SECONDS = 60.0
+STALLED_INITIAL = timedelta(minutes=5)
 CRM_AUTHORIZATION_LOST = "crm_authorization_lost"
 MICROSOFT_CONSENT_LOST = "microsoft_consent_lost"
 AUTHORIZATION_REASONS = (CRM_AUTHORIZATION_LOST, MICROSOFT_CONSENT_LOST)
@@ -426,10 +427,20 @@ class SyncService:
                     self.resume_authorized(self.member(paused.partition_key), (SyncKind(paused.row_key),))
                 except Exception as error:  # one member's trouble must not stop the sweep
                     log.warning("could not check paused sync of %s: %s", paused.partition_key, error)
-        active = [p for p in self.s.sync_profiles.all_active() if p.state is SyncState.ACTIVE]
+        syncing = self.s.sync_profiles.all_active()
+        active = [p for p in syncing if p.state is SyncState.ACTIVE]
         # The safety net queues even when a step is marked queued: that mark may be stale.
         for profile in active:
             self.jobs.send(SyncJob(member=profile.partition_key, kind=SyncKind(profile.row_key), step="delta", reason="sweep"))
+        # An initial sync whose queued step was lost (storage restarted, a message expired)
+        # would wait forever: one with no progress for a while gets a step again (steps are
+        # idempotent; a live one holds the lease and the extra step waits behind it).
+        now = datetime.now(UTC)
+        for profile in syncing:
+            last = profile.last_sync_at or profile.enabled_at
+            leased = profile.lease_until is not None and profile.lease_until > now
+            if profile.state is SyncState.INITIAL and last is not None and last < now - STALLED_INITIAL and not leased:
+                self.jobs.send(SyncJob(member=profile.partition_key, kind=SyncKind(profile.row_key), step="initial", reason="stalled"))
         return len(active)
 
     def renew_all(self) -> int:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.graph.calendars import CalendarClient
 from shared.sync.profiles import LeaseHeld, SyncKind, SyncState
 from shared.wiring import get_services
 from tests.integration.sync_setup import (
@@ -296,3 +297,59 @@ def test_a_crm_series_with_an_excluded_date_lands_in_outlook_with_that_occurrenc
     wait_until(lambda: profile(member, SyncKind.CALENDAR).last_sync_at > synced_at, what="another round")  # type: ignore[operator]
     again = next(r for r in crm_records(product, member, "Events") if r.get("Event_Title") == "Daily stand-up")
     assert again["Modified_Time"] == record["Modified_Time"]
+
+
+def test_a_series_with_a_moved_and_a_cancelled_occurrence_survives_both_directions(product: ProductStack) -> None:
+    member = linked_member(product)
+    first = (datetime.now(UTC) + timedelta(days=7)).date()
+    second, third = first + timedelta(days=7), first + timedelta(days=14)
+    weekly = {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [first.strftime("%A").lower()]},
+              "range": {"type": "numbered", "startDate": str(first), "numberOfOccurrences": 4}}
+    # CRM -> Outlook: a series whose second occurrence is cancelled and third moved to 15:00.
+    moved_json = f'[{{"original_date":"{third}","start":"{third}T15:00:00+00:00","end":"{third}T16:00:00+00:00"}}]'
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Events", "record": {
+        "Event_Title": "Board sync", "Start_DateTime": f"{first}T10:00:00+00:00", "End_DateTime": f"{first}T11:00:00+00:00",
+        "All_day": False, "Recurring_Activity": {"RRULE": f"FREQ=WEEKLY;INTERVAL=1;BYDAY={first.strftime('%a')[:2].upper()};COUNT=4",
+                                                 "EXDATE": f"{second},{third}"},
+        "Outlook_Moved_Occurrences": moved_json}})
+    enable_and_wait(product, member)
+    calendar_id = profile(member, SyncKind.CALENDAR).container_id
+
+    def instances(master_id: str) -> list[dict[str, object]]:
+        # Graph's own answer (through our Graph client) to "the occurrences of this series".
+        client = CalendarClient(get_services().sync.mailbox(member))
+        start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+        return [i.to_graph() for i in client.instances(master_id, start, start + timedelta(days=30))]
+
+    [board] = [e for e in outlook_items(product, ADELE, CALENDAR) if e["subject"] == "Board sync"]
+
+    def outlook_shape() -> tuple[list[str], list[str]]:
+        found = instances(board["id"])
+        return sorted(str(i["start"]["dateTime"])[:16] for i in found), sorted(str(i.get("type")) for i in found)
+
+    wait_until(lambda: outlook_shape()[0] == sorted([f"{first}T10:00", f"{third}T15:00", f"{first + timedelta(days=21)}T10:00"]),
+               what="the cancelled and the moved occurrence in Outlook")
+    assert "exception" in outlook_shape()[1]
+    # Outlook -> CRM: a series made in Outlook, then its second occurrence cancelled and its third moved.
+    series = product.m365_control("POST", f"mailbox/{ADELE}/calendars/{calendar_id}/events", json={
+        "subject": "Team review", "start": {"dateTime": f"{first}T08:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": f"{first}T09:00:00", "timeZone": "UTC"}, "recurrence": weekly})
+    product.m365_control("DELETE", f"mailbox/{ADELE}/events/{series['id']}={second.strftime('%Y%m%d')}")
+    product.m365_control("PATCH", f"mailbox/{ADELE}/events/{series['id']}={third.strftime('%Y%m%d')}", json={
+        "start": {"dateTime": f"{third}T13:00:00", "timeZone": "UTC"}, "end": {"dateTime": f"{third}T14:00:00", "timeZone": "UTC"}})
+
+    def review() -> dict[str, object] | None:
+        return next((r for r in crm_records(product, member, "Events") if r.get("Event_Title") == "Team review"), None)
+
+    def crm_shape() -> tuple[str, str]:
+        record = review() or {}
+        return str((record.get("Recurring_Activity") or {}).get("EXDATE")), str(record.get("Outlook_Moved_Occurrences"))  # type: ignore[union-attr]
+
+    wait_until(lambda: str(second) in crm_shape()[0] and str(third) in crm_shape()[0] and f"{third}T13:00" in crm_shape()[1],
+               what="the cancelled and the moved occurrence in the CRM")
+    # Nothing ping-pongs.
+    versions = {r["id"]: r["Modified_Time"] for r in crm_records(product, member, "Events")}
+    synced_at = profile(member, SyncKind.CALENDAR).last_sync_at
+    get_services().sync.sweep()
+    wait_until(lambda: profile(member, SyncKind.CALENDAR).last_sync_at > synced_at, what="another round")  # type: ignore[operator]
+    assert versions == {r["id"]: r["Modified_Time"] for r in crm_records(product, member, "Events")}

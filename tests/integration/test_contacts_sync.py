@@ -69,6 +69,17 @@ def test_contacts_flow_both_ways_and_disable_keeps_crm(product: ProductStack) ->
     crm_id = str(created["data"][0]["details"]["id"])
     crm_control(product, "actions/mass-update", {"actor": ADELE, "module": "Contacts", "ids": [crm_id], "values": {"Last_Name": "Renamed"}})
     wait_until(lambda: "Carla Renamed" in names(product), what="the rename in Outlook")
+    # Outlook -> CRM update, then deletions both ways.
+    olga_contact = next(c for c in outlook_items(product, ADELE, FOLDER) if c.get("surname") == "Outlook")
+    product.m365_control("PATCH", f"mailbox/{ADELE}/contacts/{olga_contact['id']}", json={"jobTitle": "Buyer"})
+    wait_until(lambda: any(r.get("Title") == "Buyer" for r in crm_records(product, member, "Contacts")), what="the title in the CRM")
+    crm_control(product, "actions/delete", {"actor": ADELE, "module": "Contacts", "ids": [crm_id]})
+    wait_until(lambda: "Carla Renamed" not in names(product), what="the CRM deletion in Outlook")
+    product.m365_control("DELETE", f"mailbox/{ADELE}/contacts/{olga_contact['id']}")
+    wait_until(lambda: not any(r.get("Last_Name") == "Outlook" for r in crm_records(product, member, "Contacts")),
+               what="the Outlook deletion in the CRM")
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Contacts", "record": {"First_Name": "Kept", "Last_Name": "Crm"}})
+    wait_until(lambda: "Kept Crm" in names(product), what="a new CRM contact in Outlook")
     before = len(crm_records(product, member, "Contacts"))
     get_services().sync.disable(member, SyncKind.CONTACTS)
     assert containers(product, ADELE, FOLDER) == 0

@@ -34,6 +34,7 @@ back in Outlook (no API), so a ``restore`` there needs the series re-written.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -184,11 +185,39 @@ def crm_occurrence_of(record: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+# A custom field of the series' CRM record (like the ``Outlook_Id`` marker) holding the
+# times of its moved occurrences as JSON: the CRM's API has no exceptions (EXDATE only),
+# so the series itself says which of its excluded dates moved, and where to.
+CRM_MOVED_FIELD = "Outlook_Moved_Occurrences"
+
+
+def moved_to_crm(exceptions: Sequence[Mapping[str, Any]]) -> str | None:
+    """The moved occurrences of a series for ``CRM_MOVED_FIELD`` (None when there is none)."""
+    found = [
+        {"original_date": str(e["original_date"]), "start": str(e["start"]), "end": str(e["end"])}
+        for e in sorted_exceptions(exceptions) if not e.get("cancelled")
+    ]
+    return json.dumps(found, separators=(",", ":")) if found else None
+
+
+def moved_from_crm(value: Any) -> list[Exception_]:
+    """``CRM_MOVED_FIELD`` read back; anything unreadable counts as no moved occurrence."""
+    try:
+        items = json.loads(value) if isinstance(value, str) and value else []
+    except ValueError:
+        return []
+    return [
+        moved(str(item["original_date"]), str(item["start"]), str(item["end"]))
+        for item in items if isinstance(item, Mapping) and {"original_date", "start", "end"} <= item.keys()
+    ] if isinstance(items, list) else []
+
+
 def exceptions_from_crm(
-    exdates: Any, occurrences: Sequence[Mapping[str, Any]], time_zone: str | None
+    exdates: Any, occurrences: Sequence[Mapping[str, Any]], time_zone: str | None, moved_field: Any = None
 ) -> list[Exception_]:
-    """Cancelled (an EXDATE alone) and moved (an EXDATE with an occurrence event) exceptions."""
-    moved_by_date: dict[str, Exception_] = {}
+    """Cancelled (an EXDATE alone) and moved (an EXDATE with its new times in the series'
+    ``CRM_MOVED_FIELD``, or with an occurrence event) exceptions."""
+    moved_by_date: dict[str, Exception_] = {str(e["original_date"]): e for e in moved_from_crm(moved_field)}
     for record in occurrences:
         mark = crm_occurrence_of(record)
         if mark is None:

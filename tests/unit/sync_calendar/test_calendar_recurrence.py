@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from calendar_examples import OWNER, SERIES, crm_record, same, through_crm, through_graph
 
 from shared.sync.calendar_mapping import (
+    CRM_MOVED_FIELD,
     UnsupportedRecurrence,
     crm_event_excluded,
     crm_event_to_fields,
@@ -173,3 +176,27 @@ def test_exception_changes_tell_the_executor_what_to_do():
     assert [e["original_date"] for e in changes.move] == ["2026-12-08"]
     assert changes.restore == ("2026-12-15",)
     assert exception_changes(after, after) == type(changes)()
+
+
+@pytest.mark.parametrize("all_day", [False, True])
+def test_the_series_record_alone_says_where_its_occurrences_moved(all_day):
+    """The CRM's API has no exceptions: the series' own CRM_MOVED_FIELD carries the moved
+    times, so reading the series back needs no search for other records."""
+    fields = _series_with_exceptions(all_day)
+    record = {"id": SERIES, **fields_to_crm_event(fields, owner_id=OWNER)}
+    assert json.loads(record[CRM_MOVED_FIELD]) == [
+        {k: str(v) for k, v in fields["recurrence"]["exceptions"][0].items()}
+    ]
+    assert crm_event_to_fields(record, time_zone="Europe/Berlin")["recurrence"] == fields["recurrence"]
+
+
+def test_an_unreadable_moved_field_leaves_the_dates_cancelled_not_lost():
+    fields = _series_with_exceptions()
+    record = {"id": SERIES, **fields_to_crm_event(fields, owner_id=OWNER), CRM_MOVED_FIELD: "{not json"}
+    exceptions = crm_event_to_fields(record, time_zone="Europe/Berlin")["recurrence"]["exceptions"]
+    assert [e["original_date"] for e in exceptions] == ["2026-12-08", "2026-12-15"]
+    assert all(e.get("cancelled") for e in exceptions)
+
+
+def test_single_events_carry_no_moved_field():
+    assert CRM_MOVED_FIELD not in fields_to_crm_event(crm_event_to_fields(crm_record()), owner_id=OWNER)
