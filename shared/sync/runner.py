@@ -91,14 +91,18 @@ class SyncRunner:
         try:
             if profile.state is SyncState.INITIAL:
                 profile = self._initial_step(profile, step_ctx)
+                if profile.state is SyncState.ACTIVE and profile.subscription_id is None and ctx.subscribe is not None:
+                    # Two-way sync starts: Outlook's changes are pushed from now on (see
+                    # SyncService.enable), so "active" always means "subscribed".
+                    profile = profile.model_copy(update=ctx.subscribe(profile))
             elif job.step == "remap":
                 profile = self._remap_step(profile, job, step_ctx)
             elif profile.state is SyncState.ACTIVE:
                 # From here on, a new change must queue a new step (this one may miss it).
                 fresh: dict[str, Any] = {"delta_queued": False}
                 if profile.subscription_id is None and ctx.subscribe is not None:
-                    # Two-way sync starts: Outlook's changes are pushed from now on (see
-                    # SyncService.enable); stored at once, so a failing step leaves no orphan.
+                    # Not subscribed yet (the initial sync's last step failed after its pages):
+                    # stored at once, so a failing step leaves no orphan subscription.
                     fresh |= ctx.subscribe(profile)
                 self.profiles.save(profile.model_copy(update=fresh), etag)
                 profile = self._delta_step(profile.model_copy(update=fresh), step_ctx)

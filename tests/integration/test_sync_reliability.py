@@ -172,7 +172,9 @@ def test_every_message_handled_twice_out_of_order_changes_nothing(twice_stack: P
     records = sorted(crm_records(product, member, "Contacts"), key=lambda r: r["id"])
     crm_control(product, "actions/mass-update", {"actor": ADELE, "module": "Contacts", "ids": [r["id"] for r in records[:5]],
                                                  "values": {"Last_Name": "Renamed"}})
-    doomed = sorted(c["id"] for c in outlook_items(product, ADELE, CONTAINER[kind]) if c.get("surname", "").startswith("Contact"))[:3]
+    last_three = {r["Last_Name"] for r in records[-3:]}  # none of them renamed (a rename and a deletion would conflict)
+    doomed = [c["id"] for c in outlook_items(product, ADELE, CONTAINER[kind]) if c.get("surname") in last_three]
+    assert len(doomed) == 3
     product.m365_control("POST", f"mailbox/{ADELE}/contacts/delete", json={"ids": doomed})
     settle(product, member, kind, 300 + 5 - 3, timeout=120)
     _, outlook = expected_and_actual(product, member, kind)
@@ -200,3 +202,28 @@ def test_a_429_storm_on_both_sides_delays_but_loses_nothing(stack: ProductStack)
     settle(product, member, kind, 302, timeout=300)
     counters = product.m365_control("GET", "counters")
     assert counters["totals"]["throttled429"] > 0  # the storm did happen
+
+
+def test_every_calendar_message_handled_twice_out_of_order_changes_nothing(twice_stack: ProductStack) -> None:
+    product, kind = twice_stack, SyncKind.CALENDAR
+    member = linked_member(product)
+    generate(product, kind, 300)
+    get_services().sync.enable(member, kind)
+    settle(product, member, kind, 300)
+    calendar_id = profile(member, kind).container_id
+    soon = datetime.now(UTC).replace(microsecond=0, second=0) + timedelta(days=2)
+    for n in range(4):
+        start = soon + timedelta(hours=n)
+        product.m365_control("POST", f"mailbox/{ADELE}/calendars/{calendar_id}/events", json={
+            "subject": f"Outlook {n}", "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "end": {"dateTime": (start + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}})
+    records = sorted(crm_records(product, member, "Events"), key=lambda r: r["id"])
+    crm_control(product, "actions/mass-update", {"actor": ADELE, "module": "Events", "ids": [r["id"] for r in records[:4]],
+                                                 "values": {"Event_Title": "Renamed"}})
+    last_three = {r["Event_Title"] for r in records[-3:]}  # none of them renamed
+    doomed = [e["id"] for e in outlook_items(product, ADELE, CONTAINER[kind]) if e.get("subject") in last_three]
+    assert len(doomed) == 3
+    product.m365_control("POST", f"mailbox/{ADELE}/events/delete", json={"ids": doomed})
+    settle(product, member, kind, 300 + 4 - 3, timeout=120)
+    crm, _ = expected_and_actual(product, member, kind)
+    assert sum(1 for key in crm if key[0] == "Renamed") == 4
