@@ -41,8 +41,9 @@ def inbox_subjects(product: ProductStack, upn: str) -> list[str]:
 
 def test_throttled_sends_are_retried_and_delivered_once(product: ProductStack) -> None:
     grant_consent(product)
-    product.m365_control("PUT", "faults", json={"rate_429": 0.5, "retry_after_seconds": 0})
-    subjects = [f"throttled {i} {uuid.uuid4().hex[:6]}" for i in range(4)]
+    # Seeded, and enough sends that "no 429 at all" cannot happen by chance.
+    product.m365_control("PUT", "faults", json={"rate_429": 0.5, "retry_after_seconds": 0, "seed": 7})
+    subjects = [f"throttled {i} {uuid.uuid4().hex[:6]}" for i in range(8)]
     for subject in subjects:
         get_services().outbox.enqueue(message(subject))
     deadline = time.monotonic() + 60
