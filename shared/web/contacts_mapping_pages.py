@@ -105,9 +105,7 @@ class ContactMappingPages:
                 "error": translate(lang, "mapping.refused"),
                 "problems": [problem_json(p, lang) for p in problems],
             }, status=422))
-        changed = self.s.sync.save_contact_mapping(member, mapping)
-        self.s.accounts.audit(actor=member.email, action="sync.contacts.mapping_saved",
-                              tenant_id=member.tenant_id, org_id=member.org_id)
+        changed = self.s.sync.save_contact_mapping(member, mapping)  # audits the change itself
         return visit.answer(WebResponse.json({
             "mapping": mapping_json(mapping), "changed_pairs": sorted(changed),
             "message": translate(lang, "mapping.saved", count=str(len(changed))),
