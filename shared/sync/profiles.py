@@ -4,7 +4,9 @@ running one at a time (DESIGN §7, §8). One row per member and kind, written wi
 
 from __future__ import annotations
 
+import logging
 import secrets
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -13,7 +15,14 @@ from pydantic import JsonValue
 
 from shared.storage import ConcurrencyConflict, EntityAlreadyExists, Stored, TableEntity, TableRepository
 
-LEASE = timedelta(minutes=10)
+# A step holds its member's lease for LEASE and renews it every LEASE_RENEWAL while it runs
+# (``LeaseHeartbeat``): a crashed step's lease lapses within LEASE, and a live step's lease
+# never does, even when its queue message became visible again and was delivered a second
+# time (a late visibility renewal): two steps of one member never run at once.
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=30)
+LEASE_RENEWAL = timedelta(seconds=10)
 
 
 class SyncKind(StrEnum):
@@ -73,6 +82,10 @@ class SyncProfile(TableEntity):
 class LeaseHeld(Exception):
     """Another runner holds this member's sync; the job is deferred, not lost."""
 
+    def __init__(self, message: str, retry_after: float = LEASE.total_seconds()) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds until the lease lapses if nobody renews it
+
 
 class ProfileStore:
     def __init__(
@@ -112,26 +125,39 @@ class ProfileStore:
 
     def acquire(self, member_key: str, kind: SyncKind, *, holder: str | None = None) -> tuple[SyncProfile, str, str]:
         """Take the member's lease (or raise LeaseHeld); returns profile, etag, owner token.
-
-        ``holder`` names the taker (the queue message being processed); a lease held under
-        the same name was left by a crashed delivery of that message and is taken over."""
+        ``holder`` names the taker (the queue message being processed, for the logs)."""
         stored = self.get(member_key, kind)
         if stored is None:
             raise LookupError(f"no {kind} profile for {member_key}")
         now = self._now()
-        held = stored.entity.lease_until is not None and stored.entity.lease_until > now
-        if held and (holder is None or stored.entity.lease_owner != holder):
-            raise LeaseHeld(f"{kind} sync of {member_key} is running elsewhere")
-        owner = holder or secrets.token_hex(8)
+        until = stored.entity.lease_until
+        if until is not None and until > now:
+            raise LeaseHeld(f"{kind} sync of {member_key} is running elsewhere", (until - now).total_seconds() + 1)
+        owner = f"{holder or 'step'}|{secrets.token_hex(8)}"
         leased = stored.entity.model_copy(update={"lease_owner": owner, "lease_until": now + LEASE})
         try:
             written = self._repo.replace(leased, stored.etag)
         except ConcurrencyConflict:
-            raise LeaseHeld(f"{kind} sync of {member_key} was just taken") from None
+            raise LeaseHeld(f"{kind} sync of {member_key} was just taken", 1) from None
         return written.entity, written.etag, owner
+
+    def renew(self, member_key: str, kind: SyncKind, owner: str) -> bool:
+        """Extend the lease ``owner`` holds; False when it is no longer theirs."""
+        ours = True
+
+        def extend(profile: SyncProfile) -> SyncProfile:
+            nonlocal ours
+            ours = profile.lease_owner == owner
+            return profile.model_copy(update={"lease_until": self._now() + LEASE}) if ours else profile
+
+        self.update(member_key, kind, extend)
+        return ours
 
     def release(self, profile: SyncProfile, etag: str) -> Stored[SyncProfile]:
         return self._repo.replace(profile.model_copy(update={"lease_owner": None, "lease_until": None}), etag)
+
+    def heartbeat(self, member_key: str, kind: SyncKind, owner: str) -> LeaseHeartbeat:
+        return LeaseHeartbeat(self, member_key, kind, owner)
 
     def paused(self) -> list[SyncProfile]:
         """Every paused profile (the sweep retries those paused by a lost authorisation)."""
@@ -143,3 +169,37 @@ class ProfileStore:
             s.entity
             for s in self._repo.query(where="state eq @a or state eq @i", parameters={"a": "active", "i": "initial"})
         ]
+
+
+class LeaseHeartbeat:
+    """Renews a lease every LEASE_RENEWAL from a background thread while a step runs
+    (a context manager). ``lost`` tells whether the lease was found taken."""
+
+    def __init__(self, store: ProfileStore, member_key: str, kind: SyncKind, owner: str) -> None:
+        self._store, self._member, self._kind, self.owner = store, member_key, kind, owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{kind}", daemon=True)
+        self.lost = False
+
+    def __enter__(self) -> LeaseHeartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """No more renewals (idempotent): called before the lease is released."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(LEASE_RENEWAL.total_seconds()):
+            try:
+                if not self._store.renew(self._member, self._kind, self.owner):
+                    self.lost = True
+                    log.error("%s lease of %s was taken while its step ran", self._kind.value, self._member)
+                    return
+            except Exception:  # a storage blip: the next beat tries again, well within LEASE
+                log.warning("could not renew the %s lease of %s", self._kind.value, self._member, exc_info=True)

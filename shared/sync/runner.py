@@ -28,7 +28,7 @@ from shared.sync.guards import PauseForConfirmation, check_deletions_are_signall
 from shared.sync.jobs import SyncJob
 from shared.sync.kind import SyncKindAdapter
 from shared.sync.link_store import LinkStore
-from shared.sync.links import LinkState
+from shared.sync.links import LinkRow, LinkState, Side
 from shared.sync.profiles import ProfileStore, SyncProfile, SyncState
 from shared.sync.remap import rebase
 from shared.sync.selection import selected, threshold
@@ -68,11 +68,8 @@ class SyncRunner:
         self._now = clock
 
     def run(self, job: SyncJob, ctx: StepContext, *, delivery: str | None = None) -> SyncProfile:
-        """One step under the member's lease. Raises LeaseHeld when another step runs.
-
-        ``delivery`` (the queue message id) names the lease: a message is visible again only
-        when its processing stopped renewing it (the worker died), so a redelivery that
-        finds its own message's lease takes it over instead of waiting for it to expire."""
+        """One step under the member's lease (renewed while it runs). Raises LeaseHeld when
+        another step of the member runs. ``delivery``: the queue message id (for the logs)."""
         current = self.profiles.get(job.member, job.kind)
         wanted = SyncState.INITIAL if job.step == "initial" else SyncState.ACTIVE
         if job.step == "remap" and current is not None and current.entity.state in (SyncState.INITIAL, SyncState.PAUSED):
@@ -82,42 +79,50 @@ class SyncRunner:
         if current is None or current.entity.state is not wanted:
             # A webhook during the initial sync (our own creates echo) or a late step of a
             # phase that ended: nothing to do; the initial sync starts the delta rounds itself.
+            log.info("%s %s step of %s skipped: the sync is %s", job.kind, job.step, job.member,
+                     current.entity.state.value if current else "gone")
             return current.entity if current else None  # type: ignore[return-value]
-        profile, etag, _ = self.profiles.acquire(job.member, job.kind, holder=delivery)
+        profile, _, owner = self.profiles.acquire(job.member, job.kind, holder=delivery)
         # Follow-up steps are queued only once the lease is released, or they would find it
         # held and wait for a retry.
         followups: list[tuple[SyncJob, int]] = []
         step_ctx = replace(ctx, enqueue=lambda next_job, delay: followups.append((next_job, delay)))
-        try:
-            if profile.state is SyncState.INITIAL:
-                profile = self._initial_step(profile, step_ctx)
-                if profile.state is SyncState.ACTIVE and profile.subscription_id is None and ctx.subscribe is not None:
-                    # Two-way sync starts: Outlook's changes are pushed from now on (see
-                    # SyncService.enable), so "active" always means "subscribed".
-                    profile = profile.model_copy(update=ctx.subscribe(profile))
-            elif job.step == "remap":
-                profile = self._remap_step(profile, job, step_ctx)
-            elif profile.state is SyncState.ACTIVE:
-                # From here on, a new change must queue a new step (this one may miss it).
-                fresh: dict[str, Any] = {"delta_queued": False}
-                if profile.subscription_id is None and ctx.subscribe is not None:
-                    # Not subscribed yet (the initial sync's last step failed after its pages):
-                    # stored at once, so a failing step leaves no orphan subscription.
-                    fresh |= ctx.subscribe(profile)
-                self.profiles.save(profile.model_copy(update=fresh), etag)
-                profile = self._delta_step(profile.model_copy(update=fresh), step_ctx)
-        finally:
-            self._release(job, profile)
+        with self.profiles.heartbeat(job.member, job.kind, owner) as lease:
+            try:
+                if profile.state is SyncState.INITIAL:
+                    profile = self._initial_step(profile, step_ctx)
+                    if profile.state is SyncState.ACTIVE and profile.subscription_id is None and ctx.subscribe is not None:
+                        # Two-way sync starts: Outlook's changes are pushed from now on (see
+                        # SyncService.enable), so "active" always means "subscribed".
+                        profile = profile.model_copy(update=ctx.subscribe(profile))
+                elif job.step == "remap":
+                    profile = self._remap_step(profile, job, step_ctx)
+                elif profile.state is SyncState.ACTIVE:
+                    # From here on, a new change must queue a new step (this one may miss it).
+                    fresh: dict[str, Any] = {"delta_queued": False}
+                    if profile.subscription_id is None and ctx.subscribe is not None:
+                        # Not subscribed yet (the initial sync's last step failed after its pages):
+                        # stored at once, so a failing step leaves no orphan subscription.
+                        fresh |= ctx.subscribe(profile)
+                    self.profiles.update(job.member, job.kind, lambda p: p.model_copy(update=fresh))
+                    profile = self._delta_step(profile.model_copy(update=fresh), step_ctx)
+            finally:
+                lease.stop()
+                self._release(job, profile, owner)
         for next_job, delay in followups:
             ctx.enqueue(next_job, delay)
         return profile
 
-    def _release(self, job: SyncJob, stepped: SyncProfile) -> None:
+    def _release(self, job: SyncJob, stepped: SyncProfile, owner: str) -> None:
         """Write the step's result and free the lease, re-reading on a concurrent change
-        (a webhook marking a delta step queued)."""
+        (a webhook marking a delta step queued). A lease found taken (this step stalled
+        past it) keeps the other step's state: this one's work is redone from the cursors."""
         for _ in range(8):
             latest = self.profiles.get(job.member, job.kind)
             if latest is None:
+                return
+            if latest.entity.lease_owner != owner:
+                log.error("%s step of %s lost its lease: its cursors are not saved", job.kind, job.member)
                 return
             try:
                 self.profiles.release(_carry(latest.entity, stepped), latest.etag)
@@ -287,6 +292,7 @@ class SyncRunner:
         crm_ids = _ids(crm) | {s.partner_id for s in outlook.seen if s.partner_id}
         outlook_ids = _ids(outlook) | {s.partner_id for s in crm.seen if s.partner_id}
         known = {row.link_id: row for row in self.links.load(partition, crm_ids=crm_ids, outlook_ids=outlook_ids)}
+        outlook = self._with_outlook_markers(profile, ctx, known, outlook)
         result = plan(
             known.values(), crm, outlook, now=self._now(), policy=ConflictPolicy(profile.conflict_policy),
             normalisation=ctx.adapter.normalisation, restore_deletions=profile.mass_change_answer == "keep",
@@ -301,6 +307,28 @@ class SyncRunner:
             container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
         )
         return executor.apply(result, known)
+
+    def _with_outlook_markers(
+        self, profile: SyncProfile, ctx: StepContext, known: dict[str, LinkRow], outlook: SideChanges
+    ) -> SideChanges:
+        """Graph's delta never returns our marker (no ``$expand`` there). While a create
+        towards Outlook is pending (a step stopped between its creates and its link rows), an
+        Outlook item no link knows may be that create's result: its marker is read, so the
+        engine adopts it (P3) instead of copying it back into the CRM as a new item."""
+        if not any(row.state.creating_on is Side.OUTLOOK for row in known.values()):
+            return outlook
+        linked = {row.outlook_id for row in known.values() if row.outlook_id}
+        unknown = [s.item_id for s in outlook.seen if s.partner_id is None and s.item_id not in linked]
+        if not unknown:
+            return outlook
+        a = ctx.adapter
+        read = a.outlook.get_items(profile.container_id or "", unknown)
+        marked = {
+            seen.item_id: seen
+            for seen in (a.outlook_to_seen(item.to_graph()) for item in read if not isinstance(item, GraphError))
+            if seen.partner_id
+        }
+        return replace(outlook, seen=tuple(marked.get(s.item_id, s) for s in outlook.seen))
 
     def _counted(self, profile: SyncProfile, report: ExecutionReport | PauseForConfirmation, **changes: Any) -> SyncProfile:
         if isinstance(report, PauseForConfirmation):

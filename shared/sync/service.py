@@ -41,6 +41,7 @@ RENEW_AHEAD = timedelta(hours=24)
 ROUTE_MEMO_SECONDS = 60.0
 STALLED_INITIAL = timedelta(minutes=5)
 CRM_AUTHORIZATION_LOST = "crm_authorization_lost"
+LEASE_RETRY_SECONDS = 3  # a step finding its member busy waits this long at most (latency)
 MICROSOFT_CONSENT_LOST = "microsoft_consent_lost"
 AUTHORIZATION_REASONS = (CRM_AUTHORIZATION_LOST, MICROSOFT_CONSENT_LOST)
 # Token answers meaning the tenant no longer lets our app in (consent revoked, app removed).
@@ -267,8 +268,10 @@ class SyncService:
             return
         try:
             self.runner.run(job, self._context(member, job.kind), delivery=delivery)
-        except LeaseHeld:
-            self.jobs.send(job, delay=timedelta(seconds=15))
+        except LeaseHeld as held:  # retried soon: the other step usually ends within seconds
+            delay = max(1, min(LEASE_RETRY_SECONDS, int(held.retry_after)))
+            log.info("%s %s step of %s deferred %d s: %s", job.kind.value, job.step, job.member, delay, held)
+            self.jobs.send(job, delay=timedelta(seconds=delay))
         except MailboxThrottled as throttled:
             self.jobs.send(job, delay=timedelta(seconds=max(1, int(throttled.retry_after or 5))))
         except DeltaExpired:

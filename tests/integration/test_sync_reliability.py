@@ -20,7 +20,11 @@ import requests
 from emulators.crm.server import start as start_crm
 from emulators.m365.server import start as start_m365
 from shared.accounts.models import MemberIdentity
-from shared.sync.profiles import SyncKind, SyncState
+from shared.crm.records import ListQuery
+from shared.graph.container import ItemDraft
+from shared.graph.errors import GraphError
+from shared.sync import ConflictPolicy, Create, SideChanges, plan
+from shared.sync.profiles import LeaseHeld, SyncKind, SyncState
 from shared.wiring import get_services
 from tests.integration.host_process import HostProcess
 from tests.integration.sync_setup import (
@@ -128,7 +132,11 @@ def settle(product: ProductStack, member: MemberIdentity, kind: SyncKind, count:
         crm, outlook = expected_and_actual(product, member, kind)
         return crm == outlook and sum(crm.values()) == count
 
-    wait_until(agreed, timeout=timeout, what="both sides to agree")
+    try:
+        wait_until(agreed, timeout=timeout, what="both sides to agree")
+    except AssertionError:
+        assert_mirrors(product, member, kind, count)  # says what differs
+        raise
     time.sleep(3)  # late redeliveries and echoes must change nothing
     assert_mirrors(product, member, kind, count)
 
@@ -153,6 +161,62 @@ def test_host_killed_three_times_mid_initial_sync_ends_exact(stack: ProductStack
         host.start()
     assert host.kills == 3
     settle(stack, member, kind, 700)
+
+
+@pytest.mark.parametrize("kind", [SyncKind.CALENDAR, SyncKind.CONTACTS])
+def test_a_step_that_died_between_its_outlook_creates_and_its_link_rows_duplicates_nothing(
+    stack: ProductStack, kind: SyncKind
+) -> None:
+    """The leftovers of a step that stopped half-way (host killed, CRM authorisation lost):
+    pending rows and the Outlook copies it made, which Graph's delta then reports without our
+    marker. The next round adopts those copies: none comes back into the CRM as new."""
+    member = linked_member(stack)
+    generate(stack, kind, 20)
+    services = get_services()
+    services.sync.enable(member, kind)
+    settle(stack, member, kind, 20)
+    key = member.partition_key
+
+    def hold() -> str | None:
+        try:
+            return services.sync_profiles.acquire(key, kind, holder="dying-step")[2]
+        except LeaseHeld:
+            return None
+
+    owner = wait_until(hold, what="the member's lease")
+    since = datetime.now(UTC) - timedelta(seconds=2)
+    orphan_create(stack, kind, "Orphan", 3)  # the CRM's webhooks queue steps: they wait for the lease
+    # The dying step: it read the CRM's changes, planned, wrote its pending rows, created in Outlook ...
+    ctx = services.sync._context(services.sync.member(key), kind)
+    a = ctx.adapter
+    query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=member.user_id, modified_since=since)  # type: ignore[arg-type]
+    label = "Event_Title" if kind is SyncKind.CALENDAR else "First_Name"
+    seen = [a.crm_to_seen(r) for r in ctx.records.changed_since(query) if str(r.get(label)).startswith("Orphan")]
+    result = plan([], SideChanges(seen=tuple(seen)), SideChanges(), now=datetime.now(UTC),
+                  policy=ConflictPolicy.MOST_RECENT, normalisation=a.normalisation)
+    creates = [c for c in result.actions if isinstance(c, Create)]
+    assert len(creates) == 3
+    services.sync_links.write(f"{key}|{kind.value}", [(None, c.pending) for c in creates])
+    container = profile(member, kind).container_id or ""
+    made = a.outlook.create_items(container, [
+        ItemDraft(crm_id=c.marker, fields=a.to_outlook(c.fields, None), transaction_id=c.transaction_key) for c in creates])
+    assert all(not isinstance(item, GraphError) for item in made)
+    # ... and died before writing its link rows: its lease is released, the next round runs.
+    stored = services.sync_profiles.get(key, kind)
+    assert stored is not None and stored.entity.lease_owner == owner
+    services.sync_profiles.release(stored.entity, stored.etag)
+    services.sync.request_delta(key, kind, "test")
+    settle(stack, member, kind, 23)
+
+
+def orphan_create(product: ProductStack, kind: SyncKind, tag: str, n: int) -> None:
+    soon = datetime.now(UTC).replace(microsecond=0, second=0) + timedelta(days=3)
+    for i in range(n):
+        record = ({"Event_Title": f"{tag} {i}", "Start_DateTime": (soon + timedelta(hours=i)).isoformat(),
+                   "End_DateTime": (soon + timedelta(hours=i, minutes=45)).isoformat(), "All_day": False}
+                  if kind is SyncKind.CALENDAR else
+                  {"First_Name": f"{tag}{i}", "Last_Name": "Crm", "Email": f"{tag.lower()}{i}@crm.example"})
+        crm_control(product, "actions/create", {"actor": ADELE, "module": MODULE[kind], "record": record})
 
 
 # --- redelivery -----------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""The member's sync lease against Azurite: one step at a time, a live step's lease renewed
+by its heartbeat (so a second delivery of its message waits), a crashed step's lease lapsing."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from shared.storage import TableRepository
+from shared.sync import profiles as profiles_module
+from shared.sync.profiles import LeaseHeld, ProfileStore, SyncKind, SyncProfile
+
+MEMBER = "ms|tenant|member"
+
+
+@pytest.fixture
+def store(azurite, unique_name) -> ProfileStore:  # type: ignore[no-untyped-def]
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    repository = TableRepository(service, unique_name("lease"), SyncProfile)
+    repository.ensure_table()
+    store = ProfileStore(repository)
+    store.create_or_get(SyncProfile(partition_key=MEMBER, row_key=SyncKind.CALENDAR.value, tenant_id="t", object_id="o"))
+    return store
+
+
+def test_a_held_lease_refuses_every_other_taker_even_the_same_message(store: ProfileStore) -> None:
+    _, _, owner = store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-1")
+    with pytest.raises(LeaseHeld) as held:
+        store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-1")  # a second delivery of the same message
+    assert 0 < held.value.retry_after <= profiles_module.LEASE.total_seconds() + 1
+    assert store.renew(MEMBER, SyncKind.CALENDAR, owner)
+    assert not store.renew(MEMBER, SyncKind.CALENDAR, "someone-else")
+
+
+def test_the_heartbeat_keeps_a_running_step_s_lease_past_its_duration(store: ProfileStore, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(profiles_module, "LEASE", timedelta(seconds=2))
+    monkeypatch.setattr(profiles_module, "LEASE_RENEWAL", timedelta(seconds=0.5))
+    _, _, owner = store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-1")
+    with store.heartbeat(MEMBER, SyncKind.CALENDAR, owner) as lease:
+        time.sleep(3.5)  # longer than the lease: only the heartbeat keeps it
+        with pytest.raises(LeaseHeld):
+            store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-1")
+    assert not lease.lost
+    stored = store.get(MEMBER, SyncKind.CALENDAR)
+    assert stored is not None and stored.entity.lease_owner == owner
+
+
+def test_a_crashed_step_s_lease_lapses_and_its_late_heartbeat_finds_it_taken(store: ProfileStore, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(profiles_module, "LEASE", timedelta(seconds=1))
+    _, _, crashed = store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-1")
+    time.sleep(1.2)  # no heartbeat: the step died
+    profile, etag, owner = store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-1")
+    assert owner != crashed and profile.lease_until is not None and profile.lease_until > datetime.now(UTC)
+    assert not store.renew(MEMBER, SyncKind.CALENDAR, crashed)  # a stalled step learns it lost the lease
+    store.release(profile, etag)
+    store.acquire(MEMBER, SyncKind.CALENDAR)  # released: free at once
