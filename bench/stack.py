@@ -241,7 +241,9 @@ class BenchStack:
         assert self.host is not None
         before = self._read_counts().get("seq", 0)
         os.kill(self.host.pid, signal.SIGUSR1)
-        deadline = time.monotonic() + 10
+        # The handler runs on the host's main thread between bytecodes: a busy host (100 members
+        # syncing at once) takes a while to get there.
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             data = self._read_counts()
             if data.get("seq", 0) > before:

@@ -22,3 +22,6 @@ class SyncJob(BaseModel):
     # direction (None: removed), and the CRM listing cursor (JSON) of the next page.
     pairs: dict[str, str | None] = {}
     cursor: str | None = None
+    # The queue message this step was first delivered as, when it comes back deferred because
+    # its own first delivery still held the lease (crashed, or late): the step keeps its name.
+    holder: str | None = None

@@ -55,6 +55,10 @@ class SyncProfile(TableEntity):
     # Ongoing sync: Graph delta link, CRM watermark.
     delta_link: str | None = None
     crm_watermark: datetime | None = None
+    # The CRM's deleted list is read up to here; between sweeps only when the CRM called back
+    # with a deletion (``crm_deletions_noticed``): one CRM call less per webhook-driven step.
+    crm_deleted_watermark: datetime | None = None
+    crm_deletions_noticed: bool = False
     # Webhooks.
     subscription_id: str | None = None
     subscription_expires: datetime | None = None
@@ -74,6 +78,7 @@ class SyncProfile(TableEntity):
     contact_mapping: str | None = None  # the member's ContactMapping (JSON); None: the default
     crm_time_zone: str | None = None  # the member's CRM user time zone (IANA), read at enable
     delta_queued: bool = False  # a delta step is on the queue: webhooks add no second one
+    delta_rerun: bool = False  # a delta step found the lease held: the holder runs one more round
     # One runner at a time.
     lease_owner: str | None = None
     lease_until: datetime | None = None
@@ -82,9 +87,10 @@ class SyncProfile(TableEntity):
 class LeaseHeld(Exception):
     """Another runner holds this member's sync; the job is deferred, not lost."""
 
-    def __init__(self, message: str, retry_after: float = LEASE.total_seconds()) -> None:
+    def __init__(self, message: str, retry_after: float = LEASE.total_seconds(), owner: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after  # seconds until the lease lapses if nobody renews it
+        self.owner = owner  # "{holder}|{random}": the holder is the queue message that took it
 
 
 class ProfileStore:
@@ -123,18 +129,25 @@ class ProfileStore:
                 continue
         raise ConcurrencyConflict(f"{kind} profile of {member_key} kept changing")
 
-    def acquire(self, member_key: str, kind: SyncKind, *, holder: str | None = None) -> tuple[SyncProfile, str, str]:
+    def acquire(
+        self, member_key: str, kind: SyncKind, *, holder: str | None = None, stored: Stored[SyncProfile] | None = None,
+        taking: Callable[[SyncProfile], dict[str, object]] | None = None,
+    ) -> tuple[SyncProfile, str, str]:
         """Take the member's lease (or raise LeaseHeld); returns profile, etag, owner token.
-        ``holder`` names the taker (the queue message being processed, for the logs)."""
-        stored = self.get(member_key, kind)
+        ``holder`` names the taker (the queue message being processed, for the logs);
+        ``stored``: the row just read (saves a read); ``taking``: more fields to change in the
+        same write (given the row as read)."""
+        stored = stored or self.get(member_key, kind)
         if stored is None:
             raise LookupError(f"no {kind} profile for {member_key}")
         now = self._now()
         until = stored.entity.lease_until
         if until is not None and until > now:
-            raise LeaseHeld(f"{kind} sync of {member_key} is running elsewhere", (until - now).total_seconds() + 1)
+            raise LeaseHeld(f"{kind} sync of {member_key} is running elsewhere", (until - now).total_seconds() + 1,
+                            stored.entity.lease_owner)
         owner = f"{holder or 'step'}|{secrets.token_hex(8)}"
-        leased = stored.entity.model_copy(update={"lease_owner": owner, "lease_until": now + LEASE})
+        extra = taking(stored.entity) if taking else {}
+        leased = stored.entity.model_copy(update={**extra, "lease_owner": owner, "lease_until": now + LEASE})
         try:
             written = self._repo.replace(leased, stored.etag)
         except ConcurrencyConflict:

@@ -19,7 +19,7 @@ from typing import Any
 
 from shared.crm.records import CrmRecords, ListCursor, ListQuery
 from shared.graph.errors import GraphError
-from shared.storage import ConcurrencyConflict
+from shared.storage import ConcurrencyConflict, Stored
 from shared.sync import ConflictPolicy, ItemDeleted, ItemSeen, SideChanges, plan
 from shared.sync.changes import DeleteSignal
 from shared.sync.conflicts import ConflictStore
@@ -29,13 +29,16 @@ from shared.sync.jobs import SyncJob
 from shared.sync.kind import SyncKindAdapter
 from shared.sync.link_store import LinkStore
 from shared.sync.links import LinkRow, LinkState, Side
-from shared.sync.profiles import ProfileStore, SyncProfile, SyncState
+from shared.sync.profiles import LeaseHeld, ProfileStore, SyncProfile, SyncState
 from shared.sync.remap import rebase
 from shared.sync.selection import selected, threshold
 
 log = logging.getLogger(__name__)
 
 MAX_DELTA_PAGES_PER_STEP = 50
+# Steps queued by a webhook (see SyncService.request_delta): they read the CRM's deleted list
+# only when the CRM reported a deletion; every other step (sweep, continuation) reads it.
+WEBHOOK_REASONS = frozenset({"graph webhook", "crm webhook"})
 # One initial step writes pages for this long, then queues the next (progress is saved per step).
 INITIAL_STEP_SECONDS = 10.0
 REMAP_WAIT_SECONDS = 30
@@ -67,10 +70,12 @@ class SyncRunner:
         self.conflicts = conflicts
         self._now = clock
 
-    def run(self, job: SyncJob, ctx: StepContext, *, delivery: str | None = None) -> SyncProfile:
+    def run(
+        self, job: SyncJob, ctx: StepContext, *, delivery: str | None = None, current: Stored[SyncProfile] | None = None
+    ) -> SyncProfile:
         """One step under the member's lease (renewed while it runs). Raises LeaseHeld when
         another step of the member runs. ``delivery``: the queue message id (for the logs)."""
-        current = self.profiles.get(job.member, job.kind)
+        current = current or self.profiles.get(job.member, job.kind)
         wanted = SyncState.INITIAL if job.step == "initial" else SyncState.ACTIVE
         if job.step == "remap" and current is not None and current.entity.state in (SyncState.INITIAL, SyncState.PAUSED):
             # Pages synced before the mapping changed need it too: wait for two-way sync.
@@ -82,7 +87,22 @@ class SyncRunner:
             log.info("%s %s step of %s skipped: the sync is %s", job.kind, job.step, job.member,
                      current.entity.state.value if current else "gone")
             return current.entity if current else None  # type: ignore[return-value]
-        profile, _, owner = self.profiles.acquire(job.member, job.kind, holder=delivery)
+        delta = current.entity.state is SyncState.ACTIVE and job.step == "delta"
+        # From here on, a new change must queue a new step (this one may miss it): the marks
+        # webhooks set are cleared with the lease taken, and what they asked for is done below.
+        try:
+            profile, _, owner = self.profiles.acquire(
+                job.member, job.kind, holder=job.holder or delivery, stored=current,
+                taking=(lambda p: {"delta_queued": False, "crm_deletions_noticed": False, "delta_rerun": False}) if delta else None,
+            )
+        except LeaseHeld as held:
+            name = job.holder or delivery
+            if name is not None and (held.owner or "").startswith(f"{name}|"):
+                raise  # this very step holds it: its first delivery died (or is late): deferred
+            if not self._leave_to_holder(job):
+                raise
+            return current.entity
+        read_deleted = current.entity.crm_deletions_noticed or job.reason not in WEBHOOK_REASONS
         # Follow-up steps are queued only once the lease is released, or they would find it
         # held and wait for a retry.
         followups: list[tuple[SyncJob, int]] = []
@@ -98,35 +118,68 @@ class SyncRunner:
                 elif job.step == "remap":
                     profile = self._remap_step(profile, job, step_ctx)
                 elif profile.state is SyncState.ACTIVE:
-                    # From here on, a new change must queue a new step (this one may miss it).
-                    fresh: dict[str, Any] = {"delta_queued": False}
                     if profile.subscription_id is None and ctx.subscribe is not None:
                         # Not subscribed yet (the initial sync's last step failed after its pages):
                         # stored at once, so a failing step leaves no orphan subscription.
-                        fresh |= ctx.subscribe(profile)
-                    self.profiles.update(job.member, job.kind, lambda p: p.model_copy(update=fresh))
-                    profile = self._delta_step(profile.model_copy(update=fresh), step_ctx)
+                        fresh = ctx.subscribe(profile)
+                        self.profiles.update(job.member, job.kind, lambda p: p.model_copy(update=fresh))
+                        profile = profile.model_copy(update=fresh)
+                    profile = self._delta_step(profile, step_ctx, read_deleted=read_deleted)
             finally:
                 lease.stop()
-                self._release(job, profile, owner)
+                if self._release(job, profile, owner):
+                    followups.append((SyncJob(member=job.member, kind=job.kind, step="delta", reason="rerun"), 0))
         for next_job, delay in followups:
             ctx.enqueue(next_job, delay)
         return profile
 
-    def _release(self, job: SyncJob, stepped: SyncProfile, owner: str) -> None:
+    def _leave_to_holder(self, job: SyncJob) -> bool:
+        """A step finding its member's lease held: can the running step take care of it?
+
+        - an initial step: yes, the holder is the initial sync's chain, which queues its own
+          next step (a crashed holder's own message comes back and waits for the lease to
+          lapse: see ``run``); this one is a duplicate;
+        - a delta step: yes, once the holder is asked to run one more delta round when it ends
+          (``delta_rerun``), asked only while the lease is still held, so the ask cannot come
+          after the holder's release has looked;
+        - otherwise (a remap page): no, it is retried later.
+        Re-queuing instead would multiply jobs: every copy of a delivered-twice message would
+        come back again and again while the holder runs."""
+        if job.step == "initial":
+            log.info("%s initial step of %s left to the running step", job.kind, job.member)
+            return True
+        if job.step != "delta":
+            return False
+        asked = False
+
+        def ask(profile: SyncProfile) -> SyncProfile:
+            nonlocal asked
+            held = profile.lease_until is not None and profile.lease_until > self._now()
+            asked = held and profile.state is SyncState.ACTIVE
+            return profile.model_copy(update={"delta_rerun": True}) if asked and not profile.delta_rerun else profile
+
+        self.profiles.update(job.member, job.kind, ask)
+        if asked:
+            log.info("%s delta step of %s left to the running step (one more round)", job.kind, job.member)
+        return asked
+
+    def _release(self, job: SyncJob, stepped: SyncProfile, owner: str) -> bool:
         """Write the step's result and free the lease, re-reading on a concurrent change
         (a webhook marking a delta step queued). A lease found taken (this step stalled
-        past it) keeps the other step's state: this one's work is redone from the cursors."""
+        past it) keeps the other step's state: this one's work is redone from the cursors.
+        Returns whether a delta round was asked for meanwhile (``_leave_to_holder``)."""
         for _ in range(8):
             latest = self.profiles.get(job.member, job.kind)
             if latest is None:
-                return
+                return False
             if latest.entity.lease_owner != owner:
                 log.error("%s step of %s lost its lease: its cursors are not saved", job.kind, job.member)
-                return
+                return False
+            released = _carry(latest.entity, stepped)
+            rerun = released.delta_rerun and released.state is SyncState.ACTIVE
             try:
-                self.profiles.release(_carry(latest.entity, stepped), latest.etag)
-                return
+                self.profiles.release(released.model_copy(update={"delta_rerun": False}), latest.etag)
+                return rerun
             except ConcurrencyConflict:
                 continue
         raise ConcurrencyConflict(f"could not release the lease of {job.member}")
@@ -182,7 +235,10 @@ class SyncRunner:
 
     # -- two-way sync ------------------------------------------------------------------------
 
-    def _delta_step(self, profile: SyncProfile, ctx: StepContext) -> SyncProfile:
+    def _delta_step(self, profile: SyncProfile, ctx: StepContext, *, read_deleted: bool = True) -> SyncProfile:
+        """One delta round. ``read_deleted``: whether to read the CRM's deleted list (a sweep,
+        a continuation, or a CRM callback that reported a deletion); it has its own watermark,
+        so skipping it loses nothing: the next read covers the time skipped."""
         a = ctx.adapter
         started = self._now()
         outlook_seen: list[ItemSeen] = []
@@ -212,9 +268,15 @@ class SyncRunner:
         since = watermark - timedelta(seconds=1)  # the CRM compares whole seconds
         query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id, modified_since=since)  # type: ignore[arg-type]
         crm_seen = [a.crm_to_seen(r) for r in ctx.records.changed_since(query)]
-        crm_gone = [
-            ItemDeleted(d.id, DeleteSignal.CRM_DELETED_LIST) for d in ctx.records.deleted(a.crm_module, since=since)  # type: ignore[arg-type]
-        ]
+        deleted_mark = profile.crm_deleted_watermark
+        read_deleted = read_deleted or deleted_mark is None
+        if read_deleted:
+            deleted_since = min(deleted_mark or watermark, watermark) - timedelta(seconds=1)
+            crm_gone = [
+                ItemDeleted(d.id, DeleteSignal.CRM_DELETED_LIST) for d in ctx.records.deleted(a.crm_module, since=deleted_since)  # type: ignore[arg-type]
+            ]
+        else:
+            crm_gone = []
         report = self._cycle(
             profile, ctx, SideChanges(tuple(crm_seen), tuple(crm_gone)), SideChanges(tuple(outlook_seen), tuple(outlook_gone))
         )
@@ -227,7 +289,8 @@ class SyncRunner:
         # The member's answer to a paused mass change holds until the round that saw it ends.
         answer = profile.mass_change_answer if more else None
         return self._counted(
-            profile, report, delta_link=resume, crm_watermark=started if not more else watermark, mass_change_answer=answer
+            profile, report, delta_link=resume, crm_watermark=started if not more else watermark, mass_change_answer=answer,
+            crm_deleted_watermark=started if read_deleted and not more else deleted_mark,
         )
 
     def _series(
@@ -364,6 +427,7 @@ def _carry(latest: SyncProfile, stepped: SyncProfile) -> SyncProfile:
     if latest.state is SyncState.DISABLED or latest.enabled_at != stepped.enabled_at:
         return latest
     return stepped.model_copy(
-        update={"lease_owner": latest.lease_owner, "lease_until": latest.lease_until, "delta_queued": latest.delta_queued}
+        update={"lease_owner": latest.lease_owner, "lease_until": latest.lease_until, "delta_queued": latest.delta_queued,
+                "crm_deletions_noticed": latest.crm_deletions_noticed, "delta_rerun": latest.delta_rerun}
     )
 

@@ -26,7 +26,7 @@ from shared.graph.pacing import Pacing
 from shared.graph.subscriptions import SubscriptionClient, SubscriptionGone
 from shared.graph.sync_errors import ContainerGone, DeltaExpired, MailboxThrottled
 from shared.identity.entra import SignInFailed
-from shared.storage import JobQueue, TableEntity
+from shared.storage import JobQueue, Stored, TableEntity
 from shared.sync.contacts import DEFAULT_CONTACT_MAPPING, ContactMapping, changed_pairs
 from shared.sync.jobs import SyncJob
 from shared.sync.kind import SyncKindAdapter
@@ -41,7 +41,10 @@ RENEW_AHEAD = timedelta(hours=24)
 ROUTE_MEMO_SECONDS = 60.0
 STALLED_INITIAL = timedelta(minutes=5)
 CRM_AUTHORIZATION_LOST = "crm_authorization_lost"
-LEASE_RETRY_SECONDS = 3  # a step finding its member busy waits this long at most (latency)
+# A step deferred by a held lease (its own crashed first delivery, or a remap page behind a
+# running step) comes back after at most this long; webhook-driven steps never wait (see
+# SyncRunner._leave_to_holder).
+LEASE_RETRY_SECONDS = 30
 MICROSOFT_CONSENT_LOST = "microsoft_consent_lost"
 AUTHORIZATION_REASONS = (CRM_AUTHORIZATION_LOST, MICROSOFT_CONSENT_LOST)
 # Token answers meaning the tenant no longer lets our app in (consent revoked, app removed).
@@ -99,8 +102,8 @@ class SyncService:
             self.s.http, tenant_id=member.tenant_id, pacing=Pacing(timeout_seconds=self.s.settings.outbound_timeout_seconds),
         )
 
-    def _context(self, member: MemberIdentity, kind: SyncKind) -> StepContext:
-        stored = self.s.sync_profiles.get(self._key(member), kind)
+    def _context(self, member: MemberIdentity, kind: SyncKind, stored: Stored[SyncProfile] | None = None) -> StepContext:
+        stored = stored or self.s.sync_profiles.get(self._key(member), kind)
         reference = stored.entity.enabled_at if stored else None
         mapping = _mapping_of(stored.entity) if stored and kind is SyncKind.CONTACTS else None
         zone = stored.entity.crm_time_zone if stored else None
@@ -267,11 +270,12 @@ class SyncService:
             log.warning("sync job for %s dropped: no such member any more", job.member)
             return
         try:
-            self.runner.run(job, self._context(member, job.kind), delivery=delivery)
-        except LeaseHeld as held:  # retried soon: the other step usually ends within seconds
+            stored = self.s.sync_profiles.get(job.member, job.kind)  # read once for the context and the step
+            self.runner.run(job, self._context(member, job.kind, stored), delivery=delivery, current=stored)
+        except LeaseHeld as held:  # retried when the lease lapses, unless released sooner
             delay = max(1, min(LEASE_RETRY_SECONDS, int(held.retry_after)))
             log.info("%s %s step of %s deferred %d s: %s", job.kind.value, job.step, job.member, delay, held)
-            self.jobs.send(job, delay=timedelta(seconds=delay))
+            self.jobs.send(job.model_copy(update={"holder": job.holder or delivery}), delay=timedelta(seconds=delay))
         except MailboxThrottled as throttled:
             self.jobs.send(job, delay=timedelta(seconds=max(1, int(throttled.retry_after or 5))))
         except DeltaExpired:
@@ -352,15 +356,19 @@ class SyncService:
         self.resume_authorized(renewed, tuple(lost))
         return renewed
 
-    def request_delta(self, member_key: str, kind: SyncKind, reason: str) -> bool:
+    def request_delta(self, member_key: str, kind: SyncKind, reason: str, *, crm_deletion: bool = False) -> bool:
         """Queue one delta step unless one is already queued (webhooks come in floods: every
-        write of ours echoes). Returns whether a step was queued."""
+        write of ours echoes). ``crm_deletion``: the CRM reported deleted records, so the next
+        step reads its deleted list. Returns whether a step was queued."""
         queued = False
 
         def mark(profile: SyncProfile) -> SyncProfile:
             nonlocal queued
-            queued = profile.state is SyncState.ACTIVE and not profile.delta_queued
-            return profile.model_copy(update={"delta_queued": True}) if queued else profile
+            if profile.state is not SyncState.ACTIVE:
+                return profile
+            queued = not profile.delta_queued
+            noticed = profile.crm_deletions_noticed or crm_deletion
+            return profile.model_copy(update={"delta_queued": True, "crm_deletions_noticed": noticed})
 
         try:
             self.s.sync_profiles.update(member_key, kind, mark)
@@ -417,7 +425,8 @@ class SyncService:
         if route is None:
             raise CallbackRejected("unknown_channel", callback.channel_id)
         verify_callback(callback, route.entity.secret)
-        self.request_delta(route.entity.member, SyncKind(route.entity.kind), "crm webhook")
+        self.request_delta(route.entity.member, SyncKind(route.entity.kind), "crm webhook",
+                           crm_deletion=callback.operation == "delete")
 
     # -- timers --------------------------------------------------------------------------------
 

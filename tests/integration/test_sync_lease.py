@@ -11,7 +11,9 @@ from azure.data.tables import TableServiceClient
 
 from shared.storage import TableRepository
 from shared.sync import profiles as profiles_module
-from shared.sync.profiles import LeaseHeld, ProfileStore, SyncKind, SyncProfile
+from shared.sync.jobs import SyncJob
+from shared.sync.profiles import LeaseHeld, ProfileStore, SyncKind, SyncProfile, SyncState
+from shared.sync.runner import SyncRunner
 
 MEMBER = "ms|tenant|member"
 
@@ -57,3 +59,34 @@ def test_a_crashed_step_s_lease_lapses_and_its_late_heartbeat_finds_it_taken(sto
     assert not store.renew(MEMBER, SyncKind.CALENDAR, crashed)  # a stalled step learns it lost the lease
     store.release(profile, etag)
     store.acquire(MEMBER, SyncKind.CALENDAR)  # released: free at once
+
+
+# --- what a step does when it finds the lease held (SyncRunner._leave_to_holder) --------------
+
+
+def _runner(store: ProfileStore) -> SyncRunner:
+    return SyncRunner(store, links=None, conflicts=None)  # type: ignore[arg-type]  # never reached: the lease is held
+
+
+def _state(store: ProfileStore, state: SyncState) -> None:
+    store.update(MEMBER, SyncKind.CALENDAR, lambda p: p.model_copy(update={"state": state}))
+
+
+def test_a_webhook_step_behind_a_running_step_asks_it_for_one_more_round(store: ProfileStore) -> None:
+    _state(store, SyncState.ACTIVE)
+    profile, etag, owner = store.acquire(MEMBER, SyncKind.CALENDAR, holder="running")
+    job = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="delta", reason="graph webhook")
+    _runner(store).run(job, None, delivery="webhook-1")  # type: ignore[arg-type]  # left to the holder, no error
+    stored = store.get(MEMBER, SyncKind.CALENDAR)
+    assert stored is not None and stored.entity.delta_rerun and stored.entity.lease_owner == owner
+
+
+def test_a_duplicate_initial_step_is_left_to_the_chain_but_its_own_redelivery_waits(store: ProfileStore) -> None:
+    _state(store, SyncState.INITIAL)
+    store.acquire(MEMBER, SyncKind.CALENDAR, holder="page-7")
+    job = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="initial", reason="continue")
+    _runner(store).run(job, None, delivery="a-copy")  # type: ignore[arg-type]  # a duplicate: dropped
+    with pytest.raises(LeaseHeld):  # the holder's own message came back (its host died): deferred
+        _runner(store).run(job, None, delivery="page-7")  # type: ignore[arg-type]
+    with pytest.raises(LeaseHeld):  # ... and deferred again under the same name
+        _runner(store).run(job.model_copy(update={"holder": "page-7"}), None, delivery="deferred-1")  # type: ignore[arg-type]
