@@ -28,9 +28,10 @@ WORKERS = 4
 
 
 class Notifier:
-    def __init__(self, store: Store, api_domain_of: Any) -> None:
+    def __init__(self, store: Store, api_domain_of: Any, dropped: Any = None) -> None:
         self.store = store
         self.api_domain_of = api_domain_of  # dc -> the emulator's API domain URL
+        self.dropped = dropped or (lambda: False)  # fault injection: this callback is lost
         self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.threads: list[threading.Thread] = []
 
@@ -96,7 +97,12 @@ class Notifier:
 
     def _deliver(self, http: requests.Session, job: dict[str, Any]) -> None:
         status: int | str = "not sent"
-        for attempt in range(1, ATTEMPTS + 1):
+        attempt = 0
+        if self.dropped():
+            status, attempts = "dropped", 0  # lost on its way: the CRM believes it delivered
+        else:
+            attempts = ATTEMPTS
+        for attempt in range(1, attempts + 1):
             try:
                 response = http.post(job["url"], json=job["body"], timeout=TIMEOUT_SECONDS)
                 status = response.status_code

@@ -71,7 +71,7 @@ ENDPOINTS = [
     ("POST", "/__emulator/reset", "back to the seed the emulator started with (?empty=1 for nothing)"),
     ("POST", "/__emulator/seed", "replace the state with the posted seed JSON"),
     ("POST", "/__emulator/clients", "register or extend an OAuth client {client_id, client_secret, name, redirect_uris, first_party}"),
-    ("GET|PUT", "/__emulator/faults", "latency_ms, rate_429/500/503, fail_next, orgs{id:{..., concurrency, daily_credits}}"),
+    ("GET|PUT", "/__emulator/faults", "latency_ms, rate_429/500/503, callback_drop_rate, fail_next, orgs{id:{..., concurrency, daily_credits}}"),
     ("GET", "/__emulator/counters", "per org: total, concurrent_peak, throttled_429, credits_used, faults_injected; totals"),
     ("POST", "/__emulator/counters/reset", "zero the counters"),
     ("GET|POST", "/__emulator/clock", "offset of the emulator clock; POST {advance_seconds}"),

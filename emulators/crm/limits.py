@@ -43,13 +43,13 @@ class Limits:
     def reset_faults(self) -> None:
         with self.lock:
             self.faults: dict[str, Any] = {"latency_ms": 0, "rate_429": 0.0, "rate_500": 0.0, "rate_503": 0.0,
-                                           "fail_next": [], "orgs": {}}
+                                           "callback_drop_rate": 0.0, "fail_next": [], "orgs": {}}
 
     def set_faults(self, settings: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
-            for key in ("latency_ms", "rate_429", "rate_500", "rate_503"):
+            for key in ("latency_ms", "rate_429", "rate_500", "rate_503", "callback_drop_rate"):
                 if key in settings:
-                    self.faults[key] = float(settings[key]) if key.startswith("rate") else int(settings[key])
+                    self.faults[key] = int(settings[key]) if key == "latency_ms" else float(settings[key])
             if "fail_next" in settings:
                 self.faults["fail_next"] = [int(s) for s in settings["fail_next"]]
             for org_id, org_settings in (settings.get("orgs") or {}).items():
@@ -63,6 +63,12 @@ class Limits:
                 if "fail_next" in org_settings:
                     current["fail_next"] = [int(s) for s in org_settings["fail_next"]]
             return self.snapshot_faults()
+
+    def drop_callback(self) -> bool:
+        """Whether the next watch callback is lost on its way (fault injection)."""
+        with self.lock:
+            rate = float(self.faults["callback_drop_rate"])
+            return bool(rate) and self.random.random() < rate
 
     def snapshot_faults(self) -> dict[str, Any]:
         return {**self.faults, "fail_next": list(self.faults["fail_next"]),

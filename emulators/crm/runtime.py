@@ -18,7 +18,8 @@ class Crm:
         self.store = Store(self.clock)
         self.limits = Limits(self.clock)
         self.base_url = "http://127.0.0.1"
-        self.notifier = Notifier(self.store, lambda dc: datacentres.api_url(self.base_url, dc))
+        self.notifier = Notifier(self.store, lambda dc: datacentres.api_url(self.base_url, dc),
+                                 dropped=self.limits.drop_callback)
         self.seed_data: dict[str, Any] | None = None
 
 

@@ -73,8 +73,9 @@ class SyncRunner:
     def run(
         self, job: SyncJob, ctx: StepContext, *, delivery: str | None = None, current: Stored[SyncProfile] | None = None
     ) -> SyncProfile:
-        """One step under the member's lease (renewed while it runs). Raises LeaseHeld when
-        another step of the member runs. ``delivery``: the queue message id (for the logs)."""
+        """One step under the member's lease (renewed while it runs). ``delivery``: the queue
+        message id, the step's name on the lease. Raises LeaseHeld when the step must be
+        retried later (see ``_take_lease``)."""
         current = current or self.profiles.get(job.member, job.kind)
         wanted = SyncState.INITIAL if job.step == "initial" else SyncState.ACTIVE
         if job.step == "remap" and current is not None and current.entity.state in (SyncState.INITIAL, SyncState.PAUSED):
@@ -87,22 +88,10 @@ class SyncRunner:
             log.info("%s %s step of %s skipped: the sync is %s", job.kind, job.step, job.member,
                      current.entity.state.value if current else "gone")
             return current.entity if current else None  # type: ignore[return-value]
-        delta = current.entity.state is SyncState.ACTIVE and job.step == "delta"
-        # From here on, a new change must queue a new step (this one may miss it): the marks
-        # webhooks set are cleared with the lease taken, and what they asked for is done below.
-        try:
-            profile, _, owner = self.profiles.acquire(
-                job.member, job.kind, holder=job.holder or delivery, stored=current,
-                taking=(lambda p: {"delta_queued": False, "crm_deletions_noticed": False, "delta_rerun": False}) if delta else None,
-            )
-        except LeaseHeld as held:
-            name = job.holder or delivery
-            if name is not None and (held.owner or "").startswith(f"{name}|"):
-                raise  # this very step holds it: its first delivery died (or is late): deferred
-            if not self._leave_to_holder(job):
-                raise
+        taken = self._take_lease(job, current, job.holder or delivery)
+        if taken is None:
             return current.entity
-        read_deleted = current.entity.crm_deletions_noticed or job.reason not in WEBHOOK_REASONS
+        profile, owner, read_deleted = taken
         # Follow-up steps are queued only once the lease is released, or they would find it
         # held and wait for a retry.
         followups: list[tuple[SyncJob, int]] = []
@@ -132,6 +121,39 @@ class SyncRunner:
         for next_job, delay in followups:
             ctx.enqueue(next_job, delay)
         return profile
+
+    def _take_lease(
+        self, job: SyncJob, current: Stored[SyncProfile], name: str | None
+    ) -> tuple[SyncProfile, str, bool] | None:
+        """The lease, with the profile and whether to read the CRM's deleted list; None when
+        the step is left to the lease's holder. Raises LeaseHeld when this step must wait:
+        its own earlier delivery holds the lease (that delivery died, or is late), or it is a
+        remap page behind another step."""
+        for _ in range(3):
+            delta = current.entity.state is SyncState.ACTIVE and job.step == "delta"
+            # From here on, a new change must queue a new step (this one may miss it): the marks
+            # webhooks set are cleared with the lease taken, and what they asked for is done.
+            try:
+                profile, _, owner = self.profiles.acquire(
+                    job.member, job.kind, holder=name, stored=current,
+                    taking=(lambda p: {"delta_queued": False, "crm_deletions_noticed": False, "delta_rerun": False})
+                    if delta else None,
+                )
+            except LeaseHeld as held:
+                if name is not None and (held.owner or "").startswith(f"{name}|"):
+                    raise
+                if self._leave_to_holder(job):
+                    return None
+                if job.step != "delta":
+                    raise
+                # Released meanwhile (the ask found no holder): try again at once.
+                latest = self.profiles.get(job.member, job.kind)
+                if latest is None or latest.entity.state is not SyncState.ACTIVE:
+                    return None
+                current = latest
+                continue
+            return profile, owner, current.entity.crm_deletions_noticed or job.reason not in WEBHOOK_REASONS
+        raise LeaseHeld(f"{job.kind} sync of {job.member} keeps changing hands", 1)
 
     def _leave_to_holder(self, job: SyncJob) -> bool:
         """A step finding its member's lease held: can the running step take care of it?

@@ -21,8 +21,8 @@ from shared.accounts.models import MemberIdentity
 from shared.sync.profiles import SyncKind, SyncState
 from shared.wiring import get_services
 from tests.integration.host_process import HostProcess, free_port
-from tests.integration.sync_setup import linked_member, profile, wait_until
-from tests.integration.test_sync_reliability import expected_and_actual, generate, host_stack
+from tests.integration.sync_setup import crm_control, crm_records, linked_member, profile, wait_until
+from tests.integration.test_sync_reliability import ADELE, expected_and_actual, generate, host_stack
 from tests.product_stack import CONTOSO, ProductStack
 from tests.reliability.harness import (
     FlakyProxy,
@@ -90,7 +90,8 @@ def test_timeouts_on_both_sides_lose_and_duplicate_nothing(impatient_stack: Prod
 # --- connection resets -----------------------------------------------------------------------
 
 
-@pytest.mark.soak  # open: does not settle within 300 s yet (see issue 10 notes); kept out of make test
+@pytest.mark.soak  # open: every step takes 20-30 s through the proxy and the sync does not settle
+# within 300 s (session 3: the cause is not found yet; resets themselves are seen at once)
 def test_connection_resets_to_graph_lose_and_duplicate_nothing(emulators, tmp_path, monkeypatch, report: Report) -> None:  # type: ignore[no-untyped-def]
     m365 = emulators[0]
     port = int(m365.graph_url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
@@ -216,8 +217,8 @@ def own_azurite(tmp_path: Path) -> Iterator[Azurite]:
         instance.stop()
 
 
-@pytest.mark.soak  # open: the initial sync stalls after a restart (no queued step left; the sweep only
-# re-queues ACTIVE syncs) — kept out of make test until fixed
+@pytest.mark.soak  # open (session 3): the initial sync now completes through the restarts, but 3 deletions
+# made in Outlook around the last restart did not reach the CRM (CRM 256, expected 253)
 def test_azurite_restarted_mid_sync_loses_and_duplicates_nothing(  # type: ignore[no-untyped-def]
     emulators, tmp_path, monkeypatch, own_azurite: Azurite, report: Report
 ) -> None:
@@ -249,7 +250,6 @@ def test_azurite_restarted_mid_sync_loses_and_duplicates_nothing(  # type: ignor
 # --- webhooks lost and repeated ----------------------------------------------------------------
 
 
-@pytest.mark.soak  # open: passes alone, but failed twice in the full make test run (see the session note)
 def test_webhooks_lost_on_both_sides_the_sweep_catches_the_changes(stack: ProductStack, report: Report) -> None:
     product, kind = stack, SyncKind.CONTACTS
     report.hosts.append(product.host)  # type: ignore[arg-type]
@@ -262,20 +262,29 @@ def test_webhooks_lost_on_both_sides_the_sweep_catches_the_changes(stack: Produc
     to_next_sweep = 300 - time.time() % 300
     if to_next_sweep < 30:
         time.sleep(to_next_sweep + 5)
+    crm_faults = f"{product.crm.base_url}/__emulator/faults"
     product.m365_control("PUT", "faults", json={"notification_drop_rate": 1.0})
+    requests.put(crm_faults, json={"callback_drop_rate": 1.0}, timeout=10).raise_for_status()
     outlook_create(product, member, kind, "Unheard", 3)
-    crm_create(product, kind, "Unheard", 3, notify=False)  # the CRM's callback never comes
+    crm_create(product, kind, "Unheard", 3)
+    # Deletions in the CRM too: the deleted list is read by webhook steps only after a delete
+    # callback, so a lost one must be caught by the sweep through its own watermark.
+    doomed = sorted(str(r["id"]) for r in crm_records(product, member, "Contacts") if str(r.get("First_Name")).startswith("Gen"))[:2]
+    crm_control(product, "actions/delete", {"actor": ADELE, "module": "Contacts", "ids": doomed})
     time.sleep(6)
     dropped = [n for n in notifications(product) if n.get("dropped")]
-    assert dropped, "the emulator dropped no notification"
+    deliveries = requests.get(f"{product.crm.base_url}/__emulator/deliveries", timeout=10).json()["deliveries"]
+    lost_callbacks = [d for d in deliveries if d["status"] == "dropped"]
+    assert dropped and len(lost_callbacks) >= 4, "the emulators dropped no notification"
     # Nothing told the product: the changes are not there yet ...
     crm, outlook = expected_and_actual(product, member, kind)
     assert crm != outlook
-    report.faults += len(dropped) + 1
+    report.faults += len(dropped) + len(lost_callbacks)
     # ... until the sweep (the timer's safety net) runs.
     product.m365_control("PUT", "faults", json={})
+    requests.put(crm_faults, json={"callback_drop_rate": 0}, timeout=10).raise_for_status()
     get_services().sync.sweep()
-    settle_exact(product, member, kind, count + 6, report, timeout=120)
+    settle_exact(product, member, kind, count + 6 - 2, report, timeout=120)
 
 
 def test_every_graph_webhook_repeated_changes_nothing(stack: ProductStack, report: Report) -> None:
