@@ -20,6 +20,7 @@ attempts rather than the total wait. It stays the right tool for one-off calls.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -40,6 +41,8 @@ from shared.graph.batch import (
 from shared.graph.gate import GateTimeout, MailboxGate, batch_weight, gate_for
 from shared.graph.pacing import NOT_APPLIED_STATUSES, TRANSIENT_STATUSES, Pacing, WaitBudget
 from shared.graph.sync_errors import MailboxThrottled, OutcomeUnknown
+
+log = logging.getLogger(__name__)
 
 # The request went out and its answer did not come back whole (reset, timeout, a body cut
 # short: ChunkedEncodingError is no ConnectionError): the outcome is open.
@@ -103,6 +106,7 @@ class GraphMailbox:
                 raise OutcomeUnknown(response.status or 504, "OutcomeUnknown",
                                      f"{request.method} {request.url} may or may not have been applied")
             wait = response.retry_after if response.retry_after is not None else self.pacing.backoff(attempt)
+            log.info("graph %s: %s, attempt %d, again in %.1f s", request.method, response.status or "answer lost", attempt, wait)
             if attempt >= self.pacing.max_attempts or not budget.can_wait(wait):
                 code, message = response.error().code, "still throttled or unavailable after our retries"
                 raise MailboxThrottled(response.status or 503, code, message, response.request_id, retry_after=wait)
@@ -166,6 +170,7 @@ class GraphMailbox:
                 break
             waits = [results[i].retry_after for i in pending if results[i].retry_after is not None]
             wait = max(waits) if waits else self.pacing.backoff(attempt)
+            log.info("graph $batch: %d of %d items to send again (attempt %d) in %.1f s", len(pending), len(requests_), attempt, wait)
             if attempt >= self.pacing.max_attempts or not budget.can_wait(wait):
                 for index in pending:
                     results[index] = results[index].model_copy(update={"gave_up": True})

@@ -88,13 +88,15 @@ class FlakyProxy:
     """A loopback TCP proxy in front of one port that resets connections at random.
 
     Each accepted connection is, with probability ``rate``, cut (RST on both ends) when the
-    upstream sends its n-th chunk (n drawn from 1..6): early cuts fall in the TLS handshake
-    (the request never reached the server), later ones after a request was applied (its
-    answer lost). ``resets`` counts the connections cut."""
+    upstream sends its n-th chunk (n drawn from 1..``max_chunk``): early cuts fall in the TLS
+    handshake (the request never reached the server), later ones after a request was applied
+    (its answer lost), on a kept-alive connection possibly several requests later. ``resets`` counts the connections cut."""
 
-    def __init__(self, target_port: int, rate: float, seed: str) -> None:
+    def __init__(self, target_port: int, rate: float, seed: str, max_chunk: int = 6) -> None:
         self.target_port = target_port
         self.rate = rate
+        self.max_chunk = max_chunk
+        self.connections = 0
         self.resets = 0
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -125,7 +127,8 @@ class FlakyProxy:
             except OSError:
                 return
             with self._lock:
-                cut_at = self._random.randint(1, 6) if self._random.random() < self.rate else 0
+                self.connections += 1
+                cut_at = self._random.randint(1, self.max_chunk) if self._random.random() < self.rate else 0
             threading.Thread(target=self._serve, args=(client, cut_at), daemon=True).start()
 
     def _serve(self, client: socket.socket, cut_at: int) -> None:
@@ -136,6 +139,8 @@ class FlakyProxy:
             return
         upstream.settimeout(None)
         client.settimeout(None)
+        for sock in (client, upstream):  # no Nagle delay added by the proxy itself (~40 ms a request)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         done = threading.Event()
 
         def pump(source: socket.socket, sink: socket.socket, cut: int) -> None:

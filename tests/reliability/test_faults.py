@@ -90,12 +90,11 @@ def test_timeouts_on_both_sides_lose_and_duplicate_nothing(impatient_stack: Prod
 # --- connection resets -----------------------------------------------------------------------
 
 
-@pytest.mark.soak  # open: every step takes 20-30 s through the proxy and the sync does not settle
-# within 300 s (session 3: the cause is not found yet; resets themselves are seen at once)
 def test_connection_resets_to_graph_lose_and_duplicate_nothing(emulators, tmp_path, monkeypatch, report: Report) -> None:  # type: ignore[no-untyped-def]
     m365 = emulators[0]
     port = int(m365.graph_url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
-    with FlakyProxy(port, rate=size(0.08, 0.15), seed="resets") as proxy:
+    # Connections are kept alive: most of them are cut, somewhere in their first 10 chunks.
+    with FlakyProxy(port, rate=0.6, seed="resets", max_chunk=10) as proxy:
         graph = f"https://127.0.0.1:{proxy.port}/v1.0"
         for product in host_stack(emulators, tmp_path, monkeypatch, GRAPH_BASE_URL=graph):
             kind = SyncKind.CONTACTS
@@ -108,7 +107,7 @@ def test_connection_resets_to_graph_lose_and_duplicate_nothing(emulators, tmp_pa
             count += two_way_changes(product, member, kind, "Reset")
             settle_exact(product, member, kind, count, report, timeout=300)
         report.faults += proxy.resets
-        assert proxy.resets > 0
+        assert proxy.resets > 0, f"no reset in {proxy.connections} connections"
 
 
 # --- revoked authorisations ------------------------------------------------------------------
