@@ -185,7 +185,9 @@ def test_a_step_that_died_between_its_outlook_creates_and_its_link_rows_duplicat
 
     owner = wait_until(hold, what="the member's lease")
     since = datetime.now(UTC) - timedelta(seconds=2)
-    orphan_create(stack, kind, "Orphan", 3)  # the CRM's webhooks queue steps: they wait for the lease
+    from tests.reliability.scenario import crm_create  # (that module builds on this one)
+
+    crm_create(stack, kind, "Orphan", 3)  # the CRM's webhooks queue steps: they wait for the lease
     # The dying step: it read the CRM's changes, planned, wrote its pending rows, created in Outlook ...
     ctx = services.sync._context(services.sync.member(key), kind)
     a = ctx.adapter
@@ -207,16 +209,6 @@ def test_a_step_that_died_between_its_outlook_creates_and_its_link_rows_duplicat
     services.sync_profiles.release(stored.entity, stored.etag)
     services.sync.sweep()  # what the webhooks queued meanwhile was left to the lease's holder: a round now
     settle(stack, member, kind, 23)
-
-
-def orphan_create(product: ProductStack, kind: SyncKind, tag: str, n: int) -> None:
-    soon = datetime.now(UTC).replace(microsecond=0, second=0) + timedelta(days=3)
-    for i in range(n):
-        record = ({"Event_Title": f"{tag} {i}", "Start_DateTime": (soon + timedelta(hours=i)).isoformat(),
-                   "End_DateTime": (soon + timedelta(hours=i, minutes=45)).isoformat(), "All_day": False}
-                  if kind is SyncKind.CALENDAR else
-                  {"First_Name": f"{tag}{i}", "Last_Name": "Crm", "Email": f"{tag.lower()}{i}@crm.example"})
-        crm_control(product, "actions/create", {"actor": ADELE, "module": MODULE[kind], "record": record})
 
 
 # --- redelivery -----------------------------------------------------------------------------
