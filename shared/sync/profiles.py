@@ -15,12 +15,12 @@ from pydantic import JsonValue
 
 from shared.storage import ConcurrencyConflict, EntityAlreadyExists, Stored, TableEntity, TableRepository
 
+log = logging.getLogger(__name__)
+
 # A step holds its member's lease for LEASE and renews it every LEASE_RENEWAL while it runs
 # (``LeaseHeartbeat``): a crashed step's lease lapses within LEASE, and a live step's lease
 # never does, even when its queue message became visible again and was delivered a second
 # time (a late visibility renewal): two steps of one member never run at once.
-log = logging.getLogger(__name__)
-
 LEASE = timedelta(seconds=30)
 LEASE_RENEWAL = timedelta(seconds=10)
 

@@ -160,7 +160,7 @@ class SyncRunner:
 
         - an initial step: yes, the holder is the initial sync's chain, which queues its own
           next step (a crashed holder's own message comes back and waits for the lease to
-          lapse: see ``run``); this one is a duplicate;
+          lapse: see ``_take_lease``); this one is a duplicate;
         - a delta step: yes, once the holder is asked to run one more delta round when it ends
           (``delta_rerun``), asked only while the lease is still held, so the ask cannot come
           after the holder's release has looked;
