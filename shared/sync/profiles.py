@@ -78,6 +78,7 @@ class SyncProfile(TableEntity):
     contact_mapping: str | None = None  # the member's ContactMapping (JSON); None: the default
     crm_time_zone: str | None = None  # the member's CRM user time zone (IANA), read at enable
     delta_queued: bool = False  # a delta step is on the queue: webhooks add no second one
+    delta_queued_at: datetime | None = None  # when it was queued: a mark left too long is stale
     delta_rerun: bool = False  # a delta step found the lease held: the holder runs one more round
     # One runner at a time.
     lease_owner: str | None = None

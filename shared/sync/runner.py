@@ -117,7 +117,9 @@ class SyncRunner:
             finally:
                 lease.stop()
                 if self._release(job, profile, owner):
-                    followups.append((SyncJob(member=job.member, kind=job.kind, step="delta", reason="rerun"), 0))
+                    # Asked by a webhook's step that was dropped for it (``_leave_to_holder``):
+                    # queued even when this step fails, or that change waits for the sweep.
+                    ctx.enqueue(SyncJob(member=job.member, kind=job.kind, step="delta", reason="rerun"), 0)
         for next_job, delay in followups:
             ctx.enqueue(next_job, delay)
         return profile
@@ -450,6 +452,7 @@ def _carry(latest: SyncProfile, stepped: SyncProfile) -> SyncProfile:
         return latest
     return stepped.model_copy(
         update={"lease_owner": latest.lease_owner, "lease_until": latest.lease_until, "delta_queued": latest.delta_queued,
+                "delta_queued_at": latest.delta_queued_at,
                 "crm_deletions_noticed": latest.crm_deletions_noticed, "delta_rerun": latest.delta_rerun}
     )
 

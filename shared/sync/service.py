@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 RENEW_AHEAD = timedelta(hours=24)
 ROUTE_MEMO_SECONDS = 60.0
 STALLED_INITIAL = timedelta(minutes=5)
+# A queued delta step starts within seconds; a "queued" mark older than this belongs to a step
+# that was lost (a failed send, a poisoned message), and a webhook queues another instead of
+# waiting for the sweep.
+STALE_DELTA_MARK = timedelta(seconds=60)
 CRM_AUTHORIZATION_LOST = "crm_authorization_lost"
 # A step deferred by a held lease (its own crashed first delivery, or a remap page behind a
 # running step) comes back after at most this long; webhook-driven steps never wait (see
@@ -218,6 +222,7 @@ class SyncService:
                 return profile
             return profile.model_copy(update={
                 "state": SyncState.ACTIVE, "reason": None, "pending_deletions": 0, "delta_queued": True,
+                "delta_queued_at": datetime.now(UTC),
                 "mass_change_answer": "delete" if confirm else "keep",
             })
 
@@ -366,9 +371,14 @@ class SyncService:
             nonlocal queued
             if profile.state is not SyncState.ACTIVE:
                 return profile
-            queued = not profile.delta_queued
+            now = datetime.now(UTC)
+            stale = profile.delta_queued_at is None or profile.delta_queued_at < now - STALE_DELTA_MARK
+            queued = not profile.delta_queued or stale
             noticed = profile.crm_deletions_noticed or crm_deletion
-            return profile.model_copy(update={"delta_queued": True, "crm_deletions_noticed": noticed})
+            update: dict[str, Any] = {"delta_queued": True, "crm_deletions_noticed": noticed}
+            if queued:
+                update["delta_queued_at"] = now
+            return profile.model_copy(update=update)
 
         try:
             self.s.sync_profiles.update(member_key, kind, mark)

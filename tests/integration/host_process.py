@@ -50,6 +50,9 @@ class HostProcess:
                 return self
             except requests.ConnectionError:
                 time.sleep(0.2)
+        # Never left running: a stray host would take later tests' queue messages.
+        self._process.kill()
+        self._process.wait(10)
         raise TimeoutError(f"host did not answer on {self.url}")
 
     def kill(self) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from azure.data.tables import TableServiceClient
 
 from shared.storage import TableRepository
 from shared.sync import profiles as profiles_module
+from shared.sync import service as service_module
 from shared.sync.jobs import SyncJob
 from shared.sync.profiles import LeaseHeld, ProfileStore, SyncKind, SyncProfile, SyncState
-from shared.sync.runner import SyncRunner
+from shared.sync.runner import StepContext, SyncRunner
+from shared.sync.service import SyncService
 
 MEMBER = "ms|tenant|member"
 
@@ -90,3 +93,66 @@ def test_a_duplicate_initial_step_is_left_to_the_chain_but_its_own_redelivery_wa
         _runner(store).run(job, None, delivery="page-7")  # type: ignore[arg-type]
     with pytest.raises(LeaseHeld):  # ... and deferred again under the same name
         _runner(store).run(job.model_copy(update={"holder": "page-7"}), None, delivery="deferred-1")  # type: ignore[arg-type]
+
+
+def test_a_failing_step_still_queues_the_round_a_dropped_webhook_step_asked_for(store: ProfileStore) -> None:
+    """The webhook's step was dropped for the holder's rerun: if the holder then fails, the
+    rerun is queued anyway (the holder's own retry may be hours away: poison, or a pause)."""
+    _state(store, SyncState.ACTIVE)
+    queued: list[tuple[SyncJob, int]] = []
+
+    class FailingRunner(SyncRunner):
+        def _delta_step(self, profile, ctx, *, read_deleted=True):  # type: ignore[no-untyped-def,override]
+            webhook = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="delta", reason="graph webhook")
+            _runner(store).run(webhook, None, delivery="webhook-1")  # type: ignore[arg-type]  # asks for one more round
+            raise RuntimeError("Graph kept failing")
+
+    ctx = StepContext(adapter=None, records=None, owner_id="u", enqueue=lambda job, delay: queued.append((job, delay)),  # type: ignore[arg-type]
+                      on_container_gone=lambda *_: None)
+    job = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="delta", reason="sweep")
+    with pytest.raises(RuntimeError):
+        FailingRunner(store, links=None, conflicts=None).run(job, ctx, delivery="running")  # type: ignore[arg-type]
+    assert [(j.step, j.reason) for j, _ in queued] == [("delta", "rerun")]
+    stored = store.get(MEMBER, SyncKind.CALENDAR)
+    assert stored is not None and stored.entity.lease_owner is None and not stored.entity.delta_rerun
+
+
+# --- webhook floods coalesced into one queued step (SyncService.request_delta) ----------------
+
+
+class _RecordedQueue:
+    def __init__(self) -> None:
+        self.sent: list[SyncJob] = []
+
+    def send(self, job: SyncJob, delay: object = None) -> None:
+        self.sent.append(job)
+
+
+def _service(store: ProfileStore) -> tuple[SyncService, _RecordedQueue]:
+    queue = _RecordedQueue()
+    services = SimpleNamespace(sync_profiles=store, sync_links=None, sync_conflicts=None, sync_queue=queue,
+                               table=lambda *_: None)
+    return SyncService(services, adapter_for=lambda *_: None), queue  # type: ignore[arg-type]
+
+
+def test_webhooks_queue_one_step_until_a_step_takes_the_mark(store: ProfileStore) -> None:
+    _state(store, SyncState.ACTIVE)
+    service, queue = _service(store)
+    assert service.request_delta(MEMBER, SyncKind.CALENDAR, "graph webhook")
+    assert not service.request_delta(MEMBER, SyncKind.CALENDAR, "graph webhook")  # a flood: coalesced
+    assert len(queue.sent) == 1
+    store.acquire(MEMBER, SyncKind.CALENDAR, holder="step", taking=lambda p: {"delta_queued": False})
+    assert service.request_delta(MEMBER, SyncKind.CALENDAR, "crm webhook")  # taken: a new change queues again
+    assert len(queue.sent) == 2
+
+
+def test_a_queued_mark_left_by_a_lost_step_does_not_silence_webhooks(store: ProfileStore) -> None:
+    """The queued step never ran (its send failed after the mark, or it was poisoned): after a
+    minute the next webhook queues another instead of waiting for the 5-minute sweep."""
+    lost_at = datetime.now(UTC) - service_module.STALE_DELTA_MARK - timedelta(seconds=1)
+    store.update(MEMBER, SyncKind.CALENDAR, lambda p: p.model_copy(
+        update={"state": SyncState.ACTIVE, "delta_queued": True, "delta_queued_at": lost_at}))
+    service, queue = _service(store)
+    assert service.request_delta(MEMBER, SyncKind.CALENDAR, "graph webhook")
+    assert not service.request_delta(MEMBER, SyncKind.CALENDAR, "graph webhook")  # fresh again: coalesced
+    assert [job.reason for job in queue.sent] == ["graph webhook"]

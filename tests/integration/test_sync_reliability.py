@@ -5,7 +5,9 @@ Each ends with both sides holding exactly the expected records."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+import re
 import time
 import uuid
 from collections import Counter
@@ -16,6 +18,8 @@ from typing import Any
 
 import pytest
 import requests
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import QueueClient
 
 from emulators.crm.server import start as start_crm
 from emulators.m365.server import start as start_m365
@@ -24,6 +28,7 @@ from shared.crm.records import ListQuery
 from shared.graph.container import ItemDraft
 from shared.graph.errors import GraphError
 from shared.sync import ConflictPolicy, Create, SideChanges, plan
+from shared.sync.jobs import SYNC_QUEUE
 from shared.sync.profiles import LeaseHeld, SyncKind, SyncState
 from shared.wiring import get_services
 from tests.integration.host_process import HostProcess
@@ -68,11 +73,22 @@ def host_stack(emulators, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env
     monkeypatch.setenv("PUBLIC_BASE_URL", host.url)
     stack = ProductStack(m365, crm, host)  # type: ignore[arg-type]
     stack.reset()
-    host.start()
+    _empty_work_queues(base_env)
     try:
+        host.start()
         yield stack
     finally:
         host.stop()
+
+
+def _empty_work_queues(env: dict[str, str]) -> None:
+    """Azurite lives for the whole session and the demo member's key is the same in every
+    test: an earlier test's late messages (deferred steps, retries) would be this test's host's
+    work, acting on this test's member."""
+    connection = get_services().settings.storage_connection_string or env["AzureWebJobsStorage"]
+    for name in (SYNC_QUEUE, "mail-outbox"):
+        with contextlib.suppress(ResourceNotFoundError):
+            QueueClient.from_connection_string(connection, name).clear_messages()
 
 
 @pytest.fixture
@@ -134,11 +150,30 @@ def settle(product: ProductStack, member: MemberIdentity, kind: SyncKind, count:
 
     try:
         wait_until(agreed, timeout=timeout, what="both sides to agree")
-    except AssertionError:
-        assert_mirrors(product, member, kind, count)  # says what differs
-        raise
+    except AssertionError as failure:
+        # What differs, then what the host saw (CI keeps no host log): the member's sync state
+        # and the host's warnings and errors.
+        try:
+            assert_mirrors(product, member, kind, count)
+        except AssertionError as differs:
+            raise AssertionError(f"{differs}\n{_diagnosis(product, member, kind)}") from failure
+        raise AssertionError(f"{failure}\n{_diagnosis(product, member, kind)}") from None
     time.sleep(3)  # late redeliveries and echoes must change nothing
     assert_mirrors(product, member, kind, count)
+
+
+_NOTEWORTHY = re.compile(r"Failed|Error|error|deferred|left to|lost its lease|paused|dropped|skipped|refused|poison|sweep|"
+                         r"sync write failed|answer lost|Executing 'Functions\\.sync_step")
+
+
+def _diagnosis(product: ProductStack, member: MemberIdentity, kind: SyncKind) -> str:
+    state = profile(member, kind).model_dump(exclude={"delta_link", "initial_cursor", "initial_threshold"})
+    lines: list[str] = []
+    log_path = getattr(product.host, "log_path", None)
+    if log_path is not None and Path(log_path).exists():
+        text = Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = [line[:300] for line in text if _NOTEWORTHY.search(line)][-80:]
+    return "profile: " + repr(state) + "\nhost log (warnings, errors, lease hand-offs):\n" + "\n".join(lines)
 
 
 def generate(product: ProductStack, kind: SyncKind, count: int) -> None:

@@ -136,6 +136,10 @@ def test_admin_consent_revoked_mid_sync_pauses_with_reason_then_resumes_exact(st
     report.faults += 1
     host.kill()
     host.start()
+    if profile(member, kind).state is SyncState.ACTIVE:
+        # The initial sync (one 10-second step here) ended before the consent went: nothing
+        # calls Graph until a change or the 5-minute sweep; run the sweep now, as its timer would.
+        get_services().sync.sweep()
     wait_until(lambda: profile(member, kind).state is SyncState.PAUSED, timeout=120, what="the sync to pause")
     paused = profile(member, kind)
     assert paused.reason == "microsoft_consent_lost"
