@@ -163,11 +163,12 @@ def settle(product: ProductStack, member: MemberIdentity, kind: SyncKind, count:
 
 
 _NOTEWORTHY = re.compile(r"Failed|Error|error|deferred|left to|lost its lease|paused|dropped|skipped|refused|poison|sweep|"
-                         r"sync write failed|answer lost|Executing 'Functions\\.sync_step")
+                         r"sync write failed|answer lost|Executing 'Functions\.sync_step")
 
 
 def _diagnosis(product: ProductStack, member: MemberIdentity, kind: SyncKind) -> str:
-    state = profile(member, kind).model_dump(exclude={"delta_link", "initial_cursor", "initial_threshold"})
+    state = profile(member, kind).model_dump(
+        exclude={"delta_link", "initial_cursor", "initial_threshold", "client_state", "channel_token", "contact_mapping"})
     lines: list[str] = []
     log_path = getattr(product.host, "log_path", None)
     if log_path is not None and Path(log_path).exists():
