@@ -20,6 +20,7 @@ from emulators.m365.server import RunningM365
 from emulators.m365.server import start as start_m365
 from local.demo_world import APP_REGISTRATION, CRM_CLIENT
 from local.host import LocalHost
+from shared.graph.gate import forget_request_windows
 from tests.conftest import launch_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,9 @@ class ProductStack:
         return self.host.url
 
     def reset(self) -> None:
+        # Graph's per-mailbox request windows start over with the emulator: ours too (the
+        # in-process host and the test's own calls share this process's mailbox gates).
+        forget_request_windows()
         control = requests.Session()
         control.trust_env = False
         control.verify = str(self.m365.ca_cert_path)

@@ -1,4 +1,5 @@
-"""Per-mailbox pacing: at most 4 Outlook requests in flight per mailbox in this process (SPEC §5).
+"""Per-mailbox pacing: at most 4 Outlook requests in flight and at most 10,000 requests in any
+10 minutes per mailbox in this process (SPEC §5).
 
 Outlook counts concurrency per app and mailbox, and counts every ``$batch`` item on its
 own. Graph runs at most four items of a batch at once (one at a time when ``dependsOn`` is
@@ -26,6 +27,11 @@ from contextlib import contextmanager
 
 MAILBOX_CONCURRENCY = 4  # throttling-limits: "Four concurrent requests" per app per mailbox
 BATCH_PARALLEL_ITEMS = 4  # Graph sends Outlook up to four items of a batch at a time
+# throttling-limits: "10,000 API requests in a 10 minute period" per app per mailbox, every
+# $batch item counted. Sending the 10,001st only earns a 429 with a Retry-After of minutes, so
+# the gate holds requests back once the window is spent instead.
+MAILBOX_WINDOW_REQUESTS = 10_000
+MAILBOX_WINDOW_SECONDS = 600.0
 
 
 def batch_weight(item_count: int, sequential: bool) -> int:
@@ -40,11 +46,20 @@ class GateTimeout(Exception):
 class MailboxGate:
     """A fair, weighted semaphore with a pause, for one mailbox."""
 
-    def __init__(self, capacity: int = MAILBOX_CONCURRENCY) -> None:
+    def __init__(
+        self,
+        capacity: int = MAILBOX_CONCURRENCY,
+        window_requests: int = MAILBOX_WINDOW_REQUESTS,
+        window_seconds: float = MAILBOX_WINDOW_SECONDS,
+    ) -> None:
         self.capacity = capacity
+        self.window_requests = window_requests
+        self.window_seconds = window_seconds
         self._in_use = 0
         self._paused_until = 0.0
         self._queue: deque[object] = deque()
+        self._sent: deque[tuple[float, int]] = deque()  # (monotonic time, requests) in the window
+        self._sent_total = 0
         self._cond = threading.Condition()
         self.peak = 0  # highest number of slots ever held at once (for tests and benchmarks)
 
@@ -63,8 +78,34 @@ class MailboxGate:
         with self._cond:
             return max(0.0, self._paused_until - time.monotonic())
 
-    def acquire(self, weight: int, deadline: float) -> float:
-        """Take ``weight`` slots, waiting at most until ``deadline`` (monotonic); return the seconds waited."""
+    def forget_window(self) -> None:
+        """Start the 10-minute request window afresh (Graph's own window started over)."""
+        with self._cond:
+            self._sent.clear()
+            self._sent_total = 0
+            self._cond.notify_all()
+
+    def window_wait(self, requests: int = 1) -> float:
+        """Seconds until ``requests`` more fit in the mailbox's 10-minute request window."""
+        with self._cond:
+            return self._window_wait(time.monotonic(), requests)
+
+    def _window_wait(self, now: float, requests: int) -> float:
+        horizon = now - self.window_seconds
+        while self._sent and self._sent[0][0] <= horizon:
+            self._sent_total -= self._sent.popleft()[1]
+        excess = self._sent_total + min(requests, self.window_requests) - self.window_requests
+        if excess <= 0:
+            return 0.0
+        for sent_at, count in self._sent:  # the oldest sends leave the window first
+            excess -= count
+            if excess <= 0:
+                return sent_at - horizon
+        return self.window_seconds  # pragma: no cover - the window cannot hold more than it counts
+
+    def acquire(self, weight: int, deadline: float, requests: int = 1) -> float:
+        """Take ``weight`` slots for ``requests`` Graph requests (a ``$batch`` counts its items),
+        waiting at most until ``deadline`` (monotonic); return the seconds waited."""
         weight = max(1, min(weight, self.capacity))
         started = time.monotonic()
         ticket = object()
@@ -73,16 +114,23 @@ class MailboxGate:
             try:
                 while True:
                     now = time.monotonic()
+                    budget_wait = self._window_wait(now, requests)
                     ready = (self._queue[0] is ticket and self._in_use + weight <= self.capacity
-                             and now >= self._paused_until)
+                             and now >= self._paused_until and budget_wait == 0)
                     if ready:
                         break
-                    if now >= deadline:
+                    if now >= deadline or now + budget_wait > deadline:
                         raise GateTimeout()
-                    wake = min(deadline, self._paused_until) if self._paused_until > now else deadline
+                    wake = deadline
+                    if self._paused_until > now:
+                        wake = min(wake, self._paused_until)
+                    if budget_wait > 0:
+                        wake = min(wake, now + budget_wait)
                     self._cond.wait(timeout=max(0.001, wake - now))
                 self._in_use += weight
                 self.peak = max(self.peak, self._in_use)
+                self._sent.append((now, requests))
+                self._sent_total += requests
             finally:
                 self._queue.remove(ticket)
                 self._cond.notify_all()  # the next in line may now fit
@@ -95,8 +143,8 @@ class MailboxGate:
             self._cond.notify_all()
 
     @contextmanager
-    def slots(self, weight: int, deadline: float) -> Iterator[float]:
-        waited = self.acquire(weight, deadline)
+    def slots(self, weight: int, deadline: float, requests: int = 1) -> Iterator[float]:
+        waited = self.acquire(weight, deadline, requests)
         try:
             yield waited
         finally:
@@ -120,3 +168,12 @@ def gate_for(mailbox_key: str) -> MailboxGate:
         if gate is None:
             gate = _gates[key] = MailboxGate()
         return gate
+
+
+def forget_request_windows() -> None:
+    """Start every mailbox's 10-minute request window afresh in this process: for a process
+    whose Graph was reset (an emulator between tests), whose windows started over too."""
+    with _gates_lock:
+        gates = list(_gates.values())
+    for gate in gates:
+        gate.forget_window()

@@ -115,7 +115,7 @@ class GraphMailbox:
     def _exchange(self, request: GraphRequest, budget: WaitBudget, gated: bool) -> GraphResponse:
         url = self._absolute(request.url)
         headers = self._headers(request.headers)
-        hold = _GateHold(self.gate, 1, budget) if gated else contextlib.nullcontext()
+        hold = _GateHold(self.gate, 1, budget, requests=1) if gated else contextlib.nullcontext()
         try:
             with hold:
                 http = self._session.request(request.method, url, json=request.body, headers=headers,
@@ -187,7 +187,7 @@ class GraphMailbox:
         weight = batch_weight(len(ids), sequential)
         headers = self._headers({})
         try:
-            with _GateHold(self.gate, weight, budget):
+            with _GateHold(self.gate, weight, budget, requests=len(ids)):
                 http = self._session.post(f"{self.graph_url}/$batch", json=payload, headers=headers,
                                           timeout=self.pacing.timeout_seconds * max(1, len(ids) // weight))
         except MailboxThrottled as busy:  # the gate stayed busy: like a 429 for every item
@@ -261,14 +261,14 @@ class GraphMailbox:
 class _GateHold:
     """Hold gate slots for one exchange; a gate that stays busy past the budget is throttling."""
 
-    def __init__(self, gate: MailboxGate, weight: int, budget: WaitBudget) -> None:
-        self.gate, self.weight, self.budget = gate, weight, budget
+    def __init__(self, gate: MailboxGate, weight: int, budget: WaitBudget, requests: int = 1) -> None:
+        self.gate, self.weight, self.budget, self.requests = gate, weight, budget, requests
 
     def __enter__(self) -> None:
         try:
-            self.gate.acquire(self.weight, self.budget.deadline)
+            self.gate.acquire(self.weight, self.budget.deadline, self.requests)
         except GateTimeout:
-            wait = max(self.gate.pause_remaining(), 1.0)
+            wait = max(self.gate.pause_remaining(), self.gate.window_wait(self.requests), 1.0)
             raise MailboxThrottled(429, "MailboxBusy", "the mailbox stayed busy past the wait budget",
                                    retry_after=wait) from None
 

@@ -141,3 +141,29 @@ def test_dependent_batch_items_run_in_order_and_fail_together(mailbox: GraphMail
     ])
     assert [a.status for a in answers] == [200, 200, 404, 424]
     assert answers[1].json_object()["subject"] == "Chained"
+
+
+def test_the_gate_holds_requests_back_once_the_mailbox_s_10_minute_window_is_spent(
+    emulator: Emulator, entra, http  # type: ignore[no-untyped-def]
+) -> None:
+    """Graph counts every request (each $batch item) against 10,000 per 10 minutes per mailbox; the
+    10,001st only earns a 429 with minutes to wait. Here both windows are 25 requests: the gate
+    sends 25 and then defers with the window's own wait, and Graph never has to throttle us."""
+    gate = MailboxGate(window_requests=25)
+    mailbox = GraphMailbox(emulator.graph_url, ADELE, lambda: entra.app_token(TENANT), http, tenant_id=TENANT,
+                           pacing=Pacing(max_wait_seconds=2), gate=gate)
+    calendars = CalendarClient(mailbox)
+    calendar = calendars.ensure_calendar()
+    emulator.faults(mailbox_requests_per_10_minutes=25)
+    emulator.control("POST", "counters/reset")
+    gate.forget_window()
+    created = calendars.create_events(calendar.id, [ItemDraft(crm_id=f"w{i}", fields=event_fields(f"W{i}")) for i in range(20)])
+    assert all(not isinstance(item, Exception) for item in created)
+    for _ in range(5):
+        calendars.get_calendar(calendar.id)
+    assert 0 < gate.window_wait(1) <= 600
+    with pytest.raises(MailboxThrottled) as held:
+        calendars.get_calendar(calendar.id)  # the 26th
+    assert held.value.retry_after is not None and held.value.retry_after > 500  # the job is deferred that long
+    counters = emulator.counters()
+    assert counters["throttled429"] == 0 and counters["total"] == 25
