@@ -22,6 +22,8 @@ from local.demo_world import APP_REGISTRATION, CRM_CLIENT
 from local.host import LocalHost
 from shared.graph.gate import forget_request_windows
 from tests.conftest import launch_chromium
+from tests.host_log import RECENT
+from tests.host_log import install as record_host_log
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTOSO = "7c1e2b8a-3f4d-4e5a-9b6c-0d1e2f3a4b5c"
@@ -98,6 +100,7 @@ def product_environment(m365: RunningM365, crm: RunningCrm) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def product_stack(azurite, tmp_path_factory) -> Iterator[ProductStack]:  # type: ignore[no-untyped-def]
+    record_host_log()
     m365 = start_m365(port=0, seed=ROOT / "emulators/m365/seed/demo.json", state_dir=tmp_path_factory.mktemp("m365"))
     crm = start_crm(port=0, seed=ROOT / "emulators/crm/seed/demo.json")
     patch = pytest.MonkeyPatch()
@@ -119,6 +122,7 @@ def product(product_stack: ProductStack, monkeypatch: pytest.MonkeyPatch) -> Pro
     """Fresh emulator state and fresh tables for each test."""
     monkeypatch.setenv("TABLE_PREFIX", f"t{uuid.uuid4().hex[:12]}")
     product_stack.reset()
+    RECENT.clear()
     return product_stack
 
 

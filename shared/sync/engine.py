@@ -31,7 +31,8 @@ Rules (peers §(d)):
   are late echoes and are skipped, so they cannot resurrect it (d.6).
 
 The case table. ``C`` is the CRM item, ``O`` the Outlook item, as reported this cycle:
-``-`` not reported, ``=`` reported with an unmoved version, ``E`` echo (version moved,
+``-`` not reported, ``=`` reported with an unmoved version (for the CRM, whose version
+counts whole seconds, also an unmoved fingerprint), ``E`` echo (version moved,
 fingerprint not), ``M`` changed, ``D`` deleted (explicit signal), ``N`` reported and
 unknown to every link row. Cases are symmetric unless the row says otherwise.
 
@@ -306,11 +307,18 @@ def _status(row: LinkRow, side: Side, obs: Observation | None, context: _Context
         return _Status.QUIET
     if isinstance(obs, ItemDeleted):
         return _Status.DELETED
-    if obs.version == row.version(side):
+    same_content = context.normalisation.fingerprint(obs.fields) == row.content_hash
+    if obs.version == row.version(side) and (same_content or side not in _WHOLE_SECOND_VERSIONS):
         return _Status.UNCHANGED
-    if context.normalisation.fingerprint(obs.fields) == row.content_hash:
+    if same_content:
         return _Status.ECHO
     return _Status.CHANGED
+
+
+# The CRM's version is its Modified_Time, in whole seconds: an edit made within the second
+# of the previous write (ours, or the record's creation) keeps the version, so there an
+# unmoved version with moved content is a change. Graph's changeKey moves on every write.
+_WHOLE_SECOND_VERSIONS = frozenset({Side.CRM})
 
 
 def _decide_synced(

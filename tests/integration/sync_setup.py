@@ -17,6 +17,7 @@ from shared.identity.sessions import SignedInUser
 from shared.storage.metrics import TABLE_REQUESTS
 from shared.sync.profiles import SyncKind, SyncProfile
 from shared.wiring import get_services
+from tests.host_log import RECENT
 from tests.product_stack import CONTOSO, ProductStack
 
 
@@ -83,8 +84,23 @@ def wait_until(condition: Callable[[], object], timeout: float = 120, what: str 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}\n{diagnosis()}")
         time.sleep(0.3)
+
+
+def diagnosis() -> str:
+    """The sync profiles of this test's tables and the host's recent noteworthy log lines
+    (CI shows the tail of a run: a timed-out wait must say what happened meanwhile)."""
+    try:
+        stores = get_services().sync_profiles
+        profiles = [*stores.all_active(), *stores.paused()]
+        shown = [p.model_dump(mode="json", exclude=_SECRET_OR_BULKY) for p in profiles]
+    except Exception as error:  # the diagnosis must not hide the failure
+        shown = [f"profiles unreadable: {error!r}"]
+    return "profiles: " + repr(shown) + "\nrecent host log:\n" + "\n".join(RECENT.lines)
+
+
+_SECRET_OR_BULKY = {"delta_link", "initial_cursor", "initial_threshold", "client_state", "channel_token", "contact_mapping"}
 
 
 def reset_request_counts(product: ProductStack) -> None:

@@ -129,8 +129,17 @@ def test_s1_nothing_reported_plans_nothing() -> None:
 
 
 def test_s1_unmoved_versions_are_skipped_as_unchanged() -> None:
-    result = run([synced()], crm=[seen("C1", "c1", edited(subject="ignored"))], outlook=[seen("O1", "o1")])
+    result = run([synced()], crm=[seen("C1", "c1")], outlook=[seen("O1", "o1", edited(subject="ignored"))])
     assert kinds(result) == ["Skip:unchanged", "Skip:unchanged"]
+
+
+def test_s3_a_crm_edit_within_the_second_of_the_last_write_is_a_change() -> None:
+    """The CRM's Modified_Time counts whole seconds: an edit in the second the record was
+    last written keeps its version; the moved content tells (Graph's changeKey always moves)."""
+    result = run([synced()], crm=[seen("C1", "c1", edited(subject="Same second"))])
+    [update] = result.actions
+    assert isinstance(update, Update) and update.crm is None
+    assert update.outlook is not None and update.outlook.fields == {"subject": "Same second"}
 
 
 def test_s2_echo_refreshes_the_stored_version_and_writes_nothing() -> None:
