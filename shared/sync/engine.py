@@ -307,11 +307,11 @@ def _status(row: LinkRow, side: Side, obs: Observation | None, context: _Context
         return _Status.QUIET
     if isinstance(obs, ItemDeleted):
         return _Status.DELETED
-    same_content = context.normalisation.fingerprint(obs.fields) == row.content_hash
-    if obs.version == row.version(side) and (same_content or side not in _WHOLE_SECOND_VERSIONS):
+    unmoved = obs.version == row.version(side)
+    if unmoved and side not in _WHOLE_SECOND_VERSIONS:
         return _Status.UNCHANGED
-    if same_content:
-        return _Status.ECHO
+    if context.normalisation.fingerprint(obs.fields) == row.content_hash:
+        return _Status.UNCHANGED if unmoved else _Status.ECHO
     return _Status.CHANGED
 
 

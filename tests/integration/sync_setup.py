@@ -94,13 +94,13 @@ def diagnosis() -> str:
     try:
         stores = get_services().sync_profiles
         profiles = [*stores.all_active(), *stores.paused()]
-        shown = [p.model_dump(mode="json", exclude=_SECRET_OR_BULKY) for p in profiles]
+        shown = [p.model_dump(mode="json", exclude=SECRET_OR_BULKY) for p in profiles]
     except Exception as error:  # the diagnosis must not hide the failure
         shown = [f"profiles unreadable: {error!r}"]
     return "profiles: " + repr(shown) + "\nrecent host log:\n" + "\n".join(RECENT.lines)
 
 
-_SECRET_OR_BULKY = {"delta_link", "initial_cursor", "initial_threshold", "client_state", "channel_token", "contact_mapping"}
+SECRET_OR_BULKY = {"delta_link", "initial_cursor", "initial_threshold", "client_state", "channel_token", "contact_mapping"}
 
 
 def reset_request_counts(product: ProductStack) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import re
 import time
 import uuid
 from collections import Counter
@@ -31,8 +30,10 @@ from shared.sync import ConflictPolicy, Create, SideChanges, plan
 from shared.sync.jobs import SYNC_QUEUE
 from shared.sync.profiles import LeaseHeld, SyncKind, SyncState
 from shared.wiring import get_services
+from tests.host_log import NOTEWORTHY
 from tests.integration.host_process import HostProcess
 from tests.integration.sync_setup import (
+    SECRET_OR_BULKY,
     crm_control,
     crm_records,
     linked_member,
@@ -162,18 +163,13 @@ def settle(product: ProductStack, member: MemberIdentity, kind: SyncKind, count:
     assert_mirrors(product, member, kind, count)
 
 
-_NOTEWORTHY = re.compile(r"Failed|Error|error|deferred|left to|lost its lease|paused|dropped|skipped|refused|poison|sweep|"
-                         r"sync write failed|answer lost|Executing 'Functions\.sync_step")
-
-
 def _diagnosis(product: ProductStack, member: MemberIdentity, kind: SyncKind) -> str:
-    state = profile(member, kind).model_dump(
-        exclude={"delta_link", "initial_cursor", "initial_threshold", "client_state", "channel_token", "contact_mapping"})
+    state = profile(member, kind).model_dump(exclude=SECRET_OR_BULKY)
     lines: list[str] = []
     log_path = getattr(product.host, "log_path", None)
     if log_path is not None and Path(log_path).exists():
         text = Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()
-        lines = [line[:300] for line in text if _NOTEWORTHY.search(line)][-80:]
+        lines = [line[:300] for line in text if NOTEWORTHY.search(line)][-80:]
     return "profile: " + repr(state) + "\nhost log (warnings, errors, lease hand-offs):\n" + "\n".join(lines)
 
 
