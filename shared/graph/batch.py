@@ -111,9 +111,10 @@ def batch_answers(body: Any) -> dict[int, GraphResponse]:
     return answers
 
 
-def batch_groups(requests: Sequence[GraphRequest]) -> list[list[int]]:
-    """Pack request indexes into batches of at most 20, keeping every request in the batch of
-    the requests it depends on (results are matched back by index, so order is free)."""
+def batch_groups(requests: Sequence[GraphRequest]) -> tuple[list[int], list[list[int]]]:
+    """Split request indexes into the independent ones (any batch may carry them) and batches
+    of at most 20 holding dependency chains, every request in the batch of the requests it
+    depends on (results are matched back by index, so order is free)."""
     group_of: dict[int, int] = {}
     groups: list[list[int]] = []
     for index, request in enumerate(requests):
@@ -135,9 +136,9 @@ def batch_groups(requests: Sequence[GraphRequest]) -> list[list[int]]:
         group_of[index] = target
     # A batch with any dependsOn runs one item at a time, so chains and independent requests
     # go into separate batches: the independent ones keep running four at a time.
-    singles = [g for g in groups if len(g) == 1]
+    independent = [g[0] for g in groups if len(g) == 1]
     chains = [sorted(g) for g in groups if len(g) > 1]
-    return _pack(singles) + _pack(chains)
+    return independent, _pack(chains)
 
 
 def _pack(groups: list[list[int]]) -> list[list[int]]:

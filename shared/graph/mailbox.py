@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
@@ -215,17 +216,19 @@ class GraphMailbox:
         """Send any number of requests in batches of 20, as many at once as the gate lets
         through; answers in input order.
 
-        When one batch gives up (budget spent), batches not yet started are not sent: their
-        answers are ``GraphResponse(status=0, gave_up=True)``.
+        Independent requests share one pool: an item to send again (429, 503) goes back to
+        the pool's front and rides in the next batch with fresh items, so a throttled list
+        costs about ceil(sends / 20) batches rather than a small extra batch per throttled one.
+        Dependency chains go in batches of their own (``send_batch``). Once anything gives up
+        (budget spent), nothing more is started: what is left answers ``gave_up``.
         """
-        groups = batch_groups(requests_)
+        independent, chains = batch_groups(requests_)
         results: list[GraphResponse | None] = [None] * len(requests_)
         stop = threading.Event()
+        pool = _ItemPool(independent)
 
-        def run(group: list[int]) -> None:
+        def run_chain(group: list[int]) -> None:
             if stop.is_set():
-                for index in group:
-                    results[index] = GraphResponse(status=0, gave_up=True)
                 return
             position = {old: new for new, old in enumerate(group)}
             local = [r.model_copy(update={"depends_on": tuple(position[d] for d in r.depends_on)})
@@ -235,14 +238,53 @@ class GraphMailbox:
                 if answer.gave_up:
                     stop.set()
 
-        if len(groups) == 1:
-            run(groups[0])
-        else:
+        def run_pool() -> None:
+            self._drain(requests_, pool, results, stop)
+
+        # A batch of 4 or more items holds all 4 of the mailbox's slots, so a second batch only
+        # waits at the gate, ready to go; more would hold items back from the retries' top-up.
+        pool_workers = min(2, -(-len(independent) // MAX_BATCH_ITEMS))
+        tasks = [*(lambda g=g: run_chain(g) for g in chains), *[run_pool] * pool_workers]
+        if len(tasks) == 1:
+            tasks[0]()
+        elif tasks:
             # More threads than the gate's slots would only queue at the gate.
-            with ThreadPoolExecutor(max_workers=min(len(groups), self.gate.capacity),
-                                    thread_name_prefix="graph-batch") as pool:
-                list(pool.map(run, groups))
+            with ThreadPoolExecutor(max_workers=min(len(tasks), self.gate.capacity),
+                                    thread_name_prefix="graph-batch") as pool_threads:
+                list(pool_threads.map(lambda task: task(), tasks))
         return [r if r is not None else GraphResponse(status=0, gave_up=True) for r in results]
+
+    def _drain(self, requests_: Sequence[GraphRequest], pool: _ItemPool, results: list[GraphResponse | None],
+               stop: threading.Event) -> None:
+        """Send batches taken from ``pool`` until it is empty; the retry rules of ``send_batch``,
+        with each item's wait budget counted from its first send."""
+        while not stop.is_set():
+            ids = pool.take(MAX_BATCH_ITEMS)
+            if not ids:
+                return
+            answers = self._post_batch(requests_, ids, WaitBudget(self.pacing))
+            again: list[int] = []
+            for index in ids:
+                answer = answers[index]
+                results[index] = answer
+                if self._retryable(requests_[index], answer):
+                    again.append(index)
+                elif answer.status in TRANSIENT_STATUSES or answer.status == 0:
+                    results[index] = answer.model_copy(update={"outcome_unknown": True})
+            if not again:
+                continue
+            waits = [w for i in again if (w := results[i].retry_after) is not None]  # type: ignore[union-attr]
+            attempt = max(pool.attempts[i] for i in again)
+            wait = max(waits) if waits else self.pacing.backoff(attempt)
+            log.info("graph $batch: %d of %d items to send again (attempt %d) in %.1f s", len(again), len(ids), attempt, wait)
+            if attempt >= self.pacing.max_attempts or not all(pool.can_wait(i, wait, self.pacing.max_wait_seconds) for i in again):
+                for index in again:
+                    results[index] = results[index].model_copy(update={"gave_up": True})  # type: ignore[union-attr]
+                stop.set()
+                return
+            throttled = any(results[i].status == 429 for i in again)  # type: ignore[union-attr]
+            self._wait(429 if throttled else 503, wait, True)
+            pool.put_back(again)
 
     # ---- plumbing --------------------------------------------------------------------------
     def _headers(self, extra: dict[str, str]) -> dict[str, str]:
@@ -256,6 +298,34 @@ class GraphMailbox:
             self.gate.pause(seconds)  # the gate makes every request of this mailbox wait it out
         else:
             time.sleep(seconds)
+
+
+class _ItemPool:
+    """Indexes of independent requests still to send, shared by the batches of one ``send_all``;
+    items sent again go to the front, so they leave first, topped up with fresh ones."""
+
+    def __init__(self, indexes: Sequence[int]) -> None:
+        self._waiting = deque(indexes)
+        self._lock = threading.Lock()
+        self.attempts: dict[int, int] = {}
+        self._first_sent: dict[int, float] = {}
+
+    def take(self, most: int) -> list[int]:
+        with self._lock:
+            taken = [self._waiting.popleft() for _ in range(min(most, len(self._waiting)))]
+            now = time.monotonic()
+            for index in taken:
+                self.attempts[index] = self.attempts.get(index, 0) + 1
+                self._first_sent.setdefault(index, now)
+            return taken
+
+    def put_back(self, indexes: Sequence[int]) -> None:
+        with self._lock:
+            self._waiting.extendleft(reversed(indexes))
+
+    def can_wait(self, index: int, seconds: float, budget: float) -> bool:
+        """Whether a wait of ``seconds`` still ends inside the item's budget (from its first send)."""
+        return time.monotonic() + seconds <= self._first_sent[index] + budget
 
 
 class _GateHold:
