@@ -19,6 +19,7 @@ from typing import Any
 
 from shared.crm.records import CrmRecords, ListCursor, ListQuery
 from shared.graph.errors import GraphError
+from shared.graph.sync_errors import ItemNotFound
 from shared.storage import ConcurrencyConflict, Stored
 from shared.sync import ConflictPolicy, ItemDeleted, ItemSeen, SideChanges, plan
 from shared.sync.changes import DeleteSignal
@@ -120,8 +121,11 @@ class SyncRunner:
                     # Asked by a webhook's step that was dropped for it (``_leave_to_holder``):
                     # queued even when this step fails, or that change waits for the sweep.
                     ctx.enqueue(SyncJob(member=job.member, kind=job.kind, step="delta", reason="rerun"), 0)
-        for next_job, delay in followups:
-            ctx.enqueue(next_job, delay)
+                # Even when the step fails after them: what they continue was saved with the
+                # release (e.g. the initial sync's last pages, then subscribing failed: the
+                # profile is active, and its redelivered message is skipped as out of phase).
+                for next_job, delay in followups:
+                    ctx.enqueue(next_job, delay)
         return profile
 
     def _take_lease(
@@ -268,6 +272,7 @@ class SyncRunner:
         outlook_seen: list[ItemSeen] = []
         outlook_gone: list[ItemDeleted] = []
         resume = profile.delta_link
+        full_round = resume is None  # the first round, or one after Graph expired our link
         more = False
         masters: set[str] = set()
         for count, page in enumerate(a.delta(profile.container_id or "", resume), start=1):
@@ -288,6 +293,9 @@ class SyncRunner:
             known = {s.item_id for s in outlook_seen}
             outlook_seen += [s for s in seen_series if s.item_id not in known]
             outlook_gone += [ItemDeleted(i, DeleteSignal.NOT_FOUND) for i in gone_series]
+        if full_round and not more:
+            listed = {s.item_id for s in outlook_seen} | {d.item_id for d in outlook_gone} | masters
+            outlook_gone += self._unlisted_and_gone(profile, a, listed)
         watermark = profile.crm_watermark or started
         since = watermark - timedelta(seconds=1)  # the CRM compares whole seconds
         query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id, modified_since=since)  # type: ignore[arg-type]
@@ -316,6 +324,23 @@ class SyncRunner:
             profile, report, delta_link=resume, crm_watermark=started if not more else watermark, mass_change_answer=answer,
             crm_deleted_watermark=started if read_deleted and not more else deleted_mark,
         )
+
+    def _unlisted_and_gone(self, profile: SyncProfile, a: SyncKindAdapter, listed: set[str]) -> list[ItemDeleted]:
+        """A full round lists what exists and reports nothing removed, so an item deleted in
+        Outlook before it (during the initial sync, or while the link Graph expired was
+        stored) would stay in the CRM for good. Linked items the round did not list are read:
+        a 404 is their deletion. (A calendar round only lists its window: events outside it
+        are read and found.)"""
+        partition = f"{profile.partition_key}|{profile.row_key}"
+        unlisted = [row.outlook_id for row in self.links.all(partition)
+                    if row.state is LinkState.SYNCED and row.outlook_id and row.outlook_id not in listed]
+        if not unlisted:
+            return []
+        read = a.outlook.get_items(profile.container_id or "", unlisted)
+        gone = [item_id for item_id, found in zip(unlisted, read, strict=True) if type(found) is ItemNotFound]
+        if gone:
+            log.info("%s full delta round of %s: %d linked items no longer in Outlook", profile.row_key, profile.partition_key, len(gone))
+        return [ItemDeleted(item_id, DeleteSignal.NOT_FOUND) for item_id in gone]
 
     def _series(
         self, profile: SyncProfile, a: SyncKindAdapter, masters: set[str], *, removals: bool

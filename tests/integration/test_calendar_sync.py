@@ -300,6 +300,40 @@ def test_a_crm_series_with_an_excluded_date_lands_in_outlook_with_that_occurrenc
     assert again["Modified_Time"] == record["Modified_Time"]
 
 
+def test_outlook_deletions_before_a_full_delta_round_reach_the_crm_and_events_outside_its_window_stay(
+    product: ProductStack,
+) -> None:
+    """A full calendarView delta round (the first, or after Graph expired our link) lists the
+    events of its window and reports nothing removed: an event deleted in Outlook while nothing
+    was listening is still deleted in the CRM; events outside the window, and a series, are
+    not taken for deleted."""
+    member = linked_member(product)
+    now = datetime.now(UTC).replace(microsecond=0, second=0, minute=0)
+    events = {"Soon": now + timedelta(days=2), "Later": now + timedelta(days=9),
+              "Long ago": now - timedelta(days=800), "Far ahead": now + timedelta(days=1100)}
+    for title, start in events.items():
+        crm_control(product, "actions/create", {"actor": ADELE, "module": "Events", "record": crm_event(title, start)})
+    first = (now + timedelta(days=3)).date()
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Events", "record": {
+        "Event_Title": "Weekly", "Start_DateTime": f"{first}T10:00:00+00:00", "End_DateTime": f"{first}T11:00:00+00:00",
+        "All_day": False, "Recurring_Activity": {"RRULE": f"FREQ=WEEKLY;INTERVAL=1;BYDAY={first.strftime('%a')[:2].upper()};COUNT=3"}}})
+    enable_and_wait(product, member)
+    assert subjects(product) == sorted([*events, "Weekly"])
+    product.m365_control("PUT", "faults", json={"notification_drop_rate": 1.0})  # nobody hears the deletion
+    [soon] = [e for e in outlook_items(product, ADELE, CALENDAR) if e.get("subject") == "Soon"]
+    product.m365_control("POST", f"mailbox/{ADELE}/events/delete", json={"ids": [soon["id"]]})
+    product.m365_control("POST", "delta/expire", json={"upn": ADELE})  # the next round starts from nothing
+    product.m365_control("PUT", "faults", json={})
+    get_services().sync.sweep()
+
+    def crm_titles() -> list[str]:
+        return sorted(str(r.get("Event_Title")) for r in crm_records(product, member, "Events"))
+
+    wait_until(lambda: "Soon" not in crm_titles(), what="the deletion in the CRM")
+    time.sleep(2)  # and nothing more
+    assert crm_titles() == sorted(["Later", "Long ago", "Far ahead", "Weekly"]) == subjects(product)
+
+
 def test_a_series_with_a_moved_and_a_cancelled_occurrence_survives_both_directions(product: ProductStack) -> None:
     member = linked_member(product)
     first = (datetime.now(UTC) + timedelta(days=7)).date()

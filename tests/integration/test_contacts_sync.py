@@ -95,6 +95,25 @@ def delete_in_outlook(product: ProductStack, ids: list[str]) -> None:
     product.m365_control("POST", f"mailbox/{ADELE}/contacts/delete", json={"ids": ids})
 
 
+def test_outlook_deletions_before_a_full_delta_round_reach_the_crm(product: ProductStack) -> None:
+    """A full delta round (the first after the initial sync, or after Graph expired our link)
+    lists what exists and reports nothing removed: contacts deleted in Outlook while nothing
+    was listening must still be deleted in the CRM, never kept there for good."""
+    member = linked_member(product)
+    generate_contacts(product, 12)
+    enable_and_wait(member)
+    product.m365_control("PUT", "faults", json={"notification_drop_rate": 1.0})  # nobody hears the deletions
+    gone = sorted(c["id"] for c in outlook_items(product, ADELE, FOLDER))[:2]
+    delete_in_outlook(product, gone)
+    product.m365_control("POST", "delta/expire", json={"upn": ADELE})  # the next round starts from nothing
+    product.m365_control("PUT", "faults", json={})
+    get_services().sync.sweep()
+    wait_until(lambda: len(crm_records(product, member, "Contacts")) == 10, what="the 2 deletions in the CRM")
+    time.sleep(2)  # and nothing more
+    assert len(crm_records(product, member, "Contacts")) == 10 and len(outlook_items(product, ADELE, FOLDER)) == 10
+    assert profile(member, SyncKind.CONTACTS).state is SyncState.ACTIVE
+
+
 def test_mass_deletion_in_outlook_pauses_until_the_member_answers(product: ProductStack) -> None:
     """Issue 7's guard on issue 8's scale: 200 deletions pause; "keep" restores them in
     Outlook and the CRM keeps all; deleting again and confirming deletes them in the CRM."""
