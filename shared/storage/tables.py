@@ -4,6 +4,7 @@ entity-group transactions split the way the service requires."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any, Generic, Literal, TypeVar
@@ -24,6 +25,7 @@ E = TypeVar("E", bound=TableEntity)
 
 MAX_TRANSACTION_OPERATIONS = 100  # per entity-group transaction, one partition
 MAX_TRANSACTION_BYTES = 3 * 1024 * 1024  # the service allows 4 MiB; keep room for the envelope
+TRANSACTIONS_IN_FLIGHT = 4  # per transact() call
 
 
 @dataclass(frozen=True)
@@ -141,9 +143,16 @@ class TableRepository(Generic[E]):
         """
         results: list[Stored[E] | None] = [None] * len(operations)
         indexed = sorted(enumerate(operations), key=lambda pair: pair[1].entity.partition_key)
-        for _, group in groupby(indexed, key=lambda pair: pair[1].entity.partition_key):
-            for chunk in _chunks(list(group)):
-                self._submit(chunk, results)
+        chunks = [chunk for _, group in groupby(indexed, key=lambda pair: pair[1].entity.partition_key)
+                  for chunk in _chunks(list(group))]
+        if len(chunks) == 1:
+            self._submit(chunks[0], results)
+        elif chunks:
+            # Independent transactions (none is atomic with another): a few in flight at once
+            # instead of one round trip after the other (a page of 200 links is 6 of them).
+            with ThreadPoolExecutor(max_workers=min(len(chunks), TRANSACTIONS_IN_FLIGHT),
+                                    thread_name_prefix="table-transaction") as pool:
+                list(pool.map(lambda chunk: self._submit(chunk, results), chunks))
         return results
 
     def _submit(self, chunk: list[tuple[int, TableOperation[E]]], results: list[Stored[E] | None]) -> None:

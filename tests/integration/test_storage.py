@@ -123,7 +123,7 @@ def test_transaction_of_250_is_split_into_100_100_50(repo: TableRepository[Sampl
     monkeypatch.setattr(repo._client, "submit_transaction", spy)
     ops = [TableOperation("upsert", Sample(partition_key="p1", row_key=f"{i:04d}", title=str(i))) for i in range(250)]
     results = repo.transact(ops)
-    assert sizes == [100, 100, 50]
+    assert sorted(sizes) == [50, 100, 100]  # sent a few at once: in any order
     assert len(results) == 250 and all(r is not None and r.etag for r in results)
     assert sorted(s.entity.row_key for s in repo.query("p1")) == [f"{i:04d}" for i in range(250)]
 
