@@ -153,31 +153,14 @@ class GraphMailbox:
         attempt = 0
         while pending:
             attempt += 1
-            answers = self._post_batch(requests_, pending, budget)
-            retry: list[int] = []
-            for index in pending:
-                answer = answers[index]
-                if self._retryable(requests_[index], answer) or (
-                    answer.status == 424 and any(d in retry for d in requests_[index].depends_on)
-                ):
-                    retry.append(index)
-                    results[index] = answer
-                elif answer.status in TRANSIENT_STATUSES or answer.status == 0:
-                    results[index] = answer.model_copy(update={"outcome_unknown": True})
-                else:
-                    results[index] = answer
-            pending = retry
+            pending = self._sort_answers(requests_, pending, self._post_batch(requests_, pending, budget), results)
             if not pending:
                 break
-            waits = [results[i].retry_after for i in pending if results[i].retry_after is not None]
-            wait = max(waits) if waits else self.pacing.backoff(attempt)
-            log.info("graph $batch: %d of %d items to send again (attempt %d) in %.1f s", len(pending), len(requests_), attempt, wait)
+            wait = self._retry_wait(results, pending, attempt, len(requests_))
             if attempt >= self.pacing.max_attempts or not budget.can_wait(wait):
-                for index in pending:
-                    results[index] = results[index].model_copy(update={"gave_up": True})
+                _give_up(results, pending)
                 break
-            throttled = any(results[i].status == 429 for i in pending)
-            self._wait(429 if throttled else 503, wait, True)
+            self._wait_out(results, pending, wait)
         return [results[i] for i in range(len(requests_))]
 
     def _post_batch(self, requests_: Sequence[GraphRequest], ids: list[int], budget: WaitBudget) -> dict[int, GraphResponse]:
@@ -211,6 +194,33 @@ class GraphMailbox:
             return True
         return request.safe_to_repeat and (answer.status in TRANSIENT_STATUSES or answer.status == 0)
 
+    def _sort_answers(self, requests_: Sequence[GraphRequest], ids: list[int], answers: dict[int, GraphResponse],
+                      results: dict[int, GraphResponse]) -> list[int]:
+        """Record each item's answer; return the items to send again (an item whose
+        ``dependsOn`` failed because a retried one did comes along)."""
+        again: list[int] = []
+        for index in ids:
+            answer = answers[index]
+            if self._retryable(requests_[index], answer) or (
+                answer.status == 424 and any(d in again for d in requests_[index].depends_on)
+            ):
+                again.append(index)
+            elif answer.status in TRANSIENT_STATUSES or answer.status == 0:
+                answer = answer.model_copy(update={"outcome_unknown": True})
+            results[index] = answer
+        return again
+
+    def _retry_wait(self, results: dict[int, GraphResponse], again: list[int], attempt: int, sent: int) -> float:
+        """The longest ``Retry-After`` of the items to send again, or the back-off."""
+        waits = [w for i in again if (w := results[i].retry_after) is not None]
+        wait = max(waits) if waits else self.pacing.backoff(attempt)
+        log.info("graph $batch: %d of %d items to send again (attempt %d) in %.1f s", len(again), sent, attempt, wait)
+        return wait
+
+    def _wait_out(self, results: dict[int, GraphResponse], again: list[int], wait: float) -> None:
+        throttled = any(results[i].status == 429 for i in again)
+        self._wait(429 if throttled else 503, wait, True)
+
     # ---- any number of requests ------------------------------------------------------------
     def send_all(self, requests_: Sequence[GraphRequest]) -> list[GraphResponse]:
         """Send any number of requests in batches of 20, as many at once as the gate lets
@@ -223,9 +233,9 @@ class GraphMailbox:
         (budget spent), nothing more is started: what is left answers ``gave_up``.
         """
         independent, chains = batch_groups(requests_)
-        results: list[GraphResponse | None] = [None] * len(requests_)
+        results: dict[int, GraphResponse] = {}
         stop = threading.Event()
-        pool = _ItemPool(independent)
+        pool = _ItemPool(independent, self.pacing.max_wait_seconds)
 
         def run_chain(group: list[int]) -> None:
             if stop.is_set():
@@ -252,9 +262,9 @@ class GraphMailbox:
             with ThreadPoolExecutor(max_workers=min(len(tasks), self.gate.capacity),
                                     thread_name_prefix="graph-batch") as pool_threads:
                 list(pool_threads.map(lambda task: task(), tasks))
-        return [r if r is not None else GraphResponse(status=0, gave_up=True) for r in results]
+        return [results.get(i) or GraphResponse(status=0, gave_up=True) for i in range(len(requests_))]
 
-    def _drain(self, requests_: Sequence[GraphRequest], pool: _ItemPool, results: list[GraphResponse | None],
+    def _drain(self, requests_: Sequence[GraphRequest], pool: _ItemPool, results: dict[int, GraphResponse],
                stop: threading.Event) -> None:
         """Send batches taken from ``pool`` until it is empty; the retry rules of ``send_batch``,
         with each item's wait budget counted from its first send."""
@@ -262,28 +272,16 @@ class GraphMailbox:
             ids = pool.take(MAX_BATCH_ITEMS)
             if not ids:
                 return
-            answers = self._post_batch(requests_, ids, WaitBudget(self.pacing))
-            again: list[int] = []
-            for index in ids:
-                answer = answers[index]
-                results[index] = answer
-                if self._retryable(requests_[index], answer):
-                    again.append(index)
-                elif answer.status in TRANSIENT_STATUSES or answer.status == 0:
-                    results[index] = answer.model_copy(update={"outcome_unknown": True})
+            again = self._sort_answers(requests_, ids, self._post_batch(requests_, ids, WaitBudget(self.pacing)), results)
             if not again:
                 continue
-            waits = [w for i in again if (w := results[i].retry_after) is not None]  # type: ignore[union-attr]
             attempt = max(pool.attempts[i] for i in again)
-            wait = max(waits) if waits else self.pacing.backoff(attempt)
-            log.info("graph $batch: %d of %d items to send again (attempt %d) in %.1f s", len(again), len(ids), attempt, wait)
-            if attempt >= self.pacing.max_attempts or not all(pool.can_wait(i, wait, self.pacing.max_wait_seconds) for i in again):
-                for index in again:
-                    results[index] = results[index].model_copy(update={"gave_up": True})  # type: ignore[union-attr]
+            wait = self._retry_wait(results, again, attempt, len(ids))
+            if attempt >= self.pacing.max_attempts or not all(pool.can_wait(i, wait) for i in again):
+                _give_up(results, again)
                 stop.set()
                 return
-            throttled = any(results[i].status == 429 for i in again)  # type: ignore[union-attr]
-            self._wait(429 if throttled else 503, wait, True)
+            self._wait_out(results, again, wait)
             pool.put_back(again)
 
     # ---- plumbing --------------------------------------------------------------------------
@@ -304,8 +302,9 @@ class _ItemPool:
     """Indexes of independent requests still to send, shared by the batches of one ``send_all``;
     items sent again go to the front, so they leave first, topped up with fresh ones."""
 
-    def __init__(self, indexes: Sequence[int]) -> None:
+    def __init__(self, indexes: Sequence[int], budget_seconds: float) -> None:
         self._waiting = deque(indexes)
+        self._budget = budget_seconds
         self._lock = threading.Lock()
         self.attempts: dict[int, int] = {}
         self._first_sent: dict[int, float] = {}
@@ -323,9 +322,14 @@ class _ItemPool:
         with self._lock:
             self._waiting.extendleft(reversed(indexes))
 
-    def can_wait(self, index: int, seconds: float, budget: float) -> bool:
+    def can_wait(self, index: int, seconds: float) -> bool:
         """Whether a wait of ``seconds`` still ends inside the item's budget (from its first send)."""
-        return time.monotonic() + seconds <= self._first_sent[index] + budget
+        return time.monotonic() + seconds <= self._first_sent[index] + self._budget
+
+
+def _give_up(results: dict[int, GraphResponse], indexes: list[int]) -> None:
+    for index in indexes:
+        results[index] = results[index].model_copy(update={"gave_up": True})
 
 
 class _GateHold:
