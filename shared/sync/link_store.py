@@ -50,15 +50,17 @@ class LinkStore:
             row=row.model_dump(mode="json"),
         )
 
-    def load(self, partition: str, *, crm_ids: Iterable[str] = (), outlook_ids: Iterable[str] = ()) -> list[LinkRow]:
+    def load(self, partition: str, *, crm_ids: Iterable[str] = (), outlook_ids: Iterable[str] = (),
+             every: list[LinkRow] | None = None) -> list[LinkRow]:
         """The rows these items belong to, plus every pending create (they need recovery).
 
         A few ids are point reads of their index rows; many (a first delta round reports
-        every item) are one scan of the partition's link rows, far fewer round trips."""
+        every item) are one scan of the partition's link rows, far fewer round trips.
+        ``every``: the partition's rows, already scanned by the caller."""
         wanted = {"crm": set(crm_ids), "ol": set(outlook_ids)}
-        if len(wanted["crm"]) + len(wanted["ol"]) > POINT_READS_BEFORE_SCAN:
+        if every is not None or len(wanted["crm"]) + len(wanted["ol"]) > POINT_READS_BEFORE_SCAN:
             rows_by_id = {
-                row.link_id: row for row in self.all(partition)
+                row.link_id: row for row in (self.all(partition) if every is None else every)
                 if row.crm_id in wanted["crm"] or row.outlook_id in wanted["ol"]
                 or row.state.creating_on is not None
             }

@@ -293,9 +293,11 @@ class SyncRunner:
             known = {s.item_id for s in outlook_seen}
             outlook_seen += [s for s in seen_series if s.item_id not in known]
             outlook_gone += [ItemDeleted(i, DeleteSignal.NOT_FOUND) for i in gone_series]
+        every: list[LinkRow] | None = None  # scanned once for both uses on a full round
         if full_round and not more:
+            every = self.links.all(f"{profile.partition_key}|{profile.row_key}")
             listed = {s.item_id for s in outlook_seen} | {d.item_id for d in outlook_gone} | masters
-            outlook_gone += self._unlisted_and_gone(profile, a, listed)
+            outlook_gone += self._unlisted_and_gone(profile, a, listed, every)
         watermark = profile.crm_watermark or started
         since = watermark - timedelta(seconds=1)  # the CRM compares whole seconds
         query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id, modified_since=since)  # type: ignore[arg-type]
@@ -310,7 +312,8 @@ class SyncRunner:
         else:
             crm_gone = []
         report = self._cycle(
-            profile, ctx, SideChanges(tuple(crm_seen), tuple(crm_gone)), SideChanges(tuple(outlook_seen), tuple(outlook_gone))
+            profile, ctx, SideChanges(tuple(crm_seen), tuple(crm_gone)), SideChanges(tuple(outlook_seen), tuple(outlook_gone)),
+            every=every,
         )
         if isinstance(report, PauseForConfirmation):
             return profile.model_copy(
@@ -325,14 +328,15 @@ class SyncRunner:
             crm_deleted_watermark=started if read_deleted and not more else deleted_mark,
         )
 
-    def _unlisted_and_gone(self, profile: SyncProfile, a: SyncKindAdapter, listed: set[str]) -> list[ItemDeleted]:
+    def _unlisted_and_gone(
+        self, profile: SyncProfile, a: SyncKindAdapter, listed: set[str], every: list[LinkRow]
+    ) -> list[ItemDeleted]:
         """A full round lists what exists and reports nothing removed, so an item deleted in
         Outlook before it (during the initial sync, or while the link Graph expired was
         stored) would stay in the CRM for good. Linked items the round did not list are read:
         a 404 is their deletion. (A calendar round only lists its window: events outside it
         are read and found.)"""
-        partition = f"{profile.partition_key}|{profile.row_key}"
-        unlisted = [row.outlook_id for row in self.links.all(partition)
+        unlisted = [row.outlook_id for row in every
                     if row.state is LinkState.SYNCED and row.outlook_id and row.outlook_id not in listed]
         if not unlisted:
             return []
@@ -398,12 +402,13 @@ class SyncRunner:
     # -- one plan-and-execute cycle ------------------------------------------------------------
 
     def _cycle(
-        self, profile: SyncProfile, ctx: StepContext, crm: SideChanges, outlook: SideChanges
+        self, profile: SyncProfile, ctx: StepContext, crm: SideChanges, outlook: SideChanges,
+        every: list[LinkRow] | None = None,
     ) -> ExecutionReport | PauseForConfirmation:
         partition = f"{profile.partition_key}|{profile.row_key}"
         crm_ids = _ids(crm) | {s.partner_id for s in outlook.seen if s.partner_id}
         outlook_ids = _ids(outlook) | {s.partner_id for s in crm.seen if s.partner_id}
-        known = {row.link_id: row for row in self.links.load(partition, crm_ids=crm_ids, outlook_ids=outlook_ids)}
+        known = {row.link_id: row for row in self.links.load(partition, crm_ids=crm_ids, outlook_ids=outlook_ids, every=every)}
         outlook = self._with_outlook_markers(profile, ctx, known, outlook)
         result = plan(
             known.values(), crm, outlook, now=self._now(), policy=ConflictPolicy(profile.conflict_policy),
