@@ -18,7 +18,7 @@ from shared.graph.extended_properties import crm_id_of
 from shared.graph.mailbox import GraphMailbox
 from shared.graph.models import Contact, Event
 from shared.graph.sync_errors import ContainerGone, ItemNotFound
-from shared.sync import calendar_mapping
+from shared.sync import calendar_mapping, markers
 from shared.sync.changes import ItemSeen
 from shared.sync.contacts import (
     CONTACTS_NORMALISATION,
@@ -63,16 +63,19 @@ def graph_time(item: dict[str, Any]) -> datetime:
 
 def adapter_for(
     member: MemberIdentity, kind: SyncKind, mailbox: GraphMailbox, *, reference: datetime | None = None,
-    contact_mapping: ContactMapping | None = None, crm_time_zone: str | None = None,
+    contact_mapping: ContactMapping | None = None, crm_time_zone: str | None = None, generation: str | None = None,
 ) -> SyncKindAdapter:
     """``reference``: the moment the sync was enabled, so that the initial sync's order
-    (upcoming events first, R3.5) is the same in every step of it."""
+    (upcoming events first, R3.5) is the same in every step of it. ``generation``: the
+    member's current Enable (markers of another one name no partner)."""
     if kind is SyncKind.CONTACTS:
-        return contacts_adapter(member, mailbox, contact_mapping or DEFAULT_CONTACT_MAPPING)
-    return calendar_adapter(member, mailbox, reference or datetime.now(UTC), crm_time_zone)
+        return contacts_adapter(member, mailbox, contact_mapping or DEFAULT_CONTACT_MAPPING, generation)
+    return calendar_adapter(member, mailbox, reference or datetime.now(UTC), crm_time_zone, generation)
 
 
-def contacts_adapter(member: MemberIdentity, mailbox: GraphMailbox, mapping: ContactMapping) -> SyncKindAdapter:
+def contacts_adapter(
+    member: MemberIdentity, mailbox: GraphMailbox, mapping: ContactMapping, generation: str | None = None
+) -> SyncKindAdapter:
     """Contacts of the member's own (R4.5), not imported or migrated (R4.7), at most 10,000 (R4.6)."""
     owner = member.user_id
     mapped: list[str] = []
@@ -84,14 +87,15 @@ def contacts_adapter(member: MemberIdentity, mailbox: GraphMailbox, mapping: Con
         return ItemSeen(
             item_id=str(record["id"]), version=str(record.get("Modified_Time", "")),
             fields=crm_contact_to_fields(record, mapping), modified_at=crm_time(record.get("Modified_Time")),
-            partner_id=record.get(CRM_MARKER_FIELD) or None, excluded=crm_contact_excluded(record, member_user_id=owner),
+            partner_id=markers.decode(generation, record.get(CRM_MARKER_FIELD)),
+            excluded=crm_contact_excluded(record, member_user_id=owner),
         )
 
     def outlook_to_seen(item: dict[str, Any]) -> ItemSeen:
         return ItemSeen(
             item_id=str(item["id"]), version=str(item.get("changeKey", "")),
             fields=graph_contact_to_fields(item, mapping), modified_at=graph_time(item),
-            partner_id=crm_id_of(Contact.model_validate(item)),
+            partner_id=markers.decode(generation, crm_id_of(Contact.model_validate(item))),
         )
 
     client = ContactsClient(mailbox)
@@ -105,12 +109,13 @@ def contacts_adapter(member: MemberIdentity, mailbox: GraphMailbox, mapping: Con
         # R4.6 names no order: the most recently changed contacts go first.
         initial_key=lambda r: [-crm_time(r.get("Modified_Time")).timestamp(), str(r["id"])],
         excluded=lambda r: crm_contact_excluded(r, member_user_id=owner),
-        delta=lambda folder, resume: client.delta(folder, resume_from=resume),
+        delta=lambda folder, resume: client.delta(folder, resume_from=resume), generation=generation,
     )
 
 
 def calendar_adapter(
-    member: MemberIdentity, mailbox: GraphMailbox, reference: datetime, crm_time_zone: str | None = None
+    member: MemberIdentity, mailbox: GraphMailbox, reference: datetime, crm_time_zone: str | None = None,
+    generation: str | None = None,
 ) -> SyncKindAdapter:
     """Events of the member's own (R3.4), not imported (R3.6), at most 5,000, upcoming first (R3.5).
     ``crm_time_zone``: the member's zone in the CRM, so their CRM events land in Outlook in it."""
@@ -125,7 +130,7 @@ def calendar_adapter(
         return ItemSeen(
             item_id=str(record["id"]), version=str(record.get("Modified_Time", "")),
             fields={} if reason else calendar_mapping.crm_event_to_fields(record, time_zone=crm_time_zone),
-            modified_at=crm_time(record.get("Modified_Time")), partner_id=record.get(CRM_MARKER_FIELD) or None,
+            modified_at=crm_time(record.get("Modified_Time")), partner_id=markers.decode(generation, record.get(CRM_MARKER_FIELD)),
             excluded=reason,
         )
 
@@ -136,7 +141,8 @@ def calendar_adapter(
         return ItemSeen(
             item_id=str(item["id"]), version=version,
             fields={} if reason else calendar_mapping.graph_event_to_fields(item, instances=instances or ()),
-            modified_at=graph_time(item), partner_id=crm_id_of(Event.model_validate(item)), excluded=reason,
+            modified_at=graph_time(item), partner_id=markers.decode(generation, crm_id_of(Event.model_validate(item))),
+            excluded=reason,
         )
 
     def to_crm(fields: Mapping[str, JsonValue], merged: Mapping[str, JsonValue] | None) -> dict[str, Any]:
@@ -211,6 +217,7 @@ def calendar_adapter(
         scan_fields=("Start_DateTime", "End_DateTime", "Data_Source", "Recurring_Activity", "Description"),
         initial_key=lambda record: calendar_order_key(record, reference), excluded=excluded, delta=delta,
         series_master_of=series_master_of, read_series=read_series, after_outlook_write=after_outlook_write,
+        generation=generation,
     )
 
 

@@ -55,12 +55,16 @@ class Executor:
         container_id: str,
         owner_id: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        conflicts_partition: str | None = None,
     ) -> None:
+        """``partition``: the link rows' (one per generation); ``conflicts_partition``: the
+        member's conflicts of this kind, across generations (the settings page lists them)."""
         self.a = adapter
         self.records = records
         self.links = links
         self.conflicts = conflicts
         self.partition = partition
+        self.conflicts_partition = conflicts_partition or partition
         self.container = container_id
         self.owner_id = owner_id
         self._now = clock
@@ -86,7 +90,7 @@ class Executor:
             self.links.forget(self.partition, forgotten)
         found = [a.conflict for a in plan.actions if isinstance(a, RecordConflict)]
         if found:
-            self.conflicts.record(self.partition, found)
+            self.conflicts.record(self.conflicts_partition, found)
             report.conflicts = len(found)
         return report
 
@@ -115,7 +119,7 @@ class Executor:
         crm = [c for c in creates if c.side is Side.CRM]
         fresh: list[Create] = []
         for create in outlook:
-            found = self.a.outlook.find_items_by_crm_id(self.container, create.marker) if create.recover else []
+            found = self.a.outlook.find_items_by_crm_id(self.container, self.a.marker_for(create.marker)) if create.recover else []
             if found:  # an earlier attempt created it: bring it to the planned content
                 try:
                     item = self.a.outlook.update_items(self.container, [(found[0].id, self.a.to_outlook(create.fields, None))])[0]
@@ -126,13 +130,17 @@ class Executor:
                 fresh.append(create)
         if fresh:
             drafts = [
-                ItemDraft(crm_id=c.marker, fields=self.a.to_outlook(c.fields, None), transaction_id=c.transaction_key)
+                # The marker and Graph's transactionId are of this generation: an event made by an
+                # earlier Enable (same CRM record, same version) is not this create's answer.
+                ItemDraft(crm_id=self.a.marker_for(c.marker), fields=self.a.to_outlook(c.fields, None),
+                          transaction_id=self.a.marker_for(c.transaction_key) if c.transaction_key else None)
                 for c in fresh
             ]
             for create, item in zip(fresh, self.a.outlook.create_items(self.container, drafts), strict=True):
                 done += self._created(create, item, known, report)
         if crm:
-            bodies = [{**self.a.to_crm(c.fields, None), CRM_MARKER_FIELD: c.marker, "Owner": {"id": self.owner_id}} for c in crm]
+            bodies = [{**self.a.to_crm(c.fields, None), CRM_MARKER_FIELD: self.a.marker_for(c.marker), "Owner": {"id": self.owner_id}}
+                      for c in crm]
             for create, result in zip(crm, self.records.insert(self.a.crm_module, bodies), strict=True):
                 if result.ok and result.id:
                     done.append((known.get(create.pending.link_id), create.completed(result.id, result.modified_time or "")))
@@ -193,7 +201,7 @@ class Executor:
         for delete in outlook:
             item_id = delete.item_id
             if item_id is None and delete.marker:
-                found = self.a.outlook.find_items_by_crm_id(self.container, delete.marker)
+                found = self.a.outlook.find_items_by_crm_id(self.container, self.a.marker_for(delete.marker))
                 item_id = found[0].id if found else None
             ids.append(item_id)
         present = [(d, i) for d, i in zip(outlook, ids, strict=True) if i is not None]

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from pydantic import JsonValue
 
+from shared.sync import markers
 from shared.sync.changes import ItemSeen
 from shared.sync.fingerprint import Normalisation
 
@@ -61,3 +62,14 @@ class SyncKindAdapter:
     # Calendar only: what a create or PATCH body cannot say (a series' cancelled occurrences
     # are DELETEs of those occurrences): (container, item id, fields before or None, after).
     after_outlook_write: Callable[[str, str, Mapping[str, JsonValue] | None, Mapping[str, JsonValue]], None] | None = None
+    # The generation of the member's sync this adapter works in (``shared.sync.markers``):
+    # markers are written in it, and markers of another generation are not read as partners.
+    generation: str | None = None
+
+    def marker_for(self, partner_id: str) -> str:
+        """The marker that names ``partner_id`` in this generation (written into an item)."""
+        return markers.encode(self.generation, partner_id)
+
+    def partner_named_by(self, marker: object) -> str | None:
+        """The partner id an item's marker names, if the marker is of this generation."""
+        return markers.decode(self.generation, marker)

@@ -47,6 +47,10 @@ class SyncProfile(TableEntity):
     paused_from: SyncState | None = None  # the phase a lost authorisation paused (resumed there)
     container_id: str | None = None  # our Outlook calendar / contact folder
     conflict_policy: str = "most_recent"
+    # Each Enable starts a new generation (``shared.sync.markers``): its link rows, markers
+    # and queued steps; anything of another generation is ignored. None: enabled before
+    # generations existed (its rows and markers carry none).
+    generation: str | None = None
     # Initial sync: the CRM listing cursor (JSON) and progress.
     initial_cursor: str | None = None
     initial_done: int = 0
@@ -83,6 +87,18 @@ class SyncProfile(TableEntity):
     # One runner at a time.
     lease_owner: str | None = None
     lease_until: datetime | None = None
+
+
+    @property
+    def links_partition(self) -> str:
+        """Where this generation's link rows live: a step of an earlier Enable that writes
+        late writes where no later generation reads."""
+        base = f"{self.partition_key}|{self.row_key}"
+        return f"{base}|{self.generation}" if self.generation else base
+
+    @property
+    def conflicts_partition(self) -> str:
+        return f"{self.partition_key}|{self.row_key}"
 
 
 class LeaseHeld(Exception):

@@ -83,6 +83,9 @@ class SyncRunner:
             # Pages synced before the mapping changed need it too: wait for two-way sync.
             ctx.enqueue(job, REMAP_WAIT_SECONDS)
             return current.entity
+        if current is not None and job.generation is not None and job.generation != current.entity.generation:
+            log.info("%s %s step of %s dropped: it belongs to an earlier Enable", job.kind, job.step, job.member)
+            return current.entity
         if current is None or current.entity.state is not wanted:
             # A webhook during the initial sync (our own creates echo) or a late step of a
             # phase that ended: nothing to do; the initial sync starts the delta rounds itself.
@@ -120,7 +123,7 @@ class SyncRunner:
                 if self._release(job, profile, owner):
                     # Asked by a webhook's step that was dropped for it (``_leave_to_holder``):
                     # queued even when this step fails, or that change waits for the sweep.
-                    ctx.enqueue(SyncJob(member=job.member, kind=job.kind, step="delta", reason="rerun"), 0)
+                    ctx.enqueue(SyncJob.of(profile, "delta", "rerun"), 0)
                 # Even when the step fails after them: what they continue was saved with the
                 # release (e.g. the initial sync's last pages, then subscribing failed: the
                 # profile is active, and its redelivered message is skipped as out of phase).
@@ -202,6 +205,10 @@ class SyncRunner:
                 return False
             if latest.entity.lease_owner != owner:
                 log.error("%s step of %s lost its lease: its cursors are not saved", job.kind, job.member)
+                if latest.entity.state is SyncState.DISABLED or latest.entity.generation != stepped.generation:
+                    # Disabled (and maybe enabled again) under this step: the link rows it
+                    # wrote after the purge belong to no generation that reads them.
+                    self.links.purge(stepped.links_partition)
                 return False
             released = _carry(latest.entity, stepped)
             rerun = released.delta_rerun and released.state is SyncState.ACTIVE
@@ -236,10 +243,10 @@ class SyncRunner:
                     break
                 profile = self._counted(profile, report, initial_done=done, initial_cursor=page.next.model_dump_json())
                 if time.monotonic() > deadline:
-                    ctx.enqueue(SyncJob(member=profile.partition_key, kind=profile.row_key, step="initial", reason="continue"), 0)  # type: ignore[arg-type]
+                    ctx.enqueue(SyncJob.of(profile, "initial", "continue"), 0)
                     return profile
         # Done: start two-way sync from here (R3.3): a Graph delta round and the CRM watermark.
-        ctx.enqueue(SyncJob(member=profile.partition_key, kind=profile.row_key, step="delta", reason="initial done"), 0)  # type: ignore[arg-type]
+        ctx.enqueue(SyncJob.of(profile, "delta", "initial done"), 0)
         return self._counted(profile, report, initial_done=done, state=SyncState.ACTIVE, initial_cursor=None)
 
     def _select(self, profile: SyncProfile, ctx: StepContext) -> SyncProfile:
@@ -250,7 +257,7 @@ class SyncRunner:
         keys = (a.initial_key(r) for page in ctx.records.pages(query) for r in page.records if not a.excluded(r))
         limit, total = threshold(keys, a.initial_cap)
         full = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id)  # type: ignore[arg-type]
-        ctx.enqueue(SyncJob(member=profile.partition_key, kind=profile.row_key, step="initial", reason="selected"), 0)  # type: ignore[arg-type]
+        ctx.enqueue(SyncJob.of(profile, "initial", "selected"), 0)
         return profile.model_copy(
             update={
                 "initial_cursor": ListCursor(query=full).model_dump_json(),
@@ -295,7 +302,7 @@ class SyncRunner:
             outlook_gone += [ItemDeleted(i, DeleteSignal.NOT_FOUND) for i in gone_series]
         every: list[LinkRow] | None = None  # scanned once for both uses on a full round
         if full_round and not more:
-            every = self.links.all(f"{profile.partition_key}|{profile.row_key}")
+            every = self.links.all(profile.links_partition)
             listed = {s.item_id for s in outlook_seen} | {d.item_id for d in outlook_gone} | masters
             outlook_gone += self._unlisted_and_gone(profile, a, listed, every)
         watermark = profile.crm_watermark or started
@@ -320,7 +327,7 @@ class SyncRunner:
                 update={"state": SyncState.PAUSED, "reason": "mass_change", "pending_deletions": sum(report.deletions.values())}
             )
         if more:
-            ctx.enqueue(SyncJob(member=profile.partition_key, kind=profile.row_key, step="delta", reason="continue"), 0)  # type: ignore[arg-type]
+            ctx.enqueue(SyncJob.of(profile, "delta", "continue"), 0)
         # The member's answer to a paused mass change holds until the round that saw it ends.
         answer = profile.mass_change_answer if more else None
         return self._counted(
@@ -354,7 +361,7 @@ class SyncRunner:
         series, so that a master gone for good (a confirmed 404) deletes its partner."""
         wanted = set(masters)
         if removals:
-            wanted |= set(self.links.series_outlook_ids(f"{profile.partition_key}|{profile.row_key}"))
+            wanted |= set(self.links.series_outlook_ids(profile.links_partition))
         if not wanted or a.read_series is None:
             return [], []
         return a.read_series(profile.container_id or "", sorted(wanted))
@@ -365,7 +372,7 @@ class SyncRunner:
         """One CRM page of the member's linked items: both sides read, the changed pairs
         re-synced through the ordinary merge (see ``shared.sync.remap``)."""
         a = ctx.adapter
-        partition = f"{profile.partition_key}|{profile.row_key}"
+        partition = profile.links_partition
         if job.cursor is None:
             query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id)  # type: ignore[arg-type]
             cursor = ListCursor(query=query)
@@ -392,6 +399,7 @@ class SyncRunner:
             executor = Executor(
                 a, ctx.records, self.links, self.conflicts, partition=partition,
                 container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
+                conflicts_partition=profile.conflicts_partition,
             )
             report = executor.apply(result, {r.link_id: r for r in rebased})
             profile = self._counted(profile, report)
@@ -405,7 +413,7 @@ class SyncRunner:
         self, profile: SyncProfile, ctx: StepContext, crm: SideChanges, outlook: SideChanges,
         every: list[LinkRow] | None = None,
     ) -> ExecutionReport | PauseForConfirmation:
-        partition = f"{profile.partition_key}|{profile.row_key}"
+        partition = profile.links_partition
         crm_ids = _ids(crm) | {s.partner_id for s in outlook.seen if s.partner_id}
         outlook_ids = _ids(outlook) | {s.partner_id for s in crm.seen if s.partner_id}
         known = {row.link_id: row for row in self.links.load(partition, crm_ids=crm_ids, outlook_ids=outlook_ids, every=every)}
@@ -422,6 +430,7 @@ class SyncRunner:
         executor = Executor(
             ctx.adapter, ctx.records, self.links, self.conflicts, partition=partition,
             container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
+            conflicts_partition=profile.conflicts_partition,
         )
         return executor.apply(result, known)
 
@@ -478,7 +487,7 @@ def _limit(profile: SyncProfile) -> list[Any] | None:
 
 def _carry(latest: SyncProfile, stepped: SyncProfile) -> SyncProfile:
     """The step's result, unless the member changed the state meanwhile (e.g. disabled)."""
-    if latest.state is SyncState.DISABLED or latest.enabled_at != stepped.enabled_at:
+    if latest.state is SyncState.DISABLED or latest.generation != stepped.generation or latest.enabled_at != stepped.enabled_at:
         return latest
     return stepped.model_copy(
         update={"lease_owner": latest.lease_owner, "lease_until": latest.lease_until, "delta_queued": latest.delta_queued,

@@ -27,6 +27,7 @@ from shared.graph.subscriptions import SubscriptionClient, SubscriptionGone
 from shared.graph.sync_errors import ContainerGone, DeltaExpired, MailboxThrottled
 from shared.identity.entra import SignInFailed
 from shared.storage import JobQueue, Stored, TableEntity
+from shared.sync import markers
 from shared.sync.contacts import DEFAULT_CONTACT_MAPPING, ContactMapping, changed_pairs
 from shared.sync.jobs import SyncJob
 from shared.sync.kind import SyncKindAdapter
@@ -113,11 +114,11 @@ class SyncService:
         zone = stored.entity.crm_time_zone if stored else None
         return StepContext(
             adapter=self._adapter_for(member, kind, self.mailbox(member), reference=reference, contact_mapping=mapping,
-                                      crm_time_zone=zone),
+                                      crm_time_zone=zone, generation=stored.entity.generation if stored else None),
             records=CrmRecords(self.s.crm_sessions.for_member(self.s.crm_access(member))),
             owner_id=member.user_id,
             enqueue=lambda job, delay: self.jobs.send(job, delay=timedelta(seconds=delay) if delay else None),
-            on_container_gone=lambda profile, reason: self.disable(member, kind, reason=reason),
+            on_container_gone=lambda profile, reason: self.disable(member, kind, reason=reason, generation=profile.generation),
             subscribe=lambda profile: self._subscribe(member, kind, profile.container_id or ""),
         )
 
@@ -151,8 +152,12 @@ class SyncService:
         now = datetime.now(UTC)
 
         def enabled(profile: SyncProfile) -> SyncProfile:
+            # A new generation unless this resumes one (a paused sync keeps its container,
+            # hence its links and markers): see ``shared.sync.markers``.
+            generation = markers.new_generation() if profile.state is SyncState.DISABLED else profile.generation
             return profile.model_copy(update={
                 "state": SyncState.INITIAL, "reason": None, "container_id": container.id, "enabled_at": now,
+                "generation": generation,
                 "subscription_id": None, "subscription_expires": None,
                 "client_state": None, "channel_id": channel.channel_id, "channel_token": channel.token,
                 "channel_expires": channel.expires_at, "initial_cursor": None, "initial_threshold": None,
@@ -162,18 +167,25 @@ class SyncService:
             })
 
         profile = self.s.sync_profiles.update(key, kind, enabled)
-        self.jobs.send(SyncJob(member=key, kind=kind, step="initial", reason="enable"))
+        self.jobs.send(SyncJob.of(profile, "initial", "enable"))
         self.s.accounts.audit(actor=member.email, action=f"sync.{kind.value}.enabled", tenant_id=member.tenant_id, org_id=member.org_id)
         return profile
 
-    def disable(self, member: MemberIdentity, kind: SyncKind, *, reason: str = "disabled by the member") -> SyncProfile | None:
+    def disable(
+        self, member: MemberIdentity, kind: SyncKind, *, reason: str = "disabled by the member",
+        generation: str | None = None,
+    ) -> SyncProfile | None:
         """Stop syncing; remove our Outlook container (its items go with it); the CRM keeps
-        everything (R3.7, R3.8, R4.8, R4.9)."""
+        everything (R3.7, R3.8, R4.8, R4.9). ``generation``: disable only that Enable (a step
+        that found its container gone may belong to an Enable already replaced)."""
         key = self._key(member)
         stored = self.s.sync_profiles.get(key, kind)
         if stored is None:
             return None
         profile = stored.entity
+        if generation is not None and profile.generation != generation:
+            log.info("%s sync of %s not disabled (%s): that Enable was replaced", kind.value, key, reason)
+            return profile
         mailbox = self.mailbox(member)
         if profile.subscription_id:
             try:
@@ -190,9 +202,8 @@ class SyncService:
         if profile.container_id:
             adapter = self._adapter_for(member, kind, mailbox)
             adapter.outlook.delete_container(profile.container_id)
-        partition = f"{key}|{kind.value}"
-        self.s.sync_links.purge(partition)
-        self.s.sync_conflicts.purge(partition)
+        self.s.sync_links.purge(profile.links_partition)
+        self.s.sync_conflicts.purge(profile.conflicts_partition)
 
         def disabled(p: SyncProfile) -> SyncProfile:
             return p.model_copy(update={
@@ -232,7 +243,7 @@ class SyncService:
             raise NothingToResolve(kind) from None
         if not resolved:
             raise NothingToResolve(kind)
-        self.jobs.send(SyncJob(member=key, kind=kind, step="delta", reason="mass change answered"))
+        self.jobs.send(SyncJob.of(profile, "delta", "mass change answered"))
         self.s.accounts.audit(actor=member.email, action=f"sync.{kind.value}.mass_change_{'confirmed' if confirm else 'kept'}",
                               tenant_id=member.tenant_id, org_id=member.org_id)
         return profile
@@ -259,7 +270,7 @@ class SyncService:
         if profile.state is not SyncState.DISABLED:
             directions = {pair.key: pair.direction.value for pair in mapping.pairs if pair.key in changed}
             pairs: dict[str, str | None] = {k: directions.get(k) for k in sorted(changed)}
-            self.jobs.send(SyncJob(member=key, kind=SyncKind.CONTACTS, step="remap", reason="mapping changed", pairs=pairs))
+            self.jobs.send(SyncJob.of(profile, "remap", "mapping changed").model_copy(update={"pairs": pairs}))
         self.s.accounts.audit(actor=member.email, action="sync.contacts.mapping_changed", tenant_id=member.tenant_id,
                               org_id=member.org_id, detail=", ".join(sorted(changed))[:500])
         return changed
@@ -274,6 +285,7 @@ class SyncService:
         except LookupError:
             log.warning("sync job for %s dropped: no such member any more", job.member)
             return
+        stored: Stored[SyncProfile] | None = None
         try:
             stored = self.s.sync_profiles.get(job.member, job.kind)  # read once for the context and the step
             self.runner.run(job, self._context(member, job.kind, stored), delivery=delivery, current=stored)
@@ -287,7 +299,7 @@ class SyncService:
             self.s.sync_profiles.update(job.member, job.kind, lambda p: p.model_copy(update={"delta_link": None}))
             self.jobs.send(job)
         except ContainerGone:  # R3.8, R4.9: the member deleted our calendar or folder in Outlook
-            self.disable(member, job.kind, reason="container_deleted")
+            self.disable(member, job.kind, reason="container_deleted", generation=stored.entity.generation if stored else None)
         except CrmAuthorizationLost:
             self._pause(job.member, job.kind, CRM_AUTHORIZATION_LOST)
         except SignInFailed as failed:
@@ -334,9 +346,9 @@ class SyncService:
                     return p
                 return p.model_copy(update={"state": phase, "reason": None, "paused_from": None, "delta_queued": False})
 
-            self.s.sync_profiles.update(self._key(member), kind, resume)
+            resumed_profile = self.s.sync_profiles.update(self._key(member), kind, resume)
             step = "initial" if phase is SyncState.INITIAL else "delta"
-            self.jobs.send(SyncJob(member=self._key(member), kind=kind, step=step, reason="authorization back"))
+            self.jobs.send(SyncJob.of(resumed_profile, step, "authorization back"))
             resumed += 1
         return resumed
 
@@ -381,11 +393,11 @@ class SyncService:
             return profile.model_copy(update=update)
 
         try:
-            self.s.sync_profiles.update(member_key, kind, mark)
+            marked = self.s.sync_profiles.update(member_key, kind, mark)
         except LookupError:
             return False
         if queued:
-            self.jobs.send(SyncJob(member=member_key, kind=kind, step="delta", reason=reason))
+            self.jobs.send(SyncJob.of(marked, "delta", reason))
         return queued
 
     # -- webhooks (validated; answered fast; the work is queued) ----------------------------------
@@ -453,7 +465,7 @@ class SyncService:
         active = [p for p in syncing if p.state is SyncState.ACTIVE]
         # The safety net queues even when a step is marked queued: that mark may be stale.
         for profile in active:
-            self.jobs.send(SyncJob(member=profile.partition_key, kind=SyncKind(profile.row_key), step="delta", reason="sweep"))
+            self.jobs.send(SyncJob.of(profile, "delta", "sweep"))
         # An initial sync whose queued step was lost (storage restarted, a message expired)
         # would wait forever: one with no progress for a while gets a step again (steps are
         # idempotent; a live one holds the lease and the extra step waits behind it).
@@ -462,7 +474,7 @@ class SyncService:
             last = profile.last_sync_at or profile.enabled_at
             leased = profile.lease_until is not None and profile.lease_until > now
             if profile.state is SyncState.INITIAL and last is not None and last < now - STALLED_INITIAL and not leased:
-                self.jobs.send(SyncJob(member=profile.partition_key, kind=SyncKind(profile.row_key), step="initial", reason="stalled"))
+                self.jobs.send(SyncJob.of(profile, "initial", "stalled"))
         return len(active)
 
     def renew_all(self) -> int:

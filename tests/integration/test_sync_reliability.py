@@ -230,10 +230,11 @@ def test_a_step_that_died_between_its_outlook_creates_and_its_link_rows_duplicat
                   policy=ConflictPolicy.MOST_RECENT, normalisation=a.normalisation)
     creates = [c for c in result.actions if isinstance(c, Create)]
     assert len(creates) == 3
-    services.sync_links.write(f"{key}|{kind.value}", [(None, c.pending) for c in creates])
+    services.sync_links.write(profile(member, kind).links_partition, [(None, c.pending) for c in creates])
     container = profile(member, kind).container_id or ""
-    made = a.outlook.create_items(container, [
-        ItemDraft(crm_id=c.marker, fields=a.to_outlook(c.fields, None), transaction_id=c.transaction_key) for c in creates])
+    made = a.outlook.create_items(container, [  # as the executor writes them: markers of this generation
+        ItemDraft(crm_id=a.marker_for(c.marker), fields=a.to_outlook(c.fields, None),
+                  transaction_id=a.marker_for(c.transaction_key or "")) for c in creates])
     assert all(not isinstance(item, GraphError) for item in made)
     # ... and died before writing its link rows: its lease is released, the next round runs.
     stored = services.sync_profiles.get(key, kind)
