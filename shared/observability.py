@@ -52,7 +52,7 @@ def new_correlation_id(prefix: str = "") -> str:
 
 def sane_correlation_id(candidate: str | None) -> str | None:
     """``candidate`` when it is safe to echo and log as is, else None."""
-    if candidate and _SANE_ID.match(candidate):
+    if candidate and _SANE_ID.fullmatch(candidate):
         return candidate
     return None
 
@@ -79,17 +79,33 @@ _SECRET_NAMES = (
 _NAMES = "|".join(re.escape(n) for n in _SECRET_NAMES) + "|token"
 _HEADERS = "authorization|proxy-authorization|cookie|set-cookie|x-functions-key"
 
+# Every pattern here runs on untrusted text (a webhook's ids, an OAuth error_description, a
+# Graph error body), on every log record, holding the GIL: each must take linear time. So
+# no two alternatives of a repeated group may match the same character (a quoted value is
+# ``(?:\\.|[^\\"\n])*``: an escape, or one character that is neither a backslash nor the
+# quote), and a pattern that scans a run of token characters only starts where such a run
+# starts (a lookbehind), so no run is scanned once per position. tests/unit/test_regex_safety.py
+# times every regex of the product on 10,000-character hostile texts.
+# google-re2 would make linear time the engine's promise rather than ours, but it is one
+# more native wheel to build and trust on the Functions worker for a dozen patterns that
+# are linear by construction, which that test checks on every run.
+_QUOTED_BODY = {quote: rf"(?:\\.|[^\\{quote}\n])*" for quote in "\"'"}
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization, cookie and function-key headers: "Name: value" lines, or header dicts.
-    (re.compile(rf"""(?i)(["']?\b(?:{_HEADERS})\b["']?\s*[:=]\s*)(["'])(?:\\.|(?!\2).)*\2"""), rf"\1\2{REDACTED}\2"),
+    *(
+        (re.compile(rf"""(?i)(["']?\b(?:{_HEADERS})\b["']?\s*[:=]\s*)({quote}){_QUOTED_BODY[quote]}{quote}"""),
+         rf"\1\2{REDACTED}\2")
+        for quote in "\"'"
+    ),
     (re.compile(rf"""(?i)(\b(?:{_HEADERS})\b\s*[:=]\s*+)(?!["'\[])[^\r\n,}}]+"""), rf"\1{REDACTED}"),
     # Bearer and Zoho tokens anywhere (an Authorization value that slipped into a message);
     # at least 8 characters, so prose such as "bearer token" stays readable.
     (re.compile(r"(?i)\b(bearer|zoho-oauthtoken)\s+[A-Za-z0-9\-._~+/]{8,}=*"), rf"\1 {REDACTED}"),
     # JSON or Python-repr bodies: "access_token": "..." / 'password': '...'.
-    (
-        re.compile(rf"""(["'])({_NAMES})\1(\s*:\s*)(["'])(?:\\.|(?!\4).)*\4""", re.IGNORECASE),
-        rf"\1\2\1\3\4{REDACTED}\4",
+    *(
+        (re.compile(rf"""(["'])({_NAMES})\1(\s*:\s*)({quote}){_QUOTED_BODY[quote]}{quote}""", re.IGNORECASE),
+         rf"\1\2\1\3\4{REDACTED}\4")
+        for quote in "\"'"
     ),
     # Query strings and form bodies: access_token=...&, password=... (not JSON).
     (re.compile(rf"(?i)(?<![A-Za-z0-9_])({_NAMES})=([^&\s\"'<>,;]+)"), rf"\1={REDACTED}"),
@@ -99,10 +115,16 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Our single-use invitation and approval links (shared/identity/signed_links.py): the
     # token in the path is the whole secret.
     (re.compile(r"(/(?:invitations|join-requests)/)([A-Za-z0-9_\-]{16,})"), rf"\1{REDACTED}"),
-    # JWTs (id tokens, Graph access tokens) and Fernet tokens (our encrypted secrets) anywhere.
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), REDACTED),
-    (re.compile(r"\bgAAAAA[A-Za-z0-9_\-]{40,}=*"), REDACTED),
+    # JWTs (id tokens, Graph access tokens) and Fernet tokens (our encrypted secrets) anywhere
+    # a run of token characters starts (not after a letter, digit, "_" or "-").
+    (re.compile(r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), REDACTED),
+    (re.compile(r"(?<![A-Za-z0-9_\-])gAAAAA[A-Za-z0-9_\-]{40,}=*"), REDACTED),
 )
+
+# What one record may log: enough for any message of ours, a traceback's worth of context,
+# never a whole hostile body (a 1 MB webhook, a 2 KB error_description) per line.
+MAX_LOGGED_MESSAGE = 8_000
+MAX_UNTRUSTED_VALUE = 120
 
 
 def redact(text: str) -> str:
@@ -110,6 +132,20 @@ def redact(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def _capped(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit:,} more characters]"
+
+
+def untrusted(value: object, limit: int = MAX_UNTRUSTED_VALUE) -> str:
+    """A value from outside (an id, a query parameter) as it may be logged: control
+    characters escaped (no forged log lines), at most ``limit`` characters of it."""
+    text = value if isinstance(value, str) else str(value)
+    shown = repr(text[:limit])[1:-1]
+    return shown if len(text) <= limit else f"{shown}… [{len(text) - limit:,} more characters]"
 
 
 def _redact_record(record: logging.LogRecord) -> None:
@@ -120,7 +156,7 @@ def _redact_record(record: logging.LogRecord) -> None:
         message = record.getMessage()
     except Exception:  # bad %-args: leave it for logging's own error report
         return
-    record.msg = redact(message)
+    record.msg = _capped(redact(message), MAX_LOGGED_MESSAGE)
     record.args = None
     if record.exc_info and not record.exc_text:
         # Formatters reuse exc_text, so the traceback is rendered once, redacted.

@@ -13,6 +13,9 @@ import requests
 
 GRAPH_DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
 SIGN_IN_SCOPES = ["User.Read"]  # MSAL adds openid, profile and offline_access itself
+# Microsoft's error_description ("AADSTS65004: ... Trace ID ... Timestamp ...") is a few
+# hundred characters; the query string is anyone's to write, and we log and show it.
+MAX_ERROR_DESCRIPTION = 500
 
 
 class SignInFailed(Exception):
@@ -64,7 +67,8 @@ class EntraApp:
     def finish_sign_in(self, flow: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         """Redeem the code; return MSAL's result (``id_token``, ``id_token_claims`` ...)."""
         if "error" in params:
-            raise SignInFailed(params.get("error_description") or params["error"], code=params["error"])
+            said = params.get("error_description") or params["error"]
+            raise SignInFailed(said[:MAX_ERROR_DESCRIPTION], code=params["error"][:MAX_ERROR_DESCRIPTION])
         try:
             result = self._app("organizations").acquire_token_by_auth_code_flow(flow, params)
         except ValueError as error:  # state mismatch, nonce mismatch, missing code

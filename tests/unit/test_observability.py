@@ -15,6 +15,7 @@ import pytest
 
 from shared import observability
 from shared.observability import (
+    MAX_LOGGED_MESSAGE,
     REDACTED,
     RedactingFilter,
     configure_logging,
@@ -23,6 +24,7 @@ from shared.observability import (
     new_correlation_id,
     redact,
     sane_correlation_id,
+    untrusted,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,7 +193,7 @@ def test_new_and_sane_ids() -> None:
     sync_id = new_correlation_id("sync:ms|t|o:calendar")
     assert sync_id.startswith("sync:ms|t|o:calendar:") and len(sync_id.rsplit(":", 1)[1]) == 8
     assert sane_correlation_id("abc-123_X.y:z") == "abc-123_X.y:z"
-    for bad in (None, "", "a b", "<script>", "x" * 200, "line\nbreak", "-leading"):
+    for bad in (None, "", "a b", "<script>", "x" * 200, "line\nbreak", "-leading", "trailing\n"):
         assert sane_correlation_id(bad) is None
 
 
@@ -290,3 +292,28 @@ def test_stream_output_of_a_bare_process_carries_the_id() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "s3cr3t" not in result.stderr
     assert "client_secret=[REDACTED] [correlation_id=abc]" in result.stderr
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_quoted_secrets_with_escapes_are_redacted_in_either_quote(quote: str) -> None:
+    """The linear forms of the quoted-value patterns (issue 18 §2) still read escapes."""
+    q = quote
+    text = f"{q}refresh_token{q}: {q}rt\\{q}still-secret{q}, {q}Cookie{q}: {q}a\\{q}b{q}, {q}keep{q}: 1"
+    redacted = redact(text)
+    assert "still-secret" not in redacted and "a\\" not in redacted
+    assert f"{q}refresh_token{q}: {q}{REDACTED}{q}" in redacted and f"{q}keep{q}: 1" in redacted
+
+
+def test_a_hostile_message_is_logged_capped(capture: Capture) -> None:
+    """A run of backslashes, once catastrophic (2 s at 34, days at 60), costs nothing and is cut."""
+    hostile = '"token": "' + "\\" * 50_000
+    logging.getLogger("shared.anything").warning("sign-in refused: %s", hostile)
+    [line] = capture.lines
+    assert len(line) < MAX_LOGGED_MESSAGE + 100 and line.endswith("more characters]")
+
+
+def test_untrusted_values_are_escaped_and_capped() -> None:
+    assert untrusted("abc") == "abc"
+    assert untrusted("forged\nERROR admin signed in") == "forged\\nERROR admin signed in"
+    assert untrusted("x" * 1000, 10) == "xxxxxxxxxx… [990 more characters]"
+    assert untrusted(42) == "42"
