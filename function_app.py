@@ -9,6 +9,7 @@ from functions.admin import bp as admin
 from functions.health import bp as health
 from functions.install import bp as install
 from functions.mail_worker import bp as mail_worker
+from functions.sessions import bp as sessions
 from functions.settings import bp as settings
 from functions.static import bp as static
 from functions.sync_workers import bp as sync_workers
@@ -25,6 +26,7 @@ app.register_functions(install)
 app.register_functions(static)
 app.register_functions(users)
 app.register_functions(mail_worker)
+app.register_functions(sessions)
 app.register_functions(settings)
 app.register_functions(webhooks)
 app.register_functions(sync_workers)

@@ -1,9 +1,18 @@
 """Server-side sessions: a random id in a signed, HttpOnly, SameSite=Lax cookie; the data
 (who signed in, pending sign-in flows, the CSRF token) in Table Storage, so a session can
-hold secrets such as the PKCE verifier and can be ended on the server."""
+hold secrets such as the PKCE verifier and can be ended on the server.
+
+No fixation: a session id known before sign-in (planted by someone else, or seen on a shared
+machine) is never the signed-in session. Each change of identity ``renew``s the session: a
+new id and CSRF token, the old row deleted. Over https the cookie is ``__Host-`` prefixed
+and Secure, so neither a sibling subdomain nor plain http can plant or overwrite it.
+A session nobody signed into (it holds a PKCE verifier and nonce) lives an hour, not eight;
+``purge_expired`` (a timer) deletes the rows that have ended.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,8 +24,10 @@ from pydantic import BaseModel
 from shared.storage import ConcurrencyConflict, TableEntity, TableRepository
 from shared.web.http import Cookie, WebRequest
 
-COOKIE_NAME = "crm365_session"
+COOKIE_NAME = "crm365_session"  # over http (the loopback stack): browsers refuse __Host- without Secure
+SECURE_COOKIE_NAME = f"__Host-{COOKIE_NAME}"  # over https: host-only, Path=/, Secure
 SESSION_LIFETIME = timedelta(hours=8)
+ANONYMOUS_LIFETIME = timedelta(hours=1)  # a sign-in flow lives 15 minutes; an invitation link waits for one
 FLOW_LIFETIME = timedelta(minutes=15)
 MAX_PENDING_FLOWS = 4
 
@@ -66,6 +77,7 @@ class SessionStore:
         self._serializer = URLSafeTimedSerializer(secret, salt="crm365-session")
         self._secure = secure_cookies
         self._now = clock
+        self.cookie_name = SECURE_COOKIE_NAME if secure_cookies else COOKIE_NAME
 
     def load(self, request: WebRequest) -> tuple[SessionRow, str] | None:
         """The live session of this request with its ETag; None when there is no cookie.
@@ -73,7 +85,7 @@ class SessionStore:
         Raises SessionExpired when the cookie is valid but its session has ended, and for a
         forged cookie (a signature that does not verify is treated the same way).
         """
-        raw = request.cookies.get(COOKIE_NAME)
+        raw = request.cookies.get(self.cookie_name)
         if not raw:
             return None
         try:
@@ -86,15 +98,37 @@ class SessionStore:
         return stored.entity, stored.etag
 
     def start(self) -> tuple[SessionRow, str]:
+        """A new anonymous session (it lives ``ANONYMOUS_LIFETIME``)."""
+        return self._new(None)
+
+    def renew(self, row: SessionRow, user: SignedInUser | None) -> tuple[SessionRow, str]:
+        """The session to go on with after a change of identity: a new id and CSRF token for
+        ``user``, nothing else carried over (pending flows and the way back belong to the
+        session that started them); the old row is deleted, so its cookie names nothing."""
+        fresh = self._new(user)
+        self._repo.delete(row.partition_key, row.row_key)
+        return fresh
+
+    def _new(self, user: SignedInUser | None) -> tuple[SessionRow, str]:
         now = self._now()
         row = SessionRow(
             partition_key=secrets.token_urlsafe(24),
             row_key="s",
             created_at=now,
-            expires_at=now + SESSION_LIFETIME,
+            expires_at=now + (SESSION_LIFETIME if user is not None else ANONYMOUS_LIFETIME),
             csrf_token=secrets.token_urlsafe(32),
+            user=user,
         )
         return row, self._repo.insert(row).etag
+
+    def purge_expired(self) -> int:
+        """Delete every session that has ended (signed-in or not); returns how many."""
+        purged = 0
+        for stored in self._repo.query(where="expires_at lt @now", parameters={"now": self._now()}):
+            with contextlib.suppress(ConcurrencyConflict):  # renewed or ended meanwhile: not ours to delete
+                self._repo.delete(stored.entity.partition_key, stored.entity.row_key, stored.etag)
+                purged += 1
+        return purged
 
     def save(self, row: SessionRow, etag: str) -> str:
         """Write back; ConcurrencyConflict when another request changed the session meanwhile."""
@@ -121,7 +155,7 @@ class SessionStore:
 
     def cookie(self, row: SessionRow) -> Cookie:
         value = self._serializer.dumps(row.partition_key)
-        return Cookie(COOKIE_NAME, value, max_age=int(SESSION_LIFETIME.total_seconds()), secure=self._secure)
+        return Cookie(self.cookie_name, value, max_age=int(SESSION_LIFETIME.total_seconds()), secure=self._secure)
 
     def clear_cookie(self) -> Cookie:
-        return Cookie(COOKIE_NAME, "", max_age=0, secure=self._secure)
+        return Cookie(self.cookie_name, "", max_age=0, secure=self._secure)

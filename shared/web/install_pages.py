@@ -62,10 +62,8 @@ class InstallPages:
             tenant_name=self._tenant_name(str(result.get("access_token", ""))),
             is_tenant_admin=claims.is_consent_admin,
         )
-        visit.session.user = user
         come_back = visit.session.after_sign_in
-        visit.session.after_sign_in = None
-        visit.save()
+        visit.renew_session(user)  # a new session id and CSRF token for the new identity: no fixation
         if come_back and come_back.startswith("/api/") and "//" not in come_back:
             return visit.answer(WebResponse.redirect(f"{self.base}{come_back}"))  # an invitation or approval link
         return visit.answer(self._route(visit, user))

@@ -61,6 +61,13 @@ class Visit:
             # Another tab changed the session at the same moment: ask the person to retry.
             raise Refusal(message(self.request, "error.title", "error.body", status=409)) from None
 
+    def renew_session(self, user: SignedInUser | None) -> None:
+        """Go on in a fresh session for ``user`` (new id and CSRF token, the old one ended):
+        called wherever the identity of the visit changes, so a cookie known before (planted
+        by someone else) is never the signed-in session."""
+        self.session, self.etag = self.store.renew(self.session, user)
+        self.cookies = [c for c in self.cookies if c.name != self.store.cookie_name] + [self.store.cookie(self.session)]
+
     def add_flow(self, state: str, flow: PendingFlow) -> None:
         self.session.flows[state] = flow
         self.save()
