@@ -2,19 +2,21 @@
 
 import azure.functions as func
 
+from functions.http_edge import serve
 from shared.config import get_settings
 from shared.health import check_health
+from shared.web.http import WebRequest, WebResponse
 
 bp = func.Blueprint()
+
+
+def _health(request: WebRequest) -> WebResponse:
+    report = check_health(get_settings())
+    return WebResponse(status=200 if report.healthy else 503, body=report.model_dump_json(indent=2),
+                       content_type="application/json")
 
 
 @bp.function_name("health")
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    report = check_health(get_settings())
-    return func.HttpResponse(
-        report.model_dump_json(indent=2),
-        status_code=200 if report.healthy else 503,
-        mimetype="application/json",
-        headers={"Cache-Control": "no-store"},
-    )
+    return serve(req, _health)

@@ -2,23 +2,25 @@
 
 import azure.functions as func
 
-from shared.web.http import SECURITY_HEADERS
+from functions.http_edge import serve
+from shared.web.http import WebRequest, WebResponse
 from shared.web.pages import STATIC_DIR
 
 bp = func.Blueprint()
 TYPES = {".css": "text/css", ".html": "text/html", ".js": "text/javascript"}
 
 
-@bp.route(route="static/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-def static_file(req: func.HttpRequest) -> func.HttpResponse:
-    name = req.route_params.get("name", "")
+def _static(request: WebRequest) -> WebResponse:
+    name = request.route.get("name", "")
     path = STATIC_DIR / name
     # Only plain file names in the static folder: no traversal, no hidden files.
-    if "/" in name or name.startswith(".") or path.suffix not in TYPES or not path.is_file():
-        return func.HttpResponse("Not found", status_code=404)
-    return func.HttpResponse(
-        path.read_bytes(),
-        mimetype=TYPES[path.suffix],
-        # The pages' own policy (a static page too must not be framed), but cacheable: no tokens here.
-        headers={**SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"},
-    )
+    if "/" in name or "\\" in name or name.startswith(".") or path.suffix not in TYPES or not path.is_file():
+        return WebResponse(status=404, body="Not found", content_type="text/plain; charset=utf-8")
+    # The pages' own policy (a static page too must not be framed), but cacheable: no tokens here.
+    return WebResponse(body=path.read_bytes(), content_type=f"{TYPES[path.suffix]}; charset=utf-8",
+                       headers={"Cache-Control": "public, max-age=3600"})
+
+
+@bp.route(route="static/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def static_file(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, _static)

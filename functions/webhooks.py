@@ -1,14 +1,17 @@
 """Change notifications (SPEC R3.3, R4.4): Microsoft Graph subscriptions (with their
 validation handshake and lifecycle events) and CRM watch callbacks. Each is checked
-(clientState / channel token), answered fast, and its work queued."""
+(shape of the ids first, then clientState / channel token), answered fast, and its work
+queued. Through the same edge as the pages: a correlation id, one answer to the unexpected."""
 
 import logging
 from collections.abc import Callable
 
 import azure.functions as func
 
+from functions.http_edge import serve
 from shared.crm.watch import CallbackRejected
 from shared.graph.notifications import NotificationRejected, validation_request
+from shared.web.http import WebRequest, WebResponse
 from shared.wiring import get_services
 
 bp = func.Blueprint()
@@ -20,54 +23,48 @@ HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "defa
            "Cache-Control": "no-store"}
 
 
-def _validation(req: func.HttpRequest) -> func.HttpResponse | None:
-    """Graph's handshake: echo the token as plain text within 10 seconds."""
+def _plain(text: str, status: int) -> WebResponse:
+    return WebResponse(status=status, body=text, content_type="text/plain; charset=utf-8", headers=dict(HEADERS))
+
+
+def _graph_post(request: WebRequest, handle: Callable[[bytes], int], kind: str) -> WebResponse:
     try:
-        token = validation_request(dict(req.params), req.get_body() or b"")
+        token = validation_request(request.query, request.body)  # Graph's handshake: echo the token
     except NotificationRejected as error:
-        return _refused(f"not a Graph validation request: {error}")
-    if token is None:
-        return None
-    return func.HttpResponse(token, status_code=200, mimetype="text/plain", headers=HEADERS)
-
-
-def _refused(message: str, status: int = 400) -> func.HttpResponse:
-    return func.HttpResponse(message, status_code=status, mimetype="text/plain", headers=HEADERS)
-
-
-def _graph_post(req: func.HttpRequest, handle: Callable[[bytes], int], kind: str) -> func.HttpResponse:
-    handshake = _validation(req)
-    if handshake is not None:
-        return handshake
-    body = req.get_body()
-    if len(body) > MAX_BODY:
-        return _refused("notification too large", 413)
+        return _plain(f"not a Graph validation request: {error}", 400)
+    if token is not None:
+        return _plain(token, 200)
+    if len(request.body) > MAX_BODY:
+        return _plain("notification too large", 413)
     try:
-        handled = handle(body)
+        handled = handle(request.body)
     except NotificationRejected as error:
-        return _refused(f"not a Graph {kind} notification: {error}")
+        return _plain(f"not a Graph {kind} notification: {error}", 400)
     log.info("graph %s notifications: %d handled", kind, handled)
-    return func.HttpResponse(status_code=202, headers=HEADERS)
+    # 202 whatever was dropped or refused, as Graph expects: the sender learns nothing.
+    return _plain("", 202)
+
+
+def _crm_post(request: WebRequest) -> WebResponse:
+    if len(request.body) > MAX_BODY:
+        return _plain("callback too large", 413)
+    try:
+        get_services().sync.crm_callback(request.body)
+    except CallbackRejected as error:
+        return _plain(f"callback refused: {error.reason}", 400 if error.reason == "malformed" else 403)
+    return _plain("", 200)
 
 
 @bp.route(route="webhooks/graph", methods=["POST"], auth_level=ANON)
 def graph_webhook(req: func.HttpRequest) -> func.HttpResponse:
-    return _graph_post(req, lambda body: get_services().sync.graph_notifications(body), "change")
+    return serve(req, lambda request: _graph_post(request, get_services().sync.graph_notifications, "change"))
 
 
 @bp.route(route="webhooks/graph/lifecycle", methods=["POST"], auth_level=ANON)
 def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
-    return _graph_post(req, lambda body: get_services().sync.graph_lifecycle(body), "lifecycle")
+    return serve(req, lambda request: _graph_post(request, get_services().sync.graph_lifecycle, "lifecycle"))
 
 
 @bp.route(route="webhooks/crm", methods=["POST"], auth_level=ANON)
 def crm_webhook(req: func.HttpRequest) -> func.HttpResponse:
-    body = req.get_body()
-    if len(body) > MAX_BODY:
-        return _refused("callback too large", 413)
-    try:
-        get_services().sync.crm_callback(body)
-    except CallbackRejected as error:
-        status = 400 if error.reason == "malformed" else 403
-        return _refused(f"callback refused: {error.reason}", status)
-    return func.HttpResponse(status_code=200, headers=HEADERS)
+    return serve(req, _crm_post)

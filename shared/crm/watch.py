@@ -6,14 +6,17 @@ default of **one hour**, so ``channel_expiry`` caps the lifetime a little under 
 the renewal timer extends it (PATCH) well before it ends. Channels are per org, so channel
 ids are random 18-digit numbers (the CRM wants a long) that two members never share.
 
-The callback checks are pure functions, for the webhook trigger: parse the body, look the
-channel up in our storage, compare the token in constant time.
+The callback checks are pure functions, for the webhook trigger: parse the body (a channel
+id that is not one of ours in shape is malformed, so nothing else can become a Table key),
+refuse a missing or oversized token before any lookup, look the channel up in our storage,
+compare the token in constant time.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -28,6 +31,8 @@ MAX_LIFETIME = timedelta(days=7)
 # Under the week, so clock skew between us and the CRM never tips it into the 1-hour default.
 DEFAULT_LIFETIME = MAX_LIFETIME - timedelta(minutes=30)
 MAX_TOKEN_LENGTH = 50
+# The channel ids we make (``new_channel_id``): a positive long of the CRM, in decimal.
+CHANNEL_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 
 
 class WatchChannel(BaseModel):
@@ -69,6 +74,13 @@ class WatchCallback(BaseModel):
     def _as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("channel_id")
+    @classmethod
+    def _a_channel_id_of_ours(cls, value: str) -> str:
+        if not CHANNEL_ID.fullmatch(value) or int(value) >= 2**63:
+            raise ValueError("not a channel id (a positive long)")
+        return value
+
     @field_validator("ids", mode="before")
     @classmethod
     def _ids_as_text(cls, value: Any) -> Any:
@@ -95,7 +107,9 @@ def watch_events(module: Module) -> list[str]:
 
 
 def parse_callback(body: bytes | str) -> WatchCallback:
-    """The callback in ``body``, or ``CallbackRejected("malformed")``."""
+    """The callback in ``body``; ``CallbackRejected("malformed")`` when it is not one (a
+    channel id not in our shape included), ``("bad_token")`` when it carries no token we
+    could have issued: both before anything is looked up."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as error:  # RecursionError: nesting deeper than the parser goes
@@ -103,10 +117,13 @@ def parse_callback(body: bytes | str) -> WatchCallback:
     if not isinstance(data, dict):
         raise CallbackRejected("malformed", "not a JSON object")
     try:
-        return WatchCallback.model_validate(data)
+        callback = WatchCallback.model_validate(data)
     except ValidationError as error:
         fields = ",".join(str(e["loc"][0]) for e in error.errors() if e["loc"])
         raise CallbackRejected("malformed", f"bad or missing {fields}") from error
+    if not callback.token or len(callback.token) > MAX_TOKEN_LENGTH:
+        raise CallbackRejected("bad_token", callback.channel_id)
+    return callback
 
 
 def verify_callback(callback: WatchCallback, expected_token: str | None) -> None:

@@ -1,24 +1,34 @@
-"""Reading what Graph POSTs to our webhooks (pure: no I/O), for the webhook functions.
+"""Reading what Graph POSTs to our webhooks, for the webhook functions (no I/O; one log line
+for a POST whose entries were screened out).
 
 - The validation handshake: Graph POSTs ``?validationToken=...``; we answer 200 text/plain
   with the token, URL-decoded, within 10 seconds (graph-notes §7).
 - Change and lifecycle notifications: ``{"value": [...]}``; every entry whose ``clientState``
   is not the one we gave that subscription is dropped (Graph's guidance: ignore them), so a
   forged POST cannot make us sync. Compared in constant time.
+- Before any of that costs a storage read, the entries are screened on what they carry
+  alone (``screen_*``): a subscription id that is not a GUID (as Graph's are; nothing else
+  may become a Table key), a missing or oversized ``clientState``, duplicates, and more
+  subscriptions than one POST of Graph's names are dropped, and counted for one log line.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import re
 import secrets
+from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from shared.graph.models import ChangeNotification, LifecycleNotification
+from shared.observability import untrusted
 
 MAX_BODY_BYTES = 1_000_000  # a notification POST is small; refuse to parse anything huge
 MAX_CLIENT_STATE = 128
@@ -27,8 +37,40 @@ MAX_CLIENT_STATE = 128
 # refusing it keeps our echo from ever carrying a page into someone's browser.
 MAX_VALIDATION_TOKEN = 1024
 VALIDATION_TOKEN = re.compile(r"^[\x20-\x7e]+$")
+CHANGE_TYPES = {"created", "updated", "deleted"}
 LIFECYCLE_EVENTS = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
+# Graph's subscription ids are GUIDs; checking the shape keeps anything else (``/ \\ # ?``,
+# megabytes) from ever reaching a Table key or a log line.
+SUBSCRIPTION_ID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
+# Distinct subscriptions acted on per POST: each may cost one storage read. A member has two
+# subscriptions and Graph batches a few notifications per POST; anything beyond is dropped
+# (the delta sweep, every 5 minutes, is the safety net for a notification lost).
+MAX_SUBSCRIPTIONS_PER_POST = 100
 N = TypeVar("N", bound=BaseModel)
+log = logging.getLogger(__name__)
+
+
+class Dropped(StrEnum):
+    """Why an entry was dropped before any lookup (counted, never logged one by one)."""
+
+    MALFORMED_ID = "subscription id not a GUID"
+    BAD_CLIENT_STATE = "clientState missing or oversized"
+    DUPLICATE = "duplicate"
+    OVER_CAP = "over the per-POST cap"
+
+
+@dataclass(frozen=True)
+class Screened(Generic[N]):
+    """The entries of one POST worth a lookup (one per subscription and clientState, in
+    order), how many the POST carried, and why the others were dropped."""
+
+    notifications: list[N]
+    received: int
+    dropped: Counter[Dropped] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        dropped = ", ".join(f"{count} {reason.value}" for reason, count in sorted(self.dropped.items()))
+        return f"{self.received} received, {len(self.notifications)} kept; dropped: {dropped or 'none'}"
 
 
 class NotificationRejected(ValueError):
@@ -58,7 +100,7 @@ def validation_request(query: Mapping[str, str], body: bytes) -> str | None:
     token = query["validationToken"]
     if body.strip():
         raise NotificationRejected("a validation request carries no body")
-    if not token or len(token) > MAX_VALIDATION_TOKEN or not VALIDATION_TOKEN.match(token) or set("<>") & set(token):
+    if not token or len(token) > MAX_VALIDATION_TOKEN or not VALIDATION_TOKEN.fullmatch(token) or set("<>") & set(token):
         raise NotificationRejected("the validationToken is not one Graph sends")
     return token
 
@@ -76,27 +118,68 @@ def _entries(body: bytes | str | Mapping[str, Any]) -> list[Any]:
     return list(body["value"])
 
 
-def _parse(body: bytes | str | Mapping[str, Any], model: type[N]) -> list[N]:
+def _drop_reason(entry: Mapping[str, Any], kept: Mapping[tuple[str, str], Any]) -> Dropped | None:
+    subscription_id, client_state = entry["subscriptionId"], entry.get("clientState")
+    if not SUBSCRIPTION_ID.fullmatch(subscription_id):
+        return Dropped.MALFORMED_ID
+    if not isinstance(client_state, str) or not client_state or len(client_state) > MAX_CLIENT_STATE:
+        return Dropped.BAD_CLIENT_STATE
+    if (subscription_id, client_state) in kept:
+        return Dropped.DUPLICATE
+    if len(kept) >= MAX_SUBSCRIPTIONS_PER_POST:
+        return Dropped.OVER_CAP
+    return None
+
+
+def _screen(body: bytes | str | Mapping[str, Any], model: type[N], event_field: str, events: set[str]) -> Screened[N]:
+    """Refuse a POST not in Graph's shape (NotificationRejected); drop, and count, the
+    entries that name no subscription of ours or repeat one; validate the rest."""
+    entries = _entries(body)
+    kept: dict[tuple[str, str], Mapping[str, Any]] = {}
+    dropped: Counter[Dropped] = Counter()
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise NotificationRejected(f"a {model.__name__} is a JSON object")
+        event = entry.get(event_field)
+        if not isinstance(event, str) or event not in events:
+            raise NotificationRejected(f"unknown {event_field} {untrusted(event, 40)!r}")
+        if not isinstance(entry.get("subscriptionId"), str):
+            raise NotificationRejected(f"a {model.__name__} names its subscriptionId")
+        reason = _drop_reason(entry, kept)
+        if reason is None:
+            kept[(entry["subscriptionId"], entry["clientState"])] = entry
+        else:
+            dropped[reason] += 1
     try:
-        return [model.model_validate(entry) for entry in _entries(body)]
+        notifications = [model.model_validate(entry) for entry in kept.values()]
     except ValidationError as error:
         raise NotificationRejected(f"not a {model.__name__}: {error.error_count()} problem(s)") from error
+    return Screened(notifications, len(entries), dropped)
+
+
+def screen_change_notifications(body: bytes | str | Mapping[str, Any]) -> Screened[ChangeNotification]:
+    return _screen(body, ChangeNotification, "changeType", CHANGE_TYPES)
+
+
+def screen_lifecycle_notifications(body: bytes | str | Mapping[str, Any]) -> Screened[LifecycleNotification]:
+    return _screen(body, LifecycleNotification, "lifecycleEvent", LIFECYCLE_EVENTS)
+
+
+def _worth_a_lookup(screened: Screened[N], kind: str) -> list[N]:
+    # One line for the whole POST, never one per entry: a hostile POST carries 10,000.
+    if screened.dropped:
+        log.warning("graph %s notifications screened: %s", kind, screened.summary())
+    return screened.notifications
 
 
 def parse_change_notifications(body: bytes | str | Mapping[str, Any]) -> list[ChangeNotification]:
-    notifications = _parse(body, ChangeNotification)
-    for item in notifications:
-        if item.change_type not in ("created", "updated", "deleted"):
-            raise NotificationRejected(f"unknown changeType {item.change_type!r}")
-    return notifications
+    """The screened change notifications of a POST (``screen_change_notifications``)."""
+    return _worth_a_lookup(screen_change_notifications(body), "change")
 
 
 def parse_lifecycle_notifications(body: bytes | str | Mapping[str, Any]) -> list[LifecycleNotification]:
-    notifications = _parse(body, LifecycleNotification)
-    for item in notifications:
-        if item.lifecycle_event not in LIFECYCLE_EVENTS:
-            raise NotificationRejected(f"unknown lifecycleEvent {item.lifecycle_event!r}")
-    return notifications
+    """The screened lifecycle notifications of a POST (``screen_lifecycle_notifications``)."""
+    return _worth_a_lookup(screen_lifecycle_notifications(body), "lifecycle")
 
 
 def client_state_matches(received: str | None, expected: str | None) -> bool:
