@@ -244,7 +244,8 @@ def test_every_regex_is_linear_on_adversarial_input() -> None:
 @pytest.mark.xfail(reason="quadratic patterns of shared/sync, handed over (see HANDED_OVER)", strict=False)
 def test_handed_over_patterns_are_linear_too() -> None:
     handed_over = [p for p in all_patterns() if p.source in HANDED_OVER]
-    assert handed_over, "none left: empty HANDED_OVER and remove this test"
+    if not handed_over:
+        pytest.skip("the handed-over patterns are gone (fixed): HANDED_OVER and this test can go")
     too_slow = _too_slow(handed_over)
     assert not too_slow, "\n".join(too_slow)
 
