@@ -52,7 +52,6 @@ BLOCK_END = "— end of CRM participants —"
 _DASHES = "—–-"
 _START_LINE = re.compile(rf"^[{_DASHES}]+\s*CRM participants\s*[{_DASHES}]+$", re.IGNORECASE)
 _END_LINE = re.compile(rf"^[{_DASHES}]+\s*end of CRM participants\s*[{_DASHES}]+$", re.IGNORECASE)
-_NAMED_ADDRESS = re.compile(r"^(?P<name>.*?)\s*<(?P<email>[^<>\s]+@[^<>\s]+)>$")
 _BARE_ADDRESS = re.compile(r"^[^<>\s]+@[^<>\s]+$")
 _SPACES = re.compile(r"\s+")
 
@@ -150,9 +149,19 @@ def _line_of(entry: Mapping[str, Any]) -> str:
     return str(entry.get("email") or entry.get("name"))
 
 
+def _named_address(line: str) -> tuple[str, str] | None:
+    """``Name <address>``: the name and the address, or None. (Not a regex: ``.*?\s*<`` rescans a
+    long run of blanks once per position, quadratic on hostile text.)"""
+    if not line.endswith(">") or "<" not in line:
+        return None
+    at = line.rindex("<")
+    address = line[at + 1:-1]
+    return (line[:at].rstrip(), address) if _BARE_ADDRESS.match(address) else None
+
+
 def _entry_of(line: str) -> Person:
-    if found := _NAMED_ADDRESS.match(line):
-        return person(found["email"], found["name"])
+    if found := _named_address(line):
+        return person(found[1], found[0])
     if _BARE_ADDRESS.match(line):
         return person(line, None)
     return person(None, line)
