@@ -31,6 +31,7 @@ from shared.mail.outbox import OUTBOX_QUEUE, MailSender, Outbox, OutboxMessage, 
 from shared.storage import JobQueue, StorageAccount, TableEntity, TableRepository
 from shared.sync.conflicts import ConflictEntity, ConflictStore
 from shared.sync.jobs import SYNC_QUEUE, SyncJob
+from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
 from shared.sync.profiles import ProfileStore, SyncProfile
 from shared.sync.service import SyncService
@@ -123,6 +124,10 @@ class Services:
     @cached_property
     def sync_conflicts(self) -> ConflictStore:
         return ConflictStore(self.table("syncconflicts", ConflictEntity))
+
+    @cached_property
+    def sync_ledger(self) -> SyncLedger:
+        return SyncLedger(self.table("syncledger", LedgerNote))
 
     @cached_property
     def sync_queue(self) -> JobQueue[SyncJob]:

@@ -16,9 +16,10 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from shared.graph.batch import GraphRequest
-from shared.graph.container import ContainerClient, ContainerKind, ItemDraft, segment
+from shared.graph.container import ContainerClient, ContainerKind, ItemDraft, query, segment
 from shared.graph.delta import DEFAULT_PAGE_SIZE, DeltaPage
 from shared.graph.errors import GraphError
+from shared.graph.extended_properties import CRM_ID, expand
 from shared.graph.models import Calendar, Event
 from shared.graph.sync_errors import CalendarGone
 
@@ -106,6 +107,17 @@ class CalendarClient(ContainerClient[Calendar, Event]):
 
     def find_events_by_crm_id(self, calendar_id: str, crm_id: str) -> list[Event]:
         return self.find_items_by_crm_id(calendar_id, crm_id)
+
+    def events_outside(self, calendar_id: str, start: datetime, end: datetime) -> list[Event]:
+        """Events (and series masters, by their first occurrence) that start at or after ``end``
+        or end at or before ``start``: what a calendarView delta over that window never reports.
+        Two filtered listings (an events listing filters on ``start/dateTime``, a calendarView
+        does not)."""
+        found: dict[str, Event] = {}
+        for clause in (f"start/dateTime ge '{_utc(end)}'", f"end/dateTime le '{_utc(start)}'"):
+            for event in self._list_items(calendar_id, query(filter=clause, top="100", expand=expand(CRM_ID))):
+                found[event.id] = event
+        return list(found.values())
 
     # ---- occurrences of a series ---------------------------------------------------------
     def occurrences_around(self, master_id: str, day: date) -> list[Event]:

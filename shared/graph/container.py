@@ -278,9 +278,12 @@ class ContainerClient(Generic[C, I]):
 
     def find_items_by_crm_id(self, container_id: str, crm_id: str) -> list[I]:
         """Items of the container tagged with ``crm_id`` (normally one; more means a duplicate)."""
-        url = self._items_url(container_id) + query(filter=value_filter(CRM_ID, crm_id), expand=expand(CRM_ID))
+        return self._list_items(container_id, query(filter=value_filter(CRM_ID, crm_id), expand=expand(CRM_ID)))
+
+    def _list_items(self, container_id: str, query_string: str) -> list[I]:
+        """Every page of a listing of the container's items."""
         found: list[I] = []
-        next_url: str | None = url
+        next_url: str | None = self._items_url(container_id) + query_string
         while next_url:
             response = self.mailbox.send(GraphRequest(method="GET", url=next_url, headers=self._headers()))
             if not response.ok:

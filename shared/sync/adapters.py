@@ -89,6 +89,7 @@ def contacts_adapter(
             fields=crm_contact_to_fields(record, mapping), modified_at=crm_time(record.get("Modified_Time")),
             partner_id=markers.decode(generation, record.get(CRM_MARKER_FIELD)),
             excluded=crm_contact_excluded(record, member_user_id=owner),
+            label=_name(record.get("First_Name"), record.get("Last_Name")),
         )
 
     def outlook_to_seen(item: dict[str, Any]) -> ItemSeen:
@@ -96,6 +97,7 @@ def contacts_adapter(
             item_id=str(item["id"]), version=str(item.get("changeKey", "")),
             fields=graph_contact_to_fields(item, mapping), modified_at=graph_time(item),
             partner_id=markers.decode(generation, crm_id_of(Contact.model_validate(item))),
+            label=_name(item.get("givenName"), item.get("surname")),
         )
 
     client = ContactsClient(mailbox)
@@ -110,6 +112,7 @@ def contacts_adapter(
         initial_key=lambda r: [-crm_time(r.get("Modified_Time")).timestamp(), str(r["id"])],
         excluded=lambda r: crm_contact_excluded(r, member_user_id=owner),
         delta=lambda folder, resume: client.delta(folder, resume_from=resume), generation=generation,
+        label_of=contact_label,
     )
 
 
@@ -131,7 +134,7 @@ def calendar_adapter(
             item_id=str(record["id"]), version=str(record.get("Modified_Time", "")),
             fields={} if reason else calendar_mapping.crm_event_to_fields(record, time_zone=crm_time_zone),
             modified_at=crm_time(record.get("Modified_Time")), partner_id=markers.decode(generation, record.get(CRM_MARKER_FIELD)),
-            excluded=reason,
+            excluded=reason, label=str(record.get("Event_Title") or ""),
         )
 
     def outlook_to_seen(item: dict[str, Any], instances: list[dict[str, Any]] | None = None) -> ItemSeen:
@@ -142,7 +145,7 @@ def calendar_adapter(
             item_id=str(item["id"]), version=version,
             fields={} if reason else calendar_mapping.graph_event_to_fields(item, instances=instances or ()),
             modified_at=graph_time(item), partner_id=markers.decode(generation, crm_id_of(Event.model_validate(item))),
-            excluded=reason,
+            excluded=reason, label=str(item.get("subject") or ""),
         )
 
     def to_crm(fields: Mapping[str, JsonValue], merged: Mapping[str, JsonValue] | None) -> dict[str, Any]:
@@ -203,6 +206,11 @@ def calendar_adapter(
             if (found := occurrence_on(str(exception["original_date"]))) is not None:
                 client.move_occurrence(found.id, calendar_mapping.graph_occurrence_times(exception, zone))  # type: ignore[arg-type]
 
+    def outside_window(calendar_id: str) -> list[ItemSeen]:
+        now = datetime.now(UTC)
+        return [outlook_to_seen(e.to_graph())
+                for e in client.events_outside(calendar_id, now - DELTA_WINDOW_PAST, now + DELTA_WINDOW_FUTURE)]
+
     def delta(calendar_id: str, resume: str | None) -> Iterator[Any]:
         if resume:
             return client.delta(calendar_id, resume_from=resume)
@@ -217,8 +225,24 @@ def calendar_adapter(
         scan_fields=("Start_DateTime", "End_DateTime", "Data_Source", "Recurring_Activity", "Description"),
         initial_key=lambda record: calendar_order_key(record, reference), excluded=excluded, delta=delta,
         series_master_of=series_master_of, read_series=read_series, after_outlook_write=after_outlook_write,
-        generation=generation,
+        generation=generation, label_of=event_label, outside_window=outside_window,
     )
+
+
+def _name(*parts: object) -> str:
+    return " ".join(str(p) for p in parts if p)
+
+
+def event_label(fields: Mapping[str, JsonValue]) -> str:
+    return str(fields.get(calendar_mapping.TITLE) or "")
+
+
+def contact_label(fields: Mapping[str, JsonValue]) -> str:
+    """A contact's name from its mapped fields, whatever the member's mapping calls them."""
+    def part(crm_field: str) -> object:
+        return next((value for key, value in fields.items() if key.split(":", 1)[0] == crm_field), None)
+
+    return _name(part("First_Name"), part("Last_Name")) or str(part("Email") or "")
 
 
 def calendar_order_key(record: Mapping[str, Any], reference: datetime) -> list[Any]:
@@ -238,3 +262,7 @@ def calendar_still_running(record: Mapping[str, Any], reference: datetime) -> bo
     """A series with no end date is still running (its range, not its first slot, counts)."""
     recurring = record.get("Recurring_Activity")
     return isinstance(recurring, Mapping) and bool(recurring.get("RRULE")) and "UNTIL" not in str(recurring.get("RRULE"))
+
+
+# What a person calls an item of each kind, from a link row's fields (the sync ledger's names).
+LABELS = {SyncKind.CALENDAR: event_label, SyncKind.CONTACTS: contact_label}

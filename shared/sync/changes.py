@@ -46,6 +46,7 @@ class ItemSeen:
     modified_at: datetime
     partner_id: str | None = None
     excluded: str | None = None
+    label: str = ""  # what a person calls it (title, name): the sync ledger's search (shared.sync.ledger)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from shared.sync.actions import (
 )
 from shared.sync.conflicts import ConflictStore
 from shared.sync.kind import CRM_MARKER_FIELD, SyncKindAdapter
+from shared.sync.ledger import Note, Why
 from shared.sync.link_store import LinkStore
 from shared.sync.links import LinkRow, Side
 
@@ -41,6 +42,7 @@ class ExecutionReport:
     deleted: dict[str, int] = field(default_factory=lambda: {"crm": 0, "outlook": 0})
     conflicts: int = 0
     failures: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)  # for the sync ledger: what no link row will say
 
 
 class Executor:
@@ -55,16 +57,16 @@ class Executor:
         container_id: str,
         owner_id: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        conflicts_partition: str | None = None,
+        history_partition: str | None = None,
     ) -> None:
-        """``partition``: the link rows' (one per generation); ``conflicts_partition``: the
+        """``partition``: the link rows' (one per generation); ``history_partition``: the
         member's conflicts of this kind, across generations (the settings page lists them)."""
         self.a = adapter
         self.records = records
         self.links = links
         self.conflicts = conflicts
         self.partition = partition
-        self.conflicts_partition = conflicts_partition or partition
+        self.history_partition = history_partition or partition
         self.container = container_id
         self.owner_id = owner_id
         self._now = clock
@@ -90,7 +92,7 @@ class Executor:
             self.links.forget(self.partition, forgotten)
         found = [a.conflict for a in plan.actions if isinstance(a, RecordConflict)]
         if found:
-            self.conflicts.record(self.conflicts_partition, found)
+            self.conflicts.record(self.history_partition, found)
             report.conflicts = len(found)
         return report
 
@@ -213,17 +215,28 @@ class Executor:
                 done += self._failed(known.get(delete.link.link_id) or delete.link, f"Outlook delete: {result.code}", report)
             else:
                 report.deleted["outlook"] += 1
+                report.notes.append(self._deletion_note(delete, known))
                 done.append((known.get(delete.link.link_id), delete.link))
         crm = [d for d in deletes if d.side is Side.CRM and d.item_id]
         if crm:
             for delete, result in zip(crm, self.records.delete(self.a.crm_module, [d.item_id for d in crm]), strict=True):  # type: ignore[misc]
                 if result.ok or result.code == "INVALID_DATA":  # gone already counts as done
                     report.deleted["crm"] += 1
+                    report.notes.append(self._deletion_note(delete, known))
                     done.append((known.get(delete.link.link_id), delete.link))
                 else:
                     done += self._failed(known.get(delete.link.link_id) or delete.link, f"CRM delete: {result.code}", report)
         done += [(known.get(d.link.link_id), d.link) for d in deletes if d.side is Side.CRM and not d.item_id]
         return done
+
+    def _deletion_note(self, delete: Delete, known: dict[str, LinkRow]) -> Note:
+        """The ledger's "deleted in Outlook / in the CRM", kept once the pair's row is a tombstone
+        (a tombstone keeps no fields: the name is the pair's as last synced)."""
+        gone = delete.side.other  # where the person deleted it
+        synced = known.get(delete.link.link_id) or delete.link
+        return Note(side=gone, item_id=delete.because.item_id, partner_id=delete.item_id,
+                    name=self.a.label_of(synced.fields) or self.a.label_of(delete.link.fields),
+                    why=Why.DELETED_IN_OUTLOOK if gone is Side.OUTLOOK else Why.DELETED_IN_CRM)
 
     def _failed(self, row: LinkRow, reason: str, report: ExecutionReport) -> list[tuple[LinkRow | None, LinkRow]]:
         log.warning("sync write failed for %s: %s", row.link_id, reason)

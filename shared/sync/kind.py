@@ -65,6 +65,10 @@ class SyncKindAdapter:
     # The generation of the member's sync this adapter works in (``shared.sync.markers``):
     # markers are written in it, and markers of another generation are not read as partners.
     generation: str | None = None
+    # Calendar only: the container's items a delta round never lists (outside its window).
+    outside_window: Callable[[str], list[ItemSeen]] | None = None
+    # What a person calls an item, from its mapped fields (a link row's): the ledger's names.
+    label_of: Callable[[Mapping[str, JsonValue]], str] = lambda fields: ""
 
     def marker_for(self, partner_id: str) -> str:
         """The marker that names ``partner_id`` in this generation (written into an item)."""

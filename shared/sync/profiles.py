@@ -14,6 +14,9 @@ from enum import StrEnum
 from pydantic import JsonValue
 
 from shared.storage import ConcurrencyConflict, EntityAlreadyExists, Stored, TableEntity, TableRepository
+from shared.sync.lifecycle import Answer, Life, Reason, SyncState
+
+__all__ = ["LeaseHeld", "ProfileStore", "SyncKind", "SyncProfile", "SyncState"]
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +33,13 @@ class SyncKind(StrEnum):
     CONTACTS = "contacts"
 
 
-class SyncState(StrEnum):
-    DISABLED = "disabled"
-    INITIAL = "initial"  # the initial sync is running (pages of queue work)
-    ACTIVE = "active"  # two-way sync through webhooks and the delta sweep
-    PAUSED = "paused"  # stopped with a reason the member sees (mass change, lost authorisation)
-
-
 class SyncProfile(TableEntity):
     """PartitionKey = member key ("ms|tenant|object"), RowKey = kind."""
 
     tenant_id: str
     object_id: str  # the member's mailbox (Graph user id)
     state: SyncState = SyncState.DISABLED
-    reason: str | None = None  # why it is paused or was disabled (shown to the member)
+    reason: Reason | None = None  # why it is paused or was disabled (shown to the member)
     paused_from: SyncState | None = None  # the phase a lost authorisation paused (resumed there)
     container_id: str | None = None  # our Outlook calendar / contact folder
     conflict_policy: str = "most_recent"
@@ -78,7 +74,7 @@ class SyncProfile(TableEntity):
     errors: int = 0
     last_error: str | None = None
     pending_deletions: int = 0  # a paused mass change waiting for confirmation
-    mass_change_answer: str | None = None  # "delete" or "keep": the member's answer, until the round ends
+    mass_change_answer: Answer | None = None  # the member's answer to a mass change, until the round ends
     contact_mapping: str | None = None  # the member's ContactMapping (JSON); None: the default
     crm_time_zone: str | None = None  # the member's CRM user time zone (IANA), read at enable
     delta_queued: bool = False  # a delta step is on the queue: webhooks add no second one
@@ -90,6 +86,16 @@ class SyncProfile(TableEntity):
 
 
     @property
+    def life(self) -> Life:
+        """What ``shared.sync.lifecycle`` decides on."""
+        return Life(self.state, self.reason, self.paused_from, self.mass_change_answer)
+
+    def living(self, life: Life) -> SyncProfile:
+        """This profile with ``life`` as decided."""
+        return self.model_copy(update={"state": life.state, "reason": life.reason, "paused_from": life.paused_from,
+                                       "mass_change_answer": life.answer})
+
+    @property
     def links_partition(self) -> str:
         """Where this generation's link rows live: a step of an earlier Enable that writes
         late writes where no later generation reads."""
@@ -97,7 +103,8 @@ class SyncProfile(TableEntity):
         return f"{base}|{self.generation}" if self.generation else base
 
     @property
-    def conflicts_partition(self) -> str:
+    def history_partition(self) -> str:
+        """The member's history of this kind across generations: conflicts, ledger notes."""
         return f"{self.partition_key}|{self.row_key}"
 
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from shared.accounts.models import MemberIdentity
+from shared.sync.adapters import LABELS
+from shared.sync.ledger import ConflictFact, Explanation, explain
+from shared.sync.lifecycle import Reason
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
 from shared.sync.service import NothingToResolve
 from shared.web.http import WebRequest, WebResponse
@@ -17,6 +20,8 @@ from shared.wiring import Services
 # enable / disable (R3.1, R3.7, R4.1, R4.8); the answers to a paused mass change (issue 7).
 ACTIONS = ("enable", "disable", "confirm-deletions", "restore-deletions")
 
+MAX_QUESTION = 200  # characters of a "Why isn't it synced?" search
+MAX_CONFLICTS_READ = 500
 
 class SettingsPages:
     def __init__(self, services: Services) -> None:
@@ -41,17 +46,47 @@ class SettingsPages:
         return [{"kind": r.kind, "fields": r.fields, "at": r.detected_at.strftime("%Y-%m-%d %H:%M UTC"),
                  "deleted_on": r.deleted_on} for r in rows]
 
+    def why(self, member: MemberIdentity, kind: SyncKind, query: str) -> list[Explanation]:
+        """The sync ledger's answer: why each of the member's items named like ``query`` is,
+        or is not, on the other side (``shared.sync.ledger``)."""
+        stored = self.s.sync_profiles.get(member.partition_key, kind)
+        if stored is None:
+            return []
+        profile = stored.entity
+        links = self.s.sync_links.all(profile.links_partition) if profile.state is not SyncState.DISABLED else []
+        conflicts = [ConflictFact(r.crm_id, r.outlook_id, r.detected_at, r.fields, r.deleted_on)
+                     for r in self.s.sync_conflicts.recent(profile.history_partition, limit=MAX_CONFLICTS_READ)]
+        return explain(links, self.s.sync_ledger.notes(profile.history_partition), conflicts, LABELS[kind], query)
+
+    def _question(self, request: WebRequest) -> tuple[SyncKind, str] | None:
+        """``?why=<name>&kind=calendar|contacts``: a "Why isn't it synced?" question, if asked."""
+        if "why" not in request.query:
+            return None
+        kind = request.query.get("kind", SyncKind.CALENDAR.value)
+        return (SyncKind(kind), request.query["why"][:MAX_QUESTION]) if kind in {k.value for k in SyncKind} else None
+
     def page(self, request: WebRequest) -> WebResponse:
         visit = Visit.open(self.s.sessions, request, start=False)
         member = self._member(visit)
         known = {key for key in TEXTS["en"] if key.startswith("ms.reason.")}
+        question = self._question(request)
+        answers = {question[0].value: self.why(member, *question)} if question else {}
         return visit.answer(render(request, "microsoft.html", sections=self.status(member), known_reasons=known,
-                                   csrf_token=visit.session.csrf_token, signed_in=True))
+                                   csrf_token=visit.session.csrf_token, signed_in=True, answers=answers,
+                                   asked=question[1] if question else ""))
 
     def status_json(self, request: WebRequest) -> WebResponse:
         visit = Visit.open(self.s.sessions, request, start=False)
         member = self._member(visit)
-        return visit.answer(WebResponse.json({"member": member.email, "sync": self.status(member)}))
+        body: dict[str, Any] = {"member": member.email, "sync": self.status(member)}
+        question = self._question(request)
+        if question is None and "why" in request.query:
+            return visit.answer(WebResponse.json({"error": "bad_kind", "message": "kind must be calendar or contacts"},
+                                                 status=400))
+        if question is not None:
+            body["why"] = {"kind": question[0].value, "query": question[1],
+                           "items": [e.model_dump(mode="json") for e in self.why(member, *question)]}
+        return visit.answer(WebResponse.json(body))
 
     def change(self, request: WebRequest) -> WebResponse:
         visit = Visit.open(self.s.sessions, request, start=False)
@@ -79,7 +114,7 @@ def _section(kind: SyncKind, profile: SyncProfile | None, conflicts: list[dict[s
     return {
         "kind": kind.value,
         "state": state.value,
-        "reason": profile.reason if profile and profile.reason and profile.reason != "disabled by the member" else None,
+        "reason": profile.reason.value if profile and profile.reason and profile.reason is not Reason.DISABLED_BY_MEMBER else None,
         "done": profile.initial_done if profile else 0,
         "total": profile.initial_total if profile else 0,
         "synced": profile.synced_items if profile else 0,
@@ -89,5 +124,5 @@ def _section(kind: SyncKind, profile: SyncProfile | None, conflicts: list[dict[s
         "last_error": profile.last_error if profile else None,
         "recent_conflicts": conflicts,
         "pending_deletions": profile.pending_deletions if profile else 0,
-        "mass_change": bool(profile and state is SyncState.PAUSED and profile.reason == "mass_change"),
+        "mass_change": bool(profile and state is SyncState.PAUSED and profile.reason is Reason.MASS_CHANGE),
     }

@@ -12,7 +12,7 @@ from azure.data.tables import TableServiceClient
 
 from shared.storage import TableRepository
 from shared.sync import profiles as profiles_module
-from shared.sync import service as service_module
+from shared.sync import webhooks as webhooks_module
 from shared.sync.jobs import SyncJob
 from shared.sync.profiles import LeaseHeld, ProfileStore, SyncKind, SyncProfile, SyncState
 from shared.sync.runner import StepContext, SyncRunner
@@ -102,13 +102,12 @@ def test_a_failing_step_still_queues_the_round_a_dropped_webhook_step_asked_for(
     queued: list[tuple[SyncJob, int]] = []
 
     class FailingRunner(SyncRunner):
-        def _delta_step(self, profile, ctx, *, read_deleted=True):  # type: ignore[no-untyped-def,override]
+        def _delta_step(self, profile, ctx, **options):  # type: ignore[no-untyped-def,override]
             webhook = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="delta", reason="graph webhook")
             _runner(store).run(webhook, None, delivery="webhook-1")  # type: ignore[arg-type]  # asks for one more round
             raise RuntimeError("Graph kept failing")
 
-    ctx = StepContext(adapter=None, records=None, owner_id="u", enqueue=lambda job, delay: queued.append((job, delay)),  # type: ignore[arg-type]
-                      on_container_gone=lambda *_: None)
+    ctx = StepContext(adapter=None, records=None, owner_id="u", enqueue=lambda job, delay: queued.append((job, delay)))  # type: ignore[arg-type]
     job = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="delta", reason="sweep")
     with pytest.raises(RuntimeError):
         FailingRunner(store, links=None, conflicts=None).run(job, ctx, delivery="running")  # type: ignore[arg-type]
@@ -130,7 +129,7 @@ class _RecordedQueue:
 
 def _service(store: ProfileStore) -> tuple[SyncService, _RecordedQueue]:
     queue = _RecordedQueue()
-    services = SimpleNamespace(sync_profiles=store, sync_links=None, sync_conflicts=None, sync_queue=queue,
+    services = SimpleNamespace(sync_profiles=store, sync_links=None, sync_conflicts=None, sync_ledger=None, sync_queue=queue,
                                table=lambda *_: None)
     return SyncService(services, adapter_for=lambda *_: None), queue  # type: ignore[arg-type]
 
@@ -149,7 +148,7 @@ def test_webhooks_queue_one_step_until_a_step_takes_the_mark(store: ProfileStore
 def test_a_queued_mark_left_by_a_lost_step_does_not_silence_webhooks(store: ProfileStore) -> None:
     """The queued step never ran (its send failed after the mark, or it was poisoned): after a
     minute the next webhook queues another instead of waiting for the 5-minute sweep."""
-    lost_at = datetime.now(UTC) - service_module.STALE_DELTA_MARK - timedelta(seconds=1)
+    lost_at = datetime.now(UTC) - webhooks_module.STALE_DELTA_MARK - timedelta(seconds=1)
     store.update(MEMBER, SyncKind.CALENDAR, lambda p: p.model_copy(
         update={"state": SyncState.ACTIVE, "delta_queued": True, "delta_queued_at": lost_at}))
     service, queue = _service(store)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import operator
 import re
 
 from flask import Blueprint, Response, g, json, request
@@ -314,6 +316,17 @@ def _event_list(box, calendar_id: str):
             matcher = extended_property_matcher(args["$filter"])
             if matcher is not None:
                 records = [r for r in records if matcher(r["ext"])]
+            elif (timed := re.match(r"^(start|end)/dateTime\s+(ge|gt|le|lt)\s+'([^']{1,40})'$", args["$filter"].strip())):
+                # [D] an events listing filters on start/dateTime and end/dateTime (a series master by
+                # its first occurrence); the value is read in UTC unless it carries an offset.
+                side, op, text = timed.groups()
+                try:
+                    bound = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+                except ValueError:
+                    raise GraphError(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.") from None
+                bound = bound if bound.tzinfo else bound.replace(tzinfo=dt.UTC)
+                compare = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}[op]
+                records = [r for r in records if compare(events.instant(r, side), bound)]
             else:
                 match = re.match(r"^(subject|transactionId|iCalUId)\s+eq\s+'((?:[^']|'')*)'$", args["$filter"].strip())
                 if not match:

@@ -130,3 +130,21 @@ def test_default_calendar_view_and_delta(http, m365, app_headers):
     delta = http.get(f"{m365.graph_url}/users/{MEGAN}/calendarView/delta?startDateTime=2020-01-01T00:00:00Z"
                      "&endDateTime=2040-01-01T00:00:00Z", headers=app_headers).json()
     assert len(delta["value"]) == 2 and "@odata.deltaLink" in delta
+
+
+def test_events_listing_filters_on_start_and_end_times(http, m365, app_headers, calendar):
+    """[D] GET .../calendars/{id}/events?$filter=start/dateTime ge '...' (an events listing filters
+    on its times; a calendarView does not): how the sync finds events outside its delta window."""
+    base = f"{m365.graph_url}/users/{MEGAN}/calendars/{calendar['id']}/events"
+    for subject, day in (("Early", "2029-01-10"), ("Inside", "2030-06-01"), ("Far", "2035-02-01")):
+        assert http.post(base, headers=app_headers, json=_event(subject=subject, day=day)).status_code == 201
+
+    def listed(clause: str) -> list[str]:
+        response = http.get(f"{base}?$filter={clause}", headers=app_headers)
+        assert response.status_code == 200, response.text
+        return sorted(e["subject"] for e in response.json()["value"])
+
+    assert listed("start/dateTime ge '2031-01-01T00:00:00Z'") == ["Far"]
+    assert listed("end/dateTime le '2030-01-01T00:00:00'") == ["Early"]
+    assert listed("start/dateTime gt '2029-01-10T10:00:00Z'") == ["Far", "Inside"]
+    assert http.get(f"{base}?$filter=start/dateTime ge 'soon'", headers=app_headers).status_code == 400

@@ -9,9 +9,14 @@ import pytest
 
 import shared.sync
 
-# The pure core. The modules beside it that touch storage or the network (profiles,
+# The pure core. The modules beside it that touch storage or the network (profiles, the steps,
 # link_store, conflicts, executor, runner, service, jobs) are its adapters (DESIGN §8).
-ADAPTERS = {"profiles.py", "link_store.py", "conflicts.py", "executor.py", "runner.py", "service.py", "jobs.py", "adapters.py", "contact_settings.py"}
+ADAPTERS = {
+    "profiles.py", "ledger_store.py", "authorization.py", "webhooks.py", "sweep.py", "member_mapping.py",
+    "cycle.py", "initial_sync.py", "delta_round.py", "remap_pages.py", "step_context.py", "link_store.py",
+    "conflicts.py", "executor.py", "runner.py", "service.py", "jobs.py", "adapters.py",
+    "contact_settings.py",
+}
 _SYNC = Path(shared.sync.__file__).parent
 # The core and the calendar and contacts mappings (pure too, SPEC R3.9, R4.2).
 CORE = sorted(

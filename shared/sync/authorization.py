@@ -1,0 +1,89 @@
+"""A member's sync paused by a lost authorisation (the tenant's consent withdrawn, the CRM
+refusing the member's token) and resumed once it is back (lifecycle L7, L9)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from shared.accounts.models import MemberIdentity
+from shared.crm.errors import CrmError
+from shared.identity.entra import SignInFailed
+from shared.sync.jobs import SyncJob
+from shared.sync.lifecycle import Decision, Effect, Event, Life, Reason, decide
+from shared.sync.profiles import SyncKind, SyncProfile, SyncState
+
+if TYPE_CHECKING:
+    from shared.sync.service import SyncService
+
+log = logging.getLogger(__name__)
+# Token answers meaning the tenant no longer lets our app in (consent revoked, app removed).
+CONSENT_LOST_CODES = frozenset({"unauthorized_client", "invalid_client", "invalid_grant", "access_denied"})
+
+
+class SyncAuthorization:
+    def __init__(self, sync: SyncService) -> None:
+        self.sync = sync
+        self.s = sync.s
+
+    def pause(self, member_key: str, kind: SyncKind, lost: Event) -> None:
+        """Stop syncing with a reason the member sees; remember the phase to resume in (L7)."""
+        log.warning("%s sync of %s paused: %s", kind.value, member_key, lost.value)
+        self.s.sync_profiles.update(member_key, kind, lambda p: p.living(decide(p.life, lost).life))
+
+    def _authorized_again(self, member: MemberIdentity, reason: Reason | None) -> bool:
+        """Whether what a pause lost is back: an app token for the tenant, or a CRM access token."""
+        try:
+            if reason is Reason.MICROSOFT_CONSENT_LOST:
+                self.s.entra.app_token(member.tenant_id)
+            else:
+                self.s.crm_sessions.tokens.get(self.s.crm_access(member))
+        except (SignInFailed, CrmError):
+            return False
+        return True
+
+    def resume_authorized(self, member: MemberIdentity, kinds: tuple[SyncKind, ...] = tuple(SyncKind)) -> int:
+        """Resume syncs paused by a lost authorisation once it is back, in the phase they
+        were paused in, from their stored cursors (initial page, delta link, CRM watermark): L9."""
+        resumed = 0
+        for kind in kinds:
+            stored = self.s.sync_profiles.get(member.partition_key, kind)
+            if stored is None or not decide(stored.entity.life, Event.AUTHORIZATION_BACK).effects:
+                continue
+            if not self._authorized_again(member, stored.entity.reason):
+                continue
+            decision = Decision(Life())
+
+            def resume(p: SyncProfile) -> SyncProfile:
+                nonlocal decision
+                decision = decide(p.life, Event.AUTHORIZATION_BACK)
+                return p.living(decision.life).model_copy(update={"delta_queued": False}) if decision.effects else p
+
+            resumed_profile = self.s.sync_profiles.update(member.partition_key, kind, resume)
+            if Effect.QUEUE_INITIAL in decision.effects:
+                self.sync.jobs.send(SyncJob.of(resumed_profile, "initial", "authorization back"))
+            elif Effect.QUEUE_DELTA in decision.effects:
+                self.sync.jobs.send(SyncJob.of(resumed_profile, "delta", "authorization back"))
+            resumed += 1
+        return resumed
+
+    def reconnect_crm(self, member: MemberIdentity) -> MemberIdentity:
+        """The member opened the app again while a sync is paused because the CRM refused
+        their authorisation: grant a new one, store it (encrypted), resume. Otherwise nothing."""
+        lost = [
+            kind for kind in SyncKind
+            if (stored := self.s.sync_profiles.get(member.partition_key, kind)) is not None
+            and stored.entity.state is SyncState.PAUSED and stored.entity.reason is Reason.CRM_AUTHORIZATION_LOST
+        ]
+        if not lost:
+            return member
+        grant = self.s.crm_directory.grant(member.user_id)
+        renewed = member.model_copy(update={
+            "refresh_token_encrypted": self.s.cipher.encrypt(grant.refresh_token),
+            "accounts_server": grant.accounts_server, "api_domain": grant.api_domain,
+        })
+        self.s.accounts.members.upsert(renewed)
+        self.s.accounts.audit(actor=member.email, action="member.crm_reconnected", tenant_id=member.tenant_id,
+                              org_id=member.org_id)
+        self.resume_authorized(renewed, tuple(lost))
+        return renewed

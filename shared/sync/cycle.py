@@ -1,0 +1,110 @@
+"""One plan-and-execute cycle of a member's sync (DESIGN §8): the link rows the changes touch,
+``engine.plan`` (pure), the guards, the executor, the ledger's notes; and the profile's
+counters after it. Every kind of step (initial page, delta round, remap page) goes through it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.graph.errors import GraphError
+from shared.sync import ConflictPolicy, ItemSeen, SideChanges, plan
+from shared.sync.conflicts import ConflictStore
+from shared.sync.executor import ExecutionReport, Executor
+from shared.sync.guards import PauseForConfirmation, check_deletions_are_signalled, check_mass_change
+from shared.sync.ledger import Note, why_excluded
+from shared.sync.ledger_store import SyncLedger
+from shared.sync.lifecycle import Answer, Event, decide
+from shared.sync.link_store import LinkStore
+from shared.sync.links import LinkRow, Side
+from shared.sync.profiles import SyncProfile, SyncState
+from shared.sync.step_context import StepContext
+
+
+class Cycle:
+    def __init__(
+        self, links: LinkStore, conflicts: ConflictStore, ledger: SyncLedger | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.links = links
+        self.conflicts = conflicts
+        self.ledger = ledger
+        self._now = clock
+
+    def run(
+        self, profile: SyncProfile, ctx: StepContext, crm: SideChanges, outlook: SideChanges,
+        every: list[LinkRow] | None = None, notes: list[Note] | None = None,
+    ) -> ExecutionReport | PauseForConfirmation:
+        partition = profile.links_partition
+        crm_ids = ids(crm) | {s.partner_id for s in outlook.seen if s.partner_id}
+        outlook_ids = ids(outlook) | {s.partner_id for s in crm.seen if s.partner_id}
+        known = {row.link_id: row for row in self.links.load(partition, crm_ids=crm_ids, outlook_ids=outlook_ids, every=every)}
+        outlook = self._with_outlook_markers(profile, ctx, known, outlook)
+        result = plan(
+            known.values(), crm, outlook, now=self._now(), policy=ConflictPolicy(profile.conflict_policy),
+            normalisation=ctx.adapter.normalisation, restore_deletions=profile.mass_change_answer is Answer.KEEP,
+        )
+        check_deletions_are_signalled(result, crm, outlook)
+        verdict = check_mass_change(result, list(known.values()), synced_total=profile.synced_items)
+        if isinstance(verdict, PauseForConfirmation) and decide(profile.life, Event.MASS_CHANGE_FOUND).life.state is SyncState.PAUSED:
+            return verdict  # L11 (not L12, L13: the initial sync, or the member answered "delete")
+        executor = Executor(
+            ctx.adapter, ctx.records, self.links, self.conflicts, partition=partition,
+            container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
+            history_partition=profile.history_partition,
+        )
+        report = executor.apply(result, known)
+        if self.ledger is not None:  # the exceptions the sync ledger keeps (shared.sync.ledger)
+            left_out = [_excluded_note(side, s) for side, changes in ((Side.CRM, crm), (Side.OUTLOOK, outlook))
+                        for s in changes.seen if s.excluded]
+            self.ledger.note(profile.history_partition, [*(notes or []), *left_out, *report.notes])
+        return report
+
+    def _with_outlook_markers(
+        self, profile: SyncProfile, ctx: StepContext, known: dict[str, LinkRow], outlook: SideChanges
+    ) -> SideChanges:
+        """Graph's delta never returns our marker (no ``$expand`` there). While a create
+        towards Outlook is pending (a step stopped between its creates and its link rows), an
+        Outlook item no link knows may be that create's result: its marker is read, so the
+        engine adopts it (P3) instead of copying it back into the CRM as a new item."""
+        if not any(row.state.creating_on is Side.OUTLOOK for row in known.values()):
+            return outlook
+        linked = {row.outlook_id for row in known.values() if row.outlook_id}
+        unknown = [s.item_id for s in outlook.seen if s.partner_id is None and s.item_id not in linked]
+        if not unknown:
+            return outlook
+        a = ctx.adapter
+        read = a.outlook.get_items(profile.container_id or "", unknown)
+        marked = {
+            seen.item_id: seen
+            for seen in (a.outlook_to_seen(item.to_graph()) for item in read if not isinstance(item, GraphError))
+            if seen.partner_id
+        }
+        return replace(outlook, seen=tuple(marked.get(s.item_id, s) for s in outlook.seen))
+
+    def counted(self, profile: SyncProfile, report: ExecutionReport | PauseForConfirmation, **changes: Any) -> SyncProfile:
+        if isinstance(report, PauseForConfirmation):
+            return profile.model_copy(update=changes)
+        created = sum(report.created.values())
+        removed = sum(report.deleted.values())
+        return profile.model_copy(
+            update={
+                "synced_items": max(0, profile.synced_items + created - removed),
+                "conflicts": profile.conflicts + report.conflicts,
+                "errors": profile.errors + len(report.failures),
+                "last_error": report.failures[-1] if report.failures else profile.last_error,
+                "last_sync_at": self._now(),
+                **changes,
+            }
+        )
+
+
+def ids(changes: SideChanges) -> set[str]:
+    return {s.item_id for s in changes.seen} | {d.item_id for d in changes.deleted}
+
+
+def _excluded_note(side: Side, seen: ItemSeen) -> Note:
+    why, detail = why_excluded(seen.excluded or "")
+    return Note(side, seen.item_id, seen.label, why, partner_id=seen.partner_id, detail=detail)

@@ -1,0 +1,150 @@
+"""Two-way sync's round (R3.3, R4.4): the Graph delta round from the stored link and the CRM
+changes since the watermark (plus the CRM's deleted list), planned and applied through
+``Cycle``; run on webhooks and by the sweep timer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from shared.crm.records import ListQuery
+from shared.graph.sync_errors import ItemNotFound
+from shared.sync import ItemDeleted, ItemSeen, SideChanges
+from shared.sync.changes import DeleteSignal
+from shared.sync.cycle import Cycle
+from shared.sync.guards import PauseForConfirmation
+from shared.sync.jobs import SyncJob
+from shared.sync.kind import SyncKindAdapter
+from shared.sync.ledger import Note, Why
+from shared.sync.ledger_store import SyncLedger
+from shared.sync.lifecycle import Event, decide
+from shared.sync.link_store import LinkStore
+from shared.sync.links import LinkRow, LinkState, Side
+from shared.sync.profiles import SyncProfile
+from shared.sync.step_context import StepContext
+
+log = logging.getLogger(__name__)
+
+MAX_DELTA_PAGES_PER_STEP = 50
+
+
+class DeltaRound:
+    def __init__(
+        self, cycle: Cycle, links: LinkStore, ledger: SyncLedger | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.cycle = cycle
+        self.links = links
+        self.ledger = ledger
+        self._now = clock
+
+    def step(
+        self, profile: SyncProfile, ctx: StepContext, *, read_deleted: bool = True, look_outside: bool = False,
+    ) -> SyncProfile:
+        """One delta round. ``read_deleted``: whether to read the CRM's deleted list (a sweep,
+        a continuation, or a CRM callback that reported a deletion); it has its own watermark,
+        so skipping it loses nothing: the next read covers the time skipped. ``look_outside``:
+        note the Outlook items the round's window cannot see (the sweep's rounds)."""
+        a = ctx.adapter
+        if look_outside and a.outside_window is not None and self.ledger is not None:
+            self._note_outside_window(profile, a)
+        started = self._now()
+        outlook_seen: list[ItemSeen] = []
+        outlook_gone: list[ItemDeleted] = []
+        resume = profile.delta_link
+        full_round = resume is None  # the first round, or one after Graph expired our link
+        more = False
+        masters: set[str] = set()
+        for count, page in enumerate(a.delta(profile.container_id or "", resume), start=1):
+            for item in page.changed:
+                raw = item.to_graph()
+                master = a.series_master_of(raw) if a.series_master_of else None
+                if master:
+                    masters.add(master)
+                else:
+                    outlook_seen.append(a.outlook_to_seen(raw))
+            outlook_gone += [ItemDeleted(r.id, DeleteSignal.GRAPH_REMOVED) for r in page.removed]
+            resume = page.resume_link
+            if count >= MAX_DELTA_PAGES_PER_STEP and not page.is_last:
+                more = True
+                break
+        if a.read_series is not None:
+            seen_series, gone_series = self._series(profile, a, masters, removals=bool(outlook_gone))
+            known = {s.item_id for s in outlook_seen}
+            outlook_seen += [s for s in seen_series if s.item_id not in known]
+            outlook_gone += [ItemDeleted(i, DeleteSignal.NOT_FOUND) for i in gone_series]
+        every: list[LinkRow] | None = None  # scanned once for both uses on a full round
+        if full_round and not more:
+            every = self.links.all(profile.links_partition)
+            listed = {s.item_id for s in outlook_seen} | {d.item_id for d in outlook_gone} | masters
+            outlook_gone += self._unlisted_and_gone(profile, a, listed, every)
+        watermark = profile.crm_watermark or started
+        since = watermark - timedelta(seconds=1)  # the CRM compares whole seconds
+        query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id, modified_since=since)  # type: ignore[arg-type]
+        crm_seen = [a.crm_to_seen(r) for r in ctx.records.changed_since(query)]
+        deleted_mark = profile.crm_deleted_watermark
+        read_deleted = read_deleted or deleted_mark is None
+        if read_deleted:
+            deleted_since = min(deleted_mark or watermark, watermark) - timedelta(seconds=1)
+            crm_gone = [
+                ItemDeleted(d.id, DeleteSignal.CRM_DELETED_LIST) for d in ctx.records.deleted(a.crm_module, since=deleted_since)  # type: ignore[arg-type]
+            ]
+        else:
+            crm_gone = []
+        report = self.cycle.run(
+            profile, ctx, SideChanges(tuple(crm_seen), tuple(crm_gone)), SideChanges(tuple(outlook_seen), tuple(outlook_gone)),
+            every=every,
+        )
+        if isinstance(report, PauseForConfirmation):  # L11
+            paused = decide(profile.life, Event.MASS_CHANGE_FOUND).life
+            return profile.living(paused).model_copy(update={"pending_deletions": sum(report.deletions.values())})
+        if more:
+            ctx.enqueue(SyncJob.of(profile, "delta", "continue"), 0)
+        # The member's answer to a paused mass change holds until the round that saw it ends (L17).
+        if not more:
+            profile = profile.living(decide(profile.life, Event.ROUND_DONE).life)
+        return self.cycle.counted(
+            profile, report, delta_link=resume, crm_watermark=started if not more else watermark,
+            crm_deleted_watermark=started if read_deleted and not more else deleted_mark,
+        )
+
+    def _note_outside_window(self, profile: SyncProfile, a: SyncKindAdapter) -> None:
+        """Events made in Outlook beyond the calendar's window (one year back, two ahead) are
+        never in a delta round, so they never reach the CRM: the ledger says why. Items
+        carrying our marker came from the CRM and are linked."""
+        outside = [s for s in a.outside_window(profile.container_id or "") if s.partner_id is None]  # type: ignore[misc]
+        if outside and self.ledger is not None:
+            self.ledger.note(profile.history_partition,
+                             [Note(Side.OUTLOOK, s.item_id, s.label, Why.OUTSIDE_WINDOW) for s in outside])
+
+    def _unlisted_and_gone(
+        self, profile: SyncProfile, a: SyncKindAdapter, listed: set[str], every: list[LinkRow]
+    ) -> list[ItemDeleted]:
+        """A full round lists what exists and reports nothing removed, so an item deleted in
+        Outlook before it (during the initial sync, or while the link Graph expired was
+        stored) would stay in the CRM for good. Linked items the round did not list are read:
+        a 404 is their deletion. (A calendar round only lists its window: events outside it
+        are read and found.)"""
+        unlisted = [row.outlook_id for row in every
+                    if row.state is LinkState.SYNCED and row.outlook_id and row.outlook_id not in listed]
+        if not unlisted:
+            return []
+        read = a.outlook.get_items(profile.container_id or "", unlisted)
+        gone = [item_id for item_id, found in zip(unlisted, read, strict=True) if type(found) is ItemNotFound]
+        if gone:
+            log.info("%s full delta round of %s: %d linked items no longer in Outlook", profile.row_key, profile.partition_key, len(gone))
+        return [ItemDeleted(item_id, DeleteSignal.NOT_FOUND) for item_id in gone]
+
+    def _series(
+        self, profile: SyncProfile, a: SyncKindAdapter, masters: set[str], *, removals: bool
+    ) -> tuple[list[ItemSeen], list[str]]:
+        """Recurring series as their masters: those whose occurrences changed, and, when
+        items vanished (a deleted series shows as its occurrences removed), every linked
+        series, so that a master gone for good (a confirmed 404) deletes its partner."""
+        wanted = set(masters)
+        if removals:
+            wanted |= set(self.links.series_outlook_ids(profile.links_partition))
+        if not wanted or a.read_series is None:
+            return [], []
+        return a.read_series(profile.container_id or "", sorted(wanted))

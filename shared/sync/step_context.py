@@ -1,0 +1,24 @@
+"""What a sync step needs for one member, built by the composition root (``SyncService``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.crm.records import CrmRecords
+from shared.sync.jobs import SyncJob
+from shared.sync.kind import SyncKindAdapter
+from shared.sync.profiles import SyncProfile
+
+
+@dataclass
+class StepContext:
+    """What a step needs for one member (built by the composition root)."""
+
+    adapter: SyncKindAdapter
+    records: CrmRecords
+    owner_id: str  # the member's CRM user id (R3.4, R4.5: only their own items)
+    enqueue: Callable[[SyncJob, int], None]  # (job, delay seconds)
+    # Subscribes to the Outlook container's changes; returns the profile fields to store.
+    subscribe: Callable[[SyncProfile], dict[str, Any]] | None = None

@@ -1,0 +1,178 @@
+"""The webhooks of members' syncs (R3.3, R4.4): Graph change and lifecycle notifications and
+CRM watch callbacks, checked and answered fast (the work is queued through
+``SyncService.request_delta``); Graph subscriptions made, renewed and made again."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from shared.accounts.models import MemberIdentity
+from shared.crm.watch import CallbackRejected, CrmWatch, parse_callback, verify_callback
+from shared.graph.notifications import (
+    client_state_matches,
+    new_client_state,
+    parse_change_notifications,
+    parse_lifecycle_notifications,
+)
+from shared.graph.subscriptions import SubscriptionClient, SubscriptionGone
+from shared.storage import TableEntity
+from shared.sync.jobs import SyncJob
+from shared.sync.profiles import SyncKind, SyncProfile, SyncState
+
+if TYPE_CHECKING:
+    from shared.sync.service import SyncService
+
+log = logging.getLogger(__name__)
+RENEW_AHEAD = timedelta(hours=24)
+ROUTE_MEMO_SECONDS = 60.0
+# A queued delta step starts within seconds; a "queued" mark older than this belongs to a step
+# that was lost (a failed send, a poisoned message), and a webhook queues another instead of
+# waiting for the sweep.
+STALE_DELTA_MARK = timedelta(seconds=60)
+
+
+class WebhookRoute(TableEntity):
+    """Where a Graph subscription or CRM channel's notifications go. PartitionKey =
+    "graph|{subscription id}" or "crm|{channel id}", RowKey = "hook"."""
+
+    member: str
+    kind: str
+    secret: str  # Graph clientState or CRM channel token
+
+
+class SyncWebhooks:
+    def __init__(self, sync: SyncService) -> None:
+        self.sync = sync
+        self.s = sync.s
+        self.routes = self.s.table("webhooks", WebhookRoute)
+        # Webhooks come in floods (every write of ours echoes): remember, per process, where
+        # a subscription's notifications go instead of reading it for every notification.
+        # (The member's state is read each time: a change right after the initial sync
+        # ended must queue a step, so no memory of "still initial" is safe.)
+        self._route_cache: dict[str, tuple[float, WebhookRoute | None]] = {}
+
+    def request_delta(self, member_key: str, kind: SyncKind, reason: str, *, crm_deletion: bool = False) -> bool:
+        """Queue one delta step unless one is already queued (webhooks come in floods: every
+        write of ours echoes). ``crm_deletion``: the CRM reported deleted records, so the next
+        step reads its deleted list. Returns whether a step was queued."""
+        queued = False
+
+        def mark(profile: SyncProfile) -> SyncProfile:
+            nonlocal queued
+            if profile.state is not SyncState.ACTIVE:
+                return profile
+            now = datetime.now(UTC)
+            stale = profile.delta_queued_at is None or profile.delta_queued_at < now - STALE_DELTA_MARK
+            queued = not profile.delta_queued or stale
+            noticed = profile.crm_deletions_noticed or crm_deletion
+            update: dict[str, Any] = {"delta_queued": True, "crm_deletions_noticed": noticed}
+            if queued:
+                update["delta_queued_at"] = now
+            return profile.model_copy(update=update)
+
+        try:
+            marked = self.s.sync_profiles.update(member_key, kind, mark)
+        except LookupError:
+            return False
+        if queued:
+            self.sync.jobs.send(SyncJob.of(marked, "delta", reason))
+        return queued
+
+    def graph_notifications(self, body: bytes) -> int:
+        """Queue a delta step per member named by authentic notifications; returns how many."""
+        queued = 0
+        for note in parse_change_notifications(body):
+            route = self._route(f"graph|{note.subscription_id}")
+            if route is None or not client_state_matches(note.client_state, route.secret):
+                log.warning("graph notification refused for subscription %s", note.subscription_id)
+                continue
+            queued += self.request_delta(route.member, SyncKind(route.kind), "graph webhook")
+        return queued
+
+    def _route(self, key: str) -> WebhookRoute | None:
+        now = time.monotonic()
+        cached = self._route_cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        stored = self.routes.get(key, "hook")
+        route = stored.entity if stored else None
+        # Unknown ids are remembered briefly only: a subscription is created just before its first notification.
+        self._route_cache[key] = (now + (ROUTE_MEMO_SECONDS if route else 2.0), route)
+        return route
+
+    def graph_lifecycle(self, body: bytes) -> int:
+        handled = 0
+        for note in parse_lifecycle_notifications(body):
+            route = self.routes.get(f"graph|{note.subscription_id}", "hook")
+            if route is None or not client_state_matches(note.client_state, route.entity.secret):
+                continue
+            member = self.sync.member(route.entity.member)
+            kind = SyncKind(route.entity.kind)
+            if note.lifecycle_event == "reauthorizationRequired":
+                self.renew_subscription(member, kind)
+            elif note.lifecycle_event == "subscriptionRemoved":
+                self.resubscribe(member, kind)
+            self.request_delta(route.entity.member, kind, f"lifecycle {note.lifecycle_event}")
+            handled += 1
+        return handled
+
+    def crm_callback(self, body: bytes) -> None:
+        """Raises CallbackRejected (malformed, unknown channel, wrong token): answered 4xx."""
+        callback = parse_callback(body)
+        route = self.routes.get(f"crm|{callback.channel_id}", "hook")
+        if route is None:
+            raise CallbackRejected("unknown_channel", callback.channel_id)
+        verify_callback(callback, route.entity.secret)
+        self.request_delta(route.entity.member, SyncKind(route.entity.kind), "crm webhook",
+                           crm_deletion=callback.operation == "delete")
+
+    def renew_all(self) -> int:
+        renewed = 0
+        soon = datetime.now(UTC) + RENEW_AHEAD
+        for profile in self.s.sync_profiles.all_active():
+            member = self.sync.member(profile.partition_key)
+            kind = SyncKind(profile.row_key)
+            if profile.subscription_expires and profile.subscription_expires < soon:
+                self.renew_subscription(member, kind)
+                renewed += 1
+            if profile.channel_expires and profile.channel_expires < soon and profile.channel_id:
+                expires = CrmWatch(self.s.crm_sessions.for_member(self.s.crm_access(member))).renew(profile.channel_id)
+                self.s.sync_profiles.update(profile.partition_key, kind, lambda p, e=expires: p.model_copy(update={"channel_expires": e}))
+                renewed += 1
+        return renewed
+
+    def renew_subscription(self, member: MemberIdentity, kind: SyncKind) -> None:
+        stored = self.s.sync_profiles.get(member.partition_key, kind)
+        if stored is None or not stored.entity.subscription_id:
+            return
+        try:
+            subscription = SubscriptionClient(self.sync.mailbox(member)).renew(stored.entity.subscription_id)
+        except SubscriptionGone:
+            self.resubscribe(member, kind)
+            return
+        self.s.sync_profiles.update(
+            member.partition_key, kind, lambda p: p.model_copy(update={"subscription_expires": subscription.expiration_date_time})
+        )
+
+    def resubscribe(self, member: MemberIdentity, kind: SyncKind) -> None:
+        stored = self.s.sync_profiles.get(member.partition_key, kind)
+        if stored is None or not stored.entity.container_id:
+            return
+        fields = self.subscribe(member, kind, stored.entity.container_id)
+        self.s.sync_profiles.update(member.partition_key, kind, lambda p: p.model_copy(update=fields))
+
+    def subscribe(self, member: MemberIdentity, kind: SyncKind, container_id: str) -> dict[str, Any]:
+        """A Graph subscription on our container and its route; the profile fields to store."""
+        base = self.s.settings.public_base_url
+        client_state = new_client_state()
+        client = SubscriptionClient(self.sync.mailbox(member))
+        subscribe = client.subscribe_calendar if kind is SyncKind.CALENDAR else client.subscribe_contacts
+        subscription = subscribe(container_id, notification_url=f"{base}/api/webhooks/graph",
+                                 lifecycle_url=f"{base}/api/webhooks/graph/lifecycle", client_state=client_state)
+        self.routes.upsert(WebhookRoute(partition_key=f"graph|{subscription.id}", row_key="hook", member=member.partition_key,
+                                        kind=kind.value, secret=client_state))
+        return {"subscription_id": subscription.id, "subscription_expires": subscription.expiration_date_time,
+                "client_state": client_state}
