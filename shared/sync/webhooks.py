@@ -5,12 +5,12 @@ CRM watch callbacks, checked and answered fast (the work is queued through
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.accounts.models import MemberIdentity
 from shared.crm.watch import CallbackRejected, CrmWatch, parse_callback, verify_callback
+from shared.expiring_cache import ExpiringCache
 from shared.graph.notifications import (
     client_state_matches,
     new_client_state,
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RENEW_AHEAD = timedelta(hours=24)
 ROUTE_MEMO_SECONDS = 60.0
+ROUTE_CACHE_ENTRIES = 10_000
 # A queued delta step starts within seconds; a "queued" mark older than this belongs to a step
 # that was lost (a failed send, a poisoned message), and a webhook queues another instead of
 # waiting for the sweep.
@@ -52,7 +53,9 @@ class SyncWebhooks:
         # a subscription's notifications go instead of reading it for every notification.
         # (The member's state is read each time: a change right after the initial sync
         # ended must queue a step, so no memory of "still initial" is safe.)
-        self._route_cache: dict[str, tuple[float, WebhookRoute | None]] = {}
+        # Bounded: anonymous callers choose the ids (issue 18 §4); an optimisation only, every
+        # instance keeps its own.
+        self._route_cache: ExpiringCache[str, WebhookRoute | None] = ExpiringCache(ROUTE_CACHE_ENTRIES)
 
     def request_delta(self, member_key: str, kind: SyncKind, reason: str, *, crm_deletion: bool = False) -> bool:
         """Queue one delta step unless one is already queued (webhooks come in floods: every
@@ -84,23 +87,26 @@ class SyncWebhooks:
     def graph_notifications(self, body: bytes) -> int:
         """Queue a delta step per member named by authentic notifications; returns how many."""
         queued = 0
+        refused: list[str] = []
         for note in parse_change_notifications(body):
             route = self._route(f"graph|{note.subscription_id}")
             if route is None or not client_state_matches(note.client_state, route.secret):
-                log.warning("graph notification refused for subscription %s", note.subscription_id)
+                refused.append(note.subscription_id)
                 continue
             queued += self.request_delta(route.member, SyncKind(route.kind), "graph webhook")
+        if refused:  # one line per POST (the ids are screened GUIDs: safe to log)
+            log.warning("graph notifications refused for %d subscriptions (unknown, or a wrong clientState): %s%s",
+                        len(refused), ", ".join(refused[:5]), " ..." if len(refused) > 5 else "")
         return queued
 
     def _route(self, key: str) -> WebhookRoute | None:
-        now = time.monotonic()
         cached = self._route_cache.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if cached is not None:
+            return cached.value
         stored = self.routes.get(key, "hook")
         route = stored.entity if stored else None
         # Unknown ids are remembered briefly only: a subscription is created just before its first notification.
-        self._route_cache[key] = (now + (ROUTE_MEMO_SECONDS if route else 2.0), route)
+        self._route_cache.put(key, route, ROUTE_MEMO_SECONDS if route else 2.0)
         return route
 
     def graph_lifecycle(self, body: bytes) -> int:

@@ -27,8 +27,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared", "functions")
 LENGTH = 10_000
@@ -39,13 +37,6 @@ SPECIALS = "\\/\"'=:;,.-_ \t\n@<>#?&%|(){}[]*+^$~!`0aZ"
 FLAG_NAMES = {"IGNORECASE": re.IGNORECASE, "I": re.IGNORECASE, "MULTILINE": re.MULTILINE, "M": re.MULTILINE,
               "DOTALL": re.DOTALL, "S": re.DOTALL, "VERBOSE": re.VERBOSE, "X": re.VERBOSE, "ASCII": re.ASCII,
               "A": re.ASCII}
-# Quadratic (not exponential) patterns in shared/sync/, which another change of issue 18 owns:
-# each scans a run of blanks once per position. Reported by the last test until they are fixed.
-HANDED_OVER = {
-    r"^(?P<name>.*?)\s*<(?P<email>[^<>\s]+@[^<>\s]+)>$":
-        "shared/sync/calendar/participants.py _NAMED_ADDRESS: .*? then \\s* rescans a run of blanks",
-    r"[ \t]+\n": "shared/sync/fingerprint.py _TRAILING_SPACE: each start rescans a run of blanks with no newline",
-}
 RE_FUNCTIONS = {"compile", "match", "fullmatch", "search", "sub", "subn", "split", "findall", "finditer"}
 
 
@@ -237,17 +228,8 @@ def _too_slow(patterns: list[FoundPattern]) -> list[str]:
 
 
 def test_every_regex_is_linear_on_adversarial_input() -> None:
-    too_slow = _too_slow([p for p in all_patterns() if p.source not in HANDED_OVER])
+    too_slow = _too_slow(all_patterns())
     assert not too_slow, "regexes slower than 50 ms on 10,000 characters:\n" + "\n".join(too_slow)
-
-
-@pytest.mark.xfail(reason="quadratic patterns of shared/sync, handed over (see HANDED_OVER)", strict=False)
-def test_handed_over_patterns_are_linear_too() -> None:
-    handed_over = [p for p in all_patterns() if p.source in HANDED_OVER]
-    if not handed_over:
-        pytest.skip("the handed-over patterns are gone (fixed): HANDED_OVER and this test can go")
-    too_slow = _too_slow(handed_over)
-    assert not too_slow, "\n".join(too_slow)
 
 
 if __name__ == "__main__":  # the figures: python -m tests.unit.test_regex_safety
