@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from shared.accounts.models import MemberIdentity
 from shared.crm.errors import CrmError
 from shared.identity.entra import SignInFailed
-from shared.sync.jobs import SyncJob
+from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.lifecycle import Decision, Effect, Event, Life, Reason, decide
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
 
@@ -61,9 +61,9 @@ class SyncAuthorization:
 
             resumed_profile = self.s.sync_profiles.update(member.partition_key, kind, resume)
             if Effect.QUEUE_INITIAL in decision.effects:
-                self.sync.jobs.send(SyncJob.of(resumed_profile, "initial", "authorization back"))
+                self.sync.jobs.send(SyncJob.of(resumed_profile, "initial", StepReason.AUTHORIZATION_BACK))
             elif Effect.QUEUE_DELTA in decision.effects:
-                self.sync.jobs.send(SyncJob.of(resumed_profile, "delta", "authorization back"))
+                self.sync.jobs.send(SyncJob.of(resumed_profile, "delta", StepReason.AUTHORIZATION_BACK))
             resumed += 1
         return resumed
 

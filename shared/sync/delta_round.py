@@ -14,7 +14,7 @@ from shared.sync import ItemDeleted, ItemSeen, SideChanges
 from shared.sync.changes import DeleteSignal
 from shared.sync.cycle import Cycle
 from shared.sync.guards import PauseForConfirmation
-from shared.sync.jobs import SyncJob
+from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.kind import SyncKindAdapter
 from shared.sync.ledger import Note, Why
 from shared.sync.ledger_store import SyncLedger
@@ -100,7 +100,7 @@ class DeltaRound:
             paused = decide(profile.life, Event.MASS_CHANGE_FOUND).life
             return profile.living(paused).model_copy(update={"pending_deletions": sum(report.deletions.values())})
         if more:
-            ctx.enqueue(SyncJob.of(profile, "delta", "continue"), 0)
+            ctx.enqueue(SyncJob.of(profile, "delta", StepReason.CONTINUE), 0)
         # The member's answer to a paused mass change holds until the round that saw it ends (L17).
         if not more:
             profile = profile.living(decide(profile.life, Event.ROUND_DONE).life)

@@ -13,7 +13,7 @@ from typing import Any
 from shared.crm.records import CrmRecords, ListCursor, ListQuery
 from shared.sync import SideChanges
 from shared.sync.cycle import Cycle
-from shared.sync.jobs import SyncJob
+from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.kind import SyncKindAdapter
 from shared.sync.ledger import Note, Why, why_excluded
 from shared.sync.lifecycle import Effect, Event, decide
@@ -55,12 +55,12 @@ class InitialSync:
                     break
                 profile = self.cycle.counted(profile, report, initial_done=done, initial_cursor=page.next.model_dump_json())
                 if time.monotonic() > deadline:
-                    ctx.enqueue(SyncJob.of(profile, "initial", "continue"), 0)
+                    ctx.enqueue(SyncJob.of(profile, "initial", StepReason.CONTINUE), 0)
                     return profile
         # Done: start two-way sync from here (R3.3): a Graph delta round and the CRM watermark (L16).
         finished = decide(profile.life, Event.INITIAL_DONE)
         if Effect.QUEUE_DELTA in finished.effects:
-            ctx.enqueue(SyncJob.of(profile, "delta", "initial done"), 0)
+            ctx.enqueue(SyncJob.of(profile, "delta", StepReason.INITIAL_DONE), 0)
         return self.cycle.counted(profile.living(finished.life), report, initial_done=done, initial_cursor=None)
 
     def _select(self, profile: SyncProfile, ctx: StepContext) -> SyncProfile:
@@ -71,7 +71,7 @@ class InitialSync:
         keys = (a.initial_key(r) for page in ctx.records.pages(query) for r in page.records if not a.excluded(r))
         limit, total = threshold(keys, a.initial_cap)
         full = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id)  # type: ignore[arg-type]
-        ctx.enqueue(SyncJob.of(profile, "initial", "selected"), 0)
+        ctx.enqueue(SyncJob.of(profile, "initial", StepReason.SELECTED), 0)
         return profile.model_copy(
             update={
                 "initial_cursor": ListCursor(query=full).model_dump_json(),

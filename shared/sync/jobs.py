@@ -3,13 +3,33 @@ initial sync, one delta cycle, or one page of a re-sync after a mapping change).
 
 from __future__ import annotations
 
+import enum
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from shared.sync.profiles import SyncKind, SyncProfile
 
 Step = Literal["initial", "delta", "remap"]
+
+
+class StepReason(enum.StrEnum):
+    """What asked for a step (the logs say it; a few decide what the step reads)."""
+
+    ENABLE = "enable"
+    SELECTED = "selected"  # the initial sync's selection pass is done
+    CONTINUE = "continue"  # the next page or round of a step that stopped on time
+    INITIAL_DONE = "initial done"
+    RERUN = "rerun"  # a webhook's step, dropped for the lease's holder, asked for one more round
+    SWEEP = "sweep"
+    STALLED = "stalled"  # an initial sync with no progress for 5 minutes
+    GRAPH_WEBHOOK = "graph webhook"
+    CRM_WEBHOOK = "crm webhook"
+    LIFECYCLE = "lifecycle notification"
+    MASS_CHANGE_ANSWERED = "mass change answered"
+    MAPPING_CHANGED = "mapping changed"
+    AUTHORIZATION_BACK = "authorization back"
+    OTHER = "other"  # a message queued by an older version, with a reason this one does not know
 
 SYNC_QUEUE = "sync-jobs"
 
@@ -19,7 +39,7 @@ class SyncJob(BaseModel):
     member: str  # "ms|tenant|object", the member key
     kind: SyncKind
     step: Step
-    reason: str = ""  # what asked for it: enable, webhook, sweep, continue
+    reason: StepReason = StepReason.OTHER
     # A remap (the member changed the contacts mapping): the pairs to re-sync with their new
     # direction (None: removed), and the CRM listing cursor (JSON) of the next page.
     pairs: dict[str, str | None] = {}
@@ -32,8 +52,13 @@ class SyncJob(BaseModel):
     # generations existed, accepted by any.
     generation: str | None = None
 
+    @field_validator("reason", mode="before")
     @classmethod
-    def of(cls, profile: SyncProfile, step: Step, reason: str) -> SyncJob:
+    def _known_reason(cls, value: object) -> object:
+        return value if value in StepReason._value2member_map_ else StepReason.OTHER
+
+    @classmethod
+    def of(cls, profile: SyncProfile, step: Step, reason: StepReason) -> SyncJob:
         """A step of the member's sync as this profile stands (its generation included)."""
         return cls(member=profile.partition_key, kind=SyncKind(profile.row_key), step=step, reason=reason,
                    generation=profile.generation)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from shared.accounts.models import MemberIdentity
 from shared.sync.contacts import DEFAULT_CONTACT_MAPPING, ContactMapping, changed_pairs
-from shared.sync.jobs import SyncJob
+from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class MemberContactMapping:
         if profile.state is not SyncState.DISABLED:
             directions = {pair.key: pair.direction.value for pair in mapping.pairs if pair.key in changed}
             pairs: dict[str, str | None] = {k: directions.get(k) for k in sorted(changed)}
-            self.sync.jobs.send(SyncJob.of(profile, "remap", "mapping changed").model_copy(update={"pairs": pairs}))
+            self.sync.jobs.send(SyncJob.of(profile, "remap", StepReason.MAPPING_CHANGED).model_copy(update={"pairs": pairs}))
         self.s.accounts.audit(actor=member.email, action="sync.contacts.mapping_changed", tenant_id=member.tenant_id,
                               org_id=member.org_id, detail=", ".join(sorted(changed))[:500])
         return changed

@@ -12,7 +12,7 @@ from shared.sync import ConflictPolicy, SideChanges, plan
 from shared.sync.conflicts import ConflictStore
 from shared.sync.cycle import Cycle
 from shared.sync.executor import Executor
-from shared.sync.jobs import SyncJob
+from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.link_store import LinkStore
 from shared.sync.links import LinkState
 from shared.sync.profiles import SyncProfile
@@ -66,5 +66,5 @@ class RemapPages:
             report = executor.apply(result, {r.link_id: r for r in rebased})
             profile = self.cycle.counted(profile, report)
         if page is not None and page.next is not None:
-            ctx.enqueue(job.model_copy(update={"cursor": page.next.model_dump_json(), "reason": "continue"}), 0)
+            ctx.enqueue(job.model_copy(update={"cursor": page.next.model_dump_json(), "reason": StepReason.CONTINUE}), 0)
         return profile

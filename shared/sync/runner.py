@@ -18,7 +18,7 @@ from shared.sync.conflicts import ConflictStore
 from shared.sync.cycle import Cycle
 from shared.sync.delta_round import DeltaRound
 from shared.sync.initial_sync import InitialSync
-from shared.sync.jobs import SyncJob
+from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.ledger_store import SyncLedger
 from shared.sync.lifecycle import (
     Admission,
@@ -38,10 +38,10 @@ log = logging.getLogger(__name__)
 
 # Steps queued by a webhook (see SyncService.request_delta): they read the CRM's deleted list
 # only when the CRM reported a deletion; every other step (sweep, continuation) reads it.
-WEBHOOK_REASONS = frozenset({"graph webhook", "crm webhook"})
+WEBHOOK_REASONS = frozenset({StepReason.GRAPH_WEBHOOK, StepReason.CRM_WEBHOOK})
 # Delta steps that also note what the calendar's window hides (a sweep every 5 minutes, and
 # the first round of two-way sync): 1 or 2 Graph reads, not on every webhook.
-LOOK_OUTSIDE_REASONS = frozenset({"sweep", "initial done"})
+LOOK_OUTSIDE_REASONS = frozenset({StepReason.SWEEP, StepReason.INITIAL_DONE})
 REMAP_WAIT_SECONDS = 30
 
 
@@ -117,7 +117,7 @@ class SyncRunner:
                 if self._release(job, profile, owner):
                     # Asked by a webhook's step that was dropped for it (``_leave_to_holder``):
                     # queued even when this step fails, or that change waits for the sweep.
-                    ctx.enqueue(SyncJob.of(profile, "delta", "rerun"), 0)
+                    ctx.enqueue(SyncJob.of(profile, "delta", StepReason.RERUN), 0)
                 # Even when the step fails after them: what they continue was saved with the
                 # release (e.g. the initial sync's last pages, then subscribing failed: the
                 # profile is active, and its redelivered message is skipped as out of phase).

@@ -25,7 +25,7 @@ from shared.storage import JobQueue, Stored
 from shared.sync import markers
 from shared.sync.authorization import CONSENT_LOST_CODES, SyncAuthorization
 from shared.sync.contacts import ContactMapping
-from shared.sync.jobs import SyncJob
+from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.kind import SyncKindAdapter
 from shared.sync.lifecycle import Decision, Effect, Event, Life, decide
 from shared.sync.member_mapping import MemberContactMapping, mapping_of
@@ -142,7 +142,7 @@ class SyncService:
 
         profile = self.s.sync_profiles.update(key, kind, enabled)
         if Effect.QUEUE_INITIAL in decision.effects:
-            self.jobs.send(SyncJob.of(profile, "initial", "enable"))
+            self.jobs.send(SyncJob.of(profile, "initial", StepReason.ENABLE))
         self.s.accounts.audit(actor=member.email, action=f"sync.{kind.value}.enabled", tenant_id=member.tenant_id, org_id=member.org_id)
         return profile
 
@@ -220,7 +220,7 @@ class SyncService:
             raise NothingToResolve(kind) from None
         if decision.refused:
             raise NothingToResolve(kind)
-        self.jobs.send(SyncJob.of(profile, "delta", "mass change answered"))
+        self.jobs.send(SyncJob.of(profile, "delta", StepReason.MASS_CHANGE_ANSWERED))
         self.s.accounts.audit(actor=member.email, action=f"sync.{kind.value}.mass_change_{'confirmed' if confirm else 'kept'}",
                               tenant_id=member.tenant_id, org_id=member.org_id)
         return profile
@@ -263,7 +263,7 @@ class SyncService:
                 raise  # Microsoft unreachable or a passing failure: the queue retries the step
             self.authorization.pause(job.member, job.kind, Event.MICROSOFT_CONSENT_LOST)
 
-    def request_delta(self, member_key: str, kind: SyncKind, reason: str, *, crm_deletion: bool = False) -> bool:
+    def request_delta(self, member_key: str, kind: SyncKind, reason: StepReason, *, crm_deletion: bool = False) -> bool:
         return self.webhooks.request_delta(member_key, kind, reason, crm_deletion=crm_deletion)
 
     # -- webhooks and authorisations (``webhooks``, ``authorization``) ----------------------------

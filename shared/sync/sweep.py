@@ -8,7 +8,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from shared.sync.jobs import SyncJob
+from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.profiles import SyncKind, SyncState
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class DeltaSweep:
         active = [p for p in syncing if p.state is SyncState.ACTIVE]
         # The safety net queues even when a step is marked queued: that mark may be stale.
         for profile in active:
-            self.sync.jobs.send(SyncJob.of(profile, "delta", "sweep"))
+            self.sync.jobs.send(SyncJob.of(profile, "delta", StepReason.SWEEP))
         # An initial sync whose queued step was lost (storage restarted, a message expired)
         # would wait forever: one with no progress for a while gets a step again (steps are
         # idempotent; a live one holds the lease and the extra step waits behind it).
@@ -45,5 +45,5 @@ class DeltaSweep:
             last = profile.last_sync_at or profile.enabled_at
             leased = profile.lease_until is not None and profile.lease_until > now
             if profile.state is SyncState.INITIAL and last is not None and last < now - STALLED_INITIAL and not leased:
-                self.sync.jobs.send(SyncJob.of(profile, "initial", "stalled"))
+                self.sync.jobs.send(SyncJob.of(profile, "initial", StepReason.STALLED))
         return len(active)

@@ -19,7 +19,7 @@ from shared.graph.notifications import (
 )
 from shared.graph.subscriptions import SubscriptionClient, SubscriptionGone
 from shared.storage import TableEntity
-from shared.sync.jobs import SyncJob
+from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class SyncWebhooks:
         # instance keeps its own.
         self._route_cache: ExpiringCache[str, WebhookRoute | None] = ExpiringCache(ROUTE_CACHE_ENTRIES)
 
-    def request_delta(self, member_key: str, kind: SyncKind, reason: str, *, crm_deletion: bool = False) -> bool:
+    def request_delta(self, member_key: str, kind: SyncKind, reason: StepReason, *, crm_deletion: bool = False) -> bool:
         """Queue one delta step unless one is already queued (webhooks come in floods: every
         write of ours echoes). ``crm_deletion``: the CRM reported deleted records, so the next
         step reads its deleted list. Returns whether a step was queued."""
@@ -93,7 +93,7 @@ class SyncWebhooks:
             if route is None or not client_state_matches(note.client_state, route.secret):
                 refused.append(note.subscription_id)
                 continue
-            queued += self.request_delta(route.member, SyncKind(route.kind), "graph webhook")
+            queued += self.request_delta(route.member, SyncKind(route.kind), StepReason.GRAPH_WEBHOOK)
         if refused:  # one line per POST (the ids are screened GUIDs: safe to log)
             log.warning("graph notifications refused for %d subscriptions (unknown, or a wrong clientState): %s%s",
                         len(refused), ", ".join(refused[:5]), " ..." if len(refused) > 5 else "")
@@ -121,7 +121,7 @@ class SyncWebhooks:
                 self.renew_subscription(member, kind)
             elif note.lifecycle_event == "subscriptionRemoved":
                 self.resubscribe(member, kind)
-            self.request_delta(route.entity.member, kind, f"lifecycle {note.lifecycle_event}")
+            self.request_delta(route.entity.member, kind, StepReason.LIFECYCLE)
             handled += 1
         return handled
 
@@ -132,7 +132,7 @@ class SyncWebhooks:
         if route is None:
             raise CallbackRejected("unknown_channel", callback.channel_id)
         verify_callback(callback, route.entity.secret)
-        self.request_delta(route.entity.member, SyncKind(route.entity.kind), "crm webhook",
+        self.request_delta(route.entity.member, SyncKind(route.entity.kind), StepReason.CRM_WEBHOOK,
                            crm_deletion=callback.operation == "delete")
 
     def renew_all(self) -> int:

@@ -169,3 +169,13 @@ def test_a_step_of_another_generation_never_runs(state: SyncState, generation: s
 
 def test_a_step_finding_the_lease_held() -> None:
     assert [when_lease_held(s) for s in Step] == [WhenHeld.LEAVE_TO_HOLDER, WhenHeld.ASK_HOLDER, WhenHeld.RETRY]
+
+
+def test_queued_steps_carry_typed_reasons_and_old_messages_still_parse() -> None:
+    from shared.sync.jobs import StepReason, SyncJob
+
+    job = SyncJob.model_validate_json('{"member": "ms|t|o", "kind": "calendar", "step": "delta", "reason": "graph webhook"}')
+    assert job.reason is StepReason.GRAPH_WEBHOOK and job.generation is None  # before generations: runs in any
+    older = SyncJob.model_validate_json('{"member": "ms|t|o", "kind": "contacts", "step": "delta", "reason": "lifecycle missed"}')
+    assert older.reason is StepReason.OTHER
+    assert SyncJob.model_validate_json(job.model_dump_json()) == job
