@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from azure.core.pipeline.transport import RequestsTransport
+
+from shared.observability import current_correlation_id
 
 
 class TableRequestCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        # Counts of the requests made under chosen correlation ids: what one HTTP request
+        # cost, apart from the timers and queue workers of the same process.
+        self._traced: dict[str, Counter[str]] = {}
 
     def count(self, http: Any) -> None:
         if http.method == "POST" and "$batch" in http.url:
@@ -24,12 +31,27 @@ class TableRequestCounter:
             kind = "reads"
         else:
             kind = "writes"
+        correlation_id = current_correlation_id()
         with self._lock:
             self._counts[kind] += 1
+            if correlation_id in self._traced:
+                self._traced[correlation_id][kind] += 1
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return {kind: self._counts[kind] for kind in ("transactions", "reads", "writes")}
+
+    @contextmanager
+    def traced(self, correlation_id: str) -> Iterator[Counter[str]]:
+        """Counts, by kind, the requests made under ``correlation_id`` while inside."""
+        counts: Counter[str] = Counter()
+        with self._lock:
+            self._traced[correlation_id] = counts
+        try:
+            yield counts
+        finally:
+            with self._lock:
+                self._traced.pop(correlation_id, None)
 
     def reset(self) -> None:
         with self._lock:

@@ -150,7 +150,7 @@ def _line_of(entry: Mapping[str, Any]) -> str:
 
 
 def _named_address(line: str) -> tuple[str, str] | None:
-    """``Name <address>``: the name and the address, or None. (Not a regex: ``.*?\s*<`` rescans a
+    r"""``Name <address>``: the name and the address, or None. (Not a regex: ``.*?\s*<`` rescans a
     long run of blanks once per position, quadratic on hostile text.)"""
     if not line.endswith(">") or "<" not in line:
         return None

@@ -179,9 +179,9 @@ def test_callback_checks() -> None:
         with pytest.raises(CallbackRejected) as rejected:
             parse_callback(bad)
         assert rejected.value.reason == "malformed"
-    no_token = parse_callback(b'{"channel_id":"1","module":"Contacts","operation":"update","ids":["1"]}')
-    with pytest.raises(CallbackRejected):
-        verify_callback(no_token, "t0k")
+    with pytest.raises(CallbackRejected) as rejected:  # no token: refused before any lookup (issue 18 §4)
+        parse_callback(b'{"channel_id":"1","module":"Contacts","operation":"update","ids":["1"]}')
+    assert rejected.value.reason == "bad_token"
 
 
 def test_channel_ids_tokens_and_expiry() -> None:
