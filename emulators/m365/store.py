@@ -115,6 +115,12 @@ class Store:
                     "requiredDelegatedScopes", existing.get("requiredDelegatedScopes", ["openid", "profile", "User.Read"])
                 ),
                 "isPublicClient": app.get("isPublicClient", existing.get("isPublicClient", False)),
+                # The manifest's id-token optional claims (names, or {"name": ...} as in the manifest)
+                # and authenticationBehaviors (removeUnverifiedEmailClaim), as an admin sets them.
+                "optionalClaims": app.get("optionalClaims", existing.get("optionalClaims", {"idToken": []})),
+                "authenticationBehaviors": app.get(
+                    "authenticationBehaviors", existing.get("authenticationBehaviors", {})
+                ),
             }
             self.apps[client_id] = record
             return record
@@ -127,6 +133,9 @@ class Store:
             "id": tid,
             "displayName": tenant["displayName"],
             "domain": tenant["domain"],
+            # Domains the tenant proved it owns (DNS); the initial domain always is. A user's
+            # mail is an attribute any admin can set to anything: it is no proof of an address.
+            "verifiedDomains": list(dict.fromkeys([tenant["domain"], *tenant.get("verifiedDomains", [])])),
             "countryLetterCode": tenant.get("countryLetterCode", "US"),
             "password": tenant.get("password"),
             "createdDateTime": tenant.get("createdDateTime", "2020-01-01T00:00:00Z"),
@@ -146,6 +155,14 @@ class Store:
                 box = Mailbox(user_id=record["id"])
                 self.mailboxes[record["id"]] = box
                 mailbox_seed.populate(self, box, user["mailbox"])
+
+    def mail_domain_verified(self, user: dict) -> bool:
+        """Whether the domain of the user's mail is one their tenant verified (what Entra's
+        ``xms_edov`` claim says, and what ``removeUnverifiedEmailClaim`` looks at)."""
+        mail = str(user.get("mail") or "")
+        domain = mail.rpartition("@")[2].lower()
+        tenant = self.tenants.get(user["tenantId"], {})
+        return bool(domain) and domain in {d.lower() for d in tenant.get("verifiedDomains", [])}
 
     def snapshot(self) -> dict:
         from .graph import mailbox_seed

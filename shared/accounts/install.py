@@ -5,6 +5,9 @@
 - R1.5 a CRM account with that e-mail exists: link it and go straight in, never a second one;
 - R1.6 Associate My Account: link a CRM account signed in with other credentials;
 - R1.7 other people of an installed tenant get in only once approved (the join path, R2).
+
+People are who Microsoft says by ``(tid, oid)``; their e-mail finds, creates or accepts
+something only once proven (``shared/accounts/entry.py``, issue 18 §1).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.accounts.entry import CrmAccountFacts, Entry, EntryFacts, decide_entry, may_bind_tenant
 from shared.accounts.invitations import InvitationService
 from shared.accounts.models import MemberIdentity, TenantInstall
 from shared.accounts.repository import AccountsRepository
@@ -35,6 +39,21 @@ class JoinRequired:
     """The tenant's org exists but this person is not a member of it yet (R1.7, R2.4)."""
 
     org_name: str
+
+
+@dataclass(frozen=True)
+class ProofRequired:
+    """The e-mail is not proven to be the person's: only Associate My Account (or an
+    invitation link, which reached that mailbox) can take them in."""
+
+    email: str
+
+
+@dataclass(frozen=True)
+class AwaitingInstaller:
+    """Installed, but the installer has not pressed Continue yet: nobody else creates the org."""
+
+    installer: str
 
 
 class InstallService:
@@ -65,28 +84,45 @@ class InstallService:
         )
         if created:
             self._accounts.audit(
-                actor=user.email, action="tenant.installed", tenant_id=user.tenant_id, detail=granted_scope
+                actor=actor(user), action="tenant.installed", tenant_id=user.tenant_id, detail=granted_scope
             )
         return install
 
-    def enter(self, user: SignedInUser, install: TenantInstall) -> Entered | JoinRequired:
-        """Continue on the Accounts page (R1.4, R1.5, R1.7)."""
-        account = self._directory.find_account(user.email)
-        if account is not None:
-            return Entered(self._link(user, account, install, how="existing_account"))
-        if install.org_id:
+    def enter(self, user: SignedInUser, install: TenantInstall) -> Entered | JoinRequired | ProofRequired | AwaitingInstaller:
+        """Continue on the Accounts page (R1.4, R1.5, R1.7): see ``decide_entry``."""
+        proven = user.email_verified
+        account = self._directory.find_account(user.email) if proven else None
+        invitation = None
+        if proven and account is None and install.org_id:
             invitation = self._invitations.pending_for(install.org_id, user.email)
-            if invitation is not None:  # R2.3: the launcher leads to the same acceptance
-                return Entered(self._invitations.accept_pending(user, invitation))
-            # Not approved yet (R1.7); and an installer whose account is gone never gets a second org.
+        verdict = decide_entry(EntryFacts(
+            email_proven=proven,
+            account=None if account is None else CrmAccountFacts(
+                confirmed=account.confirmed, same_address=account.email.strip().lower() == user.email.strip().lower()
+            ),
+            tenant_bound=bool(install.org_id),
+            is_installer=self._is_installer(user, install),
+            invited=invitation is not None,
+        ))
+        if verdict is Entry.PROVE_EMAIL:
+            return ProofRequired(user.email)
+        if verdict is Entry.AWAIT_INSTALLER:
+            return AwaitingInstaller(install.installed_by_email)
+        if verdict is Entry.REQUEST_TO_JOIN:
             return JoinRequired(install.org_name or "")
+        if verdict is Entry.LINK_ACCOUNT:
+            assert account is not None
+            return Entered(self._link(user, account, install, how="existing_account"))
+        if verdict is Entry.ACCEPT_INVITATION:  # R2.3: the launcher leads to the same acceptance
+            assert invitation is not None
+            return Entered(self._invitations.accept_pending(user, invitation))
         first, _, last = user.name.partition(" ")
         created, org, admin = self._directory.create_org(
             self._org_name(user), email=user.email, first_name=first, last_name=last or first or user.email
         )
         if created:
             self._accounts.audit(
-                actor=user.email, action="org.created", tenant_id=user.tenant_id, org_id=org.org_id, detail=org.org_name
+                actor=actor(user), action="org.created", tenant_id=user.tenant_id, org_id=org.org_id, detail=org.org_name
             )
         return Entered(self._link(user, admin, install, how="created_org"))
 
@@ -119,10 +155,10 @@ class InstallService:
             refresh_token_encrypted=self._cipher.encrypt(tokens.refresh_token) if tokens.refresh_token else None,
         )
         linked = self._accounts.link_member(member)
-        if self._is_installer(user, install):
-            self._accounts.link_tenant_org(user.tenant_id, member.org_id, member.org_name, member.dc)
+        super_admin = bool(crm_user.get("zuid")) and str(crm_user.get("zuid")) == str(crm_org.get("primary_zuid") or "")
+        self._bind_tenant(user, install, member.org_id, member.org_name, member.dc, super_admin=super_admin)
         self._accounts.audit(
-            actor=user.email, action="member.associated", tenant_id=user.tenant_id, org_id=member.org_id,
+            actor=actor(user), action="member.associated", tenant_id=user.tenant_id, org_id=member.org_id,
             detail=f"CRM account {member.crm_email}",
         )
         return linked
@@ -151,13 +187,23 @@ class InstallService:
             refresh_token_encrypted=self._cipher.encrypt(grant.refresh_token),
         )
         linked = self._accounts.link_member(member)
-        if self._is_installer(user, install):
-            self._accounts.link_tenant_org(user.tenant_id, account.org_id, account.org_name, account.dc)
+        self._bind_tenant(user, install, account.org_id, account.org_name, account.dc, super_admin=account.is_super_admin)
         self._accounts.audit(
-            actor=user.email, action=f"member.linked.{how}", tenant_id=user.tenant_id, org_id=account.org_id,
+            actor=actor(user), action=f"member.linked.{how}", tenant_id=user.tenant_id, org_id=account.org_id,
             detail=f"CRM user {account.user_id}",
         )
         return linked
+
+    def _bind_tenant(self, user: SignedInUser, install: TenantInstall | None, org_id: str, org_name: str, dc: str,
+                     *, super_admin: bool) -> None:
+        if install is None:
+            return
+        if may_bind_tenant(is_installer=self._is_installer(user, install), tenant_bound=bool(install.org_id),
+                           is_super_admin=super_admin):
+            self._accounts.link_tenant_org(user.tenant_id, org_id, org_name, dc)
+        elif self._is_installer(user, install) and not install.org_id:
+            self._accounts.audit(actor=actor(user), action="tenant.not_bound", tenant_id=user.tenant_id, org_id=org_id,
+                                 detail="the installer is not the org's super administrator")
 
     @staticmethod
     def _is_installer(user: SignedInUser, install: TenantInstall | None) -> bool:
@@ -167,3 +213,9 @@ class InstallService:
     def _org_name(user: SignedInUser) -> str:
         """The new org is named after the Office 365 organisation (R1.4)."""
         return user.tenant_name or user.email.partition("@")[2] or "My organisation"
+
+
+def actor(user: SignedInUser) -> str:
+    """Who did it, for the audit log: the identity that cannot be spoofed, then the address
+    it claimed (which can)."""
+    return f"{user.tenant_id}/{user.object_id} ({user.email})"

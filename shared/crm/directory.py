@@ -30,6 +30,7 @@ class CrmMember(BaseModel):
     is_super_admin: bool
     manage_users: bool
     status: str
+    confirmed: bool = False  # the CRM confirmed this address belongs to the account
     accounts_server: str
     api_domain: str
 

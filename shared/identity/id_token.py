@@ -36,6 +36,9 @@ class IdTokenClaims:
     email: str
     name: str
     role_ids: frozenset[str]
+    # Entra's optional claim xms_edov: whether the domain of ``email`` is verified by its
+    # owner. None when the app registration does not ask for it (see docs/deploy.md).
+    email_domain_verified: bool | None = None
 
     @property
     def is_consent_admin(self) -> bool:
@@ -105,6 +108,7 @@ class IdTokenVerifier:
             email=str(claims.get("email") or claims.get("preferred_username") or claims.get("upn") or "").lower(),
             name=str(claims.get("name") or ""),
             role_ids=frozenset(claims.get("wids") or ()),
+            email_domain_verified=_flag(claims.get("xms_edov")),
         )
 
     def _decode(self, id_token: str, key: Any, issuer: str) -> dict[str, Any]:
@@ -124,3 +128,12 @@ class IdTokenVerifier:
             raise InvalidIdToken("the token was issued by another organisation") from error
         except jwt.PyJWTError as error:
             raise InvalidIdToken(f"the token could not be verified ({type(error).__name__})") from error
+
+
+def _flag(value: Any) -> bool | None:
+    """A boolean claim, as Entra sends it (true/false, or "1"/"0" in some token versions)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | str) and str(value).lower() in {"1", "true", "0", "false"}:
+        return str(value).lower() in {"1", "true"}
+    return None

@@ -41,6 +41,10 @@ class SignedInUser(BaseModel):
     name: str
     tenant_name: str = ""
     is_tenant_admin: bool = False
+    # Whether ``email`` is proven to be this person's (issue 18 §1): its domain is a verified
+    # domain of their tenant. Anyone's admin can set ``mail`` to anything; unproven, the
+    # address finds no CRM account, accepts no invitation and creates no org.
+    email_verified: bool = False
 
 
 class PendingFlow(BaseModel):

@@ -10,7 +10,8 @@ import logging
 import secrets
 from datetime import UTC, datetime
 
-from shared.accounts.install import Entered, InstallService
+from shared.accounts.email_proof import email_proven
+from shared.accounts.install import AwaitingInstaller, Entered, InstallService, ProofRequired
 from shared.accounts.models import MemberIdentity, TenantInstall
 from shared.accounts.repository import AlreadyLinkedElsewhere
 from shared.crm.api import CrmApi
@@ -54,13 +55,15 @@ class InstallPages:
         except (SignInFailed, InvalidIdToken) as error:
             log.warning("sign-in refused: %s", error)
             return visit.answer(message(request, "signin.failed.title", "signin.failed.body", status=400, reason=f"{error}."))
+        tenant_name, verified_domains = self._organization(str(result.get("access_token", "")))
         user = SignedInUser(
             tenant_id=claims.tenant_id,
             object_id=claims.object_id,
             email=claims.email,
             name=claims.name,
-            tenant_name=self._tenant_name(str(result.get("access_token", ""))),
+            tenant_name=tenant_name,
             is_tenant_admin=claims.is_consent_admin,
+            email_verified=email_proven(claims.email, edov=claims.email_domain_verified, verified_domains=verified_domains),
         )
         come_back = visit.session.after_sign_in
         visit.renew_session(user)  # a new session id and CSRF token for the new identity: no fixation
@@ -68,14 +71,19 @@ class InstallPages:
             return visit.answer(WebResponse.redirect(f"{self.base}{come_back}"))  # an invitation or approval link
         return visit.answer(self._route(visit, user))
 
-    def _tenant_name(self, delegated_token: str) -> str:
-        """The organisation's display name, readable with the person's own User.Read token."""
+    def _organization(self, delegated_token: str) -> tuple[str, list[str] | None]:
+        """The organisation's display name and verified domains, readable with the person's
+        own User.Read token (domains None when they cannot be read: the e-mail stays unproven
+        unless the id token's xms_edov vouches for it)."""
         graph = GraphClient(self.s.settings.graph_base_url, lambda: delegated_token, self.s.http)
         try:
-            return str(graph.organization().get("displayName") or "")
+            organization = graph.organization()
         except GraphError as error:
-            log.info("organisation name not readable: %s", error)
-            return ""
+            log.info("organisation not readable: %s", error)
+            return "", None
+        domains = organization.get("verifiedDomains")
+        names = [str(d.get("name")) for d in domains if isinstance(d, dict) and d.get("name")] if isinstance(domains, list) else None
+        return str(organization.get("displayName") or ""), names
 
     def _route(self, visit: Visit, user: SignedInUser) -> WebResponse:
         """Where a signed-in person goes (R1.1, R1.5, R1.7)."""
@@ -135,10 +143,10 @@ class InstallPages:
             return visit.answer(self._go_in(member))
         return visit.answer(self._accounts(visit, user, error=False))
 
-    def _accounts(self, visit: Visit, user: SignedInUser, *, error: bool) -> WebResponse:
+    def _accounts(self, visit: Visit, user: SignedInUser, *, error: bool, status: int | None = None) -> WebResponse:
         return render(
-            visit.request, "accounts.html", status=400 if error else 200, email=user.email, error=error,
-            csrf_token=visit.session.csrf_token, signed_in=True,
+            visit.request, "accounts.html", status=status or (400 if error else 200), email=user.email, error=error,
+            unproven=not user.email_verified, csrf_token=visit.session.csrf_token, signed_in=True,
         )
 
     def accounts_continue(self, request: WebRequest) -> WebResponse:
@@ -148,9 +156,17 @@ class InstallPages:
         install = self._installed(visit, user)
         if form.get("accept_terms") != "on":
             return visit.answer(self._accounts(visit, user, error=True))
-        outcome = self.install.enter(user, install)
+        try:
+            outcome = self.install.enter(user, install)
+        except AlreadyLinkedElsewhere as taken:
+            return visit.answer(message(request, "associate.taken.title", "associate.taken.body", status=409, email=taken.crm_email))
         if isinstance(outcome, Entered):
             return visit.answer(self._go_in(outcome.member))
+        if isinstance(outcome, ProofRequired):  # the page says why, and offers Associate My Account
+            return visit.answer(self._accounts(visit, user, error=False, status=403))
+        if isinstance(outcome, AwaitingInstaller):
+            return visit.answer(message(request, "install.awaiting.title", "install.awaiting.body", status=409,
+                                        installer=outcome.installer))
         pending = install.org_id and self.s.join_requests.pending_for(install.org_id, user)
         if pending:
             return visit.answer(message(request, "join.pending.title", "join.pending.body", status=200,

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import quote, urlencode
 
+from shared.accounts.entry import may_request_to_join
 from shared.accounts.invitations import InvitationNotForYou, Invitee
 from shared.accounts.join_requests import Decided
 from shared.accounts.models import MemberIdentity
@@ -217,6 +218,8 @@ class UsersPages:
                                         status=403, tenant=user.tenant_name or user.tenant_id))
         if self.s.accounts.member_of(user.tenant_id, user.object_id) is not None:
             return visit.answer(WebResponse.redirect(f"{self.base}/api/accounts"))
+        if not may_request_to_join(email_proven=user.email_verified, tenant_bound=True, is_member=False):
+            return visit.answer(message(request, "join.unproven.title", "join.unproven.body", status=403, email=user.email))
         row, created = self.s.join_requests.request(user, install, language_of(request))
         if created:
             return visit.answer(message(request, "join.sent.title", "join.sent.body", status=200, org=row.org_name))

@@ -33,7 +33,8 @@ def linked_member(product: ProductStack, upn: str = "adele@contoso.test") -> Mem
     product.m365_control("POST", "consents", json={"tenantId": CONTOSO, "clientId": APP_REGISTRATION["client_id"], "kind": "admin"})
     user = m365_user(product, upn)
     person = SignedInUser(tenant_id=CONTOSO, object_id=user["id"], email=upn, name=user["displayName"],
-                          tenant_name="Contoso Ltd", is_tenant_admin=True)
+                          tenant_name="Contoso Ltd", is_tenant_admin=True,
+                          email_verified=True)  # the UPN is in contoso.test, the tenant's verified domain
     services = get_services()
     install = InstallService(services.accounts, services.crm_directory, services.cipher, services.invitations)
     installed = install.record_install(person, "https://graph.microsoft.com/.default")

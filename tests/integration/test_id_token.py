@@ -73,6 +73,7 @@ def test_a_genuine_token_is_accepted_with_its_roles(m365: RunningM365, session: 
     assert claims.tenant_id == CONTOSO
     assert claims.email == "adele@contoso.test"
     assert claims.is_consent_admin
+    assert claims.email_domain_verified is True  # the demo registration asks for xms_edov (docs/deploy.md)
     megan = verifier(m365, session).verify(id_token(m365, session, "megan@contoso.test", "Contoso-Demo-1"), nonce=None)
     assert not megan.is_consent_admin
 

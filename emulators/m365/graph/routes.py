@@ -228,8 +228,9 @@ def render_organization(tenant: dict) -> dict:
         "postalCode": None, "preferredLanguage": "en", "state": None, "street": None, "technicalNotificationMails": [],
         "tenantType": "AAD", "assignedPlans": [], "provisionedPlans": [], "privacyProfile": None,
         "securityComplianceNotificationMails": [], "securityComplianceNotificationPhones": [],
-        "verifiedDomains": [{"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": True, "isInitial": True,
-                             "name": tenant["domain"], "type": "Managed"}],
+        "verifiedDomains": [{"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": name == tenant["domain"],
+                             "isInitial": name == tenant["domain"], "name": name, "type": "Managed"}
+                            for name in tenant["verifiedDomains"]],
     }
 
 

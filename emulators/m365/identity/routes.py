@@ -410,7 +410,8 @@ def _user_tokens(app: dict, user: dict, scope: str, nonce: str | None, with_refr
         store.refresh_tokens[refresh] = {"clientId": app["clientId"], "userId": user["id"], "scope": scope}
         body["refresh_token"] = refresh
     if "openid" in oidc:
-        body["id_token"] = issue_id_token(key, _issuer(user["tenantId"]), user["tenantId"], app, user, nonce)
+        body["id_token"] = issue_id_token(key, _issuer(user["tenantId"]), user["tenantId"], app, user, nonce,
+                                          mail_domain_verified=store.mail_domain_verified(user))
     if request.form.get("client_info") == "1":
         body["client_info"] = client_info(user)
     return jsonify(body)

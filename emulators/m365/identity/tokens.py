@@ -86,7 +86,13 @@ def user_wids(user: dict) -> list[str]:
     return [*wids, "b79fbf4d-3ef9-4689-8143-76b194e85509"]
 
 
-def issue_id_token(key: SigningKey, issuer: str, tenant_id: str, app: dict, user: dict, nonce: str | None) -> str:
+def optional_id_token_claims(app: dict) -> set[str]:
+    entries = (app.get("optionalClaims") or {}).get("idToken") or []
+    return {str(e.get("name") if isinstance(e, dict) else e) for e in entries}
+
+
+def issue_id_token(key: SigningKey, issuer: str, tenant_id: str, app: dict, user: dict, nonce: str | None,
+                   *, mail_domain_verified: bool = False) -> str:
     now = _now()
     claims = {
         "aud": app["clientId"], "iss": issuer, "iat": now, "nbf": now, "exp": now + 3600,
@@ -94,6 +100,12 @@ def issue_id_token(key: SigningKey, issuer: str, tenant_id: str, app: dict, user
         "email": user.get("mail"), "sub": uuid.uuid5(uuid.NAMESPACE_URL, user["id"] + app["clientId"]).hex,
         "tid": tenant_id, "ver": "2.0", "uti": uuid.uuid4().hex[:22], "rh": "0.emulator",
     }
+    # Entra: with removeUnverifiedEmailClaim the email claim is left out when its domain is not
+    # verified; the optional claim xms_edov says whether it is (the "nOAuth" guidance).
+    if not mail_domain_verified and (app.get("authenticationBehaviors") or {}).get("removeUnverifiedEmailClaim"):
+        claims.pop("email")
+    if "xms_edov" in optional_id_token_claims(app) and claims.get("email"):
+        claims["xms_edov"] = mail_domain_verified
     if nonce:
         claims["nonce"] = nonce
     wids = user_wids(user)

@@ -184,3 +184,49 @@ def test_pkce_is_enforced_and_verifier_checked(http, m365):
         "grant_type": "authorization_code", "client_id": APP_ID, "client_secret": APP_SECRET, "code": query["code"],
         "redirect_uri": "http://127.0.0.1:54999/api/auth/callback", "code_verifier": "x" * 50, "scope": "User.Read"})
     assert tampered.status_code == 400 and "AADSTS501481" in tampered.json()["error_description"]
+
+
+def test_unverified_mail_xms_edov_and_remove_unverified_email_claim(http, m365):
+    """Entra's answers to the "nOAuth" pattern (issue 18 §1): any admin may set a user's mail to
+    any address; the optional claim xms_edov says whether its domain is verified, and with
+    removeUnverifiedEmailClaim the email claim is left out when it is not. GET /organization
+    lists the tenant's verified domains."""
+    try:
+        http.post(f"{m365.base_url}/__emulator/consents", json={"tenantId": CONTOSO, "clientId": APP_ID}).raise_for_status()
+        snapshot = http.get(f"{m365.base_url}/__emulator/snapshot").json()
+        tenant = next(t for t in snapshot["tenants"] if t["id"] == CONTOSO)
+        megan = next(u for u in tenant["users"] if u["userPrincipalName"] == "megan@contoso.test")
+        http.post(f"{m365.base_url}/__emulator/seed", json={"mode": "merge", "seed": {"tenants": [{
+            **{k: tenant[k] for k in ("id", "displayName", "domain")}, "password": "Contoso-Demo-1",
+            "users": [{**{k: v for k, v in megan.items() if k not in ("tenantId", "password", "mailbox")}, "mail": "ceo@elsewhere.test"}],
+        }]}}).raise_for_status()
+        ropc = {"grant_type": "password", "client_id": APP_ID, "client_secret": APP_SECRET,
+                "scope": "openid profile email User.Read", "password": "Contoso-Demo-1"}
+
+        def claims_of(username: str) -> dict:
+            answer = http.post(f"{m365.base_url}/{CONTOSO}/oauth2/v2.0/token", data={**ropc, "username": username}).json()
+            assert "id_token" in answer, answer
+            return jwt.decode(answer["id_token"], options={"verify_signature": False})
+
+        def configure(optional: list, remove: bool) -> None:
+            http.post(f"{m365.base_url}/__emulator/apps", json={
+                "clientId": APP_ID, "optionalClaims": {"idToken": optional},
+                "authenticationBehaviors": {"removeUnverifiedEmailClaim": remove}}).raise_for_status()
+
+        configure([], False)  # an older registration: the claim as the admin set it, and no verdict
+        assert claims_of("megan@contoso.test")["email"] == "ceo@elsewhere.test"
+        assert "xms_edov" not in claims_of("megan@contoso.test")
+        configure([{"name": "xms_edov", "essential": False}], False)
+        assert claims_of("megan@contoso.test")["xms_edov"] is False
+        assert claims_of("adele@contoso.test")["xms_edov"] is True
+        configure([{"name": "xms_edov"}], True)
+        assert "email" not in claims_of("megan@contoso.test")
+        assert claims_of("megan@contoso.test")["preferred_username"] == "megan@contoso.test"
+        assert claims_of("adele@contoso.test")["email"] == "adele@contoso.test"
+
+        token = http.post(f"{m365.base_url}/{CONTOSO}/oauth2/v2.0/token",
+                          data={**ropc, "username": "megan@contoso.test"}).json()["access_token"]
+        organization = http.get(f"{m365.graph_url}/organization", headers={"Authorization": f"Bearer {token}"}).json()
+        assert [d["name"] for d in organization["value"][0]["verifiedDomains"]] == ["contoso.test"]
+    finally:
+        http.post(f"{m365.base_url}/__emulator/reset").raise_for_status()
