@@ -102,6 +102,18 @@ def dev_secrets(state_dir: Path) -> dict[str, str]:
     return values
 
 
+def host_keys(state_dir: Path) -> Path:
+    """Function keys for the local host, as Azure gives every Function App: a master key (admin
+    routes: /api/ops/poison*, /admin/functions/{name}) and a default host key. Made once and
+    kept in .local/; without them any page open in the developer's browser could call those
+    routes on 127.0.0.1 (issue 18 §5)."""
+    path = state_dir / "host-keys.json"
+    if not path.is_file():
+        path.write_text(json.dumps({"master": secrets.token_urlsafe(32), "host": {"default": secrets.token_urlsafe(32)}}, indent=2))
+        path.chmod(0o600)
+    return path
+
+
 def emulator_available(name: str, skipped: list[str]) -> bool:
     return name not in skipped and (ROOT / "emulators" / name / "__main__.py").is_file()
 
@@ -111,6 +123,7 @@ class Stack:
         self.args = args
         self.state_dir: Path = args.state_dir.resolve()
         self.logs = self.state_dir / "logs"
+        self.keys_file = host_keys(self.state_dir)
         self.azurite = Azurite(log_path=self.logs / "azurite.log")
         self.children: list[Child] = []
         self.endpoints: dict[str, Any] = {}
@@ -182,7 +195,7 @@ class Stack:
         self.children.append(
             Child(
                 "functions",
-                [PYTHON, "-m", "local.host", "--port", str(a.functions_port)],
+                [PYTHON, "-m", "local.host", "--port", str(a.functions_port), "--keys-file", str(self.keys_file)],
                 a.functions_port,
                 env=env,
                 echo=True,
@@ -221,6 +234,8 @@ class Stack:
             f"  Open the app (Office 365 app launcher entry): {e['functions']}/api/marketplace/launch"
             + ("" if self._route_exists("/api/marketplace/launch") else "  (not built yet)"),
             f"  Health:                                        {e['functions']}/api/health",
+            f"  Poisoned messages (admin, master key):         {e['functions']}/api/ops/poison"
+            f"  with header x-functions-key: {json.loads(self.keys_file.read_text())['master']}  (kept in {self.keys_file})",
         ]
         for name, url in e["emulator_control"].items():
             lines.append(f"  {name} emulator control:  {url}")

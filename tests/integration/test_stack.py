@@ -62,6 +62,11 @@ def test_stack_starts_answers_health_and_stops_cleanly(azurite, tmp_path: Path) 
         response = requests.get(f"{endpoints['functions']}/api/health", timeout=20)
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "healthy"
+        # Function keys as in Azure (issue 18 §5): the admin routes refuse a caller without the master key.
+        master = json.loads((state / "host-keys.json").read_text())["master"]
+        assert requests.get(f"{endpoints['functions']}/api/ops/poison", timeout=20).status_code == 401
+        assert requests.post(f"{endpoints['functions']}/admin/functions/mail_sender", json={"input": "x"}, timeout=20).status_code == 401
+        assert requests.get(f"{endpoints['functions']}/api/ops/poison", headers={"x-functions-key": master}, timeout=20).status_code == 200
         markers = [str(state), f"--port {ports['functions']}"]
         assert any(processes_mentioning(m) for m in markers)
     finally:
