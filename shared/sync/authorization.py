@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from shared.accounts.models import MemberIdentity
 from shared.crm.errors import CrmError
+from shared.crm.oauth import CrmTokens
 from shared.identity.entra import SignInFailed
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.lifecycle import Decision, Effect, Event, Life, Reason, decide
@@ -67,23 +68,26 @@ class SyncAuthorization:
             resumed += 1
         return resumed
 
-    def reconnect_crm(self, member: MemberIdentity) -> MemberIdentity:
-        """The member opened the app again while a sync is paused because the CRM refused
-        their authorisation: grant a new one, store it (encrypted), resume. Otherwise nothing."""
-        lost = [
+    def crm_authorization_lost(self, member: MemberIdentity) -> tuple[SyncKind, ...]:
+        """The kinds paused because the CRM refused the member's authorisation (revoked)."""
+        return tuple(
             kind for kind in SyncKind
             if (stored := self.s.sync_profiles.get(member.partition_key, kind)) is not None
             and stored.entity.state is SyncState.PAUSED and stored.entity.reason is Reason.CRM_AUTHORIZATION_LOST
-        ]
-        if not lost:
-            return member
-        grant = self.s.crm_directory.grant(member.user_id)
+        )
+
+    def reauthorized(self, member: MemberIdentity, tokens: CrmTokens) -> MemberIdentity:
+        """The member authorised the app again through the CRM's own sign-in (issue 18 §5:
+        never silently through the first-party grant, which would undo their revocation):
+        store the new token (encrypted) and resume what the revocation paused."""
+        if not tokens.refresh_token:
+            raise CrmError(400, "NO_REFRESH_TOKEN", "the CRM granted no lasting access")
         renewed = member.model_copy(update={
-            "refresh_token_encrypted": self.s.cipher.encrypt(grant.refresh_token),
-            "accounts_server": grant.accounts_server, "api_domain": grant.api_domain,
+            "refresh_token_encrypted": self.s.cipher.encrypt(tokens.refresh_token),
+            "accounts_server": tokens.accounts_server, "api_domain": tokens.api_domain,
         })
         self.s.accounts.members.upsert(renewed)
-        self.s.accounts.audit(actor=member.email, action="member.crm_reconnected", tenant_id=member.tenant_id,
-                              org_id=member.org_id)
-        self.resume_authorized(renewed, tuple(lost))
+        self.s.accounts.audit(actor=f"{member.tenant_id}/{member.object_id} ({member.email})",
+                              action="member.crm_reauthorized", tenant_id=member.tenant_id, org_id=member.org_id)
+        self.resume_authorized(renewed, self.crm_authorization_lost(renewed))
         return renewed

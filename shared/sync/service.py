@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from shared.accounts.models import MemberIdentity
+from shared.crm.oauth import CrmTokens
 from shared.crm.records import CrmRecords
 from shared.crm.tokens import CrmAuthorizationLost
 from shared.crm.users import current_user_time_zone
@@ -283,8 +284,11 @@ class SyncService:
     def resume_authorized(self, member: MemberIdentity, kinds: tuple[SyncKind, ...] = tuple(SyncKind)) -> int:
         return self.authorization.resume_authorized(member, kinds)
 
-    def reconnect_crm(self, member: MemberIdentity) -> MemberIdentity:
-        return self.authorization.reconnect_crm(member)
+    def crm_authorization_lost(self, member: MemberIdentity) -> tuple[SyncKind, ...]:
+        return self.authorization.crm_authorization_lost(member)
+
+    def crm_reauthorized(self, member: MemberIdentity, tokens: CrmTokens) -> MemberIdentity:
+        return self.authorization.reauthorized(member, tokens)
 
     # -- timers --------------------------------------------------------------------------------
 

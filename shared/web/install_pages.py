@@ -23,7 +23,8 @@ from shared.identity.id_token import InvalidIdToken
 from shared.identity.sessions import PendingFlow, SignedInUser
 from shared.identity.signed_links import LinkRefused
 from shared.web.http import WebRequest, WebResponse
-from shared.web.pages import message, render
+from shared.web.i18n import translate
+from shared.web.pages import language_of, message, render
 from shared.web.visit import Refusal, Visit
 from shared.wiring import Services
 
@@ -102,7 +103,7 @@ class InstallPages:
             return WebResponse.redirect(consent, status=302)
         member = self.s.accounts.member_of(user.tenant_id, user.object_id)
         if member is not None:
-            return self._go_in(member)
+            return self._go_in(visit.request, member)
         return WebResponse.redirect(f"{self.base}/api/accounts")
 
     def admin_consent_callback(self, request: WebRequest) -> WebResponse:
@@ -140,7 +141,7 @@ class InstallPages:
         self._installed(visit, user)
         member = self.s.accounts.member_of(user.tenant_id, user.object_id)
         if member is not None:
-            return visit.answer(self._go_in(member))
+            return visit.answer(self._go_in(request, member))
         return visit.answer(self._accounts(visit, user, error=False))
 
     def _accounts(self, visit: Visit, user: SignedInUser, *, error: bool, status: int | None = None) -> WebResponse:
@@ -161,7 +162,7 @@ class InstallPages:
         except AlreadyLinkedElsewhere as taken:
             return visit.answer(message(request, "associate.taken.title", "associate.taken.body", status=409, email=taken.crm_email))
         if isinstance(outcome, Entered):
-            return visit.answer(self._go_in(outcome.member))
+            return visit.answer(self._go_in(request, outcome.member))
         if isinstance(outcome, ProofRequired):  # the page says why, and offers Associate My Account
             return visit.answer(self._accounts(visit, user, error=False, status=403))
         if isinstance(outcome, AwaitingInstaller):
@@ -191,8 +192,12 @@ class InstallPages:
                                             status=403, invited=invitation.email, signed_in=user.email))
         else:
             self._installed(visit, user)
+        linked = self.s.accounts.member_of(user.tenant_id, user.object_id)
+        # A linked member comes here only to authorise the CRM again after revoking it.
+        reauthorize = bool(linked and self.s.sync.crm_authorization_lost(linked))
         state = secrets.token_urlsafe(24)
-        visit.add_flow(state, PendingFlow(kind="crm", started_at=_now(), data={"invitation": invitation_token}))
+        visit.add_flow(state, PendingFlow(kind="crm", started_at=_now(),
+                                          data={"invitation": invitation_token, "reauthorize": reauthorize}))
         url = self.s.crm_oauth.authorize_url(f"{self.base}/api/accounts/associate/callback", state)
         return visit.answer(WebResponse.redirect(url, status=302))
 
@@ -203,13 +208,15 @@ class InstallPages:
         invitation_token = str(flow.data.get("invitation") or "")
         install = self.s.accounts.install_of(user.tenant_id) if invitation_token else self._installed(visit, user)
         existing = self.s.accounts.member_of(user.tenant_id, user.object_id)
-        if existing is not None:
+        if existing is not None and not flow.data.get("reauthorize"):
             return visit.answer(
                 message(request, "associate.taken.title", "associate.already.body", status=409, email=existing.crm_email)
             )
         if "error" in request.query or not request.query.get("code"):
             reason = request.query.get("error", "no authorisation code")
             return visit.answer(message(request, "associate.failed.title", "associate.failed.body", status=400, reason=f"{reason}."))
+        if existing is not None:
+            return visit.answer(self._reauthorized(request, existing))
         try:
             tokens = self.s.crm_oauth.redeem_code(
                 request.query["code"], f"{self.base}/api/accounts/associate/callback", request.query.get("accounts-server")
@@ -228,7 +235,7 @@ class InstallPages:
             with contextlib.suppress(LinkRefused):  # revoked meanwhile: the association stands
                 invitation = self.s.invitations.open(invitation_token)
                 self.s.invitations.complete(invitation, user, invitation_token, how="associated")
-        return visit.answer(self._go_in(member))
+        return visit.answer(self._go_in(request, member))
 
     # -- sign-out -----------------------------------------------------------------------
 
@@ -251,10 +258,31 @@ class InstallPages:
             )
         return install
 
-    def _go_in(self, member: MemberIdentity) -> WebResponse:
-        """Into the CRM (R1.5): a single-use sign-in link to the member's CRM home. A sync
-        paused because the CRM refused the member's authorisation is reconnected on the way."""
-        member = self.s.sync.reconnect_crm(member)
+    def _reauthorized(self, request: WebRequest, member: MemberIdentity) -> WebResponse:
+        """The CRM's answer to Authorise again: the same CRM user, or nothing changes."""
+        try:
+            tokens = self.s.crm_oauth.redeem_code(
+                request.query["code"], f"{self.base}/api/accounts/associate/callback", request.query.get("accounts-server")
+            )
+            crm_user = CrmApi(tokens.api_domain, tokens.access_token, self.s.http).current_user()
+            if str(crm_user.get("id")) != member.user_id:
+                return message(request, "reauthorize.other.title", "reauthorize.other.body", status=409,
+                               signed_in=str(crm_user.get("email") or ""), expected=member.crm_email)
+            member = self.s.sync.crm_reauthorized(member, tokens)
+        except CrmError as error:
+            log.warning("re-authorisation refused: %s", error)
+            return message(request, "associate.failed.title", "associate.failed.body", status=400, reason=f"{error.message}.")
+        return self._go_in(request, member)
+
+    def _go_in(self, request: WebRequest, member: MemberIdentity) -> WebResponse:
+        """Into the CRM (R1.5): a single-use sign-in link to the member's CRM home. A member
+        who revoked the app's access in the CRM is asked to authorise it again (never
+        re-granted behind their back, issue 18 §5); until then their sync stays paused."""
+        if self.s.sync.crm_authorization_lost(member):
+            return render(request, "message.html", status=200, title_key="reauthorize.title",
+                          body_key="reauthorize.body", values={"email": member.crm_email},
+                          action_url="/api/accounts/associate",
+                          action_label=translate(language_of(request), "reauthorize.action"))
         return WebResponse.redirect(self.s.crm_directory.signin_link(member.user_id))
 
 

@@ -18,6 +18,7 @@ from azure.storage.queue import QueueClient
 from local.azurite import Azurite
 from local.demo_world import APP_REGISTRATION
 from shared.accounts.models import MemberIdentity
+from shared.crm.oauth import CrmTokens
 from shared.sync.profiles import SyncKind, SyncState
 from shared.wiring import get_services
 from tests.integration.host_process import HostProcess, free_port
@@ -198,8 +199,14 @@ def test_crm_refresh_token_revoked_mid_sync_pauses_with_reason_then_reconnects_e
     services.sync.sweep()
     time.sleep(3)
     assert profile(member, kind).state is SyncState.PAUSED
-    # ... the member opening the app again reconnects (what /api/marketplace/launch does on the way in).
-    renewed = services.sync.reconnect_crm(services.accounts.member_of(member.tenant_id, member.object_id))  # type: ignore[arg-type]
+    # ... nor the member opening the app (never re-granted behind their back, issue 18 §5); their
+    # authorising again does (tests/browser/test_crm_reauthorize.py clicks through it). Here the
+    # CRM's answer to that sign-in is the token its grant issues for them.
+    assert services.sync.crm_authorization_lost(stored) == (kind,)
+    grant = services.crm_directory.grant(member.user_id)
+    renewed = services.sync.crm_reauthorized(stored, CrmTokens(
+        access_token=grant.access_token, refresh_token=grant.refresh_token,
+        api_domain=grant.api_domain, accounts_server=grant.accounts_server))
     assert renewed.refresh_token_encrypted != stored.refresh_token_encrypted
     wait_until(lambda: profile(member, kind).state is SyncState.ACTIVE, timeout=60, what="the sync to resume")
     settle_exact(product, member, kind, count, report, timeout=300)
