@@ -7,9 +7,8 @@ import logging
 
 import azure.functions as func
 
-from shared.mail.outbox import OUTBOX_QUEUE, OutboxMessage
+from shared.mail.outbox import OUTBOX_QUEUE
 from shared.observability import correlated, new_correlation_id
-from shared.storage import decode_message
 from shared.wiring import get_services
 
 bp = func.Blueprint()
@@ -18,7 +17,8 @@ log = logging.getLogger("functions.mail")
 
 @bp.queue_trigger(arg_name="msg", queue_name=OUTBOX_QUEUE, connection="AzureWebJobsStorage")
 def mail_sender(msg: func.QueueMessage) -> None:
-    message = decode_message(msg.get_body(), OutboxMessage)
+    services = get_services()
+    message = services.outbox.unseal(msg.get_body())
     with correlated(new_correlation_id(f"mail:{message.message_id}")):
-        sent = get_services().mail_sender.deliver(message)
+        sent = services.mail_sender.deliver(message)
         log.info("mail %s to %s: %s", message.message_id, message.to_email, "sent" if sent else "already sent")

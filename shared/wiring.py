@@ -27,7 +27,7 @@ from shared.identity.id_token import IdTokenVerifier
 from shared.identity.sessions import SessionRow, SessionStore
 from shared.identity.signed_links import LinkRow, SignedLinks
 from shared.identity.token_cipher import TokenCipher
-from shared.mail.outbox import OUTBOX_QUEUE, MailSender, Outbox, OutboxMessage, SentMail
+from shared.mail.outbox import OUTBOX_QUEUE, MailSender, Outbox, SealedOutboxMessage, SentMail
 from shared.storage import JobQueue, StorageAccount, TableEntity, TableRepository
 from shared.sync.conflicts import ConflictEntity, ConflictStore
 from shared.sync.jobs import SYNC_QUEUE, SyncJob
@@ -89,7 +89,7 @@ class Services:
 
     @cached_property
     def outbox(self) -> Outbox:
-        return Outbox(JobQueue(self.storage.queue_service(), OUTBOX_QUEUE, OutboxMessage))
+        return Outbox(JobQueue(self.storage.queue_service(), OUTBOX_QUEUE, SealedOutboxMessage), self.cipher)
 
     @cached_property
     def mail_sender(self) -> MailSender:

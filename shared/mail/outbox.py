@@ -10,14 +10,16 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from shared.graph.client import GraphClient
-from shared.storage import JobQueue, TableEntity, TableRepository
+from shared.identity.token_cipher import TokenCipher
+from shared.storage import JobQueue, TableEntity, TableRepository, decode_message
+from shared.storage.queues import InvalidMessage
 
 OUTBOX_QUEUE = "mail-outbox"
 IN_CALL_ATTEMPTS = 3
 
 
 class OutboxMessage(BaseModel):
-    """One e-mail to send (the queue message). ``message_id`` makes sending idempotent."""
+    """One e-mail to send. ``message_id`` makes sending idempotent."""
 
     version: int = 1
     message_id: str = Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
@@ -30,6 +32,28 @@ class OutboxMessage(BaseModel):
     text: str
 
 
+class MailBody(BaseModel):
+    html: str
+    text: str
+
+
+class SealedOutboxMessage(BaseModel):
+    """The queue message: an OutboxMessage whose body is encrypted with the tokens' key.
+    Bodies carry live single-use links (invitations, approvals) that the links table keeps
+    only as hashes; in clear they would sit in ``mail-outbox`` and its poison queue for
+    anyone who can read the storage account (issue 18 §5). The rest stays readable for
+    operators (the poison view shows who, what and when)."""
+
+    version: int = 2
+    message_id: str = Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    tenant_id: str
+    sender: str
+    to_email: str
+    to_name: str = ""
+    subject: str = Field(max_length=255)
+    sealed_body: str  # Fernet token of MailBody's JSON
+
+
 class SentMail(TableEntity):
     """A message Graph accepted (PartitionKey = tenant, RowKey = message id)."""
 
@@ -39,11 +63,25 @@ class SentMail(TableEntity):
 
 
 class Outbox:
-    def __init__(self, queue: JobQueue[OutboxMessage]) -> None:
+    def __init__(self, queue: JobQueue[SealedOutboxMessage], cipher: TokenCipher) -> None:
         self._queue = queue
+        self._cipher = cipher
 
     def enqueue(self, message: OutboxMessage) -> None:
-        self._queue.send(message)
+        body = MailBody(html=message.html, text=message.text).model_dump_json()
+        self._queue.send(SealedOutboxMessage(
+            **message.model_dump(exclude={"version", "html", "text"}), sealed_body=self._cipher.encrypt(body)
+        ))
+
+    def unseal(self, raw: bytes | str) -> OutboxMessage:
+        """The e-mail a queue message carries; InvalidMessage if it is not one of ours (or its
+        body does not open with our keys): the host then poisons it."""
+        sealed = decode_message(raw, SealedOutboxMessage)
+        try:
+            body = MailBody.model_validate_json(self._cipher.decrypt(sealed.sealed_body))
+        except ValueError as error:  # a wrong key (TokenCipher) or not a MailBody (ValidationError)
+            raise InvalidMessage(f"the body of mail {sealed.message_id} does not open") from error
+        return OutboxMessage(**sealed.model_dump(exclude={"version", "sealed_body"}), html=body.html, text=body.text)
 
 
 class MailSender:

@@ -74,4 +74,6 @@ def test_a_message_that_never_succeeds_lands_in_poison_after_five_attempts(produ
                     found = body
         time.sleep(0.5)
     assert found["subject"] == poisoned.subject  # the raw body, intact, for an operator to replay
+    assert "hello" not in json.dumps(found) and found["sealed_body"]  # the e-mail's body sealed at rest (issue 18 §5)
+    assert get_services().outbox.unseal(json.dumps(found)).html == "<p>hello</p>"
     assert poisoned.subject not in inbox_subjects(product, "megan@contoso.test")
