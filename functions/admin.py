@@ -10,10 +10,10 @@ import json
 import azure.functions as func
 
 from functions.http_edge import serve
+from shared.http_messages import WebRequest, WebResponse
 from shared.mail.outbox import OUTBOX_QUEUE
 from shared.operations.poison import PoisonNotFound, PoisonQueues, PoisonRefused
 from shared.sync.jobs import SYNC_QUEUE
-from shared.web.http import WebRequest, WebResponse
 from shared.wiring import get_services
 
 bp = func.Blueprint()

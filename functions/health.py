@@ -5,7 +5,7 @@ import azure.functions as func
 from functions.http_edge import serve
 from shared.config import get_settings
 from shared.health import check_health
-from shared.web.http import WebRequest, WebResponse
+from shared.http_messages import WebRequest, WebResponse
 
 bp = func.Blueprint()
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import azure.functions as func
 
 from shared.config import SettingsError
+from shared.http_messages import WebRequest, WebResponse
 from shared.observability import correlated, new_correlation_id, sane_correlation_id
-from shared.web.http import WebRequest, WebResponse
 from shared.web.pages import message
 from shared.web.visit import Refusal
 

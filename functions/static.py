@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from functions.http_edge import serve
-from shared.web.http import WebRequest, WebResponse
+from shared.http_messages import WebRequest, WebResponse
 from shared.web.pages import STATIC_DIR
 
 bp = func.Blueprint()

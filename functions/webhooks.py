@@ -11,7 +11,7 @@ import azure.functions as func
 from functions.http_edge import serve
 from shared.crm.watch import CallbackRejected
 from shared.graph.notifications import NotificationRejected, validation_request
-from shared.web.http import WebRequest, WebResponse
+from shared.http_messages import WebRequest, WebResponse
 from shared.wiring import get_services
 
 bp = func.Blueprint()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from shared.accounts.models import MemberIdentity
+from shared.accounts.policy import invitation_is_for
 from shared.accounts.repository import AccountsRepository, member_key
 from shared.crm.directory import CrmDirectory, CrmMember
 from shared.crm.errors import CrmError
@@ -226,7 +227,7 @@ class InvitationService:
         return member
 
     def _join(self, user: SignedInUser, invitation: Invitation) -> MemberIdentity:
-        if user.email.lower() != invitation.email:
+        if not invitation_is_for(invited=invitation.email, signed_in=user.email):
             raise InvitationNotForYou(invitation.email, user.email)
         account = self._add_to_org(invitation, user)
         grant = self._directory.grant(account.user_id)

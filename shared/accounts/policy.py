@@ -21,3 +21,15 @@ def may_manage_users(*, same_org: bool, paid: bool, manage_users: bool) -> Manag
     if not manage_users:
         return ManageUsersVerdict.NO_MANAGE_USERS
     return ManageUsersVerdict.ALLOWED
+
+
+def may_install(*, is_tenant_admin: bool) -> bool:
+    """R1.1: only an administrator who can grant tenant-wide consent installs the app."""
+    return is_tenant_admin
+
+
+def invitation_is_for(*, invited: str, signed_in: str) -> bool:
+    """R2.3: an invitation link is for the person signed in with the invited address. The link
+    reached that mailbox, which is what proves the address here (not the sign-in's e-mail
+    claim, which alone proves nothing: ``shared/accounts/email_proof.py``)."""
+    return bool(invited.strip()) and invited.strip().lower() == signed_in.strip().lower()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 from urllib.parse import urlsplit
 
-from shared.web.http import WebRequest
+from shared.http_messages import WebRequest
 
 
 def _origin(url: str) -> str:

@@ -21,8 +21,8 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import BaseModel
 
+from shared.http_messages import Cookie, WebRequest
 from shared.storage import ConcurrencyConflict, TableEntity, TableRepository
-from shared.web.http import Cookie, WebRequest
 
 COOKIE_NAME = "crm365_session"  # over http (the loopback stack): browsers refuse __Host- without Secure
 SECURE_COOKIE_NAME = f"__Host-{COOKIE_NAME}"  # over https: host-only, Path=/, Secure

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.accounts.models import MemberIdentity
+from shared.http_messages import WebRequest, WebResponse
 from shared.sync.contact_settings import ContactSettings
 from shared.sync.contacts import (
     DEFAULT_CONTACT_MAPPING,
@@ -27,7 +28,6 @@ from shared.sync.contacts import (
     MappingProblem,
     PreviewRow,
 )
-from shared.web.http import WebRequest, WebResponse
 from shared.web.i18n import translate
 from shared.web.pages import language_of, render
 from shared.web.visit import Refusal, Visit

@@ -13,16 +13,17 @@ from datetime import UTC, datetime
 from shared.accounts.email_proof import email_proven
 from shared.accounts.install import AwaitingInstaller, Entered, InstallService, ProofRequired
 from shared.accounts.models import MemberIdentity, TenantInstall
+from shared.accounts.policy import invitation_is_for, may_install
 from shared.accounts.repository import AlreadyLinkedElsewhere
 from shared.crm.api import CrmApi
 from shared.crm.errors import CrmError
 from shared.graph.client import GraphClient
 from shared.graph.errors import GraphError
+from shared.http_messages import WebRequest, WebResponse
 from shared.identity.entra import GRAPH_DEFAULT_SCOPE, SignInFailed
 from shared.identity.id_token import InvalidIdToken
 from shared.identity.sessions import PendingFlow, SignedInUser
 from shared.identity.signed_links import LinkRefused
-from shared.web.http import WebRequest, WebResponse
 from shared.web.i18n import translate
 from shared.web.pages import language_of, message, render
 from shared.web.visit import Refusal, Visit
@@ -90,7 +91,7 @@ class InstallPages:
         """Where a signed-in person goes (R1.1, R1.5, R1.7)."""
         install = self.s.accounts.install_of(user.tenant_id)
         if install is None:
-            if not user.is_tenant_admin:
+            if not may_install(is_tenant_admin=user.is_tenant_admin):
                 return message(
                     visit.request, "install.admin_required.title", "install.admin_required.body",
                     status=403, tenant=user.tenant_name or user.email.partition("@")[2] or user.tenant_id,
@@ -187,7 +188,7 @@ class InstallPages:
                 invitation = self.s.invitations.open(invitation_token)
             except LinkRefused as refused:
                 return visit.answer(message(request, "link.title", f"link.{refused.problem.value}", status=410))
-            if invitation.email != user.email.lower():
+            if not invitation_is_for(invited=invitation.email, signed_in=user.email):
                 return visit.answer(message(request, "invitation.not_for_you.title", "invitation.not_for_you.body",
                                             status=403, invited=invitation.email, signed_in=user.email))
         else:

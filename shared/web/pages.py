@@ -7,7 +7,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from shared.web.http import WebRequest, WebResponse
+from shared.http_messages import WebRequest, WebResponse
 from shared.web.i18n import choose_language, translate
 
 _HERE = Path(__file__).parent
@@ -36,7 +36,7 @@ def render(request: WebRequest, template: str, *, status: int = 200, **context: 
     )
     response = WebResponse(status=status, body=html)
     if request.query.get("lang") in ("en", "fr"):
-        from shared.web.http import Cookie
+        from shared.http_messages import Cookie
 
         response.cookies.append(Cookie("lang", lang, max_age=365 * 24 * 3600, http_only=False))
     return response

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from shared.accounts.models import MemberIdentity
+from shared.http_messages import WebRequest, WebResponse
 from shared.sync.adapters import LABELS
 from shared.sync.ledger import ConflictFact, Explanation, explain
 from shared.sync.lifecycle import Reason
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
 from shared.sync.service import NothingToResolve
-from shared.web.http import WebRequest, WebResponse
 from shared.web.i18n import TEXTS
 from shared.web.pages import message, render
 from shared.web.visit import Visit

@@ -13,10 +13,10 @@ from shared.accounts.entry import may_request_to_join
 from shared.accounts.invitations import InvitationNotForYou, Invitee
 from shared.accounts.join_requests import Decided
 from shared.accounts.models import MemberIdentity
-from shared.accounts.policy import ManageUsersVerdict, may_manage_users
+from shared.accounts.policy import ManageUsersVerdict, invitation_is_for, may_manage_users
 from shared.crm.errors import CrmError
+from shared.http_messages import WebRequest, WebResponse
 from shared.identity.signed_links import LinkProblem, LinkRefused
-from shared.web.http import WebRequest, WebResponse
 from shared.web.i18n import translate
 from shared.web.pages import language_of, message, render
 from shared.web.visit import Refusal, Visit
@@ -175,7 +175,7 @@ class UsersPages:
         if redirect is not None:
             return redirect
         user = visit.user
-        if user.email.lower() != invitation.email:
+        if not invitation_is_for(invited=invitation.email, signed_in=user.email):
             return visit.answer(message(request, "invitation.not_for_you.title", "invitation.not_for_you.body",
                                         status=403, invited=invitation.email, signed_in=user.email))
         return visit.answer(

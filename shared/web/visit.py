@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from shared.accounts.models import MemberIdentity
 from shared.accounts.repository import AccountsRepository
+from shared.http_messages import Cookie, WebRequest, WebResponse
 from shared.identity.csrf import form_is_genuine
 from shared.identity.sessions import PendingFlow, SessionExpired, SessionRow, SessionStore, SignedInUser
 from shared.storage import ConcurrencyConflict
-from shared.web.http import Cookie, WebRequest, WebResponse
 from shared.web.pages import message
 
 # Our largest form (the Add User window with 50 people ticked) is a few KiB; anything far

@@ -13,10 +13,10 @@ from shared.accounts.models import MemberIdentity
 from shared.crm.errors import CrmError, CrmUnavailable
 from shared.crm.fields import CrmFields
 from shared.crm.session import CrmResponse
+from shared.http_messages import WebRequest
 from shared.sync.contact_settings import ContactSettings, _CatalogueCache
 from shared.sync.contacts import CRM_CONTACT_FIELDS, DEFAULT_CONTACT_MAPPING, ContactMapping, FieldPair
 from shared.web.contacts_mapping_pages import BadMapping, json_is_genuine, mapping_json, parse_mapping
-from shared.web.http import WebRequest
 
 ME = "5001"
 METADATA = [

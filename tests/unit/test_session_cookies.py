@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from shared.http_messages import WebRequest
 from shared.identity.sessions import COOKIE_NAME, SECURE_COOKIE_NAME, SessionRow, SessionStore
-from shared.web.http import WebRequest
 
 
 class NoStorage:

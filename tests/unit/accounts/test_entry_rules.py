@@ -18,6 +18,7 @@ from shared.accounts.entry import (
     may_bind_tenant,
     may_request_to_join,
 )
+from shared.accounts.policy import invitation_is_for, may_install
 
 # -- email_proven ------------------------------------------------------------------------
 
@@ -112,3 +113,18 @@ def test_a_request_to_join_needs_a_proven_address_a_bound_tenant_and_no_membersh
         assert may_request_to_join(email_proven=proven, tenant_bound=bound, is_member=member) == (
             proven and bound and not member
         )
+
+
+def test_only_a_consent_admin_installs() -> None:
+    assert may_install(is_tenant_admin=True) and not may_install(is_tenant_admin=False)
+
+
+@pytest.mark.parametrize(("invited", "signed_in", "for_them"), [
+    ("megan@contoso.test", "megan@contoso.test", True),
+    ("megan@contoso.test", "Megan@Contoso.TEST ", True),
+    ("megan@contoso.test", "alex@contoso.test", False),
+    ("megan@contoso.test", "megan@contoso.test.evil", False),
+    ("", "", False),
+])
+def test_an_invitation_is_for_the_invited_address_only(invited: str, signed_in: str, for_them: bool) -> None:
+    assert invitation_is_for(invited=invited, signed_in=signed_in) is for_them

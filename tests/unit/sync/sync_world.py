@@ -80,12 +80,17 @@ class Store:
     log: dict[str, int] = field(default_factory=dict)
     transactions: dict[str, str] = field(default_factory=dict)
     ours: set[int] = field(default_factory=set)  # log positions written by the sync itself
+    # Items a user changed since the last consumed read: a delta reports them whatever we
+    # wrote after (its cursor is before the user's change), so their entries are never lost.
+    user_changed: set[str] = field(default_factory=set)
     _numbers: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def _stamp(self, item_id: str, *, ours: bool = False) -> str:
         number = next(self._numbers)
         if ours:
             self.ours.add(number)
+        else:
+            self.user_changed.add(item_id)
         self.log.pop(item_id, None)
         self.log[item_id] = number
         return f"{self.side}-v{number}"
@@ -144,10 +149,14 @@ class Store:
 
     def forget_our_writes(self) -> None:
         """Lose the log entries of our own writes: a runner that saved its delta cursor
-        mid-cycle, or a delta that coalesced them away. User changes stay."""
-        self.log = {item_id: number for item_id, number in self.log.items() if number not in self.ours}
+        mid-cycle, or a delta that coalesced them away. User changes stay, also when we
+        wrote the item after them: the cursor is before the user's change, so the item is
+        reported again (at its latest version)."""
+        self.log = {item_id: number for item_id, number in self.log.items()
+                    if number not in self.ours or item_id in self.user_changed}
 
     def consume(self, upto: int) -> None:
+        self.user_changed -= {item_id for item_id, number in self.log.items() if number <= upto}
         self.log = {item_id: number for item_id, number in self.log.items() if number > upto}
 
 
