@@ -1,11 +1,21 @@
-"""Fixtures shared by every test suite: a real Chromium driven by Playwright."""
+"""Fixtures shared by every test suite: a real Chromium driven by Playwright; and
+Hypothesis's profiles."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+# `make test` must be deterministic (a CI run that fails once in fifty is a lost session), so
+# its property tests draw the same examples every run; HYPOTHESIS_PROFILE=explore draws new
+# ones (a soak, or after changing the engine) and more of them.
+settings.register_profile("deterministic", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", max_examples=1000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 CHROMIUM = "/usr/bin/chromium"
 # Without these flags Chromium keeps trying to reach Google's hosts, which this
