@@ -16,7 +16,7 @@ descending, every new record would push one already listed onto the next page).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -138,6 +138,22 @@ class CrmRecords:
         """Every record matching ``query`` (with its ``modified_since``), one at a time."""
         for page in self.pages(query):
             yield from page.records
+
+    def with_field_values(
+        self, module: Module, field: str, values: Collection[str], *, modified_since: datetime
+    ) -> dict[str, dict[str, Any]]:
+        """The records changed after ``modified_since`` whose ``field`` holds one of ``values``,
+        by value: how a create that may have happened before a crash is found again (the
+        list API with If-Modified-Since: no search scope needed, no 2,000-record cap)."""
+        wanted, found = set(values), {}
+        if not wanted:
+            return found
+        query = ListQuery(module=module, fields=(field, "Modified_Time"), modified_since=modified_since)
+        for record in self.changed_since(query):
+            value = record.get(field)
+            if isinstance(value, str) and value in wanted:
+                found.setdefault(value, record)
+        return found
 
     def get(self, module: Module, record_id: str, *, modified_since: datetime | None = None) -> RecordRead:
         """One record with all its fields; ``not_found`` is the CRM saying the id is unknown."""

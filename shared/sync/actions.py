@@ -107,6 +107,7 @@ class Create:
             state=LinkState.SYNCED,
             synced_at=self.planned_at,
             transaction_key=None,
+            pending_since=None,
             last_error=None,
         )
 

@@ -11,21 +11,20 @@ from typing import Any
 
 from shared.graph.errors import GraphError
 from shared.sync import ConflictPolicy, ItemSeen, SideChanges, plan
-from shared.sync.conflicts import ConflictStore
 from shared.sync.executor import ExecutionReport, Executor
 from shared.sync.guards import PauseForConfirmation, check_deletions_are_signalled, check_mass_change
 from shared.sync.ledger import Note, why_excluded
 from shared.sync.ledger_store import SyncLedger
 from shared.sync.lifecycle import Answer, Event, decide
-from shared.sync.link_store import LinkStore
 from shared.sync.links import LinkRow, Side
+from shared.sync.ports import ConflictLog, LinkRows
 from shared.sync.profiles import SyncProfile, SyncState
 from shared.sync.step_context import StepContext
 
 
 class Cycle:
     def __init__(
-        self, links: LinkStore, conflicts: ConflictStore, ledger: SyncLedger | None,
+        self, links: LinkRows, conflicts: ConflictLog, ledger: SyncLedger | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.links = links

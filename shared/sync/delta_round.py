@@ -19,8 +19,8 @@ from shared.sync.kind import SyncKindAdapter
 from shared.sync.ledger import Note, Why
 from shared.sync.ledger_store import SyncLedger
 from shared.sync.lifecycle import Event, decide
-from shared.sync.link_store import LinkStore
 from shared.sync.links import LinkRow, LinkState, Side
+from shared.sync.ports import LinkRows
 from shared.sync.profiles import SyncProfile
 from shared.sync.step_context import StepContext
 
@@ -31,7 +31,7 @@ MAX_DELTA_PAGES_PER_STEP = 50
 
 class DeltaRound:
     def __init__(
-        self, cycle: Cycle, links: LinkStore, ledger: SyncLedger | None,
+        self, cycle: Cycle, links: LinkRows, ledger: SyncLedger | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.cycle = cycle

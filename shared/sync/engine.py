@@ -211,6 +211,7 @@ def _create_from(
     link_id: str | None = None,
     transaction_key: str | None = None,
     recover: bool = False,
+    pending_since: datetime | None = None,
 ) -> Create:
     """Create a copy of ``source`` on the other side, with its write-ahead pending row."""
     target = source_side.other
@@ -223,6 +224,7 @@ def _create_from(
         fields=dict(source.fields),
         content_hash=context.normalisation.fingerprint(source.fields),
         transaction_key=key,
+        pending_since=pending_since or context.now,
         **{f"{source_side}_id": source.item_id, f"{source_side}_version": source.version},
     )
     return Create(target, source.fields, source.item_id, key, pending, recover, context.now)
@@ -246,6 +248,7 @@ def _decide_pending(pair: Pair, row: LinkRow, target: Side, context: _Context) -
             link_id=row.link_id,
             transaction_key=row.transaction_key,
             recover=True,
+            pending_since=row.pending_since,
         )
     ]
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.crm.records import CrmRecords
 from shared.graph.container import ItemDraft
 from shared.graph.errors import GraphError
 from shared.graph.sync_errors import MailboxThrottled
@@ -26,13 +25,15 @@ from shared.sync.actions import (
     Tombstone,
     Update,
 )
-from shared.sync.conflicts import ConflictStore
 from shared.sync.kind import CRM_MARKER_FIELD, SyncKindAdapter
 from shared.sync.ledger import Note, Why
-from shared.sync.link_store import LinkStore
 from shared.sync.links import LinkRow, Side
+from shared.sync.ports import ConflictLog, CrmRecordWrites, LinkRows
 
 log = logging.getLogger(__name__)
+# A pending create written before rows said when (``pending_since``): how far back its
+# earlier attempt is looked for.
+RECOVERY_LOOKBACK = timedelta(days=1)
 
 
 @dataclass
@@ -49,9 +50,9 @@ class Executor:
     def __init__(
         self,
         adapter: SyncKindAdapter,
-        records: CrmRecords,
-        links: LinkStore,
-        conflicts: ConflictStore,
+        records: CrmRecordWrites,
+        links: LinkRows,
+        conflicts: ConflictLog,
         *,
         partition: str,
         container_id: str,
@@ -73,18 +74,18 @@ class Executor:
 
     def apply(self, plan: Plan, known: dict[str, LinkRow]) -> ExecutionReport:
         report = ExecutionReport()
-        writes: list[tuple[LinkRow | None, LinkRow]] = []
         creates = [a for a in plan.actions if isinstance(a, Create)]
         if creates:  # write-ahead: a crash after a create leaves a row saying it may exist
             self.links.write(self.partition, [(known.get(c.pending.link_id), c.pending) for c in creates])
             known.update({c.pending.link_id: c.pending for c in creates})
-        writes += self._creates(creates, known, report)
-        writes += self._updates([a for a in plan.actions if isinstance(a, Update)], known, report)
-        self._after_outlook_writes(writes)
-        writes += self._deletes([a for a in plan.actions if isinstance(a, Delete)], known, report)
-        for action in plan.actions:
-            if isinstance(action, Adopt | Tombstone) or isinstance(action, Skip) and action.link is not None:
-                writes.append((known.get(action.link.link_id), action.link))
+        groups: dict[type, list[tuple[LinkRow | None, LinkRow]]] = {}
+        groups[Create] = self._creates(creates, known, report)
+        groups[Update] = self._updates([a for a in plan.actions if isinstance(a, Update)], known, report)
+        self._after_outlook_writes(groups[Create] + groups[Update])
+        groups[Delete] = self._deletes([a for a in plan.actions if isinstance(a, Delete)], known, report)
+        groups[Skip] = [(known.get(a.link.link_id), a.link) for a in plan.actions
+                        if isinstance(a, Adopt | Tombstone) or isinstance(a, Skip) and a.link is not None]  # type: ignore[union-attr]
+        writes = _in_plan_order(plan, groups)
         if writes:
             self.links.write(self.partition, _last_per_link(writes))
         forgotten = [known[a.link_id] for a in plan.actions if isinstance(a, ForgetLink) and a.link_id in known]
@@ -140,6 +141,7 @@ class Executor:
             ]
             for create, item in zip(fresh, self.a.outlook.create_items(self.container, drafts), strict=True):
                 done += self._created(create, item, known, report)
+        crm = self._recovered_in_crm(crm, known, report, done)
         if crm:
             bodies = [{**self.a.to_crm(c.fields, None), CRM_MARKER_FIELD: self.a.marker_for(c.marker), "Owner": {"id": self.owner_id}}
                       for c in crm]
@@ -150,6 +152,29 @@ class Executor:
                 else:
                     done += self._failed(create.pending, f"CRM create: {result.code or result.status} {result.message}", report)
         return done
+
+    def _recovered_in_crm(self, creates: list[Create], known: dict[str, LinkRow], report: ExecutionReport,
+                          done: list[tuple[LinkRow | None, LinkRow]]) -> list[Create]:
+        """Creates repeated after a crash (``recover``): a record carrying the create's marker,
+        changed since the create was first planned, is the earlier attempt's; bring it to the
+        planned content instead of creating a second one. Returns the creates still to make."""
+        recovering = [c for c in creates if c.recover]
+        if not recovering:
+            return creates
+        since = min(c.pending.pending_since or c.planned_at - RECOVERY_LOOKBACK for c in recovering) - timedelta(seconds=1)
+        markers = {c.pending.link_id: self.a.marker_for(c.marker) for c in recovering}
+        found = self.records.with_field_values(self.a.crm_module, CRM_MARKER_FIELD, list(markers.values()), modified_since=since)
+        again = [(c, str(found[markers[c.pending.link_id]]["id"])) for c in recovering if markers[c.pending.link_id] in found]
+        if again:
+            bodies = [{"id": record_id, **self.a.to_crm(c.fields, None)} for c, record_id in again]
+            for (create, record_id), result in zip(again, self.records.update(self.a.crm_module, bodies), strict=True):
+                if result.ok:
+                    done.append((known.get(create.pending.link_id), create.completed(record_id, result.modified_time or "")))
+                    report.created["crm"] += 1
+                else:
+                    done += self._failed(create.pending, f"CRM create: {result.code or result.status} {result.message}", report)
+        recovered = {c.pending.link_id for c, _ in again}
+        return [c for c in creates if c.pending.link_id not in recovered]
 
     def _created(self, create: Create, item: Any, known: dict[str, LinkRow], report: ExecutionReport) -> list[tuple[LinkRow | None, LinkRow]]:
         if isinstance(item, GraphError):
@@ -217,17 +242,31 @@ class Executor:
                 report.deleted["outlook"] += 1
                 report.notes.append(self._deletion_note(delete, known))
                 done.append((known.get(delete.link.link_id), delete.link))
-        crm = [d for d in deletes if d.side is Side.CRM and d.item_id]
+        crm = [(d, d.item_id) for d in deletes if d.side is Side.CRM and d.item_id]
+        crm += self._found_in_crm([d for d in deletes if d.side is Side.CRM and not d.item_id], known)
         if crm:
-            for delete, result in zip(crm, self.records.delete(self.a.crm_module, [d.item_id for d in crm]), strict=True):  # type: ignore[misc]
+            for (delete, _), result in zip(crm, self.records.delete(self.a.crm_module, [i for _, i in crm]), strict=True):
                 if result.ok or result.code == "INVALID_DATA":  # gone already counts as done
                     report.deleted["crm"] += 1
                     report.notes.append(self._deletion_note(delete, known))
                     done.append((known.get(delete.link.link_id), delete.link))
                 else:
                     done += self._failed(known.get(delete.link.link_id) or delete.link, f"CRM delete: {result.code}", report)
-        done += [(known.get(d.link.link_id), d.link) for d in deletes if d.side is Side.CRM and not d.item_id]
+        deleting = {d.link.link_id for d, _ in crm}
+        done += [(known.get(d.link.link_id), d.link) for d in deletes if d.side is Side.CRM and d.link.link_id not in deleting]
         return done
+
+    def _found_in_crm(self, deletes: list[Delete], known: dict[str, LinkRow]) -> list[tuple[Delete, str]]:
+        """Deletes of a copy that may or may not exist (a pending create whose source was
+        deleted meanwhile): the record carrying the create's marker, if an earlier attempt made it."""
+        wanted = [d for d in deletes if d.marker]
+        if not wanted:
+            return []
+        pending = [(known.get(d.link.link_id) or d.link).pending_since for d in wanted]
+        since = min(p or self._now() - RECOVERY_LOOKBACK for p in pending) - timedelta(seconds=1)
+        markers = {d.link.link_id: self.a.marker_for(d.marker) for d in wanted if d.marker}
+        found = self.records.with_field_values(self.a.crm_module, CRM_MARKER_FIELD, list(markers.values()), modified_since=since)
+        return [(d, str(found[markers[d.link.link_id]]["id"])) for d in wanted if markers[d.link.link_id] in found]
 
     def _deletion_note(self, delete: Delete, known: dict[str, LinkRow]) -> Note:
         """The ledger's "deleted in Outlook / in the CRM", kept once the pair's row is a tombstone
@@ -242,6 +281,25 @@ class Executor:
         log.warning("sync write failed for %s: %s", row.link_id, reason)
         report.failures.append(reason)
         return [(row, row.replace(last_error=reason[:300]))]
+
+
+def _in_plan_order(
+    plan: Plan, groups: dict[type, list[tuple[LinkRow | None, LinkRow]]]
+) -> list[tuple[LinkRow | None, LinkRow]]:
+    """The rows in the order of the actions that made them. The remote writes are grouped by
+    kind for throughput (creates, updates, deletes, then the row-only actions, grouped under
+    Skip), but one pair may have two actions in a plan (P3: adopt the item an earlier attempt
+    created, then the S-case between it and its partner): the row that stands must be the
+    later action's, never the adoption's baseline."""
+    position: dict[tuple[type, str], int] = {}
+    for index, action in enumerate(plan.actions):
+        group = type(action) if isinstance(action, Create | Update | Delete) else Skip
+        link = action.pending if isinstance(action, Create) else getattr(action, "link", None)
+        if isinstance(link, LinkRow):
+            position[(group, link.link_id)] = index
+    ordered = [(position.get((group, row.link_id), len(plan.actions)), seq, previous, row)
+               for group, writes in groups.items() for seq, (previous, row) in enumerate(writes)]
+    return [(previous, row) for _, _, previous, row in sorted(ordered, key=lambda w: (w[0], w[1]))]
 
 
 def _last_per_link(writes: list[tuple[LinkRow | None, LinkRow]]) -> list[tuple[LinkRow | None, LinkRow]]:

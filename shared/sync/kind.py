@@ -6,29 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import JsonValue
 
 from shared.sync import markers
 from shared.sync.changes import ItemSeen
 from shared.sync.fingerprint import Normalisation
+from shared.sync.ports import OutlookItems
 
 # The CRM field that carries the Outlook id of a synced record (our marker on the CRM side).
 # In a real org this is a custom field the integration creates (single line, unique).
 CRM_MARKER_FIELD = "Outlook_Id"
-
-
-class OutlookItems(Protocol):
-    """The container client of shared.graph (CalendarClient, ContactsClient)."""
-
-    def ensure_container(self, name: str) -> Any: ...
-    def delete_container(self, container_id: str) -> bool: ...
-    def create_items(self, container_id: str, drafts: Any) -> list[Any]: ...
-    def update_items(self, container_id: str, changes: Any) -> list[Any]: ...
-    def delete_items(self, container_id: str, item_ids: Any) -> list[Any]: ...
-    def find_items_by_crm_id(self, container_id: str, crm_id: str) -> list[Any]: ...
-    def get_items(self, container_id: str, item_ids: Any) -> list[Any]: ...
 
 
 @dataclass(frozen=True)

@@ -45,23 +45,27 @@ class LinkStore:
         self._repo = repository
 
     def _entity(self, partition: str, key: str, row: LinkRow) -> LinkEntity:
-        return LinkEntity(
-            partition_key=partition, row_key=key, link_id=row.link_id, state=row.state.value,
-            row=row.model_dump(mode="json"),
-        )
+        stored = row.model_dump(mode="json")
+        if stored.get("pending_since") is None:
+            # Written only while a create is pending: rows otherwise stay readable by an
+            # instance of the previous release during a rolling deployment (LinkRow forbids
+            # unknown fields).
+            stored.pop("pending_since", None)
+        return LinkEntity(partition_key=partition, row_key=key, link_id=row.link_id, state=row.state.value, row=stored)
 
     def load(self, partition: str, *, crm_ids: Iterable[str] = (), outlook_ids: Iterable[str] = (),
              every: list[LinkRow] | None = None) -> list[LinkRow]:
         """The rows these items belong to, plus every pending create (they need recovery).
+        A tombstone belongs to no item any more (its ids are retired): it is not returned.
 
         A few ids are point reads of their index rows; many (a first delta round reports
         every item) are one scan of the partition's link rows, far fewer round trips.
         ``every``: the partition's rows, already scanned by the caller."""
         wanted = {"crm": set(crm_ids), "ol": set(outlook_ids)}
         if every is not None or len(wanted["crm"]) + len(wanted["ol"]) > POINT_READS_BEFORE_SCAN:
-            rows_by_id = {
+            rows_by_id = {  # as the point reads: a tombstone has no index rows, so is no item's row
                 row.link_id: row for row in (self.all(partition) if every is None else every)
-                if row.crm_id in wanted["crm"] or row.outlook_id in wanted["ol"]
+                if row.state is not LinkState.TOMBSTONE and (row.crm_id in wanted["crm"] or row.outlook_id in wanted["ol"])
                 or row.state.creating_on is not None
             }
             return list(rows_by_id.values())

@@ -90,6 +90,9 @@ class LinkRow(BaseModel):
     content_hash: str | None = None
     fields: dict[str, JsonValue] = {}
     transaction_key: str | None = None  # Graph transactionId / idempotency key of a pending create
+    # When a pending create was first planned: an earlier attempt that may have happened is
+    # looked for among the records changed since (the CRM has no transactionId).
+    pending_since: datetime | None = None
     tombstoned_at: datetime | None = None
     synced_at: datetime | None = None
     last_error: str | None = None

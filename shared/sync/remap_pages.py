@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from shared.crm.records import ListCursor, ListQuery
 from shared.graph.errors import GraphError
 from shared.sync import ConflictPolicy, SideChanges, plan
-from shared.sync.conflicts import ConflictStore
 from shared.sync.cycle import Cycle
 from shared.sync.executor import Executor
 from shared.sync.jobs import StepReason, SyncJob
-from shared.sync.link_store import LinkStore
 from shared.sync.links import LinkState
+from shared.sync.ports import ConflictLog, LinkRows
 from shared.sync.profiles import SyncProfile
 from shared.sync.remap import rebase
 from shared.sync.step_context import StepContext
@@ -22,7 +21,7 @@ from shared.sync.step_context import StepContext
 
 class RemapPages:
     def __init__(
-        self, cycle: Cycle, links: LinkStore, conflicts: ConflictStore,
+        self, cycle: Cycle, links: LinkRows, conflicts: ConflictLog,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.cycle = cycle

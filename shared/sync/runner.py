@@ -14,7 +14,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from shared.storage import ConcurrencyConflict, Stored
-from shared.sync.conflicts import ConflictStore
 from shared.sync.cycle import Cycle
 from shared.sync.delta_round import DeltaRound
 from shared.sync.initial_sync import InitialSync
@@ -27,7 +26,7 @@ from shared.sync.lifecycle import (
     admit,
     when_lease_held,
 )
-from shared.sync.link_store import LinkStore
+from shared.sync.ports import ConflictLog, LinkRows
 from shared.sync.profiles import LeaseHeld, ProfileStore, SyncProfile, SyncState
 from shared.sync.remap_pages import RemapPages
 from shared.sync.step_context import StepContext
@@ -49,8 +48,8 @@ class SyncRunner:
     def __init__(
         self,
         profiles: ProfileStore,
-        links: LinkStore,
-        conflicts: ConflictStore,
+        links: LinkRows,
+        conflicts: ConflictLog,
         ledger: SyncLedger | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:

@@ -20,9 +20,9 @@ from collections import Counter
 from hypothesis import given, note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from sync_world import NORMALISATION, Crash, World, live_links
 
 from shared.sync import ConflictPolicy, LinkState, Side
+from tests.sync_world import NORMALISATION, Crash, World, live_links
 
 SUBJECTS = st.sampled_from(["Call", "call", "Call  ", "Lunch", "Review"])
 EMAILS = st.sampled_from(["ann@example.com", "Ann@Example.com", "bob@example.com", None])

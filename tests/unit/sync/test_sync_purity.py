@@ -16,6 +16,7 @@ ADAPTERS = {
     "cycle.py", "initial_sync.py", "delta_round.py", "remap_pages.py", "step_context.py", "link_store.py",
     "conflicts.py", "executor.py", "runner.py", "service.py", "jobs.py", "adapters.py",
     "contact_settings.py",
+    "ports.py",  # the adapters' protocols: it names their types (WriteResult, ItemDraft, GraphError)
 }
 _SYNC = Path(shared.sync.__file__).parent
 # The core and the calendar and contacts mappings (pure too, SPEC R3.9, R4.2).

@@ -1,0 +1,79 @@
+"""The sync's ports (issue 17 §2): what the executor and the runner need of the Outlook side,
+the CRM side, the link store and the conflict log, as typed protocols.
+
+The production adapters are ``shared.graph`` (``CalendarClient``, ``ContactsClient``),
+``shared.crm.records.CrmRecords``, ``shared.sync.link_store.LinkStore`` and
+``shared.sync.conflicts.ConflictStore``. The in-memory ones of the fast tests
+(``tests/sync_world.py``) are held to the same contract by
+``tests/integration/test_sync_ports.py``, which runs one set of assertions against both
+(the emulators and Azurite on one side, memory on the other): a fake that drifted from the
+real thing fails there, not silently in the tests that trust it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.crm.models import Module, WriteResult
+from shared.graph.container import ItemDraft
+from shared.graph.errors import GraphError
+from shared.sync.actions import Conflict
+from shared.sync.links import LinkRow
+
+
+class OutlookItem(Protocol):
+    """An item as Graph returns it: its id and its version (``changeKey``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def change_key(self) -> str | None: ...
+
+
+class OutlookItems(Protocol):
+    """Our container in the member's mailbox (calendar or contact folder), written in
+    batches: every result is in input order, an item or that item's ``GraphError``."""
+
+    def ensure_container(self, name: str) -> Any: ...
+    def delete_container(self, container_id: str) -> bool: ...
+    def create_items(self, container_id: str, drafts: Sequence[ItemDraft]) -> Sequence[Any]: ...
+    def update_items(self, container_id: str, changes: Sequence[tuple[str, dict[str, Any]]]) -> Sequence[Any]: ...
+    def delete_items(self, container_id: str, item_ids: Sequence[str]) -> Sequence[bool | GraphError]: ...
+    def find_items_by_crm_id(self, container_id: str, crm_id: str) -> Sequence[Any]: ...
+    def get_items(self, container_id: str, item_ids: Sequence[str]) -> Sequence[Any]: ...
+
+
+class CrmRecordWrites(Protocol):
+    """The CRM's records as the executor writes them: one ``WriteResult`` per record, in input
+    order; a delete of an id the CRM does not know is an error with code ``INVALID_DATA``.
+    ``with_field_values`` finds records changed since a time by a field's value (our marker:
+    a create that may have happened before a crash)."""
+
+    def insert(self, module: Module, records: Sequence[dict[str, Any]]) -> list[WriteResult]: ...
+    def update(self, module: Module, records: Sequence[dict[str, Any]]) -> list[WriteResult]: ...
+    def delete(self, module: Module, ids: Sequence[str]) -> list[WriteResult]: ...
+    def with_field_values(self, module: Module, field: str, values: Collection[str], *,
+                          modified_since: datetime) -> dict[str, dict[str, Any]]: ...
+
+
+class LinkRows(Protocol):
+    """The member's link rows of one kind and generation (a partition)."""
+
+    def load(self, partition: str, *, crm_ids: Iterable[str] = (), outlook_ids: Iterable[str] = (),
+             every: list[LinkRow] | None = None) -> list[LinkRow]: ...
+    def pending(self, partition: str) -> list[LinkRow]: ...
+    def all(self, partition: str) -> list[LinkRow]: ...
+    def series_outlook_ids(self, partition: str) -> list[str]: ...
+    def write(self, partition: str, rows: Sequence[tuple[LinkRow | None, LinkRow]]) -> None: ...
+    def forget(self, partition: str, rows: Sequence[LinkRow]) -> None: ...
+    def purge(self, partition: str) -> int: ...
+
+
+class ConflictLog(Protocol):
+    """Conflicts the member sees, one per conflict id (recording one twice is one)."""
+
+    def record(self, partition: str, conflicts: list[Conflict]) -> None: ...
+    def recent(self, partition: str, limit: int = 20) -> Sequence[Any]: ...
+    def purge(self, partition: str) -> None: ...
