@@ -241,13 +241,24 @@ class CrmInMemory:
     """The ``CrmRecordWrites`` port over the CRM store (the CRM's per-record results)."""
 
     store: Store
+    # Test knobs: the code the CRM refuses a record with (None: accepted), and whether the answer
+    # to an applied write is lost (a timeout after the work: status "unknown").
+    refuse: Callable[[dict[str, Any]], str | None] = lambda body: None
+    answer_lost: Callable[[dict[str, Any]], bool] = lambda body: False
+    lookups: int = 0
 
     def insert(self, module: Module, records: Sequence[dict[str, Any]]) -> list[WriteResult]:
         results = []
         for index, body in enumerate(records):
+            refused = self.refuse(body)
+            if refused:
+                self.store.budget.spend()
+                results.append(WriteResult(index=index, status="error", code=refused, message="refused"))
+                continue
             fields = {k: v for k, v in body.items() if k not in (CRM_MARKER_FIELD, "Owner")}
             item_id, version = self.store.write_create(fields, str(body.get(CRM_MARKER_FIELD) or ""), None)
-            results.append(WriteResult(index=index, status="success", id=item_id, modified_time=version))
+            results.append(WriteResult(index=index, status="unknown", code="INTERNAL_ERROR") if self.answer_lost(body)
+                           else WriteResult(index=index, status="success", id=item_id, modified_time=version))
         return results
 
     def update(self, module: Module, records: Sequence[dict[str, Any]]) -> list[WriteResult]:
@@ -261,6 +272,7 @@ class CrmInMemory:
     def with_field_values(self, module: Module, field: str, values: Collection[str], *,
                           modified_since: datetime) -> dict[str, dict[str, Any]]:
         assert field == CRM_MARKER_FIELD  # the store keeps our marker apart from the fields
+        self.lookups += 1
         return {item.marker: {"id": item_id, field: item.marker, "Modified_Time": item.version}
                 for item_id, item in sorted(self.store.items.items(), reverse=True)
                 if item.marker in values and item.modified_at > modified_since}
@@ -362,7 +374,8 @@ class World:
             to_crm=lambda fields, whole: dict(fields), to_outlook=lambda fields, whole: dict(fields),
             initial_cap=1000, scan_fields=(), initial_key=_unused, excluded=_unused, delta=_unused,
         )
-        self.executor = Executor(adapter, CrmInMemory(self.crm), self.link_rows, self.conflict_log,
+        self.crm_port = CrmInMemory(self.crm)
+        self.executor = Executor(adapter, self.crm_port, self.link_rows, self.conflict_log,
                                  partition=PARTITION, container_id=CONTAINER, owner_id="owner", clock=self.clock.now)
 
     def _origin_in(self, side: Side) -> Callable[[str], str]:

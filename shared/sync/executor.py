@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.crm.models import WriteResult
 from shared.graph.container import ItemDraft
 from shared.graph.errors import GraphError
 from shared.graph.sync_errors import MailboxThrottled
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 # A pending create written before rows said when (``pending_since``): how far back its
 # earlier attempt is looked for.
 RECOVERY_LOOKBACK = timedelta(days=1)
+OUTCOME_UNKNOWN = "outcome unknown"  # a timeout or a 5xx: the CRM may have applied the write
 
 
 @dataclass
@@ -75,11 +77,12 @@ class Executor:
     def apply(self, plan: Plan, known: dict[str, LinkRow]) -> ExecutionReport:
         report = ExecutionReport()
         creates = [a for a in plan.actions if isinstance(a, Create)]
+        attempted = {c.pending.link_id: known.get(c.pending.link_id) for c in creates}  # the rows before this step
         if creates:  # write-ahead: a crash after a create leaves a row saying it may exist
             self.links.write(self.partition, [(known.get(c.pending.link_id), c.pending) for c in creates])
             known.update({c.pending.link_id: c.pending for c in creates})
         groups: dict[type, list[tuple[LinkRow | None, LinkRow]]] = {}
-        groups[Create] = self._creates(creates, known, report)
+        groups[Create] = self._creates(creates, known, report, attempted)
         groups[Update] = self._updates([a for a in plan.actions if isinstance(a, Update)], known, report)
         self._after_outlook_writes(groups[Create] + groups[Update])
         groups[Delete] = self._deletes([a for a in plan.actions if isinstance(a, Delete)], known, report)
@@ -116,7 +119,8 @@ class Executor:
 
     # -- creates --------------------------------------------------------------------------
 
-    def _creates(self, creates: list[Create], known: dict[str, LinkRow], report: ExecutionReport) -> list[tuple[LinkRow | None, LinkRow]]:
+    def _creates(self, creates: list[Create], known: dict[str, LinkRow], report: ExecutionReport,
+                 attempted: dict[str, LinkRow | None]) -> list[tuple[LinkRow | None, LinkRow]]:
         done: list[tuple[LinkRow | None, LinkRow]] = []
         outlook = [c for c in creates if c.side is Side.OUTLOOK]
         crm = [c for c in creates if c.side is Side.CRM]
@@ -141,7 +145,7 @@ class Executor:
             ]
             for create, item in zip(fresh, self.a.outlook.create_items(self.container, drafts), strict=True):
                 done += self._created(create, item, known, report)
-        crm = self._recovered_in_crm(crm, known, report, done)
+        crm = self._recovered_in_crm(crm, known, report, done, attempted)
         if crm:
             bodies = [{**self.a.to_crm(c.fields, None), CRM_MARKER_FIELD: self.a.marker_for(c.marker), "Owner": {"id": self.owner_id}}
                       for c in crm]
@@ -150,15 +154,17 @@ class Executor:
                     done.append((known.get(create.pending.link_id), create.completed(result.id, result.modified_time or "")))
                     report.created["crm"] += 1
                 else:
-                    done += self._failed(create.pending, f"CRM create: {result.code or result.status} {result.message}", report)
+                    done += self._failed(create.pending, _crm_create_error(result), report)
         return done
 
     def _recovered_in_crm(self, creates: list[Create], known: dict[str, LinkRow], report: ExecutionReport,
-                          done: list[tuple[LinkRow | None, LinkRow]]) -> list[Create]:
+                          done: list[tuple[LinkRow | None, LinkRow]], attempted: dict[str, LinkRow | None]) -> list[Create]:
         """Creates repeated after a crash (``recover``): a record carrying the create's marker,
         changed since the create was first planned, is the earlier attempt's; bring it to the
-        planned content instead of creating a second one. Returns the creates still to make."""
-        recovering = [c for c in creates if c.recover]
+        planned content instead of creating a second one. Returns the creates still to make.
+        An attempt the CRM answered with a refusal made nothing: not looked for (a create the
+        CRM keeps refusing would otherwise cost a listing at every step)."""
+        recovering = [c for c in creates if c.recover and _may_have_happened(attempted.get(c.pending.link_id))]
         if not recovering:
             return creates
         since = min(c.pending.pending_since or c.planned_at - RECOVERY_LOOKBACK for c in recovering) - timedelta(seconds=1)
@@ -172,7 +178,7 @@ class Executor:
                     done.append((known.get(create.pending.link_id), create.completed(record_id, result.modified_time or "")))
                     report.created["crm"] += 1
                 else:
-                    done += self._failed(create.pending, f"CRM create: {result.code or result.status} {result.message}", report)
+                    done += self._failed(create.pending, _crm_create_error(result), report)
         recovered = {c.pending.link_id for c, _ in again}
         return [c for c in creates if c.pending.link_id not in recovered]
 
@@ -259,7 +265,7 @@ class Executor:
     def _found_in_crm(self, deletes: list[Delete], known: dict[str, LinkRow]) -> list[tuple[Delete, str]]:
         """Deletes of a copy that may or may not exist (a pending create whose source was
         deleted meanwhile): the record carrying the create's marker, if an earlier attempt made it."""
-        wanted = [d for d in deletes if d.marker]
+        wanted = [d for d in deletes if d.marker and _may_have_happened(known.get(d.link.link_id))]
         if not wanted:
             return []
         pending = [(known.get(d.link.link_id) or d.link).pending_since for d in wanted]
@@ -281,6 +287,19 @@ class Executor:
         log.warning("sync write failed for %s: %s", row.link_id, reason)
         report.failures.append(reason)
         return [(row, row.replace(last_error=reason[:300]))]
+
+
+def _may_have_happened(attempt: LinkRow | None) -> bool:
+    """Whether a pending create's earlier attempt may have made its item: it crashed (no
+    error recorded) or its outcome is unknown (a timeout or a 5xx); a refusal made nothing."""
+    if attempt is None or attempt.last_error is None:
+        return True
+    return OUTCOME_UNKNOWN in attempt.last_error
+
+
+def _crm_create_error(result: WriteResult) -> str:
+    unknown = f" ({OUTCOME_UNKNOWN})" if result.status == "unknown" else ""
+    return f"CRM create: {result.code or result.status} {result.message}{unknown}"
 
 
 def _in_plan_order(

@@ -55,3 +55,28 @@ def test_the_row_that_stands_is_the_later_actions_not_the_adoptions() -> None:
     world.sync()
     assert origins(world, Side.OUTLOOK) == []
     assert_converged(world)
+
+
+def test_a_create_the_crm_refused_is_not_looked_for_again_but_one_with_a_lost_answer_is() -> None:
+    """A refusal made nothing: the retry creates without a listing (a create the CRM keeps
+    refusing would otherwise cost one at every step). A timeout after the work may have
+    made the record: the retry finds it by its marker instead of making a second."""
+    world = World()
+    world.crm_port.refuse = lambda body: "MANDATORY_NOT_FOUND" if body.get("subject") == "Refused" else None
+    world.outlook.user_create({**CALL, "subject": "Refused"})
+    world.sync()
+    world.outlook.user_edit(next(iter(world.outlook.items)), {"notes": "again"})
+    world.sync()
+    assert world.crm_port.lookups == 0 and world.crm.items == {}
+    assert [row.last_error for row in world.links.values()] == ["CRM create: MANDATORY_NOT_FOUND refused"]
+
+    lost = World()
+    lost.crm_port.answer_lost = lambda body: True
+    made_in_outlook = lost.outlook.user_create(CALL)
+    lost.sync()
+    lost.crm.forget_our_writes()  # and the record is not reported again: only its marker finds it
+    lost.crm_port.answer_lost = lambda body: False
+    lost.outlook.user_edit(made_in_outlook, {"notes": "again"})
+    lost.sync()
+    assert lost.crm_port.lookups == 1 and origins(lost, Side.CRM) == [made_in_outlook]
+    assert_converged(lost)
