@@ -24,13 +24,14 @@ class DependencyState(BaseModel):
 
 
 class HealthReport(BaseModel):
-    status: str  # "healthy" or "unhealthy"
+    status: str  # "healthy", "unhealthy" (something unreachable) or "not_configured"
     failing: list[str]
     dependencies: dict[str, DependencyState]
+    not_configured: list[str] = []  # registered with no client id or secret: the product cannot work
 
     @property
     def healthy(self) -> bool:
-        return not self.failing
+        return not self.failing and not self.not_configured
 
 
 def _timed(check: Callable[[], str]) -> DependencyState:
@@ -69,14 +70,19 @@ def check_health(settings: Settings) -> HealthReport:
         "queues": _storage_reachable(lambda: account.queue_service().list_queues(results_per_page=1)),
     }
     session = outbound_session(settings)
-    # Graph and the CRM are checked once the app is registered with them (their client ids set).
-    checks["graph"] = _http_reachable(session, f"{settings.graph_base_url}/") if settings.entra_client_id else None
-    checks["crm"] = _http_reachable(session, settings.crm_accounts_url) if settings.crm_client_id else None
+    # Graph and the CRM are checked once the app is registered with them (client id and secret set).
+    graph_ready = bool(settings.entra_client_id and settings.entra_client_secret)
+    crm_ready = bool(settings.crm_client_id and settings.crm_client_secret)
+    checks["graph"] = _http_reachable(session, f"{settings.graph_base_url}/") if graph_ready else None
+    checks["crm"] = _http_reachable(session, settings.crm_accounts_url) if crm_ready else None
     with ThreadPoolExecutor(max_workers=len(checks)) as pool:
         futures = {name: pool.submit(_timed, check) for name, check in checks.items() if check is not None}
         states = {name: future.result() for name, future in futures.items()}
+    missing = {"graph": "ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET", "crm": "CRM_CLIENT_ID and CRM_CLIENT_SECRET"}
     for name, check in checks.items():
         if check is None:
-            states[name] = DependencyState(ok=True, detail="not configured (client id not set): not checked")
-    failing = sorted(name for name, state in states.items() if not state.ok)
-    return HealthReport(status="unhealthy" if failing else "healthy", failing=failing, dependencies=states)
+            states[name] = DependencyState(ok=False, detail=f"not configured: set {missing[name]}")
+    unconfigured = sorted(name for name, check in checks.items() if check is None)
+    failing = sorted(name for name, state in states.items() if not state.ok and name not in unconfigured)
+    status = "unhealthy" if failing else "not_configured" if unconfigured else "healthy"
+    return HealthReport(status=status, failing=failing, dependencies=states, not_configured=unconfigured)

@@ -79,6 +79,7 @@ class ContainerNameTaken(GraphError):
 
     def __init__(self, kind: str, name: str, existing_id: str) -> None:
         super().__init__(409, "ErrorFolderExists", f"a {kind} named {name!r} exists and is not ours")
+        self.name = name
         self.existing_id = existing_id
 
 

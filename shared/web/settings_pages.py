@@ -3,9 +3,11 @@ Contacts sections with Enable / Disable and the sync status; and ``GET /api/sync
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from shared.accounts.models import MemberIdentity
+from shared.graph.sync_errors import ContainerNameTaken
 from shared.http_messages import WebRequest, WebResponse
 from shared.sync.adapters import LABELS
 from shared.sync.ledger import ConflictFact, Explanation, explain
@@ -16,6 +18,8 @@ from shared.web.i18n import TEXTS
 from shared.web.pages import message, render
 from shared.web.visit import Visit
 from shared.wiring import Services
+
+log = logging.getLogger(__name__)
 
 # enable / disable (R3.1, R3.7, R4.1, R4.8); the answers to a paused mass change (issue 7).
 ACTIONS = ("enable", "disable", "confirm-deletions", "restore-deletions")
@@ -97,7 +101,14 @@ class SettingsPages:
             return visit.answer(message(request, "notfound.title", "error.body", status=404))
         kind = SyncKind(kind_name)
         if action == "enable":
-            self.s.sync.enable(member, kind)
+            try:
+                self.s.sync.enable(member, kind)
+            except ContainerNameTaken as taken:
+                # The member's own calendar or folder of that name: never adopted (Disable would
+                # delete it with everything in it); they rename or remove it, then Enable again.
+                log.info("enable refused: %s", taken)
+                return visit.answer(message(request, f"ms.name_taken.{kind.value}.title", f"ms.name_taken.{kind.value}.body",
+                                            status=409, name=taken.name))
         elif action == "disable":
             self.s.sync.disable(member, kind)
         else:
