@@ -181,7 +181,8 @@ class SyncService:
             adapter = self._adapter_for(member, kind, mailbox)
             adapter.outlook.delete_container(profile.container_id)
         self.s.sync_links.purge(profile.links_partition)
-        self.s.sync_conflicts.purge(profile.history_partition)
+        # The conflict log stays: it is the member's record of which value was kept, across
+        # Enables (issue 23). The ledger's notes describe this Enable's items: they go.
         self.s.sync_ledger.purge(profile.history_partition)
 
         def disabled(p: SyncProfile) -> SyncProfile:

@@ -45,5 +45,7 @@ def test_enable_beside_a_members_own_container_of_that_name_says_what_to_do(
     open_settings(product, person)
     _click(person, kind, "Enable")
     assert _state(person, kind).inner_text() != "Disabled"
+    # The conflict rule is stated where the conflicts are counted (issue 23).
+    assert "the more recent change is kept" in person.get_by_test_id(f"{kind.value}-conflict-rule").inner_text()
     stored = get_services().sync_profiles.get(member.partition_key, kind)
     assert stored is not None and stored.entity.state is not SyncState.DISABLED

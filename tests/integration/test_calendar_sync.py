@@ -173,6 +173,9 @@ def test_changes_on_both_sides_merge_field_by_field_and_a_same_field_conflict_is
     [conflict] = services.sync_conflicts.recent(f"{member.partition_key}|calendar", limit=5)
     [field] = [f for f in conflict.fields if "title" in str(f).lower()]
     assert "Plan (CRM)" in str(field) and "Plan (Outlook)" in str(field)
+    # Issue 23: the conflict log is the member's history; Disable (then Enable) keeps it.
+    services.sync.disable(member, SyncKind.CALENDAR)
+    assert [c.row_key for c in services.sync_conflicts.recent(f"{member.partition_key}|calendar", limit=5)] == [conflict.row_key]
 
 
 def test_an_event_in_another_outlook_calendar_is_never_synced(product: ProductStack) -> None:
