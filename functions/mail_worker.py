@@ -7,7 +7,7 @@ import logging
 
 import azure.functions as func
 
-from shared.mail.outbox import OUTBOX_QUEUE
+from shared.mail.outbox import DELIVERY_ATTEMPTS, OUTBOX_QUEUE
 from shared.observability import correlated, new_correlation_id
 from shared.wiring import get_services
 
@@ -20,5 +20,10 @@ def mail_sender(msg: func.QueueMessage) -> None:
     services = get_services()
     message = services.outbox.unseal(msg.get_body())
     with correlated(new_correlation_id(f"mail:{message.message_id}")):
-        sent = services.mail_sender.deliver(message)
+        try:
+            sent = services.mail_sender.deliver(message)
+        except Exception as error:
+            if (msg.dequeue_count or 0) >= DELIVERY_ATTEMPTS:  # the host poisons it after this one
+                services.mail_sender.record_failure(message, error)
+            raise
         log.info("mail %s to %s: %s", message.message_id, message.to_email, "sent" if sent else "already sent")

@@ -27,7 +27,7 @@ from shared.identity.id_token import IdTokenVerifier
 from shared.identity.sessions import SessionRow, SessionStore
 from shared.identity.signed_links import LinkRow, SignedLinks
 from shared.identity.token_cipher import TokenCipher
-from shared.mail.outbox import OUTBOX_QUEUE, MailSender, Outbox, SealedOutboxMessage, SentMail
+from shared.mail.outbox import OUTBOX_QUEUE, MailFailure, MailSender, Outbox, SealedOutboxMessage, SentMail
 from shared.storage import JobQueue, StorageAccount, TableEntity, TableRepository
 from shared.sync.conflicts import ConflictEntity, ConflictStore
 from shared.sync.jobs import SYNC_QUEUE, SyncJob
@@ -93,7 +93,7 @@ class Services:
 
     @cached_property
     def mail_sender(self) -> MailSender:
-        return MailSender(self.graph, self.table("sentmail", SentMail))
+        return MailSender(self.graph, self.table("sentmail", SentMail), self.table("mailfailures", MailFailure))
 
     @cached_property
     def invitations(self) -> InvitationService:

@@ -58,6 +58,11 @@ class InviteReport:
     already_invited: list[str] = field(default_factory=list)
 
 
+def mail_id(invitation: Invitation) -> str:
+    """The outbox message id of the invitation's e-mail (a resend has a new token: a new id)."""
+    return f"inv-{invitation.token_hash[:40]}"
+
+
 class InvitationNotForYou(Exception):
     """Signed in as someone other than the invitee (the page explains, nothing changes)."""
 
@@ -155,7 +160,7 @@ class InvitationService:
         )
         self._outbox.enqueue(
             OutboxMessage(
-                message_id=f"inv-{invitation.token_hash[:40]}", tenant_id=invitation.tenant_id,
+                message_id=mail_id(invitation), tenant_id=invitation.tenant_id,
                 sender=invitation.invited_by_object_id, to_email=invitation.email, to_name=invitation.name,
                 subject=subject, html=html, text=text,
             )

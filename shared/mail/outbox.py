@@ -62,6 +62,21 @@ class SentMail(TableEntity):
     subject: str
 
 
+class MailFailure(TableEntity):
+    """A message that failed its last delivery attempt (PartitionKey = tenant, RowKey = message
+    id): the host moves it to the poison queue, and the Users page says the invitation was not
+    delivered instead of leaving it "pending" (issue 23)."""
+
+    failed_at: datetime
+    to_email: str
+    subject: str
+    error: str
+
+
+# host.json ``extensions.queues.maxDequeueCount``: the attempt after which the host poisons a message.
+DELIVERY_ATTEMPTS = 5
+
+
 class Outbox:
     def __init__(self, queue: JobQueue[SealedOutboxMessage], cipher: TokenCipher) -> None:
         self._queue = queue
@@ -89,11 +104,24 @@ class MailSender:
         self,
         graph_for: Callable[[str], GraphClient],
         sent: TableRepository[SentMail],
+        failures: TableRepository[MailFailure],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._graph_for = graph_for
         self._sent = sent
+        self._failures = failures
         self._now = clock
+
+    def record_failure(self, message: OutboxMessage, error: Exception) -> None:
+        """The last attempt failed: remember it for the people who sent it."""
+        self._failures.upsert(MailFailure(
+            partition_key=message.tenant_id, row_key=message.message_id, failed_at=self._now(),
+            to_email=message.to_email, subject=message.subject, error=str(error)[:300],
+        ))
+
+    def failure_of(self, tenant_id: str, message_id: str) -> MailFailure | None:
+        stored = self._failures.get(tenant_id, message_id)
+        return stored.entity if stored else None
 
     def deliver(self, message: OutboxMessage) -> bool:
         """Send unless already sent; returns False for a repeat. Raises GraphError /
@@ -114,6 +142,7 @@ class MailSender:
         self._graph_for(message.tenant_id).request(
             "POST", f"/users/{message.sender}/sendMail", json=payload, idempotent=True, attempts=IN_CALL_ATTEMPTS
         )
+        self._failures.delete(message.tenant_id, message.message_id)  # an operator replayed it: delivered now
         self._sent.upsert(
             SentMail(
                 partition_key=message.tenant_id,

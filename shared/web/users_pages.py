@@ -10,7 +10,7 @@ from collections.abc import Callable
 from urllib.parse import quote, urlencode
 
 from shared.accounts.entry import may_request_to_join
-from shared.accounts.invitations import InvitationNotForYou, Invitee
+from shared.accounts.invitations import InvitationNotForYou, Invitee, mail_id
 from shared.accounts.join_requests import Decided
 from shared.accounts.models import MemberIdentity
 from shared.accounts.policy import ManageUsersVerdict, invitation_is_for, may_manage_users
@@ -68,11 +68,15 @@ class UsersPages:
         visit = Visit.open(self.s.sessions, request, start=False)
         member = self._member(visit)
         self._require_manager(visit, member)
+        invitations = self.s.invitations.list(member.org_id)
+        # A pending invitation whose e-mail failed its last attempt is "not delivered", with why.
+        undelivered = {i.email: failure.error for i in invitations if i.state == "pending"
+                       and (failure := self.s.mail_sender.failure_of(i.tenant_id, mail_id(i))) is not None}
         return visit.answer(
             render(
                 request, "users.html", org_name=member.org_name, notice=notice,
-                members=self.s.crm_directory.list_members(member.org_id),
-                invitations=self.s.invitations.list(member.org_id), csrf_token=visit.session.csrf_token, signed_in=True,
+                members=self.s.crm_directory.list_members(member.org_id), undelivered=undelivered,
+                invitations=invitations, csrf_token=visit.session.csrf_token, signed_in=True,
             )
         )
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from shared.accounts.invitations import mail_id
 from shared.identity.signed_links import LinkRow
 from shared.wiring import get_services
 from tests.product_stack import (
@@ -316,3 +317,35 @@ def test_revoke_and_resend_from_the_users_page(product: ProductStack, trusting_b
     adele.get_by_role("button", name="Revoke megan@contoso.test").click()
     assert "was revoked" in adele.content()
     assert get_services().invitations.list(contoso_org_id())[0].state == "revoked"
+
+
+def test_an_invitation_whose_email_failed_says_not_delivered_and_resend_delivers_it(
+    product: ProductStack, trusting_browser: Any
+) -> None:
+    """Issue 23: an invitation e-mail Graph never accepted (poisoned after its last attempt)
+    shows "Not delivered" on the Users page with why, not "Pending"; Re-send, once Graph is
+    back, sends it."""
+    adele = install_contoso(product, trusting_browser)
+    product.m365_control("PUT", "faults", json={"rate_503": 1.0, "retry_after_seconds": 0})  # Graph's sendMail fails
+    adele.goto(f"{product.url}/api/settings/users")
+    adele.get_by_text("New User").click()
+    adele.get_by_label("E-mail").fill("nadia@fabrikam.test")
+    adele.get_by_label("First name").fill("Nadia")
+    adele.get_by_label("Last name").fill("Leroy")
+    adele.get_by_role("button", name="Save").click()
+    assert "Invitation sent to: nadia@fabrikam.test" in adele.content()
+    [invitation] = get_services().invitations.list(contoso_org_id())
+    deadline = time.monotonic() + 90
+    while get_services().mail_sender.failure_of(invitation.tenant_id, mail_id(invitation)) is None:
+        assert time.monotonic() < deadline, "the e-mail never failed for good"
+        time.sleep(0.5)
+    adele.goto(f"{product.url}/api/settings/users")
+    state = adele.get_by_test_id("invitation-state")
+    assert "Not delivered" in state.inner_text() and "Re-send" in state.inner_text()
+
+    product.m365_control("PUT", "faults", json={"rate_503": 0})
+    adele.get_by_role("button", name="Re-send nadia@fabrikam.test").click()
+    assert "A new invitation was sent to nadia@fabrikam.test" in adele.content()
+    adele.goto(f"{product.url}/api/settings/users")
+    assert adele.get_by_test_id("invitation-state").inner_text().strip() == "Pending"
+    open_mail(product, new_person(trusting_browser), "nadia@fabrikam.test", "invited you to Zoho CRM", "Accept the invitation")

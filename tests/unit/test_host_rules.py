@@ -97,3 +97,13 @@ def test_timespan_schedule_and_bad_expressions() -> None:
         Schedule("every minute", UTC)
     with pytest.raises(ValueError):
         Schedule("99 * * * * *", UTC)
+
+
+def test_the_mail_worker_knows_the_last_attempt_the_host_makes() -> None:
+    """The worker records a mail failure on the attempt after which the host poisons it."""
+    import json
+
+    from shared.mail.outbox import DELIVERY_ATTEMPTS
+
+    host = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
+    assert host["extensions"]["queues"]["maxDequeueCount"] == DELIVERY_ATTEMPTS
