@@ -68,6 +68,7 @@ def may_bind_tenant(*, is_installer: bool, tenant_bound: bool, is_super_admin: b
     return is_installer and not tenant_bound and is_super_admin
 
 
-def may_request_to_join(*, email_proven: bool, tenant_bound: bool, is_member: bool) -> bool:
-    """A request names the address the org's managers will add: it must be the person's."""
-    return email_proven and tenant_bound and not is_member
+def may_request_to_join(*, email_proven: bool, tenant_bound: bool, is_member: bool, paid: bool) -> bool:
+    """A request names the address the org's managers will add: it must be the person's; and
+    only a paid edition lets anyone approve it (R2), so a free org takes none (issue 23)."""
+    return email_proven and tenant_bound and not is_member and paid

@@ -111,6 +111,10 @@ class CrmDirectory:
         )
         return CrmMember.from_wire(body["member"])
 
+    def org(self, org_id: str) -> CrmOrg:
+        body = self._call("GET", f"/orgs/{org_id}")
+        return CrmOrg(**body["org"])
+
     def list_members(self, org_id: str, permission: str | None = None) -> list[CrmMember]:
         params = {"permission": permission} if permission else {}
         body = self._call("GET", f"/orgs/{org_id}/members", params=params)

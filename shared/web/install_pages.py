@@ -169,6 +169,9 @@ class InstallPages:
         if isinstance(outcome, AwaitingInstaller):
             return visit.answer(message(request, "install.awaiting.title", "install.awaiting.body", status=409,
                                         installer=outcome.installer))
+        if install.org_id and not self.s.crm_directory.org(install.org_id).paid:  # nobody there could approve (R2)
+            return visit.answer(message(request, "join.free_edition.title", "join.free_edition.body", status=403,
+                                        org=outcome.org_name))
         pending = install.org_id and self.s.join_requests.pending_for(install.org_id, user)
         if pending:
             return visit.answer(message(request, "join.pending.title", "join.pending.body", status=200,

@@ -222,8 +222,12 @@ class UsersPages:
                                         status=403, tenant=user.tenant_name or user.tenant_id))
         if self.s.accounts.member_of(user.tenant_id, user.object_id) is not None:
             return visit.answer(WebResponse.redirect(f"{self.base}/api/accounts"))
-        if not may_request_to_join(email_proven=user.email_verified, tenant_bound=True, is_member=False):
+        if not user.email_verified:
             return visit.answer(message(request, "join.unproven.title", "join.unproven.body", status=403, email=user.email))
+        if not may_request_to_join(email_proven=True, tenant_bound=True, is_member=False,
+                                   paid=self.s.crm_directory.org(install.org_id).paid):
+            return visit.answer(message(request, "join.free_edition.title", "join.free_edition.body", status=403,
+                                        org=install.org_name or ""))
         row, created = self.s.join_requests.request(user, install, language_of(request))
         if created:
             return visit.answer(message(request, "join.sent.title", "join.sent.body", status=200, org=row.org_name))

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from shared.wiring import get_services
 from tests.product_stack import ProductStack
-from tests.security.world import MEGAN, StateProbe, adele, browser_of, microsoft_user, refused
+from tests.security.world import (
+    ADELE,
+    MEGAN,
+    StateProbe,
+    adele,
+    browser_of,
+    create_crm_org,
+    install,
+    microsoft_user,
+    refused,
+)
 
 
 def test_a_request_to_join_with_an_unproven_address_is_refused_and_sends_nothing(
@@ -31,3 +41,15 @@ def test_continue_with_an_unproven_address_finds_no_account_and_offers_associate
         refused(answer, 403, "We cannot confirm that fabrice@fabrikam.test is yours", "Associate My Account")
         assert "Location" not in answer.headers
     assert get_services().accounts.member_of(megan.tenant_id, megan.object_id) is None
+
+
+def test_a_free_edition_org_takes_no_request_to_join_nobody_could_approve(product: ProductStack, probe: StateProbe) -> None:
+    """Issue 23 (R2: managing users is for paid editions): Contoso's CRM org is a free one, so a
+    colleague is told to ask for an invitation, on Continue and on a forged POST alike."""
+    org_id = create_crm_org(product, "Contoso Free", ADELE, edition="free")
+    assert install(product, microsoft_user(product, ADELE, admin=True)).org_id == org_id  # Adele heads it
+    megan = browser_of(product, microsoft_user(product, MEGAN))
+    with probe.unchanged(ignore_tables=("sessions",)):
+        refused(megan.post("/api/accounts/continue", {"accept_terms": "on"}), 403,
+                "Ask to be invited instead", "free edition", "Nothing was sent")
+        refused(megan.post("/api/join-requests"), 403, "Ask to be invited instead")

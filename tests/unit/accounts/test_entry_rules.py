@@ -108,10 +108,10 @@ def test_a_tenant_is_bound_only_by_its_installer_to_an_org_they_head_once() -> N
         )
 
 
-def test_a_request_to_join_needs_a_proven_address_a_bound_tenant_and_no_membership() -> None:
-    for proven, bound, member in itertools.product([True, False], repeat=3):
-        assert may_request_to_join(email_proven=proven, tenant_bound=bound, is_member=member) == (
-            proven and bound and not member
+def test_a_request_to_join_needs_a_proven_address_a_bound_tenant_of_a_paid_edition_and_no_membership() -> None:
+    for proven, bound, member, paid in itertools.product([True, False], repeat=4):
+        assert may_request_to_join(email_proven=proven, tenant_bound=bound, is_member=member, paid=paid) == (
+            proven and bound and not member and paid
         )
 
 
