@@ -7,7 +7,7 @@ explains each one.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
@@ -170,7 +170,28 @@ def load_settings() -> Settings:
         raise SettingsError(f"invalid configuration: {_describe(error)}") from None
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings (read once; tests call ``get_settings.cache_clear()``)."""
-    return load_settings()
+class _SettingsCache:
+    """The process-wide settings, read again only when the environment changed.
+
+    Keyed on the environment itself rather than cleared by hand: with a plain memo, a thread
+    that began reading before a change and finished after a clear stored settings of the old
+    environment (the local host's workers run beside the tests that change it). In Azure the
+    environment does not change, so this is one hash of it per call."""
+
+    def __init__(self) -> None:
+        self._cached: tuple[int, Settings] | None = None
+
+    def __call__(self) -> Settings:
+        key = hash(frozenset(os.environ.items()))
+        cached = self._cached
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        settings = load_settings()
+        self._cached = (key, settings)
+        return settings
+
+    def cache_clear(self) -> None:
+        self._cached = None
+
+
+get_settings = _SettingsCache()
