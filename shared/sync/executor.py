@@ -167,10 +167,8 @@ class Executor:
         recovering = [c for c in creates if c.recover and _may_have_happened(attempted.get(c.pending.link_id))]
         if not recovering:
             return creates
-        since = min(c.pending.pending_since or c.planned_at - RECOVERY_LOOKBACK for c in recovering) - timedelta(seconds=1)
-        markers = {c.pending.link_id: self.a.marker_for(c.marker) for c in recovering}
-        found = self.records.with_field_values(self.a.crm_module, CRM_MARKER_FIELD, list(markers.values()), modified_since=since)
-        again = [(c, str(found[markers[c.pending.link_id]]["id"])) for c in recovering if markers[c.pending.link_id] in found]
+        found = self._in_crm_by_marker([(c.pending.link_id, c.marker, c.pending.pending_since) for c in recovering])
+        again = [(c, found[c.pending.link_id]) for c in recovering if c.pending.link_id in found]
         if again:
             bodies = [{"id": record_id, **self.a.to_crm(c.fields, None)} for c, record_id in again]
             for (create, record_id), result in zip(again, self.records.update(self.a.crm_module, bodies), strict=True):
@@ -268,11 +266,18 @@ class Executor:
         wanted = [d for d in deletes if d.marker and _may_have_happened(known.get(d.link.link_id))]
         if not wanted:
             return []
-        pending = [(known.get(d.link.link_id) or d.link).pending_since for d in wanted]
-        since = min(p or self._now() - RECOVERY_LOOKBACK for p in pending) - timedelta(seconds=1)
-        markers = {d.link.link_id: self.a.marker_for(d.marker) for d in wanted if d.marker}
+        found = self._in_crm_by_marker([(d.link.link_id, d.marker or "", (known.get(d.link.link_id) or d.link).pending_since)
+                                        for d in wanted])
+        return [(d, found[d.link.link_id]) for d in wanted if d.link.link_id in found]
+
+    def _in_crm_by_marker(self, wanted: list[tuple[str, str, datetime | None]]) -> dict[str, str]:
+        """The CRM record an earlier attempt of each pending create made, by link id: the one
+        carrying the create's marker among the records changed since it was first planned
+        (``(link id, marker, pending_since)``; a row without that time looks back a day)."""
+        since = min(p or self._now() - RECOVERY_LOOKBACK for _, _, p in wanted) - timedelta(seconds=1)
+        markers = {link_id: self.a.marker_for(marker) for link_id, marker, _ in wanted}
         found = self.records.with_field_values(self.a.crm_module, CRM_MARKER_FIELD, list(markers.values()), modified_since=since)
-        return [(d, str(found[markers[d.link.link_id]]["id"])) for d in wanted if markers[d.link.link_id] in found]
+        return {link_id: str(found[marker]["id"]) for link_id, marker in markers.items() if marker in found}
 
     def _deletion_note(self, delete: Delete, known: dict[str, LinkRow]) -> Note:
         """The ledger's "deleted in Outlook / in the CRM", kept once the pair's row is a tombstone

@@ -11,6 +11,7 @@ import secrets
 from datetime import UTC, datetime
 
 from shared.accounts.email_proof import email_proven
+from shared.accounts.entry import may_request_to_join
 from shared.accounts.install import AwaitingInstaller, Entered, InstallService, ProofRequired
 from shared.accounts.models import MemberIdentity, TenantInstall
 from shared.accounts.policy import invitation_is_for, may_install
@@ -169,7 +170,9 @@ class InstallPages:
         if isinstance(outcome, AwaitingInstaller):
             return visit.answer(message(request, "install.awaiting.title", "install.awaiting.body", status=409,
                                         installer=outcome.installer))
-        if install.org_id and not self.s.crm_directory.org(install.org_id).paid:  # nobody there could approve (R2)
+        if install.org_id and not may_request_to_join(  # a free edition: nobody there could approve (R2)
+                email_proven=user.email_verified, tenant_bound=True, is_member=False,
+                paid=self.s.crm_directory.org(install.org_id).paid):
             return visit.answer(message(request, "join.free_edition.title", "join.free_edition.body", status=403,
                                         org=outcome.org_name))
         pending = install.org_id and self.s.join_requests.pending_for(install.org_id, user)
