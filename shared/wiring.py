@@ -135,9 +135,9 @@ class Services:
 
     @cached_property
     def sync(self) -> SyncService:
-        from shared.sync.adapters import adapter_for
+        from shared.sync.adapters import kind_for
 
-        return SyncService(self, adapter_for)
+        return SyncService(self, kind_for)
 
     @cached_property
     def cipher(self) -> TokenCipher:

@@ -43,14 +43,14 @@ class Cycle:
         outlook = self._with_outlook_markers(profile, ctx, known, outlook)
         result = plan(
             known.values(), crm, outlook, now=self._now(), policy=ConflictPolicy(profile.conflict_policy),
-            normalisation=ctx.adapter.normalisation, restore_deletions=profile.mass_change_answer is Answer.KEEP,
+            normalisation=ctx.rules.normalisation, restore_deletions=profile.mass_change_answer is Answer.KEEP,
         )
         check_deletions_are_signalled(result, crm, outlook)
         verdict = check_mass_change(result, list(known.values()), synced_total=profile.synced_items)
         if isinstance(verdict, PauseForConfirmation) and decide(profile.life, Event.MASS_CHANGE_FOUND).life.state is SyncState.PAUSED:
             return verdict  # L11 (not L12, L13: the initial sync, or the member answered "delete")
         executor = Executor(
-            ctx.adapter, ctx.records, self.links, self.conflicts, partition=partition,
+            ctx.rules, ctx.outlook, ctx.records, self.links, self.conflicts, partition=partition,
             container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
             history_partition=profile.history_partition,
         )
@@ -74,11 +74,10 @@ class Cycle:
         unknown = [s.item_id for s in outlook.seen if s.partner_id is None and s.item_id not in linked]
         if not unknown:
             return outlook
-        a = ctx.adapter
-        read = a.outlook.get_items(profile.container_id or "", unknown)
+        read = ctx.outlook.get_items(profile.container_id or "", unknown)
         marked = {
             seen.item_id: seen
-            for seen in (a.outlook_to_seen(item.to_graph()) for item in read if not isinstance(item, GraphError))
+            for seen in (ctx.outlook.seen(item) for item in read if not isinstance(item, GraphError))
             if seen.partner_id
         }
         return replace(outlook, seen=tuple(marked.get(s.item_id, s) for s in outlook.seen))

@@ -15,7 +15,7 @@ from shared.sync.changes import DeleteSignal
 from shared.sync.cycle import Cycle
 from shared.sync.guards import PauseForConfirmation
 from shared.sync.jobs import StepReason, SyncJob
-from shared.sync.kind import SyncKindAdapter
+from shared.sync.kind import OutlookSide
 from shared.sync.ledger import Note, Why
 from shared.sync.ledger_store import SyncLedger
 from shared.sync.lifecycle import Event, decide
@@ -46,9 +46,9 @@ class DeltaRound:
         a continuation, or a CRM callback that reported a deletion); it has its own watermark,
         so skipping it loses nothing: the next read covers the time skipped. ``look_outside``:
         note the Outlook items the round's window cannot see (the sweep's rounds)."""
-        a = ctx.adapter
-        if look_outside and a.outside_window is not None and self.ledger is not None:
-            self._note_outside_window(profile, a)
+        a = ctx.rules
+        if look_outside and self.ledger is not None:
+            self._note_outside_window(profile, ctx.outlook)
         started = self._now()
         outlook_seen: list[ItemSeen] = []
         outlook_gone: list[ItemDeleted] = []
@@ -56,29 +56,27 @@ class DeltaRound:
         full_round = resume is None  # the first round, or one after Graph expired our link
         more = False
         masters: set[str] = set()
-        for count, page in enumerate(a.delta(profile.container_id or "", resume), start=1):
+        for count, page in enumerate(ctx.outlook.delta_pages(profile.container_id or "", resume), start=1):
             for item in page.changed:
-                raw = item.to_graph()
-                master = a.series_master_of(raw) if a.series_master_of else None
+                master = a.series_master_of(item.to_graph())
                 if master:
                     masters.add(master)
                 else:
-                    outlook_seen.append(a.outlook_to_seen(raw))
+                    outlook_seen.append(ctx.outlook.seen(item))
             outlook_gone += [ItemDeleted(r.id, DeleteSignal.GRAPH_REMOVED) for r in page.removed]
             resume = page.resume_link
             if count >= MAX_DELTA_PAGES_PER_STEP and not page.is_last:
                 more = True
                 break
-        if a.read_series is not None:
-            seen_series, gone_series = self._series(profile, a, masters, removals=bool(outlook_gone))
-            known = {s.item_id for s in outlook_seen}
-            outlook_seen += [s for s in seen_series if s.item_id not in known]
-            outlook_gone += [ItemDeleted(i, DeleteSignal.NOT_FOUND) for i in gone_series]
+        seen_series, gone_series = self._series(profile, ctx.outlook, masters, removals=bool(outlook_gone))
+        known = {s.item_id for s in outlook_seen}
+        outlook_seen += [s for s in seen_series if s.item_id not in known]
+        outlook_gone += [ItemDeleted(i, DeleteSignal.NOT_FOUND) for i in gone_series]
         every: list[LinkRow] | None = None  # scanned once for both uses on a full round
         if full_round and not more:
             every = self.links.all(profile.links_partition)
             listed = {s.item_id for s in outlook_seen} | {d.item_id for d in outlook_gone} | masters
-            outlook_gone += self._unlisted_and_gone(profile, a, listed, every)
+            outlook_gone += self._unlisted_and_gone(profile, ctx.outlook, listed, every)
         watermark = profile.crm_watermark or started
         since = watermark - timedelta(seconds=1)  # the CRM compares whole seconds
         query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id, modified_since=since)  # type: ignore[arg-type]
@@ -109,17 +107,17 @@ class DeltaRound:
             crm_deleted_watermark=started if read_deleted and not more else deleted_mark,
         )
 
-    def _note_outside_window(self, profile: SyncProfile, a: SyncKindAdapter) -> None:
+    def _note_outside_window(self, profile: SyncProfile, outlook: OutlookSide) -> None:
         """Events made in Outlook beyond the calendar's window (one year back, two ahead) are
         never in a delta round, so they never reach the CRM: the ledger says why. Items
         carrying our marker came from the CRM and are linked."""
-        outside = [s for s in a.outside_window(profile.container_id or "") if s.partner_id is None]  # type: ignore[misc]
+        outside = [s for s in outlook.outside_window(profile.container_id or "") if s.partner_id is None]
         if outside and self.ledger is not None:
             self.ledger.note(profile.history_partition,
                              [Note(Side.OUTLOOK, s.item_id, s.label, Why.OUTSIDE_WINDOW) for s in outside])
 
     def _unlisted_and_gone(
-        self, profile: SyncProfile, a: SyncKindAdapter, listed: set[str], every: list[LinkRow]
+        self, profile: SyncProfile, outlook: OutlookSide, listed: set[str], every: list[LinkRow]
     ) -> list[ItemDeleted]:
         """A full round lists what exists and reports nothing removed, so an item deleted in
         Outlook before it (during the initial sync, or while the link Graph expired was
@@ -130,14 +128,14 @@ class DeltaRound:
                     if row.state is LinkState.SYNCED and row.outlook_id and row.outlook_id not in listed]
         if not unlisted:
             return []
-        read = a.outlook.get_items(profile.container_id or "", unlisted)
+        read = outlook.get_items(profile.container_id or "", unlisted)
         gone = [item_id for item_id, found in zip(unlisted, read, strict=True) if type(found) is ItemNotFound]
         if gone:
             log.info("%s full delta round of %s: %d linked items no longer in Outlook", profile.row_key, profile.partition_key, len(gone))
         return [ItemDeleted(item_id, DeleteSignal.NOT_FOUND) for item_id in gone]
 
     def _series(
-        self, profile: SyncProfile, a: SyncKindAdapter, masters: set[str], *, removals: bool
+        self, profile: SyncProfile, outlook: OutlookSide, masters: set[str], *, removals: bool
     ) -> tuple[list[ItemSeen], list[str]]:
         """Recurring series as their masters: those whose occurrences changed, and, when
         items vanished (a deleted series shows as its occurrences removed), every linked
@@ -145,6 +143,6 @@ class DeltaRound:
         wanted = set(masters)
         if removals:
             wanted |= set(self.links.series_outlook_ids(profile.links_partition))
-        if not wanted or a.read_series is None:
+        if not wanted:
             return [], []
-        return a.read_series(profile.container_id or "", sorted(wanted))
+        return outlook.read_series(profile.container_id or "", sorted(wanted))

@@ -26,7 +26,7 @@ from shared.sync.actions import (
     Tombstone,
     Update,
 )
-from shared.sync.kind import CRM_MARKER_FIELD, SyncKindAdapter
+from shared.sync.kind import CRM_MARKER_FIELD, KindRules, OutlookSide
 from shared.sync.ledger import Note, Why
 from shared.sync.links import LinkRow, Side
 from shared.sync.ports import ConflictLog, CrmRecordWrites, LinkRows
@@ -51,7 +51,8 @@ class ExecutionReport:
 class Executor:
     def __init__(
         self,
-        adapter: SyncKindAdapter,
+        rules: KindRules,
+        outlook: OutlookSide,
         records: CrmRecordWrites,
         links: LinkRows,
         conflicts: ConflictLog,
@@ -64,7 +65,8 @@ class Executor:
     ) -> None:
         """``partition``: the link rows' (one per generation); ``history_partition``: the
         member's conflicts of this kind, across generations (the settings page lists them)."""
-        self.a = adapter
+        self.a = rules
+        self.outlook = outlook
         self.records = records
         self.links = links
         self.conflicts = conflicts
@@ -102,16 +104,13 @@ class Executor:
 
     def _after_outlook_writes(self, writes: list[tuple[LinkRow | None, LinkRow]]) -> None:
         """Before the rows are written (a crash repeats this through the pending or old row)."""
-        hook = self.a.after_outlook_write
-        if hook is None:
-            return
         for previous, row in writes:
             if row.outlook_id is None or row.last_error or (previous is not None and previous.fields == row.fields
                                                             and previous.state.creating_on is None):
                 continue
             before = None if previous is None or previous.state.creating_on is not None else previous.fields
             try:
-                hook(self.container, row.outlook_id, before, row.fields)
+                self.outlook.after_write(self.container, row.outlook_id, before, row.fields)
             except MailboxThrottled:
                 raise
             except GraphError as error:
@@ -126,10 +125,10 @@ class Executor:
         crm = [c for c in creates if c.side is Side.CRM]
         fresh: list[Create] = []
         for create in outlook:
-            found = self.a.outlook.find_items_by_crm_id(self.container, self.a.marker_for(create.marker)) if create.recover else []
+            found = self.outlook.find_items_by_crm_id(self.container, self.a.marker_for(create.marker)) if create.recover else []
             if found:  # an earlier attempt created it: bring it to the planned content
                 try:
-                    item = self.a.outlook.update_items(self.container, [(found[0].id, self.a.to_outlook(create.fields, None))])[0]
+                    item = self.outlook.update_items(self.container, [(found[0].id, self.a.to_outlook(create.fields, None))])[0]
                 except GraphError as error:
                     item = error
                 done += self._created(create, item, known, report)
@@ -143,7 +142,7 @@ class Executor:
                           transaction_id=self.a.marker_for(c.transaction_key) if c.transaction_key else None)
                 for c in fresh
             ]
-            for create, item in zip(fresh, self.a.outlook.create_items(self.container, drafts), strict=True):
+            for create, item in zip(fresh, self.outlook.create_items(self.container, drafts), strict=True):
                 done += self._created(create, item, known, report)
         crm = self._recovered_in_crm(crm, known, report, done, attempted)
         if crm:
@@ -198,7 +197,7 @@ class Executor:
                 (u.outlook.item_id, self.a.to_outlook(u.outlook.fields, u.link.fields))  # type: ignore[union-attr]
                 for u in with_outlook
             ]
-            for update, item in zip(with_outlook, self.a.outlook.update_items(self.container, changes), strict=True):
+            for update, item in zip(with_outlook, self.outlook.update_items(self.container, changes), strict=True):
                 if isinstance(item, GraphError):
                     failed[update.link.link_id] = f"Outlook update: {item.code}"
                 else:
@@ -232,11 +231,11 @@ class Executor:
         for delete in outlook:
             item_id = delete.item_id
             if item_id is None and delete.marker:
-                found = self.a.outlook.find_items_by_crm_id(self.container, self.a.marker_for(delete.marker))
+                found = self.outlook.find_items_by_crm_id(self.container, self.a.marker_for(delete.marker))
                 item_id = found[0].id if found else None
             ids.append(item_id)
         present = [(d, i) for d, i in zip(outlook, ids, strict=True) if i is not None]
-        results = self.a.outlook.delete_items(self.container, [i for _, i in present]) if present else []
+        results = self.outlook.delete_items(self.container, [i for _, i in present]) if present else []
         outcome = {d.link.link_id: r for (d, _), r in zip(present, results, strict=True)}
         for delete in outlook:
             result = outcome.get(delete.link.link_id, False)

@@ -14,7 +14,7 @@ from shared.crm.records import CrmRecords, ListCursor, ListQuery
 from shared.sync import SideChanges
 from shared.sync.cycle import Cycle
 from shared.sync.jobs import StepReason, SyncJob
-from shared.sync.kind import SyncKindAdapter
+from shared.sync.kind import KindRules
 from shared.sync.ledger import Note, Why, why_excluded
 from shared.sync.lifecycle import Effect, Event, decide
 from shared.sync.links import Side
@@ -34,7 +34,7 @@ class InitialSync:
     def step(self, profile: SyncProfile, ctx: StepContext) -> SyncProfile:
         """CRM pages for up to ``INITIAL_STEP_SECONDS``, the next page read while the current
         one is written (a queue hop per page would cost more than the page)."""
-        a = ctx.adapter
+        a = ctx.rules
         if profile.initial_cursor is None:
             return self._select(profile, ctx)
         limit = profile.initial_threshold
@@ -65,7 +65,7 @@ class InitialSync:
 
     def _select(self, profile: SyncProfile, ctx: StepContext) -> SyncProfile:
         """The selection pass: every candidate's ordering key, the cap best kept (R3.5, R4.6)."""
-        a = ctx.adapter
+        a = ctx.rules
         started = self._now()
         query = ListQuery(module=a.crm_module, fields=a.scan_fields, owner_id=ctx.owner_id)  # type: ignore[arg-type]
         keys = (a.initial_key(r) for page in ctx.records.pages(query) for r in page.records if not a.excluded(r))
@@ -83,7 +83,7 @@ class InitialSync:
         )
 
 
-def _left_out(a: SyncKindAdapter, records: list[dict[str, Any]], chosen: list[dict[str, Any]]) -> list[Note]:
+def _left_out(a: KindRules, records: list[dict[str, Any]], chosen: list[dict[str, Any]]) -> list[Note]:
     """An initial page's records not sent: out of scope, or over the cap (R3.5, R4.6)."""
     sent = {id(r) for r in chosen}
     notes = []

@@ -32,7 +32,7 @@ class RemapPages:
     def step(self, profile: SyncProfile, job: SyncJob, ctx: StepContext) -> SyncProfile:
         """One CRM page of the member's linked items: both sides read, the changed pairs
         re-synced through the ordinary merge (see ``shared.sync.remap``)."""
-        a = ctx.adapter
+        a = ctx.rules
         partition = profile.links_partition
         if job.cursor is None:
             query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id)  # type: ignore[arg-type]
@@ -42,9 +42,9 @@ class RemapPages:
         page = next(iter(ctx.records.pages(cursor)), None)
         crm_seen = {s.item_id: s for s in (a.crm_to_seen(r) for r in (page.records if page else [])) if not s.excluded}
         rows = [r for r in self.links.load(partition, crm_ids=crm_seen) if r.state is LinkState.SYNCED and r.crm_id in crm_seen]
-        items = a.outlook.get_items(profile.container_id or "", [r.outlook_id for r in rows]) if rows else []
+        items = ctx.outlook.get_items(profile.container_id or "", [r.outlook_id for r in rows]) if rows else []
         outlook_seen = {
-            seen.item_id: seen for seen in (a.outlook_to_seen(i.to_graph()) for i in items if not isinstance(i, GraphError))
+            seen.item_id: seen for seen in (ctx.outlook.seen(i) for i in items if not isinstance(i, GraphError))
         }
         rebased = [
             rebase(r, crm_seen[r.crm_id].fields, outlook_seen[r.outlook_id].fields, job.pairs, a.normalisation)  # type: ignore[index]
@@ -58,7 +58,7 @@ class RemapPages:
                 now=self._now(), policy=ConflictPolicy(profile.conflict_policy), normalisation=a.normalisation,
             )
             executor = Executor(
-                a, ctx.records, self.links, self.conflicts, partition=partition,
+                a, ctx.outlook, ctx.records, self.links, self.conflicts, partition=partition,
                 container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
                 history_partition=profile.history_partition,
             )

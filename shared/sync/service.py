@@ -27,7 +27,7 @@ from shared.sync import markers
 from shared.sync.authorization import CONSENT_LOST_CODES, SyncAuthorization
 from shared.sync.contacts import ContactMapping
 from shared.sync.jobs import StepReason, SyncJob
-from shared.sync.kind import SyncKindAdapter
+from shared.sync.kind import KindRules, OutlookSide
 from shared.sync.lifecycle import Decision, Effect, Event, Life, decide
 from shared.sync.member_mapping import MemberContactMapping, mapping_of
 from shared.sync.profiles import LeaseHeld, SyncKind, SyncProfile
@@ -54,9 +54,9 @@ class NothingToResolve(Exception):
 
 
 class SyncService:
-    def __init__(self, services: Services, adapter_for: Callable[..., SyncKindAdapter]) -> None:
+    def __init__(self, services: Services, kind_for: Callable[..., tuple[KindRules, OutlookSide]]) -> None:
         self.s = services
-        self._adapter_for = adapter_for
+        self._kind_for = kind_for
         self.runner = SyncRunner(services.sync_profiles, services.sync_links, services.sync_conflicts, services.sync_ledger)
         self.jobs: JobQueue[SyncJob] = services.sync_queue
         self.webhooks = SyncWebhooks(self)
@@ -84,10 +84,9 @@ class SyncService:
         mapping = mapping_of(stored.entity) if stored and kind is SyncKind.CONTACTS else None
         zone = stored.entity.crm_time_zone if stored else None
         return StepContext(
-            adapter=self._adapter_for(member, kind, self.mailbox(member), reference=reference, contact_mapping=mapping,
-                                      crm_time_zone=zone, generation=stored.entity.generation if stored else None),
+            *self._kind_for(member, kind, self.mailbox(member), reference=reference, contact_mapping=mapping,
+                            crm_time_zone=zone, generation=stored.entity.generation if stored else None),
             records=CrmRecords(self.s.crm_sessions.for_member(self.s.crm_access(member))),
-            owner_id=member.user_id,
             enqueue=lambda job, delay: self.jobs.send(job, delay=timedelta(seconds=delay) if delay else None),
             subscribe=lambda profile: self.webhooks.subscribe(member, kind, profile.container_id or ""),
         )
@@ -112,12 +111,12 @@ class SyncService:
         if Effect.PREPARE not in decide(stored.entity.life, Event.ENABLE).effects:
             return stored.entity  # L2: enabling an enabled sync changes nothing
         ctx = self._context(member, kind)
-        container = ctx.adapter.outlook.ensure_container(ctx.adapter.container_name)
+        container = ctx.outlook.ensure_container(ctx.rules.container_name)
         base = self.s.settings.public_base_url
         crm_session = self.s.crm_sessions.for_member(self.s.crm_access(member))
         zone = current_user_time_zone(crm_session) if kind is SyncKind.CALENDAR else None
         watch = CrmWatch(crm_session)
-        channel = watch.enable(ctx.adapter.crm_module, f"{base}/api/webhooks/crm")  # type: ignore[arg-type]
+        channel = watch.enable(ctx.rules.crm_module, f"{base}/api/webhooks/crm")  # type: ignore[arg-type]
         self.routes.upsert(WebhookRoute(partition_key=f"crm|{channel.channel_id}", row_key="hook", member=key, kind=kind.value, secret=channel.token))
         now = datetime.now(UTC)
         decision = Decision(Life())
@@ -178,8 +177,8 @@ class SyncService:
                 log.warning("could not disable channel %s: %s", profile.channel_id, error)
             self.routes.delete(f"crm|{profile.channel_id}", "hook")
         if profile.container_id:
-            adapter = self._adapter_for(member, kind, mailbox)
-            adapter.outlook.delete_container(profile.container_id)
+            _, outlook = self._kind_for(member, kind, mailbox)
+            outlook.delete_container(profile.container_id)
         self.s.sync_links.purge(profile.links_partition)
         # The conflict log stays: it is the member's record of which value was kept, across
         # Enables (issue 23). The ledger's notes describe this Enable's items: they go.

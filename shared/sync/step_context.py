@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.crm.records import CrmRecords
 from shared.sync.jobs import SyncJob
-from shared.sync.kind import SyncKindAdapter
+from shared.sync.kind import KindRules, OutlookSide
 from shared.sync.profiles import SyncProfile
 
 
@@ -16,9 +16,14 @@ from shared.sync.profiles import SyncProfile
 class StepContext:
     """What a step needs for one member (built by the composition root)."""
 
-    adapter: SyncKindAdapter
+    rules: KindRules  # the kind's pure rules (mapping, scope, order)
+    outlook: OutlookSide  # our container in the member's mailbox
     records: CrmRecords
-    owner_id: str  # the member's CRM user id (R3.4, R4.5: only their own items)
     enqueue: Callable[[SyncJob, int], None]  # (job, delay seconds)
     # Subscribes to the Outlook container's changes; returns the profile fields to store.
     subscribe: Callable[[SyncProfile], dict[str, Any]] | None = None
+
+    @property
+    def owner_id(self) -> str:
+        """The member's CRM user id (R3.4, R4.5: only their own items)."""
+        return self.rules.owner_id

@@ -107,7 +107,7 @@ def test_a_failing_step_still_queues_the_round_a_dropped_webhook_step_asked_for(
             _runner(store).run(webhook, None, delivery="webhook-1")  # type: ignore[arg-type]  # asks for one more round
             raise RuntimeError("Graph kept failing")
 
-    ctx = StepContext(adapter=None, records=None, owner_id="u", enqueue=lambda job, delay: queued.append((job, delay)))  # type: ignore[arg-type]
+    ctx = StepContext(rules=None, outlook=None, records=None, enqueue=lambda job, delay: queued.append((job, delay)))  # type: ignore[arg-type]
     job = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="delta", reason="sweep")
     with pytest.raises(RuntimeError):
         FailingRunner(store, links=None, conflicts=None).run(job, ctx, delivery="running")  # type: ignore[arg-type]
@@ -131,7 +131,7 @@ def _service(store: ProfileStore) -> tuple[SyncService, _RecordedQueue]:
     queue = _RecordedQueue()
     services = SimpleNamespace(sync_profiles=store, sync_links=None, sync_conflicts=None, sync_ledger=None, sync_queue=queue,
                                table=lambda *_: None)
-    return SyncService(services, adapter_for=lambda *_: None), queue  # type: ignore[arg-type]
+    return SyncService(services, kind_for=lambda *_: None), queue  # type: ignore[arg-type]
 
 
 def test_webhooks_queue_one_step_until_a_step_takes_the_mark(store: ProfileStore) -> None:

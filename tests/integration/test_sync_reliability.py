@@ -223,7 +223,7 @@ def test_a_step_that_died_between_its_outlook_creates_and_its_link_rows_duplicat
     crm_create(stack, kind, "Orphan", 3)  # the CRM's webhooks queue steps: they wait for the lease
     # The dying step: it read the CRM's changes, planned, wrote its pending rows, created in Outlook ...
     ctx = services.sync._context(services.sync.member(key), kind)
-    a = ctx.adapter
+    a = ctx.rules
     query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=member.user_id, modified_since=since)  # type: ignore[arg-type]
     label = "Event_Title" if kind is SyncKind.CALENDAR else "First_Name"
     seen = [a.crm_to_seen(r) for r in ctx.records.changed_since(query) if str(r.get(label)).startswith("Orphan")]
@@ -233,7 +233,7 @@ def test_a_step_that_died_between_its_outlook_creates_and_its_link_rows_duplicat
     assert len(creates) == 3
     services.sync_links.write(profile(member, kind).links_partition, [(None, c.pending) for c in creates])
     container = profile(member, kind).container_id or ""
-    made = a.outlook.create_items(container, [  # as the executor writes them: markers of this generation
+    made = ctx.outlook.create_items(container, [  # as the executor writes them: markers of this generation
         ItemDraft(crm_id=a.marker_for(c.marker), fields=a.to_outlook(c.fields, None),
                   transaction_id=a.marker_for(c.transaction_key or "")) for c in creates])
     assert all(not isinstance(item, GraphError) for item in made)

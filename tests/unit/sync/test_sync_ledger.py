@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.sync.adapters import contact_label, event_label
+from shared.sync.calendar_kind import CalendarRules
+from shared.sync.contacts_kind import ContactsRules
 from shared.sync.ledger import ConflictFact, Why, explain, why_excluded
 from shared.sync.ledger_store import LedgerNote
 from shared.sync.links import LinkRow, LinkState, Side
+
+event_label = CalendarRules.label_of
+contact_label = ContactsRules.label_of
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 

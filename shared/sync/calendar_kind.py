@@ -1,0 +1,106 @@
+"""Calendar sync's rules (SPEC R3), pure: the member's own events (R3.4), not imported
+(R3.6), at most 5,000, upcoming first (R3.5), mapped both ways by ``calendar_mapping``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import JsonValue
+
+from shared.sync import calendar_mapping
+from shared.sync.changes import ItemSeen
+from shared.sync.kind import CRM_MARKER_FIELD, KindRules, crm_time, graph_time
+
+CALENDAR_NAME = "Zoho CRM"
+EVENT_FIELDS = (
+    "Event_Title", "Start_DateTime", "End_DateTime", "All_day", "Venue", "Description", "Participants", "Remind_At",
+    "Recurring_Activity", calendar_mapping.CRM_MOVED_FIELD, "Modified_Time", "Data_Source", "Owner", CRM_MARKER_FIELD,
+)
+
+
+class CalendarRules(KindRules):
+    name = "calendar"
+    crm_module = "Events"
+    container_name = CALENDAR_NAME
+    normalisation = calendar_mapping.CALENDAR_NORMALISATION
+    initial_cap = calendar_mapping.INITIAL_SYNC_CAP
+    scan_fields = ("Start_DateTime", "End_DateTime", "Data_Source", "Recurring_Activity", "Description")
+
+    def __init__(self, owner_id: str, generation: str | None, *, reference: datetime, crm_time_zone: str | None = None) -> None:
+        """``reference``: the moment the sync was enabled, so that the initial sync's order
+        (R3.5) is the same in every step of it. ``crm_time_zone``: the member's zone in the
+        CRM, so their CRM events land in Outlook in it."""
+        super().__init__(owner_id, generation)
+        self.reference = reference
+        self.crm_time_zone = crm_time_zone
+
+    @property
+    def crm_fields(self) -> tuple[str, ...]:
+        return EVENT_FIELDS
+
+    def excluded(self, record: dict[str, Any]) -> str | None:
+        return calendar_mapping.crm_event_excluded(record, member_user_id=self.owner_id)
+
+    def crm_to_seen(self, record: dict[str, Any]) -> ItemSeen:
+        reason = self.excluded(record)
+        return ItemSeen(
+            item_id=str(record["id"]), version=str(record.get("Modified_Time", "")),
+            fields={} if reason else calendar_mapping.crm_event_to_fields(record, time_zone=self.crm_time_zone),
+            modified_at=crm_time(record.get("Modified_Time")), partner_id=self.partner_named_by(record.get(CRM_MARKER_FIELD)),
+            excluded=reason, label=str(record.get("Event_Title") or ""),
+        )
+
+    def outlook_to_seen(self, item: dict[str, Any], marker: str | None,
+                        instances: Sequence[dict[str, Any]] = ()) -> ItemSeen:
+        reason = calendar_mapping.graph_event_excluded(item)
+        # A series' version covers its exceptions too (moving one may not move the master's).
+        version = "/".join([str(item.get("changeKey", "")), *sorted(str(i.get("changeKey", "")) for i in instances)])
+        return ItemSeen(
+            item_id=str(item["id"]), version=version,
+            fields={} if reason else calendar_mapping.graph_event_to_fields(item, instances=instances),
+            modified_at=graph_time(item), partner_id=self.partner_named_by(marker),
+            excluded=reason, label=str(item.get("subject") or ""),
+        )
+
+    def to_crm(self, fields: Mapping[str, JsonValue], merged: Mapping[str, JsonValue] | None) -> dict[str, Any]:
+        if merged is None:
+            return dict(calendar_mapping.fields_to_crm_event(fields, owner_id=self.owner_id))
+        return dict(calendar_mapping.patch_to_crm(fields, merged=merged))
+
+    def to_outlook(self, fields: Mapping[str, JsonValue], merged: Mapping[str, JsonValue] | None) -> dict[str, Any]:
+        if merged is None:
+            return dict(calendar_mapping.fields_to_graph_event(fields))
+        return dict(calendar_mapping.patch_to_graph(fields, merged=merged))
+
+    def initial_key(self, record: dict[str, Any]) -> list[Any]:
+        return calendar_order_key(record, self.reference)
+
+    def series_master_of(self, item: dict[str, Any]) -> str | None:
+        if item.get("type") in ("occurrence", "exception") and isinstance(item.get("seriesMasterId"), str):
+            return str(item["seriesMasterId"])
+        return None
+
+    @staticmethod
+    def label_of(fields: Mapping[str, JsonValue]) -> str:
+        return str(fields.get(calendar_mapping.TITLE) or "")
+
+
+def calendar_order_key(record: Mapping[str, Any], reference: datetime) -> list[Any]:
+    """R3.5 as a sortable key: upcoming events (soonest first), then completed ones (latest
+    first), then those whose times cannot be read (the mapping reports them)."""
+    try:
+        start = datetime.fromisoformat(str(record.get("Start_DateTime")))
+        end = datetime.fromisoformat(str(record.get("End_DateTime")))
+    except ValueError:
+        return [2, 0.0, str(record["id"])]
+    if end > reference or calendar_still_running(record, reference):
+        return [0, start.timestamp(), str(record["id"])]
+    return [1, -end.timestamp(), str(record["id"])]
+
+
+def calendar_still_running(record: Mapping[str, Any], reference: datetime) -> bool:
+    """A series with no end date is still running (its range, not its first slot, counts)."""
+    recurring = record.get("Recurring_Activity")
+    return isinstance(recurring, Mapping) and bool(recurring.get("RRULE")) and "UNTIL" not in str(recurring.get("RRULE"))
