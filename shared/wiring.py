@@ -19,9 +19,15 @@ from shared.crm.directory import CrmDirectory
 from shared.crm.members import MemberPermissions
 from shared.crm.models import CrmMemberAccess
 from shared.crm.oauth import ZohoOAuth
+from shared.crm.records import CrmRecords
 from shared.crm.session import CrmCallPolicy, CrmSessions
 from shared.crm.tokens import AccessTokens
+from shared.crm.users import current_user_time_zone
+from shared.crm.watch import CrmWatch
 from shared.graph.client import GraphClient
+from shared.graph.mailbox import GraphMailbox
+from shared.graph.pacing import Pacing
+from shared.graph.subscriptions import SubscriptionClient
 from shared.identity.entra import EntraApp
 from shared.identity.id_token import IdTokenVerifier
 from shared.identity.sessions import SessionRow, SessionStore
@@ -29,12 +35,15 @@ from shared.identity.signed_links import LinkRow, SignedLinks
 from shared.identity.token_cipher import TokenCipher
 from shared.mail.outbox import OUTBOX_QUEUE, MailFailure, MailSender, Outbox, SealedOutboxMessage, SentMail
 from shared.storage import JobQueue, StorageAccount, TableEntity, TableRepository
+from shared.sync.adapters import kind_for
 from shared.sync.conflicts import ConflictEntity, ConflictStore
+from shared.sync.dependencies import SyncDependencies
 from shared.sync.jobs import SYNC_QUEUE, SyncJob
 from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
 from shared.sync.profiles import ProfileStore, SyncProfile
 from shared.sync.service import SyncService
+from shared.sync.webhooks import WebhookRoute
 from shared.transport.session import outbound_session
 
 
@@ -135,9 +144,27 @@ class Services:
 
     @cached_property
     def sync(self) -> SyncService:
-        from shared.sync.adapters import kind_for
+        return SyncService(SyncDependencies(
+            profiles=self.sync_profiles, links=self.sync_links, conflicts=self.sync_conflicts, ledger=self.sync_ledger,
+            jobs=self.sync_queue, routes=self.table("webhooks", WebhookRoute), accounts=self.accounts,
+            kind_for=lambda member, kind, **facts: kind_for(member, kind, self.mailbox(member), **facts),
+            crm_session=lambda member: self.crm_sessions.for_member(self.crm_access(member)),
+            crm_records=lambda member: CrmRecords(self.crm_sessions.for_member(self.crm_access(member))),
+            crm_channels=lambda member: CrmWatch(self.crm_sessions.for_member(self.crm_access(member))),
+            crm_time_zone=lambda member: current_user_time_zone(self.crm_sessions.for_member(self.crm_access(member))),
+            subscriptions=lambda member: SubscriptionClient(self.mailbox(member)),
+            crm_token=lambda member: self.crm_sessions.tokens.get(self.crm_access(member)),
+            mailbox=self.mailbox, app_token=lambda tenant_id: self.entra.app_token(tenant_id),
+            encrypt=lambda secret: self.cipher.encrypt(secret), public_base_url=self.settings.public_base_url,
+        ))
 
-        return SyncService(self, kind_for)
+    def mailbox(self, member: MemberIdentity) -> GraphMailbox:
+        """A member's mailbox, reached with the app's token for their tenant."""
+        s = self.settings
+        return GraphMailbox(
+            s.graph_base_url, member.object_id, lambda: self.entra.app_token(member.tenant_id), self.http,
+            tenant_id=member.tenant_id, pacing=Pacing(timeout_seconds=s.outbound_timeout_seconds),
+        )
 
     @cached_property
     def cipher(self) -> TokenCipher:

@@ -78,6 +78,14 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Container:
+    """Our calendar or folder as Graph returns it."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class WrittenItem:
     """What Graph answers for an item it created or patched."""
 
@@ -112,6 +120,7 @@ class Store:
     # wrote after (its cursor is before the user's change), so their entries are never lost.
     user_changed: set[str] = field(default_factory=set)
     deleted_by_sync: set[str] = field(default_factory=set)  # origins of the items our deletes removed
+    deleted_at: dict[str, datetime] = field(default_factory=dict)  # the CRM's deleted list
     _numbers: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def _stamp(self, item_id: str, *, ours: bool = False) -> str:
@@ -143,6 +152,7 @@ class Store:
     def delete(self, item_id: str, *, ours: bool = False) -> None:
         del self.items[item_id]
         self._stamp(item_id, ours=ours)
+        self.deleted_at[item_id] = self.clock.now()
 
     # -- what the sync does (one budget step per item written) --------------------------
 
@@ -210,7 +220,7 @@ class OutlookInMemory:
     store: Store
 
     def ensure_container(self, name: str) -> Any:
-        return CONTAINER
+        return Container(CONTAINER, name)
 
     def delete_container(self, container_id: str) -> bool:
         return True

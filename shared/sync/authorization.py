@@ -25,20 +25,20 @@ CONSENT_LOST_CODES = frozenset({"unauthorized_client", "invalid_client", "invali
 class SyncAuthorization:
     def __init__(self, sync: SyncService) -> None:
         self.sync = sync
-        self.s = sync.s
+        self.d = sync.d
 
     def pause(self, member_key: str, kind: SyncKind, lost: Event) -> None:
         """Stop syncing with a reason the member sees; remember the phase to resume in (L7)."""
         log.warning("%s sync of %s paused: %s", kind.value, member_key, lost.value)
-        self.s.sync_profiles.update(member_key, kind, lambda p: p.living(decide(p.life, lost).life))
+        self.d.profiles.update(member_key, kind, lambda p: p.living(decide(p.life, lost).life))
 
     def _authorized_again(self, member: MemberIdentity, reason: Reason | None) -> bool:
         """Whether what a pause lost is back: an app token for the tenant, or a CRM access token."""
         try:
             if reason is Reason.MICROSOFT_CONSENT_LOST:
-                self.s.entra.app_token(member.tenant_id)
+                self.d.app_token(member.tenant_id)
             else:
-                self.s.crm_sessions.tokens.get(self.s.crm_access(member))
+                self.d.crm_token(member)
         except (SignInFailed, CrmError):
             return False
         return True
@@ -48,7 +48,7 @@ class SyncAuthorization:
         were paused in, from their stored cursors (initial page, delta link, CRM watermark): L9."""
         resumed = 0
         for kind in kinds:
-            stored = self.s.sync_profiles.get(member.partition_key, kind)
+            stored = self.d.profiles.get(member.partition_key, kind)
             if stored is None or not decide(stored.entity.life, Event.AUTHORIZATION_BACK).effects:
                 continue
             if not self._authorized_again(member, stored.entity.reason):
@@ -60,7 +60,7 @@ class SyncAuthorization:
                 decision = decide(p.life, Event.AUTHORIZATION_BACK)
                 return p.living(decision.life).model_copy(update={"delta_queued": False}) if decision.effects else p
 
-            resumed_profile = self.s.sync_profiles.update(member.partition_key, kind, resume)
+            resumed_profile = self.d.profiles.update(member.partition_key, kind, resume)
             if Effect.QUEUE_INITIAL in decision.effects:
                 self.sync.jobs.send(SyncJob.of(resumed_profile, "initial", StepReason.AUTHORIZATION_BACK))
             elif Effect.QUEUE_DELTA in decision.effects:
@@ -72,7 +72,7 @@ class SyncAuthorization:
         """The kinds paused because the CRM refused the member's authorisation (revoked)."""
         return tuple(
             kind for kind in SyncKind
-            if (stored := self.s.sync_profiles.get(member.partition_key, kind)) is not None
+            if (stored := self.d.profiles.get(member.partition_key, kind)) is not None
             and stored.entity.state is SyncState.PAUSED and stored.entity.reason is Reason.CRM_AUTHORIZATION_LOST
         )
 
@@ -83,11 +83,11 @@ class SyncAuthorization:
         if not tokens.refresh_token:
             raise CrmError(400, "NO_REFRESH_TOKEN", "the CRM granted no lasting access")
         renewed = member.model_copy(update={
-            "refresh_token_encrypted": self.s.cipher.encrypt(tokens.refresh_token),
+            "refresh_token_encrypted": self.d.encrypt(tokens.refresh_token),
             "accounts_server": tokens.accounts_server, "api_domain": tokens.api_domain,
         })
-        self.s.accounts.members.upsert(renewed)
-        self.s.accounts.audit(actor=f"{member.tenant_id}/{member.object_id} ({member.email})",
+        self.d.accounts.members.upsert(renewed)
+        self.d.accounts.audit(actor=f"{member.tenant_id}/{member.object_id} ({member.email})",
                               action="member.crm_reauthorized", tenant_id=member.tenant_id, org_id=member.org_id)
         self.resume_authorized(renewed, self.crm_authorization_lost(renewed))
         return renewed

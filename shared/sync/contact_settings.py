@@ -39,7 +39,7 @@ from shared.sync.contacts import (
 from shared.sync.profiles import SyncKind
 
 if TYPE_CHECKING:
-    from shared.wiring import Services
+    from shared.sync.dependencies import SyncDependencies
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,12 @@ _CACHE = _CatalogueCache()
 
 
 class ContactSettings:
-    def __init__(self, services: Services, *, cache: _CatalogueCache | None = None) -> None:
-        self.s = services
+    def __init__(self, dependencies: SyncDependencies, *, cache: _CatalogueCache | None = None) -> None:
+        self.d = dependencies
         self._cache = cache or _CACHE
 
     def _session(self, member: MemberIdentity):  # type: ignore[no-untyped-def]
-        return self.s.crm_sessions.for_member(self.s.crm_access(member))
+        return self.d.crm_session(member)
 
     # -- the CRM side's fields -----------------------------------------------------------
 
@@ -124,11 +124,11 @@ class ContactSettings:
 
     def outlook_sample(self, member: MemberIdentity) -> dict[str, Any] | None:
         """One contact of our Zoho CRM Contacts folder, when contacts sync has one; else None."""
-        stored = self.s.sync_profiles.get(member.partition_key, SyncKind.CONTACTS)
+        stored = self.d.profiles.get(member.partition_key, SyncKind.CONTACTS)
         folder = stored.entity.container_id if stored else None
         if not folder:
             return None
-        mailbox = self.s.sync.mailbox(member)
+        mailbox = self.d.mailbox(member)
         url = f"{mailbox.user_path}/contactFolders/{folder}/contacts?$top=1"
         try:
             response = mailbox.send(GraphRequest(method="GET", url=url))

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.crm.records import CrmRecords, ListCursor, ListQuery
+from shared.crm.records import ListCursor, ListQuery
 from shared.sync import SideChanges
 from shared.sync.cycle import Cycle
 from shared.sync.jobs import StepReason, SyncJob
@@ -18,6 +18,7 @@ from shared.sync.kind import KindRules
 from shared.sync.ledger import Note, Why, why_excluded
 from shared.sync.lifecycle import Effect, Event, decide
 from shared.sync.links import Side
+from shared.sync.ports import CrmRecordReads
 from shared.sync.profiles import SyncProfile
 from shared.sync.selection import selected, threshold
 from shared.sync.step_context import StepContext
@@ -96,5 +97,5 @@ def _left_out(a: KindRules, records: list[dict[str, Any]], chosen: list[dict[str
     return notes
 
 
-def _first_page(records: CrmRecords, cursor: ListCursor) -> Any:
+def _first_page(records: CrmRecordReads, cursor: ListCursor) -> Any:
     return next(iter(records.pages(cursor)), None)

@@ -23,18 +23,18 @@ def mapping_of(profile: SyncProfile) -> ContactMapping:
 class MemberContactMapping:
     def __init__(self, sync: SyncService) -> None:
         self.sync = sync
-        self.s = sync.s
+        self.d = sync.d
 
     def get(self, member: MemberIdentity) -> ContactMapping:
         """The member's contacts field mapping: the one they saved, else the default (R4.2)."""
-        stored = self.s.sync_profiles.get(member.partition_key, SyncKind.CONTACTS)
+        stored = self.d.profiles.get(member.partition_key, SyncKind.CONTACTS)
         return mapping_of(stored.entity) if stored else DEFAULT_CONTACT_MAPPING
 
     def save(self, member: MemberIdentity, mapping: ContactMapping) -> set[str]:
         """Store the member's mapping (already validated by the caller) and, when contacts
         sync is on, queue a re-sync of the changed pairs only. Returns their keys."""
         key = member.partition_key
-        stored = self.s.sync_profiles.create_or_get(
+        stored = self.d.profiles.create_or_get(
             SyncProfile(partition_key=key, row_key=SyncKind.CONTACTS.value, tenant_id=member.tenant_id,
                         object_id=member.object_id)
         )
@@ -43,11 +43,11 @@ class MemberContactMapping:
         if not changed:
             return changed
         encoded = None if mapping == DEFAULT_CONTACT_MAPPING else mapping.model_dump_json()
-        profile = self.s.sync_profiles.update(key, SyncKind.CONTACTS, lambda p: p.model_copy(update={"contact_mapping": encoded}))
+        profile = self.d.profiles.update(key, SyncKind.CONTACTS, lambda p: p.model_copy(update={"contact_mapping": encoded}))
         if profile.state is not SyncState.DISABLED:
             directions = {pair.key: pair.direction.value for pair in mapping.pairs if pair.key in changed}
             pairs: dict[str, str | None] = {k: directions.get(k) for k in sorted(changed)}
             self.sync.jobs.send(SyncJob.of(profile, "remap", StepReason.MAPPING_CHANGED).model_copy(update={"pairs": pairs}))
-        self.s.accounts.audit(actor=member.email, action="sync.contacts.mapping_changed", tenant_id=member.tenant_id,
+        self.d.accounts.audit(actor=member.email, action="sync.contacts.mapping_changed", tenant_id=member.tenant_id,
                               org_id=member.org_id, detail=", ".join(sorted(changed))[:500])
         return changed

@@ -12,13 +12,16 @@ real thing fails there, not silently in the tests that trust it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.crm.models import Module, WriteResult
+from shared.crm.models import DeletedRecord, Module, WriteResult
+from shared.crm.records import ListCursor, ListQuery, RecordPage
+from shared.crm.watch import WatchChannel
 from shared.graph.container import ItemDraft
 from shared.graph.errors import GraphError
+from shared.graph.models import Subscription
 from shared.sync.actions import Conflict
 from shared.sync.links import LinkRow
 
@@ -56,6 +59,41 @@ class CrmRecordWrites(Protocol):
     def delete(self, module: Module, ids: Sequence[str]) -> list[WriteResult]: ...
     def with_field_values(self, module: Module, field: str, values: Collection[str], *,
                           modified_since: datetime) -> dict[str, dict[str, Any]]: ...
+
+
+class CrmRecordReads(Protocol):
+    """The CRM's records as the steps read them: pages of a listing (from its start or a
+    saved cursor; none at all when nothing matches), the records changed after a time, and
+    the deleted list (newest first; an entry may come twice, never skipped)."""
+
+    def pages(self, start: ListQuery | ListCursor) -> Iterator[RecordPage]: ...
+    def changed_since(self, query: ListQuery) -> Iterator[dict[str, Any]]: ...
+    def deleted(self, module: Module, *, since: datetime | None = None) -> Iterator[DeletedRecord]: ...
+
+
+class CrmRecordPort(CrmRecordWrites, CrmRecordReads, Protocol):
+    """The CRM side of a member's sync: ``shared.crm.records.CrmRecords``."""
+
+
+class CrmChannels(Protocol):
+    """The CRM's watch channels of a member (``shared.crm.watch.CrmWatch``): a module's
+    changes called back to our webhook, renewed before they expire, disabled with the sync."""
+
+    def enable(self, module: Module, notify_url: str) -> WatchChannel: ...
+    def renew(self, channel_id: str) -> datetime: ...
+    def disable(self, channel_ids: list[str]) -> None: ...
+
+
+class OutlookSubscriptions(Protocol):
+    """Graph subscriptions on a member's container (``shared.graph.subscriptions.SubscriptionClient``);
+    ``renew`` raises ``SubscriptionGone`` for one Graph no longer has, ``delete`` answers False."""
+
+    def subscribe_calendar(self, calendar_id: str, *, notification_url: str, lifecycle_url: str,
+                           client_state: str) -> Subscription: ...
+    def subscribe_contacts(self, folder_id: str, *, notification_url: str, lifecycle_url: str,
+                           client_state: str) -> Subscription: ...
+    def renew(self, subscription_id: str) -> Subscription: ...
+    def delete(self, subscription_id: str) -> bool: ...
 
 
 class LinkRows(Protocol):

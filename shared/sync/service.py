@@ -7,36 +7,25 @@ queued step, with the errors that defer, pause or disable it. Around it: ``webho
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import timedelta
 
 from shared.accounts.models import MemberIdentity
 from shared.crm.oauth import CrmTokens
-from shared.crm.records import CrmRecords
 from shared.crm.tokens import CrmAuthorizationLost
-from shared.crm.users import current_user_time_zone
-from shared.crm.watch import CrmWatch
-from shared.graph.mailbox import GraphMailbox
-from shared.graph.pacing import Pacing
-from shared.graph.subscriptions import SubscriptionClient
 from shared.graph.sync_errors import ContainerGone, DeltaExpired, MailboxThrottled
 from shared.identity.entra import SignInFailed
 from shared.storage import JobQueue, Stored
 from shared.sync import markers
 from shared.sync.authorization import CONSENT_LOST_CODES, SyncAuthorization
 from shared.sync.contacts import ContactMapping
+from shared.sync.dependencies import SyncDependencies
 from shared.sync.jobs import StepReason, SyncJob
-from shared.sync.kind import KindRules, OutlookSide
 from shared.sync.lifecycle import Decision, Effect, Event, Life, decide
 from shared.sync.member_mapping import MemberContactMapping, mapping_of
 from shared.sync.profiles import LeaseHeld, SyncKind, SyncProfile
 from shared.sync.runner import StepContext, SyncRunner
 from shared.sync.sweep import DeltaSweep
 from shared.sync.webhooks import SyncWebhooks, WebhookRoute
-
-if TYPE_CHECKING:
-    from shared.wiring import Services
 
 log = logging.getLogger(__name__)
 # A step deferred by a held lease (its own crashed first delivery, or a remap page behind a
@@ -54,11 +43,11 @@ class NothingToResolve(Exception):
 
 
 class SyncService:
-    def __init__(self, services: Services, kind_for: Callable[..., tuple[KindRules, OutlookSide]]) -> None:
-        self.s = services
-        self._kind_for = kind_for
-        self.runner = SyncRunner(services.sync_profiles, services.sync_links, services.sync_conflicts, services.sync_ledger)
-        self.jobs: JobQueue[SyncJob] = services.sync_queue
+    def __init__(self, dependencies: SyncDependencies) -> None:
+        self.d = dependencies
+        self.runner = SyncRunner(dependencies.profiles, dependencies.links, dependencies.conflicts, dependencies.ledger,
+                                 clock=dependencies.clock)
+        self.jobs: JobQueue[SyncJob] = dependencies.jobs
         self.webhooks = SyncWebhooks(self)
         self.routes = self.webhooks.routes
         self.authorization = SyncAuthorization(self)
@@ -67,26 +56,20 @@ class SyncService:
 
     def member(self, member_key: str) -> MemberIdentity:
         _, tenant_id, object_id = member_key.split("|", 2)
-        found = self.s.accounts.member_of(tenant_id, object_id)
+        found = self.d.accounts.member_of(tenant_id, object_id)
         if found is None:
             raise LookupError(f"no member {member_key}")
         return found
 
-    def mailbox(self, member: MemberIdentity) -> GraphMailbox:
-        return GraphMailbox(
-            self.s.settings.graph_base_url, member.object_id, lambda: self.s.entra.app_token(member.tenant_id),
-            self.s.http, tenant_id=member.tenant_id, pacing=Pacing(timeout_seconds=self.s.settings.outbound_timeout_seconds),
-        )
-
     def _context(self, member: MemberIdentity, kind: SyncKind, stored: Stored[SyncProfile] | None = None) -> StepContext:
-        stored = stored or self.s.sync_profiles.get(self._key(member), kind)
+        stored = stored or self.d.profiles.get(self._key(member), kind)
         reference = stored.entity.enabled_at if stored else None
         mapping = mapping_of(stored.entity) if stored and kind is SyncKind.CONTACTS else None
         zone = stored.entity.crm_time_zone if stored else None
         return StepContext(
-            *self._kind_for(member, kind, self.mailbox(member), reference=reference, contact_mapping=mapping,
+            *self.d.kind_for(member, kind, reference=reference, contact_mapping=mapping,
                             crm_time_zone=zone, generation=stored.entity.generation if stored else None),
-            records=CrmRecords(self.s.crm_sessions.for_member(self.s.crm_access(member))),
+            records=self.d.crm_records(member),
             enqueue=lambda job, delay: self.jobs.send(job, delay=timedelta(seconds=delay) if delay else None),
             subscribe=lambda profile: self.webhooks.subscribe(member, kind, profile.container_id or ""),
         )
@@ -105,20 +88,18 @@ class SyncService:
         notification, thousands of webhook calls for nothing, and the first delta round
         after the initial sync reads every change made meanwhile anyway."""
         key = self._key(member)
-        stored = self.s.sync_profiles.create_or_get(
+        stored = self.d.profiles.create_or_get(
             SyncProfile(partition_key=key, row_key=kind.value, tenant_id=member.tenant_id, object_id=member.object_id)
         )
         if Effect.PREPARE not in decide(stored.entity.life, Event.ENABLE).effects:
             return stored.entity  # L2: enabling an enabled sync changes nothing
         ctx = self._context(member, kind)
         container = ctx.outlook.ensure_container(ctx.rules.container_name)
-        base = self.s.settings.public_base_url
-        crm_session = self.s.crm_sessions.for_member(self.s.crm_access(member))
-        zone = current_user_time_zone(crm_session) if kind is SyncKind.CALENDAR else None
-        watch = CrmWatch(crm_session)
-        channel = watch.enable(ctx.rules.crm_module, f"{base}/api/webhooks/crm")  # type: ignore[arg-type]
+        base = self.d.public_base_url
+        zone = self.d.crm_time_zone(member) if kind is SyncKind.CALENDAR else None
+        channel = self.d.crm_channels(member).enable(ctx.rules.crm_module, f"{base}/api/webhooks/crm")  # type: ignore[arg-type]
         self.routes.upsert(WebhookRoute(partition_key=f"crm|{channel.channel_id}", row_key="hook", member=key, kind=kind.value, secret=channel.token))
-        now = datetime.now(UTC)
+        now = self.d.clock()
         decision = Decision(Life())
 
         def enabled(profile: SyncProfile) -> SyncProfile:
@@ -140,10 +121,10 @@ class SyncService:
                 "crm_time_zone": zone,
             })
 
-        profile = self.s.sync_profiles.update(key, kind, enabled)
+        profile = self.d.profiles.update(key, kind, enabled)
         if Effect.QUEUE_INITIAL in decision.effects:
             self.jobs.send(SyncJob.of(profile, "initial", StepReason.ENABLE))
-        self.s.accounts.audit(actor=member.email, action=f"sync.{kind.value}.enabled", tenant_id=member.tenant_id, org_id=member.org_id)
+        self.d.accounts.audit(actor=member.email, action=f"sync.{kind.value}.enabled", tenant_id=member.tenant_id, org_id=member.org_id)
         return profile
 
     def disable(
@@ -154,7 +135,7 @@ class SyncService:
         found gone; ``generation``: disable only that Enable (a step that found its container
         gone may belong to an Enable already replaced)."""
         key = self._key(member)
-        stored = self.s.sync_profiles.get(key, kind)
+        stored = self.d.profiles.get(key, kind)
         if stored is None:
             return None
         profile = stored.entity
@@ -163,26 +144,25 @@ class SyncService:
             return profile
         if Effect.TEAR_DOWN not in decide(profile.life, event).effects:
             return profile  # L6
-        mailbox = self.mailbox(member)
         if profile.subscription_id:
             try:
-                SubscriptionClient(mailbox).delete(profile.subscription_id)
+                self.d.subscriptions(member).delete(profile.subscription_id)
             except Exception as error:  # best effort: an orphan subscription expires by itself
                 log.warning("could not delete subscription %s: %s", profile.subscription_id, error)
             self.routes.delete(f"graph|{profile.subscription_id}", "hook")
         if profile.channel_id:
             try:
-                CrmWatch(self.s.crm_sessions.for_member(self.s.crm_access(member))).disable([profile.channel_id])
+                self.d.crm_channels(member).disable([profile.channel_id])
             except Exception as error:
                 log.warning("could not disable channel %s: %s", profile.channel_id, error)
             self.routes.delete(f"crm|{profile.channel_id}", "hook")
         if profile.container_id:
-            _, outlook = self._kind_for(member, kind, mailbox)
+            _, outlook = self.d.kind_for(member, kind)
             outlook.delete_container(profile.container_id)
-        self.s.sync_links.purge(profile.links_partition)
+        self.d.links.purge(profile.links_partition)
         # The conflict log stays: it is the member's record of which value was kept, across
         # Enables (issue 23). The ledger's notes describe this Enable's items: they go.
-        self.s.sync_ledger.purge(profile.history_partition)
+        self.d.ledger.purge(profile.history_partition)
 
         def disabled(p: SyncProfile) -> SyncProfile:
             return p.living(decide(p.life, event).life).model_copy(update={
@@ -191,8 +171,8 @@ class SyncService:
                 "lease_owner": None, "lease_until": None,
             })
 
-        result = self.s.sync_profiles.update(key, kind, disabled)
-        self.s.accounts.audit(actor=member.email, action=f"sync.{kind.value}.disabled", tenant_id=member.tenant_id,
+        result = self.d.profiles.update(key, kind, disabled)
+        self.d.accounts.audit(actor=member.email, action=f"sync.{kind.value}.disabled", tenant_id=member.tenant_id,
                               org_id=member.org_id, detail=str(result.reason))
         return result
 
@@ -212,17 +192,17 @@ class SyncService:
             if decision.refused:
                 return profile  # L15
             return profile.living(decision.life).model_copy(update={
-                "pending_deletions": 0, "delta_queued": True, "delta_queued_at": datetime.now(UTC),
+                "pending_deletions": 0, "delta_queued": True, "delta_queued_at": self.d.clock(),
             })
 
         try:
-            profile = self.s.sync_profiles.update(key, kind, answer)
+            profile = self.d.profiles.update(key, kind, answer)
         except LookupError:
             raise NothingToResolve(kind) from None
         if decision.refused:
             raise NothingToResolve(kind)
         self.jobs.send(SyncJob.of(profile, "delta", StepReason.MASS_CHANGE_ANSWERED))
-        self.s.accounts.audit(actor=member.email, action=f"sync.{kind.value}.mass_change_{'confirmed' if confirm else 'kept'}",
+        self.d.accounts.audit(actor=member.email, action=f"sync.{kind.value}.mass_change_{'confirmed' if confirm else 'kept'}",
                               tenant_id=member.tenant_id, org_id=member.org_id)
         return profile
 
@@ -244,7 +224,7 @@ class SyncService:
             return
         stored: Stored[SyncProfile] | None = None
         try:
-            stored = self.s.sync_profiles.get(job.member, job.kind)  # read once for the context and the step
+            stored = self.d.profiles.get(job.member, job.kind)  # read once for the context and the step
             self.runner.run(job, self._context(member, job.kind, stored), delivery=delivery, current=stored)
         except LeaseHeld as held:  # retried when the lease lapses, unless released sooner
             delay = max(1, min(LEASE_RETRY_SECONDS, int(held.retry_after)))
@@ -253,7 +233,7 @@ class SyncService:
         except MailboxThrottled as throttled:
             self.jobs.send(job, delay=timedelta(seconds=max(1, int(throttled.retry_after or 5))))
         except DeltaExpired:
-            self.s.sync_profiles.update(job.member, job.kind, lambda p: p.model_copy(update={"delta_link": None}))
+            self.d.profiles.update(job.member, job.kind, lambda p: p.model_copy(update={"delta_link": None}))
             self.jobs.send(job)
         except ContainerGone:  # R3.8, R4.9: the member deleted our calendar or folder in Outlook
             self.disable(member, job.kind, event=Event.CONTAINER_GONE, generation=stored.entity.generation if stored else None)

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.crm.records import CrmRecords
 from shared.sync.jobs import SyncJob
 from shared.sync.kind import KindRules, OutlookSide
+from shared.sync.ports import CrmRecordPort
 from shared.sync.profiles import SyncProfile
 
 
@@ -18,7 +18,7 @@ class StepContext:
 
     rules: KindRules  # the kind's pure rules (mapping, scope, order)
     outlook: OutlookSide  # our container in the member's mailbox
-    records: CrmRecords
+    records: CrmRecordPort  # the member's CRM records
     enqueue: Callable[[SyncJob, int], None]  # (job, delay seconds)
     # Subscribes to the Outlook container's changes; returns the profile fields to store.
     subscribe: Callable[[SyncProfile], dict[str, Any]] | None = None

@@ -5,7 +5,7 @@ given a step again."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from shared.sync.jobs import StepReason, SyncJob
@@ -21,18 +21,18 @@ STALLED_INITIAL = timedelta(minutes=5)
 class DeltaSweep:
     def __init__(self, sync: SyncService) -> None:
         self.sync = sync
-        self.s = sync.s
+        self.d = sync.d
 
     def sweep(self) -> int:
         """The safety net behind webhooks: a delta step for every active member."""
         # Paused by a lost authorisation (consent revoked, CRM token refused): resumed once it is back.
-        for paused in self.s.sync_profiles.paused():
+        for paused in self.d.profiles.paused():
             if paused.reason is not None and paused.reason.is_authorization:
                 try:
                     self.sync.resume_authorized(self.sync.member(paused.partition_key), (SyncKind(paused.row_key),))
                 except Exception as error:  # one member's trouble must not stop the sweep
                     log.warning("could not check paused sync of %s: %s", paused.partition_key, error)
-        syncing = self.s.sync_profiles.all_active()
+        syncing = self.d.profiles.all_active()
         active = [p for p in syncing if p.state is SyncState.ACTIVE]
         # The safety net queues even when a step is marked queued: that mark may be stale.
         for profile in active:
@@ -40,7 +40,7 @@ class DeltaSweep:
         # An initial sync whose queued step was lost (storage restarted, a message expired)
         # would wait forever: one with no progress for a while gets a step again (steps are
         # idempotent; a live one holds the lease and the extra step waits behind it).
-        now = datetime.now(UTC)
+        now = self.d.clock()
         for profile in syncing:
             last = profile.last_sync_at or profile.enabled_at
             leased = profile.lease_until is not None and profile.lease_until > now

@@ -5,11 +5,11 @@ CRM watch callbacks, checked and answered fast (the work is queued through
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.accounts.models import MemberIdentity
-from shared.crm.watch import CallbackRejected, CrmWatch, parse_callback, verify_callback
+from shared.crm.watch import CallbackRejected, parse_callback, verify_callback
 from shared.expiring_cache import ExpiringCache
 from shared.graph.notifications import (
     client_state_matches,
@@ -17,7 +17,7 @@ from shared.graph.notifications import (
     parse_change_notifications,
     parse_lifecycle_notifications,
 )
-from shared.graph.subscriptions import SubscriptionClient, SubscriptionGone
+from shared.graph.subscriptions import SubscriptionGone
 from shared.storage import TableEntity
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
@@ -47,8 +47,8 @@ class WebhookRoute(TableEntity):
 class SyncWebhooks:
     def __init__(self, sync: SyncService) -> None:
         self.sync = sync
-        self.s = sync.s
-        self.routes = self.s.table("webhooks", WebhookRoute)
+        self.d = sync.d
+        self.routes = self.d.routes
         # Webhooks come in floods (every write of ours echoes): remember, per process, where
         # a subscription's notifications go instead of reading it for every notification.
         # (The member's state is read each time: a change right after the initial sync
@@ -67,7 +67,7 @@ class SyncWebhooks:
             nonlocal queued
             if profile.state is not SyncState.ACTIVE:
                 return profile
-            now = datetime.now(UTC)
+            now = self.d.clock()
             stale = profile.delta_queued_at is None or profile.delta_queued_at < now - STALE_DELTA_MARK
             queued = not profile.delta_queued or stale
             noticed = profile.crm_deletions_noticed or crm_deletion
@@ -77,7 +77,7 @@ class SyncWebhooks:
             return profile.model_copy(update=update)
 
         try:
-            marked = self.s.sync_profiles.update(member_key, kind, mark)
+            marked = self.d.profiles.update(member_key, kind, mark)
         except LookupError:
             return False
         if queued:
@@ -137,44 +137,44 @@ class SyncWebhooks:
 
     def renew_all(self) -> int:
         renewed = 0
-        soon = datetime.now(UTC) + RENEW_AHEAD
-        for profile in self.s.sync_profiles.all_active():
+        soon = self.d.clock() + RENEW_AHEAD
+        for profile in self.d.profiles.all_active():
             member = self.sync.member(profile.partition_key)
             kind = SyncKind(profile.row_key)
             if profile.subscription_expires and profile.subscription_expires < soon:
                 self.renew_subscription(member, kind)
                 renewed += 1
             if profile.channel_expires and profile.channel_expires < soon and profile.channel_id:
-                expires = CrmWatch(self.s.crm_sessions.for_member(self.s.crm_access(member))).renew(profile.channel_id)
-                self.s.sync_profiles.update(profile.partition_key, kind, lambda p, e=expires: p.model_copy(update={"channel_expires": e}))
+                expires = self.d.crm_channels(member).renew(profile.channel_id)
+                self.d.profiles.update(profile.partition_key, kind, lambda p, e=expires: p.model_copy(update={"channel_expires": e}))
                 renewed += 1
         return renewed
 
     def renew_subscription(self, member: MemberIdentity, kind: SyncKind) -> None:
-        stored = self.s.sync_profiles.get(member.partition_key, kind)
+        stored = self.d.profiles.get(member.partition_key, kind)
         if stored is None or not stored.entity.subscription_id:
             return
         try:
-            subscription = SubscriptionClient(self.sync.mailbox(member)).renew(stored.entity.subscription_id)
+            subscription = self.d.subscriptions(member).renew(stored.entity.subscription_id)
         except SubscriptionGone:
             self.resubscribe(member, kind)
             return
-        self.s.sync_profiles.update(
+        self.d.profiles.update(
             member.partition_key, kind, lambda p: p.model_copy(update={"subscription_expires": subscription.expiration_date_time})
         )
 
     def resubscribe(self, member: MemberIdentity, kind: SyncKind) -> None:
-        stored = self.s.sync_profiles.get(member.partition_key, kind)
+        stored = self.d.profiles.get(member.partition_key, kind)
         if stored is None or not stored.entity.container_id:
             return
         fields = self.subscribe(member, kind, stored.entity.container_id)
-        self.s.sync_profiles.update(member.partition_key, kind, lambda p: p.model_copy(update=fields))
+        self.d.profiles.update(member.partition_key, kind, lambda p: p.model_copy(update=fields))
 
     def subscribe(self, member: MemberIdentity, kind: SyncKind, container_id: str) -> dict[str, Any]:
         """A Graph subscription on our container and its route; the profile fields to store."""
-        base = self.s.settings.public_base_url
+        base = self.d.public_base_url
         client_state = new_client_state()
-        client = SubscriptionClient(self.sync.mailbox(member))
+        client = self.d.subscriptions(member)
         subscribe = client.subscribe_calendar if kind is SyncKind.CALENDAR else client.subscribe_contacts
         subscription = subscribe(container_id, notification_url=f"{base}/api/webhooks/graph",
                                  lifecycle_url=f"{base}/api/webhooks/graph/lifecycle", client_state=client_state)

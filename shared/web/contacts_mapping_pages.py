@@ -52,7 +52,7 @@ class ContactMappingPages:
     def __init__(self, services: Services, settings: ContactSettings | None = None) -> None:
         self.s = services
         self.base = services.settings.public_base_url
-        self.contacts = settings or ContactSettings(services)
+        self.contacts = settings or ContactSettings(services.sync.d)
 
     # -- GET --------------------------------------------------------------------------------
 

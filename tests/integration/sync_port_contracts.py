@@ -9,13 +9,24 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.crm.records import ListCursor, ListQuery
 from shared.graph.container import ItemDraft
 from shared.graph.errors import GraphError
+from shared.graph.subscriptions import SubscriptionGone
+from shared.graph.sync_errors import ContainerGone, ItemNotFound
 from shared.sync.actions import Conflict, ConflictKind
-from shared.sync.kind import CRM_MARKER_FIELD
+from shared.sync.kind import CRM_MARKER_FIELD, OutlookSide
 from shared.sync.links import LinkRow, LinkState, Side
 from shared.sync.merge import FieldConflict
-from shared.sync.ports import ConflictLog, CrmRecordWrites, LinkRows, OutlookItems
+from shared.sync.ports import (
+    ConflictLog,
+    CrmChannels,
+    CrmRecordPort,
+    CrmRecordWrites,
+    LinkRows,
+    OutlookItems,
+    OutlookSubscriptions,
+)
 
 
 def crm_record_writes(port: CrmRecordWrites, body: Callable[[str], dict[str, Any]], unknown_id: str) -> None:
@@ -37,8 +48,7 @@ def crm_record_writes(port: CrmRecordWrites, body: Callable[[str], dict[str, Any
 
 
 def outlook_items(port: OutlookItems, fields: Callable[[str], dict[str, Any]], *, transaction_ids: bool) -> None:
-    container = port.ensure_container("Zoho CRM")
-    container_id = container if isinstance(container, str) else container.id
+    container_id = port.ensure_container("Zoho CRM").id
     drafts = [ItemDraft(crm_id="crm-a", fields=fields("A"), transaction_id="txn-a" if transaction_ids else None),
               ItemDraft(crm_id="crm-b", fields=fields("B"))]
     created = port.create_items(container_id, drafts)
@@ -91,3 +101,88 @@ def conflict_log(port: ConflictLog, partition: str) -> None:
     assert [getattr(c, "conflict_id", None) or c.row_key for c in recent] == ["k2", "k1"]
     port.purge(partition)
     assert list(port.recent(partition)) == []
+
+
+def crm_listing(port: CrmRecordPort, body: Callable[[str], dict[str, Any]], *, owner_id: str, fields: tuple[str, ...]) -> None:
+    """How the steps read the CRM: changes after a time (each record once, across pages), a
+    listing resumed from a saved cursor, nothing after a future time, and the deleted list."""
+    before = datetime.now(UTC) - timedelta(seconds=2)
+    created = port.insert("Contacts", [body("List A"), body("List B"), body("List C"), body("List D")])
+    ids = [str(c.id) for c in created]
+    query = ListQuery(module="Contacts", fields=fields, owner_id=owner_id, modified_since=before)
+    listed = [str(r["id"]) for r in port.changed_since(query)]
+    assert set(ids) <= set(listed) and len(listed) == len(set(listed))
+    pages = list(port.pages(query))
+    assert [str(r["id"]) for p in pages for r in p.records] == listed
+    assert all(p.next is not None for p in pages[:-1]) and pages[-1].next is None
+    first = next(iter(port.pages(query)))
+    if first.next is not None:  # a cursor saved between queue messages goes on where it stopped
+        saved = ListCursor.model_validate_json(first.next.model_dump_json())
+        assert [str(r["id"]) for p in port.pages(saved) for r in p.records] == listed[len(first.records):]
+    later = ListQuery(module="Contacts", fields=fields, owner_id=owner_id, modified_since=datetime.now(UTC) + timedelta(days=1))
+    assert list(port.pages(later)) == []
+    someone_else = ListQuery(module="Contacts", fields=fields, owner_id="1999999999999999999", modified_since=before)
+    assert [r for r in port.changed_since(someone_else) if str(r["id"]) in ids] == []
+    assert port.delete("Contacts", [ids[0], ids[1]])[0].ok
+    gone = [d.id for d in port.deleted("Contacts", since=before)]
+    assert ids[0] in gone and ids[1] in gone and ids[2] not in gone
+    assert list(port.deleted("Contacts", since=datetime.now(UTC) + timedelta(days=1))) == []
+    assert {str(r["id"]) for r in port.changed_since(query)} & set(ids) == {ids[2], ids[3]}
+
+
+def outlook_side(port: OutlookSide, fields: Callable[[str], dict[str, Any]], container_name: str) -> None:
+    """How the steps read our container: a new round lists what exists and removes nothing,
+    a resumed one only what changed since, without our marker (Graph's delta never expands
+    it); a read by id has it, and a missing item is ``ItemNotFound``; a deleted container
+    answers ``ContainerGone``."""
+    container_id = port.ensure_container(container_name).id
+    made = port.create_items(container_id, [ItemDraft(crm_id="crm-d1", fields=fields("Delta One")),
+                                            ItemDraft(crm_id="crm-d2", fields=fields("Delta Two"))])
+    one, two = (str(i.id) for i in made)
+    pages = list(port.delta_pages(container_id, None))
+    assert {one, two} <= {i.id for p in pages for i in p.changed} and not any(p.removed for p in pages)
+    assert pages[-1].is_last and all(not p.is_last for p in pages[:-1])
+    assert all(port.seen(i).partner_id is None for p in pages for i in p.changed)
+    link = pages[-1].resume_link
+    assert not [i for p in port.delta_pages(container_id, link) for i in p.changed if i.id in (one, two)]
+    port.update_items(container_id, [(one, fields("Delta One Again"))])
+    port.delete_items(container_id, [two])
+    resumed = list(port.delta_pages(container_id, link))
+    assert one in {i.id for p in resumed for i in p.changed} and two not in {i.id for p in resumed for i in p.changed}
+    assert two in {r.id for p in resumed for r in p.removed}
+    read = port.get_items(container_id, [one, two])
+    assert port.seen(read[0]).partner_id == "crm-d1" and port.seen(read[0]).item_id == one
+    assert type(read[1]) is ItemNotFound
+    assert port.delete_container(container_id)
+    try:
+        list(port.delta_pages(container_id, None))
+    except ContainerGone:
+        pass
+    else:
+        raise AssertionError("a deleted container answers ContainerGone")
+
+
+def crm_channels(port: CrmChannels, notify_url: str) -> None:
+    """A channel per Enable: its token to check callbacks with, an expiry about a week out
+    that renewing pushes on, and disabling it twice is harmless."""
+    channel = port.enable("Contacts", notify_url)
+    assert channel.channel_id and channel.token and channel.events == ["Contacts.all"]
+    assert timedelta(days=6) < channel.expires_at - datetime.now(UTC) <= timedelta(days=7)
+    assert port.renew(channel.channel_id) > datetime.now(UTC) + timedelta(days=6)
+    port.disable([channel.channel_id])
+    port.disable([channel.channel_id])
+
+
+def outlook_subscriptions(port: OutlookSubscriptions, folder_id: str, base_url: str) -> None:
+    """A subscription on our folder, renewed, deleted once (then False), and gone for renew."""
+    made = port.subscribe_contacts(folder_id, notification_url=f"{base_url}/notify", lifecycle_url=f"{base_url}/lifecycle",
+                                   client_state="secret-state")
+    assert made.id and made.client_state == "secret-state" and made.resource.endswith(f"contactFolders/{folder_id}/contacts")
+    assert timedelta(days=6) < made.expiration_date_time - datetime.now(UTC) <= timedelta(days=7)  # Outlook items: 7 days at most
+    assert port.renew(made.id).expiration_date_time >= made.expiration_date_time - timedelta(minutes=1)
+    assert port.delete(made.id) is True and port.delete(made.id) is False
+    try:
+        port.renew(made.id)
+    except SubscriptionGone:
+        return
+    raise AssertionError("renewing a deleted subscription answers SubscriptionGone")

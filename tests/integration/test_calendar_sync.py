@@ -355,7 +355,7 @@ def test_a_series_with_a_moved_and_a_cancelled_occurrence_survives_both_directio
 
     def instances(master_id: str) -> list[dict[str, object]]:
         # Graph's own answer (through our Graph client) to "the occurrences of this series".
-        client = CalendarClient(get_services().sync.mailbox(member))
+        client = CalendarClient(get_services().mailbox(member))
         start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
         return [i.to_graph() for i in client.instances(master_id, start, start + timedelta(days=30))]
 

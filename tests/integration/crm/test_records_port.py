@@ -11,7 +11,8 @@ from shared.crm.models import CrmMemberAccess
 from shared.crm.records import CrmRecords
 from shared.crm.session import CrmSessions
 from shared.sync.links import Side
-from tests.integration.sync_port_contracts import crm_record_writes
+from tests.integration.sync_port_contracts import crm_listing, crm_record_writes
+from tests.sync_sides import CrmListing
 from tests.sync_world import Budget, CrmInMemory, Store
 
 
@@ -25,3 +26,13 @@ def test_crm_record_writes(sessions: CrmSessions, fabrice: CrmMemberAccess, side
     port = (CrmRecords(sessions.for_member(fabrice)) if side == "crm emulator"
             else CrmInMemory(Store(Side.CRM, WallClock(), Budget())))  # type: ignore[arg-type]
     crm_record_writes(port, lambda name: {"Last_Name": name}, unknown_id="1234567890123456789")
+
+
+@pytest.mark.parametrize("side", ["crm emulator", "in memory"])
+def test_crm_listing(sessions: CrmSessions, fabrice: CrmMemberAccess, side: str) -> None:
+    if side == "crm emulator":
+        crm_listing(CrmRecords(sessions.for_member(fabrice)), lambda name: {"Last_Name": name}, owner_id=fabrice.user_id,
+                    fields=("Last_Name", "Modified_Time"))
+    else:
+        port = CrmListing(Store(Side.CRM, WallClock(), Budget()), owner=fabrice.user_id)  # type: ignore[arg-type]
+        crm_listing(port, lambda name: {"subject": name}, owner_id=fabrice.user_id, fields=("subject", "Modified_Time"))

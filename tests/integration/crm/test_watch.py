@@ -26,6 +26,8 @@ from shared.crm.watch import (
     parse_callback,
     verify_callback,
 )
+from tests.integration.sync_port_contracts import crm_channels
+from tests.sync_sides import CrmChannelsInMemory, WallClock
 
 from .conftest import control
 
@@ -191,3 +193,9 @@ def test_channel_ids_tokens_and_expiry() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert channel_expiry(now, timedelta(days=10)) < now + timedelta(days=7)
     assert channel_expiry(now, timedelta(days=2)) == now + timedelta(days=2)
+
+
+@pytest.mark.parametrize("side", ["crm emulator", "in memory"])
+def test_crm_channels_port(watch: CrmWatch, webhook: Webhook, side: str) -> None:
+    """``CrmChannels``: the CRM emulator and the fast tests' channels keep one contract (issue 17 §2)."""
+    crm_channels(watch if side == "crm emulator" else CrmChannelsInMemory(WallClock()), webhook.url)

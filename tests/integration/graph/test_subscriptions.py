@@ -23,6 +23,8 @@ from shared.graph.notifications import (
     validation_token,
 )
 from shared.graph.subscriptions import MAX_LIFETIME, SubscriptionClient, SubscriptionGone
+from tests.integration.sync_port_contracts import outlook_subscriptions
+from tests.sync_sides import SubscriptionsInMemory, WallClock
 
 from .conftest import Emulator
 from .test_calendars import event_fields
@@ -138,3 +140,12 @@ def test_validation_token_is_echoed_only_when_asked() -> None:
     assert validation_token({"validationToken": "Validation: Testing client application"}) == \
         "Validation: Testing client application"
     assert validation_token({}) is None
+
+
+@pytest.mark.parametrize("side", ["m365 emulator", "in memory"])
+def test_outlook_subscriptions_port(mailbox, receiver: Receiver, side: str) -> None:  # type: ignore[no-untyped-def]
+    """``OutlookSubscriptions``: the Microsoft 365 emulator and the fast tests' subscriptions
+    keep one contract (issue 17 §2)."""
+    folder = ContactsClient(mailbox).ensure_folder()
+    port = SubscriptionClient(mailbox) if side == "m365 emulator" else SubscriptionsInMemory(WallClock())
+    outlook_subscriptions(port, folder.id, receiver.url)  # type: ignore[arg-type]

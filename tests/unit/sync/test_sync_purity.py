@@ -14,7 +14,7 @@ import shared.sync
 ADAPTERS = {
     "profiles.py", "ledger_store.py", "authorization.py", "webhooks.py", "sweep.py", "member_mapping.py",
     "cycle.py", "initial_sync.py", "delta_round.py", "remap_pages.py", "step_context.py", "link_store.py",
-    "conflicts.py", "executor.py", "runner.py", "service.py", "jobs.py", "adapters.py", "outlook_side.py",
+    "conflicts.py", "executor.py", "runner.py", "service.py", "jobs.py", "adapters.py", "outlook_side.py", "dependencies.py",
     "contact_settings.py",
     "ports.py",  # the adapters' protocols: it names their types (WriteResult, ItemDraft, GraphError)
 }

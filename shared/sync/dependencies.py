@@ -1,0 +1,47 @@
+"""What the sync needs from the rest of the product, passed in by the composition root
+(``shared.wiring``) instead of looked up there (issue 17 §2): its stores and its queue, and
+the ways to reach a member's CRM, mailbox and Microsoft tenant. Fast tests pass in-memory
+stores (``tests/fakes``), held by contract tests to what Azurite does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.accounts.models import MemberIdentity
+from shared.accounts.repository import AccountsRepository
+from shared.crm.session import CrmSession
+from shared.graph.mailbox import GraphMailbox
+from shared.storage import JobQueue, TableRepository
+from shared.sync.jobs import SyncJob
+from shared.sync.kind import KindRules, OutlookSide
+from shared.sync.ledger_store import SyncLedger
+from shared.sync.ports import ConflictLog, CrmChannels, CrmRecordPort, LinkRows, OutlookSubscriptions
+from shared.sync.profiles import ProfileStore
+
+
+@dataclass(frozen=True)
+class SyncDependencies:
+    profiles: ProfileStore
+    links: LinkRows
+    conflicts: ConflictLog
+    ledger: SyncLedger
+    jobs: JobQueue[SyncJob]
+    routes: TableRepository[Any]  # the webhooks' routes (``shared.sync.webhooks.WebhookRoute``)
+    accounts: AccountsRepository  # members, and the audit log
+    # (member, kind, **profile facts) -> the kind's rules and its Outlook side in the member's mailbox
+    # (``adapters.kind_for``)
+    kind_for: Callable[..., tuple[KindRules, OutlookSide]]
+    crm_session: Callable[[MemberIdentity], CrmSession]  # the CRM, acting as the member (the contacts settings)
+    crm_records: Callable[[MemberIdentity], CrmRecordPort]  # their records (``CrmRecords`` over that session)
+    crm_channels: Callable[[MemberIdentity], CrmChannels]  # their watch channels (``CrmWatch``)
+    crm_time_zone: Callable[[MemberIdentity], str | None]  # their time zone in the CRM (IANA)
+    subscriptions: Callable[[MemberIdentity], OutlookSubscriptions]  # Graph's, on their mailbox
+    crm_token: Callable[[MemberIdentity], object]  # a CRM access token for them (raises CrmError when refused)
+    mailbox: Callable[[MemberIdentity], GraphMailbox]  # their mailbox, with the app's token
+    app_token: Callable[[str], object]  # the app's token for a tenant (raises SignInFailed when refused)
+    encrypt: Callable[[str], str]  # a refresh token, sealed for storage
+    public_base_url: str  # where Graph and the CRM send our webhooks
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # the one clock of the sync's decisions

@@ -1,0 +1,148 @@
+"""The in-memory storage of the fast tests (``tests/fakes``) against Azurite: one set of
+assertions, run on both, about everything the product relies on (ETags, conditional writes,
+atomic groups, the filters it writes, absent properties, queue checks). Issue 17 §2."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import pytest
+from azure.data.tables import TableServiceClient
+from azure.storage.queue import QueueServiceClient
+from pydantic import BaseModel
+
+from shared.storage import (
+    ConcurrencyConflict,
+    EntityAlreadyExists,
+    EntityShapeError,
+    JobQueue,
+    MessageTooLarge,
+    StorageError,
+    TableEntity,
+    TableOperation,
+    TableRepository,
+)
+from tests.fakes.queues import JobQueueInMemory
+from tests.fakes.tables import TableRepositoryInMemory
+
+SIDES = ["azurite", "in memory"]
+
+
+class Phase(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class Row(TableEntity):
+    state: Phase = Phase.ACTIVE
+    count: int = 0
+    note: str | None = None
+    until: datetime | None = None
+    tags: list[str] = []
+
+
+class Message(BaseModel):
+    text: str
+
+
+def _row(pk: str, rk: str, **fields: Any) -> Row:
+    return Row(partition_key=pk, row_key=rk, **fields)
+
+
+@pytest.fixture(params=SIDES)
+def table(request, azurite, unique_name) -> Any:  # type: ignore[no-untyped-def]
+    if request.param == "in memory":
+        return TableRepositoryInMemory(Row)
+    repository = TableRepository(TableServiceClient.from_connection_string(azurite.connection_string), unique_name("c"), Row)
+    repository.ensure_table()
+    return repository
+
+
+def test_reads_and_conditional_writes(table: Any) -> None:
+    assert table.get("p", "a") is None
+    first = table.insert(_row("p", "a", count=1, tags=["x", "y"], until=datetime(2026, 1, 2, 3, 4, tzinfo=UTC)))
+    read = table.get("p", "a")
+    assert read.entity == first.entity and read.etag == first.etag
+    assert read.entity.note is None and read.entity.tags == ["x", "y"]
+    with pytest.raises(EntityAlreadyExists):
+        table.insert(_row("p", "a"))
+    second = table.replace(_row("p", "a", count=2), first.etag)
+    assert second.etag != first.etag and table.get("p", "a").entity.count == 2
+    with pytest.raises(ConcurrencyConflict):
+        table.replace(_row("p", "a", count=3), first.etag)  # a stale ETag
+    with pytest.raises(ConcurrencyConflict):
+        table.replace(_row("p", "gone", count=3), second.etag)  # vanished
+    assert table.upsert(_row("p", "a", count=9)).etag != second.etag
+    assert table.upsert(_row("p", "b")).entity.row_key == "b"
+    with pytest.raises(ConcurrencyConflict):
+        table.delete("p", "a", etag=second.etag)
+    table.delete("p", "a")
+    table.delete("p", "a")  # absent is fine
+    table.delete("p", "never")
+    assert table.get("p", "a") is None
+
+
+def test_queries_the_filters_the_product_writes(table: Any) -> None:
+    soon = datetime(2026, 6, 1, tzinfo=UTC)
+    table.transact([TableOperation("upsert", _row("m", f"link|{i}", state=Phase.PAUSED if i % 2 else Phase.ACTIVE,
+                                                     until=soon + timedelta(days=i))) for i in range(5)]
+                   + [TableOperation("upsert", _row("m", "series|1")), TableOperation("upsert", _row("n", "link|9"))])
+    assert [s.entity.row_key for s in table.query("m")] == ["link|0", "link|1", "link|2", "link|3", "link|4", "series|1"]
+    assert [s.entity.row_key for s in table.query("m", where="RowKey ge @lo and RowKey lt @hi",
+                                                     parameters={"lo": "link|", "hi": "link}"})] == [f"link|{i}" for i in range(5)]
+    paused = table.query(where="state eq @p", parameters={"p": "paused"})
+    assert sorted(s.entity.row_key for s in paused) == ["link|1", "link|3"]
+    either = table.query(where="state eq @a or state eq @b", parameters={"a": "paused", "b": "active"})
+    assert len(list(either)) == 7
+    early = table.query(where="until lt @now", parameters={"now": soon + timedelta(days=2)})
+    assert sorted(s.entity.row_key for s in early) == ["link|0", "link|1"]  # absent "until": never matched
+
+
+def test_transactions_are_atomic_per_group(table: Any) -> None:
+    made = table.transact([TableOperation("insert", _row("big", f"{i:03}")) for i in range(150)])
+    assert len(made) == 150 and all(m is not None for m in made)
+    assert len(list(table.query("big"))) == 150  # 100 + 50: two groups
+    with pytest.raises(EntityAlreadyExists):
+        table.transact([TableOperation("insert", _row("t", "new")), TableOperation("insert", _row("big", "001"))][1:]
+                       + [TableOperation("insert", _row("big", "new"))])
+    assert table.get("big", "new") is None  # the group failed whole
+    stale = table.get("big", "000").etag
+    table.upsert(_row("big", "000", count=5))
+    with pytest.raises(ConcurrencyConflict):
+        table.transact([TableOperation("upsert", _row("big", "x")), TableOperation("replace", _row("big", "000"), etag=stale)])
+    assert table.get("big", "x") is None and table.get("big", "000").entity.count == 5
+    with pytest.raises(StorageError):
+        table.transact([TableOperation("delete", _row("big", "nothing here"))])
+    with pytest.raises(ValueError):
+        table.transact([TableOperation("upsert", _row("big", "y")), TableOperation("delete", _row("big", "y"))])
+    assert table.transact([TableOperation("delete", _row("big", "001")), TableOperation("upsert", _row("big", "002", count=7))]) \
+        == [None, table.get("big", "002")]
+    assert table.get("big", "001") is None
+
+
+def test_the_services_limits_apply(table: Any) -> None:
+    with pytest.raises(EntityShapeError):
+        table.upsert(_row("p", "bad/key"))
+    with pytest.raises(EntityShapeError):
+        table.transact([TableOperation("upsert", _row("p", "big", note="x" * 70_000))])
+    assert table.get("p", "big") is None
+
+
+@pytest.fixture(params=SIDES)
+def queue(request, azurite, unique_name) -> Any:  # type: ignore[no-untyped-def]
+    if request.param == "in memory":
+        return JobQueueInMemory(Message)
+    real = JobQueue(QueueServiceClient.from_connection_string(azurite.connection_string), unique_name("q"), Message)
+    real.ensure_queue()
+    return real
+
+
+def test_queues_check_what_they_carry(queue: Any) -> None:
+    first, second = queue.send(Message(text="a")), queue.send(Message(text="b"), delay=timedelta(seconds=30))
+    assert first and second and first != second
+    with pytest.raises(TypeError):
+        queue.send(Row(partition_key="p", row_key="r"))
+    with pytest.raises(MessageTooLarge):
+        queue.send(Message(text="x" * 50_000))

@@ -1,0 +1,207 @@
+"""A member's whole sync in memory, for fast tests of the runner and the service (issue 17
+§2): the real ``SyncService``, runner, steps and executor, the real stores (profiles, link
+rows, conflicts, ledger, accounts) on in-memory tables, the in-memory CRM and Outlook sides
+(``tests/sync_sides.py``) and queue. Every fake is held to the real thing's contract
+(``tests/integration/test_storage_contract.py``, ``sync_port_contracts.py``).
+
+Faults, as the Functions host meets them: a process that dies at its k-th write (a
+``Budget``: remote writes and table writes alike; nothing after it is written, the lease
+stays until it lapses), a message delivered twice, a message that comes back after its
+visibility timeout. One clock for everything, advanced by hand."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.accounts.models import AuditEvent, CrmAccountRef, MemberIdentity, TenantInstall
+from shared.accounts.repository import AccountsRepository
+from shared.sync import markers
+from shared.sync.conflicts import ConflictEntity, ConflictStore
+from shared.sync.dependencies import SyncDependencies
+from shared.sync.jobs import StepReason, SyncJob
+from shared.sync.ledger_store import LedgerNote, SyncLedger
+from shared.sync.link_store import LinkEntity, LinkStore
+from shared.sync.links import Side
+from shared.sync.profiles import LEASE, ProfileStore, SyncKind, SyncProfile
+from shared.sync.service import SyncService
+from shared.sync.webhooks import WebhookRoute
+from tests.fakes.queues import JobQueueInMemory
+from tests.fakes.tables import TableRepositoryInMemory
+from tests.sync_sides import (
+    CrmChannelsInMemory,
+    CrmListing,
+    OutlookSideInMemory,
+    PlainRules,
+    SubscriptionsInMemory,
+)
+from tests.sync_world import Budget, Crash, Store
+
+TENANT, OBJECT, USER = "tenant-1", "object-1", "4000000000001"
+MEMBER_KEY = f"ms|{TENANT}|{OBJECT}"
+KIND = SyncKind.CONTACTS
+
+
+class TickingClock:
+    """Strictly increasing (a millisecond a reading), moved on by hand (a lease lapsing)."""
+
+    def __init__(self, start: datetime = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)) -> None:
+        self.base = start
+        self._ticks = itertools.count(1)
+
+    def now(self) -> datetime:
+        return self.base + timedelta(milliseconds=next(self._ticks))
+
+    def advance(self, delta: timedelta) -> None:
+        self.base += delta
+
+
+def _unreachable(*_: Any, **__: Any) -> Any:
+    raise AssertionError("the sync reaches no other service in these tests")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str  # the queue message id: the same on every delivery of one message
+    job: SyncJob
+
+
+class SyncHarness:
+    def __init__(self, *, crm_per_page: int = 3, outlook_per_page: int = 4) -> None:
+        self.clock = TickingClock()
+        self.budget = Budget()
+        self.crm_store = Store(Side.CRM, self.clock, self.budget, origin_of=self._origin_in(Side.OUTLOOK))  # type: ignore[arg-type]
+        self.outlook_store = Store(Side.OUTLOOK, self.clock, self.budget, honours_transaction_id=True,  # type: ignore[arg-type]
+                                   origin_of=self._origin_in(Side.CRM))
+        self.crm = CrmListing(self.crm_store, owner=USER, per_page=crm_per_page)
+        self.outlook = OutlookSideInMemory(self.outlook_store, per_page=outlook_per_page)
+        self.channels = CrmChannelsInMemory(self.clock)
+        self.subscriptions = SubscriptionsInMemory(self.clock)
+        self.queue: JobQueueInMemory[SyncJob] = JobQueueInMemory(SyncJob)
+        self.profiles = ProfileStore(self._table(SyncProfile), clock=self.clock.now)
+        self.links = LinkStore(self._table(LinkEntity))
+        accounts = AccountsRepository(self._table(TenantInstall), self._table(MemberIdentity), self._table(CrmAccountRef),
+                                      self._table(AuditEvent), clock=self.clock.now)
+        self.member = MemberIdentity(
+            partition_key=MEMBER_KEY, row_key="member", tenant_id=TENANT, object_id=OBJECT, email="adele@contoso.test",
+            name="Adele", org_id="org-1", org_name="Contoso", user_id=USER, crm_email="adele@contoso.test", dc="us",
+            accounts_server="https://accounts.zoho.test", api_domain="https://www.zohoapis.test", how="invited",
+            linked_at=self.clock.now(),
+        )
+        accounts.members.upsert(self.member)
+        self.service = SyncService(SyncDependencies(
+            profiles=self.profiles, links=self.links, conflicts=ConflictStore(self._table(ConflictEntity)),
+            ledger=SyncLedger(self._table(LedgerNote)), jobs=self.queue, routes=self._table(WebhookRoute),  # type: ignore[arg-type]
+            accounts=accounts, kind_for=self._kind_for, crm_session=_unreachable, crm_records=lambda member: self.crm,
+            crm_channels=lambda member: self.channels, crm_time_zone=lambda member: None,
+            subscriptions=lambda member: self.subscriptions, crm_token=_unreachable, mailbox=_unreachable,
+            app_token=_unreachable, encrypt=_unreachable, public_base_url="https://sync.example", clock=self.clock.now,
+        ))
+        self.pending: list[Delivery] = []
+        self.deliveries = 0
+        self.user_deleted: set[str] = set()  # origins the member deleted (in the CRM, or in Outlook while syncing)
+
+    def _table(self, model: type) -> Any:
+        return TableRepositoryInMemory(model, before_write=self.budget.spend)
+
+    def _kind_for(self, member: MemberIdentity, kind: SyncKind, *, generation: str | None = None,
+                  **facts: Any) -> tuple[PlainRules, OutlookSideInMemory]:
+        self.outlook.rules = PlainRules(member.user_id, generation)
+        return self.outlook.rules, self.outlook
+
+    def _origin_in(self, side: Side) -> Callable[[str], str]:
+        """The origin of an item the sync created: that of the item its marker names."""
+        def origin(marker: str) -> str:
+            store = self.crm_store if side is Side.CRM else self.outlook_store
+            partner = marker.split(markers.SEPARATOR, 1)[-1]
+            source = store.items.get(partner)
+            return source.origin if source is not None else partner
+        return origin
+
+    # -- what people do ---------------------------------------------------------------------
+
+    def enable(self) -> SyncProfile:
+        profile = self.service.enable(self.member, KIND)
+        self._collect()
+        return profile
+
+    def disable(self) -> None:
+        self.service.disable(self.member, KIND)
+        self._collect()
+
+    def webhook(self) -> None:
+        """A change notification from either side: a delta step is queued (or coalesced)."""
+        self.service.request_delta(MEMBER_KEY, KIND, StepReason.GRAPH_WEBHOOK)
+        self._collect()
+
+    def sweep(self) -> None:
+        self.service.sweep()
+        self._collect()
+
+    # -- the queue and the host ----------------------------------------------------------------
+
+    def _collect(self) -> None:
+        for sent in self.queue.take():
+            if sent.delay:
+                self.clock.advance(sent.delay)  # the message becomes visible that much later
+            self.pending.append(Delivery(sent.id, sent.message))
+
+    def settle(self, crashes: Iterable[int | None] = (), duplicates: Iterable[bool] = (), limit: int = 400) -> None:
+        """Deliver every queued message, and what each one queues, until none is left.
+        ``crashes``: per delivery, the write its process dies before (None: it does not);
+        ``duplicates``: per delivery, whether the queue hands it out twice."""
+        crash_plan, twice = iter(crashes), iter(duplicates)
+        while self.pending:
+            self.deliveries += 1
+            assert self.deliveries <= limit, f"no end after {limit} deliveries: {self.pending[:3]}"
+            delivery = self.pending.pop(0)
+            if next(twice, False):
+                self.pending.append(delivery)
+            self.budget.left = next(crash_plan, None)
+            try:
+                self.service.run(delivery.job, delivery=delivery.id)
+            except Crash:
+                # Died: what it sent is lost with it; its message comes back after the visibility
+                # timeout, by when a lease it held has lapsed.
+                self.queue.take()
+                self.clock.advance(LEASE + timedelta(seconds=1))
+                self.pending.append(delivery)
+                continue
+            finally:
+                self.budget.left = None
+            self._collect()
+
+    # -- what must be true -----------------------------------------------------------------------
+
+    def profile(self) -> SyncProfile:
+        stored = self.profiles.get(MEMBER_KEY, KIND)
+        assert stored is not None
+        return stored.entity
+
+    def origins(self, store: Store, *, owned_only: bool = False) -> Counter[str]:
+        return Counter(item.origin for item_id, item in store.items.items()
+                       if not owned_only or self.crm.owners.get(item_id, USER) == USER)
+
+    def assert_in_step(self) -> None:
+        """Nothing lost, nothing duplicated, both sides equal: each of the member's CRM
+        items once in Outlook with the same fields, nobody else's, no pending row left."""
+        crm = self.origins(self.crm_store, owned_only=True)
+        outlook = self.origins(self.outlook_store)
+        assert all(n == 1 for n in crm.values()), f"duplicated in the CRM: {crm}"
+        assert all(n == 1 for n in outlook.values()), f"duplicated in Outlook: {outlook}"
+        assert set(crm) == set(outlook), f"CRM only: {set(crm) - set(outlook)}; Outlook only: {set(outlook) - set(crm)}"
+        crm_fields = {i.origin: i.fields for k, i in self.crm_store.items.items() if self.crm.owners.get(k, USER) == USER}
+        outlook_fields = {i.origin: i.fields for i in self.outlook_store.items.values()}
+        assert crm_fields == outlook_fields
+        profile = self.profile()
+        assert profile.lease_owner is None and not self.links.pending(profile.links_partition)
+
+    def assert_nothing_lost(self, made: Iterable[str]) -> None:
+        """Every item the member made in either place and did not delete is in the CRM."""
+        kept = set(self.origins(self.crm_store))
+        missing = set(made) - self.user_deleted - kept
+        assert not missing, f"lost from the CRM: {missing}"

@@ -1,0 +1,143 @@
+"""The runner and the service, fast, over in-memory stores and sides held to the real
+things' contracts (``tests/sync_harness.py``; issue 17 §2): the whole life of a member's
+contacts sync (Enable, initial pages, two-way rounds, Disable, Enable again, a deleted
+folder) with processes dying at any write and messages delivered twice."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.sync.lifecycle import Reason, SyncState
+from tests.sync_harness import KIND, SyncHarness
+
+
+def _seed(harness: SyncHarness, mine: int, others: int) -> list[str]:
+    made = [harness.crm_store.user_create({"subject": f"Contact {n}"}) for n in range(mine)]
+    for n in range(others):
+        harness.crm.owners[harness.crm_store.user_create({"subject": f"Colleague {n}"})] = "4000000000999"
+    return made
+
+
+def test_initial_sync_over_pages_then_two_way() -> None:
+    harness = SyncHarness()
+    made = _seed(harness, 8, 2)
+    harness.enable()
+    harness.settle()
+    profile = harness.profile()
+    assert profile.state is SyncState.ACTIVE and profile.subscription_id and profile.delta_link
+    assert profile.initial_done == 8 and profile.synced_items == 8
+    harness.assert_in_step()
+    assert len(harness.outlook_store.items) == 8  # the colleagues' contacts stay out (R4.5)
+
+    made.append(harness.outlook_store.user_create({"subject": "Made in Outlook"}))
+    harness.crm_store.user_edit(made[0], {"subject": "Contact 0, renamed in the CRM"})
+    gone = next(i for i, item in harness.outlook_store.items.items() if item.origin == made[1])
+    harness.outlook_store.delete(gone)
+    harness.user_deleted.add(made[1])
+    harness.webhook()
+    harness.webhook()  # a flood of notifications: one step
+    assert len(harness.pending) == 1
+    harness.settle()
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+    assert made[1] not in harness.origins(harness.crm_store)  # deleted in Outlook while syncing: deleted in the CRM
+
+
+def test_disable_then_enable_keeps_what_was_made_in_outlook() -> None:
+    """Issue 17's data loss, at the speed of a unit test: the Outlook-made item stays in the
+    CRM through Disable and comes back into the new folder with the others."""
+    harness = SyncHarness()
+    made = _seed(harness, 3, 0)
+    harness.enable()
+    harness.settle()
+    made.append(harness.outlook_store.user_create({"subject": "Made in Outlook"}))
+    made.append(harness.crm_store.user_create({"subject": "Made in the CRM"}))
+    harness.webhook()
+    harness.settle()
+    first = harness.profile().generation
+    harness.disable()
+    assert harness.outlook_store.items == {} and len(harness.crm_store.items) == 5
+    harness.enable()
+    harness.settle()
+    assert harness.profile().generation != first
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+    harness.sweep()  # a full round later: still nothing taken for a deletion
+    harness.settle()
+    harness.assert_nothing_lost(made)
+
+
+def test_a_deleted_folder_disables_the_sync_and_the_crm_keeps_everything() -> None:
+    harness = SyncHarness()
+    made = _seed(harness, 4, 0)
+    harness.enable()
+    harness.settle()
+    harness.outlook.delete_container(harness.profile().container_id or "")
+    harness.webhook()
+    harness.settle()
+    profile = harness.profile()
+    assert profile.state is SyncState.DISABLED and profile.reason is Reason.CONTAINER_DELETED
+    assert not harness.subscriptions.subscriptions and not harness.channels.channels  # nothing left to notify us
+    harness.assert_nothing_lost(made)
+
+
+def test_a_disable_during_a_step_leaves_no_row_of_that_enable() -> None:
+    """The member disables while a step runs: the step cannot write after the purge (its
+    rows would belong to no generation that reads them)."""
+    harness = SyncHarness()
+    made = _seed(harness, 5, 0)
+    harness.enable()
+    harness.settle()
+    old = harness.profile()
+    reads = harness.outlook.delta_pages
+
+    def disabled_meanwhile(container_id: str, resume: str | None):  # type: ignore[no-untyped-def]
+        harness.outlook.delta_pages = reads  # type: ignore[method-assign]
+        harness.service.disable(harness.member, KIND)
+        return reads(container_id, resume)
+
+    harness.outlook.delta_pages = disabled_meanwhile  # type: ignore[method-assign]
+    harness.crm_store.user_edit(made[0], {"subject": "Edited as the member disabled"})
+    harness.webhook()
+    harness.settle()
+    assert harness.profile().state is SyncState.DISABLED
+    assert harness.links.all(old.links_partition) == []
+    harness.assert_nothing_lost(made)
+
+
+@given(
+    mine=st.integers(0, 7), others=st.integers(0, 2),
+    crashes=st.lists(st.one_of(st.none(), st.integers(0, 12)), max_size=12),
+    duplicates=st.lists(st.booleans(), max_size=12),
+    outlook_made=st.integers(0, 3), crm_edits=st.integers(0, 3), outlook_deletes=st.integers(0, 2),
+    again=st.booleans(),
+)
+def test_any_crash_or_redelivery_ends_with_exactly_the_right_items(
+    mine: int, others: int, crashes: list[int | None], duplicates: list[bool], outlook_made: int, crm_edits: int,
+    outlook_deletes: int, again: bool,
+) -> None:
+    """Processes die at any write (remote or table), messages come twice: the initial sync,
+    a two-way round and, maybe, Disable then Enable again end with both sides equal, nothing
+    lost and nothing duplicated."""
+    harness = SyncHarness()
+    made = _seed(harness, mine, others)
+    harness.enable()
+    harness.settle(crashes, duplicates)
+    harness.assert_in_step()
+    made += [harness.outlook_store.user_create({"subject": f"Outlook {n}"}) for n in range(outlook_made)]
+    for item_id in sorted(i for i in harness.crm_store.items if harness.crm.owners.get(i) is None)[:crm_edits]:
+        harness.crm_store.user_edit(item_id, {"subject": f"{harness.crm_store.items[item_id].fields['subject']}, edited"})
+    for item_id in sorted(harness.outlook_store.items)[:outlook_deletes]:
+        harness.user_deleted.add(harness.outlook_store.items[item_id].origin)
+        harness.outlook_store.delete(item_id)
+    harness.webhook()
+    harness.settle(crashes, duplicates)
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+    if again:
+        harness.disable()
+        harness.enable()
+        harness.settle(crashes, duplicates)
+        harness.assert_in_step()
+        harness.assert_nothing_lost(made)
