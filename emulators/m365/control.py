@@ -219,6 +219,19 @@ def outlook_change_contact(upn: str, contact_id: str):
     return jsonify(contacts.render_contact(contacts.update_contact(emulator().store, box, contact_id, _body())))
 
 
+@blueprint.post("/mailbox/<upn>/<collection>/<item_id>/move")
+def outlook_move(upn: str, collection: str, item_id: str):
+    """Outlook's drag to another calendar or folder (``destinationId``; absent: the default one)."""
+    box = _mailbox(upn)
+    store = emulator().store
+    destination = _body().get("destinationId")
+    if collection == "events":
+        return jsonify(events.render_event(store, box, events.move_event(store, box, item_id, destination)))
+    if collection == "contacts":
+        return jsonify(contacts.render_contact(contacts.move_contact(store, box, item_id, destination)))
+    raise GraphError(400, "BadRequest", "POST /mailbox/{upn}/events|contacts/{id}/move")
+
+
 @blueprint.post("/delta/expire")
 def delta_expire():
     body = request.get_json(silent=True) or {}

@@ -262,6 +262,19 @@ class Journey:
         self.touched.add(name)
         return f"outlook delete {name!r}"
 
+    def outlook_move_out(self) -> str | None:
+        """The member drags an item out of our calendar or folder into their default one: for
+        the sync it left, as a deletion does (the CRM record goes, and the ledger says so)."""
+        name = self._pick() if self.enabled else None
+        item_id = self._outlook_id(name) if name else None
+        if name is None or item_id is None:
+            return None
+        self.product.m365_control("POST", f"mailbox/{ADELE}/{self.shape.items}/{item_id}/move", json={})
+        del self.crm[name]
+        self.deleted_in_outlook.add(name)
+        self.touched.add(name)
+        return f"outlook move {name!r} out of our {self.shape.container!r}"
+
     def enable(self) -> str | None:
         if self.enabled:
             return None
@@ -315,6 +328,7 @@ class Journey:
     PEOPLE: tuple[tuple[str, float], ...] = (
         ("crm_create", 4), ("crm_edit", 3), ("crm_delete", 1.2), ("crm_import", 0.6),
         ("outlook_create", 3.5), ("outlook_edit", 2.5), ("outlook_delete", 1.2), ("outlook_create_far", 0.4),
+        ("outlook_move_out", 0.6),
     )
     CRM_ONLY: tuple[tuple[str, float], ...] = tuple((g, w) for g, w in PEOPLE if g.startswith("crm_"))
     SETTINGS: tuple[tuple[str, float], ...] = (("disable", 4), ("delete_container", 1))

@@ -154,6 +154,23 @@ def delete_contact(store: Store, box: Mailbox, contact_id: str, folder_id: str |
     store.changed(box.user_id, "contact", contact["parentFolderId"], contact_id, "deleted")
 
 
+def move_contact(store: Store, box: Mailbox, contact_id: str, destination_id: str | None) -> dict:
+    """A person drags a contact to another folder in Outlook (Graph v1.0 has no move for
+    contacts): Exchange gives it a new id there and keeps its extended properties; the folder
+    it left reports it deleted, the other one created. ``destination_id`` None: the default folder."""
+    with store.lock:
+        contact = find_contact(box, contact_id)
+        destination = destination_id or next(f["id"] for f in box.contact_folders.values() if f["isDefault"])
+        get_folder(box, destination)
+        moved = {**contact, "id": new_item_id(), "parentFolderId": destination, "changeKey": new_change_key(),
+                 "lastModifiedDateTime": now_utc()}
+        del box.contacts[contact_id]
+        box.contacts[moved["id"]] = moved
+    store.changed(box.user_id, "contact", contact["parentFolderId"], contact_id, "deleted")
+    store.changed(box.user_id, "contact", destination, moved["id"], "created")
+    return moved
+
+
 def render_contact(contact: dict, ext_ids: list[str] | None = None) -> dict:
     data = contact["data"]
     result = {

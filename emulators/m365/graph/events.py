@@ -229,6 +229,27 @@ def delete_event(store: Store, box: Mailbox, event_id: str, calendar_id: str | N
     store.changed(box.user_id, "event", record["calendarId"], event_id, "deleted")
 
 
+def move_event(store: Store, box: Mailbox, event_id: str, destination_id: str | None) -> dict:
+    """A person drags an event to another calendar in Outlook (Graph v1.0 has no move for
+    events): Exchange gives it a new id there and keeps its extended properties; the calendar
+    it left reports it deleted, the other one created. ``destination_id`` None: the default calendar."""
+    with store.lock:
+        record, day = find_event(box, event_id)
+        if day is not None:
+            raise GraphError(400, "ErrorInvalidRequest", "An occurrence cannot be moved apart from its series.")
+        destination = destination_id or default_calendar(box)["id"]
+        get_calendar(box, destination)
+        moved = {**record, "id": new_item_id(), "calendarId": destination, "transactionId": None}
+        del box.events[record["id"]]
+        if record.get("transactionId"):
+            box.transaction_ids.pop(record["transactionId"], None)
+        box.events[moved["id"]] = moved
+        _touch(moved)
+    store.changed(box.user_id, "event", record["calendarId"], event_id, "deleted")
+    store.changed(box.user_id, "event", destination, moved["id"], "created")
+    return moved
+
+
 def delete_calendar(store: Store, box: Mailbox, calendar_id: str) -> None:
     with store.lock:
         calendar = get_calendar(box, calendar_id)

@@ -101,3 +101,26 @@ def test_contacts_delta_rounds_folder_gone_and_restart(mailbox, emulator: Emulat
     emulator.control("DELETE", f"mailbox/{ADELE_UPN}/contactFolders/{folder.id}")
     with pytest.raises(ContactFolderGone):
         list(contacts.delta(folder.id))
+
+
+@pytest.mark.parametrize("collection", ["events", "contacts"])
+def test_an_item_dragged_to_another_container_leaves_ours_as_removed(make_mailbox, emulator: Emulator,
+                                                                     collection: str) -> None:
+    """Outlook's drag out of our calendar or folder: our delta reports it removed; the item
+    lives on elsewhere with a new id and our marker (what the journey's "move out" does)."""
+    mailbox = make_mailbox()
+    if collection == "events":
+        client: CalendarClient | ContactsClient = CalendarClient(mailbox)
+        container = client.ensure_container("Zoho CRM")
+        [made] = client.create_items(container.id, [ItemDraft(crm_id="crm-moved", fields=event_fields("Moved", 2))])
+        _, link = drain(client.delta(container.id, **WINDOW))
+    else:
+        client = ContactsClient(mailbox)
+        container = client.ensure_container("Zoho CRM Contacts")
+        [made] = client.create_items(container.id, [ItemDraft(crm_id="crm-moved", fields={"givenName": "Moved", "surname": "Out"})])
+        _, link = drain(client.delta(container.id))
+    moved = emulator.control("POST", f"mailbox/{ADELE_UPN}/{collection}/{made.id}/move", json={})  # type: ignore[union-attr]
+    assert moved["id"] != made.id  # type: ignore[union-attr]
+    pages, _ = drain(client.delta(container.id, resume_from=link))
+    assert [r.id for p in pages for r in p.removed] == [made.id]  # type: ignore[union-attr]
+    assert client.find_items_by_crm_id(container.id, "crm-moved") == []
