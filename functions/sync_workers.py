@@ -7,6 +7,7 @@ import azure.functions as func
 
 from shared.observability import correlated, new_correlation_id
 from shared.storage import decode_message
+from shared.storage.queues import InvalidMessage
 from shared.sync.jobs import SYNC_QUEUE, SyncJob
 from shared.wiring import get_services
 
@@ -20,6 +21,19 @@ def sync_step(msg: func.QueueMessage) -> None:
     with correlated(new_correlation_id(f"sync:{job.member}:{job.kind}")):
         # The message id names this delivery's lease: a redelivery after a crash takes it over.
         get_services().sync.run(job, delivery=msg.id)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=f"{SYNC_QUEUE}-poison", connection="AzureWebJobsStorage")
+def sync_step_given_up(msg: func.QueueMessage) -> None:
+    """A step the host gave up after its five deliveries: that member's sync stops with the
+    error it kept failing with, until they press Resume (issue 23; lifecycle L18, L20)."""
+    try:
+        job = decode_message(msg.get_body(), SyncJob)
+    except InvalidMessage as error:  # nothing to stop: what it was is kept in the log
+        log.error("a given-up sync message is not a step: %s", error)
+        return
+    with correlated(new_correlation_id(f"sync-given-up:{job.member}:{job.kind}")):
+        get_services().sync.give_up(job)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False, use_monitor=True)

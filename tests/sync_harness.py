@@ -44,6 +44,7 @@ from tests.sync_world import Budget, Crash, Store
 TENANT, OBJECT, USER = "tenant-1", "object-1", "4000000000001"
 MEMBER_KEY = f"ms|{TENANT}|{OBJECT}"
 KIND = SyncKind.CONTACTS
+MAX_DELIVERIES = 5  # host.json's maxDequeueCount
 
 
 class TickingClock:
@@ -80,7 +81,7 @@ class SyncHarness:
         self.crm = CrmListing(self.crm_store, owner=USER, per_page=crm_per_page)
         self.outlook = OutlookSideInMemory(self.outlook_store, per_page=outlook_per_page)
         self.channels = CrmChannelsInMemory(self.clock)
-        self.subscriptions = SubscriptionsInMemory(self.clock)
+        self.subscriptions = SubscriptionsInMemory(self.clock, container_exists=lambda container_id: not self.outlook.gone)
         self.queue: JobQueueInMemory[SyncJob] = JobQueueInMemory(SyncJob)
         self.profiles = ProfileStore(self._table(SyncProfile), clock=self.clock.now)
         self.links = LinkStore(self._table(LinkEntity))
@@ -103,6 +104,8 @@ class SyncHarness:
         ))
         self.pending: list[Delivery] = []
         self.deliveries = 0
+        self.failures: Counter[str] = Counter()  # failed deliveries per message
+        self.poisoned: list[SyncJob] = []
         self.user_deleted: set[str] = set()  # origins the member deleted (in the CRM, or in Outlook while syncing)
 
     def _table(self, model: type) -> Any:
@@ -131,6 +134,11 @@ class SyncHarness:
 
     def disable(self) -> None:
         self.service.disable(self.member, KIND)
+        self._collect()
+
+    def resume(self) -> None:
+        """The member presses Resume on the settings page."""
+        self.service.resume(self.member, KIND)
         self._collect()
 
     def webhook(self) -> None:
@@ -171,6 +179,17 @@ class SyncHarness:
                 self.clock.advance(LEASE + timedelta(seconds=1))
                 self.pending.append(delivery)
                 continue
+            except Exception:
+                # Failed: delivered again after the visibility timeout, five times in all
+                # (host.json maxDequeueCount), then given up: the poison queue's trigger.
+                self.failures[delivery.id] += 1
+                self.queue.take()
+                self.clock.advance(timedelta(seconds=30))
+                if self.failures[delivery.id] < MAX_DELIVERIES:
+                    self.pending.append(delivery)
+                else:
+                    self.poisoned.append(delivery.job)
+                    self.service.give_up(delivery.job)
             finally:
                 self.budget.left = None
             self._collect()

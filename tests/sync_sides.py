@@ -11,7 +11,7 @@ fields themselves (``subject``, ``email``); the real kinds' mappings have their 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import JsonValue
 
 from shared.crm.models import DeletedRecord
-from shared.crm.records import ListCursor, ListQuery, RecordPage
+from shared.crm.records import ListCursor, ListCursorExpired, ListQuery, RecordPage
 from shared.crm.watch import WatchChannel
 from shared.graph.delta import DeltaPage
 from shared.graph.errors import GraphError
@@ -94,6 +94,8 @@ class CrmListing(CrmInMemory):
     owner: str = "owner"
     per_page: int = 3
     owners: dict[str, str] = field(default_factory=dict)  # records someone else owns
+    expired_tokens: int = 0  # test knob: the next page tokens the CRM answers as expired (a long pause)
+    broken: Exception | None = None  # test knob: what every listing raises (the CRM failing for good)
 
     def record(self, item_id: str, item: Item) -> dict[str, Any]:
         return {"id": item_id, **item.fields, "Modified_Time": item.modified_at.isoformat(), "$version": item.version,
@@ -109,7 +111,12 @@ class CrmListing(CrmInMemory):
             cursor = page.next
 
     def _page(self, cursor: ListCursor) -> RecordPage | None:
+        if self.broken is not None:
+            raise self.broken
         query = cursor.query
+        if cursor.page_token is not None and self.expired_tokens:
+            self.expired_tokens -= 1
+            raise ListCursorExpired(400, "INVALID_DATA", "the saved listing cursor expired; start again")
         number = cursor.page or int(str(cursor.page_token).split(":")[1])
         matching = [(i, item) for i, item in sorted(self.store.items.items(), key=lambda pair: _number(pair[0]))
                     if query.modified_since is None or item.modified_at > query.modified_since]
@@ -159,10 +166,19 @@ class OutlookSideInMemory(OutlookInMemory):
     per_page: int = 4
     gone: bool = False
     delta_reads: int = 0
+    refused: bool = False  # test knob: Graph refuses the app this mailbox (403 ErrorAccessDenied)
 
     def _alive(self, container_id: str) -> None:
+        if self.refused:
+            raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
         if self.gone:
             raise ContactFolderGone(container_id)
+
+    def _each(self, container_id: str, count: int) -> list[Any] | None:
+        """Batch answers for a gone container: each item's own ContainerGone (as Graph's 404s are read)."""
+        if self.refused:
+            raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+        return [ContactFolderGone(container_id) for _ in range(count)] if self.gone else None
 
     def ensure_container(self, name: str) -> Any:
         self.gone = False
@@ -179,13 +195,25 @@ class OutlookSideInMemory(OutlookInMemory):
         return GraphItem(item_id, item.version, dict(item.fields), item.modified_at, item.marker if marked else None)
 
     def get_items(self, container_id: str, item_ids: Sequence[str]) -> list[Any]:
-        self._alive(container_id)
+        if (gone := self._each(container_id, len(item_ids))) is not None:
+            return gone
         return [self._item(i, marked=True) if i in self.store.items else ItemNotFound(404, "ErrorItemNotFound", "gone")
                 for i in item_ids]
 
     def create_items(self, container_id: str, drafts: Sequence[Any]) -> list[WrittenItem | GraphError]:
-        self._alive(container_id)
+        if (gone := self._each(container_id, len(drafts))) is not None:
+            return gone
         return super().create_items(container_id, drafts)
+
+    def update_items(self, container_id: str, changes: Sequence[tuple[str, dict[str, Any]]]) -> list[WrittenItem | GraphError]:
+        if (gone := self._each(container_id, len(changes))) is not None:
+            return gone
+        return super().update_items(container_id, changes)
+
+    def delete_items(self, container_id: str, item_ids: Sequence[str]) -> list[bool | GraphError]:
+        if (gone := self._each(container_id, len(item_ids))) is not None:
+            return gone
+        return super().delete_items(container_id, item_ids)
 
     def seen(self, item: GraphItem, instances: Sequence[Any] = ()) -> ItemSeen:
         return self.rules.outlook_to_seen(item.to_graph(), item.marker)
@@ -249,10 +277,13 @@ class SubscriptionsInMemory:
     """Graph subscriptions on the member's containers (``OutlookSubscriptions``)."""
 
     clock: Any
+    container_exists: Callable[[str], bool] = lambda container_id: True
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def _create(self, resource: str, notification_url: str, lifecycle_url: str, client_state: str) -> Subscription:
+        if not self.container_exists(resource.split("/")[1]):
+            raise GraphError(404, "ResourceNotFound", f"{resource} does not exist")
         made = Subscription(id=f"sub-{next(self._ids)}", resource=resource, change_type="created,updated,deleted",
                             notification_url=notification_url, lifecycle_notification_url=lifecycle_url,
                             client_state=client_state, expiration_date_time=self.clock.now() + timedelta(days=6, hours=23))

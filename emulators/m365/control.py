@@ -121,6 +121,23 @@ def register_app():
     return jsonify(emulator().store.register_app(_body())), 201
 
 
+@blueprint.route("/application-access-policies", methods=["GET", "PUT"])
+def application_access_policies():
+    """New-ApplicationAccessPolicy, as a list: ``{"policies": [{"tenantId", "appId", "accessRight":
+    "RestrictAccess"|"DenyAccess", "mailboxes": [user id or address, ...]}]}`` (PUT replaces them all)."""
+    store = emulator().store
+    if request.method == "PUT":
+        policies = _body().get("policies")
+        if not isinstance(policies, list) or not all(
+            isinstance(p, dict) and p.get("accessRight") in ("RestrictAccess", "DenyAccess") and isinstance(p.get("mailboxes"), list)
+            and p.get("tenantId") and p.get("appId") for p in policies
+        ):
+            raise GraphError(400, "BadRequest", "policies: [{tenantId, appId, accessRight, mailboxes}]")
+        with store.lock:
+            store.access_policies[:] = [dict(p) for p in policies]
+    return jsonify({"policies": store.access_policies})
+
+
 @blueprint.route("/consents", methods=["POST", "DELETE"])
 def consents():
     store = emulator().store

@@ -73,6 +73,9 @@ class Store:
             self.users: dict[str, dict] = {}
             self.mailboxes: dict[str, Mailbox] = {}
             self.consents: list[dict] = []
+            # Exchange Online application access policies (New-ApplicationAccessPolicy): per tenant and
+            # app, "RestrictAccess" to some mailboxes or "DenyAccess" to some; checked on every call.
+            self.access_policies: list[dict] = []
             self.subscriptions: dict[str, dict] = {}
             self.delta_tokens: dict[str, dict] = {}
             self.auth_codes: dict[str, dict] = {}

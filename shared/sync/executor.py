@@ -6,15 +6,15 @@ write leaves its pair's row as it was (with ``last_error``) and never stops othe
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.crm.models import WriteResult
 from shared.graph.container import ItemDraft
 from shared.graph.errors import GraphError
-from shared.graph.sync_errors import MailboxThrottled
+from shared.graph.sync_errors import ContainerGone, MailboxThrottled
 from shared.sync.actions import (
     Adopt,
     Create,
@@ -32,6 +32,7 @@ from shared.sync.links import LinkRow, Side
 from shared.sync.ports import ConflictLog, CrmRecordWrites, LinkRows
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 # A pending create written before rows said when (``pending_since``): how far back its
 # earlier attempt is looked for.
 RECOVERY_LOOKBACK = timedelta(days=1)
@@ -111,7 +112,7 @@ class Executor:
             before = None if previous is None or previous.state.creating_on is not None else previous.fields
             try:
                 self.outlook.after_write(self.container, row.outlook_id, before, row.fields)
-            except MailboxThrottled:
+            except (MailboxThrottled, ContainerGone):
                 raise
             except GraphError as error:
                 log.warning("occurrence changes of %s not applied: %s", row.outlook_id, error)
@@ -128,7 +129,7 @@ class Executor:
             found = self.outlook.find_items_by_crm_id(self.container, self.a.marker_for(create.marker)) if create.recover else []
             if found:  # an earlier attempt created it: bring it to the planned content
                 try:
-                    item = self.outlook.update_items(self.container, [(found[0].id, self.a.to_outlook(create.fields, None))])[0]
+                    item = _unless_gone(self.outlook.update_items(self.container, [(found[0].id, self.a.to_outlook(create.fields, None))]))[0]
                 except GraphError as error:
                     item = error
                 done += self._created(create, item, known, report)
@@ -142,7 +143,7 @@ class Executor:
                           transaction_id=self.a.marker_for(c.transaction_key) if c.transaction_key else None)
                 for c in fresh
             ]
-            for create, item in zip(fresh, self.outlook.create_items(self.container, drafts), strict=True):
+            for create, item in zip(fresh, _unless_gone(self.outlook.create_items(self.container, drafts)), strict=True):
                 done += self._created(create, item, known, report)
         crm = self._recovered_in_crm(crm, known, report, done, attempted)
         if crm:
@@ -197,7 +198,7 @@ class Executor:
                 (u.outlook.item_id, self.a.to_outlook(u.outlook.fields, u.link.fields))  # type: ignore[union-attr]
                 for u in with_outlook
             ]
-            for update, item in zip(with_outlook, self.outlook.update_items(self.container, changes), strict=True):
+            for update, item in zip(with_outlook, _unless_gone(self.outlook.update_items(self.container, changes)), strict=True):
                 if isinstance(item, GraphError):
                     failed[update.link.link_id] = f"Outlook update: {item.code}"
                 else:
@@ -235,7 +236,7 @@ class Executor:
                 item_id = found[0].id if found else None
             ids.append(item_id)
         present = [(d, i) for d, i in zip(outlook, ids, strict=True) if i is not None]
-        results = self.outlook.delete_items(self.container, [i for _, i in present]) if present else []
+        results = _unless_gone(self.outlook.delete_items(self.container, [i for _, i in present])) if present else []
         outcome = {d.link.link_id: r for (d, _), r in zip(present, results, strict=True)}
         for delete in outlook:
             result = outcome.get(delete.link.link_id, False)
@@ -332,3 +333,12 @@ def _last_per_link(writes: list[tuple[LinkRow | None, LinkRow]]) -> list[tuple[L
         first_previous = merged[row.link_id][0] if row.link_id in merged else previous
         merged[row.link_id] = (first_previous, row)
     return list(merged.values())
+
+
+def _unless_gone(results: Sequence[T]) -> Sequence[T]:
+    """Batch results, unless one says our container itself is gone (R3.8, R4.9): then nothing
+    more this step does can land, and the service turns the sync off (lifecycle L5)."""
+    for result in results:
+        if isinstance(result, ContainerGone):
+            raise result
+    return results

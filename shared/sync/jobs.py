@@ -17,6 +17,7 @@ class StepReason(enum.StrEnum):
     """What asked for a step (the logs say it; a few decide what the step reads)."""
 
     ENABLE = "enable"
+    RESUMED = "resumed"  # the member's Resume after a failure (lifecycle L20)
     SELECTED = "selected"  # the initial sync's selection pass is done
     CONTINUE = "continue"  # the next page or round of a step that stopped on time
     INITIAL_DONE = "initial done"

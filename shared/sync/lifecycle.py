@@ -30,7 +30,19 @@ L14    P (mass)    answer delete / keep   A answered  queue delta (the round app
 L15    other       answer                 unchanged   refused: no question is asked
 L16    I           initial done           A           queue delta (two-way starts, R3.3)
 L17    A           round done             A           the answer is spent
+L18    I, A        step failed for good   P (failed)  none; ``paused_from`` = the phase
+                   or mailbox refused     P (mailbox)
+L19    D, P        step failed / refused  unchanged   none
+L20    P (failed,  resume (the member)    paused_from queue that phase's step
+       mailbox)
+L21    other       resume                 unchanged   refused: nothing to resume (an answer
+                                                      or an authorisation is awaited)
 =====  ==========  =====================  ==========  =====================================
+
+A step "fails for good" when its queue message is given up (the poison queue, after the
+host's five deliveries): the error it kept failing with is shown, and the sweep queues
+nothing for a paused sync. The mailbox "refuses" when Graph answers 401 or 403 for it (the
+app's access to that mailbox was restricted, or the mailbox was disabled).
 
 Queued steps (``admit``): a step of another generation is dropped (G1); a remap page
 waits while the initial sync or a pause runs (G2); an initial step runs in I, a delta
@@ -61,6 +73,8 @@ class Reason(enum.StrEnum):
     MASS_CHANGE = "mass_change"
     CRM_AUTHORIZATION_LOST = "crm_authorization_lost"
     MICROSOFT_CONSENT_LOST = "microsoft_consent_lost"
+    STEP_FAILED = "step_failed"  # a step kept failing until its message was given up (L18)
+    MAILBOX_REFUSED = "mailbox_refused"  # Graph refuses the app this mailbox (401, 403: L18)
 
     @property
     def is_authorization(self) -> bool:
@@ -86,6 +100,9 @@ class Event(enum.StrEnum):
     ANSWER_KEEP = "answer_keep"
     INITIAL_DONE = "initial_done"
     ROUND_DONE = "round_done"
+    STEP_FAILED = "step_failed"
+    MAILBOX_REFUSED = "mailbox_refused"
+    RESUME = "resume"
 
 
 class Effect(enum.StrEnum):
@@ -138,6 +155,8 @@ class Decision:
 _LOST = {Event.CRM_AUTHORIZATION_LOST: Reason.CRM_AUTHORIZATION_LOST,
          Event.MICROSOFT_CONSENT_LOST: Reason.MICROSOFT_CONSENT_LOST}
 _ANSWERS = {Event.ANSWER_DELETE: Answer.DELETE, Event.ANSWER_KEEP: Answer.KEEP}
+_FAILED = {Event.STEP_FAILED: Reason.STEP_FAILED, Event.MAILBOX_REFUSED: Reason.MAILBOX_REFUSED}
+RESUMABLE = frozenset(_FAILED.values())  # what the member's Resume restarts (L20)
 _SYNCING = (SyncState.INITIAL, SyncState.ACTIVE)
 
 
@@ -160,10 +179,17 @@ def decide(life: Life, event: Event) -> Decision:
         if state in _SYNCING:  # L7
             return Decision(Life(SyncState.PAUSED, _LOST[event], paused_from=state))
         return Decision(life)  # L8
+    if event in _FAILED:
+        if state in _SYNCING:  # L18
+            return Decision(Life(SyncState.PAUSED, _FAILED[event], paused_from=state))
+        return Decision(life)  # L19
+    if event is Event.RESUME:
+        if state is SyncState.PAUSED and life.reason in RESUMABLE:  # L20
+            return _resumed(life)
+        return Decision(life, refused="this sync is not stopped by an error")  # L21
     if event is Event.AUTHORIZATION_BACK:
         if state is SyncState.PAUSED and life.reason is not None and life.reason.is_authorization:  # L9
-            phase = life.paused_from or SyncState.ACTIVE
-            return Decision(Life(phase), (Effect.QUEUE_INITIAL if phase is SyncState.INITIAL else Effect.QUEUE_DELTA,))
+            return _resumed(life)
         return Decision(life)  # L10
     if event is Event.MASS_CHANGE_FOUND:
         if state is SyncState.ACTIVE and life.answer is not Answer.DELETE:  # L11
@@ -182,6 +208,12 @@ def decide(life: Life, event: Event) -> Decision:
             return Decision(replace(life, answer=None))
         return Decision(life)
     raise ValueError(f"unknown event {event!r}")
+
+
+def _resumed(life: Life) -> Decision:
+    """Back to the phase a pause stopped, with that phase's step queued (L9, L20)."""
+    phase = life.paused_from or SyncState.ACTIVE
+    return Decision(Life(phase), (Effect.QUEUE_INITIAL if phase is SyncState.INITIAL else Effect.QUEUE_DELTA,))
 
 
 def admit(state: SyncState, generation: str | None, step: Step, step_generation: str | None) -> Admission:

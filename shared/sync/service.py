@@ -11,27 +11,21 @@ from datetime import timedelta
 
 from shared.accounts.models import MemberIdentity
 from shared.crm.oauth import CrmTokens
-from shared.crm.tokens import CrmAuthorizationLost
-from shared.graph.sync_errors import ContainerGone, DeltaExpired, MailboxThrottled
-from shared.identity.entra import SignInFailed
 from shared.storage import JobQueue, Stored
 from shared.sync import markers
-from shared.sync.authorization import CONSENT_LOST_CODES, SyncAuthorization
+from shared.sync.authorization import SyncAuthorization
 from shared.sync.contacts import ContactMapping
 from shared.sync.dependencies import SyncDependencies
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.lifecycle import Decision, Effect, Event, Life, decide
 from shared.sync.member_mapping import MemberContactMapping, mapping_of
-from shared.sync.profiles import LeaseHeld, SyncKind, SyncProfile
+from shared.sync.profiles import SyncKind, SyncProfile
 from shared.sync.runner import StepContext, SyncRunner
+from shared.sync.step_failures import StepFailures
 from shared.sync.sweep import DeltaSweep
 from shared.sync.webhooks import SyncWebhooks, WebhookRoute
 
 log = logging.getLogger(__name__)
-# A step deferred by a held lease (its own crashed first delivery, or a remap page behind a
-# running step) comes back after at most this long; webhook-driven steps never wait (see
-# SyncRunner._leave_to_holder).
-LEASE_RETRY_SECONDS = 30
 
 
 class NothingToResolve(Exception):
@@ -51,6 +45,7 @@ class SyncService:
         self.webhooks = SyncWebhooks(self)
         self.routes = self.webhooks.routes
         self.authorization = SyncAuthorization(self)
+        self.failures = StepFailures(self)
 
     # -- building blocks -----------------------------------------------------------------
 
@@ -226,23 +221,15 @@ class SyncService:
         try:
             stored = self.d.profiles.get(job.member, job.kind)  # read once for the context and the step
             self.runner.run(job, self._context(member, job.kind, stored), delivery=delivery, current=stored)
-        except LeaseHeld as held:  # retried when the lease lapses, unless released sooner
-            delay = max(1, min(LEASE_RETRY_SECONDS, int(held.retry_after)))
-            log.info("%s %s step of %s deferred %d s: %s", job.kind.value, job.step, job.member, delay, held)
-            self.jobs.send(job.model_copy(update={"holder": job.holder or delivery}), delay=timedelta(seconds=delay))
-        except MailboxThrottled as throttled:
-            self.jobs.send(job, delay=timedelta(seconds=max(1, int(throttled.retry_after or 5))))
-        except DeltaExpired:
-            self.d.profiles.update(job.member, job.kind, lambda p: p.model_copy(update={"delta_link": None}))
-            self.jobs.send(job)
-        except ContainerGone:  # R3.8, R4.9: the member deleted our calendar or folder in Outlook
-            self.disable(member, job.kind, event=Event.CONTAINER_GONE, generation=stored.entity.generation if stored else None)
-        except CrmAuthorizationLost:
-            self.authorization.pause(job.member, job.kind, Event.CRM_AUTHORIZATION_LOST)
-        except SignInFailed as failed:
-            if failed.code not in CONSENT_LOST_CODES:
-                raise  # Microsoft unreachable or a passing failure: the queue retries the step
-            self.authorization.pause(job.member, job.kind, Event.MICROSOFT_CONSENT_LOST)
+        except Exception as error:
+            self.failures.handle(job, member, stored, delivery, error)
+
+    def give_up(self, job: SyncJob) -> None:
+        """The queue gave a step up (its poison message): ``step_failures``."""
+        self.failures.give_up(job)
+
+    def resume(self, member: MemberIdentity, kind: SyncKind) -> SyncProfile:
+        return self.failures.resume(member, kind)
 
     def request_delta(self, member_key: str, kind: SyncKind, reason: StepReason, *, crm_deletion: bool = False) -> bool:
         return self.webhooks.request_delta(member_key, kind, reason, crm_deletion=crm_deletion)

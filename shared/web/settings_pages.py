@@ -11,9 +11,10 @@ from shared.graph.sync_errors import ContainerNameTaken
 from shared.http_messages import WebRequest, WebResponse
 from shared.sync.adapters import LABELS
 from shared.sync.ledger import ConflictFact, Explanation, explain
-from shared.sync.lifecycle import Reason
+from shared.sync.lifecycle import RESUMABLE, Reason
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
 from shared.sync.service import NothingToResolve
+from shared.sync.step_failures import NothingToResume
 from shared.web.i18n import TEXTS
 from shared.web.pages import message, render
 from shared.web.visit import Visit
@@ -22,7 +23,7 @@ from shared.wiring import Services
 log = logging.getLogger(__name__)
 
 # enable / disable (R3.1, R3.7, R4.1, R4.8); the answers to a paused mass change (issue 7).
-ACTIONS = ("enable", "disable", "confirm-deletions", "restore-deletions")
+ACTIONS = ("enable", "disable", "confirm-deletions", "restore-deletions", "resume")
 
 MAX_QUESTION = 200  # characters of a "Why isn't it synced?" search
 MAX_CONFLICTS_READ = 500
@@ -111,6 +112,12 @@ class SettingsPages:
                                             status=409, name=taken.name))
         elif action == "disable":
             self.s.sync.disable(member, kind)
+        elif action == "resume":
+            try:
+                self.s.sync.resume(member, kind)
+            except NothingToResume:
+                # Resumed already (a second click, another tab), or nothing stopped it.
+                return visit.answer(message(request, "ms.resume.gone.title", "ms.resume.gone.body", status=409))
         else:
             try:
                 self.s.sync.resolve_mass_change(member, kind, confirm=action == "confirm-deletions")
@@ -136,4 +143,5 @@ def _section(kind: SyncKind, profile: SyncProfile | None, conflicts: list[dict[s
         "recent_conflicts": conflicts,
         "pending_deletions": profile.pending_deletions if profile else 0,
         "mass_change": bool(profile and state is SyncState.PAUSED and profile.reason is Reason.MASS_CHANGE),
+        "resumable": bool(profile and state is SyncState.PAUSED and profile.reason in RESUMABLE),
     }

@@ -154,6 +154,8 @@ def outlook_side(port: OutlookSide, fields: Callable[[str], dict[str, Any]], con
     assert port.seen(read[0]).partner_id == "crm-d1" and port.seen(read[0]).item_id == one
     assert type(read[1]) is ItemNotFound
     assert port.delete_container(container_id)
+    assert all(isinstance(r, ContainerGone) for r in port.create_items(container_id, [ItemDraft(crm_id="x", fields=fields("X"))]))
+    assert all(isinstance(r, ContainerGone) for r in port.get_items(container_id, [one]))
     try:
         list(port.delta_pages(container_id, None))
     except ContainerGone:
@@ -173,8 +175,16 @@ def crm_channels(port: CrmChannels, notify_url: str) -> None:
     port.disable([channel.channel_id])
 
 
-def outlook_subscriptions(port: OutlookSubscriptions, folder_id: str, base_url: str) -> None:
-    """A subscription on our folder, renewed, deleted once (then False), and gone for renew."""
+def outlook_subscriptions(port: OutlookSubscriptions, folder_id: str, base_url: str, *, gone_folder_id: str) -> None:
+    """A subscription on our folder, renewed, deleted once (then False), and gone for renew;
+    none on a folder that no longer exists."""
+    try:
+        port.subscribe_contacts(gone_folder_id, notification_url=f"{base_url}/notify", lifecycle_url=f"{base_url}/lifecycle",
+                                client_state="secret-state")
+    except GraphError as refused:
+        assert refused.status == 404
+    else:
+        raise AssertionError("a subscription on a deleted folder is refused (404)")
     made = port.subscribe_contacts(folder_id, notification_url=f"{base_url}/notify", lifecycle_url=f"{base_url}/lifecycle",
                                    client_state="secret-state")
     assert made.id and made.client_state == "secret-state" and made.resource.endswith(f"contactFolders/{folder_id}/contacts")

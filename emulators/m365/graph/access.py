@@ -89,12 +89,27 @@ def resolve_user(user_ref: str, directory: bool = False) -> dict:
     return user
 
 
+def mailbox_allowed(tenant_id: str, client_id: str, user: dict) -> bool:
+    """What the tenant's application access policies let this app reach (none: every mailbox)."""
+    names = {user["id"], str(user.get("userPrincipalName", "")).lower(), str(user.get("mail") or "").lower()}
+    for policy in emulator().store.access_policies:
+        if policy["tenantId"] != tenant_id or policy["appId"] != client_id:
+            continue
+        listed = bool(names & {str(m).lower() for m in policy["mailboxes"]})
+        if listed is (policy["accessRight"] == "DenyAccess"):
+            return False
+    return True
+
+
 def resolve_mailbox(user_ref: str, area: str, write: bool = False) -> Mailbox:
     user = resolve_user(user_ref)
     if not is_app_only() and user["id"] != g.claims.get("oid"):
         # Delegated calls reach only the signed-in user's mailbox (no shared-mailbox permissions here).
         raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
     require(area, write)
+    if is_app_only() and not mailbox_allowed(g.claims["tid"], g.claims.get("appid", ""), user):
+        # auth-limit-mailbox-access: the tenant scoped the app's application permissions away from this mailbox.
+        raise GraphError(403, "ErrorAccessDenied", "Access to OData is disabled.")
     box = emulator().store.mailboxes.get(user["id"])
     if box is None:
         raise GraphError(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")

@@ -26,7 +26,7 @@ from shared.graph.subscriptions import MAX_LIFETIME, SubscriptionClient, Subscri
 from tests.integration.sync_port_contracts import outlook_subscriptions
 from tests.sync_sides import SubscriptionsInMemory, WallClock
 
-from .conftest import Emulator
+from .conftest import ADELE_UPN, Emulator
 from .test_calendars import event_fields
 
 
@@ -143,9 +143,12 @@ def test_validation_token_is_echoed_only_when_asked() -> None:
 
 
 @pytest.mark.parametrize("side", ["m365 emulator", "in memory"])
-def test_outlook_subscriptions_port(mailbox, receiver: Receiver, side: str) -> None:  # type: ignore[no-untyped-def]
+def test_outlook_subscriptions_port(mailbox, emulator: Emulator, receiver: Receiver, side: str) -> None:  # type: ignore[no-untyped-def]
     """``OutlookSubscriptions``: the Microsoft 365 emulator and the fast tests' subscriptions
     keep one contract (issue 17 §2)."""
     folder = ContactsClient(mailbox).ensure_folder()
-    port = SubscriptionClient(mailbox) if side == "m365 emulator" else SubscriptionsInMemory(WallClock())
-    outlook_subscriptions(port, folder.id, receiver.url)  # type: ignore[arg-type]
+    gone = emulator.control("POST", f"mailbox/{ADELE_UPN}/contactFolders", json={"displayName": "Deleted Before Subscribing"})["id"]
+    emulator.control("DELETE", f"mailbox/{ADELE_UPN}/contactFolders/{gone}")
+    port = SubscriptionClient(mailbox) if side == "m365 emulator" else \
+        SubscriptionsInMemory(WallClock(), container_exists=lambda container_id: container_id != gone)
+    outlook_subscriptions(port, folder.id, receiver.url, gone_folder_id=gone)  # type: ignore[arg-type]

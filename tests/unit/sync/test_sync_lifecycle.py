@@ -28,7 +28,8 @@ from shared.sync.lifecycle import (
 D, I, A, P = SyncState.DISABLED, SyncState.INITIAL, SyncState.ACTIVE, SyncState.PAUSED  # noqa: E741 - the table's letters
 SYNCING = (Life(I), Life(A))
 PAUSES = (Life(P, Reason.MASS_CHANGE, A), Life(P, Reason.CRM_AUTHORIZATION_LOST, I),
-          Life(P, Reason.CRM_AUTHORIZATION_LOST, A), Life(P, Reason.MICROSOFT_CONSENT_LOST, A))
+          Life(P, Reason.CRM_AUTHORIZATION_LOST, A), Life(P, Reason.MICROSOFT_CONSENT_LOST, A),
+          Life(P, Reason.STEP_FAILED, I), Life(P, Reason.MAILBOX_REFUSED, A))
 DISABLED = (Life(D), Life(D, Reason.DISABLED_BY_MEMBER), Life(D, Reason.CONTAINER_DELETED))
 ANSWERED = (Life(A, answer=Answer.DELETE), Life(A, answer=Answer.KEEP))
 LIVES = (*DISABLED, *SYNCING, *ANSWERED, *PAUSES)
@@ -58,6 +59,12 @@ CASES = [
     ("L14", Life(P, Reason.MASS_CHANGE, A), Event.ANSWER_DELETE, Life(A, answer=Answer.DELETE), (Effect.QUEUE_DELTA,)),
     ("L16", Life(I), Event.INITIAL_DONE, Life(A), (Effect.QUEUE_DELTA,)),
     ("L17", Life(A, answer=Answer.DELETE), Event.ROUND_DONE, Life(A), ()),
+    ("L18", Life(I), Event.STEP_FAILED, Life(P, Reason.STEP_FAILED, I), ()),
+    ("L18", Life(A, answer=Answer.KEEP), Event.MAILBOX_REFUSED, Life(P, Reason.MAILBOX_REFUSED, A), ()),
+    ("L19", Life(D, Reason.DISABLED_BY_MEMBER), Event.STEP_FAILED, Life(D, Reason.DISABLED_BY_MEMBER), ()),
+    ("L19", Life(P, Reason.MASS_CHANGE, A), Event.MAILBOX_REFUSED, Life(P, Reason.MASS_CHANGE, A), ()),
+    ("L20", Life(P, Reason.STEP_FAILED, I), Event.RESUME, Life(I), (Effect.QUEUE_INITIAL,)),
+    ("L20", Life(P, Reason.MAILBOX_REFUSED, A), Event.RESUME, Life(A), (Effect.QUEUE_DELTA,)),
 ]
 
 
@@ -71,6 +78,12 @@ def test_each_case_of_the_table(case: str, life: Life, event: Event, becomes: Li
 @pytest.mark.parametrize("event", [Event.ANSWER_DELETE, Event.ANSWER_KEEP])
 def test_an_answer_nobody_asked_for_is_refused_and_changes_nothing(life: Life, event: Event) -> None:  # L15
     decision = decide(life, event)
+    assert decision == Decision(life, (), decision.refused) and decision.refused
+
+
+@pytest.mark.parametrize("life", [*DISABLED, *SYNCING, *ANSWERED, *PAUSES[:4]])
+def test_a_resume_with_nothing_to_resume_is_refused_and_changes_nothing(life: Life) -> None:  # L21
+    decision = decide(life, Event.RESUME)
     assert decision == Decision(life, (), decision.refused) and decision.refused
 
 
@@ -128,10 +141,11 @@ def test_an_event_delivered_twice_is_an_event_delivered_once(life: Life, event: 
     once = decide(life, event)
     twice = decide(once.life, event)
     if event in (Event.ENABLE, Event.DISABLE, Event.CONTAINER_GONE, Event.CRM_AUTHORIZATION_LOST,
-                 Event.MICROSOFT_CONSENT_LOST, Event.ROUND_DONE, Event.INITIAL_DONE, Event.AUTHORIZATION_BACK):
+                 Event.MICROSOFT_CONSENT_LOST, Event.ROUND_DONE, Event.INITIAL_DONE, Event.AUTHORIZATION_BACK,
+                 Event.STEP_FAILED, Event.MAILBOX_REFUSED, Event.RESUME):
         assert twice.life == once.life
     if event in (Event.ENABLE, Event.CONTAINER_GONE, Event.ANSWER_DELETE, Event.ANSWER_KEEP, Event.INITIAL_DONE,
-                 Event.AUTHORIZATION_BACK):
+                 Event.AUTHORIZATION_BACK, Event.RESUME):
         assert Effect.NEW_GENERATION not in twice.effects and Effect.QUEUE_INITIAL not in twice.effects
 
 

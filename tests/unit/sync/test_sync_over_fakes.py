@@ -5,10 +5,13 @@ folder) with processes dying at any write and messages delivered twice."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.crm.errors import CrmError
 from shared.sync.lifecycle import Reason, SyncState
+from shared.sync.step_failures import NothingToResume
 from tests.sync_harness import KIND, SyncHarness
 
 
@@ -141,3 +144,72 @@ def test_any_crash_or_redelivery_ends_with_exactly_the_right_items(
         harness.settle(crashes, duplicates)
         harness.assert_in_step()
         harness.assert_nothing_lost(made)
+
+
+# -- failures the member sees (issue 23) --------------------------------------------------------
+
+
+def test_a_folder_deleted_during_the_initial_sync_stops_the_sync_instead_of_failing_every_round() -> None:
+    harness = SyncHarness()
+    made = _seed(harness, 7, 0)
+    harness.enable()
+    harness.outlook.delete_container(harness.profile().container_id or "")  # before the first page's creates
+    harness.settle()
+    profile = harness.profile()
+    assert profile.state is SyncState.DISABLED and profile.reason is Reason.CONTAINER_DELETED
+    assert not harness.poisoned and not harness.channels.channels
+    harness.assert_nothing_lost(made)
+
+
+def test_a_mailbox_graph_refuses_pauses_the_sync_until_the_member_resumes_it() -> None:
+    harness = SyncHarness()
+    made = _seed(harness, 3, 0)
+    harness.enable()
+    harness.settle()
+    harness.outlook.refused = True  # the admin restricted the app's access to mailboxes
+    harness.crm_store.user_edit(made[0], {"subject": "Edited while refused"})
+    harness.webhook()
+    harness.settle()
+    profile = harness.profile()
+    assert profile.state is SyncState.PAUSED and profile.reason is Reason.MAILBOX_REFUSED
+    assert "403" in (profile.last_error or "") and not harness.poisoned
+    harness.sweep()  # the safety net queues nothing for a paused sync
+    assert harness.pending == []
+    harness.outlook.refused = False
+    harness.resume()
+    harness.settle()
+    assert harness.profile().state is SyncState.ACTIVE and harness.profile().last_error is None
+    harness.assert_in_step()
+    with pytest.raises(NothingToResume):
+        harness.service.resume(harness.member, KIND)  # nothing to resume any more: refused, nothing changes
+
+
+def test_a_step_that_keeps_failing_is_given_up_and_the_member_sees_why() -> None:
+    harness = SyncHarness()
+    made = _seed(harness, 4, 0)
+    harness.crm.broken = CrmError(500, "INTERNAL_ERROR", "the CRM keeps failing")
+    harness.enable()
+    harness.settle()
+    profile = harness.profile()
+    assert len(harness.poisoned) == 1 and harness.failures.most_common(1)[0][1] == 5
+    assert profile.state is SyncState.PAUSED and profile.reason is Reason.STEP_FAILED
+    assert profile.life.paused_from is SyncState.INITIAL and "the CRM keeps failing" in (profile.last_error or "")
+    harness.sweep()
+    assert harness.pending == []  # not re-queued for ever
+    harness.crm.broken = None
+    harness.resume()
+    harness.settle()
+    assert harness.profile().state is SyncState.ACTIVE
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+
+
+def test_an_expired_crm_cursor_starts_the_walk_again_and_repeats_nothing() -> None:
+    harness = SyncHarness()
+    made = _seed(harness, 10, 0)
+    harness.crm.expired_tokens = 2  # the initial sync was paused past the cursor's 24 hours
+    harness.enable()
+    harness.settle()
+    assert harness.profile().state is SyncState.ACTIVE and not harness.poisoned
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)

@@ -1,0 +1,78 @@
+"""Issue 23, "failures the member sees": a sync that cannot go on stops with a reason on the
+settings page and a Resume button, instead of staying "In sync" while every round fails.
+
+Here the tenant's administrator scopes the app away from the member's mailbox (an Exchange
+application access policy: Graph answers 403 for it). The next round stops the sync; the
+page says why; Resume while it is still refused stops it again; once the policy lets the
+mailbox in, Resume brings the sync back and the change made meanwhile arrives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from local.demo_world import APP_REGISTRATION
+from shared.sync.lifecycle import Reason
+from shared.sync.profiles import SyncKind, SyncState
+from tests.browser.test_disable_enable import ADELE, _click, _state
+from tests.browser.test_settings import SYNC_TIMEOUT_MS, expect, install_and_enter, open_settings
+from tests.integration.sync_setup import crm_control, outlook_items, profile, wait_until
+from tests.product_stack import CONTOSO, ProductStack
+
+pytestmark = pytest.mark.browser
+KIND = SyncKind.CALENDAR
+
+
+def _policy(product: ProductStack, *mailboxes: str) -> None:
+    policies = [{"tenantId": CONTOSO, "appId": APP_REGISTRATION["client_id"], "accessRight": "DenyAccess",
+                 "mailboxes": list(mailboxes)}] if mailboxes else []
+    product.m365_control("PUT", "application-access-policies", json={"policies": policies})
+
+
+def _crm_event(product: ProductStack, title: str) -> None:
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=3)
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Events", "record": {
+        "Event_Title": title, "All_day": False, "Start_DateTime": start.isoformat(),
+        "End_DateTime": (start + timedelta(hours=1)).isoformat()}})
+
+
+def test_a_mailbox_the_app_may_no_longer_reach_stops_the_sync_with_its_reason_until_resumed(
+    product: ProductStack, person: Any
+) -> None:
+    member = install_and_enter(product, person)
+    open_settings(product, person)
+    _click(person, KIND, "Enable")
+    expect()(_state(person, KIND)).to_have_text("In sync", timeout=SYNC_TIMEOUT_MS)
+    wait_until(lambda: profile(member, KIND).delta_link, what="the first delta round")
+
+    _policy(product, ADELE)  # the administrator scopes the app away from Adele's mailbox
+    _crm_event(product, "Planned while refused")
+    wait_until(lambda: profile(member, KIND).state is SyncState.PAUSED, what="the sync to stop")
+    assert profile(member, KIND).reason is Reason.MAILBOX_REFUSED
+    open_settings(product, person)
+    section = person.get_by_test_id(f"sync-{KIND.value}")
+    assert "refuses this app access to your mailbox" in section.inner_text()
+    assert "403" in section.get_by_test_id(f"{KIND.value}-stop-error").inner_text()
+
+    # Resume while still refused: it stops again, with the same reason (nothing lost, nothing looped).
+    section.get_by_role("button", name="Resume sync").click()
+    wait_until(lambda: profile(member, KIND).state is SyncState.PAUSED and profile(member, KIND).lease_owner is None,
+               what="the sync to stop again")
+    other_tab = person.context.new_page()  # the member also has the page open in another tab
+    open_settings(product, other_tab)
+    _policy(product)  # the administrator lets the mailbox in again
+    open_settings(product, person)
+    person.get_by_test_id(f"sync-{KIND.value}").get_by_role("button", name="Resume sync").click()
+    expect()(_state(person, KIND)).to_have_text("In sync", timeout=SYNC_TIMEOUT_MS)
+    wait_until(lambda: "Planned while refused" in [e.get("subject") for e in outlook_items(product, ADELE, "Zoho CRM")],
+               what="the change made while refused, in Outlook")
+
+    # Resume again from the other tab: said plainly, nothing changed.
+    answers: list[int] = []
+    other_tab.on("response", lambda r: answers.append(r.status) if r.url.endswith("/resume") else None)
+    other_tab.get_by_test_id(f"sync-{KIND.value}").get_by_role("button", name="Resume sync").click()
+    assert answers and answers[-1] == 409
+    assert other_tab.get_by_role("heading", name="Nothing to resume").is_visible()
+    assert profile(member, KIND).state is SyncState.ACTIVE
