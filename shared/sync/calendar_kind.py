@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import JsonValue
@@ -14,6 +14,16 @@ from shared.sync.changes import ItemSeen
 from shared.sync.kind import CRM_MARKER_FIELD, KindRules, crm_time, graph_time
 
 CALENDAR_NAME = "Zoho CRM"
+# Graph's calendarView delta needs a window, frozen into its links; events outside it are never
+# reported (and so never deleted: absence is not a deletion). A round older than a day gives
+# way to a new one, so the window moves with time (issue 23): an event made in Outlook two
+# years ahead is synced whatever the date the sync was enabled.
+DELTA_WINDOW_PAST = timedelta(days=365)
+DELTA_WINDOW_FUTURE = timedelta(days=730)
+WINDOW_MOVES_AFTER = timedelta(days=1)
+# Linked events this close to a window's edge are read when a round does not list them (the
+# window Graph applied was computed a moment apart from ours).
+WINDOW_EDGE = timedelta(days=1)
 EVENT_FIELDS = (
     "Event_Title", "Start_DateTime", "End_DateTime", "All_day", "Venue", "Description", "Participants", "Remind_At",
     "Recurring_Activity", calendar_mapping.CRM_MOVED_FIELD, "Modified_Time", "Data_Source", "Owner", CRM_MARKER_FIELD,
@@ -77,6 +87,21 @@ class CalendarRules(KindRules):
     def initial_key(self, record: dict[str, Any]) -> list[Any]:
         return calendar_order_key(record, self.reference)
 
+    def round_is_stale(self, window_from: datetime | None, now: datetime) -> bool:
+        return window_from is None or now - window_from >= WINDOW_MOVES_AFTER
+
+    def may_be_listed(self, fields: Mapping[str, JsonValue], window_from: datetime) -> bool:
+        """A series may have occurrences anywhere; a single event only within its times."""
+        when = fields.get(calendar_mapping.WHEN)
+        if fields.get(calendar_mapping.RECURRENCE) or not isinstance(when, Mapping):
+            return True
+        try:
+            start = _instant(str(when["start"]))
+            end = _instant(str(when["end"]))
+        except (KeyError, ValueError):
+            return True
+        return end >= window_from - DELTA_WINDOW_PAST - WINDOW_EDGE and start <= window_from + DELTA_WINDOW_FUTURE + WINDOW_EDGE
+
     def series_master_of(self, item: dict[str, Any]) -> str | None:
         if item.get("type") in ("occurrence", "exception") and isinstance(item.get("seriesMasterId"), str):
             return str(item["seriesMasterId"])
@@ -85,6 +110,12 @@ class CalendarRules(KindRules):
     @staticmethod
     def label_of(fields: Mapping[str, JsonValue]) -> str:
         return str(fields.get(calendar_mapping.TITLE) or "")
+
+
+def _instant(text: str) -> datetime:
+    """A ``when`` bound as an aware instant (an all-day date counts from UTC midnight)."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def calendar_order_key(record: Mapping[str, Any], reference: datetime) -> list[Any]:

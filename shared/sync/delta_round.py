@@ -53,7 +53,12 @@ class DeltaRound:
         outlook_seen: list[ItemSeen] = []
         outlook_gone: list[ItemDeleted] = []
         resume = profile.delta_link
-        full_round = resume is None  # the first round, or one after Graph expired our link
+        if resume is not None and a.round_is_stale(profile.delta_window_from, started):
+            log.info("%s sync of %s: a new delta round, so the window moves with time", profile.row_key, profile.partition_key)
+            resume = None
+        # The first round, one after Graph expired our link, or one whose window must move.
+        full_round = resume is None
+        window_from = started if full_round else profile.delta_window_from or started
         more = False
         masters: set[str] = set()
         for count, page in enumerate(ctx.outlook.delta_pages(profile.container_id or "", resume), start=1):
@@ -76,7 +81,8 @@ class DeltaRound:
         if full_round and not more:
             every = self.links.all(profile.links_partition)
             listed = {s.item_id for s in outlook_seen} | {d.item_id for d in outlook_gone} | masters
-            outlook_gone += self._unlisted_and_gone(profile, ctx.outlook, listed, every)
+            unlisted = [row for row in every if a.may_be_listed(row.fields, window_from)]
+            outlook_gone += self._unlisted_and_gone(profile, ctx.outlook, listed, unlisted)
         watermark = profile.crm_watermark or started
         since = watermark - timedelta(seconds=1)  # the CRM compares whole seconds
         query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id, modified_since=since)  # type: ignore[arg-type]
@@ -103,7 +109,7 @@ class DeltaRound:
         if not more:
             profile = profile.living(decide(profile.life, Event.ROUND_DONE).life)
         return self.cycle.counted(
-            profile, report, delta_link=resume, crm_watermark=started if not more else watermark,
+            profile, report, delta_link=resume, delta_window_from=window_from, crm_watermark=started if not more else watermark,
             crm_deleted_watermark=started if read_deleted and not more else deleted_mark,
         )
 

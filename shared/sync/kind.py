@@ -81,6 +81,16 @@ class KindRules(ABC):
     def label_of(fields: Mapping[str, JsonValue]) -> str:
         """What a person calls an item, from its mapped fields (the ledger's names)."""
 
+    def round_is_stale(self, window_from: datetime | None, now: datetime) -> bool:
+        """Whether a delta round started at ``window_from`` must give way to a new one: a
+        calendar's round sees a window frozen at its start, which must move with time."""
+        return False
+
+    def may_be_listed(self, fields: Mapping[str, JsonValue], window_from: datetime) -> bool:
+        """Whether a linked item with these fields can be in a round started at
+        ``window_from`` (one that cannot is not read when the round does not list it)."""
+        return True
+
     def series_master_of(self, item: dict[str, Any]) -> str | None:
         """Calendar only: Graph's calendarView delta reports a series' occurrences, never its
         master; this names the master of an occurrence or exception."""

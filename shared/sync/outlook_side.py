@@ -5,7 +5,7 @@ the kind's pure rules."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import JsonValue
@@ -18,14 +18,9 @@ from shared.graph.mailbox import GraphMailbox
 from shared.graph.models import OutlookItem
 from shared.graph.sync_errors import ContainerGone, ItemNotFound
 from shared.sync import calendar_mapping
-from shared.sync.calendar_kind import CalendarRules
+from shared.sync.calendar_kind import DELTA_WINDOW_FUTURE, DELTA_WINDOW_PAST, CalendarRules
 from shared.sync.changes import ItemSeen
 from shared.sync.contacts_kind import ContactsRules
-
-# Graph's calendarView delta needs a window; events outside it are never reported (and so
-# never deleted: absence is not a deletion).
-DELTA_WINDOW_PAST = timedelta(days=365)
-DELTA_WINDOW_FUTURE = timedelta(days=730)
 
 
 class ContactsOutlook(ContactsClient):

@@ -58,6 +58,7 @@ class SyncProfile(TableEntity):
     # The CRM's deleted list is read up to here; between sweeps only when the CRM called back
     # with a deletion (``crm_deletions_noticed``): one CRM call less per webhook-driven step.
     crm_deleted_watermark: datetime | None = None
+    delta_window_from: datetime | None = None  # when the Graph delta round in ``delta_link`` started (its window)
     crm_deletions_noticed: bool = False
     # Webhooks.
     subscription_id: str | None = None

@@ -391,3 +391,26 @@ def test_a_series_with_a_moved_and_a_cancelled_occurrence_survives_both_directio
     get_services().sync.sweep()
     wait_until(lambda: profile(member, SyncKind.CALENDAR).last_sync_at > synced_at, what="another round")  # type: ignore[operator]
     assert versions == {r["id"]: r["Modified_Time"] for r in crm_records(product, member, "Events")}
+
+
+def test_the_calendar_window_moves_with_time(product: ProductStack) -> None:
+    """Issue 23: Graph's calendarView delta freezes its window (a year back, two ahead) when a
+    round starts. A round started two days ago cannot see an event made in Outlook 729 days
+    from now; once a round is a day old a new one starts, whose window does."""
+    member = linked_member(product)
+    enable_and_wait(product, member)
+    current = profile(member, SyncKind.CALENDAR)
+    container = current.container_id or ""
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
+    client = CalendarClient(get_services().mailbox(member))
+    pages = list(client.delta(container, start=two_days_ago - timedelta(days=365), end=two_days_ago + timedelta(days=730)))
+    get_services().sync_profiles.update(member.partition_key, SyncKind.CALENDAR, lambda p: p.model_copy(
+        update={"delta_link": pages[-1].resume_link, "delta_window_from": two_days_ago}))
+    far = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=729)
+    product.m365_control("POST", f"mailbox/{ADELE}/calendars/{container}/events", json={
+        "subject": "Planned two years ahead", "start": {"dateTime": far.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+        "end": {"dateTime": (far + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}})
+    wait_until(lambda: "Planned two years ahead" in [r.get("Event_Title") for r in crm_records(product, member, "Events")],
+               what="the event beyond the old window, in the CRM")
+    moved = profile(member, SyncKind.CALENDAR)
+    assert moved.delta_window_from is not None and moved.delta_window_from > two_days_ago + timedelta(days=1)

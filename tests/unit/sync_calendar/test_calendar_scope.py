@@ -62,3 +62,39 @@ def test_a_running_series_counts_as_upcoming_and_an_ended_one_by_its_end():
 def test_default_cap_is_five_thousand():
     records = [_at(h) for h in range(6000)]
     assert len(initial_sync_order(records, NOW)) == 5000
+
+
+# -- the delta window moves with time (issue 23) ---------------------------------------------------
+
+
+def test_a_calendar_round_older_than_a_day_gives_way_so_the_window_moves() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.sync.calendar_kind import CalendarRules
+
+    rules = CalendarRules("u1", "g1", reference=datetime(2026, 12, 5, tzinfo=UTC))
+    started = datetime(2026, 12, 5, 9, tzinfo=UTC)
+    assert rules.round_is_stale(None, started)  # a round from before windows were dated
+    assert not rules.round_is_stale(started, started + timedelta(hours=23, minutes=59))
+    assert rules.round_is_stale(started, started + timedelta(days=1))
+
+
+def test_only_events_a_round_could_list_are_read_when_it_does_not_list_them() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.sync.calendar_kind import CalendarRules
+
+    rules = CalendarRules("u1", "g1", reference=datetime(2026, 12, 5, tzinfo=UTC))
+    window_from = datetime(2026, 12, 5, 9, tzinfo=UTC)
+
+    def event(start: datetime, hours: int = 1, **more: object) -> dict[str, object]:
+        return {"when": {"start": start.isoformat(), "end": (start + timedelta(hours=hours)).isoformat()}, **more}
+
+    assert rules.may_be_listed(event(window_from + timedelta(days=3)), window_from)
+    assert not rules.may_be_listed(event(window_from - timedelta(days=400)), window_from)  # ended before the window
+    assert not rules.may_be_listed(event(window_from + timedelta(days=740)), window_from)  # starts after it
+    assert rules.may_be_listed(event(window_from - timedelta(days=365, hours=12)), window_from)  # at the edge: read
+    assert rules.may_be_listed(event(window_from + timedelta(days=730, hours=12)), window_from)
+    assert rules.may_be_listed(event(window_from - timedelta(days=900), recurrence={"rule": "FREQ=WEEKLY"}), window_from)
+    assert rules.may_be_listed({"when": {"start": "2019-01-01"}}, window_from)  # unreadable: read
+    assert rules.may_be_listed({"when": {"start": "2026-12-10", "end": "2026-12-11"}}, window_from)  # all day
