@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     link_lifetime_days: int = Field(default=7, ge=1, le=60, validation_alias=AliasChoices("LINK_LIFETIME_DAYS"))
     crm_default_profile: str = Field(default="Standard", validation_alias=AliasChoices("CRM_DEFAULT_PROFILE"))
 
+    # The initial sync (R3.5, R4.6): at most this many items, read from the CRM this many at a time
+    # (the CRM reads 100 records by id per call). Smaller values serve tests of the same code path.
+    calendar_initial_cap: int = Field(default=5000, ge=1, validation_alias=AliasChoices("CALENDAR_INITIAL_CAP"))
+    contacts_initial_cap: int = Field(default=10000, ge=1, validation_alias=AliasChoices("CONTACTS_INITIAL_CAP"))
+    initial_page_size: int = Field(default=100, ge=1, le=100, validation_alias=AliasChoices("INITIAL_PAGE_SIZE"))
+
     # A CA bundle to trust for outbound HTTPS (the local emulators' CA). Empty: system store.
     outbound_ca_bundle: Path | None = Field(default=None, validation_alias=AliasChoices("OUTBOUND_CA_BUNDLE"))
     # How long one outbound HTTP exchange (Graph, CRM) may take before it counts as timed out.

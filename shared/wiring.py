@@ -41,7 +41,8 @@ from shared.sync.dependencies import SyncDependencies
 from shared.sync.jobs import SYNC_QUEUE, SyncJob
 from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
-from shared.sync.profiles import ProfileStore, SyncProfile
+from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile
+from shared.sync.selection_store import SelectionChunk, SelectionStore
 from shared.sync.service import SyncService
 from shared.sync.webhooks import WebhookRoute
 from shared.transport.session import outbound_session
@@ -144,10 +145,12 @@ class Services:
 
     @cached_property
     def sync(self) -> SyncService:
+        caps = {SyncKind.CALENDAR: self.settings.calendar_initial_cap, SyncKind.CONTACTS: self.settings.contacts_initial_cap}
         return SyncService(SyncDependencies(
             profiles=self.sync_profiles, links=self.sync_links, conflicts=self.sync_conflicts, ledger=self.sync_ledger,
+            selections=SelectionStore(self.table("syncselections", SelectionChunk)),
             jobs=self.sync_queue, routes=self.table("webhooks", WebhookRoute), accounts=self.accounts,
-            kind_for=lambda member, kind, **facts: kind_for(member, kind, self.mailbox(member), **facts),
+            kind_for=lambda member, kind, **facts: kind_for(member, kind, self.mailbox(member), caps=caps, **facts),
             crm_session=lambda member: self.crm_sessions.for_member(self.crm_access(member)),
             crm_records=lambda member: CrmRecords(self.crm_sessions.for_member(self.crm_access(member))),
             crm_channels=lambda member: CrmWatch(self.crm_sessions.for_member(self.crm_access(member))),
@@ -156,6 +159,7 @@ class Services:
             crm_token=lambda member: self.crm_sessions.tokens.get(self.crm_access(member)),
             mailbox=self.mailbox, app_token=lambda tenant_id: self.entra.app_token(tenant_id),
             encrypt=lambda secret: self.cipher.encrypt(secret), public_base_url=self.settings.public_base_url,
+            initial_page_size=self.settings.initial_page_size,
         ))
 
     def mailbox(self, member: MemberIdentity) -> GraphMailbox:

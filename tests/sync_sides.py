@@ -49,6 +49,9 @@ class PlainRules(KindRules):
     def crm_fields(self) -> tuple[str, ...]:
         return (*FIELDS, "Modified_Time", "Owner", CRM_MARKER_FIELD)
 
+    def crm_label(self, record: Mapping[str, Any]) -> str:
+        return str(record.get("subject") or "")
+
     def crm_to_seen(self, record: dict[str, Any]) -> ItemSeen:
         return ItemSeen(
             item_id=str(record["id"]), version=str(record["$version"]),
@@ -133,6 +136,11 @@ class CrmListing(CrmInMemory):
     def changed_since(self, query: ListQuery) -> Iterator[dict[str, Any]]:
         for page in self.pages(query):
             yield from page.records
+
+    def by_ids(self, module: str, ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if self.broken is not None:
+            raise self.broken
+        return {i: self.record(i, self.store.items[i]) for i in ids if i in self.store.items}
 
     def deleted(self, module: str, *, since: datetime | None = None, kind: str = "all") -> Iterator[DeletedRecord]:
         gone = sorted(((at, i) for i, at in self.store.deleted_at.items() if i not in self.store.items

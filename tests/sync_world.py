@@ -266,6 +266,7 @@ class WorldRules(KindRules):
     crm_fields = ()  # type: ignore[assignment]
     crm_to_seen = outlook_to_seen = initial_key = excluded = _unused  # type: ignore[assignment]
     label_of = staticmethod(lambda fields: "")  # type: ignore[assignment]
+    crm_label = _unused  # type: ignore[assignment]
 
     def to_crm(self, fields: Any, merged: Any) -> dict[str, Any]:
         return dict(fields)

@@ -22,14 +22,17 @@ from shared.sync.profiles import SyncKind
 def kind_for(
     member: MemberIdentity, kind: SyncKind, mailbox: GraphMailbox, *, reference: datetime | None = None,
     contact_mapping: ContactMapping | None = None, crm_time_zone: str | None = None, generation: str | None = None,
+    caps: Mapping[SyncKind, int] | None = None,
 ) -> tuple[KindRules, OutlookSide]:
     """``reference``: the moment the sync was enabled (the initial sync's order, R3.5);
-    ``generation``: the member's current Enable (markers of another one name no partner)."""
+    ``generation``: the member's current Enable (markers of another one name no partner);
+    ``caps``: the initial sync's caps, when configured smaller than R3.5's and R4.6's."""
+    cap = (caps or {}).get(kind)
     if kind is SyncKind.CONTACTS:
-        contacts = ContactsRules(member.user_id, generation, mapping=contact_mapping or DEFAULT_CONTACT_MAPPING)
+        contacts = ContactsRules(member.user_id, generation, mapping=contact_mapping or DEFAULT_CONTACT_MAPPING, initial_cap=cap)
         return contacts, ContactsOutlook(mailbox, contacts)
     calendar = CalendarRules(member.user_id, generation, reference=reference or datetime.now(UTC),
-                             crm_time_zone=crm_time_zone)
+                             crm_time_zone=crm_time_zone, initial_cap=cap)
     return calendar, CalendarOutlook(mailbox, calendar)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import JsonValue
 
 from shared.sync import calendar_mapping
+from shared.sync.calendar.scope import initial_order_key
 from shared.sync.changes import ItemSeen
 from shared.sync.kind import CRM_MARKER_FIELD, KindRules, crm_time, graph_time
 
@@ -36,13 +37,14 @@ class CalendarRules(KindRules):
     container_name = CALENDAR_NAME
     normalisation = calendar_mapping.CALENDAR_NORMALISATION
     initial_cap = calendar_mapping.INITIAL_SYNC_CAP
-    scan_fields = ("Start_DateTime", "End_DateTime", "Data_Source", "Recurring_Activity", "Description")
+    scan_fields = ("Event_Title", "Start_DateTime", "End_DateTime", "Data_Source", "Recurring_Activity", "Description")
 
-    def __init__(self, owner_id: str, generation: str | None, *, reference: datetime, crm_time_zone: str | None = None) -> None:
+    def __init__(self, owner_id: str, generation: str | None, *, reference: datetime, crm_time_zone: str | None = None,
+                 initial_cap: int | None = None) -> None:
         """``reference``: the moment the sync was enabled, so that the initial sync's order
         (R3.5) is the same in every step of it. ``crm_time_zone``: the member's zone in the
         CRM, so their CRM events land in Outlook in it."""
-        super().__init__(owner_id, generation)
+        super().__init__(owner_id, generation, initial_cap=initial_cap)
         self.reference = reference
         self.crm_time_zone = crm_time_zone
 
@@ -59,8 +61,11 @@ class CalendarRules(KindRules):
             item_id=str(record["id"]), version=str(record.get("Modified_Time", "")),
             fields={} if reason else calendar_mapping.crm_event_to_fields(record, time_zone=self.crm_time_zone),
             modified_at=crm_time(record.get("Modified_Time")), partner_id=self.partner_named_by(record.get(CRM_MARKER_FIELD)),
-            excluded=reason, label=str(record.get("Event_Title") or ""),
+            excluded=reason, label=self.crm_label(record),
         )
+
+    def crm_label(self, record: Mapping[str, Any]) -> str:
+        return str(record.get("Event_Title") or "")
 
     def outlook_to_seen(self, item: dict[str, Any], marker: str | None,
                         instances: Sequence[dict[str, Any]] = ()) -> ItemSeen:
@@ -85,7 +90,7 @@ class CalendarRules(KindRules):
         return dict(calendar_mapping.patch_to_graph(fields, merged=merged))
 
     def initial_key(self, record: dict[str, Any]) -> list[Any]:
-        return calendar_order_key(record, self.reference)
+        return initial_order_key(record, self.reference)
 
     def round_is_stale(self, window_from: datetime | None, now: datetime) -> bool:
         return window_from is None or now - window_from >= WINDOW_MOVES_AFTER
@@ -116,22 +121,3 @@ def _instant(text: str) -> datetime:
     """A ``when`` bound as an aware instant (an all-day date counts from UTC midnight)."""
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def calendar_order_key(record: Mapping[str, Any], reference: datetime) -> list[Any]:
-    """R3.5 as a sortable key: upcoming events (soonest first), then completed ones (latest
-    first), then those whose times cannot be read (the mapping reports them)."""
-    try:
-        start = datetime.fromisoformat(str(record.get("Start_DateTime")))
-        end = datetime.fromisoformat(str(record.get("End_DateTime")))
-    except ValueError:
-        return [2, 0.0, str(record["id"])]
-    if end > reference or calendar_still_running(record, reference):
-        return [0, start.timestamp(), str(record["id"])]
-    return [1, -end.timestamp(), str(record["id"])]
-
-
-def calendar_still_running(record: Mapping[str, Any], reference: datetime) -> bool:
-    """A series with no end date is still running (its range, not its first slot, counts)."""
-    recurring = record.get("Recurring_Activity")
-    return isinstance(recurring, Mapping) and bool(recurring.get("RRULE")) and "UNTIL" not in str(recurring.get("RRULE"))

@@ -86,7 +86,7 @@ from shared.sync.calendar.scope import (
     INITIAL_SYNC_CAP,
     crm_event_excluded,
     graph_event_excluded,
-    initial_sync_order,
+    initial_order_key,
 )
 from shared.sync.calendar.timezones import UnknownTimeZone, graph_zone_name
 from shared.sync.calendar.when import (
@@ -368,7 +368,7 @@ __all__ = [
     "graph_event_to_fields",
     "graph_occurrence_date",
     "graph_occurrence_times",
-    "initial_sync_order",
+    "initial_order_key",
     "patch_to_crm",
     "patch_to_graph",
 ]

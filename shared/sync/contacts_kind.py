@@ -32,10 +32,10 @@ class ContactsRules(KindRules):
     container_name = CONTACTS_FOLDER
     normalisation = CONTACTS_NORMALISATION
     initial_cap = INITIAL_SYNC_CAP
-    scan_fields = ("Modified_Time", "Data_Source")
+    scan_fields = ("Modified_Time", "Data_Source", "First_Name", "Last_Name")
 
-    def __init__(self, owner_id: str, generation: str | None, *, mapping: ContactMapping) -> None:
-        super().__init__(owner_id, generation)
+    def __init__(self, owner_id: str, generation: str | None, *, mapping: ContactMapping, initial_cap: int | None = None) -> None:
+        super().__init__(owner_id, generation, initial_cap=initial_cap)
         self.mapping = mapping
 
     @property
@@ -54,8 +54,11 @@ class ContactsRules(KindRules):
             item_id=str(record["id"]), version=str(record.get("Modified_Time", "")),
             fields=crm_contact_to_fields(record, self.mapping), modified_at=crm_time(record.get("Modified_Time")),
             partner_id=self.partner_named_by(record.get(CRM_MARKER_FIELD)), excluded=self.excluded(record),
-            label=person_name(record.get("First_Name"), record.get("Last_Name")),
+            label=self.crm_label(record),
         )
+
+    def crm_label(self, record: Mapping[str, Any]) -> str:
+        return person_name(record.get("First_Name"), record.get("Last_Name"))
 
     def outlook_to_seen(self, item: dict[str, Any], marker: str | None,
                         instances: Sequence[dict[str, Any]] = ()) -> ItemSeen:

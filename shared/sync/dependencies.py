@@ -20,6 +20,7 @@ from shared.sync.kind import KindRules, OutlookSide
 from shared.sync.ledger_store import SyncLedger
 from shared.sync.ports import ConflictLog, CrmChannels, CrmRecordPort, LinkRows, OutlookSubscriptions
 from shared.sync.profiles import ProfileStore
+from shared.sync.selection_store import SelectionStore
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class SyncDependencies:
     links: LinkRows
     conflicts: ConflictLog
     ledger: SyncLedger
+    selections: SelectionStore  # the initial sync's selection, in the order it is sent
     jobs: JobQueue[SyncJob]
     routes: TableRepository[Any]  # the webhooks' routes (``shared.sync.webhooks.WebhookRoute``)
     accounts: AccountsRepository  # members, and the audit log
@@ -45,3 +47,4 @@ class SyncDependencies:
     encrypt: Callable[[str], str]  # a refresh token, sealed for storage
     public_base_url: str  # where Graph and the CRM send our webhooks
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # the one clock of the sync's decisions
+    initial_page_size: int = 100  # CRM records the initial sync reads by id at a time

@@ -36,14 +36,16 @@ class KindRules(ABC):
     crm_module: ClassVar[str]  # "Events" or "Contacts"
     container_name: ClassVar[str]  # "Zoho CRM" or "Zoho CRM Contacts"
     normalisation: ClassVar[Normalisation]
-    initial_cap: ClassVar[int]  # R3.5: 5,000 events; R4.6: 10,000 contacts
-    scan_fields: ClassVar[tuple[str, ...]]  # what the initial sync's selection pass reads
+    initial_cap: int  # R3.5: 5,000 events; R4.6: 10,000 contacts (smaller through configuration)
+    scan_fields: ClassVar[tuple[str, ...]]  # what the initial sync's selection pass reads (keys, scope, names)
 
-    def __init__(self, owner_id: str, generation: str | None) -> None:
+    def __init__(self, owner_id: str, generation: str | None, *, initial_cap: int | None = None) -> None:
         """``owner_id``: the member's CRM user id (R3.4, R4.5); ``generation``: the member's
         current Enable (markers of another one name no partner: ``shared.sync.markers``)."""
         self.owner_id = owner_id
         self.generation = generation
+        if initial_cap is not None:
+            self.initial_cap = initial_cap
 
     @property
     @abstractmethod
@@ -75,6 +77,10 @@ class KindRules(ABC):
     @abstractmethod
     def excluded(self, record: dict[str, Any]) -> str | None:
         """Why a CRM record is out of scope (not the member's, imported ...), or None."""
+
+    @abstractmethod
+    def crm_label(self, record: Mapping[str, Any]) -> str:
+        """What a person calls a CRM record (from the selection pass's fields too)."""
 
     @staticmethod
     @abstractmethod

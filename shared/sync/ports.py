@@ -63,12 +63,14 @@ class CrmRecordWrites(Protocol):
 
 class CrmRecordReads(Protocol):
     """The CRM's records as the steps read them: pages of a listing (from its start or a
-    saved cursor; none at all when nothing matches), the records changed after a time, and
-    the deleted list (newest first; an entry may come twice, never skipped)."""
+    saved cursor; none at all when nothing matches), the records changed after a time, the
+    deleted list (newest first; an entry may come twice, never skipped), and records by id
+    (keyed by id; those the CRM no longer has are absent)."""
 
     def pages(self, start: ListQuery | ListCursor) -> Iterator[RecordPage]: ...
     def changed_since(self, query: ListQuery) -> Iterator[dict[str, Any]]: ...
     def deleted(self, module: Module, *, since: datetime | None = None) -> Iterator[DeletedRecord]: ...
+    def by_ids(self, module: Module, ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
 
 class CrmRecordPort(CrmRecordWrites, CrmRecordReads, Protocol):

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from pydantic import JsonValue
-
 from shared.storage import ConcurrencyConflict, EntityAlreadyExists, Stored, TableEntity, TableRepository
 from shared.sync.lifecycle import Answer, Life, Reason, SyncState
 
@@ -51,7 +49,6 @@ class SyncProfile(TableEntity):
     initial_cursor: str | None = None
     initial_done: int = 0
     initial_total: int = 0
-    initial_threshold: list[JsonValue] | None = None  # the worst ordering key still sent
     # Ongoing sync: Graph delta link, CRM watermark.
     delta_link: str | None = None
     crm_watermark: datetime | None = None

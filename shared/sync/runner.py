@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from shared.storage import ConcurrencyConflict, Stored
 from shared.sync.cycle import Cycle
 from shared.sync.delta_round import DeltaRound
-from shared.sync.initial_sync import InitialSync
+from shared.sync.initial_sync import PAGE_SIZE, InitialSync
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.ledger_store import SyncLedger
 from shared.sync.lifecycle import (
@@ -29,6 +29,7 @@ from shared.sync.lifecycle import (
 from shared.sync.ports import ConflictLog, LinkRows
 from shared.sync.profiles import LeaseHeld, ProfileStore, SyncProfile, SyncState
 from shared.sync.remap_pages import RemapPages
+from shared.sync.selection_store import SelectionStore
 from shared.sync.step_context import StepContext
 
 __all__ = ["StepContext", "SyncRunner"]
@@ -52,14 +53,17 @@ class SyncRunner:
         conflicts: ConflictLog,
         ledger: SyncLedger | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        selections: SelectionStore | None = None,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.profiles = profiles
         self.links = links
         self.conflicts = conflicts
         self.ledger = ledger
+        self.selections = selections
         self._now = clock
         cycle = Cycle(links, conflicts, ledger, clock)
-        self.initial = InitialSync(cycle, clock)
+        self.initial = InitialSync(cycle, selections, clock, page_size)
         self.rounds = DeltaRound(cycle, links, ledger, clock)
         self.remap = RemapPages(cycle, links, conflicts, clock)
 
@@ -203,6 +207,8 @@ class SyncRunner:
                     # Disabled (and maybe enabled again) under this step: the link rows it
                     # wrote after the purge belong to no generation that reads them.
                     self.links.purge(stepped.links_partition)
+                    if self.selections is not None:
+                        self.selections.purge(stepped.links_partition)
                 return False
             released = _carry(latest.entity, stepped)
             rerun = released.delta_rerun and released.state is SyncState.ACTIVE

@@ -1,21 +1,14 @@
-"""Which CRM items the initial sync sends (R3.5, R4.6), decided without holding them all:
-a first pass reads only each item's ordering key, keeps the ``cap`` best, and remembers
-the worst key kept (the threshold); the second pass sends the items whose key is at or
-below it. Keys are JSON lists, so the threshold is stored on the profile."""
+"""Which CRM items the initial sync sends, and in which order (R3.5, R4.6): the ``cap``
+smallest ordering keys (``KindRules.initial_key``), smallest first. Pure: the selection pass
+(``initial_sync``) reads the keys, stores the ids this returns, and sends them in that order."""
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-
-Key = list[object]
-
-
-def threshold(keys: Iterable[Key], cap: int) -> tuple[Key | None, int]:
-    """The largest of the ``cap`` smallest keys, and how many keys that selects."""
-    smallest = heapq.nsmallest(cap, (tuple(k) for k in keys))
-    return (list(smallest[-1]) if smallest else None), len(smallest)
+from typing import Any
 
 
-def selected(key: Key, limit: Key | None) -> bool:
-    return limit is not None and tuple(key) <= tuple(limit)
+def best(candidates: Iterable[tuple[list[Any], str]], cap: int) -> list[str]:
+    """The ids of the ``cap`` smallest keys, smallest first (equal keys: by id)."""
+    return [item_id for _, item_id in heapq.nsmallest(max(cap, 0), ((tuple(key), item_id) for key, item_id in candidates))]

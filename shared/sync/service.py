@@ -40,7 +40,8 @@ class SyncService:
     def __init__(self, dependencies: SyncDependencies) -> None:
         self.d = dependencies
         self.runner = SyncRunner(dependencies.profiles, dependencies.links, dependencies.conflicts, dependencies.ledger,
-                                 clock=dependencies.clock)
+                                 clock=dependencies.clock, selections=dependencies.selections,
+                                 page_size=dependencies.initial_page_size)
         self.jobs: JobQueue[SyncJob] = dependencies.jobs
         self.webhooks = SyncWebhooks(self)
         self.routes = self.webhooks.routes
@@ -110,7 +111,7 @@ class SyncService:
                 "generation": markers.new_generation() if new else profile.generation,
                 "subscription_id": None, "subscription_expires": None,
                 "client_state": None, "channel_id": channel.channel_id, "channel_token": channel.token,
-                "channel_expires": channel.expires_at, "initial_cursor": None, "initial_threshold": None,
+                "channel_expires": channel.expires_at, "initial_cursor": None,
                 "initial_done": 0, "initial_total": 0, "delta_link": None, "crm_watermark": None,
                 "synced_items": 0, "conflicts": 0, "errors": 0, "last_error": None, "pending_deletions": 0,
                 "crm_time_zone": zone,
@@ -155,6 +156,7 @@ class SyncService:
             _, outlook = self.d.kind_for(member, kind)
             outlook.delete_container(profile.container_id)
         self.d.links.purge(profile.links_partition)
+        self.d.selections.purge(profile.links_partition)
         # The conflict log stays: it is the member's record of which value was kept, across
         # Enables (issue 23). The ledger's notes describe this Enable's items: they go.
         self.d.ledger.purge(profile.history_partition)

@@ -121,6 +121,8 @@ def crm_listing(port: CrmRecordPort, body: Callable[[str], dict[str, Any]], *, o
         assert [str(r["id"]) for p in port.pages(saved) for r in p.records] == listed[len(first.records):]
     later = ListQuery(module="Contacts", fields=fields, owner_id=owner_id, modified_since=datetime.now(UTC) + timedelta(days=1))
     assert list(port.pages(later)) == []
+    read = port.by_ids("Contacts", [ids[2], ids[0], "1999999999999999998"], fields)
+    assert set(read) == {ids[2], ids[0]} and all(str(read[i]["id"]) == i for i in read)  # unknown ids: absent
     someone_else = ListQuery(module="Contacts", fields=fields, owner_id="1999999999999999999", modified_since=before)
     assert [r for r in port.changed_since(someone_else) if str(r["id"]) in ids] == []
     assert port.delete("Contacts", [ids[0], ids[1]])[0].ok

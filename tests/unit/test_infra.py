@@ -59,6 +59,9 @@ NOT_SET_IN_AZURE = {
     "AzureWebJobsStorage",
     # Only for the local emulators' CA; in Azure the system trust store is right.
     "OUTBOUND_CA_BUNDLE",
+    # The initial sync's caps and page: their defaults are the SPEC's (R3.5, R4.6) and the CRM's
+    # limit; smaller values serve tests of the same code path.
+    "CALENDAR_INITIAL_CAP", "CONTACTS_INITIAL_CAP", "INITIAL_PAGE_SIZE",
 }
 # Settings holding secrets: in Azure, only ever Key Vault references.
 SECRET_SETTINGS = {"TOKEN_ENCRYPTION_KEY", "SESSION_SECRET", "ENTRA_CLIENT_SECRET", "CRM_CLIENT_SECRET"}

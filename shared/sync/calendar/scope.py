@@ -16,7 +16,7 @@ Reasons are short codes for ``ItemSeen.excluded`` and the run report:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -102,23 +102,17 @@ def _bounds(record: Mapping[str, Any], now: datetime) -> tuple[datetime, datetim
     return start, end
 
 
-def initial_sync_order(
-    records: Sequence[Mapping[str, Any]], now: datetime, *, cap: int = INITIAL_SYNC_CAP
-) -> list[Mapping[str, Any]]:
-    """R3.5: events not yet over first (soonest start first), then completed ones (latest
-    end first), at most ``cap``. A recurring series counts by its range: one still
-    running is upcoming (as of ``now``). Records whose times cannot be read come last,
-    so the mapping reports them rather than the cap hiding them. ``now`` must be aware."""
-    upcoming, completed, unreadable = [], [], []
-    for record in records:
-        bounds = _bounds(record, now)
-        if bounds is None:
-            unreadable.append(record)
-        elif bounds[1] > now:
-            upcoming.append((bounds[0], record))
-        else:
-            completed.append((bounds[1], record))
-    upcoming.sort(key=lambda pair: pair[0])
-    completed.sort(key=lambda pair: pair[0], reverse=True)
-    ordered = [r for _, r in upcoming] + [r for _, r in completed] + unreadable
-    return ordered[: max(cap, 0)]
+def initial_order_key(record: Mapping[str, Any], now: datetime) -> list[Any]:
+    """R3.5 as a sortable key: events not yet over first (soonest start first), then completed
+    ones (latest end first), then those whose times cannot be read (so the mapping reports them
+    rather than the cap hiding them). A series counts by its range: one still running is
+    upcoming as of ``now``, one whose last occurrence (``UNTIL`` or ``COUNT``) is past is
+    completed then. ``now`` must be aware."""
+    record_id = str(record.get("id"))
+    bounds = _bounds(record, now)
+    if bounds is None:
+        return [2, 0.0, record_id]
+    start, end = bounds
+    if end > now:
+        return [0, start.timestamp(), record_id]
+    return [1, -end.timestamp(), record_id]

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from calendar_examples import OWNER, crm_record
 
-from shared.sync.calendar_mapping import crm_event_excluded, graph_event_excluded, initial_sync_order
+from shared.sync.calendar_kind import CalendarRules
+from shared.sync.calendar_mapping import INITIAL_SYNC_CAP, crm_event_excluded, graph_event_excluded
+from shared.sync.selection import best
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -35,6 +37,14 @@ def _at(hours: float, **extra):
     start = NOW + timedelta(hours=hours)
     return crm_record(id=str(hours), Start_DateTime=start.isoformat(), End_DateTime=(start + timedelta(hours=1)).isoformat(),
                       **extra)
+
+
+def initial_sync_order(records, now, cap=INITIAL_SYNC_CAP):
+    """What the initial sync's selection pass keeps and sends, in order (the code that runs:
+    the calendar's ordering key, then the selection)."""
+    rules = CalendarRules(OWNER, "g1", reference=now)
+    by_id = {r["id"]: r for r in records}
+    return [by_id[i] for i in best(((rules.initial_key(r), r["id"]) for r in records), cap)]
 
 
 def test_future_soonest_first_then_completed_most_recent_first():
