@@ -76,7 +76,8 @@ class SyncHarness:
     def __init__(self, *, crm_per_page: int = 3, outlook_per_page: int = 4) -> None:
         self.clock = TickingClock()
         self.budget = Budget()
-        self.crm_store = Store(Side.CRM, self.clock, self.budget, origin_of=self._origin_in(Side.OUTLOOK))  # type: ignore[arg-type]
+        self.crm_store = Store(Side.CRM, self.clock, self.budget, origin_of=self._origin_in(Side.OUTLOOK),  # type: ignore[arg-type]
+                               time_versions=True)
         self.outlook_store = Store(Side.OUTLOOK, self.clock, self.budget, honours_transaction_id=True,  # type: ignore[arg-type]
                                    origin_of=self._origin_in(Side.CRM))
         self.crm = CrmListing(self.crm_store, owner=USER, per_page=crm_per_page)

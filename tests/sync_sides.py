@@ -213,10 +213,11 @@ class OutlookSideInMemory(OutlookInMemory):
             return gone
         return super().create_items(container_id, drafts)
 
-    def update_items(self, container_id: str, changes: Sequence[tuple[str, dict[str, Any]]]) -> list[WrittenItem | GraphError]:
+    def update_items(self, container_id: str, changes: Sequence[tuple[str, dict[str, Any]]], *,
+                     if_match: Sequence[str | None] | None = None) -> list[WrittenItem | GraphError]:
         if (gone := self._each(container_id, len(changes))) is not None:
             return gone
-        return super().update_items(container_id, changes)
+        return super().update_items(container_id, changes, if_match=if_match)
 
     def delete_items(self, container_id: str, item_ids: Sequence[str]) -> list[bool | GraphError]:
         if (gone := self._each(container_id, len(item_ids))) is not None:

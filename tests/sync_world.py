@@ -121,9 +121,12 @@ class Store:
     user_changed: set[str] = field(default_factory=set)
     deleted_by_sync: set[str] = field(default_factory=set)  # origins of the items our deletes removed
     deleted_at: dict[str, datetime] = field(default_factory=dict)  # the CRM's deleted list
+    # Versions are modification times, as the CRM's are (``Modified_Time``): what a conditional
+    # write (If-Unmodified-Since) compares. Otherwise "{side}-v{n}".
+    time_versions: bool = False
     _numbers: itertools.count = field(default_factory=lambda: itertools.count(1))
 
-    def _stamp(self, item_id: str, *, ours: bool = False) -> str:
+    def _stamp(self, item_id: str, *, ours: bool = False, at: datetime | None = None) -> str:
         number = next(self._numbers)
         if ours:
             self.ours.add(number)
@@ -131,23 +134,27 @@ class Store:
             self.user_changed.add(item_id)
         self.log.pop(item_id, None)
         self.log[item_id] = number
-        return f"{self.side}-v{number}"
+        return at.isoformat() if self.time_versions and at is not None else f"{self.side}-v{number}"
 
     # -- what people do ------------------------------------------------------------------
 
     def user_create(self, fields: Mapping[str, JsonValue]) -> str:
-        item_id = f"{self.side}-{next(self._numbers)}"
-        self.items[item_id] = Item(self._stamp(item_id), dict(fields), self.clock.now(), origin=item_id)
+        item_id, now = f"{self.side}-{next(self._numbers)}", self.clock.now()
+        self.items[item_id] = Item(self._stamp(item_id, at=now), dict(fields), now, origin=item_id)
         return item_id
 
     def user_edit(self, item_id: str, changes: Mapping[str, JsonValue]) -> None:
         item = self.items[item_id]
         item.fields = {**item.fields, **changes}
-        item.version, item.modified_at = self._stamp(item_id), self.clock.now()
+        now = self.clock.now()
+        item.version, item.modified_at = self._stamp(item_id, at=now), now
 
     def touch(self, item_id: str) -> None:
         """A change outside the mapped fields (Exchange's own, a reminder flag...)."""
-        self.items[item_id].version = self._stamp(item_id)
+        now = self.clock.now()
+        self.items[item_id].version = self._stamp(item_id, at=now)
+        if self.time_versions:
+            self.items[item_id].modified_at = now
 
     def delete(self, item_id: str, *, ours: bool = False) -> None:
         del self.items[item_id]
@@ -161,9 +168,9 @@ class Store:
         if self.honours_transaction_id and transaction_id and self.transactions.get(transaction_id) in self.items:
             item_id = self.transactions[transaction_id]  # Graph returns the earlier item for a repeated transactionId
             return item_id, self.items[item_id].version
-        item_id = f"{self.side}-{next(self._numbers)}"
-        self.items[item_id] = Item("", self.render(dict(fields)), self.clock.now(), self.origin_of(marker), marker)
-        self.items[item_id].version = self._stamp(item_id, ours=True)
+        item_id, now = f"{self.side}-{next(self._numbers)}", self.clock.now()
+        self.items[item_id] = Item("", self.render(dict(fields)), now, self.origin_of(marker), marker)
+        self.items[item_id].version = self._stamp(item_id, ours=True, at=now)
         if transaction_id:
             self.transactions[transaction_id] = item_id
         return item_id, self.items[item_id].version
@@ -175,7 +182,8 @@ class Store:
             return None
         item.fields = self.render({**item.fields, **fields})
         item.fields = {name: value for name, value in item.fields.items() if value is not None}
-        item.version, item.modified_at = self._stamp(item_id, ours=True), self.clock.now()
+        now = self.clock.now()
+        item.version, item.modified_at = self._stamp(item_id, ours=True, at=now), now
         return item.version
 
     def write_delete(self, item_id: str) -> bool:
@@ -228,9 +236,14 @@ class OutlookInMemory:
     def create_items(self, container_id: str, drafts: Sequence[ItemDraft]) -> list[WrittenItem | GraphError]:
         return [WrittenItem(*self.store.write_create(d.fields, d.crm_id, d.transaction_id)) for d in drafts]
 
-    def update_items(self, container_id: str, changes: Sequence[tuple[str, dict[str, Any]]]) -> list[WrittenItem | GraphError]:
+    def update_items(self, container_id: str, changes: Sequence[tuple[str, dict[str, Any]]], *,
+                     if_match: Sequence[str | None] | None = None) -> list[WrittenItem | GraphError]:
         results: list[WrittenItem | GraphError] = []
-        for item_id, fields in changes:
+        for (item_id, fields), key in zip(changes, if_match or [None] * len(changes), strict=True):
+            current = self.store.items.get(item_id)
+            if key and current is not None and current.version != key:
+                results.append(GraphError(412, "ErrorIrresolvableConflict", "the change key does not match"))
+                continue
             version = self.store.write_update(item_id, fields)
             results.append(WrittenItem(item_id, version) if version else GraphError(404, "ErrorItemNotFound", "gone"))
         return results
@@ -300,9 +313,14 @@ class CrmInMemory:
                            else WriteResult(index=index, status="success", id=item_id, modified_time=version))
         return results
 
-    def update(self, module: Module, records: Sequence[dict[str, Any]]) -> list[WriteResult]:
+    def update(self, module: Module, records: Sequence[dict[str, Any]], *,
+               unmodified_since: datetime | None = None) -> list[WriteResult]:
         results = []
         for index, body in enumerate(records):
+            current = self.store.items.get(str(body["id"]))
+            if unmodified_since is not None and current is not None and current.modified_at > unmodified_since:
+                results.append(WriteResult(index=index, status="error", id=str(body["id"]), code="ALREADY_MODIFIED"))
+                continue
             version = self.store.write_update(str(body["id"]), {k: v for k, v in body.items() if k != "id"})
             results.append(WriteResult(index=index, status="success", id=str(body["id"]), modified_time=version) if version
                            else WriteResult(index=index, status="error", id=str(body["id"]), code="INVALID_DATA"))

@@ -16,7 +16,7 @@ descending, every new record would push one already listed onto the next page).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -214,12 +214,16 @@ class CrmRecords:
         """Create records, 100 per call; one result per record, in input order."""
         return self._write_batches(module, "POST", records, repeatable=False)
 
-    def update(self, module: Module, records: Sequence[dict[str, Any]]) -> list[WriteResult]:
-        """Update records (each carries its ``id``; only the fields given change)."""
+    def update(self, module: Module, records: Sequence[dict[str, Any]], *,
+               unmodified_since: datetime | None = None) -> list[WriteResult]:
+        """Update records (each carries its ``id``; only the fields given change).
+        ``unmodified_since``: a record changed after it is left as it is, an ``error`` result
+        with code ``ALREADY_MODIFIED`` (``If-Unmodified-Since``, whole seconds)."""
         missing = [i for i, r in enumerate(records) if not r.get("id")]
         if missing:
             raise ValueError(f"records at {missing} have no id")
-        return self._write_batches(module, "PUT", records, repeatable=True)
+        headers = {"If-Unmodified-Since": _since_header(unmodified_since)["If-Modified-Since"]} if unmodified_since else None
+        return self._write_batches(module, "PUT", records, repeatable=True, headers=headers)
 
     def delete(self, module: Module, ids: Sequence[str]) -> list[WriteResult]:
         """Delete records (to the CRM's recycle bin), 100 ids per call. An id the CRM does not
@@ -264,7 +268,8 @@ class CrmRecords:
         return RecordPage(records=mine, listed=len(data), next=_next_cursor(cursor, info))
 
     def _write_batches(
-        self, module: Module, method: str, records: Sequence[dict[str, Any]], *, repeatable: bool
+        self, module: Module, method: str, records: Sequence[dict[str, Any]], *, repeatable: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> list[WriteResult]:
         results: list[WriteResult] = []
         for offset in range(0, len(records), WRITE_BATCH):
@@ -272,7 +277,7 @@ class CrmRecords:
             results += self._send_batch(
                 offset, len(chunk), len(records),
                 lambda chunk=chunk: self._session.call(
-                    method, f"/{module}", repeatable=repeatable, json={"data": chunk}, batch_key="data"
+                    method, f"/{module}", repeatable=repeatable, json={"data": chunk}, batch_key="data", headers=headers
                 ),
             )
             if results[-1].status in ("unknown", "not_sent"):

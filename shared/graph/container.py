@@ -234,10 +234,15 @@ class ContainerClient(Generic[C, I]):
             raise self._failure(container_id, response)
         return self._item(response)
 
-    def update_items(self, container_id: str, changes: Sequence[tuple[str, dict[str, Any]]]) -> list[I | GraphError]:
-        """PATCH many items (``(item id, fields)`` pairs) in batches; outcomes in input order."""
+    def update_items(self, container_id: str, changes: Sequence[tuple[str, dict[str, Any]]], *,
+                     if_match: Sequence[str | None] | None = None) -> list[I | GraphError]:
+        """PATCH many items (``(item id, fields)`` pairs) in batches; outcomes in input order.
+        ``if_match``: per item, the change key the write was planned against: an item changed
+        since answers 412 (``ErrorIrresolvableConflict``) and is left as it is."""
+        keys = list(if_match) if if_match is not None else [None] * len(changes)
         requests_ = [GraphRequest(method="PATCH", url=self._item_url(container_id, item_id), body=fields,
-                                  headers=self._headers()) for item_id, fields in changes]
+                                  headers={**self._headers(), **({"If-Match": f'W/"{key}"'} if key else {})})
+                     for (item_id, fields), key in zip(changes, keys, strict=True)]
         return self._complete(self._outcomes(container_id, self.mailbox.send_all(requests_)))
 
     def delete_item(self, container_id: str, item_id: str) -> bool:

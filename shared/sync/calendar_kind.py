@@ -92,6 +92,10 @@ class CalendarRules(KindRules):
     def initial_key(self, record: dict[str, Any]) -> list[Any]:
         return initial_order_key(record, self.reference)
 
+    def change_key_of(self, version: str | None) -> str | None:
+        """A series' version is its master's change key, then its exceptions' (``outlook_to_seen``)."""
+        return (version or "").split("/", 1)[0] or None
+
     def round_is_stale(self, window_from: datetime | None, now: datetime) -> bool:
         return window_from is None or now - window_from >= WINDOW_MOVES_AFTER
 

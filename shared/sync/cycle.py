@@ -21,6 +21,9 @@ from shared.sync.ports import ConflictLog, LinkRows
 from shared.sync.profiles import SyncProfile, SyncState
 from shared.sync.step_context import StepContext
 
+REREADS = 2  # a pair changed between read and write is read again, at most this many times
+RECURRENCE = "recurrence"  # a calendar link's series (its Outlook side is read with its exceptions)
+
 
 class Cycle:
     def __init__(
@@ -34,8 +37,10 @@ class Cycle:
 
     def run(
         self, profile: SyncProfile, ctx: StepContext, crm: SideChanges, outlook: SideChanges,
-        every: list[LinkRow] | None = None, notes: list[Note] | None = None,
+        every: list[LinkRow] | None = None, notes: list[Note] | None = None, read_at: datetime | None = None,
     ) -> ExecutionReport | PauseForConfirmation:
+        """``read_at``: when the changes were read; updates are then conditional on the items
+        being unchanged since, and a pair changed meanwhile is read again and planned anew."""
         partition = profile.links_partition
         crm_ids = ids(crm) | {s.partner_id for s in outlook.seen if s.partner_id}
         outlook_ids = ids(outlook) | {s.partner_id for s in crm.seen if s.partner_id}
@@ -49,17 +54,44 @@ class Cycle:
         verdict = check_mass_change(result, list(known.values()), synced_total=profile.synced_items)
         if isinstance(verdict, PauseForConfirmation) and decide(profile.life, Event.MASS_CHANGE_FOUND).life.state is SyncState.PAUSED:
             return verdict  # L11 (not L12, L13: the initial sync, or the member answered "delete")
-        executor = Executor(
-            ctx.rules, ctx.outlook, ctx.records, self.links, self.conflicts, partition=partition,
-            container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
-            history_partition=profile.history_partition,
-        )
-        report = executor.apply(result, known)
+        report = self._executor(profile, ctx, read_at).apply(result, known)
+        for attempt in range(1, REREADS + 1):
+            if not report.changed_meanwhile or read_at is None:
+                break
+            rows = {i: known[i] for i in report.changed_meanwhile if i in known}
+            read_at = self._now()
+            crm_again, outlook_again = self._read_again(profile, ctx, list(rows.values()))
+            again = plan(rows.values(), crm_again, outlook_again, now=read_at, policy=ConflictPolicy(profile.conflict_policy),
+                         normalisation=ctx.rules.normalisation, restore_deletions=profile.mass_change_answer is Answer.KEEP)
+            # The last reading is written as it is: an item edited again within those moments must
+            # not stall its pair (the next round would not list it again).
+            conditional = read_at if attempt < REREADS else None
+            report.add(self._executor(profile, ctx, conditional).apply(again, rows))
         if self.ledger is not None:  # the exceptions the sync ledger keeps (shared.sync.ledger)
             left_out = [_excluded_note(side, s) for side, changes in ((Side.CRM, crm), (Side.OUTLOOK, outlook))
                         for s in changes.seen if s.excluded]
             self.ledger.note(profile.history_partition, [*(notes or []), *left_out, *report.notes])
         return report
+
+    def _executor(self, profile: SyncProfile, ctx: StepContext, read_at: datetime | None) -> Executor:
+        return Executor(
+            ctx.rules, ctx.outlook, ctx.records, self.links, self.conflicts, partition=profile.links_partition,
+            container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
+            history_partition=profile.history_partition, read_at=read_at,
+        )
+
+    def _read_again(self, profile: SyncProfile, ctx: StepContext, rows: list[LinkRow]) -> tuple[SideChanges, SideChanges]:
+        """Both items of each pair, as they are now (a series with its exceptions)."""
+        container = profile.container_id or ""
+        crm_ids = [row.crm_id for row in rows if row.crm_id]
+        records = ctx.records.by_ids(ctx.rules.crm_module, crm_ids, ctx.rules.crm_fields) if crm_ids else {}  # type: ignore[arg-type]
+        series = [row.outlook_id for row in rows if row.outlook_id and row.fields.get(RECURRENCE)]
+        single = [row.outlook_id for row in rows if row.outlook_id and not row.fields.get(RECURRENCE)]
+        outlook_seen, _ = ctx.outlook.read_series(container, series) if series else ([], [])
+        items = ctx.outlook.get_items(container, single) if single else []
+        outlook_seen += [ctx.outlook.seen(item) for item in items if not isinstance(item, GraphError)]
+        crm_seen = [ctx.rules.crm_to_seen(records[i]) for i in crm_ids if i in records]
+        return SideChanges(seen=tuple(crm_seen)), SideChanges(seen=tuple(outlook_seen))
 
     def _with_outlook_markers(
         self, profile: SyncProfile, ctx: StepContext, known: dict[str, LinkRow], outlook: SideChanges

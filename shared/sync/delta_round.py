@@ -98,7 +98,7 @@ class DeltaRound:
             crm_gone = []
         report = self.cycle.run(
             profile, ctx, SideChanges(tuple(crm_seen), tuple(crm_gone)), SideChanges(tuple(outlook_seen), tuple(outlook_gone)),
-            every=every,
+            every=every, read_at=started,
         )
         if isinstance(report, PauseForConfirmation):  # L11
             paused = decide(profile.life, Event.MASS_CHANGE_FOUND).life

@@ -36,7 +36,8 @@ T = TypeVar("T")
 # A pending create written before rows said when (``pending_since``): how far back its
 # earlier attempt is looked for.
 RECOVERY_LOOKBACK = timedelta(days=1)
-OUTCOME_UNKNOWN = "outcome unknown"  # a timeout or a 5xx: the CRM may have applied the write
+OUTCOME_UNKNOWN = "outcome unknown"
+ALREADY_MODIFIED = "ALREADY_MODIFIED"  # the CRM: the record changed after If-Unmodified-Since  # a timeout or a 5xx: the CRM may have applied the write
 
 
 @dataclass
@@ -47,6 +48,18 @@ class ExecutionReport:
     conflicts: int = 0
     failures: list[str] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)  # for the sync ledger: what no link row will say
+    # Pairs a conditional write found changed since they were read (If-Match, If-Unmodified-Since):
+    # nothing was written for them (or only to the CRM, see ``_updates``); read again and planned anew.
+    changed_meanwhile: list[str] = field(default_factory=list)
+
+    def add(self, other: ExecutionReport) -> None:
+        for mine, theirs in ((self.created, other.created), (self.updated, other.updated), (self.deleted, other.deleted)):
+            for side, count in theirs.items():
+                mine[side] += count
+        self.conflicts += other.conflicts
+        self.failures += other.failures
+        self.notes += other.notes
+        self.changed_meanwhile = list(other.changed_meanwhile)
 
 
 class Executor:
@@ -63,9 +76,12 @@ class Executor:
         owner_id: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         history_partition: str | None = None,
+        read_at: datetime | None = None,
     ) -> None:
         """``partition``: the link rows' (one per generation); ``history_partition``: the
-        member's conflicts of this kind, across generations (the settings page lists them)."""
+        member's conflicts of this kind, across generations (the settings page lists them);
+        ``read_at``: when the step read what it planned from: updates are conditional on the
+        items being unchanged since (None: unconditional, for recoveries)."""
         self.a = rules
         self.outlook = outlook
         self.records = records
@@ -76,6 +92,7 @@ class Executor:
         self.container = container_id
         self.owner_id = owner_id
         self._now = clock
+        self.read_at = read_at
 
     def apply(self, plan: Plan, known: dict[str, LinkRow]) -> ExecutionReport:
         report = ExecutionReport()
@@ -189,39 +206,70 @@ class Executor:
     # -- updates --------------------------------------------------------------------------
 
     def _updates(self, updates: list[Update], known: dict[str, LinkRow], report: ExecutionReport) -> list[tuple[LinkRow | None, LinkRow]]:
+        """The CRM first, then Outlook, each write conditional on the item being as the plan
+        saw it (issue 23: a change made between read and write is never overwritten). A pair
+        whose item changed meanwhile keeps its row and is read again (``changed_meanwhile``);
+        a merge whose CRM write is refused writes nothing to Outlook."""
         outlook_versions: dict[str, str] = {}
         crm_versions: dict[str, str] = {}
         failed: dict[str, str] = {}
-        with_outlook = [u for u in updates if u.outlook is not None]
+        changed: set[str] = set()
+        with_crm = [u for u in updates if u.crm is not None]
+        if with_crm:
+            bodies = [{"id": u.crm.item_id, **self.a.to_crm(u.crm.fields, u.link.fields)} for u in with_crm]  # type: ignore[union-attr]
+            results = self.records.update(self.a.crm_module, bodies, unmodified_since=self._unmodified_since(with_crm))
+            for update, result in zip(with_crm, results, strict=True):
+                if result.ok:
+                    crm_versions[update.link.link_id] = result.modified_time or ""
+                    report.updated["crm"] += 1
+                elif result.code == ALREADY_MODIFIED:
+                    log.info("CRM record %s changed since %s: write refused, read again", update.crm.item_id, update.crm.expected_version)  # type: ignore[union-attr]
+                    changed.add(update.link.link_id)
+                else:
+                    failed[update.link.link_id] = f"CRM update: {result.code or result.status}"
+        with_outlook = [u for u in updates if u.outlook is not None and u.link.link_id not in failed and u.link.link_id not in changed]
         if with_outlook:
             changes = [
                 (u.outlook.item_id, self.a.to_outlook(u.outlook.fields, u.link.fields))  # type: ignore[union-attr]
                 for u in with_outlook
             ]
-            for update, item in zip(with_outlook, _unless_gone(self.outlook.update_items(self.container, changes)), strict=True):
-                if isinstance(item, GraphError):
+            keys = [self.a.change_key_of(u.outlook.expected_version) if self.read_at else None for u in with_outlook]  # type: ignore[union-attr]
+            items = _unless_gone(self.outlook.update_items(self.container, changes, if_match=keys))
+            for update, item in zip(with_outlook, items, strict=True):
+                if isinstance(item, GraphError) and item.status == 412:
+                    log.info("Outlook item %s changed since %s: write refused, read again", update.outlook.item_id, update.outlook.expected_version)  # type: ignore[union-attr]
+                    changed.add(update.link.link_id)
+                elif isinstance(item, GraphError):
                     failed[update.link.link_id] = f"Outlook update: {item.code}"
                 else:
                     outlook_versions[update.link.link_id] = item.change_key or ""
                     report.updated["outlook"] += 1
-        with_crm = [u for u in updates if u.crm is not None and u.link.link_id not in failed]
-        if with_crm:
-            bodies = [{"id": u.crm.item_id, **self.a.to_crm(u.crm.fields, u.link.fields)} for u in with_crm]  # type: ignore[union-attr]
-            for update, result in zip(with_crm, self.records.update(self.a.crm_module, bodies), strict=True):
-                if result.ok:
-                    crm_versions[update.link.link_id] = result.modified_time or ""
-                    report.updated["crm"] += 1
-                else:
-                    failed[update.link.link_id] = f"CRM update: {result.code or result.status}"
         done: list[tuple[LinkRow | None, LinkRow]] = []
         for update in updates:
             link_id = update.link.link_id
             if link_id in failed:
                 done += self._failed(known.get(link_id) or update.link, failed[link_id], report)
-                continue
-            row = update.completed(crm_version=crm_versions.get(link_id), outlook_version=outlook_versions.get(link_id))
-            done.append((known.get(link_id), row))
+            elif link_id in changed:
+                report.changed_meanwhile.append(link_id)  # its row stays as it was
+            else:
+                row = update.completed(crm_version=crm_versions.get(link_id), outlook_version=outlook_versions.get(link_id))
+                done.append((known.get(link_id), row))
         return done
+
+    def _unmodified_since(self, updates: list[Update]) -> datetime | None:
+        """The CRM refuses records changed after this (``If-Unmodified-Since``, one per call):
+        the latest version the plan saw among them. A change after the read is later than
+        every version read; one in the same second as that version goes unseen (the CRM
+        compares whole seconds). None (unconditional) for recoveries, or a version that is no time."""
+        if self.read_at is None:
+            return None
+        seen = []
+        for update in updates:
+            try:
+                seen.append(datetime.fromisoformat(str(update.crm.expected_version)))  # type: ignore[union-attr]
+            except ValueError:
+                return None
+        return max(seen) if seen and all(moment.tzinfo for moment in seen) else None
 
     # -- deletes --------------------------------------------------------------------------
 

@@ -102,6 +102,10 @@ class KindRules(ABC):
         master; this names the master of an occurrence or exception."""
         return None
 
+    def change_key_of(self, version: str | None) -> str | None:
+        """The Outlook change key a version stands for (``If-Match``); None: unknown."""
+        return version or None
+
     def marker_for(self, partner_id: str) -> str:
         """The marker that names ``partner_id`` in this generation (written into an item)."""
         return markers.encode(self.generation, partner_id)

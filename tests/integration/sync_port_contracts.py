@@ -40,6 +40,11 @@ def crm_record_writes(port: CrmRecordWrites, body: Callable[[str], dict[str, Any
     assert port.with_field_values("Contacts", CRM_MARKER_FIELD, [marker], modified_since=later) == {}
     updated = port.update("Contacts", [{"id": created[1].id, **body("Port Two Again")}, {"id": unknown_id, **body("X")}])
     assert updated[0].ok and updated[0].modified_time
+    read_before = datetime.now(UTC) - timedelta(seconds=5)  # a plan made before that last change
+    refused = port.update("Contacts", [{"id": created[1].id, **body("Overwrite")}], unmodified_since=read_before)
+    assert refused[0].status == "error" and refused[0].code == "ALREADY_MODIFIED"
+    assert port.update("Contacts", [{"id": created[1].id, **body("Port Two Once More")}],
+                       unmodified_since=datetime.now(UTC) + timedelta(seconds=5))[0].ok
     assert updated[1].status == "error" and updated[1].code == "INVALID_DATA"
     deleted = port.delete("Contacts", [created[0].id or "", unknown_id])
     assert deleted[0].ok and deleted[1].status == "error" and deleted[1].code == "INVALID_DATA"  # gone counts as done
@@ -60,6 +65,10 @@ def outlook_items(port: OutlookItems, fields: Callable[[str], dict[str, Any]], *
     assert port.find_items_by_crm_id(container_id, "crm-none") == []
     updated = port.update_items(container_id, [(created[1].id, fields("B2")), ("AAMkAGI2-gone", fields("C"))])
     assert not isinstance(updated[0], GraphError) and updated[0].change_key != created[1].change_key
+    stale = port.update_items(container_id, [(created[1].id, fields("B3"))], if_match=[created[1].change_key])
+    assert isinstance(stale[0], GraphError) and stale[0].status == 412  # changed since that version: left as it is
+    current = port.update_items(container_id, [(created[1].id, fields("B4"))], if_match=[updated[0].change_key])
+    assert not isinstance(current[0], GraphError)
     assert isinstance(updated[1], GraphError) and updated[1].status == 404
     assert list(port.delete_items(container_id, [created[1].id, created[1].id])) == [True, False]  # gone: False
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import GraphError, not_found_item
 from ..store import Mailbox, Store, new_change_key, new_item_id, now_utc
 from ..timezones import format_utc_offset
-from .odata import extended_properties_from
+from .odata import check_if_match, extended_properties_from
 
 # contact-update: every contact property except id, createdDateTime, lastModifiedDateTime, changeKey.
 WRITABLE = {
@@ -131,9 +131,11 @@ def create_contact(store: Store, box: Mailbox, folder_id: str, payload: dict) ->
     return contact
 
 
-def update_contact(store: Store, box: Mailbox, contact_id: str, payload: dict, folder_id: str | None = None) -> dict:
+def update_contact(store: Store, box: Mailbox, contact_id: str, payload: dict, folder_id: str | None = None,
+                   if_match: str | None = None) -> dict:
     with store.lock:
         contact = find_contact(box, contact_id, folder_id)
+        check_if_match(contact, if_match)
         _check(payload)
         data = contact["data"]
         data.update({k: v for k, v in payload.items() if k in WRITABLE})

@@ -14,7 +14,7 @@ from ..errors import GraphError, invalid_request, not_found_item
 from ..store import Mailbox, Store, new_change_key, new_item_id, now_utc
 from ..timezones import format_utc_offset, format_wall, parse_wall_time, resolve_zone
 from . import recurrence as recurrence_rules
-from .odata import extended_properties_from
+from .odata import check_if_match, extended_properties_from
 
 # event-update: the properties a PATCH may change (plus transactionId on create only).
 WRITABLE = {
@@ -191,9 +191,11 @@ def _is_occurrence_day(record: dict, day: dt.date) -> bool:
     return any(s.date() == day for s in recurrence_rules.occurrence_starts(record["recurrence"], record["start_wall"], until))
 
 
-def update_event(store: Store, box: Mailbox, event_id: str, payload: dict, calendar_id: str | None = None) -> dict:
+def update_event(store: Store, box: Mailbox, event_id: str, payload: dict, calendar_id: str | None = None,
+                 if_match: str | None = None) -> dict:
     with store.lock:
         record, day = find_event(box, event_id, calendar_id)
+        check_if_match(record, if_match)
         _check_payload(payload, creating=False)
         if day is not None:
             # Changing one occurrence turns it into an exception of the series.

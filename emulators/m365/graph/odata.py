@@ -90,3 +90,15 @@ def extended_properties_from(payload: dict) -> dict[str, str]:
             raise GraphError(400, "ErrorInvalidExtendedProperty", f"The extended property id '{prop['id']}' is invalid.")
         result[prop["id"]] = str(prop["value"])
     return result
+
+
+def check_if_match(item: dict, if_match: str | None) -> None:
+    """``If-Match`` on a write: the item's ``@odata.etag`` (``W/"changeKey"``), or ``*``;
+    anything else is a change made since the caller read the item: 412."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    wanted = if_match.strip()
+    if wanted not in (f'W/"{item["changeKey"]}"', f'"{item["changeKey"]}"', item["changeKey"]):
+        raise GraphError(412, "ErrorIrresolvableConflict", "The send or update operation could not be performed because "
+                         "the change key passed in the request does not match the current change key for the item.")
+

@@ -378,7 +378,7 @@ def _event_item(box, event_id: str, calendar_id: str | None):
         events.delete_event(store, box, event_id, calendar_id)
         return reply(status=204)
     if request.method == "PATCH":
-        events.update_event(store, box, event_id, json_body(), calendar_id)
+        events.update_event(store, box, event_id, json_body(), calendar_id, if_match=request.headers.get("If-Match"))
     with store.lock:
         record, day = events.find_event(box, event_id, calendar_id)
         ext_ids = expanded_extended_property_ids(request.args.get("$expand"))
@@ -593,7 +593,7 @@ def _contact_item(box, contact_id: str, folder_id: str | None):
         contacts.delete_contact(store, box, contact_id, folder_id)
         return reply(status=204)
     if request.method == "PATCH":
-        contact = contacts.update_contact(store, box, contact_id, json_body(), folder_id)
+        contact = contacts.update_contact(store, box, contact_id, json_body(), folder_id, if_match=request.headers.get("If-Match"))
     else:
         contact = contacts.find_contact(box, contact_id, folder_id)
     ext_ids = expanded_extended_property_ids(request.args.get("$expand"))

@@ -213,3 +213,50 @@ def test_an_expired_crm_cursor_starts_the_walk_again_and_repeats_nothing() -> No
     assert harness.profile().state is SyncState.ACTIVE and not harness.poisoned
     harness.assert_in_step()
     harness.assert_nothing_lost(made)
+
+
+# -- a change made between read and write is never overwritten (issue 23) -------------------------
+
+
+def test_a_crm_edit_made_while_a_round_runs_is_not_overwritten_by_that_round() -> None:
+    harness = SyncHarness()
+    [made] = _seed(harness, 1, 0)
+    harness.enable()
+    harness.settle()
+    outlook_id = next(i for i, item in harness.outlook_store.items.items() if item.origin == made)
+    harness.outlook_store.user_edit(outlook_id, {"subject": "Renamed in Outlook"})
+    listed = harness.crm.changed_since
+
+    def edited_right_after_the_read(query):  # type: ignore[no-untyped-def]
+        yield from listed(query)
+        harness.crm.changed_since = listed  # type: ignore[method-assign]
+        harness.crm_store.user_edit(made, {"subject": "Renamed in the CRM, a moment later"})
+
+    harness.crm.changed_since = edited_right_after_the_read  # type: ignore[method-assign]
+    harness.webhook()
+    harness.settle()
+    # The later edit wins (the conflict rule), on both sides; nothing was overwritten unseen.
+    assert harness.crm_store.items[made].fields["subject"] == "Renamed in the CRM, a moment later"
+    harness.assert_in_step()
+
+
+def test_an_outlook_edit_made_while_a_round_runs_is_not_overwritten_by_that_round() -> None:
+    harness = SyncHarness()
+    [made] = _seed(harness, 1, 0)
+    harness.enable()
+    harness.settle()
+    outlook_id = next(i for i, item in harness.outlook_store.items.items() if item.origin == made)
+    harness.crm_store.user_edit(made, {"subject": "Renamed in the CRM"})
+    reads = harness.outlook.delta_pages
+
+    def edited_right_after_the_read(container_id, resume):  # type: ignore[no-untyped-def]
+        yield from reads(container_id, resume)
+        harness.outlook.delta_pages = reads  # type: ignore[method-assign]
+        harness.outlook_store.user_edit(outlook_id, {"email": "now@example.com"})
+
+    harness.outlook.delta_pages = edited_right_after_the_read  # type: ignore[method-assign]
+    harness.webhook()
+    harness.settle()
+    # Both edits survive: different fields, merged, on both sides.
+    assert harness.outlook_store.items[outlook_id].fields == {"subject": "Renamed in the CRM", "email": "now@example.com"}
+    harness.assert_in_step()
