@@ -116,6 +116,7 @@ class Store:
     log: dict[str, int] = field(default_factory=dict)
     transactions: dict[str, str] = field(default_factory=dict)
     ours: set[int] = field(default_factory=set)  # log positions written by the sync itself
+    created: set[int] = field(default_factory=set)  # of those, the creates
     # Items a user changed since the last consumed read: a delta reports them whatever we
     # wrote after (its cursor is before the user's change), so their entries are never lost.
     user_changed: set[str] = field(default_factory=set)
@@ -171,6 +172,7 @@ class Store:
         item_id, now = f"{self.side}-{next(self._numbers)}", self.clock.now()
         self.items[item_id] = Item("", self.render(dict(fields)), now, self.origin_of(marker), marker)
         self.items[item_id].version = self._stamp(item_id, ours=True, at=now)
+        self.created.add(self.log[item_id])
         if transaction_id:
             self.transactions[transaction_id] = item_id
         return item_id, self.items[item_id].version
@@ -209,12 +211,15 @@ class Store:
         return SideChanges(tuple(seen), tuple(deleted)), max(self.log.values(), default=0)
 
     def forget_our_writes(self) -> None:
-        """Lose the log entries of our own writes: a runner that saved its delta cursor
-        mid-cycle, or a delta that coalesced them away. User changes stay, also when we
-        wrote the item after them: the cursor is before the user's change, so the item is
-        reported again (at its latest version)."""
+        """Lose the log entries of our own creates: the adversary of ``Create.recover``, which
+        must find such an item by its marker alone. User changes stay, also when we wrote
+        the item after them: the cursor is before the user's change, so the item is reported
+        again (at its latest version). Our updates stay too: the product saves its cursors
+        (Graph's delta link, the CRM watermark) only with a step's release, so a step that
+        died after an update is read again from before it; an update has no marker to be
+        found by, and losing its echo would lose the write itself (found by exploring)."""
         self.log = {item_id: number for item_id, number in self.log.items()
-                    if number not in self.ours or item_id in self.user_changed}
+                    if number not in self.created or item_id in self.user_changed}
 
     def consume(self, upto: int) -> None:
         self.user_changed -= {item_id for item_id, number in self.log.items() if number <= upto}

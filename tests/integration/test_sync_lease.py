@@ -129,9 +129,9 @@ class _RecordedQueue:
 
 def _service(store: ProfileStore) -> tuple[SyncService, _RecordedQueue]:
     queue = _RecordedQueue()
-    services = SimpleNamespace(sync_profiles=store, sync_links=None, sync_conflicts=None, sync_ledger=None, sync_queue=queue,
-                               table=lambda *_: None)
-    return SyncService(services, kind_for=lambda *_: None), queue  # type: ignore[arg-type]
+    dependencies = SimpleNamespace(profiles=store, links=None, conflicts=None, ledger=None, selections=None, jobs=queue,
+                                   routes=None, clock=lambda: datetime.now(UTC), initial_page_size=100)
+    return SyncService(dependencies), queue  # type: ignore[arg-type]
 
 
 def test_webhooks_queue_one_step_until_a_step_takes_the_mark(store: ProfileStore) -> None:
