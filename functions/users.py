@@ -50,6 +50,12 @@ def invitation(req: func.HttpRequest) -> func.HttpResponse:
     return serve(req, lambda r: pages().invitation_page(r))
 
 
+@bp.route(route="invitations/{token}/accept-in-crm", methods=["POST"], auth_level=ANON)
+def invitation_accept_in_crm(req: func.HttpRequest) -> func.HttpResponse:
+    """R2.2: a New User without a Microsoft account accepts, and goes in through the CRM's sign-in."""
+    return serve(req, lambda r: pages().invitation_accept_in_crm(r))
+
+
 @bp.route(route="invitations/{token}/accept", methods=["POST"], auth_level=ANON)
 def invitation_accept(req: func.HttpRequest) -> func.HttpResponse:
     return serve(req, lambda r: pages().invitation_accept(r))

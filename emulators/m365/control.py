@@ -13,6 +13,7 @@ from markupsafe import escape
 
 from .errors import GraphError
 from .graph import contacts, delta, events, mailbox_seed
+from .graph.mail import render_message
 from .runtime import emulator
 
 blueprint = Blueprint("control", __name__, url_prefix="/__emulator")
@@ -303,8 +304,27 @@ def _text_with_links(html: str) -> str:
     return "".join(f"<a href='{escape(p)}'>{escape(p)}</a>" if p.startswith(("http://", "https://")) else str(escape(p)) for p in parts)
 
 
+def _outside_mailbox_page(address: str):
+    """What an address outside the seeded tenants received (another provider's mailbox)."""
+    store = emulator().store
+    with store.lock:
+        received = [render_message({**m, "changeKey": "outside", "isRead": False})
+                    for m in store.outside_mail.get(address.lower(), [])]
+    mail_html = "".join(
+        f"<article class='message'><h3>{escape(m['subject'])}</h3><p class='from'>From: {escape(m['from']['emailAddress']['name'])} "
+        f"&lt;{escape(m['from']['emailAddress']['address'])}&gt;</p><div class='body'>{_linkify(m['body']['content'])}</div></article>"
+        for m in reversed(received))
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Mailbox — {escape(address)}</title></head><body>"
+            f"<header><h1>Mail received elsewhere — {escape(address)}</h1></header>"
+            f"<div><h2>Inbox</h2>{mail_html or '<p>No messages</p>'}</div></body></html>")
+    return Response(page, mimetype="text/html")
+
+
 @blueprint.get("/mailbox/<upn>")
 def mailbox_page(upn: str):
+    store = emulator().store
+    if store.find_user(upn) is None and "@" in upn:
+        return _outside_mailbox_page(upn)
     box = _mailbox(upn)
     store = emulator().store
     with store.lock:

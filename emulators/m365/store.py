@@ -76,6 +76,9 @@ class Store:
             # Exchange Online application access policies (New-ApplicationAccessPolicy): per tenant and
             # app, "RestrictAccess" to some mailboxes or "DenyAccess" to some; checked on every call.
             self.access_policies: list[dict] = []
+            # Mail sent to addresses outside the seeded tenants (another provider's mailboxes),
+            # kept by address so that a test can read what such a person received.
+            self.outside_mail: dict[str, list[dict]] = {}
             self.subscriptions: dict[str, dict] = {}
             self.delta_tokens: dict[str, dict] = {}
             self.auth_codes: dict[str, dict] = {}

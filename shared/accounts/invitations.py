@@ -63,6 +63,23 @@ def mail_id(invitation: Invitation) -> str:
     return f"inv-{invitation.token_hash[:40]}"
 
 
+class AccountElsewhere(Exception):
+    """The invited address already has a CRM account in another organisation: it cannot be
+    a second one's user (the CRM's rule), and its owner signs in to the CRM with it."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"{email} has a CRM account in another organisation")
+        self.email = email
+
+
+class InvitationNeedsMicrosoft(Exception):
+    """An Office 365 user's invitation is accepted with their Microsoft sign-in only."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"the invitation of {email} is accepted with a Microsoft sign-in")
+        self.email = email
+
+
 class InvitationNotForYou(Exception):
     """Signed in as someone other than the invitee (the page explains, nothing changes)."""
 
@@ -223,6 +240,34 @@ class InvitationService:
         self.complete(invitation, user, token, how="joined")
         return member
 
+    def accept_in_crm(self, token: str) -> CrmMember:
+        """R2.2 for a person without a Microsoft account: the link, e-mailed to the address it
+        invites, proves that address; they become a user of the org's CRM and go in through
+        the CRM's own sign-in (no Microsoft identity is linked: none signed in). Only a New
+        User invitation (by e-mail) may be taken this way; an Office 365 user's needs their
+        Microsoft sign-in. Raises LinkRefused, InvitationNeedsMicrosoft, AccountElsewhere."""
+        invitation = self.open(token)
+        if invitation.source != "email":
+            raise InvitationNeedsMicrosoft(invitation.email)
+        try:
+            account = self._add_to_org(invitation, invitation.name)
+        except CrmError as error:
+            if error.code == "DUPLICATE_DATA":
+                raise AccountElsewhere(invitation.email) from error
+            raise
+        with contextlib.suppress(LinkRefused):  # a twin click redeemed it: the same person, the same account
+            self._links.redeem(token, "invitation", f"crm:{account.user_id}")
+        stored = self._rows.get(invitation.partition_key, invitation.row_key)
+        if stored and stored.entity.state == "pending":
+            accepted = stored.entity.model_copy(
+                update={"state": "accepted", "accepted_at": self._now(), "accepted_by": f"crm:{account.user_id}", "how": "crm"}
+            )
+            with contextlib.suppress(ConcurrencyConflict):
+                self._rows.replace(accepted, stored.etag)
+            self._accounts.audit(actor=invitation.email, action="invitation.accepted.crm", tenant_id=invitation.tenant_id,
+                                 org_id=invitation.partition_key, detail=invitation.email)
+        return account
+
     def accept_pending(self, user: SignedInUser, invitation: Invitation) -> MemberIdentity:
         """R2.3 through the app launcher: the signed-in invitee accepts without the link
         (which then stops working)."""
@@ -234,7 +279,7 @@ class InvitationService:
     def _join(self, user: SignedInUser, invitation: Invitation) -> MemberIdentity:
         if not invitation_is_for(invited=invitation.email, signed_in=user.email):
             raise InvitationNotForYou(invitation.email, user.email)
-        account = self._add_to_org(invitation, user)
+        account = self._add_to_org(invitation, user.name)
         grant = self._directory.grant(account.user_id)
         member = self._accounts.link_member(
             MemberIdentity(
@@ -265,10 +310,10 @@ class InvitationService:
             self._accounts.audit(actor=user.email, action=f"invitation.accepted.{how}", tenant_id=user.tenant_id,
                                  org_id=invitation.partition_key, detail=invitation.email)
 
-    def _add_to_org(self, invitation: Invitation, user: SignedInUser) -> CrmMember:
-        """Add the person (confirmed: Microsoft vouched for the e-mail); if they already are a
-        member (a retry, a double click), use that membership: never two users."""
-        first, _, last = (user.name or invitation.name).partition(" ")
+    def _add_to_org(self, invitation: Invitation, name: str) -> CrmMember:
+        """Add the person (confirmed: Microsoft, or the e-mailed link, vouched for the e-mail); if
+        they already are a member (a retry, a double click), use that membership: never two users."""
+        first, _, last = (name or invitation.name).partition(" ")
         try:
             return self._directory.add_user(
                 invitation.partition_key, email=invitation.email, first_name=first, last_name=last or first or invitation.email,

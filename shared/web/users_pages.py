@@ -10,7 +10,13 @@ from collections.abc import Callable
 from urllib.parse import quote, urlencode
 
 from shared.accounts.entry import may_request_to_join
-from shared.accounts.invitations import InvitationNotForYou, Invitee, mail_id
+from shared.accounts.invitations import (
+    AccountElsewhere,
+    InvitationNeedsMicrosoft,
+    InvitationNotForYou,
+    Invitee,
+    mail_id,
+)
 from shared.accounts.join_requests import Decided
 from shared.accounts.models import MemberIdentity
 from shared.accounts.policy import ManageUsersVerdict, invitation_is_for, may_manage_users
@@ -175,6 +181,14 @@ class UsersPages:
         except LinkRefused as refused:
             return self._link_refused(request, refused)
         visit = Visit.open(self.s.sessions, request)
+        if visit.session.user is None and invitation.source == "email":
+            # R2.2: a New User need not have a Microsoft account: they choose how to accept.
+            visit.session.after_sign_in = f"/api/invitations/{token}"
+            visit.save()
+            return visit.answer(render(
+                request, "invitation_choice.html", token=token, org_name=invitation.org_name, email=invitation.email,
+                inviter=invitation.invited_by_name or invitation.invited_by_email, csrf_token=visit.session.csrf_token,
+            ))
         redirect = self._signed_in_or_sign_in(visit, f"/api/invitations/{token}")
         if redirect is not None:
             return redirect
@@ -206,6 +220,24 @@ class UsersPages:
             return visit.answer(message(request, "invitation.not_for_you.title", "invitation.not_for_you.body",
                                         status=403, invited=wrong.invited, signed_in=wrong.signed_in))
         return visit.answer(self._go_in(member))
+
+    def invitation_accept_in_crm(self, request: WebRequest) -> WebResponse:
+        """R2.2 without a Microsoft account: into the org's CRM, then the CRM's own sign-in."""
+        token = request.route.get("token", "")
+        visit = Visit.open(self.s.sessions, request, start=False)
+        form = visit.require_form(self.base)
+        if form.get("accept_terms") != "on":
+            return visit.answer(message(request, "invitation.title", "accounts.terms.required", status=400))
+        try:
+            account = self.s.invitations.accept_in_crm(token)
+        except LinkRefused as refused:
+            return visit.answer(self._link_refused(request, refused))
+        except InvitationNeedsMicrosoft:
+            return visit.answer(message(request, "invitation.microsoft_only.title", "invitation.microsoft_only.body", status=403))
+        except AccountElsewhere as elsewhere:
+            return visit.answer(message(request, "invitation.elsewhere.title", "invitation.elsewhere.body", status=409,
+                                        email=elsewhere.email))
+        return visit.answer(WebResponse.redirect(self.s.crm_directory.signin_link(account.user_id)))
 
     def _go_in(self, member: MemberIdentity) -> WebResponse:
         return WebResponse.redirect(self.s.crm_directory.signin_link(member.user_id))

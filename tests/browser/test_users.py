@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from shared.accounts.invitations import mail_id
+from shared.accounts.invitations import InvitationNeedsMicrosoft, mail_id
 from shared.identity.signed_links import LinkRow
 from shared.wiring import get_services
 from tests.product_stack import (
@@ -132,6 +132,7 @@ def test_new_user_by_email_from_another_tenant(product: ProductStack, trusting_b
     invite_nadia_by_email(adele, product)
     nadia = new_person(trusting_browser)
     open_mail(product, nadia, "nadia@fabrikam.test", "invited you to Zoho CRM", "Accept the invitation")
+    nadia.get_by_role("link", name="Sign in with Microsoft").click()  # a New User chooses how (R2.2)
     microsoft_sign_in(nadia, "nadia@fabrikam.test", FABRIKAM_PASSWORD)
     nadia.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
     nadia.get_by_role("button", name="Continue").click()
@@ -348,3 +349,56 @@ def test_an_invitation_whose_email_failed_says_not_delivered_and_resend_delivers
     adele.goto(f"{product.url}/api/settings/users")
     assert adele.get_by_test_id("invitation-state").inner_text().strip() == "Pending"
     open_mail(product, new_person(trusting_browser), "nadia@fabrikam.test", "invited you to Zoho CRM", "Accept the invitation")
+
+
+def test_a_new_user_without_a_microsoft_account_accepts_through_the_crm(product: ProductStack, trusting_browser: Any) -> None:
+    """R2.2 to the letter (issue 23): New User invites an address that belongs to no Microsoft
+    365 tenant. Its owner opens the e-mail, accepts without a Microsoft account, becomes a user
+    of the org's CRM and lands in the CRM through its own sign-in; the link then stops working."""
+    adele = install_contoso(product, trusting_browser)
+    adele.goto(f"{product.url}/api/settings/users")
+    adele.get_by_text("New User").click()
+    adele.get_by_label("E-mail").fill("lina.martel@independent.example")
+    adele.get_by_label("First name").fill("Lina")
+    adele.get_by_label("Last name").fill("Martel")
+    adele.get_by_role("button", name="Save").click()
+    assert "Invitation sent to: lina.martel@independent.example" in adele.content()
+
+    lina = new_person(trusting_browser)
+    links: list[str] = []
+    lina.on("request", lambda r: links.append(r.url) if "/api/invitations/" in r.url else None)
+    open_mail(product, lina, "lina.martel@independent.example", "invited you to Zoho CRM", "Accept the invitation")
+    assert lina.get_by_role("heading", name="Without a Microsoft account").is_visible()
+    without = lina.locator("section", has=lina.get_by_role("heading", name="Without a Microsoft account"))
+    without.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
+    without.get_by_role("button", name="Accept and open Zoho CRM").click()
+    assert lina.get_by_test_id("crm-user").inner_text() == "Lina Martel"  # in, through the CRM's sign-in
+    assert "lina.martel@independent.example" in org_user_emails(product, contoso_org_id())
+    [invitation] = get_services().invitations.list(contoso_org_id())
+    assert (invitation.state, invitation.how) == ("accepted", "crm")
+    again = new_person(trusting_browser).goto(links[0])
+    assert again is not None and again.status == 410  # used once
+    adele.goto(f"{product.url}/api/settings/users")
+    assert "lina.martel@independent.example" in adele.content()
+
+
+def test_an_office365_users_invitation_cannot_be_taken_without_their_microsoft_sign_in(
+    product: ProductStack, trusting_browser: Any
+) -> None:
+    """The CRM-only path is for New User invitations: an Office 365 user's link, posted to it
+    by someone who has the link but not the account, is refused and changes nothing."""
+    adele = install_contoso(product, trusting_browser)
+    invite_from_add_user_window(adele, product, "Megan Bowen")
+    stranger = new_person(trusting_browser)
+    links: list[str] = []
+    stranger.on("request", lambda r: links.append(r.url) if "/api/invitations/" in r.url else None)
+    open_mail(product, stranger, "megan@contoso.test", "invited you to Zoho CRM", "Accept the invitation")
+    stranger.goto(f"{product.url}/api/settings/users")  # any page of ours: a session and its form token
+    token = links[0].rsplit("/", 1)[1]
+    answer = stranger.request.post(f"{product.url}/api/invitations/{token}/accept-in-crm",
+                                   form={"csrf_token": "", "accept_terms": "on"}, headers={"Origin": product.url}, max_redirects=0)
+    assert answer.status in (401, 403)  # no session of the link's page: refused before anything is read
+    with pytest.raises(InvitationNeedsMicrosoft):  # and the rule itself, whatever the page
+        get_services().invitations.accept_in_crm(token)
+    assert "megan@contoso.test" not in org_user_emails(product, contoso_org_id())
+    assert get_services().invitations.list(contoso_org_id())[0].state == "pending"

@@ -65,7 +65,10 @@ def send_mail(store: Store, sender_box: Mailbox, payload: dict) -> None:
         for recipient in to + cc + bcc:
             user = store.find_user_by_mail(recipient["emailAddress"]["address"])
             if user is None or user["id"] not in store.mailboxes:
-                continue  # outside the seeded tenants: leaves the emulated world
+                # Outside the seeded tenants: delivered elsewhere (kept for /__emulator/mailbox/<address>).
+                address = str(recipient["emailAddress"]["address"]).lower()
+                store.outside_mail.setdefault(address, []).append({**base, "id": new_item_id(), "folder": "inbox"})
+                continue
             box = store.mailboxes[user["id"]]
             item = {**base, "id": new_item_id(), "folder": "inbox", "isRead": False, "changeKey": new_change_key()}
             box.messages[item["id"]] = item
