@@ -50,6 +50,18 @@ def invitation(req: func.HttpRequest) -> func.HttpResponse:
     return serve(req, lambda r: pages().invitation_page(r))
 
 
+@bp.route(route="settings/users/join-requests/{action}", methods=["POST"], auth_level=ANON)
+def join_request_decide_here(req: func.HttpRequest) -> func.HttpResponse:
+    """Approve & Add or Decline a request to join from the Users page."""
+    return serve(req, lambda r: pages().join_decide_here(r))
+
+
+@bp.route(route="join-requests/again", methods=["POST"], auth_level=ANON)
+def join_request_again(req: func.HttpRequest) -> func.HttpResponse:
+    """The requester sends a pending request to join again (the approvers are reminded)."""
+    return serve(req, lambda r: pages().join_again(r))
+
+
 @bp.route(route="invitations/{token}/accept-in-crm", methods=["POST"], auth_level=ANON)
 def invitation_accept_in_crm(req: func.HttpRequest) -> func.HttpResponse:
     """R2.2: a New User without a Microsoft account accepts, and goes in through the CRM's sign-in."""

@@ -1,6 +1,11 @@
 """Requests to join (SPEC R2.4, R2.5): an Office 365 user of an installed tenant asks; every
 member with Manage Users gets an approval link by e-mail; the first approval adds the
-person, and every later click learns it was already decided."""
+person, and every later click learns it was already decided.
+
+A request lives as long as its links (``LINK_LIFETIME_DAYS``): pending, then approved,
+declined or expired (issue 23). The Users page lists them with their state and decides a
+pending one there too; the requester may send a pending one again (at most once an hour),
+and ask anew once it expired or was declined."""
 
 from __future__ import annotations
 
@@ -29,9 +34,11 @@ class JoinRequest(TableEntity):
     object_id: str
     org_name: str
     created_at: datetime
-    state: str = "pending"  # pending, approved, declined
+    state: str = "pending"  # pending, approved, declined (expired: pending past ``expires_at``)
     decided_by: str | None = None
     decided_at: datetime | None = None
+    expires_at: datetime | None = None  # None: asked before requests had a lifetime (created_at + lifetime)
+    reminded_at: datetime | None = None  # the requester's last "Send again"
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,9 @@ class Decided:
     """The request was decided before this click (by ``by``)."""
 
     request: JoinRequest
+
+
+REMIND_AFTER = timedelta(hours=1)  # the approvers are not reminded more often than this
 
 
 def request_key(tenant_id: str, object_id: str) -> str:
@@ -73,18 +83,19 @@ class JoinRequestService:
         """Ask to join the tenant's org; returns the request and whether this click created it
         (one live request per person: repeated clicks are told it is pending)."""
         assert install.org_id
+        now = self._now()
         row = JoinRequest(
             partition_key=install.org_id, row_key=request_key(user.tenant_id, user.object_id), email=user.email,
             name=user.name, tenant_id=user.tenant_id, object_id=user.object_id, org_name=install.org_name or "",
-            created_at=self._now(),
+            created_at=now, expires_at=now + self._lifetime,
         )
         existing = self._rows.get(row.partition_key, row.row_key)
-        if existing is not None and existing.entity.state == "pending":
+        if existing is not None and self.state_of(existing.entity) == "pending":
             return existing.entity, False
         try:
             if existing is None:
                 self._rows.insert(row)
-            else:  # declined before: a new request replaces it
+            else:  # declined or expired before: a new request replaces it
                 self._rows.replace(row, existing.etag)
         except (EntityAlreadyExists, ConcurrencyConflict):
             current = self._rows.get(row.partition_key, row.row_key)
@@ -109,22 +120,70 @@ class JoinRequestService:
                 )
             )
 
+    def state_of(self, row: JoinRequest) -> str:
+        """pending, approved, declined, or expired (a pending one past its lifetime)."""
+        if row.state == "pending" and self._now() >= (row.expires_at or row.created_at + self._lifetime):
+            return "expired"
+        return row.state
+
+    def list(self, org_id: str) -> list[tuple[JoinRequest, str]]:
+        """The org's requests to join with their state, newest first (the Users page)."""
+        rows = [s.entity for s in self._rows.query(org_id)]
+        return [(row, self.state_of(row)) for row in sorted(rows, key=lambda r: r.created_at, reverse=True)]
+
     def open(self, token: str) -> JoinRequest | Decided:
         link, _ = self._links.check(token, "join")
         stored = self._rows.get(link.org_id, link.subject)
         if stored is None:
             raise LinkRefused(LinkProblem.UNKNOWN, link)
-        return stored.entity if stored.entity.state == "pending" else Decided(stored.entity)
+        state = self.state_of(stored.entity)
+        if state == "expired":  # an e-mail of an earlier request, or one kept too long
+            raise LinkRefused(LinkProblem.EXPIRED, link)
+        return stored.entity if state == "pending" else Decided(stored.entity)
 
     def pending_for(self, org_id: str, user: SignedInUser) -> JoinRequest | None:
         stored = self._rows.get(org_id, request_key(user.tenant_id, user.object_id))
-        return stored.entity if stored and stored.entity.state == "pending" else None
+        return stored.entity if stored and self.state_of(stored.entity) == "pending" else None
+
+    def remind(self, user: SignedInUser, org_id: str, language: str) -> bool:
+        """The requester's "Send again": the approvers get the request once more, with new links;
+        False when there is no pending request, or it was sent less than an hour ago."""
+        stored = self._rows.get(org_id, request_key(user.tenant_id, user.object_id))
+        if stored is None or self.state_of(stored.entity) != "pending":
+            return False
+        last = stored.entity.reminded_at or stored.entity.created_at
+        if self._now() - last < REMIND_AFTER:
+            return False
+        try:
+            self._rows.replace(stored.entity.model_copy(update={"reminded_at": self._now()}), stored.etag)
+        except ConcurrencyConflict:
+            return False  # a twin click sent it
+        self._notify_approvers(stored.entity, language)
+        self._accounts.audit(actor=user.email, action="join.reminded", tenant_id=user.tenant_id, org_id=org_id)
+        return True
+
+    def decide_here(self, approver: MemberIdentity, key: str, *, approve: bool, language: str) -> JoinRequest | Decided:
+        """Approve & Add or Decline from the Users page (no link): the same rules as ``decide``.
+        Raises LookupError for an unknown request, ValueError for an expired one."""
+        stored = self._rows.get(approver.org_id, key)
+        if stored is None:
+            raise LookupError(key)
+        state = self.state_of(stored.entity)
+        if state == "expired":
+            raise ValueError("expired")
+        if state != "pending":
+            return Decided(stored.entity)
+        return self._decide(approver, stored.entity, approve=approve, language=language, token=None)
 
     def decide(self, approver: MemberIdentity, token: str, *, approve: bool, language: str) -> JoinRequest | Decided:
         """Approve & Add (R2.5) or decline. The first decision wins; later ones get Decided."""
         opened = self.open(token)
         if isinstance(opened, Decided):
             return opened
+        return self._decide(approver, opened, approve=approve, language=language, token=token)
+
+    def _decide(self, approver: MemberIdentity, opened: JoinRequest, *, approve: bool, language: str,
+                token: str | None) -> JoinRequest | Decided:
         state = "approved" if approve else "declined"
         decided = opened.model_copy(update={"state": state, "decided_by": approver.email, "decided_at": self._now()})
         stored = self._rows.get(opened.partition_key, opened.row_key)
@@ -137,8 +196,9 @@ class JoinRequestService:
             current = self._rows.get(opened.partition_key, opened.row_key)
             assert current is not None
             return Decided(current.entity)
-        with contextlib.suppress(LinkRefused):
-            self._links.redeem(token, "join", approver.object_id)
+        if token is not None:
+            with contextlib.suppress(LinkRefused):
+                self._links.redeem(token, "join", approver.object_id)
         self._accounts.audit(actor=approver.email, action=f"join.{state}", tenant_id=approver.tenant_id,
                              org_id=approver.org_id, detail=opened.email)
         if approve:

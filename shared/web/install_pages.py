@@ -177,8 +177,9 @@ class InstallPages:
                                         org=outcome.org_name))
         pending = install.org_id and self.s.join_requests.pending_for(install.org_id, user)
         if pending:
-            return visit.answer(message(request, "join.pending.title", "join.pending.body", status=200,
-                                        org=pending.org_name, when=pending.created_at.strftime("%Y-%m-%d")))
+            return visit.answer(render(request, "join_pending.html", org=pending.org_name,
+                                       when=pending.created_at.strftime("%Y-%m-%d"), csrf_token=visit.session.csrf_token,
+                                       signed_in=True))
         return visit.answer(
             render(request, "join.html", org_name=outcome.org_name, csrf_token=visit.session.csrf_token, signed_in=True)
         )

@@ -75,6 +75,7 @@ class UsersPages:
         member = self._member(visit)
         self._require_manager(visit, member)
         invitations = self.s.invitations.list(member.org_id)
+        join_requests = self.s.join_requests.list(member.org_id)
         # A pending invitation whose e-mail failed its last attempt is "not delivered", with why.
         undelivered = {i.email: failure.error for i in invitations if i.state == "pending"
                        and (failure := self.s.mail_sender.failure_of(i.tenant_id, mail_id(i))) is not None}
@@ -82,7 +83,7 @@ class UsersPages:
             render(
                 request, "users.html", org_name=member.org_name, notice=notice,
                 members=self.s.crm_directory.list_members(member.org_id), undelivered=undelivered,
-                invitations=invitations, csrf_token=visit.session.csrf_token, signed_in=True,
+                invitations=invitations, join_requests=join_requests, csrf_token=visit.session.csrf_token, signed_in=True,
             )
         )
 
@@ -263,8 +264,42 @@ class UsersPages:
         row, created = self.s.join_requests.request(user, install, language_of(request))
         if created:
             return visit.answer(message(request, "join.sent.title", "join.sent.body", status=200, org=row.org_name))
-        return visit.answer(message(request, "join.pending.title", "join.pending.body", status=200, org=row.org_name,
-                                    when=row.created_at.strftime("%Y-%m-%d")))
+        return visit.answer(render(request, "join_pending.html", org=row.org_name, when=row.created_at.strftime("%Y-%m-%d"),
+                                   csrf_token=visit.session.csrf_token, signed_in=True))
+
+    def join_again(self, request: WebRequest) -> WebResponse:
+        """The requester's "Send again" on a pending request (at most once an hour)."""
+        visit = Visit.open(self.s.sessions, request, start=False)
+        user = visit.user
+        visit.require_form(self.base)
+        install = self.s.accounts.install_of(user.tenant_id)
+        if install is None or not install.org_id or not self.s.join_requests.remind(user, install.org_id, language_of(request)):
+            return visit.answer(message(request, "join.again.not_now.title", "join.again.not_now.body", status=409))
+        return visit.answer(message(request, "join.sent.title", "join.sent.body", status=200, org=install.org_name or ""))
+
+    def join_decide_here(self, request: WebRequest) -> WebResponse:
+        """Approve & Add or Decline from the Users page: the same first-decision-wins rule."""
+        visit = Visit.open(self.s.sessions, request, start=False)
+        member = self._member(visit)
+        form = visit.require_form(self.base)
+        self._require_manager(visit, member)
+        action = request.route.get("action", "")
+        if action not in ("approve", "decline"):
+            return visit.answer(message(request, "notfound.title", "error.body", status=404))
+        try:
+            outcome = self.s.join_requests.decide_here(member, form.get("key", "")[:300], approve=action == "approve",
+                                                       language=language_of(request))
+        except LookupError:
+            return visit.answer(message(request, "notfound.title", "error.body", status=404))
+        except ValueError:
+            return visit.answer(message(request, "join.expired.title", "join.expired.body", status=410))
+        except CrmError as error:
+            log.warning("approval failed: %s", error)
+            return visit.answer(message(request, "error.title", "error.body", status=502))
+        if isinstance(outcome, Decided):
+            return visit.answer(self._already(request, outcome))
+        return self.users_page(request, notice=translate(language_of(request), f"join.{outcome.state}.notice",
+                                                         name=outcome.name or outcome.email))
 
     def join_review(self, request: WebRequest) -> WebResponse:
         token = request.route.get("token", "")

@@ -164,6 +164,12 @@ def launch_and_continue(product: ProductStack, page: Any, email: str) -> None:
     continue_if_asked(page)
 
 
+def back_to_the_app(product: ProductStack, page: Any) -> None:
+    """A signed-in person opens the app again: the Accounts page, its terms, Continue."""
+    page.goto(f"{product.url}/api/accounts")
+    continue_if_asked(page)
+
+
 def test_request_to_join_approved_by_one_of_two_managers(product: ProductStack, trusting_browser: Any) -> None:
     adele = install_contoso(product, trusting_browser)
     make_manager(product, contoso_org_id(), "lynne@contoso.test", "Lynne", "Robbins")
@@ -402,3 +408,52 @@ def test_an_office365_users_invitation_cannot_be_taken_without_their_microsoft_s
         get_services().invitations.accept_in_crm(token)
     assert "megan@contoso.test" not in org_user_emails(product, contoso_org_id())
     assert get_services().invitations.list(contoso_org_id())[0].state == "pending"
+
+
+def test_requests_to_join_are_listed_decided_on_the_users_page_sent_again_and_expire(
+    product: ProductStack, trusting_browser: Any
+) -> None:
+    """Issue 23: a request to join has a life the Users page shows (pending, approved,
+    declined, expired), is decided there too, can be sent again (not twice within the hour),
+    and once expired or declined the person may ask anew."""
+    adele = install_contoso(product, trusting_browser)
+    diego = new_person(trusting_browser)
+    launch_and_continue(product, diego, "diego@contoso.test")
+    diego.get_by_role("button", name="Request to Join").click()
+    assert diego.get_by_role("heading", name="Your request was sent").is_visible()
+
+    adele.goto(f"{product.url}/api/settings/users")
+    assert adele.get_by_test_id("join-state").inner_text().strip() == "Pending"
+    adele.get_by_role("button", name="Decline diego@contoso.test").click()
+    assert "The request of Diego Siciliani was declined." in adele.content()
+    assert adele.get_by_test_id("join-state").inner_text().startswith("Declined")
+    open_mail(product, adele, "adele@contoso.test", "asks to join", "Review the request")  # the e-mail's link now
+    assert adele.get_by_role("heading", name="This request was already handled").is_visible()
+
+    # Declined: Diego may ask anew; the request is pending again, and "Send again" waits an hour.
+    back_to_the_app(product, diego)
+    diego.get_by_role("button", name="Request to Join").click()
+    assert diego.get_by_role("heading", name="Your request was sent").is_visible()
+    back_to_the_app(product, diego)
+    assert diego.get_by_role("heading", name="Your request is pending").is_visible()
+    diego.get_by_role("button", name="Send the request again").click()
+    assert diego.get_by_role("heading", name="Not sent again").is_visible()  # sent less than an hour ago
+
+    # Its lifetime passes (the links', seven days): the Users page says Expired, its link is refused.
+    requests_ = get_services().join_requests
+    [(row, _)] = requests_.list(contoso_org_id())
+    stored = requests_._rows.get(row.partition_key, row.row_key)
+    assert stored is not None
+    past = datetime.now(UTC) - timedelta(days=1)
+    requests_._rows.replace(row.model_copy(update={"created_at": past - timedelta(days=7), "expires_at": past}), stored.etag)
+    adele.goto(f"{product.url}/api/settings/users")
+    assert adele.get_by_test_id("join-state").inner_text().strip() == "Expired"
+    assert adele.get_by_role("button", name="Decline diego@contoso.test").count() == 0
+    back_to_the_app(product, diego)  # expired: he may ask again
+    diego.get_by_role("button", name="Request to Join").click()
+    assert diego.get_by_role("heading", name="Your request was sent").is_visible()
+    adele.goto(f"{product.url}/api/settings/users")
+    assert adele.get_by_test_id("join-state").inner_text().strip() == "Pending"
+    adele.get_by_role("button", name="Approve & Add diego@contoso.test").click()
+    assert "Diego Siciliani was added to the CRM account." in adele.content()
+    assert org_user_emails(product, contoso_org_id()).count("diego@contoso.test") == 1

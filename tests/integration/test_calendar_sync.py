@@ -414,3 +414,22 @@ def test_the_calendar_window_moves_with_time(product: ProductStack) -> None:
                what="the event beyond the old window, in the CRM")
     moved = profile(member, SyncKind.CALENDAR)
     assert moved.delta_window_from is not None and moved.delta_window_from > two_days_ago + timedelta(days=1)
+
+
+def test_an_event_dragged_out_of_our_calendar_leaves_the_crm_as_a_deletion_does(product: ProductStack) -> None:
+    """The journey's "move out" gesture, alone: Outlook's drag of an event into the member's
+    own calendar is, for the sync, a removal from ours: the CRM record goes (recoverable from
+    the CRM's recycle bin) and the ledger says it was deleted in Outlook."""
+    member = linked_member(product)
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Events",
+                                           "record": crm_event("Dragged away", datetime.now(UTC).replace(microsecond=0) + timedelta(days=4))})
+    enable_and_wait(product, member)
+    [event] = outlook_items(product, ADELE, CALENDAR)
+    product.m365_control("POST", f"mailbox/{ADELE}/events/{event['id']}/move", json={})
+    wait_until(lambda: "Dragged away" not in [r.get("Event_Title") for r in crm_records(product, member, "Events")],
+               what="the CRM record gone")
+    from shared.sync.ledger import Why
+    from shared.web.settings_pages import SettingsPages
+
+    answers = SettingsPages(get_services()).why(member, SyncKind.CALENDAR, "Dragged away")
+    assert [a.why for a in answers if a.name == "Dragged away"] == [Why.DELETED_IN_OUTLOOK]
