@@ -51,7 +51,12 @@ def install_contoso(product: ProductStack, browser: Any) -> Any:
     adele.goto(f"{product.url}/api/marketplace/launch")
     microsoft_sign_in(adele, "adele@contoso.test", CONTOSO_PASSWORD)
     adele.get_by_role("button", name="Accept").click()
-    adele.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
+    terms = adele.get_by_label("I accept the terms and conditions of Zoho CRM.")
+    try:
+        terms.wait_for(timeout=20_000)
+    except Exception as error:  # say where she is: a timed-out wait alone tells nothing
+        raise AssertionError(f"no terms at {adele.url}: {adele.inner_text('body')[:1500]}") from error
+    terms.check()
     adele.get_by_role("button", name="Continue").click()
     assert adele.get_by_test_id("crm-user").inner_text() == "Adele Vance"
     return adele
