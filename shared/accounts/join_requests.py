@@ -10,6 +10,7 @@ and ask anew once it expired or was declined."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ class Decided:
 
 
 REMIND_AFTER = timedelta(hours=1)  # the approvers are not reminded more often than this
+KEY = re.compile(r"[0-9A-Za-z-]{1,64}\|[0-9A-Za-z-]{1,64}")  # "{tenant id}|{object id}": what a row key can be
 
 
 def request_key(tenant_id: str, object_id: str) -> str:
@@ -164,7 +166,10 @@ class JoinRequestService:
 
     def decide_here(self, approver: MemberIdentity, key: str, *, approve: bool, language: str) -> JoinRequest | Decided:
         """Approve & Add or Decline from the Users page (no link): the same rules as ``decide``.
-        Raises LookupError for an unknown request, ValueError for an expired one."""
+        Raises LookupError for an unknown request (or a key no request could have), ValueError
+        for an expired one."""
+        if not KEY.fullmatch(key):
+            raise LookupError(key)
         stored = self._rows.get(approver.org_id, key)
         if stored is None:
             raise LookupError(key)

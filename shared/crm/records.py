@@ -222,7 +222,7 @@ class CrmRecords:
         missing = [i for i, r in enumerate(records) if not r.get("id")]
         if missing:
             raise ValueError(f"records at {missing} have no id")
-        headers = {"If-Unmodified-Since": _since_header(unmodified_since)["If-Modified-Since"]} if unmodified_since else None
+        headers = {"If-Unmodified-Since": _wire_time(unmodified_since)} if unmodified_since else None
         return self._write_batches(module, "PUT", records, repeatable=True, headers=headers)
 
     def delete(self, module: Module, ids: Sequence[str]) -> list[WriteResult]:
@@ -345,7 +345,11 @@ def _owner_id(record: dict[str, Any]) -> str | None:
 def _since_header(since: datetime | None) -> dict[str, str]:
     if since is None:
         return {}
-    if since.tzinfo is None:
-        raise ValueError("If-Modified-Since needs a time zone")
-    # The CRM's date-time form: seconds, explicit offset, no fractions.
-    return {"If-Modified-Since": since.replace(microsecond=0).isoformat()}
+    return {"If-Modified-Since": _wire_time(since)}
+
+
+def _wire_time(moment: datetime) -> str:
+    """The CRM's date-time form for its conditional headers: seconds, explicit offset, no fractions."""
+    if moment.tzinfo is None:
+        raise ValueError("the CRM's conditional headers need a time zone")
+    return moment.replace(microsecond=0).isoformat()

@@ -111,6 +111,9 @@ class CalendarRules(KindRules):
             return True
         return end >= window_from - DELTA_WINDOW_PAST - WINDOW_EDGE and start <= window_from + DELTA_WINDOW_FUTURE + WINDOW_EDGE
 
+    def is_series(self, fields: Mapping[str, JsonValue]) -> bool:
+        return bool(fields.get(calendar_mapping.RECURRENCE))
+
     def series_master_of(self, item: dict[str, Any]) -> str | None:
         if item.get("type") in ("occurrence", "exception") and isinstance(item.get("seriesMasterId"), str):
             return str(item["seriesMasterId"])

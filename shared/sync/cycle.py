@@ -22,7 +22,6 @@ from shared.sync.profiles import SyncProfile, SyncState
 from shared.sync.step_context import StepContext
 
 REREADS = 2  # a pair changed between read and write is read again, at most this many times
-RECURRENCE = "recurrence"  # a calendar link's series (its Outlook side is read with its exceptions)
 
 
 class Cycle:
@@ -85,8 +84,8 @@ class Cycle:
         container = profile.container_id or ""
         crm_ids = [row.crm_id for row in rows if row.crm_id]
         records = ctx.records.by_ids(ctx.rules.crm_module, crm_ids, ctx.rules.crm_fields) if crm_ids else {}  # type: ignore[arg-type]
-        series = [row.outlook_id for row in rows if row.outlook_id and row.fields.get(RECURRENCE)]
-        single = [row.outlook_id for row in rows if row.outlook_id and not row.fields.get(RECURRENCE)]
+        series = [row.outlook_id for row in rows if row.outlook_id and ctx.rules.is_series(row.fields)]
+        single = [row.outlook_id for row in rows if row.outlook_id and not ctx.rules.is_series(row.fields)]
         outlook_seen, _ = ctx.outlook.read_series(container, series) if series else ([], [])
         items = ctx.outlook.get_items(container, single) if single else []
         outlook_seen += [ctx.outlook.seen(item) for item in items if not isinstance(item, GraphError)]

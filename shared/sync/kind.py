@@ -97,6 +97,10 @@ class KindRules(ABC):
         ``window_from`` (one that cannot is not read when the round does not list it)."""
         return True
 
+    def is_series(self, fields: Mapping[str, JsonValue]) -> bool:
+        """Whether a link's item is a recurring series (its Outlook side is read with its exceptions)."""
+        return False
+
     def series_master_of(self, item: dict[str, Any]) -> str | None:
         """Calendar only: Graph's calendarView delta reports a series' occurrences, never its
         master; this names the master of an occurrence or exception."""

@@ -34,15 +34,20 @@ def new_person(browser: Any) -> Any:
     return context.new_page()
 
 
-def invite_nadia_by_email(adele: Any, product: ProductStack) -> None:
-    """New User (R2.2): Nadia, of another tenant, invited by her e-mail address."""
+def invite_by_email(adele: Any, product: ProductStack, email: str, first: str, last: str) -> None:
+    """New User (R2.2): someone invited by their e-mail address, from the Users page."""
     adele.goto(f"{product.url}/api/settings/users")
     adele.get_by_text("New User").click()
-    adele.get_by_label("E-mail").fill("nadia@fabrikam.test")
-    adele.get_by_label("First name").fill("Nadia")
-    adele.get_by_label("Last name").fill("Leroy")
+    adele.get_by_label("E-mail").fill(email)
+    adele.get_by_label("First name").fill(first)
+    adele.get_by_label("Last name").fill(last)
     adele.get_by_role("button", name="Save").click()
-    assert "Invitation sent to: nadia@fabrikam.test" in adele.content()
+    assert f"Invitation sent to: {email}" in adele.content()
+
+
+def invite_nadia_by_email(adele: Any, product: ProductStack) -> None:
+    """Nadia, of another tenant."""
+    invite_by_email(adele, product, "nadia@fabrikam.test", "Nadia", "Leroy")
 
 
 def install_contoso(product: ProductStack, browser: Any) -> Any:
@@ -367,13 +372,7 @@ def test_a_new_user_without_a_microsoft_account_accepts_through_the_crm(product:
     365 tenant. Its owner opens the e-mail, accepts without a Microsoft account, becomes a user
     of the org's CRM and lands in the CRM through its own sign-in; the link then stops working."""
     adele = install_contoso(product, trusting_browser)
-    adele.goto(f"{product.url}/api/settings/users")
-    adele.get_by_text("New User").click()
-    adele.get_by_label("E-mail").fill("lina.martel@independent.example")
-    adele.get_by_label("First name").fill("Lina")
-    adele.get_by_label("Last name").fill("Martel")
-    adele.get_by_role("button", name="Save").click()
-    assert "Invitation sent to: lina.martel@independent.example" in adele.content()
+    invite_by_email(adele, product, "lina.martel@independent.example", "Lina", "Martel")
 
     lina = new_person(trusting_browser)
     links: list[str] = []
@@ -429,8 +428,18 @@ def test_requests_to_join_are_listed_decided_on_the_users_page_sent_again_and_ex
 
     adele.goto(f"{product.url}/api/settings/users")
     assert adele.get_by_test_id("join-state").inner_text().strip() == "Pending"
+    form = {"csrf_token": adele.locator("input[name=csrf_token]").first.get_attribute("value") or ""}
+    decline = f"{product.url}/api/settings/users/join-requests/decline"
+    for hostile in ("../x", "a/b#?", "<script>", "x|y|z", "A" * 400):  # no request has such a key: nothing, plainly
+        answer = adele.request.post(decline, form={**form, "key": hostile}, headers={"Origin": product.url}, max_redirects=0)
+        assert answer.status == 404, (hostile, answer.status)
     adele.get_by_role("button", name="Decline diego@contoso.test").click()
     assert "The request of Diego Siciliani was declined." in adele.content()
+    [(declined, _)] = get_services().join_requests.list(contoso_org_id())
+    again = adele.request.post(decline.replace("decline", "approve"), form={**form, "key": declined.row_key},
+                               headers={"Origin": product.url}, max_redirects=0)
+    assert again.status == 409 and "already handled" in again.text()  # a second answer, from another tab: told, nothing changed
+    assert "diego@contoso.test" not in org_user_emails(product, contoso_org_id())
     assert adele.get_by_test_id("join-state").inner_text().startswith("Declined")
     open_mail(product, adele, "adele@contoso.test", "asks to join", "Review the request")  # the e-mail's link now
     assert adele.get_by_role("heading", name="This request was already handled").is_visible()
