@@ -71,7 +71,8 @@ ENDPOINTS = [
     ("POST", "/__emulator/reset", "back to the seed the emulator started with (?empty=1 for nothing)"),
     ("POST", "/__emulator/seed", "replace the state with the posted seed JSON"),
     ("POST", "/__emulator/clients", "register or extend an OAuth client {client_id, client_secret, name, redirect_uris, first_party}"),
-    ("GET|PUT", "/__emulator/faults", "latency_ms, rate_429/500/503, callback_drop_rate, fail_next, orgs{id:{..., concurrency, daily_credits}}"),
+    ("GET|PUT", "/__emulator/faults", "latency_ms, rate_429/500/503, callback_drop_rate, fail_next, orgs{id:{..., concurrency, daily_credits, hold_next}}; held"),
+    ("POST", "/__emulator/faults/release", "let every call stopped by hold_next go on"),
     ("GET", "/__emulator/counters", "per org: total, concurrent_peak, throttled_429, credits_used, faults_injected; totals"),
     ("POST", "/__emulator/counters/reset", "zero the counters"),
     ("GET|POST", "/__emulator/clock", "offset of the emulator clock; POST {advance_seconds}"),
@@ -130,6 +131,7 @@ def reset() -> Any:
         seeding.load(crm.store, crm.seed_data)
     crm.limits.reset_counters()
     crm.limits.reset_faults()
+    crm.limits.release()
     return jsonify({"status": "reset"})
 
 
@@ -164,6 +166,11 @@ def faults() -> Any:
     if request.method == "PUT":
         return jsonify(limits.set_faults(_body()))
     return jsonify(limits.snapshot_faults())
+
+
+@bp.post("/faults/release")
+def faults_release() -> Any:
+    return jsonify({"released": current().limits.release()})
 
 
 @bp.get("/counters")

@@ -16,6 +16,7 @@ from . import editions
 from .errors import CrmError
 
 WINDOW = 24 * 3600
+HOLD_LIMIT = 30.0  # a held call goes on by itself after this, so a forgotten hold never hangs a test
 FAULT_KEYS = ("latency_ms", "rate_429", "rate_500", "rate_503", "concurrency", "daily_credits")
 
 
@@ -36,6 +37,7 @@ class Limits:
         # Calls in flight survive a counters reset: they still hold their slots.
         self.active: dict[tuple[str, str], int] = {}
         self.heavy: dict[tuple[str, str], int] = {}
+        self.held: list[threading.Event] = []
         self.reset_faults()
         self.reset_counters()
 
@@ -62,6 +64,8 @@ class Limits:
                         current[key] = org_settings[key]
                 if "fail_next" in org_settings:
                     current["fail_next"] = [int(s) for s in org_settings["fail_next"]]
+                if "hold_next" in org_settings:
+                    current["hold_next"] = str(org_settings["hold_next"]).upper()
             return self.snapshot_faults()
 
     def drop_callback(self) -> bool:
@@ -72,7 +76,31 @@ class Limits:
 
     def snapshot_faults(self) -> dict[str, Any]:
         return {**self.faults, "fail_next": list(self.faults["fail_next"]),
-                "orgs": {k: dict(v) for k, v in self.faults["orgs"].items()}}
+                "orgs": {k: dict(v) for k, v in self.faults["orgs"].items()}, "held": len(self.held)}
+
+    def hold(self, org_id: str, op: str) -> None:
+        """Stop this call, once admitted and before it acts, while ``hold_next`` names its
+        operation (CREATE, UPDATE, DELETE, READ) for the org: a test then changes the record
+        between a client's read and its write, and lets the call go on with ``release``."""
+        with self.lock:
+            settings = self.faults["orgs"].get(org_id, {})
+            if settings.get("hold_next") != op:
+                return
+            del settings["hold_next"]
+            gate = threading.Event()
+            self.held.append(gate)
+        gate.wait(HOLD_LIMIT)
+        with self.lock:
+            if gate in self.held:
+                self.held.remove(gate)
+
+    def release(self) -> int:
+        """Let every held call go on; how many there were."""
+        with self.lock:
+            gates, self.held = self.held, []
+        for gate in gates:
+            gate.set()
+        return len(gates)
 
     def reset_counters(self) -> None:
         with self.lock:

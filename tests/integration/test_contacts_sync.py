@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from shared.sync.contacts import FieldPair
 from shared.sync.profiles import SyncKind, SyncState
@@ -143,6 +144,40 @@ def test_mass_deletion_in_outlook_pauses_until_the_member_answers(product: Produ
     wait_until(lambda: len(crm_records(product, member, "Contacts")) == 20, what="the CRM deletions")
     assert profile(member, SyncKind.CONTACTS).state is SyncState.ACTIVE
     assert len(outlook_items(product, ADELE, FOLDER)) == 20
+
+
+def test_a_crm_edit_made_while_the_sync_writes_is_not_overwritten(product: ProductStack) -> None:
+    """Issue 23: the sync read the contact, planned Outlook's new job title, and is about to
+    write it when a person changes the same field in the CRM. The write carries the version
+    the plan saw (If-Unmodified-Since), so the CRM refuses it; the pair is read again, and
+    the conflict rule decides between both values, on the record, instead of the person's
+    edit vanishing."""
+    member = linked_member(product)
+    created = crm_control(product, "actions/create", {"actor": ADELE, "module": "Contacts", "record": {
+        "First_Name": "Rita", "Last_Name": "Race", "Title": "Buyer"}})
+    crm_id = str(created["data"][0]["details"]["id"])
+    enable_and_wait(member)
+    requests.put(f"{product.crm.base_url}/__emulator/faults", json={"orgs": {member.org_id: {"hold_next": "UPDATE"}}},
+                 timeout=10).raise_for_status()
+    [rita] = [c for c in outlook_items(product, ADELE, FOLDER) if c.get("surname") == "Race"]
+    product.m365_control("PATCH", f"mailbox/{ADELE}/contacts/{rita['id']}", json={"jobTitle": "Director"})
+    # The sync has read both sides and its CRM write is stopped on its way in.
+    wait_until(lambda: requests.get(f"{product.crm.base_url}/__emulator/faults", timeout=10).json()["held"] == 1,
+               what="the sync's CRM write")
+    time.sleep(1.1)  # the CRM keeps whole seconds: the person's edit is a second after what the sync read
+    crm_control(product, "actions/mass-update", {"actor": ADELE, "module": "Contacts", "ids": [crm_id], "values": {"Title": "Manager"}})
+    crm_control(product, "faults/release", {})
+
+    def converged() -> bool:
+        record = next(r for r in crm_records(product, member, "Contacts") if str(r["id"]) == crm_id)
+        [contact] = [c for c in outlook_items(product, ADELE, FOLDER) if c.get("surname") == "Race"]
+        return record.get("Title") == contact.get("jobTitle") == "Manager"  # the latest edit wins (the default rule)
+
+    wait_until(converged, timeout=90, what="both sides on the CRM's later edit")
+    services = get_services()
+    conflicts = wait_until(lambda: services.sync_conflicts.recent(f"{member.partition_key}|contacts", limit=5),
+                           what="the conflict on record")
+    assert [c.fields for c in conflicts] == [[{"field": "Title:jobTitle", "crm": "Manager", "outlook": "Director", "winner": "crm"}]]
 
 
 def test_changed_mapping_resyncs_only_the_changed_field(product: ProductStack) -> None:

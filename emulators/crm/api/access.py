@@ -80,6 +80,7 @@ def api_call(resource: tuple[str, ...], op: str, cost: int = 1, heavy: bool = Fa
     crm.limits.enter(caller.org, caller.client_id, users, heavy, cost)
     try:
         crm.limits.inject(caller.org["id"])
+        crm.limits.hold(caller.org["id"], op)
         yield caller
     finally:
         crm.limits.leave(caller.org["id"], caller.client_id, heavy)

@@ -6,7 +6,7 @@ import threading
 
 import requests
 
-from .conftest import FABRICE, TINA, Api, control
+from .conftest import FABRICE, TINA, Api, control, wait_until
 
 
 def org_id(crm, name: str) -> str:
@@ -71,3 +71,23 @@ def test_injected_faults_and_reset(crm, fabrice: Api) -> None:
     # Control calls are not counted.
     control(crm, "/snapshot", method="GET")
     assert control(crm, "/counters", method="GET")["totals"]["total"] == 0
+
+
+def test_a_held_write_acts_only_once_released(crm, fabrice: Api) -> None:
+    """``hold_next`` stops the org's next call of that kind after it is admitted and before
+    it acts, so a test can change the record in between (a race made deterministic)."""
+    fab = org_id(crm, "Fabrikam Sales")
+    rid = fabrice.post("/Contacts", json={"data": [{"Last_Name": "Held"}]}).json()["data"][0]["details"]["id"]
+    control(crm, "/faults", {"orgs": {fab: {"hold_next": "update"}}}, method="PUT")
+    assert fabrice.get(f"/Contacts/{rid}").status_code == 200  # a read is not the operation held
+    answers: list[requests.Response] = []
+    writer = threading.Thread(target=lambda: answers.append(fabrice.put(f"/Contacts/{rid}", json={"data": [{"Title": "Late"}]})))
+    writer.start()
+    wait_until(lambda: control(crm, "/faults", method="GET")["held"] == 1)
+    assert not answers
+    assert fabrice.get(f"/Contacts/{rid}").json()["data"][0].get("Title") is None  # nothing written yet
+    assert control(crm, "/faults/release")["released"] == 1
+    writer.join(10)
+    assert answers[0].status_code == 200 and fabrice.get(f"/Contacts/{rid}").json()["data"][0]["Title"] == "Late"
+    assert "hold_next" not in control(crm, "/faults", method="GET")["orgs"][fab]  # once only
+    assert fabrice.put(f"/Contacts/{rid}", json={"data": [{"Title": "Now"}]}).status_code == 200
