@@ -12,6 +12,7 @@ from ..errors import GraphError
 from ..runtime import emulator
 from ..timezones import parse_offset_time, resolve_zone
 from . import access, contacts, delta, events, mail
+from .directory_search import compile_search
 from .odata import (
     EQUALS,
     STARTSWITH,
@@ -145,31 +146,29 @@ def _user_filter(raw: str):
     raise GraphError(400, "Request_UnsupportedQuery", f"Unsupported or invalid query filter clause specified for property of resource 'User': '{raw}'.")
 
 
-def _user_search(raw: str):
-    terms = re.findall(r'"([^"]+)"', raw)
-    if not terms:
-        raise GraphError(400, "Request_UnsupportedQuery", "Syntax error: the $search value must be quoted, e.g. \"displayName:ann\".")
-    checks = []
-    for term in terms:
-        prop, _, value = term.partition(":")
-        if not value:
-            raise GraphError(400, "Request_UnsupportedQuery", "Invalid $search: use \"property:value\".")
-        checks.append((prop.strip(), value.strip().lower()))
+# String properties of a user that $search accepts ("any property that can be used in $filter"); displayName is
+# searched by tokens, the others as startsWith (directory_search).
+USER_SEARCHABLE = ("displayName", "givenName", "surname", "mail", "userPrincipalName", "mailNickname", "jobTitle",
+                   "mobilePhone", "officeLocation", "preferredLanguage", "usageLocation", "userType", "otherMails",
+                   "proxyAddresses")
 
-    def predicate(user: dict) -> bool:
-        # $search tokenises: a term matches the start of any word of the property.
-        for prop, value in checks:
-            text = str(render_user(user, [prop]).get(prop) or "").lower()
-            if not any(word.startswith(value) for word in re.split(r"[\s@._-]+", text)) and not text.startswith(value):
-                return False
-        return True
-    return predicate
+
+def _matching_users(args) -> list[dict]:
+    """The tenant's users that pass $filter AND the whole $search, by id (the caller checked ConsistencyLevel)."""
+    store = emulator().store
+    with store.lock:
+        users = sorted((u for u in store.users.values() if u["tenantId"] == g.claims["tid"]), key=lambda u: u["id"])
+    if "$filter" in args:
+        users = [u for u in users if _user_filter(args["$filter"])(u)]
+    if "$search" in args:
+        matches = compile_search(args["$search"], USER_SEARCHABLE)
+        users = [u for u in users if matches(render_user(u, list(USER_SEARCHABLE)).get)]
+    return users
 
 
 @blueprint.get("/users")
 def list_users():
     access.require("user")
-    store = emulator().store
     args = request.args
     select = parse_select(args.get("$select"))
     top = parse_top(args.get("$top"), 100)
@@ -179,12 +178,7 @@ def list_users():
                          "special request header: 'ConsistencyLevel: eventual'")
     if "$count" in args and not eventual:
         raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
-    with store.lock:
-        users = sorted((u for u in store.users.values() if u["tenantId"] == g.claims["tid"]), key=lambda u: u["id"])
-    if "$filter" in args:
-        users = [u for u in users if _user_filter(args["$filter"])(u)]
-    if "$search" in args:
-        users = [u for u in users if _user_search(args["$search"])(u)]
+    users = _matching_users(args)
     if "$orderby" in args:
         prop = args["$orderby"].split()[0]
         users.sort(key=lambda u: str(render_user(u, [prop]).get(prop) or "").lower(), reverse=args["$orderby"].lower().endswith(" desc"))
@@ -207,8 +201,7 @@ def count_users():
     access.require("user")
     if request.headers.get("ConsistencyLevel", "").lower() != "eventual":
         raise GraphError(400, "Request_BadRequest", "Count is not currently supported.")
-    store = emulator().store
-    return Response(str(sum(1 for u in store.users.values() if u["tenantId"] == g.claims["tid"])), mimetype="text/plain")
+    return Response(str(len(_matching_users(request.args))), mimetype="text/plain")
 
 
 @blueprint.get("/users/<user_ref>")

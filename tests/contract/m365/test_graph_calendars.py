@@ -42,6 +42,91 @@ def test_users_paging_select_filter_search(http, m365, app_headers):
     assert http.get(f"{m365.graph_url}/organization", headers=app_headers).status_code == 403  # needs Organization.Read.All
 
 
+
+# $search on directory objects (issue 19), from https://learn.microsoft.com/graph/search-query-parameter: clauses
+# "property:text" joined by upper-case AND / OR; displayName is matched by word prefixes, other string properties
+# (mail ...) by startsWith on the whole value; ConsistencyLevel: eventual is required.
+EVENTUAL = {"ConsistencyLevel": "eventual"}
+
+
+def _search(http, m365, app_headers, search, **params):
+    response = http.get(f"{m365.graph_url}/users", headers={**app_headers, **EVENTUAL}, params={"$search": search, **params})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _found(http, m365, app_headers, search, **params):
+    return [u["userPrincipalName"] for u in _search(http, m365, app_headers, search, **params)["value"]]
+
+
+def test_users_search_ors_its_clauses_so_a_full_name_or_an_address_finds_the_person(http, m365, app_headers):
+    # The Add User window's query: real Graph ORs the clauses, so the name finds her by displayName...
+    assert _found(http, m365, app_headers, '"displayName:megan bowen" OR "mail:megan bowen"') == [MEGAN]
+    # ...and her address finds her by mail (its displayName clause matches nobody).
+    assert _found(http, m365, app_headers, f'"displayName:{MEGAN}" OR "mail:{MEGAN}"') == [MEGAN]
+    # ANDed, the same two clauses find nobody: no mail starts with "megan bowen".
+    assert _found(http, m365, app_headers, '"displayName:megan bowen" AND "mail:megan bowen"') == []
+
+
+def test_users_search_matches_display_name_words_by_prefix_and_other_properties_by_start(http, m365, app_headers):
+    for text in ("meg", "Megan", "MEGAN", "bow", "bowen meg", "Megan Bowen"):
+        assert _found(http, m365, app_headers, f'"displayName:{text}"') == [MEGAN], text
+    assert _found(http, m365, app_headers, '"displayName:egan"') == []  # a word's start, not "contains"
+    assert _found(http, m365, app_headers, '"displayName:megan smith"') == []  # every word must match
+    assert _found(http, m365, app_headers, '"mail:megan@contoso"') == [MEGAN]
+    assert _found(http, m365, app_headers, '"mail:contoso"') == []  # startsWith on the whole address
+    assert _found(http, m365, app_headers, '"surname:bow"') == [MEGAN]
+    # An escaped double quote inside a clause is read, not taken as the clause's end.
+    assert _found(http, m365, app_headers, '"displayName:megan" OR "mail:\\"quoted"') == [MEGAN]
+
+
+def test_users_search_and_narrows_or_widens_and_parentheses_group(http, m365, app_headers):
+    assert len(_found(http, m365, app_headers, '"jobTitle:account executive"')) == 25
+    assert _found(http, m365, app_headers, '"jobTitle:account" AND "displayName:emily"') == ["user05@contoso.test"]
+    assert sorted(_found(http, m365, app_headers, '"displayName:megan" OR "displayName:alex"')) == ["alex@contoso.test", MEGAN]
+    grouped = '"jobTitle:account" AND ("displayName:emily" OR "displayName:felix")'
+    assert sorted(_found(http, m365, app_headers, grouped)) == ["user05@contoso.test", "user06@contoso.test"]
+    # [U] Graph's page states no precedence: the emulator reads a chain left to right, (megan OR emily) AND account.
+    assert _found(http, m365, app_headers, '"displayName:megan" OR "displayName:emily" AND "jobTitle:account"') == [
+        "user05@contoso.test"]
+
+
+def test_users_search_needs_consistency_level_and_refuses_a_malformed_search(http, m365, app_headers):
+    refused = http.get(f"{m365.graph_url}/users", headers=app_headers, params={"$search": '"displayName:megan" OR "mail:megan"'})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {**refused.json()["error"], "code": "Request_UnsupportedQuery", "message": (
+        "Request with $search query parameter only works through MSGraph with a special request header: "
+        "'ConsistencyLevel: eventual'")}
+    for malformed in ('displayName:megan', '"displayName:megan" or "mail:megan"', '"displayName:megan" "mail:megan"',
+                      '"displayName:megan', '"megan"', '"displayName:"', '("displayName:megan"', '"displayName:megan" OR',
+                      '"noSuchProperty:megan"', ''):
+        response = http.get(f"{m365.graph_url}/users", headers={**app_headers, **EVENTUAL}, params={"$search": malformed})
+        assert response.status_code == 400, malformed
+        error = response.json()["error"]
+        assert error["code"] == "Request_UnsupportedQuery" and "$search" in error["message"], (malformed, error)
+
+
+def test_users_search_counts_pages_orders_and_ands_with_filter(http, m365, app_headers):
+    one = _search(http, m365, app_headers, '"displayName:megan bowen" OR "mail:megan bowen"', **{"$count": "true"})
+    assert one["@odata.count"] == 1 and [u["displayName"] for u in one["value"]] == ["Megan Bowen"]
+    accounts = '"jobTitle:account"'
+    first = _search(http, m365, app_headers, accounts, **{"$count": "true", "$top": "10", "$orderby": "displayName"})
+    assert first["@odata.count"] == 25 and len(first["value"]) == 10
+    names = [u["displayName"] for u in first["value"]]
+    link = first["@odata.nextLink"]
+    while link:
+        page = http.get(link, headers={**app_headers, **EVENTUAL}).json()
+        names += [u["displayName"] for u in page["value"]]
+        link = page.get("@odata.nextLink")
+    assert len(names) == 25 and names == sorted(names) and "Megan Bowen" not in names
+    # $filter is ANDed with the whole $search.
+    narrowed = _search(http, m365, app_headers, f'{accounts} OR "displayName:megan"',
+                       **{"$filter": "startswith(mail,'user0')", "$count": "true"})
+    assert narrowed["@odata.count"] == 9
+    counted = http.get(f"{m365.graph_url}/users/$count", headers={**app_headers, **EVENTUAL},
+                       params={"$search": '"displayName:megan" OR "displayName:alex"'})
+    assert counted.status_code == 200 and counted.text == "2"
+
 def test_event_crud_change_key_transaction_id_and_timezones(http, m365, app_headers, calendar):
     base = f"{m365.graph_url}/users/{MEGAN}/calendars/{calendar['id']}/events"
     created = http.post(base, headers=app_headers, json=_event(zone="Pacific Standard Time", transactionId="tx-1"))
