@@ -4,6 +4,7 @@ invitation links, Request to Join, approval links."""
 import azure.functions as func
 
 from functions.http_edge import serve
+from shared.web.activity_pages import SyncActivityPages
 from shared.web.users_pages import UsersPages
 from shared.wiring import get_services
 
@@ -28,6 +29,16 @@ def add_user_window(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="settings/users/office365", methods=["POST"], auth_level=ANON)
 def add_user_save(req: func.HttpRequest) -> func.HttpResponse:
     return serve(req, lambda r: pages().add_user_save(r))
+
+
+@bp.route(route="settings/users/sync", methods=["GET"], auth_level=ANON)
+def sync_activity(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: SyncActivityPages(get_services()).page(r))
+
+
+@bp.route(route="settings/users/sync/remind", methods=["POST"], auth_level=ANON)
+def sync_activity_remind(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, lambda r: SyncActivityPages(get_services()).remind(r))
 
 
 @bp.route(route="settings/users/new", methods=["POST"], auth_level=ANON)

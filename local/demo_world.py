@@ -50,3 +50,12 @@ DEMO: dict[str, Any] = {
         {"email": "fabrice@fabrikam.test", "password": "Crm-Demo-1", "org": "Fabrikam Sales (enterprise)", "profile": "Administrator"},
     ],
 }
+
+
+def crm_setup_menu(public_base_url: str) -> list[dict[str, str]]:
+    """Where the CRM's Setup menu leads into the product (the emulator's stand-in for the
+    real CRM's Setup > Users & Control > Users and Setup > Marketplace > Microsoft)."""
+    return [
+        {"section": "Users & Control", "label": "Users", "url": f"{public_base_url}/api/settings/users"},
+        {"section": "Marketplace", "label": "Microsoft", "url": f"{public_base_url}/api/settings/microsoft"},
+    ]

@@ -41,6 +41,7 @@ from shared.sync.dependencies import SyncDependencies
 from shared.sync.jobs import SYNC_QUEUE, SyncJob
 from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
+from shared.sync.org_activity import OrgSyncActivity, SyncReminder
 from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile
 from shared.sync.selection_store import SelectionChunk, SelectionStore
 from shared.sync.service import SyncService
@@ -122,6 +123,11 @@ class Services:
             public_base_url=s.public_base_url, lifetime=timedelta(days=s.link_lifetime_days),
             default_profile=s.crm_default_profile,
         )
+
+    @cached_property
+    def org_sync_activity(self) -> OrgSyncActivity:
+        return OrgSyncActivity(self.accounts, self.sync_profiles, self.table("syncreminders", SyncReminder), self.outbox,
+                               public_base_url=self.settings.public_base_url)
 
     @cached_property
     def sync_profiles(self) -> ProfileStore:

@@ -18,7 +18,7 @@ from emulators.crm.server import RunningCrm
 from emulators.crm.server import start as start_crm
 from emulators.m365.server import RunningM365
 from emulators.m365.server import start as start_m365
-from local.demo_world import APP_REGISTRATION, CRM_CLIENT
+from local.demo_world import APP_REGISTRATION, CRM_CLIENT, crm_setup_menu
 from local.host import LocalHost
 from shared.graph.gate import forget_request_windows
 from tests.conftest import launch_chromium
@@ -64,6 +64,8 @@ class ProductStack:
             json={**CRM_CLIENT, "redirect_uris": [redirect], "first_party": True},
             timeout=10,
         ).raise_for_status()
+        requests.put(f"{self.crm.base_url}/__emulator/setup-menu", json={"items": crm_setup_menu(self.url)},
+                     timeout=10).raise_for_status()
 
     def m365_control(self, method: str, path: str, **kwargs: Any) -> Any:
         response = requests.request(

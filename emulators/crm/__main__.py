@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
+import time
 
 from .server import DEMO_SEED, start
 
@@ -17,12 +17,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", default=str(DEMO_SEED), help="seed JSON file; '' for an empty world")
     args = parser.parse_args(argv)
     running = start(args.host, args.port, args.seed or None)
-    stopping = threading.Event()
+    # The handler only appends: Event.set() in a handler can deadlock on the Event's own lock
+    # when the signal lands while this thread is inside Event.wait() (issue 19).
+    stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     print(f"crm emulator ready on {running.base_url}", flush=True)
-    while not stopping.wait(0.5):
-        pass
+    while not stopping:
+        time.sleep(0.2)
     running.stop()
     return 0
 

@@ -73,6 +73,7 @@ ENDPOINTS = [
     ("POST", "/__emulator/clients", "register or extend an OAuth client {client_id, client_secret, name, redirect_uris, first_party}"),
     ("GET|PUT", "/__emulator/faults", "latency_ms, rate_429/500/503, callback_drop_rate, fail_next, orgs{id:{..., concurrency, daily_credits, hold_next}}; held"),
     ("POST", "/__emulator/faults/release", "let every call stopped by hold_next go on"),
+    ("GET|PUT", "/__emulator/setup-menu", "the CRM home's Setup menu entries {items: [{section, label, url}]} (kept across resets)"),
     ("GET", "/__emulator/counters", "per org: total, concurrent_peak, throttled_429, credits_used, faults_injected; totals"),
     ("POST", "/__emulator/counters/reset", "zero the counters"),
     ("GET|POST", "/__emulator/clock", "offset of the emulator clock; POST {advance_seconds}"),
@@ -166,6 +167,21 @@ def faults() -> Any:
     if request.method == "PUT":
         return jsonify(limits.set_faults(_body()))
     return jsonify(limits.snapshot_faults())
+
+
+@bp.route("/setup-menu", methods=["GET", "PUT"])
+def setup_menu() -> Any:
+    crm = current()
+    if request.method == "PUT":
+        items = _body().get("items")
+        fields = ("section", "label", "url")
+        if not isinstance(items, list) or not all(
+                isinstance(i, dict) and all(isinstance(i.get(f), str) and i.get(f) for f in fields) for i in items):
+            raise CrmError(400, "INVALID_DATA", "items must be a list of {section, label, url}")
+        if not all(i["url"].startswith(("http://", "https://")) for i in items):
+            raise CrmError(400, "INVALID_DATA", "each url must be http or https")
+        crm.setup_menu = [{f: i[f] for f in fields} for i in items]
+    return jsonify({"items": crm.setup_menu})
 
 
 @bp.post("/faults/release")

@@ -21,6 +21,9 @@ class Crm:
         self.notifier = Notifier(self.store, lambda dc: datacentres.api_url(self.base_url, dc),
                                  dropped=self.limits.drop_callback)
         self.seed_data: dict[str, Any] | None = None
+        # The Setup menu's entries that lead out of the CRM (an installed extension's pages):
+        # [{"section", "label", "url"}], configured by whoever runs the emulator; kept across resets.
+        self.setup_menu: list[dict[str, str]] = []
 
 
 def current() -> Crm:

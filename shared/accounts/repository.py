@@ -77,6 +77,11 @@ class AccountsRepository:
         stored = self.members.get(member_key(tenant_id, object_id), "member")
         return stored.entity if stored else None
 
+    def identity_of(self, org_id: str, user_id: str) -> tuple[str, str] | None:
+        """The Microsoft identity (tenant id, object id) linked to a CRM user, if any."""
+        stored = self.crm_links.get(crm_key(org_id, user_id), "link")
+        return (stored.entity.tenant_id, stored.entity.object_id) if stored else None
+
     def link_member(self, member: MemberIdentity) -> MemberIdentity:
         """Link a Microsoft identity to a CRM user, both ways, idempotently.
 

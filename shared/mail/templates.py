@@ -21,6 +21,10 @@ SUBJECTS = {
         "en": "{requester} asks to join your Zoho CRM account",
         "fr": "{requester} demande à rejoindre votre compte Zoho CRM",
     },
+    "sync_paused": {
+        "en": "Your Zoho CRM sync with Outlook is paused",
+        "fr": "Votre synchronisation Zoho CRM avec Outlook est en pause",
+    },
     "join_approved": {
         "en": "You have been added to Zoho CRM ({org})",
         "fr": "Vous avez été ajouté à Zoho CRM ({org})",

@@ -8,7 +8,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from shared.http_messages import WebRequest, WebResponse
-from shared.web.i18n import choose_language, translate
+from shared.web.i18n import choose_language, format_number, translate
 
 _HERE = Path(__file__).parent
 _ENV = Environment(
@@ -31,7 +31,9 @@ def render(request: WebRequest, template: str, *, status: int = 200, **context: 
     html = _ENV.get_template(template).render(
         lang=lang,
         t=lambda key, **values: translate(lang, key, **values),
+        number=lambda value: format_number(lang, value),
         switch_url=f"{request.path}?lang={other}",
+        current_path=request.path,
         **context,
     )
     response = WebResponse(status=status, body=html)

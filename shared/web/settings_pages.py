@@ -4,6 +4,7 @@ Contacts sections with Enable / Disable and the sync status; and ``GET /api/sync
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.accounts.models import MemberIdentity
@@ -41,7 +42,8 @@ class SettingsPages:
         for kind in SyncKind:
             stored = self.s.sync_profiles.get(member.partition_key, kind)
             profile = stored.entity if stored else None
-            sections.append(_section(kind, profile, self._conflicts(member, kind, profile)))
+            caps = {SyncKind.CALENDAR: self.s.settings.calendar_initial_cap, SyncKind.CONTACTS: self.s.settings.contacts_initial_cap}
+            sections.append(_section(kind, profile, self._conflicts(member, kind, profile), caps[kind], datetime.now(UTC)))
         return sections
 
     def _conflicts(self, member: MemberIdentity, kind: SyncKind, profile: SyncProfile | None) -> list[dict[str, Any]]:
@@ -127,10 +129,23 @@ class SettingsPages:
         return visit.answer(WebResponse.redirect(f"{self.base}/api/settings/microsoft"))
 
 
-def _section(kind: SyncKind, profile: SyncProfile | None, conflicts: list[dict[str, Any]]) -> dict[str, Any]:
+def time_left(profile: SyncProfile | None, now: datetime) -> int | None:
+    """Whole minutes the initial sync still needs at the pace it has kept since Enable; None
+    before anything was sent (no pace yet)."""
+    if profile is None or profile.state is not SyncState.INITIAL or not profile.initial_done or not profile.enabled_at:
+        return None
+    elapsed = max((now - profile.enabled_at).total_seconds(), 0.0)
+    remaining = max(profile.initial_total - profile.initial_done, 0)
+    return int(elapsed / profile.initial_done * remaining // 60)
+
+
+def _section(kind: SyncKind, profile: SyncProfile | None, conflicts: list[dict[str, Any]], cap: int,
+             now: datetime) -> dict[str, Any]:
     state = profile.state if profile else SyncState.DISABLED
     return {
         "kind": kind.value,
+        "cap": cap,
+        "eta_minutes": time_left(profile, now),
         "state": state.value,
         "reason": profile.reason.value if profile and profile.reason and profile.reason is not Reason.DISABLED_BY_MEMBER else None,
         "done": profile.initial_done if profile else 0,

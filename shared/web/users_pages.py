@@ -47,7 +47,7 @@ class UsersPages:
     def _member(self, visit: Visit) -> MemberIdentity:
         return visit.member(self.s.accounts)
 
-    def _require_manager(self, visit: Visit, member: MemberIdentity, org_id: str | None = None) -> None:
+    def require_manager(self, visit: Visit, member: MemberIdentity, org_id: str | None = None) -> None:
         same_org = org_id is None or org_id == member.org_id
         paid = manage = False
         if same_org:  # asked of the CRM with the member's own token (cached briefly)
@@ -73,7 +73,7 @@ class UsersPages:
     def users_page(self, request: WebRequest, notice: str = "") -> WebResponse:
         visit = Visit.open(self.s.sessions, request, start=False)
         member = self._member(visit)
-        self._require_manager(visit, member)
+        self.require_manager(visit, member)
         invitations = self.s.invitations.list(member.org_id)
         join_requests = self.s.join_requests.list(member.org_id)
         # A pending invitation whose e-mail failed its last attempt is "not delivered", with why.
@@ -90,7 +90,7 @@ class UsersPages:
     def add_user_window(self, request: WebRequest) -> WebResponse:
         visit = Visit.open(self.s.sessions, request, start=False)
         member = self._member(visit)
-        self._require_manager(visit, member)
+        self.require_manager(visit, member)
         query = re.sub(r'["\\]', "", request.query.get("q", "")).strip()[:60]
         page = self._tenant_users(member, query, request.query.get("next", ""))
         members = {m.email.lower() for m in self.s.crm_directory.list_members(member.org_id)}
@@ -102,8 +102,10 @@ class UsersPages:
             users.append({"id": u["id"], "name": u.get("displayName") or email, "email": email, "status": status})
         next_link = page.get("@odata.nextLink")
         next_url = f"/api/settings/users/office365?{urlencode({'q': query, 'next': next_link})}" if next_link else ""
+        found = page.get("@odata.count")
         return visit.answer(
             render(request, "add_user.html", users=users, query=query, next_url=next_url,
+                   found=found if isinstance(found, int) else None, first_page=not request.query.get("next"),
                    csrf_token=visit.session.csrf_token, signed_in=True)
         )
 
@@ -113,7 +115,9 @@ class UsersPages:
         # Only follow a next page that Graph itself gave, on Graph's own /users.
         if next_link and next_link.startswith(f"{self.s.settings.graph_base_url}/users?"):
             return graph.request("GET", next_link, headers=headers)
-        params = {"$select": "id,displayName,mail,userPrincipalName,preferredLanguage", "$top": str(PAGE_SIZE)}
+        # Sorted by name, with how many match (an advanced query: ConsistencyLevel eventual).
+        params = {"$select": "id,displayName,mail,userPrincipalName,preferredLanguage", "$top": str(PAGE_SIZE),
+                  "$orderby": "displayName", "$count": "true"}
         if query:
             params["$search"] = f'"displayName:{query}" OR "mail:{query}"'
         return graph.request("GET", "/users", params=params, headers=headers)
@@ -122,7 +126,7 @@ class UsersPages:
         visit = Visit.open(self.s.sessions, request, start=False)
         member = self._member(visit)
         visit.require_form(self.base)
-        self._require_manager(visit, member)
+        self.require_manager(visit, member)
         ids = [i for i in dict.fromkeys(request.form_list("user")) if GRAPH_ID.match(i)][:MAX_SELECTED]
         graph = self.s.graph(member.tenant_id)
         people = []
@@ -140,7 +144,7 @@ class UsersPages:
         visit = Visit.open(self.s.sessions, request, start=False)
         member = self._member(visit)
         form = visit.require_form(self.base)
-        self._require_manager(visit, member)
+        self.require_manager(visit, member)
         email = form.get("email", "").strip().lower()
         if not EMAIL.match(email):
             return visit.answer(message(request, "users.title", "users.bad_email", status=400, email=email[:254]))
@@ -164,7 +168,7 @@ class UsersPages:
         visit = Visit.open(self.s.sessions, request, start=False)
         member = self._member(visit)
         form = visit.require_form(self.base)
-        self._require_manager(visit, member)
+        self.require_manager(visit, member)
         email = form.get("email", "").strip().lower()
         done = change(member, email)
         key = done_key if done else "users.not_pending"
@@ -282,7 +286,7 @@ class UsersPages:
         visit = Visit.open(self.s.sessions, request, start=False)
         member = self._member(visit)
         form = visit.require_form(self.base)
-        self._require_manager(visit, member)
+        self.require_manager(visit, member)
         action = request.route.get("action", "")
         if action not in ("approve", "decline"):
             return visit.answer(message(request, "notfound.title", "error.body", status=404))
@@ -313,7 +317,7 @@ class UsersPages:
             return redirect
         member = self._member(visit)
         pending = opened.request if isinstance(opened, Decided) else opened
-        self._require_manager(visit, member, pending.partition_key)
+        self.require_manager(visit, member, pending.partition_key)
         if isinstance(opened, Decided):
             return visit.answer(self._already(request, opened))
         return visit.answer(render(request, "approve.html", join=opened, token=token,
@@ -329,7 +333,7 @@ class UsersPages:
         except LinkRefused as refused:
             return visit.answer(self._link_refused(request, refused))
         pending = opened.request if isinstance(opened, Decided) else opened
-        self._require_manager(visit, member, pending.partition_key)
+        self.require_manager(visit, member, pending.partition_key)
         try:
             outcome = self.s.join_requests.decide(member, token, approve=approve, language=language_of(request))
         except LinkRefused as refused:

@@ -29,7 +29,11 @@ main{max-width:460px;margin:60px auto;background:#fff;padding:32px;border-radius
 main.wide{max-width:900px}label{display:block;margin-top:14px;font-weight:600}
 input{width:100%;padding:8px;margin-top:4px;box-sizing:border-box}button{margin-top:20px;padding:10px 18px}
 .error{color:#b00020}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:4px;text-align:left}
-header{background:#1c2b4a;color:#fff;padding:10px 20px}"""
+header{background:#1c2b4a;color:#fff;padding:10px 20px}header a{color:#fff}
+.setup{display:inline-block;margin-left:1em;position:relative}.setup summary{cursor:pointer}
+.setup div{position:absolute;right:0;background:#fff;color:#1c2b4a;padding:8px 16px;border-radius:6px;box-shadow:0 2px 8px #0004;min-width:220px;z-index:1}
+.setup h2{font-size:.8rem;text-transform:uppercase;color:#555;margin:8px 0 2px}.setup ul{margin:0;padding-left:0;list-style:none}
+.setup div a{color:#0b5cad}"""
 
 
 def page(title: str, body: str, wide: bool = False, status: int = 200) -> Response:
@@ -137,10 +141,23 @@ def home() -> Response:
         sections = [_home_section(store, u) for u in members]
     name = escape(f"{account['first_name']} {account['last_name']}".strip())
     body = (f"<header><strong>Zoho CRM</strong> &middot; <span data-testid=crm-user>{name}</span> "
-            f"&lt;{escape(account['email'])}&gt; &middot; <a style=color:#fff href='/{g.dc}/accounts/logout'>Sign out</a>"
-            f"</header><main class=wide><h1>Welcome, {name}</h1>"
+            f"&lt;{escape(account['email'])}&gt; &middot; <a href='/{g.dc}/accounts/logout'>Sign out</a>"
+            f"{_setup_menu(current().setup_menu)}</header><main class=wide><h1>Welcome, {name}</h1>"
             f"{''.join(sections) or '<p>You are not a member of any CRM organization.</p>'}</main>")
     return page("Zoho CRM - Home", body, wide=True)
+
+
+def _setup_menu(items: list[dict[str, str]]) -> str:
+    """Setup, as the CRM's gear menu groups it (Users & Control > Users, Marketplace > ...):
+    a disclosure that opens by click or keyboard."""
+    if not items:
+        return ""
+    sections: dict[str, list[str]] = {}
+    for item in items:
+        sections.setdefault(item["section"], []).append(
+            f"<li><a href='{escape(item['url'], quote=True)}'>{escape(item['label'])}</a></li>")
+    groups = "".join(f"<h2>{escape(section)}</h2><ul>{''.join(links)}</ul>" for section, links in sections.items())
+    return f"<nav aria-label=Setup class=setup><details><summary>Setup</summary><div>{groups}</div></details></nav>"
 
 
 def _home_section(store: Any, user: dict[str, Any]) -> str:

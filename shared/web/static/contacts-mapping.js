@@ -123,8 +123,13 @@
   body.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-remove]");
     if (!button) { return; }
-    button.closest("tr").remove();
+    // Keyboard users keep their place: focus goes to the next pair's Remove, else the
+    // previous one's, else Add a field (a removed button would drop focus to the page).
+    var row = button.closest("tr");
+    var next = row.nextElementSibling || row.previousElementSibling;
+    row.remove();
     renumber();
+    (next ? next.querySelector("button[data-remove]") : document.getElementById("add-pair")).focus();
   });
 
   document.getElementById("add-pair").addEventListener("click", function () {

@@ -61,3 +61,19 @@ def test_module_entry_point_starts_and_stops_cleanly() -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_the_setup_menu_leads_to_the_configured_pages_and_survives_a_reset(crm, api_for) -> None:
+    items = [{"section": "Users & Control", "label": "Users", "url": "http://127.0.0.1:9/users"},
+             {"section": "Marketplace", "label": "Microsoft", "url": "http://127.0.0.1:9/ms?a=1&b=<x>"}]
+    assert requests.put(f"{crm.control_url}/setup-menu", json={"items": items}, timeout=10).json() == {"items": items}
+    for bad in ({"items": [{"section": "S", "label": "L"}]}, {"items": [{"section": "S", "label": "L", "url": "javascript:alert(1)"}]}, {}):
+        r = requests.put(f"{crm.control_url}/setup-menu", json=bad, timeout=10)
+        assert r.status_code == 400 and r.json()["code"] == "INVALID_DATA"
+    control(crm, "/reset")
+    assert control(crm, "/setup-menu", method="GET") == {"items": items}
+    session = requests.Session()
+    session.post(f"{crm.base_url}/us/accounts/signin", data={"email": FABRICE, "password": "Crm-Demo-1"}, timeout=10)
+    home = session.get(f"{crm.base_url}/us/crm/home", timeout=10).text
+    assert "<summary>Setup</summary>" in home and "<h2>Users &amp; Control</h2>" in home
+    assert "href='http://127.0.0.1:9/ms?a=1&amp;b=&lt;x&gt;'" in home  # escaped, never markup
