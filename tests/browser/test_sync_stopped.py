@@ -76,3 +76,49 @@ def test_a_mailbox_the_app_may_no_longer_reach_stops_the_sync_with_its_reason_un
     assert answers and answers[-1] == 409
     assert other_tab.get_by_role("heading", name="Nothing to resume").is_visible()
     assert profile(member, KIND).state is SyncState.ACTIVE
+
+
+def test_the_admin_sees_a_stopped_sync_in_sync_activity_and_reminds_its_member(
+    product: ProductStack, person: Any
+) -> None:
+    """Issue 19, the admin's view: the org's sync-health page shows the stopped sync and why;
+    Remind e-mails the member where to resume it, once an hour at most; a user of another
+    org cannot be reminded through it."""
+    member = install_and_enter(product, person)
+    open_settings(product, person)
+    _click(person, KIND, "Enable")
+    expect()(_state(person, KIND)).to_have_text("In sync", timeout=SYNC_TIMEOUT_MS)
+    wait_until(lambda: profile(member, KIND).delta_link, what="the first delta round")
+    _policy(product, ADELE)
+    _crm_event(product, "Planned while refused")
+    wait_until(lambda: profile(member, KIND).state is SyncState.PAUSED, what="the sync to stop")
+    _policy(product)  # the mailbox is reachable again (the reminder is sent from it); the sync waits for Resume
+
+    person.get_by_role("link", name="Sync activity").click()
+    row = person.get_by_test_id("activity-row").filter(has_text=ADELE)
+    cell = row.locator("td[data-kind=calendar]")
+    expect()(cell).to_contain_text("Paused")
+    expect()(cell).to_contain_text("Microsoft 365 refuses the app this mailbox")
+    row.get_by_role("button", name="Remind Adele Vance").click()
+    expect()(person.get_by_test_id("activity-notice")).to_have_text(f"A reminder was sent to {ADELE}.")
+    person.get_by_test_id("activity-row").filter(has_text=ADELE).get_by_role("button", name="Remind Adele Vance").click()
+    expect()(person.get_by_test_id("activity-notice")).to_contain_text("less than an hour ago")
+
+    mail = person.context.new_page()
+
+    def arrived() -> bool:
+        mail.goto(f"{product.m365.base_url}/__emulator/mailbox/{ADELE}")
+        return "sync with Outlook is paused" in mail.content()
+
+    wait_until(arrived, what="the reminder in the member's mailbox")
+    message = mail.locator("article.message", has_text="sync with Outlook is paused")
+    expect()(message).to_have_count(1)  # the second click sent nothing
+    expect()(message).to_contain_text("refuses this app access to your mailbox")
+
+    # Someone else's user id, posted with Adele's own session and form token: refused, nothing sent.
+    fabrikam = next(o for o in product.crm_snapshot()["orgs"] if o["company_name"] == "Fabrikam Sales")
+    stranger = str(fabrikam["users"][0]["id"])
+    token = person.locator("input[name=csrf_token]").first.get_attribute("value")
+    answer = person.request.post(f"{product.url}/api/settings/users/sync/remind", form={"csrf_token": token or "", "user": stranger},
+                                 headers={"Origin": product.url})
+    assert answer.status == 404 and "not a member of your organisation" in answer.text()

@@ -140,6 +140,8 @@ def test_approval_by_a_member_without_manage_users_is_refused(product: ProductSt
     with probe.unchanged(ignore_tables=("sessions",)):
         refused(megan.get(f"/api/join-requests/{approval}"), 403, "Manage Users permission", "Nothing was changed")
         refused(megan.post(f"/api/join-requests/{approval}/approve"), 403, "Manage Users permission")
+        # Nor does the org's sync activity open to her (every member's state is the managers' view).
+        refused(megan.get("/api/settings/users/sync"), 403, "Manage Users permission")
 
 
 def test_free_edition_org_cannot_invite(product: ProductStack, probe: StateProbe) -> None:
@@ -154,6 +156,7 @@ def test_free_edition_org_cannot_invite(product: ProductStack, probe: StateProbe
         refused(alex.post("/api/settings/users/office365", {"user": "00000000-0000-0000-0000-000000000000"}), 403,
                 "paid editions")
         refused(alex.get("/api/settings/users/office365"), 403, "paid editions")
+        refused(alex.get("/api/settings/users/sync"), 403, "paid editions")
 
 
 # -- CSRF ---------------------------------------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""The admin's view of the org's sync (issue 19), over in-memory tables: who is shown how, and
+the rules of Remind (only a paused member of the actor's org; at most once an hour)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cryptography.fernet import Fernet
+
+from shared.accounts.models import AuditEvent, CrmAccountRef, MemberIdentity, TenantInstall
+from shared.accounts.repository import AccountsRepository, crm_key, member_key
+from shared.crm.directory import CrmMember
+from shared.identity.token_cipher import TokenCipher
+from shared.mail.outbox import Outbox, SealedOutboxMessage
+from shared.sync.lifecycle import Reason
+from shared.sync.org_activity import OrgSyncActivity, Reminded, SyncReminder
+from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
+from shared.web.settings_pages import time_left
+from tests.fakes.queues import JobQueueInMemory
+from tests.fakes.tables import TableRepositoryInMemory
+
+NOW = datetime(2026, 12, 5, 12, tzinfo=UTC)
+ORG, TENANT = "org-1", "tenant-1"
+
+
+class World:
+    def __init__(self) -> None:
+        self.now = NOW
+        self.accounts = AccountsRepository(TableRepositoryInMemory(TenantInstall), TableRepositoryInMemory(MemberIdentity),
+                                           TableRepositoryInMemory(CrmAccountRef), TableRepositoryInMemory(AuditEvent))
+        self.profiles = ProfileStore(TableRepositoryInMemory(SyncProfile))
+        self.queue = JobQueueInMemory(SealedOutboxMessage)
+        self.cipher = TokenCipher(Fernet.generate_key().decode())
+        self.activity = OrgSyncActivity(self.accounts, self.profiles, TableRepositoryInMemory(SyncReminder),
+                                        Outbox(self.queue, self.cipher), public_base_url="https://app.example", clock=lambda: self.now)
+
+    def member(self, user_id: str, name: str, *, linked: bool = True, org: str = ORG, **states: SyncProfile) -> CrmMember:
+        first, last = name.split()
+        if linked:
+            self.accounts.crm_links.insert(CrmAccountRef(partition_key=crm_key(org, user_id), row_key="link", tenant_id=TENANT,
+                                                         object_id=f"obj-{user_id}", email=f"{first.lower()}@x.test", linked_at=NOW))
+        for kind, profile in states.items():
+            self.profiles.create_or_get(profile.model_copy(update={"partition_key": member_key(TENANT, f"obj-{user_id}"), "row_key": kind}))
+        return CrmMember(org_id=org, org_name="Org", user_id=user_id, email=f"{first.lower()}@x.test", first_name=first, last_name=last,
+                         dc="us", edition="enterprise", paid=True, profile_name="Standard", is_super_admin=False, manage_users=False,
+                         status="active", accounts_server="https://accounts.example", api_domain="https://api.example")
+
+
+def profile(state: SyncState, reason: Reason | None = None, **extra: object) -> SyncProfile:
+    return SyncProfile(partition_key="p", row_key="calendar", tenant_id=TENANT, object_id="o", state=state, reason=reason, **extra)
+
+
+ADMIN = MemberIdentity(partition_key=member_key(TENANT, "obj-admin"), row_key="member", tenant_id=TENANT, object_id="obj-admin",
+                       email="admin@x.test", name="Ada Admin", org_id=ORG, org_name="Org", user_id="u-admin", crm_email="admin@x.test",
+                       dc="us", accounts_server="a", api_domain="b", how="created_org", linked_at=NOW)
+
+
+def test_paused_members_come_first_then_by_name_and_each_kind_says_its_state() -> None:
+    world = World()
+    members = [
+        world.member("1", "Zoe Active", calendar=profile(SyncState.ACTIVE, last_sync_at=NOW)),
+        world.member("2", "Bob Paused", contacts=profile(SyncState.PAUSED, Reason.MAILBOX_REFUSED, last_error="403")),
+        world.member("3", "Amy Never", linked=False),
+        world.member("4", "Carl Off"),
+    ]
+    rows = world.activity.of(members)
+    assert [r.name for r in rows] == ["Bob Paused", "Carl Off", "Zoe Active", "Amy Never"]
+    bob = rows[0]
+    assert bob.kinds[SyncKind.CONTACTS].state == "paused" and bob.kinds[SyncKind.CONTACTS].reason == "mailbox_refused"
+    assert bob.kinds[SyncKind.CALENDAR].state == "disabled"
+    assert rows[2].kinds[SyncKind.CALENDAR].last_sync_at == NOW and not rows[3].linked
+
+
+def test_remind_only_a_paused_member_of_ones_own_org_and_at_most_hourly() -> None:
+    world = World()
+    paused = world.member("2", "Bob Paused", calendar=profile(SyncState.PAUSED, Reason.STEP_FAILED))
+    active = world.member("1", "Zoe Active", calendar=profile(SyncState.ACTIVE))
+    foreign = world.member("9", "Eve Elsewhere", org="org-2", calendar=profile(SyncState.PAUSED, Reason.STEP_FAILED))
+    members = [paused, active, foreign]
+
+    def remind(user_id: str) -> Reminded:
+        return world.activity.remind(ADMIN, members, user_id, "en", describe=lambda reason: f"<{reason}>")
+
+    assert remind("1") is Reminded.NOT_PAUSED
+    assert remind("9") is Reminded.UNKNOWN  # listed, but of another org
+    assert remind("nobody") is Reminded.UNKNOWN
+    assert world.queue.take() == []
+    assert remind("2") is Reminded.SENT
+    [sent] = world.queue.take()
+    body = world.cipher.decrypt(sent.message.sealed_body)
+    assert sent.message.to_email == "bob@x.test" and sent.message.sender == "obj-admin" and "&lt;step_failed&gt;" in body
+    world.now += timedelta(minutes=59)
+    assert remind("2") is Reminded.TOO_SOON and world.queue.take() == []
+    world.now += timedelta(minutes=2)
+    assert remind("2") is Reminded.SENT and len(world.queue.take()) == 1
+
+
+def test_time_left_follows_the_pace_kept_since_enable() -> None:
+    started = NOW - timedelta(minutes=10)
+    running = profile(SyncState.INITIAL, enabled_at=started, initial_done=250, initial_total=1000)
+    assert time_left(running, NOW) == 30  # 250 in 10 min: 750 more need 30
+    assert time_left(running.model_copy(update={"initial_done": 0}), NOW) is None  # no pace yet
+    assert time_left(running.model_copy(update={"state": SyncState.ACTIVE}), NOW) is None
+    assert time_left(running.model_copy(update={"initial_done": 999}), NOW) == 0
+    assert time_left(None, NOW) is None
