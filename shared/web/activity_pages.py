@@ -30,7 +30,7 @@ class SyncActivityPages:
     def _render(self, visit: Visit, org_id: str, org_name: str, notice: str = "", status: int = 200) -> WebResponse:
         rows = self.s.org_sync_activity.of(self.s.crm_directory.list_members(org_id))
         return render(visit.request, "activity.html", status=status, org_name=org_name, rows=rows, kinds=list(SyncKind),
-                      notice=notice, csrf_token=visit.session.csrf_token, signed_in=True)
+                      notice=notice, csrf_token=visit.session.csrf_token, signed_in=True, member_nav=True)
 
     def remind(self, request: WebRequest) -> WebResponse:
         visit = Visit.open(self.s.sessions, request, start=False)

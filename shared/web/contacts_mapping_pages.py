@@ -80,7 +80,7 @@ class ContactMappingPages:
         if json_wanted:
             return visit.answer(WebResponse.json(payload))
         return visit.answer(render(
-            request, "contacts_mapping.html", signed_in=True, csrf_token=visit.session.csrf_token,
+            request, "contacts_mapping.html", signed_in=True, member_nav=True, csrf_token=visit.session.csrf_token,
             mapping=payload["mapping"], crm_fields=payload["catalogues"]["crm"],
             graph_fields=payload["catalogues"]["graph"], directions=payload["directions"],
             preview=payload["preview"], problems=payload["problems"],

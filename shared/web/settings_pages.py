@@ -79,7 +79,7 @@ class SettingsPages:
         question = self._question(request)
         answers = {question[0].value: self.why(member, *question)} if question else {}
         return visit.answer(render(request, "microsoft.html", sections=self.status(member), known_reasons=known,
-                                   csrf_token=visit.session.csrf_token, signed_in=True, answers=answers,
+                                   csrf_token=visit.session.csrf_token, signed_in=True, member_nav=True, answers=answers,
                                    asked=question[1] if question else ""))
 
     def status_json(self, request: WebRequest) -> WebResponse:

@@ -83,7 +83,7 @@ class UsersPages:
             render(
                 request, "users.html", org_name=member.org_name, notice=notice,
                 members=self.s.crm_directory.list_members(member.org_id), undelivered=undelivered,
-                invitations=invitations, join_requests=join_requests, csrf_token=visit.session.csrf_token, signed_in=True,
+                invitations=invitations, join_requests=join_requests, csrf_token=visit.session.csrf_token, signed_in=True, member_nav=True,
             )
         )
 
@@ -106,7 +106,7 @@ class UsersPages:
         return visit.answer(
             render(request, "add_user.html", users=users, query=query, next_url=next_url,
                    found=found if isinstance(found, int) else None, first_page=not request.query.get("next"),
-                   csrf_token=visit.session.csrf_token, signed_in=True)
+                   csrf_token=visit.session.csrf_token, signed_in=True, member_nav=True)
         )
 
     def _tenant_users(self, member: MemberIdentity, query: str, next_link: str) -> dict:  # type: ignore[type-arg]
@@ -136,7 +136,7 @@ class UsersPages:
             if EMAIL.match(email):
                 people.append(Invitee(email, str(u.get("displayName") or ""), str(u.get("preferredLanguage") or "en")[:2]))
         report = self.s.invitations.invite(member, people, source="office365")
-        return visit.answer(render(request, "invite_result.html", report=report, signed_in=True,
+        return visit.answer(render(request, "invite_result.html", report=report, signed_in=True, member_nav=True,
                                    csrf_token=visit.session.csrf_token))
 
     def new_user(self, request: WebRequest) -> WebResponse:
@@ -150,7 +150,7 @@ class UsersPages:
             return visit.answer(message(request, "users.title", "users.bad_email", status=400, email=email[:254]))
         name = f"{form.get('first_name', '').strip()[:40]} {form.get('last_name', '').strip()[:80]}".strip()
         report = self.s.invitations.invite(member, [Invitee(email, name, language_of(request))], source="email")
-        return visit.answer(render(request, "invite_result.html", report=report, signed_in=True,
+        return visit.answer(render(request, "invite_result.html", report=report, signed_in=True, member_nav=True,
                                    csrf_token=visit.session.csrf_token))
 
     def revoke(self, request: WebRequest) -> WebResponse:
@@ -321,7 +321,7 @@ class UsersPages:
         if isinstance(opened, Decided):
             return visit.answer(self._already(request, opened))
         return visit.answer(render(request, "approve.html", join=opened, token=token,
-                                   csrf_token=visit.session.csrf_token, signed_in=True))
+                                   csrf_token=visit.session.csrf_token, signed_in=True, member_nav=True))
 
     def join_decide(self, request: WebRequest, *, approve: bool) -> WebResponse:
         token = request.route.get("token", "")

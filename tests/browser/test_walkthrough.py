@@ -33,24 +33,33 @@ def _event(title: str, days: int) -> dict[str, Any]:
             "All_day": False}
 
 
+def person_speaking(browser: Any, lang: str) -> Any:
+    context = browser.new_context(locale="fr-FR" if lang == "fr" else "en-US", viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    return context.new_page()
+
+
+def install_by_clicks(product: ProductStack, page: Any, lang: str) -> None:
+    """The app launcher's entry, Microsoft's sign-in and consent, our terms: the CRM's home."""
+    page.goto(f"{product.url}/api/marketplace/launch")
+    microsoft_sign_in(page, ADELE, CONTOSO_PASSWORD)
+    page.get_by_role("button", name="Accept").click()
+    page.get_by_label(translate(lang, "accounts.terms")).wait_for(timeout=20_000)
+    audit(page, "install-terms", lang)
+    page.get_by_label(translate(lang, "accounts.terms")).check()
+    page.get_by_role("button", name=translate(lang, "accounts.continue")).click()
+    expect()(page.get_by_test_id("crm-user")).to_have_text("Adele Vance")
+
+
 @pytest.mark.parametrize("lang", ["en", "fr"])
 def test_an_admin_walks_the_product_by_clicks_alone(product: ProductStack, trusting_browser: Any, lang: str) -> None:
     def t(key: str, **values: str) -> str:
         return translate(lang, key, **values)
 
-    context = trusting_browser.new_context(locale="fr-FR" if lang == "fr" else "en-US", viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    page = person_speaking(trusting_browser, lang)
+    context = page.context
     try:
-        # The app launcher's entry, Microsoft's sign-in and consent, our terms: the CRM's home.
-        page.goto(f"{product.url}/api/marketplace/launch")
-        microsoft_sign_in(page, ADELE, CONTOSO_PASSWORD)
-        page.get_by_role("button", name="Accept").click()
-        page.get_by_label(t("accounts.terms")).wait_for(timeout=20_000)
-        audit(page, "install-terms", lang)
-        page.get_by_label(t("accounts.terms")).check()
-        page.get_by_role("button", name=t("accounts.continue")).click()
-        expect()(page.get_by_test_id("crm-user")).to_have_text("Adele Vance")
+        install_by_clicks(product, page, lang)
 
         # The CRM's Setup menu > Users & Control > Users.
         page.get_by_text("Setup", exact=True).click()
@@ -133,7 +142,7 @@ def test_an_admin_walks_the_product_by_clicks_alone(product: ProductStack, trust
         context.close()
 
     # Megan, invited above, opens her e-mail: the invitation's page.
-    megan = trusting_browser.new_context(locale="fr-FR" if lang == "fr" else "en-US").new_page()
+    megan = person_speaking(trusting_browser, lang)
     try:
         open_mail(product, megan, "megan@contoso.test", "invited you to Zoho CRM", "Accept the invitation")
         audit(megan, "invitation", lang)
@@ -152,3 +161,55 @@ def test_the_audit_fails_a_page_with_a_serious_violation(trusting_browser: Any) 
             audit(page, "self-test", "en", keep_screenshot=False)
     finally:
         page.close()
+
+
+MAIL = {  # (subject part, link) of the e-mails, in the language they were asked in
+    "invitation": {"en": ("invited you to Zoho CRM", "Accept the invitation"), "fr": ("vous invite", "Accepter l'invitation")},
+    "join_request": {"en": ("asks to join", "Review the request"), "fr": ("demande à rejoindre", "Examiner la demande")},
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_the_pages_people_reach_from_an_email_pass_the_audit(product: ProductStack, trusting_browser: Any, lang: str) -> None:
+    """The pages off the admin's walk: New User's invitation (someone outside Office 365), a
+    request to join and its pending page, the approval, a link that cannot work."""
+    def t(key: str, **values: str) -> str:
+        return translate(lang, key, **values)
+
+    adele, lina, diego = (person_speaking(trusting_browser, lang) for _ in range(3))
+    try:
+        install_by_clicks(product, adele, lang)
+        adele.goto(f"{product.url}/api/settings/users")
+        adele.get_by_text(t("users.new"), exact=True).click()
+        adele.get_by_label(t("users.email"), exact=True).fill("lina.martel@independent.example")
+        adele.get_by_label(t("users.first_name"), exact=True).fill("Lina")
+        adele.get_by_label(t("users.last_name"), exact=True).fill("Martel")
+        adele.get_by_role("button", name=t("users.save")).click()
+        open_mail(product, lina, "lina.martel@independent.example", *MAIL["invitation"][lang])
+        expect()(lina.get_by_role("button", name=t("invitation.choice.crm.button"))).to_be_visible()
+        audit(lina, "invitation-choice", lang)
+
+        diego.goto(f"{product.url}/api/marketplace/launch")
+        microsoft_sign_in(diego, "diego@contoso.test", CONTOSO_PASSWORD)
+        diego.get_by_label(t("accounts.terms")).check()
+        diego.get_by_role("button", name=t("accounts.continue")).click()
+        expect()(diego.get_by_role("button", name=t("join.request"))).to_be_visible()
+        audit(diego, "join", lang)
+        diego.get_by_role("button", name=t("join.request")).click()
+        expect()(diego.get_by_role("heading", name=t("join.sent.title"))).to_be_visible()
+        audit(diego, "join-sent", lang)
+        diego.goto(f"{product.url}/api/marketplace/launch")  # the app again, from the launcher
+        diego.get_by_label(t("accounts.terms")).check()
+        diego.get_by_role("button", name=t("accounts.continue")).click()
+        expect()(diego.get_by_role("heading", name=t("join.pending.title"))).to_be_visible()
+        audit(diego, "join-pending", lang)
+
+        open_mail(product, adele, ADELE, *MAIL["join_request"][lang])
+        expect()(adele.get_by_role("button", name=t("approve.button"))).to_be_visible()
+        audit(adele, "approve", lang)
+        adele.goto(f"{product.url}/api/invitations/not-a-real-link")
+        expect()(adele.get_by_role("heading", name=t("link.title"))).to_be_visible()
+        audit(adele, "link-refused", lang)
+    finally:
+        for page in (adele, lina, diego):
+            page.context.close()
