@@ -1,0 +1,44 @@
+"""Settings > Marketplace > Microsoft as rendered (issue 19): a conflict shows the field, both
+values, which was kept (in words) and when; the section says what Enable does; the initial
+sync shows its time left; hostile values stay text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shared.http_messages import WebRequest
+from shared.sync.profiles import SyncKind, SyncProfile, SyncState
+from shared.web.pages import render
+from shared.web.settings_pages import _section
+
+
+def page(lang: str, *sections: dict) -> str:  # type: ignore[type-arg]
+    request = WebRequest("GET", "https://app.example/api/settings/microsoft", {}, query={"lang": lang})
+    body = render(request, "microsoft.html", sections=list(sections), known_reasons=set(), csrf_token="t", signed_in=True,
+                  member_nav=True, answers={}, asked="").body
+    return body.decode() if isinstance(body, bytes) else str(body)
+
+
+NOW = datetime(2026, 12, 5, 12, tzinfo=UTC)
+
+
+def profile(**values: object) -> SyncProfile:
+    return SyncProfile(partition_key="p", row_key="calendar", tenant_id="t", object_id="o", **values)
+
+
+def test_a_conflict_shows_both_values_which_was_kept_and_when() -> None:
+    conflict = {"kind": "same_field", "at": "2026-12-05 11:58 UTC", "deleted_on": None,
+                "fields": [{"field": "Title:jobTitle", "crm": "Manager", "outlook": "<b>Director</b>", "winner": "crm"}]}
+    section = _section(SyncKind.CONTACTS, profile(state=SyncState.ACTIVE, conflicts=1), [conflict], 10_000, NOW)
+    english, french = page("en", section), page("fr", section)
+    row = english.split("<tbody>")[1]
+    assert all(text in row for text in ("2026-12-05 11:58 UTC", "<td>Title</td>", "Manager", "&lt;b&gt;Director&lt;/b&gt;", "The CRM&#39;s value"))
+    assert "La valeur du CRM" in french and "jusqu'à 10\u202f000" in french.replace("&#39;", "'")
+    assert "up to 10,000" in english
+
+
+def test_the_initial_sync_shows_counts_and_time_left() -> None:
+    running = profile(state=SyncState.INITIAL, enabled_at=NOW - timedelta(minutes=4), initial_done=100, initial_total=300)
+    html = page("en", _section(SyncKind.CALENDAR, running, [], 5000, NOW))
+    assert "100 / 300" in html and "about 8 min left" in html
+    assert "environ 8 min restantes" in page("fr", _section(SyncKind.CALENDAR, running, [], 5000, NOW))
