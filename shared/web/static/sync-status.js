@@ -38,6 +38,11 @@
         bar.textContent = s.done + " / " + s.total;
         setText(s.kind, "counts", s.done + " / " + s.total);
       }
+      var eta = root.querySelector('[data-testid="' + s.kind + '-eta"]');
+      if (eta && s.eta_minutes !== null && s.eta_minutes !== undefined) {
+        setText(s.kind, "eta", s.eta_minutes < 1 ? eta.getAttribute("data-text-soon")
+          : eta.getAttribute("data-text-minutes").replace("{n}", String(s.eta_minutes)));
+      }
       setText(s.kind, "synced", String(s.synced));
       if (s.last_sync) { setText(s.kind, "last-sync", s.last_sync); }
       setText(s.kind, "conflicts", String(s.conflicts));
