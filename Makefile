@@ -10,11 +10,13 @@ NPM_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 REQUIREMENTS := requirements.txt requirements-dev.txt emulators/requirements.txt $(wildcard emulators/*/requirements.txt)
 PYTEST_ARGS ?=
+# make run STACK_ARGS="--skip crm" (or other ports, see python -m local.stack --help)
+STACK_ARGS ?=
 
 .PHONY: run test test-slow soak bench lint install clean
 
 run: install
-	$(PY) -m local.stack
+	$(PY) -m local.stack $(STACK_ARGS)
 
 test: install $(CHROMIUM)
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -190,11 +191,15 @@ def main(argv: list[str] | None = None) -> int:
         from local.bench_counts import install as report_table_counts
 
         report_table_counts(Path(counts_file))
-    stopped = threading.Event()
+    # The handler only appends to a list: a handler runs between two bytecodes of the main
+    # thread, maybe while it holds a lock, so Event.set() there (waited on by this thread) could
+    # deadlock and leave the host deaf to SIGTERM (issue 19).
+    stop_signals: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopped.set())
+        signal.signal(sig, lambda signum, _frame: stop_signals.append(signum))
     host.start()
-    stopped.wait()
+    while not stop_signals:
+        time.sleep(0.2)
     host.stop()
     return 0
 
