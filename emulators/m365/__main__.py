@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 
 from .server import start
@@ -18,12 +18,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", default=str(Path(__file__).parent / "seed" / "demo.json"))
     parser.add_argument("--state-dir", default=".local")
     args = parser.parse_args(argv)
-    stopping = threading.Event()
+    # The handler only appends: Event.set() in a handler can deadlock on the Event's own lock
+    # when the signal lands while this thread is inside Event.wait().
+    stopping: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
+        signal.signal(signum, lambda received, _frame: stopping.append(received))
     running = start(host=args.host, port=args.port, seed=args.seed, state_dir=Path(args.state_dir))
     print(f"m365 emulator ready on {running.base_url}", flush=True)
-    stopping.wait()
+    while not stopping:
+        time.sleep(0.2)
     running.stop()
     return 0
 
