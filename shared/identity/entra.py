@@ -86,11 +86,19 @@ class EntraApp:
         return f"{self.authority_host}/{tenant}/v2.0/adminconsent?{query}"
 
     def app_token(self, tenant_id: str) -> str:
-        """An app-only Graph token for one tenant (from MSAL's cache while it is valid)."""
+        """An app-only Graph token for one tenant (from MSAL's cache while it is valid).
+
+        A refusal drops the tenant's MSAL app: MSAL would replay the token endpoint's 400 for
+        60 s without asking again (its throttling cache), so an administrator's consent given
+        just after (an install's second try, a withdrawn consent granted back) would be
+        refused for a minute although Entra now says yes. Our callers stop on a refusal (the
+        install says so, the sync pauses), so asking again is never a storm."""
         try:
             result = self._app(tenant_id).acquire_token_for_client([GRAPH_DEFAULT_SCOPE])
         except requests.RequestException as error:
             raise SignInFailed("Microsoft could not be reached") from error
         if "access_token" not in result:
+            with self._lock:
+                self._apps.pop(tenant_id, None)
             raise SignInFailed(result.get("error_description") or "no token", code=result.get("error", ""))
         return str(result["access_token"])

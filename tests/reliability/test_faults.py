@@ -156,8 +156,8 @@ def test_admin_consent_revoked_mid_sync_pauses_with_reason_then_resumes_exact(st
     count += 4
     # Consent granted again: the sweep finds it back and the sync resumes where it stopped.
     product.m365_control("POST", "consents", json={"tenantId": CONTOSO, "clientId": APP_REGISTRATION["client_id"], "kind": "admin"})
-    # The host's MSAL answers its cached refusal for 60 s (it throttles a failed token request),
-    # so a resumed step may pause again once: the sweep runs until the sync stays resumed.
+    # The sweep asks Entra (not MSAL's memory of the refusal: shared/identity/entra.py); a step
+    # already queued may still pause it once: the sweep runs until the sync stays resumed.
     wait_until(lambda: _swept_and_resumed(member, kind), timeout=150, what="the sync to resume")
     settle_exact(product, member, kind, count, report, timeout=300)
     assert profile(member, kind).reason is None
