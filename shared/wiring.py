@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
 from datetime import timedelta
 from functools import cached_property
 
@@ -21,6 +23,7 @@ from shared.crm.models import CrmMemberAccess
 from shared.crm.oauth import ZohoOAuth
 from shared.crm.records import CrmRecords
 from shared.crm.session import CrmCallPolicy, CrmSessions
+from shared.crm.token_store import SharedTokenStore, StoredAccessToken
 from shared.crm.tokens import AccessTokens
 from shared.crm.users import current_user_time_zone
 from shared.crm.watch import CrmWatch
@@ -211,7 +214,9 @@ class Services:
     def crm_sessions(self) -> CrmSessions:
         """One token cache and one set of per-org call slots for the whole process."""
         policy = CrmCallPolicy(timeout_seconds=self.settings.outbound_timeout_seconds)
-        return CrmSessions(AccessTokens(self.crm_oauth), self.http, policy=policy)
+        # One access token per member for every instance (Zoho's refresh limits are per refresh token).
+        store = SharedTokenStore(self.table("crmtokens", StoredAccessToken), self.cipher, holder=f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        return CrmSessions(AccessTokens(self.crm_oauth, store=store), self.http, policy=policy)
 
     @cached_property
     def member_permissions(self) -> MemberPermissions:
