@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
 from datetime import timedelta
 from functools import cached_property
 
@@ -21,6 +23,7 @@ from shared.crm.models import CrmMemberAccess
 from shared.crm.oauth import ZohoOAuth
 from shared.crm.records import CrmRecords
 from shared.crm.session import CrmCallPolicy, CrmSessions
+from shared.crm.token_store import SharedTokenStore, StoredAccessToken
 from shared.crm.tokens import AccessTokens
 from shared.crm.users import current_user_time_zone
 from shared.crm.watch import CrmWatch
@@ -35,6 +38,7 @@ from shared.identity.signed_links import LinkRow, SignedLinks
 from shared.identity.token_cipher import TokenCipher
 from shared.mail.outbox import OUTBOX_QUEUE, MailFailure, MailSender, Outbox, SealedOutboxMessage, SentMail
 from shared.storage import JobQueue, StorageAccount, TableEntity, TableRepository
+from shared.storage.shared_slots import SharedSlots, SlotRow
 from shared.sync.adapters import kind_for
 from shared.sync.conflicts import ConflictEntity, ConflictStore
 from shared.sync.dependencies import SyncDependencies
@@ -211,7 +215,16 @@ class Services:
     def crm_sessions(self) -> CrmSessions:
         """One token cache and one set of per-org call slots for the whole process."""
         policy = CrmCallPolicy(timeout_seconds=self.settings.outbound_timeout_seconds)
-        return CrmSessions(AccessTokens(self.crm_oauth), self.http, policy=policy)
+        # One access token per member for every instance (Zoho's refresh limits are per refresh token).
+        store = SharedTokenStore(self.table("crmtokens", StoredAccessToken), self.cipher, holder=self.instance_name)
+        # The edition's concurrent calls per org, kept by every instance together.
+        slots = SharedSlots(self.table("crmslots", SlotRow), holder=self.instance_name)
+        return CrmSessions(AccessTokens(self.crm_oauth, store=store), self.http, policy=policy, shared_slots=slots)
+
+    @cached_property
+    def instance_name(self) -> str:
+        """This process among the app's instances (leases in shared tables name their holder)."""
+        return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     @cached_property
     def member_permissions(self) -> MemberPermissions:

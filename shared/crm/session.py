@@ -24,6 +24,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from pydantic import BaseModel
 from shared.crm.errors import CrmError, CrmUnavailable
 from shared.crm.models import CrmMemberAccess
 from shared.crm.tokens import AccessToken, AccessTokens, CrmAuthorizationLost
+from shared.storage.shared_slots import SharedSlots, SlotsExhausted
 from shared.transport import retry
 
 # The CRM's concurrency per org and app, by edition (Zoho's published limits).
@@ -57,23 +59,51 @@ class CrmCallPolicy(BaseModel):
 
 
 class OrgSlots:
-    """A bounded semaphore per CRM org, shared by every member of that org in this process."""
+    """The CRM calls in flight per org. Alone, a bounded semaphore per org in this process
+    (``org_concurrency`` at most, so that a few processes stay inside the edition's limit).
+    With ``shared`` (deployed), the edition's whole limit kept by every instance together
+    through Table Storage (``shared.storage.shared_slots``, issue 20)."""
 
-    def __init__(self, policy: CrmCallPolicy) -> None:
+    def __init__(self, policy: CrmCallPolicy, shared: SharedSlots | None = None) -> None:
         self._policy = policy
+        self._shared = shared
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
 
     def size_for(self, edition: str | None) -> int:
         edition_limit = EDITION_CONCURRENCY.get((edition or "").lower(), self._policy.org_concurrency)
+        if self._shared is not None:
+            # One below the edition's limit: the CRM counts a call until its answer has left, a
+            # moment after we count it done, so a call started at once after would be the 6th of 5.
+            known = (edition or "").lower() in EDITION_CONCURRENCY
+            return max(1, (edition_limit if known else min(edition_limit, EDITION_CONCURRENCY["free"])) - 1)
         return max(1, min(self._policy.org_concurrency, edition_limit))
 
-    def of(self, org_id: str, edition: str | None) -> threading.BoundedSemaphore:
+    def of(self, org_id: str, edition: str | None) -> AbstractContextManager[object]:
+        if self._shared is not None:
+            return _SharedOrgSlot(self._shared, f"crm|{org_id}", self.size_for(edition), self._policy.timeout_seconds * 2)
         with self._lock:
             slot = self._slots.get(org_id)
             if slot is None:
                 slot = self._slots[org_id] = threading.BoundedSemaphore(self.size_for(edition))
             return slot
+
+
+class _SharedOrgSlot:
+    """``with`` one of the org's slots across every instance (waiting for one is throttling
+    by us: the CRM's 429 is never earned)."""
+
+    def __init__(self, shared: SharedSlots, key: str, limit: int, timeout: float) -> None:
+        self._shared, self._key, self._limit, self._timeout = shared, key, limit, timeout
+
+    def __enter__(self) -> None:
+        try:
+            self._shared.acquire(self._key, self._limit, self._timeout)
+        except SlotsExhausted as busy:
+            raise CrmUnavailable(429, "ORG_BUSY", f"every CRM call slot of the org stayed busy ({busy})") from None
+
+    def __exit__(self, *exc: object) -> None:
+        self._shared.release(self._key)
 
 
 @dataclass(frozen=True)
@@ -201,10 +231,11 @@ class CrmSessions:
         policy: CrmCallPolicy | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        shared_slots: SharedSlots | None = None,
     ) -> None:
         self.tokens = tokens
         self.policy = policy or CrmCallPolicy()
-        self.slots = OrgSlots(self.policy)
+        self.slots = OrgSlots(self.policy, shared_slots)
         self._http = http
         self._sleep = sleep
 

@@ -4,7 +4,9 @@ Zoho Accounts allows 10 access-token requests per refresh token per 10 minutes, 
 most 10 live access tokens per refresh token (an 11th kills the oldest). Refreshing per call
 would therefore break sync within minutes, and two workers refreshing side by side would kill
 each other's tokens. So this process keeps one access token per refresh token, reuses it until
-shortly before it expires, and lets concurrent first users wait for the one refresh in flight.
+shortly before it expires, and lets concurrent first users wait for the one refresh in flight;
+with a ``SharedTokenStore`` (deployed), every instance shares that one token through Table
+Storage and one instance at a time refreshes it (``shared.crm.token_store``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from shared.crm.errors import CrmError, CrmUnavailable
 from shared.crm.models import CrmMemberAccess
 from shared.crm.oauth import ZohoOAuth
+from shared.crm.token_store import AccessToken, RefreshTokenDead, SharedTokenStore
 
 # Refresh this long before the CRM's expiry, so a token never dies in the middle of a walk.
 REFRESH_MARGIN_SECONDS = 300.0
@@ -30,13 +33,6 @@ class CrmAuthorizationLost(CrmError):
     """The CRM no longer accepts this member's authorisation (refresh token revoked, access
     refused after a fresh token). Pause the member with this reason and ask them to reconnect;
     retrying will not help."""
-
-
-@dataclass(frozen=True)
-class AccessToken:
-    value: str
-    api_domain: str
-    expires_at: float  # on the source's clock (monotonic seconds)
 
 
 @dataclass
@@ -62,9 +58,11 @@ class AccessTokens:
         oauth: ZohoOAuth,
         *,
         refresh_margin: float = REFRESH_MARGIN_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+        store: SharedTokenStore | None = None,
     ) -> None:
         self._oauth = oauth
+        self._store = store
         self._margin = refresh_margin
         self._clock = clock
         self._slots: dict[str, _Slot] = {}
@@ -80,7 +78,7 @@ class AccessTokens:
             if slot.token is not None and slot.token.expires_at - self._margin > now:
                 return slot.token
             try:
-                slot.token = self._refresh(member, now)
+                slot.token = self._shared(member, now) if self._store else self._refresh(member, now)
             except CrmAuthorizationLost as lost:
                 slot.token, slot.lost = None, lost
                 raise
@@ -93,18 +91,28 @@ class AccessTokens:
 
     def invalidate(self, member: CrmMemberAccess, refused: AccessToken) -> None:
         """Forget ``refused`` unless another caller already replaced it (so N callers that
-        saw the same refused token cause one refresh, not N)."""
+        saw the same refused token cause one refresh, not N; across instances too)."""
         slot = self._slot(member)
         with slot.lock:
             if slot.token == refused:
                 slot.token = None
+                if self._store is not None:
+                    self._store.forget(_key(member), refused.value)
 
     def _slot(self, member: CrmMemberAccess) -> _Slot:
-        key = hashlib.sha256(
-            f"{member.accounts_server}\n{member.refresh_token.get_secret_value()}".encode()
-        ).hexdigest()
         with self._slots_lock:
-            return self._slots.setdefault(key, _Slot())
+            return self._slots.setdefault(_key(member), _Slot())
+
+    def _shared(self, member: CrmMemberAccess, now: float) -> AccessToken:
+        assert self._store is not None
+        try:
+            return self._store.acquire(_key(member), lambda token: token.expires_at - self._margin > self._clock(),
+                                       lambda: self._refresh(member, self._clock()))
+        except RefreshTokenDead as dead:
+            raise CrmAuthorizationLost(
+                401, "REFRESH_TOKEN_REVOKED",
+                f"the CRM no longer accepts this member's authorisation ({dead.code}); they must reconnect",
+            ) from None
 
     def _refresh(self, member: CrmMemberAccess, now: float) -> AccessToken:
         with self._slots_lock:
@@ -114,6 +122,8 @@ class AccessTokens:
         except CrmUnavailable:
             raise
         except CrmError as error:
+            if error.code in DEAD_REFRESH_TOKEN_CODES and self._store is not None:
+                raise RefreshTokenDead(error.code) from error  # the shared row keeps it, then _shared says it
             if error.code in DEAD_REFRESH_TOKEN_CODES:
                 raise CrmAuthorizationLost(
                     401, "REFRESH_TOKEN_REVOKED",
@@ -124,3 +134,8 @@ class AccessTokens:
                 raise CrmUnavailable(429, "TOKEN_REFRESH_LIMITED", "too many token refreshes; try later") from error
             raise
         return AccessToken(tokens.access_token, tokens.api_domain, now + tokens.expires_in)
+
+
+def _key(member: CrmMemberAccess) -> str:
+    """The refresh token's name in caches and in the shared table: never the token itself."""
+    return hashlib.sha256(f"{member.accounts_server}\n{member.refresh_token.get_secret_value()}".encode()).hexdigest()

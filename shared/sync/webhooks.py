@@ -136,19 +136,35 @@ class SyncWebhooks:
                            crm_deletion=callback.operation == "delete")
 
     def renew_all(self) -> int:
-        renewed = 0
+        """Renew every subscription and channel that expires within a day. Each renewal stands
+        alone: one member's refusal (a revoked token, Graph down for that mailbox) is logged
+        and tried again at the next run, a day before expiry leaves many runs, and never stops
+        the others'. Two instances firing at once renew twice, which is harmless (both
+        renewals are idempotent: each sets the expiry from now)."""
+        renewed = failed = 0
         soon = self.d.clock() + RENEW_AHEAD
         for profile in self.d.profiles.all_active():
-            member = self.sync.member(profile.partition_key)
             kind = SyncKind(profile.row_key)
+            due = []
             if profile.subscription_expires and profile.subscription_expires < soon:
-                self.renew_subscription(member, kind)
-                renewed += 1
+                due.append(("subscription", lambda profile=profile, kind=kind: self.renew_subscription(self.sync.member(profile.partition_key), kind)))
             if profile.channel_expires and profile.channel_expires < soon and profile.channel_id:
-                expires = self.d.crm_channels(member).renew(profile.channel_id)
-                self.d.profiles.update(profile.partition_key, kind, lambda p, e=expires: p.model_copy(update={"channel_expires": e}))
-                renewed += 1
+                due.append(("channel", lambda profile=profile, kind=kind: self._renew_channel(profile, kind)))
+            for what, renew in due:
+                try:
+                    renew()
+                    renewed += 1
+                except Exception as error:  # noqa: BLE001 - one member's trouble must not stop the others'
+                    failed += 1
+                    log.warning("could not renew the %s %s of %s: %s", kind.value, what, profile.partition_key, error)
+        if failed:
+            log.warning("renewals: %d done, %d failed (tried again at the next run)", renewed, failed)
         return renewed
+
+    def _renew_channel(self, profile: SyncProfile, kind: SyncKind) -> None:
+        assert profile.channel_id
+        expires = self.d.crm_channels(self.sync.member(profile.partition_key)).renew(profile.channel_id)
+        self.d.profiles.update(profile.partition_key, kind, lambda p: p.model_copy(update={"channel_expires": expires}))
 
     def renew_subscription(self, member: MemberIdentity, kind: SyncKind) -> None:
         stored = self.d.profiles.get(member.partition_key, kind)

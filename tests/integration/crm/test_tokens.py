@@ -116,3 +116,42 @@ def test_refresh_limit_is_temporary_and_a_live_token_is_kept(oauth: ZohoOAuth, f
     assert throttled.value.code == "TOKEN_REFRESH_LIMITED"
     assert not isinstance(throttled.value, CrmAuthorizationLost)
     assert kept.value
+
+
+def test_three_instances_share_one_token_through_table_storage(azurite, oauth: ZohoOAuth, fabrice: CrmMemberAccess) -> None:  # type: ignore[no-untyped-def]
+    """Issue 20: on Azurite and the CRM emulator's OAuth, three hosts' token sources (each its
+    own process cache) make one refresh for 24 first uses, and a token refused on one host
+    is refreshed once for all: the emulator's own count of refreshes says so."""
+    import uuid
+
+    from azure.data.tables import TableServiceClient
+    from cryptography.fernet import Fernet
+
+    from shared.crm.token_store import SharedTokenStore, StoredAccessToken
+    from shared.identity.token_cipher import TokenCipher
+    from shared.storage import TableRepository
+
+    rows = TableRepository(TableServiceClient.from_connection_string(azurite.connection_string),
+                           f"t{uuid.uuid4().hex[:12]}crmtokens", StoredAccessToken)
+    rows.ensure_table()
+    cipher = TokenCipher(Fernet.generate_key().decode())
+    hosts = [AccessTokens(oauth, store=SharedTokenStore(rows, cipher, holder=f"host-{n}")) for n in range(3)]
+    barrier = threading.Barrier(24)
+    seen: list[str] = []
+
+    def first_use(host: AccessTokens) -> None:
+        barrier.wait()
+        seen.append(host.get(fabrice).value)
+
+    threads = [threading.Thread(target=first_use, args=(hosts[n % 3],)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(seen) == 24 and len(set(seen)) == 1
+    assert sum(h.refreshes for h in hosts) == 1
+    first = hosts[0].get(fabrice)
+    hosts[1].invalidate(fabrice, first)
+    hosts[2].invalidate(fabrice, first)
+    assert hosts[2].get(fabrice) == hosts[1].get(fabrice) != first
+    assert sum(h.refreshes for h in hosts) == 2

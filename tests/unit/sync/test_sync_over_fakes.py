@@ -260,3 +260,32 @@ def test_an_outlook_edit_made_while_a_round_runs_is_not_overwritten_by_that_roun
     # Both edits survive: different fields, merged, on both sides.
     assert harness.outlook_store.items[outlook_id].fields == {"subject": "Renamed in the CRM", "email": "now@example.com"}
     harness.assert_in_step()
+
+
+def test_a_renewal_that_fails_stops_no_other_renewal() -> None:
+    """Issue 20: the renewal timer renews each subscription and channel on its own; Graph
+    refusing one (here the member's subscription) neither raises out of the timer nor keeps
+    the channel from its renewal, and the next run renews what failed."""
+    from datetime import timedelta
+
+    from shared.graph.errors import GraphError
+
+    harness = SyncHarness()
+    _seed(harness, 2, 0)
+    harness.enable()
+    harness.settle()
+    before = harness.profile()
+    harness.clock.advance(timedelta(days=6, hours=12))  # both expire within the day
+    renew = harness.subscriptions.renew
+
+    def refused(subscription_id: str):  # type: ignore[no-untyped-def]
+        raise GraphError(503, "ServiceUnavailable", "Graph is down for this mailbox")
+
+    harness.subscriptions.renew = refused  # type: ignore[method-assign]
+    assert harness.service.renew_all() == 1  # the channel's
+    after = harness.profile()
+    assert after.channel_expires and before.channel_expires and after.channel_expires > before.channel_expires
+    assert after.subscription_expires == before.subscription_expires
+    harness.subscriptions.renew = renew  # type: ignore[method-assign]
+    assert harness.service.renew_all() == 1  # the subscription now; the channel is no longer due
+    assert harness.profile().subscription_expires > before.subscription_expires  # type: ignore[operator]

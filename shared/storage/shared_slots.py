@@ -1,0 +1,177 @@
+"""A concurrency limit kept by every instance together (issue 20): the CRM's calls in flight
+per org, whatever the number of Function instances sending them.
+
+One Table row per slot of the limit (PartitionKey = what is limited, RowKey = the slot's
+number). An instance leases a slot by writing its name and an expiry on the row, with the
+row's ETag, so two instances never hold one slot; it then uses its slots locally as a
+semaphore and asks the table for another only when all of them are busy. A lease is renewed
+in the background while the instance uses its slots, and simply lapses when it stops: an
+instance that dies or idles gives its slots back within ``lease_seconds``, with no write.
+
+Cost: one query and one write per slot leased, one write per slot per renewal while busy,
+nothing per call. Fairness between instances is first come: a busy instance keeps the slots it
+holds until it idles (the limit is never exceeded; an instance may wait).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from shared.storage.errors import ConcurrencyConflict, EntityAlreadyExists
+from shared.storage.tables import TableEntity, TableRepository
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 15.0
+POLL_SECONDS = 0.1
+LEASE_MARGIN = 3.0  # a slot this close to its lease's end is not used: renewed first, or given up
+
+
+class SlotRow(TableEntity):
+    """PartitionKey = the limited thing (``crm|{org id}``), RowKey = the slot's number."""
+
+    holder: str = ""
+    until: float = 0.0  # epoch seconds: the lease's end
+
+
+class SlotsExhausted(Exception):
+    """No slot came free before the caller's deadline."""
+
+
+@dataclass
+class _Held:
+    etag: str
+    until: float
+
+
+@dataclass
+class _Share:
+    """This instance's slots of one limited thing, and how many are busy."""
+
+    limit: int
+    held: dict[str, _Held] = field(default_factory=dict)
+    busy: int = 0
+    peak: int = 0
+    next_look: float = 0.0  # when the table may be asked again after it had no free slot
+
+
+class SharedSlots:
+    """Leases of slots shared through one table; thread-safe, one instance per process."""
+
+    def __init__(
+        self, rows: TableRepository[SlotRow], *, holder: str, lease_seconds: float = LEASE_SECONDS,
+        clock: Callable[[], float] = time.time, renew_in_background: bool = True,
+    ) -> None:
+        self._rows = rows
+        self._holder = holder
+        self._lease = lease_seconds
+        self._clock = clock
+        self._shares: dict[str, _Share] = {}
+        self._cond = threading.Condition()
+        if renew_in_background:
+            threading.Thread(target=_renew_while_alive, args=(weakref.ref(self),), name="shared-slots-renewal", daemon=True).start()
+
+    @contextmanager
+    def slot(self, key: str, limit: int, timeout: float = 60.0) -> Iterator[None]:
+        """Hold one of ``limit`` slots of ``key`` across every instance while the block runs."""
+        self.acquire(key, limit, timeout)
+        try:
+            yield
+        finally:
+            self.release(key)
+
+    def acquire(self, key: str, limit: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            share = self._shares.setdefault(key, _Share(limit))
+            share.limit = limit
+            while True:
+                self._forget_lapsing(share)
+                if share.busy < len(share.held):
+                    share.busy += 1
+                    share.peak = max(share.peak, share.busy)
+                    return
+                if len(share.held) < share.limit and time.monotonic() >= share.next_look:
+                    if self._lease_one(key, share):
+                        continue
+                    share.next_look = time.monotonic() + POLL_SECONDS  # one look per poll, however many wait
+                if time.monotonic() >= deadline:
+                    raise SlotsExhausted(f"no slot of {key} came free in {timeout:.0f} s")
+                # Every slot is busy, here or elsewhere: wait for a local release or poll the table.
+                self._cond.wait(timeout=POLL_SECONDS)
+
+    def release(self, key: str) -> None:
+        with self._cond:
+            share = self._shares.get(key)
+            if share is not None and share.busy > 0:
+                share.busy -= 1
+            self._cond.notify_all()
+
+    def busy(self, key: str) -> int:
+        with self._cond:
+            share = self._shares.get(key)
+            return share.busy if share else 0
+
+    def renew_due(self) -> int:
+        """Renew the leases of the slots this instance is using that end soon; how many."""
+        renewed = 0
+        with self._cond:
+            due = [(key, number, held) for key, share in self._shares.items() if share.busy
+                   for number, held in share.held.items() if held.until - self._clock() < self._lease / 2]
+        for key, number, held in due:
+            until = self._clock() + self._lease
+            try:
+                stored = self._rows.replace(SlotRow(partition_key=key, row_key=number, holder=self._holder, until=until), held.etag)
+            except (ConcurrencyConflict, LookupError):
+                with self._cond:  # lapsed and taken by another instance meanwhile: not ours any more
+                    self._shares[key].held.pop(number, None)
+                continue
+            with self._cond:
+                if number in self._shares[key].held:
+                    self._shares[key].held[number] = _Held(stored.etag, until)
+            renewed += 1
+        return renewed
+
+    def _forget_lapsing(self, share: _Share) -> None:
+        """Slots whose lease ends too soon to start a call on are not counted as held."""
+        now = self._clock()
+        for number in [n for n, h in share.held.items() if h.until - now < LEASE_MARGIN]:
+            del share.held[number]  # calls still running on it stay counted in ``busy``: no new one starts
+
+    def _lease_one(self, key: str, share: _Share) -> bool:
+        """Lease a free slot of ``key`` (never held, or its lease over); False if none is."""
+        now = self._clock()
+        rows = {s.entity.row_key: s for s in self._rows.query(key)}
+        for number in (f"{n:03d}" for n in range(share.limit)):
+            if number in share.held:
+                continue
+            stored = rows.get(number)
+            if stored is not None and stored.entity.until > now and stored.entity.holder != self._holder:
+                continue
+            row = SlotRow(partition_key=key, row_key=number, holder=self._holder, until=now + self._lease)
+            try:
+                written = self._rows.replace(row, stored.etag) if stored else self._rows.insert(row)
+            except (ConcurrencyConflict, EntityAlreadyExists):
+                continue  # another instance leased it first
+            share.held[number] = _Held(written.etag, row.until)
+            return True
+        return False
+
+
+def _renew_while_alive(slots: weakref.ref[SharedSlots]) -> None:
+    """Renew the busy slots' leases every few seconds, until the ``SharedSlots`` is gone (the
+    thread holds no strong reference: a dropped instance does not live on in its thread)."""
+    while (alive := slots()) is not None:
+        period = min(2.0, alive._lease / 4)
+        try:
+            alive.renew_due()
+        except Exception as error:  # noqa: BLE001 - storage away: the leases lapse, calls then wait
+            log.warning("could not renew shared slots: %s", error)
+        del alive
+        time.sleep(period)

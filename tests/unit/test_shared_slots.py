@@ -1,0 +1,132 @@
+"""A concurrency limit kept by every instance together (issue 20), over the in-memory table
+whose behaviour ``tests/integration/test_storage_contract.py`` holds to Azurite's."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from shared.storage.shared_slots import LEASE_SECONDS, SharedSlots, SlotRow, SlotsExhausted
+from tests.fakes.tables import TableRepositoryInMemory
+
+KEY = "crm|org-1"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingRows(TableRepositoryInMemory[SlotRow]):
+    """The table, counting what the limiter asks of it."""
+
+    def __init__(self) -> None:
+        super().__init__(SlotRow)
+        self.requests = 0
+
+    def query(self, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        self.requests += 1
+        return super().query(*args, **kwargs)
+
+    def insert(self, entity: SlotRow):  # type: ignore[no-untyped-def]
+        self.requests += 1
+        return super().insert(entity)
+
+    def replace(self, entity: SlotRow, etag: str):  # type: ignore[no-untyped-def]
+        self.requests += 1
+        return super().replace(entity, etag)
+
+
+def instances(count: int, rows: CountingRows, clock: Any = time.time) -> list[SharedSlots]:
+    return [SharedSlots(rows, holder=f"host-{n}", clock=clock, renew_in_background=False) for n in range(count)]
+
+
+def test_three_instances_never_exceed_the_limit_together() -> None:
+    rows = CountingRows()
+    hosts = instances(3, rows)
+    lock = threading.Lock()
+    in_flight = peak = done = 0
+
+    def call(host: SharedSlots) -> None:
+        nonlocal in_flight, peak, done
+        for _ in range(5):
+            with host.slot(KEY, limit=5, timeout=30):
+                with lock:
+                    in_flight += 1
+                    peak = max(peak, in_flight)
+                time.sleep(0.01)
+                with lock:
+                    in_flight -= 1
+            with lock:
+                done += 1
+
+    threads = [threading.Thread(target=call, args=(hosts[n % 3],)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert done == 24 * 5 and in_flight == 0
+    assert 1 < peak <= 5, peak
+    held = [s for s in rows.query(KEY) if s.entity.until > time.time()]
+    assert len(held) <= 5 and len({s.entity.row_key for s in held}) == len(held)
+
+
+def test_calls_on_slots_already_held_ask_nothing_of_the_table() -> None:
+    rows = CountingRows()
+    [host] = instances(1, rows)
+    with host.slot(KEY, limit=5):
+        pass
+    asked = rows.requests
+    for _ in range(100):
+        with host.slot(KEY, limit=5):
+            pass
+    assert asked == 2 and rows.requests == asked  # one look and one lease, then nothing per call
+
+
+def test_a_dead_instances_slots_come_back_when_their_lease_ends() -> None:
+    clock = Clock()
+    rows = CountingRows()
+    dead, alive = instances(2, rows, clock)
+    for _ in range(5):
+        dead.acquire(KEY, limit=5)  # and it dies holding them: no release, no renewal
+    with pytest.raises(SlotsExhausted):
+        alive.acquire(KEY, limit=5, timeout=0.3)
+    clock.now += LEASE_SECONDS + 0.1
+    alive.acquire(KEY, limit=5, timeout=1)
+    assert alive.busy(KEY) == 1
+
+
+def test_a_busy_instance_keeps_its_slots_by_renewing_them() -> None:
+    clock = Clock()
+    rows = CountingRows()
+    busy, other = instances(2, rows, clock)
+    for _ in range(5):
+        busy.acquire(KEY, limit=5)
+    for _ in range(4):  # long calls: a minute, renewed as they run
+        clock.now += LEASE_SECONDS / 2 + 0.1
+        assert busy.renew_due() == 5
+    with pytest.raises(SlotsExhausted):
+        other.acquire(KEY, limit=5, timeout=0.3)
+    for _ in range(5):
+        busy.release(KEY)
+    assert busy.renew_due() == 0  # idle: nothing renewed, the leases lapse by themselves
+    clock.now += LEASE_SECONDS
+    other.acquire(KEY, limit=5, timeout=1)
+
+
+def test_a_slot_taken_over_after_a_lapse_is_no_longer_counted_as_held() -> None:
+    clock = Clock()
+    rows = CountingRows()
+    first, second = instances(2, rows, clock)
+    first.acquire(KEY, limit=1)
+    first.release(KEY)
+    clock.now += LEASE_SECONDS + 1  # lapsed while idle
+    second.acquire(KEY, limit=1, timeout=1)
+    with pytest.raises(SlotsExhausted):
+        first.acquire(KEY, limit=1, timeout=0.3)  # its old lease is not a slot any more
