@@ -103,3 +103,44 @@ def test_throttled_past_our_patience(crm: RunningCrm, tokens: AccessTokens, http
     faults(crm, fabrice.org_id, fail_next=[429, 429, 429])
     with pytest.raises(CrmUnavailable):
         list(records.pages(ListQuery(module="Contacts", fields=("Last_Name",))))
+
+
+def test_three_hosts_together_stay_under_the_editions_concurrency(  # type: ignore[no-untyped-def]
+    crm: RunningCrm, oauth, http: requests.Session, azurite, fabrice: CrmMemberAccess
+) -> None:
+    """Issue 20: three hosts' sessions (each its own process-wide slots, as Flex's instances
+    have) share the org's slots through Table Storage: 60 calls, each held 40 ms by the CRM,
+    never more than the edition allows at once, and no 429 earned."""
+    import uuid
+
+    from azure.data.tables import TableServiceClient
+
+    from shared.storage import TableRepository
+    from shared.storage.shared_slots import SharedSlots, SlotRow
+
+    rows = TableRepository(TableServiceClient.from_connection_string(azurite.connection_string),
+                           f"t{uuid.uuid4().hex[:12]}crmslots", SlotRow)
+    rows.ensure_table()
+    faults(crm, fabrice.org_id, latency_ms=40)
+    member = fabrice.model_copy(update={"edition": "free"})  # five at a time for the org: the tightest edition
+    faults(crm, fabrice.org_id, concurrency=5)
+    hosts = [CrmSessions(AccessTokens(oauth), http, CrmCallPolicy(), shared_slots=SharedSlots(rows, holder=f"host-{n}"))
+             for n in range(3)]
+    errors: list[Exception] = []
+
+    def worker(host: CrmSessions) -> None:
+        records = CrmRecords(host.for_member(member))
+        try:
+            for _ in range(5):
+                records.get("Contacts", "1")
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(hosts[n % 3],)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    seen = counters(crm, fabrice.org_id)
+    assert errors == [] and seen["total"] == 60  # (the token refreshes go to Zoho Accounts, not counted here)
+    assert seen["throttled_429"] == 0 and seen["concurrent_peak"] <= 4, seen  # the edition's 5, less our one of margin
