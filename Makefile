@@ -2,7 +2,12 @@
 # Both install what they need first (Python venv, npm packages, Chromium for browser tests).
 
 SHELL := /bin/bash
-PYTHON_SYSTEM ?= python3
+# The Python the venv is made with: 3.12 (what the Function App runs in Azure) where it is
+# installed, else 3.11, else python3. A candidate counts only if it runs (a pyenv shim of a
+# version that is not selected does not). Override: make PYTHON_SYSTEM=/path/to/python3.12 ...
+# An existing .venv is kept: `make clean` (or rm -rf .venv) to make it again with another Python.
+PYTHON_SYSTEM ?= $(firstword $(foreach candidate,python3.12 python3.11 python3,$(shell \
+  command -v $(candidate) >/dev/null 2>&1 && $(candidate) -c 'import sys' >/dev/null 2>&1 && echo $(candidate))))
 VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed

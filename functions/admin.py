@@ -49,10 +49,10 @@ def _replay(request: WebRequest) -> WebResponse:
 
 
 @bp.route(route="ops/poison", methods=["GET"], auth_level=ADMIN)
-def poison_view(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, _list)
+def poison_view(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, _list, context)
 
 
 @bp.route(route="ops/poison/{queue}/replay", methods=["POST"], auth_level=ADMIN)
-def poison_replay(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, _replay)
+def poison_replay(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, _replay, context)

@@ -18,5 +18,5 @@ def _health(request: WebRequest) -> WebResponse:
 
 @bp.function_name("health")
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-def health(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, _health)
+def health(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, _health, context)

@@ -1,5 +1,7 @@
 """The edge between the Functions HTTP types and the product's neutral ones, and the one
-place where an unexpected error becomes a page (logged, nothing half-shown)."""
+place where an unexpected error becomes a page (logged, nothing half-shown). Every record
+logged while handling a request carries the host's invocation (``context``: its id and trace
+context, so Application Insights shows one operation) and a correlation id."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import azure.functions as func
 
 from shared.config import SettingsError
 from shared.http_messages import WebRequest, WebResponse
-from shared.observability import correlated, new_correlation_id, sane_correlation_id
+from shared.observability import correlated, invocation, new_correlation_id, sane_correlation_id
 from shared.web.pages import message
 from shared.web.visit import Refusal
 
@@ -39,11 +41,13 @@ def to_http_response(response: WebResponse) -> func.HttpResponse:
     return answer
 
 
-def serve(req: func.HttpRequest, handler: Callable[[WebRequest], WebResponse]) -> func.HttpResponse:
+def serve(
+    req: func.HttpRequest, handler: Callable[[WebRequest], WebResponse], context: func.Context | None = None
+) -> func.HttpResponse:
     request = to_web_request(req)
     # The caller's id when it is a sane token (a proxy or a test tying its logs to ours), else ours.
     correlation_id = sane_correlation_id(request.headers.get(CORRELATION_HEADER)) or new_correlation_id()
-    with correlated(correlation_id):
+    with invocation(context), correlated(correlation_id):
         try:
             response = handler(request)
         except Refusal as refusal:

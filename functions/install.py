@@ -16,40 +16,40 @@ def pages() -> InstallPages:
 
 
 @bp.route(route="marketplace/launch", methods=["GET"], auth_level=ANON)
-def marketplace_launch(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: pages().launch(r))
+def marketplace_launch(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: pages().launch(r), context)
 
 
 @bp.route(route="auth/callback", methods=["GET"], auth_level=ANON)
-def auth_callback(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: pages().sign_in_callback(r))
+def auth_callback(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: pages().sign_in_callback(r), context)
 
 
 @bp.route(route="auth/admin-consent/callback", methods=["GET"], auth_level=ANON)
-def admin_consent_callback(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: pages().admin_consent_callback(r))
+def admin_consent_callback(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: pages().admin_consent_callback(r), context)
 
 
 @bp.route(route="auth/signout", methods=["POST"], auth_level=ANON)
-def sign_out(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: pages().sign_out(r))
+def sign_out(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: pages().sign_out(r), context)
 
 
 @bp.route(route="accounts", methods=["GET"], auth_level=ANON)
-def accounts(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: pages().accounts_page(r))
+def accounts(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: pages().accounts_page(r), context)
 
 
 @bp.route(route="accounts/continue", methods=["POST"], auth_level=ANON)
-def accounts_continue(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: pages().accounts_continue(r))
+def accounts_continue(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: pages().accounts_continue(r), context)
 
 
 @bp.route(route="accounts/associate", methods=["GET"], auth_level=ANON)
-def associate(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: pages().associate_start(r))
+def associate(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: pages().associate_start(r), context)
 
 
 @bp.route(route="accounts/associate/callback", methods=["GET"], auth_level=ANON)
-def associate_callback(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: pages().associate_callback(r))
+def associate_callback(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: pages().associate_callback(r), context)

@@ -21,30 +21,30 @@ def mapping_pages() -> ContactMappingPages:
 
 
 @bp.route(route="settings/microsoft", methods=["GET"], auth_level=ANON)
-def microsoft_settings(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: pages().page(r))
+def microsoft_settings(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: pages().page(r), context)
 
 
 @bp.route(route="settings/microsoft/contacts/mapping", methods=["GET"], auth_level=ANON)
-def contacts_mapping(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: mapping_pages().show(r))
+def contacts_mapping(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: mapping_pages().show(r), context)
 
 
 @bp.route(route="settings/microsoft/contacts/mapping", methods=["PUT"], auth_level=ANON)
-def contacts_mapping_save(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: mapping_pages().save(r))
+def contacts_mapping_save(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: mapping_pages().save(r), context)
 
 
 @bp.route(route="settings/microsoft/contacts/mapping/preview", methods=["POST"], auth_level=ANON)
-def contacts_mapping_preview(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: mapping_pages().preview(r))
+def contacts_mapping_preview(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: mapping_pages().preview(r), context)
 
 
 @bp.route(route="settings/microsoft/{kind}/{action}", methods=["POST"], auth_level=ANON)
-def microsoft_settings_change(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: pages().change(r))
+def microsoft_settings_change(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: pages().change(r), context)
 
 
 @bp.route(route="sync/status", methods=["GET"], auth_level=ANON)
-def sync_status(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda r: pages().status_json(r))
+def sync_status(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda r: pages().status_json(r), context)

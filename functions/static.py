@@ -22,5 +22,5 @@ def _static(request: WebRequest) -> WebResponse:
 
 
 @bp.route(route="static/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-def static_file(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, _static)
+def static_file(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, _static, context)

@@ -5,7 +5,7 @@ import logging
 
 import azure.functions as func
 
-from shared.observability import correlated, new_correlation_id
+from shared.observability import correlated, invocation, new_correlation_id
 from shared.storage import decode_message
 from shared.storage.queues import InvalidMessage
 from shared.sync.jobs import SYNC_QUEUE, SyncJob
@@ -16,35 +16,37 @@ log = logging.getLogger("functions.sync")
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=SYNC_QUEUE, connection="AzureWebJobsStorage")
-def sync_step(msg: func.QueueMessage) -> None:
-    job = decode_message(msg.get_body(), SyncJob)
-    with correlated(new_correlation_id(f"sync:{job.member}:{job.kind}")):
-        # The message id names this delivery's lease: a redelivery after a crash takes it over.
-        get_services().sync.run(job, delivery=msg.id)
+def sync_step(msg: func.QueueMessage, context: func.Context) -> None:
+    with invocation(context):
+        job = decode_message(msg.get_body(), SyncJob)
+        with correlated(new_correlation_id(f"sync:{job.member}:{job.kind}")):
+            # The message id names this delivery's lease: a redelivery after a crash takes it over.
+            get_services().sync.run(job, delivery=msg.id)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=f"{SYNC_QUEUE}-poison", connection="AzureWebJobsStorage")
-def sync_step_given_up(msg: func.QueueMessage) -> None:
+def sync_step_given_up(msg: func.QueueMessage, context: func.Context) -> None:
     """A step the host gave up after its five deliveries: that member's sync stops with the
     error it kept failing with, until they press Resume (issue 23; lifecycle L18, L20)."""
-    try:
-        job = decode_message(msg.get_body(), SyncJob)
-    except InvalidMessage as error:  # nothing to stop: what it was is kept in the log
-        log.error("a given-up sync message is not a step: %s", error)
-        return
-    with correlated(new_correlation_id(f"sync-given-up:{job.member}:{job.kind}")):
-        get_services().sync.give_up(job)
+    with invocation(context):
+        try:
+            job = decode_message(msg.get_body(), SyncJob)
+        except InvalidMessage as error:  # nothing to stop: what it was is kept in the log
+            log.error("a given-up sync message is not a step: %s", error)
+            return
+        with correlated(new_correlation_id(f"sync-given-up:{job.member}:{job.kind}")):
+            get_services().sync.give_up(job)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False, use_monitor=True)
-def delta_sweep(timer: func.TimerRequest) -> None:
-    with correlated(new_correlation_id("sweep")):
+def delta_sweep(timer: func.TimerRequest, context: func.Context) -> None:
+    with invocation(context), correlated(new_correlation_id("sweep")):
         queued = get_services().sync.sweep()
         log.info("delta sweep: %d members queued", queued)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 17 * * * *", run_on_startup=False, use_monitor=True)
-def renew_webhooks(timer: func.TimerRequest) -> None:
-    with correlated(new_correlation_id("renew")):
+def renew_webhooks(timer: func.TimerRequest, context: func.Context) -> None:
+    with invocation(context), correlated(new_correlation_id("renew")):
         renewed = get_services().sync.renew_all()
         log.info("webhooks renewed: %d", renewed)

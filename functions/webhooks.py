@@ -56,15 +56,19 @@ def _crm_post(request: WebRequest) -> WebResponse:
 
 
 @bp.route(route="webhooks/graph", methods=["POST"], auth_level=ANON)
-def graph_webhook(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda request: _graph_post(request, get_services().sync.graph_notifications, "change"))
+def graph_webhook(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    # The services are built only for a notification: Graph's handshake (10 s, maybe on a cold
+    # instance) is answered from the request alone.
+    return serve(req, lambda request: _graph_post(request, lambda body: get_services().sync.graph_notifications(body),
+                                                  "change"), context)
 
 
 @bp.route(route="webhooks/graph/lifecycle", methods=["POST"], auth_level=ANON)
-def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, lambda request: _graph_post(request, get_services().sync.graph_lifecycle, "lifecycle"))
+def graph_lifecycle(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, lambda request: _graph_post(request, lambda body: get_services().sync.graph_lifecycle(body),
+                                                  "lifecycle"), context)
 
 
 @bp.route(route="webhooks/crm", methods=["POST"], auth_level=ANON)
-def crm_webhook(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, _crm_post)
+def crm_webhook(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, _crm_post, context)

@@ -1,4 +1,4 @@
-// The product in Azure: a Function App on Flex Consumption (Python 3.11), its Storage
+// The product in Azure: a Function App on Flex Consumption (Python 3.12), its Storage
 // account, Key Vault, Application Insights with Log Analytics, and a user-assigned managed
 // identity with least-privilege roles. Deployed by `azd up` (azure.yaml at the repository
 // root); parameters come from main.parameters.json (azd environment values).
@@ -21,13 +21,16 @@ param location string
 @description('Object id of the person running azd (AZURE_PRINCIPAL_ID): made Key Vault Secrets Officer. Empty: none.')
 param principalId string = ''
 
-@description('Kind of principal principalId is.')
+@description('Kind of principal principalId is (AZURE_PRINCIPAL_TYPE): a person running azd, or the service principal of a CI pipeline (azd auth login --client-id ...). A mismatch fails the role assignment with UnmatchedPrincipalType.')
 @allowed([
   'User'
   'ServicePrincipal'
-  'Group'
 ])
 param principalType string = 'User'
+
+@description('AZURE_KEY_VAULT_GENERATION: salts the Key Vault\'s name. Empty: the first vault of the environment (kv-<token>). The postdown hook of azure.yaml sets a new value after `azd down`, because the deleted vault keeps its name for 90 days (soft delete with purge protection). See docs/deploy.md.')
+@maxLength(64)
+param keyVaultGeneration string = ''
 
 // --- Product settings (names as in shared/config.py) -------------------------------------
 
@@ -50,10 +53,10 @@ param crmAccountsUrl string = 'https://accounts.zoho.com'
 param crmProvisioningUrl string = 'https://provisioning.zoho.com/v1'
 
 @description('Accounts servers OAuth redirects may name, comma-separated: CRM_ACCOUNTS_SERVERS.')
-param crmAccountsServers string = 'https://accounts.zoho.com,https://accounts.zoho.eu,https://accounts.zoho.in,https://accounts.zoho.com.au,https://accounts.zoho.jp,https://accounts.zohocloud.ca'
+param crmAccountsServers string = 'https://accounts.zoho.com,https://accounts.zoho.eu,https://accounts.zoho.in,https://accounts.zoho.com.au,https://accounts.zoho.jp,https://accounts.zohocloud.ca,https://accounts.zoho.sa,https://accounts.zoho.uk,https://accounts.zoho.com.cn'
 
 @description('API domains token answers may name, comma-separated: CRM_API_DOMAINS.')
-param crmApiDomains string = 'https://www.zohoapis.com,https://www.zohoapis.eu,https://www.zohoapis.in,https://www.zohoapis.com.au,https://www.zohoapis.jp,https://www.zohoapis.ca'
+param crmApiDomains string = 'https://www.zohoapis.com,https://www.zohoapis.eu,https://www.zohoapis.in,https://www.zohoapis.com.au,https://www.zohoapis.jp,https://www.zohoapis.ca,https://www.zohoapis.sa,https://www.zohoapis.uk,https://www.zohoapis.com.cn'
 
 @description('Prefix of every table name: TABLE_PREFIX.')
 param tablePrefix string = 'crm365'
@@ -91,10 +94,20 @@ param crmClientSecret string = ''
 
 // --- Scale ---------------------------------------------------------------------------------
 
-@description('Most instances the Function App may scale out to.')
+@description('Most instances the Function App may scale out to. Flex Consumption refuses a maximum below 40 (its lowest) or above 1000.')
+@minValue(40)
+@maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Instances of the HTTP functions Flex keeps warm (billed while idle). 1: Graph\'s webhook validation (10 s) and notifications (about 3 s) never wait for a cold start; 0 in a test environment saves the cost.')
+@minValue(0)
+@maxValue(1000)
+param httpAlwaysReadyInstances int = 1
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+// The vault's name outlives the vault: a deleted vault is kept (soft delete, purge protection)
+// for 90 days under its name, so a new generation after `azd down` takes a new name.
+var keyVaultName = empty(keyVaultGeneration) ? 'kv-${resourceToken}' : 'kv-${toLower(uniqueString(subscription().id, environmentName, location, keyVaultGeneration))}'
 var tags = {
   'azd-env-name': environmentName
 }
@@ -150,7 +163,7 @@ module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   scope: resourceGroup
   params: {
-    name: 'kv-${resourceToken}'
+    name: keyVaultName
     location: location
     tags: tags
     tokenEncryptionKey: tokenEncryptionKey
@@ -199,6 +212,7 @@ module functionApp 'modules/functionapp.bicep' = {
     crmClientSecretUri: keyVault.outputs.crmClientSecretUri
     publicBaseUrl: publicBaseUrl
     maximumInstanceCount: maximumInstanceCount
+    httpAlwaysReadyInstances: httpAlwaysReadyInstances
     productSettings: {
       TABLE_PREFIX: tablePrefix
       ENTRA_AUTHORITY_HOST: environment().authentication.loginEndpoint

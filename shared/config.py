@@ -3,19 +3,80 @@
 Field names are the app-setting names, so the same names work in Azure app settings,
 in ``local.settings.json`` (Values) and in the environment. ``local.settings.json.example``
 explains each one.
+
+Secrets are checked for what they must look like, never shown: an app setting whose value is
+still ``@Microsoft.KeyVault(...)`` is a Key Vault reference App Service could not resolve (the
+secret is not in the vault yet, or the identity may not read it), and the app refuses to start
+on it (``refuse_unresolved_settings``, called by ``function_app.py``) rather than sign cookies
+with the reference's text.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SettingsError(RuntimeError):
     """A setting is missing or invalid; the message names it and says what is expected."""
+
+
+# App Service replaces a resolved reference by the secret; an unresolved one reaches the app as is.
+_UNRESOLVED_PREFIXES = ("@microsoft.keyvault(", "@microsoft.appconfiguration(")
+UNRESOLVED_REFERENCE = (
+    "is an unresolved Key Vault reference (App Service could not read the secret: is it in the vault, "
+    "and may the app's identity read it?); set the secret, then restart the app"
+)
+# Shortest acceptable value of each secret (a real Entra ID client secret has 40 characters, a
+# Zoho client secret 42): a placeholder or a truncated paste is refused at start, not at first use.
+MIN_SECRET_LENGTH = {"SESSION_SECRET": 32, "ENTRA_CLIENT_SECRET": 16, "CRM_CLIENT_SECRET": 16}
+SECRET_SETTINGS = (*MIN_SECRET_LENGTH, "TOKEN_ENCRYPTION_KEY")
+
+
+def is_unresolved_reference(value: object) -> bool:
+    return isinstance(value, str) and value.strip().lower().startswith(_UNRESOLVED_PREFIXES)
+
+
+def secret_problem(name: str, value: str) -> str | None:
+    """What is wrong with a secret's (non-empty) value, in words that never repeat it."""
+    if is_unresolved_reference(value):
+        return UNRESOLVED_REFERENCE
+    if name == "TOKEN_ENCRYPTION_KEY":
+        keys = [k.strip() for k in value.split(",")]
+        for position, key in enumerate(keys, 1):
+            try:
+                Fernet(key.encode("ascii"))
+            except (ValueError, UnicodeEncodeError):
+                return (f"key {position} of {len(keys)} is not a Fernet key (32 url-safe base64-encoded bytes, "
+                        "44 characters); comma-separated keys, newest first")
+        return None
+    minimum = MIN_SECRET_LENGTH.get(name)
+    if minimum is not None and len(value) < minimum:
+        return f"must be at least {minimum} characters (has {len(value)})"
+    return None
+
+
+def refuse_unresolved_settings(environ: Mapping[str, str] | None = None) -> None:
+    """Raise SettingsError naming every app setting that holds an unresolved Key Vault
+    reference, and every secret that is set but cannot be right. The app calls this as it
+    starts: better not to start than to run with a secret that is the reference's text."""
+    environ = os.environ if environ is None else environ
+    problems = [f"{name}: {UNRESOLVED_REFERENCE}" for name, value in sorted(environ.items())
+                if is_unresolved_reference(value)]
+    for name in SECRET_SETTINGS:
+        value = environ.get(name)
+        if value and not is_unresolved_reference(value):
+            problem = secret_problem(name, value)
+            if problem:
+                problems.append(f"{name}: {problem}")
+    if problems:
+        raise SettingsError("invalid configuration: " + "; ".join(problems))
 
 
 class Settings(BaseSettings):
@@ -63,15 +124,18 @@ class Settings(BaseSettings):
     crm_provisioning_url: str = Field(
         default="https://provisioning.zoho.com/v1", validation_alias=AliasChoices("CRM_PROVISIONING_URL")
     )
-    # Data-centre hosts we accept in OAuth redirects and token answers (never an arbitrary URL).
+    # Data-centre hosts we accept in OAuth redirects and token answers (never an arbitrary URL):
+    # Zoho's Multi-DC list (US, EU, IN, AU, JP, CA, SA, UK, CN).
     crm_accounts_servers: str = Field(
         default="https://accounts.zoho.com,https://accounts.zoho.eu,https://accounts.zoho.in,"
-        "https://accounts.zoho.com.au,https://accounts.zoho.jp,https://accounts.zohocloud.ca",
+        "https://accounts.zoho.com.au,https://accounts.zoho.jp,https://accounts.zohocloud.ca,"
+        "https://accounts.zoho.sa,https://accounts.zoho.uk,https://accounts.zoho.com.cn",
         validation_alias=AliasChoices("CRM_ACCOUNTS_SERVERS"),
     )
     crm_api_domains: str = Field(
         default="https://www.zohoapis.com,https://www.zohoapis.eu,https://www.zohoapis.in,"
-        "https://www.zohoapis.com.au,https://www.zohoapis.jp,https://www.zohoapis.ca",
+        "https://www.zohoapis.com.au,https://www.zohoapis.jp,https://www.zohoapis.ca,"
+        "https://www.zohoapis.sa,https://www.zohoapis.uk,https://www.zohoapis.com.cn",
         validation_alias=AliasChoices("CRM_API_DOMAINS"),
     )
     crm_client_id: str | None = Field(default=None, validation_alias=AliasChoices("CRM_CLIENT_ID"))
@@ -111,6 +175,24 @@ class Settings(BaseSettings):
     @property
     def secure_cookies(self) -> bool:
         return self.public_base_url.startswith("https://")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _resolved(cls, value: Any) -> Any:
+        if is_unresolved_reference(value):
+            raise ValueError(UNRESOLVED_REFERENCE)
+        return value
+
+    @field_validator("session_secret", "entra_client_secret", "crm_client_secret", "token_encryption_key")
+    @classmethod
+    def _secret_shape(cls, value: str | None, info: Any) -> str | None:
+        if value:
+            alias = cls.model_fields[info.field_name].validation_alias
+            name = alias.choices[0] if isinstance(alias, AliasChoices) else info.field_name
+            problem = secret_problem(str(name), value)
+            if problem:
+                raise ValueError(problem)
+        return value
 
     @field_validator(
         "public_base_url", "entra_authority_host", "graph_base_url", "crm_accounts_url", "crm_provisioning_url"

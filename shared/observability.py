@@ -16,6 +16,13 @@ and, in Azure, export to Application Insights through OpenTelemetry.
 
 ``with correlated(id):`` scopes the id (a ``ContextVar``, so concurrent invocations in the
 worker's threads or event loop each keep their own).
+
+``with invocation(context):`` (each trigger in ``functions/``, from the ``azure.functions.Context``
+the host passes) scopes the host's invocation: every record gets ``invocation_id``, ``trace_id``
+and ``span_id`` (from ``context.trace_context.trace_parent``, W3C ``traceparent``), and the same
+trace context is made OpenTelemetry's current one, so what Azure Monitor exports inside (the
+records, the outbound Graph and CRM ``requests`` spans) belongs to the host's operation for
+that invocation: one ``operation_Id`` from the trigger to the last CRM call.
 """
 
 from __future__ import annotations
@@ -23,11 +30,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -55,6 +64,97 @@ def sane_correlation_id(candidate: str | None) -> str | None:
     if candidate and _SANE_ID.fullmatch(candidate):
         return candidate
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# The host's invocation (trace context)
+
+# W3C Trace Context ``traceparent``: version-traceid-parentid-flags, lower-case hex; an all-zero
+# trace or span id is invalid.
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_SANE_TRACESTATE = re.compile(r"^[\x20-\x7e]{0,512}$")
+
+
+@dataclass(frozen=True)
+class InvocationTrace:
+    """The host's invocation as the product's log records carry it."""
+
+    invocation_id: str
+    trace_parent: str | None  # None when the host gave none or an invalid one
+    trace_state: str = ""
+
+    @property
+    def trace_id(self) -> str | None:
+        return self.trace_parent.split("-")[1] if self.trace_parent else None
+
+    @property
+    def span_id(self) -> str | None:
+        return self.trace_parent.split("-")[2] if self.trace_parent else None
+
+
+_invocation: ContextVar[InvocationTrace | None] = ContextVar("invocation", default=None)
+
+
+def current_invocation() -> InvocationTrace | None:
+    return _invocation.get()
+
+
+def valid_trace_parent(candidate: object) -> str | None:
+    """``candidate`` if it is a W3C ``traceparent`` (trace and span ids not all zero), else None."""
+    if not isinstance(candidate, str):
+        return None
+    match = _TRACEPARENT.fullmatch(candidate.strip().lower())
+    if match is None or match.group(1) == "ff" or set(match.group(2)) == {"0"} or set(match.group(3)) == {"0"}:
+        return None
+    return match.group(0)
+
+
+def invocation_trace(context: Any) -> InvocationTrace | None:
+    """The trace of an ``azure.functions.Context`` (or anything with ``invocation_id`` and
+    ``trace_context.trace_parent`` / ``trace_state``); None for None."""
+    if context is None:
+        return None
+    trace_context = getattr(context, "trace_context", None)
+    state = getattr(trace_context, "trace_state", "") or ""
+    return InvocationTrace(
+        invocation_id=str(getattr(context, "invocation_id", "") or ""),
+        trace_parent=valid_trace_parent(getattr(trace_context, "trace_parent", None)),
+        trace_state=state if isinstance(state, str) and _SANE_TRACESTATE.fullmatch(state) else "",
+    )
+
+
+def _attach_opentelemetry(trace: InvocationTrace) -> Callable[[], None]:
+    """Make the host's trace context OpenTelemetry's current one; returns how to undo it."""
+    # Only where telemetry is on (configure_azure_monitor, or the worker's own, loaded it):
+    # locally nothing exports spans, and OpenTelemetry is not even imported (a test says so).
+    if not trace.trace_parent or "opentelemetry.context" not in sys.modules:
+        return lambda: None
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier = {"traceparent": trace.trace_parent}
+    if trace.trace_state:
+        carrier["tracestate"] = trace.trace_state
+    token = otel_context.attach(TraceContextTextMapPropagator().extract(carrier))
+    return lambda: otel_context.detach(token)
+
+
+@contextmanager
+def invocation(context: Any) -> Iterator[InvocationTrace | None]:
+    """Every record logged inside carries the host's invocation id and trace context, and
+    OpenTelemetry's current context is the host's (see the module's docstring). With no
+    context (a test calling a function directly), nothing changes."""
+    trace = invocation_trace(context)
+    if trace is None:
+        yield None
+        return
+    token = _invocation.set(trace)
+    undo = _attach_opentelemetry(trace)
+    try:
+        yield trace
+    finally:
+        undo()
+        _invocation.reset(token)
 
 
 @contextmanager
@@ -167,13 +267,24 @@ def _redact_record(record: logging.LogRecord) -> None:
         record.stack_info = redact(record.stack_info)
 
 
+def _stamp(record: logging.LogRecord) -> None:
+    """The correlation id and the host's invocation on a record (unless it has them)."""
+    if not hasattr(record, "correlation_id"):
+        record.correlation_id = current_correlation_id() or NO_CORRELATION
+    if not hasattr(record, "trace_id"):
+        trace = _invocation.get()
+        record.invocation_id = (trace.invocation_id if trace else None) or NO_CORRELATION
+        record.trace_id = (trace.trace_id if trace else None) or NO_CORRELATION
+        record.span_id = (trace.span_id if trace else None) or NO_CORRELATION
+
+
 class RedactingFilter(logging.Filter):
-    """Redacts secrets from a record and stamps it with the correlation id; never drops it."""
+    """Redacts secrets from a record and stamps it with the correlation id and the host's
+    invocation (id, trace id, span id); never drops it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         _redact_record(record)
-        if not hasattr(record, "correlation_id"):
-            record.correlation_id = current_correlation_id() or NO_CORRELATION
+        _stamp(record)
         return True
 
 
@@ -203,6 +314,7 @@ def _correlated_factory(base: Callable[..., logging.LogRecord]) -> Callable[...,
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = base(*args, **kwargs)
         record.correlation_id = current_correlation_id() or NO_CORRELATION
+        _stamp(record)
         if record.msg is not None:  # makeLogRecord fills msg in afterwards: the filter covers it
             _redact_record(record)
         return record

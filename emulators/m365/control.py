@@ -24,7 +24,8 @@ ENDPOINTS = [
     ("POST", "/__emulator/reset", "back to the seed"),
     ("POST", "/__emulator/seed", "body {\"mode\": \"replace\"|\"merge\", \"seed\": {...}} (same format as seed/demo.json)"),
     ("GET|PUT", "/__emulator/faults", "latency_ms, latency_jitter_ms, rate_429, rate_503, rate_504, retry_after_seconds, "
-     "mailbox_concurrency, mailbox_requests_per_10_minutes, notification_duplicate_rate, notification_drop_rate, seed, "
+     "mailbox_concurrency, mailbox_requests_per_10_minutes, notification_duplicate_rate, notification_drop_rate, "
+     "consent_replication_seconds (a new consent's app-only token refused as AADSTS700016 that long), seed, "
      "per_mailbox {upn: {...}}"),
     ("GET", "/__emulator/counters", "per mailbox: total, concurrentPeak, throttled429; plus totals (requests, httpRequests)"),
     ("POST", "/__emulator/counters/reset", "zero the counters"),

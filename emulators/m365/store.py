@@ -249,6 +249,19 @@ class Store:
         with self.lock:
             return any(c["tenantId"] == tenant_id and c["clientId"] == client_id for c in self.consents)
 
+    def service_principal_age_seconds(self, tenant_id: str, client_id: str) -> float | None:
+        """Seconds since the tenant's first consent to the app created its service principal
+        (None: no consent; a seeded consent without a date counts as long ago)."""
+        with self.lock:
+            granted = [c.get("grantedDateTime") for c in self.consents
+                       if c["tenantId"] == tenant_id and c["clientId"] == client_id]
+        if not granted:
+            return None
+        if any(not g for g in granted):
+            return float("inf")
+        first = min(dt.datetime.fromisoformat(g) for g in granted)
+        return (now_utc() - first).total_seconds()
+
     def consented_scopes(self, tenant_id: str, client_id: str, user_id: str) -> set[str]:
         with self.lock:
             scopes: set[str] = set()

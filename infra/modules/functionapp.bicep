@@ -1,4 +1,4 @@
-// The Function App on Flex Consumption (Linux, Python 3.11) and its plan. Every app setting
+// The Function App on Flex Consumption (Linux, Python 3.12) and its plan. Every app setting
 // the product reads (shared/config.py) is set here; secrets are Key Vault references
 // resolved by the user-assigned identity. FUNCTIONS_WORKER_RUNTIME and
 // FUNCTIONS_EXTENSION_VERSION are deliberately absent: Flex takes the runtime from
@@ -52,10 +52,15 @@ param publicBaseUrl string = ''
 @description('Non-secret product settings (shared/config.py): TABLE_PREFIX ... CRM_DEFAULT_PROFILE.')
 param productSettings object
 
-@description('Most instances Flex may scale out to (queue workers included).')
-@minValue(1)
+@description('Most instances Flex may scale out to (queue workers included); Flex\'s lowest maximum is 40.')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
+
+@description('Instances of the HTTP functions kept warm: Graph wants its validation handshake answered within 10 s and notifications within about 3 s, faster than a cold start from zero.')
+@minValue(0)
+@maxValue(1000)
+param httpAlwaysReadyInstances int = 1
 
 @description('Memory per instance, in MB.')
 @allowed([
@@ -114,10 +119,17 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        // Flex scales the HTTP functions as one group ('http'); webhooks land there.
+        alwaysReady: [
+          {
+            name: 'http'
+            instanceCount: httpAlwaysReadyInstances
+          }
+        ]
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.12'
       }
     }
   }

@@ -25,11 +25,10 @@ param applicationInsightsName string
 @description('Object id of the person or pipeline running the deployment; empty: no assignment.')
 param deployerPrincipalId string = ''
 
-@description('Kind of principal the deployer is.')
+@description('Kind of principal the deployer is: a person (User) or a CI pipeline\'s service principal.')
 @allowed([
   'User'
   'ServicePrincipal'
-  'Group'
 ])
 param deployerPrincipalType string = 'User'
 

@@ -3,8 +3,11 @@ the admin consent URL, and app-only tokens for Graph per tenant."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,6 +19,14 @@ SIGN_IN_SCOPES = ["User.Read"]  # MSAL adds openid, profile and offline_access i
 # Microsoft's error_description ("AADSTS65004: ... Trace ID ... Timestamp ...") is a few
 # hundred characters; the query string is anyone's to write, and we log and show it.
 MAX_ERROR_DESCRIPTION = 500
+# Right after admin consent, Entra's token endpoint may not see the app's new service principal
+# in the tenant for a few seconds (directory replication): it answers as if no one had consented.
+# These are the answers worth waiting out; any other refusal is final at once.
+NOT_YET_REPLICATED_ERRORS = frozenset({"unauthorized_client", "invalid_client"})
+NOT_YET_REPLICATED_CODES = ("AADSTS700016", "AADSTS650051")
+CONSENT_REPLICATION_WAIT_SECONDS = 10.0
+
+log = logging.getLogger(__name__)
 
 
 class SignInFailed(Exception):
@@ -24,6 +35,11 @@ class SignInFailed(Exception):
     def __init__(self, message: str, *, code: str = "") -> None:
         super().__init__(message)
         self.code = code
+
+
+def not_yet_replicated(error: SignInFailed) -> bool:
+    """Whether a refused app-only token may be a consent that has not replicated yet."""
+    return error.code in NOT_YET_REPLICATED_ERRORS or any(code in str(error) for code in NOT_YET_REPLICATED_CODES)
 
 
 class EntraApp:
@@ -37,18 +53,21 @@ class EntraApp:
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
         self._lock = threading.Lock()
 
+    def _new_app(self, tenant: str) -> msal.ConfidentialClientApplication:
+        return msal.ConfidentialClientApplication(
+            self.client_id,
+            client_credential=self._secret,
+            authority=f"{self.authority_host}/{tenant}",
+            http_client=self._session,
+            # The authority host comes from our settings, so there is nothing to discover.
+            instance_discovery=False,
+        )
+
     def _app(self, tenant: str) -> msal.ConfidentialClientApplication:
         """One MSAL app per authority, kept for the process (its cache holds app tokens)."""
         with self._lock:
             if tenant not in self._apps:
-                self._apps[tenant] = msal.ConfidentialClientApplication(
-                    self.client_id,
-                    client_credential=self._secret,
-                    authority=f"{self.authority_host}/{tenant}",
-                    http_client=self._session,
-                    # The authority host comes from our settings, so there is nothing to discover.
-                    instance_discovery=False,
-                )
+                self._apps[tenant] = self._new_app(tenant)
             return self._apps[tenant]
 
     def start_sign_in(self, redirect_uri: str, *, login_hint: str | None = None) -> dict[str, Any]:
@@ -94,11 +113,55 @@ class EntraApp:
         refused for a minute although Entra now says yes. Our callers stop on a refusal (the
         install says so, the sync pauses), so asking again is never a storm."""
         try:
-            result = self._app(tenant_id).acquire_token_for_client([GRAPH_DEFAULT_SCOPE])
+            return self._token_from(self._app(tenant_id))
+        except SignInFailed:
+            with self._lock:
+                self._apps.pop(tenant_id, None)
+            raise
+
+    @staticmethod
+    def _token_from(app: msal.ConfidentialClientApplication) -> str:
+        try:
+            result = app.acquire_token_for_client([GRAPH_DEFAULT_SCOPE])
         except requests.RequestException as error:
             raise SignInFailed("Microsoft could not be reached") from error
         if "access_token" not in result:
-            with self._lock:
-                self._apps.pop(tenant_id, None)
             raise SignInFailed(result.get("error_description") or "no token", code=result.get("error", ""))
         return str(result["access_token"])
+
+    def app_token_after_consent(
+        self,
+        tenant_id: str,
+        *,
+        within: float = CONSENT_REPLICATION_WAIT_SECONDS,
+        first_wait: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> str:
+        """An app-only token for a tenant whose administrator has just consented: Entra may
+        refuse it for a few seconds while the new service principal replicates, so a refusal
+        that looks like that (``not_yet_replicated``) is asked again, backing off (0.5, 1, 2,
+        4 s ...), for up to ``within`` seconds; any other refusal, or the last one, is raised.
+
+        Each new attempt goes through a fresh MSAL app: MSAL remembers an HTTP 400 answer for 60 s
+        and would hand the same refusal back without asking Entra again. The app that succeeds
+        becomes the tenant's (its cache holds the token)."""
+        deadline = clock() + within
+        wait, attempt = first_wait, 1
+        app = self._app(tenant_id)
+        while True:
+            try:
+                token = self._token_from(app)
+            except SignInFailed as error:
+                if not not_yet_replicated(error) or clock() + wait > deadline:
+                    raise
+                log.info("app-only token for tenant %s refused (%s), attempt %d: the consent may not have "
+                         "replicated yet; asking again in %.1f s", tenant_id, error.code or "error", attempt, wait)
+                sleep(wait)
+                wait, attempt = wait * 2, attempt + 1
+                app = self._new_app(tenant_id)
+                continue
+            if attempt > 1:
+                with self._lock:
+                    self._apps[tenant_id] = app
+            return token

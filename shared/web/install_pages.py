@@ -126,7 +126,8 @@ class InstallPages:
                 message(request, "install.consent_refused.title", "install.consent_wrong_tenant.body", status=403)
             )
         try:
-            self.s.entra.app_token(user.tenant_id)
+            # Entra may refuse it for a few seconds while the new consent replicates: waited out.
+            self.s.entra.app_token_after_consent(user.tenant_id)
         except SignInFailed as error:
             return visit.answer(
                 message(request, "install.consent_refused.title", "install.consent_refused.body", status=403,

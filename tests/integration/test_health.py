@@ -32,8 +32,9 @@ def product_host(monkeypatch: pytest.MonkeyPatch, azurite) -> Iterator[LocalHost
 def configure(monkeypatch: pytest.MonkeyPatch, reachable: str) -> None:
     """Registered with Entra and the CRM, both "reachable" at ``reachable`` (any HTTP answer
     under 500 proves it)."""
-    for name, value in {"ENTRA_CLIENT_ID": "app", "ENTRA_CLIENT_SECRET": "s", "CRM_CLIENT_ID": "1000.x",
-                        "CRM_CLIENT_SECRET": "s", "GRAPH_BASE_URL": f"{reachable}/v1.0",
+    # Secrets as long as shared/config.py asks (MIN_SECRET_LENGTH); their values do not matter here.
+    for name, value in {"ENTRA_CLIENT_ID": "app", "ENTRA_CLIENT_SECRET": "health-check-app-secret", "CRM_CLIENT_ID": "1000.x",
+                        "CRM_CLIENT_SECRET": "health-check-crm-secret", "GRAPH_BASE_URL": f"{reachable}/v1.0",
                         "CRM_ACCOUNTS_URL": f"{reachable}/accounts"}.items():
         monkeypatch.setenv(name, value)
 

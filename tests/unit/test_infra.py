@@ -17,8 +17,8 @@ does what can be done without it:
 - no secret literal anywhere in Bicep; secret parameters are @secure() with empty defaults;
 - each role-definition GUID is the built-in role its comment names, and the identity holds
   exactly the least-privilege set;
-- the Flex Consumption shape (FC1 plan, functionAppConfig, Python 3.11, identity-based
-  deployment storage), shared keys off, Key Vault in RBAC mode, local auth off on App Insights;
+- the Flex Consumption shape (FC1 plan, functionAppConfig, Python 3.12, identity-based
+  deployment storage, a maximum scale Flex accepts, one always-ready HTTP instance), shared keys off, Key Vault in RBAC mode, local auth off on App Insights;
 - azure.yaml parses and points azd at infra/main.bicep and service ``api``;
   main.parameters.json names only real parameters and uses azd's substitution;
 - .funcignore keeps dev-only folders out of the package.
@@ -444,7 +444,7 @@ def test_flex_consumption_shape() -> None:
     site = resources["Microsoft.Web/sites"]["config"]
     assert site["kind"] == "functionapp,linux"
     flex = site["properties"]["functionAppConfig"]
-    assert flex["runtime"] == {"name": "python", "version": "3.11"}
+    assert flex["runtime"] == {"name": "python", "version": "3.12"}
     assert flex["deployment"]["storage"]["type"] == "blobContainer"
     assert flex["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
     assert set(flex["scaleAndConcurrency"]) >= {"maximumInstanceCount", "instanceMemoryMB"}
@@ -500,3 +500,176 @@ def test_deploy_guide_names_the_real_redirect_routes_and_crm_scopes() -> None:
         assert f"`{scope}`" in guide
     for permission in ("Calendars.ReadWrite", "Contacts.ReadWrite", "Mail.Send", "User.Read.All"):
         assert f"`{permission}`" in guide
+
+
+# --- issue 22: a deployment that works the second time -----------------------------------
+
+KEY_VAULT = INFRA / "modules" / "keyvault.bicep"
+FLEX_LOWEST_MAXIMUM, FLEX_HIGHEST_MAXIMUM = 40, 1000  # Flex Consumption's bounds on maximumInstanceCount
+
+
+def _decorator(param: dict[str, Any], kind: str) -> Any:
+    return next((d["argument"] for d in param.get("decorators", []) if d["type"] == kind), None)
+
+
+def scale_problems(main_text: str, function_app_text: str) -> list[str]:
+    """maximumInstanceCount within what Flex accepts, wherever it is a parameter; one HTTP
+    instance always ready."""
+    problems = []
+    for where, text in (("main.bicep", main_text), ("functionapp.bicep", function_app_text)):
+        param = parse(text)["parameters"].get("maximumInstanceCount")
+        if param is None:
+            problems.append(f"{where}: no maximumInstanceCount parameter")
+            continue
+        low, high = _decorator(param, "min_value"), _decorator(param, "max_value")
+        if low is None or low < FLEX_LOWEST_MAXIMUM:
+            problems.append(f"{where}: maximumInstanceCount accepts {low}, below Flex's lowest maximum (40)")
+        if high is None or high > FLEX_HIGHEST_MAXIMUM:
+            problems.append(f"{where}: maximumInstanceCount accepts {high}, above Flex's 1000")
+        if not FLEX_LOWEST_MAXIMUM <= param.get("default", 0) <= FLEX_HIGHEST_MAXIMUM:
+            problems.append(f"{where}: maximumInstanceCount defaults to {param.get('default')}")
+    parsed = parse(function_app_text)
+    site = next(r for r in parsed["resources"].values() if r["type"] == "Microsoft.Web/sites")
+    scale = site["config"]["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    ready = {entry.get("name"): entry.get("instanceCount") for entry in scale.get("alwaysReady") or []}
+    if "http" not in ready:
+        problems.append("no alwaysReady entry for the HTTP group ('http'): webhooks wait for a cold start")
+    else:
+        count = ready["http"]
+        if isinstance(count, str):  # a parameter: its default
+            count = parsed["parameters"].get(count, {}).get("default")
+        if count != 1:
+            problems.append(f"alwaysReady http instanceCount is {count}, expected 1")
+    main_default = parse(main_text)["parameters"].get("httpAlwaysReadyInstances", {}).get("default")
+    if main_default != 1:
+        problems.append(f"main.bicep httpAlwaysReadyInstances defaults to {main_default}, expected 1")
+    return problems
+
+
+def test_scale_limits_are_flex_s_and_one_http_instance_is_always_ready() -> None:
+    assert scale_problems(MAIN.read_text(), FUNCTION_APP.read_text()) == []
+
+
+def test_a_maximum_flex_refuses_or_a_cold_http_group_is_caught() -> None:
+    main, app = MAIN.read_text(), FUNCTION_APP.read_text()
+    below = app.replace("@minValue(40)\n@maxValue(1000)\nparam maximumInstanceCount", "@minValue(1)\n@maxValue(1000)\nparam maximumInstanceCount")
+    assert below != app and any("below Flex" in p for p in scale_problems(main, below))
+    unbounded = main.replace("@minValue(40)\n@maxValue(1000)\nparam maximumInstanceCount", "param maximumInstanceCount")
+    assert unbounded != main and any("main.bicep" in p for p in scale_problems(unbounded, app))
+    cold = app.replace("name: 'http'", "name: 'function:sync_step'")
+    assert cold != app and any("no alwaysReady entry" in p for p in scale_problems(main, cold))
+
+
+def key_vault_name_problems(main_text: str, parameters: dict[str, Any], azure_yaml: dict[str, Any]) -> list[str]:
+    """After `azd down` the vault stays soft-deleted under its name for 90 days (purge
+    protection): the name must change with a generation that azd's postdown hook renews."""
+    parsed = parse(main_text)
+    problems = []
+    generation = parsed["parameters"].get("keyVaultGeneration")
+    if generation is None or generation.get("default") != "":
+        problems.append("main.bicep: no keyVaultGeneration parameter defaulting to ''")
+    name = parsed["variables"].get("keyVaultName", {}).get("value")
+    rendered = json.dumps(name)
+    if name is None or "keyVaultGeneration" not in rendered or "unique_string" not in rendered and "uniqueString" not in rendered:
+        problems.append("main.bicep: the vault name does not depend on keyVaultGeneration through uniqueString")
+    elif isinstance(name, dict) and "operator" in name:
+        operands = name["operator"]["operands"]
+        # No generation: the first vault's name, unchanged for environments deployed before.
+        if operands.get("true_value") != "kv-${resourceToken}":
+            problems.append("main.bicep: without a generation the vault name is not kv-<resourceToken>")
+        salted = str(operands.get("false_value"))
+        if "keyVaultGeneration" not in salted or len("kv-") + 13 > 24:  # uniqueString is 13 characters
+            problems.append("main.bicep: the salted vault name does not use keyVaultGeneration")
+    module = parsed["modules"]["keyVault"]["config"]["params"]
+    if module.get("name") != "keyVaultName":
+        problems.append(f"main.bicep: the keyvault module is named {module.get('name')!r}, not keyVaultName")
+    if parameters.get("keyVaultGeneration", {}).get("value") != "${AZURE_KEY_VAULT_GENERATION}":
+        problems.append("main.parameters.json: keyVaultGeneration does not come from AZURE_KEY_VAULT_GENERATION")
+    postdown = (azure_yaml.get("hooks") or {}).get("postdown") or {}
+    for shell in ("posix", "windows"):
+        run = str((postdown.get(shell) or {}).get("run", ""))
+        if not re.search(r"azd env set AZURE_KEY_VAULT_GENERATION \S", run):
+            problems.append(f"azure.yaml: the {shell} postdown hook does not set a new AZURE_KEY_VAULT_GENERATION")
+    return problems
+
+
+def test_a_second_azd_up_after_azd_down_gets_a_new_key_vault_name() -> None:
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    azure_yaml = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    assert key_vault_name_problems(MAIN.read_text(), parameters, azure_yaml) == []
+    # The vault keeps purge protection: the tokens key cannot be lost by accident.
+    vault = parse(KEY_VAULT.read_text())
+    assert vault["parameters"]["enablePurgeProtection"]["default"] is True
+
+
+def test_a_fixed_key_vault_name_or_a_missing_hook_is_caught() -> None:
+    main = MAIN.read_text()
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    azure_yaml = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    fixed = main.replace("    name: keyVaultName\n", "    name: 'kv-${resourceToken}'\n")
+    assert fixed != main and key_vault_name_problems(fixed, parameters, azure_yaml)
+    assert key_vault_name_problems(main, {k: v for k, v in parameters.items() if k != "keyVaultGeneration"}, azure_yaml)
+    assert key_vault_name_problems(main, parameters, {k: v for k, v in azure_yaml.items() if k != "hooks"})
+
+
+def deployer_problems(main_text: str, rbac_text: str, parameters: dict[str, Any]) -> list[str]:
+    """A CI deploy signs in as a service principal: the deployer's role assignment must say so."""
+    problems = []
+    for where, text, name in (("main.bicep", main_text, "principalType"), ("rbac.bicep", rbac_text, "deployerPrincipalType")):
+        param = parse(text)["parameters"].get(name, {})
+        if param.get("default") != "User" or _decorator(param, "allowed") != ["User", "ServicePrincipal"]:
+            problems.append(f"{where}: {name} must default to 'User' and allow exactly 'User' and 'ServicePrincipal'")
+    passed = parse(main_text)["modules"]["rbac"]["config"]["params"].get("deployerPrincipalType")
+    if passed != "principalType":
+        problems.append(f"main.bicep: rbac gets deployerPrincipalType {passed!r}, not principalType")
+    assignment = next(
+        (body(r) for r in parse(rbac_text)["resources"].values()
+         if r["type"] == "Microsoft.Authorization/roleAssignments" and body(r)["properties"]["principalId"] == "deployerPrincipalId"),
+        None,
+    )
+    if assignment is None or assignment["properties"].get("principalType") != "deployerPrincipalType":
+        problems.append("rbac.bicep: the deployer's role assignment does not use deployerPrincipalType")
+    if parameters.get("principalType", {}).get("value") != "${AZURE_PRINCIPAL_TYPE=User}":
+        problems.append("main.parameters.json: principalType does not come from AZURE_PRINCIPAL_TYPE (default User)")
+    return problems
+
+
+def test_the_deployer_may_be_a_ci_service_principal() -> None:
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert deployer_problems(MAIN.read_text(), RBAC.read_text(), parameters) == []
+
+
+def test_a_hard_coded_deployer_principal_type_is_caught() -> None:
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    main, rbac = MAIN.read_text(), RBAC.read_text()
+    hard = rbac.replace("    principalType: deployerPrincipalType\n", "    principalType: 'User'\n")
+    assert hard != rbac and deployer_problems(main, hard, parameters)
+    assert deployer_problems(main, rbac, {**parameters, "principalType": {"value": "User"}})
+
+
+# Zoho's data centres (Multi DC): accounts server and API domain of each.
+# Sources: https://zoho.com/accounts/protocol/oauth/multi-dc.html (US, EU, IN, AU, JP, CA, SA, UK),
+# https://www.zoho.com/crm/developer/docs/api/v8/multi-dc.html (adds CN), ../shared/contracts/zoho-notes.md.
+ZOHO_DATA_CENTRES = {
+    "us": ("https://accounts.zoho.com", "https://www.zohoapis.com"),
+    "eu": ("https://accounts.zoho.eu", "https://www.zohoapis.eu"),
+    "in": ("https://accounts.zoho.in", "https://www.zohoapis.in"),
+    "au": ("https://accounts.zoho.com.au", "https://www.zohoapis.com.au"),
+    "jp": ("https://accounts.zoho.jp", "https://www.zohoapis.jp"),
+    "ca": ("https://accounts.zohocloud.ca", "https://www.zohoapis.ca"),
+    "sa": ("https://accounts.zoho.sa", "https://www.zohoapis.sa"),
+    "uk": ("https://accounts.zoho.uk", "https://www.zohoapis.uk"),
+    "cn": ("https://accounts.zoho.com.cn", "https://www.zohoapis.com.cn"),
+}
+
+
+def test_every_zoho_data_centre_is_allowed_in_bicep_as_in_the_settings() -> None:
+    params = parse(MAIN.read_text())["parameters"]
+    accounts = set(params["crmAccountsServers"]["default"].split(","))
+    apis = set(params["crmApiDomains"]["default"].split(","))
+    assert accounts == {a for a, _ in ZOHO_DATA_CENTRES.values()}
+    assert apis == {d for _, d in ZOHO_DATA_CENTRES.values()}
+    # the same lists as shared/config.py's defaults (a deployment without the parameter)
+    defaults = Settings.model_fields
+    assert accounts == set(defaults["crm_accounts_servers"].default.split(","))
+    assert apis == set(defaults["crm_api_domains"].default.split(","))

@@ -317,3 +317,176 @@ def test_untrusted_values_are_escaped_and_capped() -> None:
     assert untrusted("forged\nERROR admin signed in") == "forged\\nERROR admin signed in"
     assert untrusted("x" * 1000, 10) == "xxxxxxxxxx… [990 more characters]"
     assert untrusted(42) == "42"
+
+
+# --- issue 22: one trace per invocation ----------------------------------------------------
+
+
+class _Trace:
+    def __init__(self, trace_parent: str, trace_state: str = "") -> None:
+        self.trace_parent, self.trace_state, self.attributes = trace_parent, trace_state, {}
+
+
+class _Context:
+    """What the Python worker passes as ``context``: an invocation id and the host's trace context."""
+
+    def __init__(self, trace_parent: str, invocation_id: str = "inv-1", trace_state: str = "") -> None:
+        self.invocation_id = invocation_id
+        self.trace_context = _Trace(trace_parent, trace_state)
+
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+def _one_invocation_app(log_calls: list[str]) -> object:
+    """A Function App with one HTTP trigger written as ours are (thin: serve(req, handler, context)),
+    whose handler logs from several loggers and from a helper."""
+    import azure.functions as func
+
+    from functions.http_edge import serve
+    from shared.http_messages import WebResponse
+
+    helper_log = logging.getLogger("shared.crm.session")
+
+    def crm_call() -> None:
+        helper_log.info("CRM call: GET /crm/v8/Events")
+
+    def handler(request: object) -> WebResponse:
+        logging.getLogger("shared.sync.service").info("webhook: change for a member")
+        crm_call()
+        logging.getLogger("functions.webhooks").warning("done")
+        log_calls.append("handled")
+        return WebResponse(status=202, body="", content_type="text/plain")
+
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="hook", methods=["POST"])
+    def hook(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        return serve(req, handler, context)
+
+    return app
+
+
+def test_log_records_of_one_invocation_share_its_trace_id(capture: Capture) -> None:
+    """Through the local host's invoker, which hands the function a Context with the host's trace
+    context as the real worker does: every record the invocation logs carries that invocation's
+    trace id and id; the next invocation has its own."""
+    import azure.functions as func
+
+    from local.indexer import index_functions
+    from local.invocation import Invoker
+
+    calls: list[str] = []
+    (spec,) = index_functions(_one_invocation_app(calls))  # type: ignore[arg-type]
+    invoker = Invoker(spec, app_directory=str(ROOT))
+    seen: list[tuple[str, str]] = []
+    for _ in range(2):
+        before = len(capture.records)
+        request = func.HttpRequest("POST", "http://127.0.0.1/api/hook", body=b"", headers={})
+        assert invoker.invoke(request, "test").status_code == 202
+        ours = [r for r in capture.records[before:] if not r.name.startswith("Host")]
+        assert {r.name for r in ours} == {"shared.sync.service", "shared.crm.session", "functions.webhooks"}
+        trace_ids = {r.trace_id for r in ours}  # type: ignore[attr-defined]
+        invocation_ids = {r.invocation_id for r in ours}  # type: ignore[attr-defined]
+        assert len(trace_ids) == 1 and len(invocation_ids) == 1, (trace_ids, invocation_ids)
+        (trace_id,), (invocation_id,) = trace_ids, invocation_ids
+        assert len(trace_id) == 32 and int(trace_id, 16) and invocation_id != "-"
+        # the host's own "Executed ..." line names the same invocation
+        executed = [r.getMessage() for r in capture.records[before:] if r.getMessage().startswith("Executed")]
+        assert executed and f"Id={invocation_id}" in executed[0]
+        seen.append((trace_id, invocation_id))
+    assert seen[0][0] != seen[1][0] and seen[0][1] != seen[1][1]
+    # outside an invocation, no trace
+    logging.getLogger("after").info("idle")
+    assert capture.records[-1].trace_id == "-"  # type: ignore[attr-defined]
+
+
+def test_the_trace_is_the_context_s_and_concurrent_invocations_keep_their_own(capture: Capture) -> None:
+    contexts = [_Context(f"00-{i:032x}-{i:016x}-01", invocation_id=f"inv-{i}") for i in range(1, 9)]
+    barrier = threading.Barrier(len(contexts))
+
+    def run(context: _Context) -> None:
+        with observability.invocation(context):
+            barrier.wait()
+            logging.getLogger("t").info("in %s", context.invocation_id)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in contexts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    got = {r.getMessage().removeprefix("in "): (r.trace_id, r.span_id) for r in capture.records}  # type: ignore[attr-defined]
+    assert got == {f"inv-{i}": (f"{i:032x}", f"{i:016x}") for i in range(1, 9)}
+
+
+@pytest.mark.parametrize("bad", ["", "garbage", f"00-{'0' * 32}-00f067aa0ba902b7-01", f"00-{TRACE_ID}-{'0' * 16}-01",
+                                 f"ff-{TRACE_ID}-00f067aa0ba902b7-01", f"00-{TRACE_ID}-00f067aa0ba902b7-01\nforged", None])
+def test_a_missing_or_invalid_trace_parent_is_not_carried(capture: Capture, bad: str | None) -> None:
+    with observability.invocation(_Context(bad, invocation_id="inv-x")):  # type: ignore[arg-type]
+        logging.getLogger("t").info("hello")
+    record = capture.records[-1]
+    assert record.trace_id == "-" and record.invocation_id == "inv-x"  # type: ignore[attr-defined]
+
+
+def test_no_context_changes_nothing(capture: Capture) -> None:
+    with observability.invocation(None) as trace:
+        logging.getLogger("t").info("direct call")
+    assert trace is None and capture.records[-1].trace_id == "-"  # type: ignore[attr-defined]
+
+
+def test_with_telemetry_on_the_host_s_trace_is_opentelemetry_s_current_one() -> None:
+    """In Azure (OpenTelemetry loaded by configure_azure_monitor), spans started inside an
+    invocation, such as the requests instrumentation's Graph and CRM calls, are children of the
+    host's invocation: one operation_Id in Application Insights."""
+    code = (
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from shared import observability\n"
+        "trace.set_tracer_provider(TracerProvider())\n"
+        "class T: trace_parent = '" + PARENT + "'; trace_state = 'az=1'\n"
+        "class C: invocation_id = 'i'; trace_context = T()\n"
+        "with observability.invocation(C()):\n"
+        "    with trace.get_tracer('t').start_as_current_span('GET zohoapis') as span:\n"
+        "        ctx = span.get_span_context()\n"
+        "        print(format(ctx.trace_id, '032x'), format(span.parent.span_id, '016x'), ctx.trace_state.get('az'))\n"
+        "print(trace.get_current_span().get_span_context().is_valid)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [TRACE_ID, "00f067aa0ba902b7", "1", "False"]
+
+
+def test_the_local_host_passes_a_trace_context_like_the_real_host() -> None:
+    from local.invocation import InvocationContext
+
+    first, second = InvocationContext("a", "fn", "."), InvocationContext("b", "fn", ".")
+    for context in (first, second):
+        assert observability.valid_trace_parent(context.trace_context.trace_parent) == context.trace_context.trace_parent
+        assert isinstance(context.trace_context.trace_state, str)
+    assert first.trace_context.trace_parent.split("-")[1] != second.trace_context.trace_parent.split("-")[1]
+
+
+def test_every_trigger_of_the_app_joins_the_host_s_invocation() -> None:
+    """Each function of function_app.py takes ``context`` and hands it to serve() or invocation()."""
+    import ast
+
+    checked = 0
+    for path in sorted((ROOT / "functions").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if not isinstance(node, ast.FunctionDef) or not any(
+                isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr.endswith(("route", "trigger"))
+                for d in node.decorator_list
+            ):
+                continue
+            params = [a.arg for a in node.args.args]
+            assert "context" in params, f"{path.name}:{node.name} takes no context"
+            annotation = next(a.annotation for a in node.args.args if a.arg == "context")
+            assert ast.unparse(annotation) == "func.Context", f"{path.name}:{node.name}"  # what the worker requires
+            passes = [c for c in ast.walk(node) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+                      and c.func.id in ("serve", "invocation") and any(
+                          isinstance(a, ast.Name) and a.id == "context" for a in c.args)]
+            assert passes, f"{path.name}:{node.name} does not pass its context on"
+            checked += 1
+    assert checked >= 44  # every trigger of the app (38 HTTP, 3 queue, 3 timer as of issue 22)

@@ -42,12 +42,15 @@ class FaultSettings:
     mailbox_requests_per_10_minutes: int = 10_000
     notification_duplicate_rate: float = 0.0
     notification_drop_rate: float = 0.0  # change notifications lost on the way (never delivered, no retry)
+    # Entra ID replication: for this long after a tenant's first consent to an app, the token
+    # endpoint does not see the app's service principal yet (client_credentials -> AADSTS700016).
+    consent_replication_seconds: float = 0.0
     seed: int | None = None
     per_mailbox: dict[str, dict] = field(default_factory=dict)
 
     FIELDS = ("latency_ms", "latency_jitter_ms", "rate_429", "rate_503", "rate_504", "retry_after_seconds",
               "mailbox_concurrency", "mailbox_requests_per_10_minutes", "notification_duplicate_rate",
-              "notification_drop_rate", "seed")
+              "notification_drop_rate", "consent_replication_seconds", "seed")
 
     def as_dict(self) -> dict:
         return {**{name: getattr(self, name) for name in self.FIELDS}, "per_mailbox": self.per_mailbox}
@@ -78,6 +81,8 @@ class Throttle:
             for name in ("rate_429", "rate_503", "rate_504", "notification_duplicate_rate", "notification_drop_rate"):
                 if not 0 <= float(getattr(fresh, name)) <= 1:
                     raise ValueError(f"{name} must be between 0 and 1")
+            if not 0 <= float(fresh.consent_replication_seconds) <= 3600:
+                raise ValueError("consent_replication_seconds must be between 0 and 3600")
             self.settings = fresh
             self.random = random.Random(fresh.seed)
             return fresh

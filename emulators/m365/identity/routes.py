@@ -473,7 +473,11 @@ def _grant_client_credentials(segment: str, tenant, app: dict) -> Response:
         raise TokenError(f"AADSTS1002012: The provided value for scope {scope} is not valid. Client credential flows must have a "
                          "scope value with /.default suffixed to the resource identifier (application ID URI).")
     resource, _, _ = split_scopes(scope)
-    if not store.has_service_principal(tenant["id"], app["clientId"]):
+    # Right after consent Entra's token endpoint may not see the new service principal yet
+    # (directory replication): the same answer as before any consent, until it has replicated.
+    age = store.service_principal_age_seconds(tenant["id"], app["clientId"])
+    replicating = age is not None and age < float(emulator().throttle.settings.consent_replication_seconds)
+    if age is None or replicating:
         return _token_error(400, "unauthorized_client", f"AADSTS700016: Application with identifier '{app['clientId']}' was not found "
                             f"in the directory '{tenant['displayName']}'. This can happen if the application has not been installed by "
                             "the administrator of the tenant or consented to by any user in the tenant. You might have sent your "

@@ -230,3 +230,29 @@ def test_unverified_mail_xms_edov_and_remove_unverified_email_claim(http, m365):
         assert [d["name"] for d in organization["value"][0]["verifiedDomains"]] == ["contoso.test"]
     finally:
         http.post(f"{m365.base_url}/__emulator/reset").raise_for_status()
+
+
+def test_a_new_consent_is_refused_until_it_has_replicated(http, m365):
+    """Entra replicates a new service principal: right after admin consent the token endpoint can
+    answer as if there were no consent (AADSTS700016) for a few seconds. The emulator does that
+    for ``consent_replication_seconds`` after the tenant's first consent to the app."""
+    faults = http.put(f"{m365.base_url}/__emulator/faults", json={"consent_replication_seconds": 1.5}).json()
+    assert faults["consent_replication_seconds"] == 1.5
+    data = {"grant_type": "client_credentials", "client_id": APP_ID, "client_secret": APP_SECRET, "scope": GRAPH_DEFAULT}
+    http.post(f"{m365.base_url}/__emulator/consents", json={"tenantId": CONTOSO, "clientId": APP_ID}).raise_for_status()
+    granted = time.monotonic()
+    refused = http.post(f"{m365.base_url}/{CONTOSO}/oauth2/v2.0/token", data=data)
+    assert refused.status_code == 400 and time.monotonic() - granted < 1.5
+    assert refused.json()["error"] == "unauthorized_client" and refused.json()["error_codes"] == [700016]
+    time.sleep(max(0.0, 1.6 - (time.monotonic() - granted)))
+    assert http.post(f"{m365.base_url}/{CONTOSO}/oauth2/v2.0/token", data=data).status_code == 200
+    # A consent that has long replicated (the seed's, another tenant's) is not delayed again by a second grant.
+    http.post(f"{m365.base_url}/__emulator/consents", json={"tenantId": CONTOSO, "clientId": APP_ID}).raise_for_status()
+    assert http.post(f"{m365.base_url}/{CONTOSO}/oauth2/v2.0/token", data=data).status_code == 200
+
+
+def test_consent_replication_is_off_by_default_and_bounded(http, m365):
+    assert http.get(f"{m365.base_url}/__emulator/faults").json()["consent_replication_seconds"] == 0
+    token_for(http, m365)  # granted and usable at once
+    refused = http.put(f"{m365.base_url}/__emulator/faults", json={"consent_replication_seconds": -1})
+    assert refused.status_code == 400
