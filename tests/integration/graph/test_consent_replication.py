@@ -31,18 +31,17 @@ def test_the_token_right_after_consent_waits_for_replication(emulator: Emulator,
     assert entra.app_token(TENANT) == token  # the app that got it is the tenant's from now on (its cache)
 
 
-def test_asking_again_through_the_same_msal_app_would_not_do(emulator: Emulator, http: requests.Session) -> None:
-    """Why each retry uses a fresh MSAL app: MSAL answers a repeated request that got an HTTP 400
-    from its own memory for 60 s, so Entra would never be asked again within the wait."""
+def test_a_refusal_is_not_remembered_so_asking_again_asks_entra(emulator: Emulator, http: requests.Session) -> None:
+    """MSAL alone would answer a repeated request that got an HTTP 400 from its own memory for
+    60 s (Entra never asked again within the wait); a refusal drops the tenant's MSAL app, so
+    the next request, once the consent has replicated, is answered by Entra."""
     entra = EntraApp(emulator.running.base_url, CLIENT_ID, CLIENT_SECRET, http)
     _fresh_consent(emulator, 1.0)
-    with pytest.raises(SignInFailed):
+    with pytest.raises(SignInFailed) as refused:
         entra.app_token(TENANT)
-    time.sleep(1.2)  # replicated by now ...
-    with pytest.raises(SignInFailed) as still:
-        entra.app_token(TENANT)  # ... yet MSAL hands back the refusal it remembers
-    assert still.value.code == "unauthorized_client"
-    assert entra.app_token_after_consent(TENANT)  # a fresh MSAL app asks Entra, which now says yes
+    assert refused.value.code == "unauthorized_client"
+    time.sleep(1.2)  # replicated by now
+    assert entra.app_token(TENANT)
 
 
 def test_a_consent_slower_than_the_wait_is_reported(emulator: Emulator, http: requests.Session) -> None:
