@@ -19,9 +19,10 @@ log = logging.getLogger("functions.sync")
 def sync_step(msg: func.QueueMessage, context: func.Context) -> None:
     with invocation(context):
         job = decode_message(msg.get_body(), SyncJob)
-        with correlated(new_correlation_id(f"sync:{job.member}:{job.kind}")):
-            # The message id names this delivery's lease: a redelivery after a crash takes it over.
-            get_services().sync.run(job, delivery=msg.id)
+    with invocation(context, continues=job.traceparent), correlated(new_correlation_id(f"sync:{job.member}:{job.kind}")):
+        # The webhook's operation goes on, when one queued the step. The message id names this
+        # delivery's lease: a redelivery after a crash takes it over.
+        get_services().sync.run(job, delivery=msg.id)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=f"{SYNC_QUEUE}-poison", connection="AzureWebJobsStorage")

@@ -139,15 +139,30 @@ def _attach_opentelemetry(trace: InvocationTrace) -> Callable[[], None]:
     return lambda: otel_context.detach(token)
 
 
+def current_trace_parent() -> str | None:
+    """The running invocation's ``traceparent``, for work it queues to carry (a sync step
+    queued by a webhook continues the webhook's operation)."""
+    trace = _invocation.get()
+    return trace.trace_parent if trace else None
+
+
 @contextmanager
-def invocation(context: Any) -> Iterator[InvocationTrace | None]:
+def invocation(context: Any, *, continues: str | None = None) -> Iterator[InvocationTrace | None]:
     """Every record logged inside carries the host's invocation id and trace context, and
     OpenTelemetry's current context is the host's (see the module's docstring). With no
-    context (a test calling a function directly), nothing changes."""
+    context (a test calling a function directly), nothing changes.
+
+    ``continues``: the ``traceparent`` a queue message carries from the invocation that
+    queued it. Storage queues carry no trace context of their own, so the host starts a new
+    trace for each message; the invocation then continues the queuing one's instead (its
+    records and outbound calls are children of it), and the webhook, its step and the step's
+    CRM and Graph calls are one operation in Application Insights."""
     trace = invocation_trace(context)
     if trace is None:
         yield None
         return
+    if parent := valid_trace_parent(continues):
+        trace = InvocationTrace(invocation_id=trace.invocation_id, trace_parent=parent)
     token = _invocation.set(trace)
     undo = _attach_opentelemetry(trace)
     try:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 
+from shared.observability import current_trace_parent, valid_trace_parent
 from shared.sync.profiles import SyncKind, SyncProfile
 
 Step = Literal["initial", "delta", "remap"]
@@ -52,6 +53,14 @@ class SyncJob(BaseModel):
     # dropped (a late step of a disabled sync must not act on the next). None: queued before
     # generations existed, accepted by any.
     generation: str | None = None
+    # The queuing invocation's W3C traceparent (a webhook's, a step's): the step continues its
+    # operation (``shared.observability.invocation``). Set when the job is made inside one.
+    traceparent: str | None = Field(default_factory=current_trace_parent)
+
+    @field_validator("traceparent", mode="before")
+    @classmethod
+    def _valid_trace(cls, value: object) -> str | None:
+        return valid_trace_parent(value)  # anything else is no trace: never a reason to drop the step
 
     @field_validator("reason", mode="before")
     @classmethod

@@ -490,3 +490,37 @@ def test_every_trigger_of_the_app_joins_the_host_s_invocation() -> None:
             assert passes, f"{path.name}:{node.name} does not pass its context on"
             checked += 1
     assert checked >= 44  # every trigger of the app (38 HTTP, 3 queue, 3 timer as of issue 22)
+
+
+def test_a_step_queued_by_a_webhook_continues_its_operation(capture: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22: storage queues carry no trace context, so the job carries the queuing
+    invocation's ``traceparent``: the step's records (and its CRM and Graph calls) are in the
+    webhook's operation; a step queued outside any invocation, or with a broken value, keeps
+    the host's own trace."""
+    import types
+
+    import azure.functions as func
+
+    from functions import sync_workers
+    from shared.sync.jobs import SyncJob
+    from shared.sync.profiles import SyncKind
+
+    webhook = _Context(PARENT, invocation_id="webhook-1")
+    with observability.invocation(webhook):
+        queued = SyncJob(member="ms|t|o", kind=SyncKind.CALENDAR, step="delta")
+    assert queued.traceparent == PARENT
+    assert SyncJob(member="ms|t|o", kind=SyncKind.CALENDAR, step="delta").traceparent is None  # outside any invocation
+    assert SyncJob(member="ms|t|o", kind=SyncKind.CALENDAR, step="delta", traceparent="00-zz-broken").traceparent is None
+
+    ran: list[tuple[str, str]] = []
+
+    def run(job: SyncJob, delivery: str) -> None:
+        logging.getLogger("shared.sync.runner").info("step of %s", job.member)
+        ran.append((capture.records[-1].trace_id, capture.records[-1].invocation_id))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(sync_workers, "get_services", lambda: types.SimpleNamespace(sync=types.SimpleNamespace(run=run)))
+    step_trace = f"00-{'a' * 32}-{'b' * 16}-01"
+    for job, expected in ((queued, TRACE_ID), (queued.model_copy(update={"traceparent": None}), "a" * 32)):
+        message = func.QueueMessage(id="m-1", body=job.model_dump_json().encode())  # as the host hands it over (decoded)
+        sync_workers.sync_step(message, _Context(step_trace, invocation_id="step-1"))  # type: ignore[arg-type]
+        assert ran[-1] == (expected, "step-1")
