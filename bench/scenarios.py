@@ -145,7 +145,7 @@ def wait_active(members: list[Any], kind: str, started: float, timeout: float,
             if index not in done and found.state.value == "active":
                 done[index] = time.monotonic() - started
             if found.state.value == "paused":
-                raise RuntimeError(f"sync paused: {found.reason}")
+                raise RuntimeError(f"sync paused: {found.reason} ({found.last_error})")
         if samples is not None:
             samples.append((round(time.monotonic() - started, 2), total))
         time.sleep(0.5 if len(members) == 1 else 1.0)

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 
 from shared.storage import TableEntity, TableOperation, TableRepository
 
-CHUNK = 2000  # ids per row: about 40 KB of JSON, under a property's 64 KB
+# A row's ``ids`` is one JSON string property: Table Storage allows 64 KiB of UTF-16, so
+# 32,768 characters. Rows are filled by size (ids of any length), with room to spare.
+CHUNK_CHARACTERS = 30_000
 
 
 class SelectionChunk(TableEntity):
@@ -23,7 +25,7 @@ class SelectionStore:
 
     def save(self, partition: str, ids: Sequence[str]) -> None:
         """Replace the selection (a repeated selection pass writes the same rows again)."""
-        chunks = [list(ids[start:start + CHUNK]) for start in range(0, len(ids), CHUNK)] or [[]]
+        chunks = _chunks(ids)
         rows = [SelectionChunk(partition_key=partition, row_key=f"{n:05d}", ids=chunk) for n, chunk in enumerate(chunks)]
         stale = [s.entity for s in self._repo.query(partition) if int(s.entity.row_key) >= len(rows)]
         self._repo.transact([TableOperation("upsert", row) for row in rows] + [TableOperation("delete", row) for row in stale])
@@ -35,3 +37,17 @@ class SelectionStore:
 
     def purge(self, partition: str) -> None:
         self._repo.transact([TableOperation("delete", s.entity) for s in self._repo.query(partition)])
+
+
+def _chunks(ids: Sequence[str]) -> list[list[str]]:
+    """The ids in order, in rows whose JSON stays under ``CHUNK_CHARACTERS`` (at least one row)."""
+    chunks: list[list[str]] = [[]]
+    size = 2  # the list's brackets
+    for item in ids:
+        cost = len(item) + 3  # its quotes and a comma (ids are digits: nothing to escape)
+        if chunks[-1] and size + cost > CHUNK_CHARACTERS:
+            chunks.append([])
+            size = 2
+        chunks[-1].append(item)
+        size += cost
+    return chunks
