@@ -330,7 +330,7 @@ def steady_state(ctx: Context) -> list[dict[str, Any]]:
             ctx.log(f"[steady-state] one change each way among {n} linked contacts")
             folder = profile(member, "contacts").container_id
             contact = container_items(stack, upn, "contacts", folder)[0]
-            crm_id = next(p["value"] for p in contact.get("singleValueExtendedProperties") or [] if "CrmId" in p["id"])
+            crm_id = next(p["value"] for p in contact.get("singleValueExtendedProperties") or [] if "CrmId" in p["id"]).rsplit(":", 1)[-1]  # "{generation}:{crm id}"
             stamp = uuid.uuid4().hex[:6]
             figures = _one_change_each_way(
                 stack,
@@ -538,7 +538,7 @@ def propagation(ctx: Context) -> dict[str, Any]:
             time.sleep(0.5)
         wait_quiet(stack)
         calendar_id = profile(member, "calendar").container_id
-        pairs = [(next(p["value"] for p in e.get("singleValueExtendedProperties") or [] if "CrmId" in p["id"]), e["id"])
+        pairs = [(next(p["value"] for p in e.get("singleValueExtendedProperties") or [] if "CrmId" in p["id"]).rsplit(":", 1)[-1], e["id"])
                  for e in container_items(stack, ADELE, "calendar", calendar_id)]
         ctx.log(f"[propagation] product: {CHANGES} changes over {len(pairs)} linked events")
         stack.reset_counters()
