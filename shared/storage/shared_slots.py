@@ -57,7 +57,6 @@ class _Share:
     limit: int
     held: dict[str, _Held] = field(default_factory=dict)
     busy: int = 0
-    peak: int = 0
     next_look: float = 0.0  # when the table may be asked again after it had no free slot
 
 
@@ -95,8 +94,9 @@ class SharedSlots:
                 self._forget_lapsing(share)
                 if share.busy < len(share.held):
                     share.busy += 1
-                    share.peak = max(share.peak, share.busy)
                     return
+                # The table is asked under the lock (a query and a write, a few ms): simpler than a
+                # second state for "asking", and rare (only when every held slot is busy).
                 if len(share.held) < share.limit and time.monotonic() >= share.next_look:
                     if self._lease_one(key, share):
                         continue

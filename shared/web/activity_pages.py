@@ -3,6 +3,7 @@ and Remind, an e-mail to a member whose sync is paused. For members with Manage 
 
 from __future__ import annotations
 
+from shared.crm.directory import CrmMember
 from shared.http_messages import WebRequest, WebResponse
 from shared.sync.org_activity import Reminded
 from shared.sync.profiles import SyncKind
@@ -27,8 +28,9 @@ class SyncActivityPages:
         self.users.require_manager(visit, member)
         return visit.answer(self._render(visit, member.org_id, member.org_name))
 
-    def _render(self, visit: Visit, org_id: str, org_name: str, notice: str = "", status: int = 200) -> WebResponse:
-        rows = self.s.org_sync_activity.of(self.s.crm_directory.list_members(org_id))
+    def _render(self, visit: Visit, org_id: str, org_name: str, notice: str = "", status: int = 200,
+                members: list[CrmMember] | None = None) -> WebResponse:
+        rows = self.s.org_sync_activity.of(members if members is not None else self.s.crm_directory.list_members(org_id))
         return render(visit.request, "activity.html", status=status, org_name=org_name, rows=rows, kinds=list(SyncKind),
                       notice=notice, csrf_token=visit.session.csrf_token, signed_in=True, member_nav=True)
 
@@ -44,4 +46,4 @@ class SyncActivityPages:
                                                   describe=lambda reason: translate(lang, f"ms.reason.{reason}"))
         email = next((m.email for m in members if m.user_id == user_id), "")
         notice = translate(lang, f"activity.reminded.{outcome.value}", email=email)
-        return visit.answer(self._render(visit, member.org_id, member.org_name, notice, _REMINDED_STATUS[outcome]))
+        return visit.answer(self._render(visit, member.org_id, member.org_name, notice, _REMINDED_STATUS[outcome], members))

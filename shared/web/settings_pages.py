@@ -39,11 +39,12 @@ class SettingsPages:
 
     def status(self, member: MemberIdentity) -> list[dict[str, Any]]:
         sections = []
+        caps = {SyncKind.CALENDAR: self.s.settings.calendar_initial_cap, SyncKind.CONTACTS: self.s.settings.contacts_initial_cap}
+        now = datetime.now(UTC)
         for kind in SyncKind:
             stored = self.s.sync_profiles.get(member.partition_key, kind)
             profile = stored.entity if stored else None
-            caps = {SyncKind.CALENDAR: self.s.settings.calendar_initial_cap, SyncKind.CONTACTS: self.s.settings.contacts_initial_cap}
-            sections.append(_section(kind, profile, self._conflicts(member, kind, profile), caps[kind], datetime.now(UTC)))
+            sections.append(_section(kind, profile, self._conflicts(member, kind, profile), caps[kind], now))
         return sections
 
     def _conflicts(self, member: MemberIdentity, kind: SyncKind, profile: SyncProfile | None) -> list[dict[str, Any]]:
