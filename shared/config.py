@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     # (the CRM reads 100 records by id per call). Smaller values serve tests of the same code path.
     calendar_initial_cap: int = Field(default=5000, ge=1, validation_alias=AliasChoices("CALENDAR_INITIAL_CAP"))
     contacts_initial_cap: int = Field(default=10000, ge=1, validation_alias=AliasChoices("CONTACTS_INITIAL_CAP"))
-    initial_page_size: int = Field(default=100, ge=1, le=100, validation_alias=AliasChoices("INITIAL_PAGE_SIZE"))
+    initial_page_size: int = Field(default=99, ge=1, le=99, validation_alias=AliasChoices("INITIAL_PAGE_SIZE"))
 
     # A CA bundle to trust for outbound HTTPS (the local emulators' CA). Empty: system store.
     outbound_ca_bundle: Path | None = Field(default=None, validation_alias=AliasChoices("OUTBOUND_CA_BUNDLE"))

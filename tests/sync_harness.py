@@ -73,12 +73,14 @@ class Delivery:
 
 
 class SyncHarness:
-    def __init__(self, *, crm_per_page: int = 3, outlook_per_page: int = 4) -> None:
+    def __init__(self, *, crm_per_page: int = 3, outlook_per_page: int = 4, initial_page_size: int = 2) -> None:
+        """``initial_page_size``: small, so that a few items make several initial pages (the
+        pipeline, and the range of creates reserved ahead of the committed progress)."""
         self.clock = TickingClock()
         self.budget = Budget()
         self.crm_store = Store(Side.CRM, self.clock, self.budget, origin_of=self._origin_in(Side.OUTLOOK),  # type: ignore[arg-type]
                                time_versions=True)
-        self.outlook_store = Store(Side.OUTLOOK, self.clock, self.budget, honours_transaction_id=True,  # type: ignore[arg-type]
+        self.outlook_store = Store(Side.OUTLOOK, self.clock, self.budget, honours_transaction_id=False,  # type: ignore[arg-type]
                                    origin_of=self._origin_in(Side.CRM))
         self.crm = CrmListing(self.crm_store, owner=USER, per_page=crm_per_page)
         self.outlook = OutlookSideInMemory(self.outlook_store, per_page=outlook_per_page)
@@ -103,6 +105,7 @@ class SyncHarness:
             crm_channels=lambda member: self.channels, crm_time_zone=lambda member: None,
             subscriptions=lambda member: self.subscriptions, crm_token=_unreachable, mailbox=_unreachable,
             app_token=_unreachable, encrypt=_unreachable, public_base_url="https://sync.example", clock=self.clock.now,
+            initial_page_size=initial_page_size,
         ))
         self.pending: list[Delivery] = []
         self.deliveries = 0

@@ -37,9 +37,12 @@ class Cycle:
     def run(
         self, profile: SyncProfile, ctx: StepContext, crm: SideChanges, outlook: SideChanges,
         every: list[LinkRow] | None = None, notes: list[Note] | None = None, read_at: datetime | None = None,
+        links: LinkRows | None = None,
     ) -> ExecutionReport | PauseForConfirmation:
         """``read_at``: when the changes were read; updates are then conditional on the items
-        being unchanged since, and a pair changed meanwhile is read again and planned anew."""
+        being unchanged since, and a pair changed meanwhile is read again and planned anew.
+        ``links``: where the executor writes the rows (an initial page's are committed by the
+        initial sync, with its progress)."""
         partition = profile.links_partition
         crm_ids = ids(crm) | {s.partner_id for s in outlook.seen if s.partner_id}
         outlook_ids = ids(outlook) | {s.partner_id for s in crm.seen if s.partner_id}
@@ -53,7 +56,7 @@ class Cycle:
         verdict = check_mass_change(result, list(known.values()), synced_total=profile.synced_items)
         if isinstance(verdict, PauseForConfirmation) and decide(profile.life, Event.MASS_CHANGE_FOUND).life.state is SyncState.PAUSED:
             return verdict  # L11 (not L12, L13: the initial sync, or the member answered "delete")
-        report = self._executor(profile, ctx, read_at).apply(result, known)
+        report = self._executor(profile, ctx, read_at, links).apply(result, known)
         for attempt in range(1, REREADS + 1):
             if not report.changed_meanwhile or read_at is None:
                 break
@@ -65,16 +68,16 @@ class Cycle:
             # The last reading is written as it is: an item edited again within those moments must
             # not stall its pair (the next round would not list it again).
             conditional = read_at if attempt < REREADS else None
-            report.add(self._executor(profile, ctx, conditional).apply(again, rows))
+            report.add(self._executor(profile, ctx, conditional, links).apply(again, rows))
         if self.ledger is not None:  # the exceptions the sync ledger keeps (shared.sync.ledger)
             left_out = [_excluded_note(side, s) for side, changes in ((Side.CRM, crm), (Side.OUTLOOK, outlook))
                         for s in changes.seen if s.excluded]
             self.ledger.note(profile.history_partition, [*(notes or []), *left_out, *report.notes])
         return report
 
-    def _executor(self, profile: SyncProfile, ctx: StepContext, read_at: datetime | None) -> Executor:
+    def _executor(self, profile: SyncProfile, ctx: StepContext, read_at: datetime | None, links: LinkRows | None = None) -> Executor:
         return Executor(
-            ctx.rules, ctx.outlook, ctx.records, self.links, self.conflicts, partition=profile.links_partition,
+            ctx.rules, ctx.outlook, ctx.records, links or self.links, self.conflicts, partition=profile.links_partition,
             container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
             history_partition=profile.history_partition, read_at=read_at,
         )

@@ -47,4 +47,4 @@ class SyncDependencies:
     encrypt: Callable[[str], str]  # a refresh token, sealed for storage
     public_base_url: str  # where Graph and the CRM send our webhooks
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # the one clock of the sync's decisions
-    initial_page_size: int = 100  # CRM records the initial sync reads by id at a time
+    initial_page_size: int = 99  # CRM records the initial sync reads by id at a time (and link rows per commit)

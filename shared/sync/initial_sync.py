@@ -8,26 +8,36 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.crm.records import ListQuery
-from shared.sync import SideChanges
+from shared.sync import ItemSeen, SideChanges
 from shared.sync.cycle import Cycle
+from shared.sync.executor import ExecutionReport
+from shared.sync.guards import PauseForConfirmation
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.kind import KindRules
 from shared.sync.ledger import Note, Why, why_excluded
 from shared.sync.lifecycle import Effect, Event, decide
-from shared.sync.links import Side
+from shared.sync.links import InitialProgress, LinkRow, LinkState, Side, derive_key
+from shared.sync.page_rows import PageRows
 from shared.sync.profiles import SyncProfile
 from shared.sync.selection import best
 from shared.sync.selection_store import SelectionStore
 from shared.sync.step_context import StepContext
 
-# One initial step writes pages for this long, then queues the next (progress is saved per page).
+# A step yields its worker after this long when other steps wait for one (``others_waiting``),
+# and in any case after ``INITIAL_SLICE_SECONDS``; progress is committed with every page.
 INITIAL_STEP_SECONDS = 10.0
-PAGE_SIZE = 100  # records read by id at a time (the CRM's limit)
+INITIAL_SLICE_SECONDS = 120.0
+# Pairs per page: 99 link rows and the progress are one entity-group transaction (100
+# operations); 99 records are also one CRM read by id (at most 100).
+PAGE_SIZE = 99
+# Creates are sent up to this many pages past the committed progress (the write-ahead of a
+# range): page k is sent while page k-1's rows are still being committed in the background.
+RESERVED_PAGES = 2
 
 
 class InitialSync:
@@ -39,45 +49,96 @@ class InitialSync:
         self.page_size = page_size
 
     def step(self, profile: SyncProfile, ctx: StepContext) -> SyncProfile:
-        """Pages of the selection for up to ``INITIAL_STEP_SECONDS``, the next page read while
-        the current one is written (a queue hop per page would cost more than the page)."""
+        """Pages of the selection for one slice, as a pipeline: the CRM's next page is read
+        while this one is sent to Outlook, and a page's link rows are committed (with the
+        progress that counts them, one transaction) while the next page is sent."""
         if self.selections is None:
             raise RuntimeError("the initial sync needs a selection store")
-        position = _position(profile.initial_cursor)
-        ids = self.selections.load(profile.links_partition) if position is not None else None
-        if position is None or ids is None:  # not selected yet (or a cursor of an earlier release)
-            return self._select(profile, ctx)
-        a = ctx.rules
-        deadline = time.monotonic() + INITIAL_STEP_SECONDS
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-prefetch") as prefetch:
+        partition = profile.links_partition
+        links = self.cycle.links
+        ids = self.selections.load(partition)
+        # The selection is saved before the progress is first written: without a progress,
+        # no create was sent yet, and selecting again repeats nothing.
+        progress = links.progress(partition) if ids is not None else None
+        if ids is None or progress is None:
+            profile, ids, progress = self._select(profile, ctx)
+        # Pages committed by a step that died before its release: counted now.
+        profile = profile.model_copy(update={"synced_items": profile.synced_items + max(0, progress.synced - profile.initial_done),
+                                             "initial_done": progress.synced, "initial_cursor": str(progress.done)})
+        maybe_sent = progress.reserved  # creates before this may have happened: looked for first
+        position, synced = progress.done, progress.synced
+        if progress.reserved < self._reach(position, ids):
+            links.commit(partition, [], progress.model_copy(update={"reserved": self._reach(position, ids)}))
+        started = time.monotonic()
+        report: ExecutionReport | PauseForConfirmation = ExecutionReport()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-prefetch") as prefetch, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="link-commit") as committer:
             upcoming = prefetch.submit(self._read, ctx, ids[position:position + self.page_size])
-            while True:
+            committing: Future[None] | None = None
+            while position < len(ids):
                 batch = ids[position:position + self.page_size]
                 records = upcoming.result()
-                position += len(batch)
-                if position < len(ids):
-                    upcoming = prefetch.submit(self._read, ctx, ids[position:position + self.page_size])
-                in_order = [records[i] for i in batch if i in records]  # one deleted meanwhile is no more
-                chosen = [r for r in in_order if not a.excluded(r)]
-                report = self.cycle.run(profile, ctx, SideChanges(seen=tuple(a.crm_to_seen(r) for r in chosen)), SideChanges(),
-                                        notes=_left_out(a, in_order, chosen))
-                done = profile.initial_done + len(chosen)
-                if position >= len(ids):
-                    break
-                profile = self.cycle.counted(profile, report, initial_done=done, initial_cursor=str(position))
-                if time.monotonic() > deadline:
+                end = position + len(batch)
+                if end < len(ids):
+                    upcoming = prefetch.submit(self._read, ctx, ids[end:end + self.page_size])
+                report, rows, sent = self._page(profile, ctx, batch, records, recovering=position < maybe_sent)
+                if committing is not None:
+                    committing.result()  # back-pressure: one commit in flight (the write-ahead's reach)
+                synced += sent
+                elapsed = time.monotonic() - started
+                stop = end < len(ids) and (elapsed > INITIAL_SLICE_SECONDS or elapsed > INITIAL_STEP_SECONDS and self._others_wait(ctx))
+                # A slice's last page reserves nothing ahead: the next step has nothing to look for.
+                reach = end if stop else self._reach(end, ids)
+                committing = committer.submit(links.commit, partition, rows, InitialProgress(done=end, reserved=reach, synced=synced))
+                profile = self.cycle.counted(profile, report, initial_done=synced, initial_cursor=str(end))
+                position = end
+                if stop:
+                    committing.result()
                     ctx.enqueue(SyncJob.of(profile, "initial", StepReason.CONTINUE), 0)
                     return profile
+            if committing is not None:
+                committing.result()
         # Done: start two-way sync from here (R3.3): a Graph delta round and the CRM watermark (L16).
         finished = decide(profile.life, Event.INITIAL_DONE)
         if Effect.QUEUE_DELTA in finished.effects:
             ctx.enqueue(SyncJob.of(profile, "delta", StepReason.INITIAL_DONE), 0)
-        return self.cycle.counted(profile.living(finished.life), report, initial_done=done, initial_cursor=None)
+        return profile.living(finished.life).model_copy(update={"initial_cursor": None})
+
+    def _reach(self, position: int, ids: Sequence[str]) -> int:
+        return min(len(ids), position + RESERVED_PAGES * self.page_size)
+
+    @staticmethod
+    def _others_wait(ctx: StepContext) -> bool:
+        """Whether other steps wait for a worker (unknown: yes, as a queue hop costs little)."""
+        return ctx.others_waiting() if ctx.others_waiting is not None else True
+
+    def _page(self, profile: SyncProfile, ctx: StepContext, batch: Sequence[str], records: dict[str, dict[str, Any]],
+              *, recovering: bool) -> tuple[ExecutionReport | PauseForConfirmation, list[LinkRow], int]:
+        """Plan and send one page; returns its report, the link rows to commit and how many
+        items it sent.
+
+        A fresh page has no link rows yet: none is read. A page whose creates may have been
+        sent by a step that died (``recovering``) reads the rows its items may have, and each
+        item without one is planned as a pending create, so that the executor looks for the
+        earlier attempt's copy by its marker before creating one (engine P1, P3)."""
+        a = ctx.rules
+        in_order = [records[i] for i in batch if i in records]  # one deleted meanwhile is no more
+        chosen = [r for r in in_order if not a.excluded(r)]
+        seen = [a.crm_to_seen(r) for r in chosen]
+        known: list[LinkRow] = []
+        if recovering:
+            known = self.cycle.links.load(profile.links_partition, crm_ids=[s.item_id for s in seen])
+            linked = {row.crm_id for row in known}
+            known += [_maybe_created(s, a, self._now()) for s in seen if s.item_id not in linked]
+        page = PageRows()
+        report = self.cycle.run(profile, ctx, SideChanges(seen=tuple(seen)), SideChanges(), every=known,
+                                notes=_left_out(a, in_order, chosen), links=page)
+        return report, page.rows(), len(chosen)
 
     def _read(self, ctx: StepContext, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return ctx.records.by_ids(ctx.rules.crm_module, ids, ctx.rules.crm_fields) if ids else {}  # type: ignore[arg-type]
 
-    def _select(self, profile: SyncProfile, ctx: StepContext) -> SyncProfile:
+    def _select(self, profile: SyncProfile, ctx: StepContext) -> tuple[SyncProfile, list[str], InitialProgress]:
         """The selection pass: every candidate's ordering key, the cap's best kept in order
         (R3.5, R4.6); what is left out is noted for the ledger (out of scope, over the cap)."""
         assert self.selections is not None
@@ -100,17 +161,27 @@ class InitialSync:
         kept = set(chosen)
         notes += [Note(Side.CRM, i, names[i], Why.OVER_CAP) for _, i in keys if i not in kept]
         self.selections.save(profile.links_partition, chosen)
+        progress = InitialProgress()
+        if self.cycle.links.progress(profile.links_partition) is not None:
+            # Selected again over pages already sent (a selection lost meanwhile): the pages
+            # may find items already linked or created, so each is read and looked for first.
+            progress = InitialProgress(done=0, reserved=len(chosen), synced=0)
+            self.cycle.links.commit(profile.links_partition, [], progress)
         if self.cycle.ledger is not None and notes:
             self.cycle.ledger.note(profile.history_partition, notes)
-        ctx.enqueue(SyncJob.of(profile, "initial", StepReason.SELECTED), 0)
         return profile.model_copy(
-            update={"initial_cursor": "0", "initial_total": len(chosen), "initial_done": 0, "crm_watermark": started}
-        )
+            update={"initial_cursor": "0", "initial_total": len(chosen), "initial_done": 0, "synced_items": 0,
+                    "crm_watermark": started}
+        ), chosen, progress
 
 
-def _position(cursor: str | None) -> int | None:
-    """Where the pages stand in the selection; None: select first."""
-    return int(cursor) if cursor is not None and cursor.isdigit() else None
+def _maybe_created(seen: ItemSeen, a: KindRules, now: datetime) -> LinkRow:
+    """The pending create a page's earlier attempt may have made (a range write-ahead keeps
+    no row per item): as the engine plans a create, so the same transaction key."""
+    key = derive_key("create", Side.OUTLOOK, seen.item_id, seen.version)
+    return LinkRow(link_id=key, state=LinkState.PENDING_CREATE_OUTLOOK, crm_id=seen.item_id, crm_version=seen.version,
+                   fields=dict(seen.fields), content_hash=a.normalisation.fingerprint(seen.fields), transaction_key=key,
+                   pending_since=now)
 
 
 def _left_out(a: KindRules, records: list[dict[str, Any]], chosen: list[dict[str, Any]]) -> list[Note]:

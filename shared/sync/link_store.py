@@ -1,9 +1,19 @@
-"""Link rows in Table Storage: one partition per member and kind (DESIGN §7).
+"""Link rows in Table Storage: one partition per member, kind and generation (DESIGN §7).
 
-Each pair is stored under its link id, plus one index row per side's item id (``crm|…``,
-``ol|…``) so a delta cycle reads only the rows its changes touch (point reads), not the
-member's whole history. All rows of a pair live in one partition, so they change together
-in one entity-group transaction."""
+One entity per pair, RowKey ``link|{link id}``, with the pair's item ids as properties
+(``crm_id``, ``outlook_id``, ``series``) instead of one index row per id: an initial sync
+then writes 99 pairs and its progress in one entity-group transaction (issue 21), and a
+change of a linked item is one read and one write. A cycle finds the rows its changes touch
+with one filtered query per 14 ids (Table Storage allows 15 comparisons in a filter; the
+partition key is one): the service scans the member's partition for them, which costs one
+transaction whatever the partition's size, where index rows cost one point read each. Past
+``FILTERED_READS_BEFORE_SCAN`` queries, one scan of the link rows is cheaper still.
+
+A pending create or a tombstone carries no id property: a pending create is loaded by every
+cycle (it needs recovery), a tombstone is no item's pair any more (its ids are retired).
+
+Rows written before this layout (index rows ``crm|``, ``ol|``, ``series|``) were never
+deployed to a customer: none exist that need migrating (see docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -12,85 +22,82 @@ from collections.abc import Iterable, Sequence
 from pydantic import JsonValue
 
 from shared.storage import TableEntity, TableOperation, TableRepository
-from shared.storage.keys import escape_key_part
-from shared.sync.links import LinkRow, LinkState
+from shared.storage.tables import MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPERATIONS
+from shared.sync.links import InitialProgress, LinkRow, LinkState
 
-# Beyond this many ids a cycle reads the partition's link rows in pages of 1,000 instead.
-POINT_READS_BEFORE_SCAN = 60
+LINK_PREFIX = "link|"
+PROGRESS_KEY = "initial-progress"
+# Table Storage: at most 15 comparisons in one filter; "PartitionKey eq" is one of them.
+COMPARISONS_PER_QUERY = 14
+FILTERED_READS_BEFORE_SCAN = 4
 
 
 class LinkEntity(TableEntity):
-    """RowKey = "link|{id}", "crm|{crm id}" or "ol|{outlook id}"; ``row`` is the pair."""
+    """RowKey = "link|{id}"; ``row`` is the pair; the ids are properties a filter can find."""
 
     link_id: str
     state: str
+    crm_id: str | None = None
+    outlook_id: str | None = None
+    series: bool = False  # a recurring series: its master is re-read when occurrences vanish
     row: dict[str, JsonValue]
 
 
-def _keys(row: LinkRow) -> list[str]:
-    keys = [f"link|{row.link_id}"]
-    if row.state.creating_on is not None:
-        return keys  # pending creates are all loaded by every cycle (``pending``): no index rows
-    if row.crm_id and row.state is not LinkState.TOMBSTONE:
-        keys.append(f"crm|{escape_key_part(row.crm_id)}")
-    if row.outlook_id and row.state is not LinkState.TOMBSTONE:
-        keys.append(f"ol|{escape_key_part(row.outlook_id)}")
-        if row.fields.get("recurrence"):  # a series: its master is re-read when occurrences vanish
-            keys.append(f"series|{escape_key_part(row.outlook_id)}")
-    return keys
+def _entity(partition: str, row: LinkRow) -> LinkEntity:
+    stored = row.model_dump(mode="json")
+    if stored.get("pending_since") is None:
+        # Written only while a create is pending: rows otherwise stay readable by an
+        # instance of the previous release during a rolling deployment (LinkRow forbids
+        # unknown fields).
+        stored.pop("pending_since", None)
+    findable = row.state.creating_on is None and row.state is not LinkState.TOMBSTONE
+    return LinkEntity(
+        partition_key=partition, row_key=f"{LINK_PREFIX}{row.link_id}", link_id=row.link_id, state=row.state.value,
+        crm_id=row.crm_id if findable else None, outlook_id=row.outlook_id if findable else None,
+        series=findable and bool(row.fields.get("recurrence")), row=stored,
+    )
 
 
 class LinkStore:
     def __init__(self, repository: TableRepository[LinkEntity]) -> None:
         self._repo = repository
 
-    def _entity(self, partition: str, key: str, row: LinkRow) -> LinkEntity:
-        stored = row.model_dump(mode="json")
-        if stored.get("pending_since") is None:
-            # Written only while a create is pending: rows otherwise stay readable by an
-            # instance of the previous release during a rolling deployment (LinkRow forbids
-            # unknown fields).
-            stored.pop("pending_since", None)
-        return LinkEntity(partition_key=partition, row_key=key, link_id=row.link_id, state=row.state.value, row=stored)
-
     def load(self, partition: str, *, crm_ids: Iterable[str] = (), outlook_ids: Iterable[str] = (),
              every: list[LinkRow] | None = None) -> list[LinkRow]:
         """The rows these items belong to, plus every pending create (they need recovery).
         A tombstone belongs to no item any more (its ids are retired): it is not returned.
 
-        A few ids are point reads of their index rows; many (a first delta round reports
-        every item) are one scan of the partition's link rows, far fewer round trips.
         ``every``: the partition's rows, already scanned by the caller."""
-        wanted = {"crm": set(crm_ids), "ol": set(outlook_ids)}
-        if every is not None or len(wanted["crm"]) + len(wanted["ol"]) > POINT_READS_BEFORE_SCAN:
-            rows_by_id = {  # as the point reads: a tombstone has no index rows, so is no item's row
-                row.link_id: row for row in (self.all(partition) if every is None else every)
-                if row.state is not LinkState.TOMBSTONE and (row.crm_id in wanted["crm"] or row.outlook_id in wanted["ol"])
-                or row.state.creating_on is not None
-            }
-            return list(rows_by_id.values())
+        comparisons = [("crm_id", i) for i in sorted(set(crm_ids))] + [("outlook_id", i) for i in sorted(set(outlook_ids))]
+        queries = -(-(len(comparisons) + 2) // COMPARISONS_PER_QUERY)
+        if every is not None or queries > FILTERED_READS_BEFORE_SCAN:
+            wanted = {"crm_id": set(crm_ids), "outlook_id": set(outlook_ids)}
+            return [
+                row for row in (self.all(partition) if every is None else every)
+                if row.state.creating_on is not None
+                or row.state is not LinkState.TOMBSTONE and (row.crm_id in wanted["crm_id"] or row.outlook_id in wanted["outlook_id"])
+            ]
+        pending = [("state", LinkState.PENDING_CREATE_OUTLOOK.value), ("state", LinkState.PENDING_CREATE_CRM.value)]
         rows: dict[str, LinkRow] = {}
-        for prefix, ids in wanted.items():
-            for item_id in ids:
-                stored = self._repo.get(partition, f"{prefix}|{escape_key_part(item_id)}")
-                if stored is not None:
-                    row = LinkRow.model_validate(stored.entity.row)
-                    rows[row.link_id] = row
-        for row in self.pending(partition):
-            rows[row.link_id] = row
+        terms = pending + comparisons
+        for start in range(0, len(terms), COMPARISONS_PER_QUERY):
+            for row in self._where(partition, terms[start:start + COMPARISONS_PER_QUERY]):
+                rows[row.link_id] = row
         return list(rows.values())
+
+    def _where(self, partition: str, terms: Sequence[tuple[str, str]]) -> list[LinkRow]:
+        where = " or ".join(f"{name} eq @p{n}" for n, (name, _) in enumerate(terms))
+        found = self._repo.query(partition, where=where, parameters={f"p{n}": value for n, (_, value) in enumerate(terms)})
+        return [LinkRow.model_validate(s.entity.row) for s in found if s.entity.row_key.startswith(LINK_PREFIX)]
 
     def series_outlook_ids(self, partition: str) -> list[str]:
         """The Outlook ids of the member's linked recurring series."""
-        found = self._repo.query(partition, where="RowKey ge @lo and RowKey lt @hi", parameters={"lo": "series|", "hi": "series}"})
-        return [s.entity.row["outlook_id"] for s in found if isinstance(s.entity.row.get("outlook_id"), str)]  # type: ignore[misc]
+        found = self._repo.query(partition, where="series eq @yes", parameters={"yes": True})
+        return [s.entity.outlook_id for s in found if s.entity.outlook_id]
 
     def pending(self, partition: str) -> list[LinkRow]:
-        found = self._repo.query(
-            partition, where="state eq @a or state eq @b",
-            parameters={"a": LinkState.PENDING_CREATE_OUTLOOK.value, "b": LinkState.PENDING_CREATE_CRM.value},
-        )
-        return [LinkRow.model_validate(s.entity.row) for s in found if s.entity.row_key.startswith("link|")]
+        return self._where(partition, [("state", LinkState.PENDING_CREATE_OUTLOOK.value),
+                                       ("state", LinkState.PENDING_CREATE_CRM.value)])
 
     def all(self, partition: str) -> list[LinkRow]:
         return [
@@ -99,33 +106,45 @@ class LinkStore:
         ]
 
     def write(self, partition: str, rows: Sequence[tuple[LinkRow | None, LinkRow]]) -> None:
-        """Write new versions of rows (``(previous, new)``): the link row and its index rows,
-        dropping index rows the new version no longer has; in transactions of up to 100."""
-        ops: list[TableOperation[LinkEntity]] = []
-        for previous, row in rows:
-            keep = _keys(row)
-            ops += [TableOperation("upsert", self._entity(partition, key, row)) for key in keep]
-            stale = set(_keys(previous)) - set(keep) if previous is not None else set()
-            ops += [TableOperation("delete", self._entity(partition, key, row)) for key in stale]
-        self._transact(ops)
+        """Write new versions of rows (``(previous, new)``), in transactions of up to 100
+        (the last version of a pair wins)."""
+        latest = {row.link_id: row for _, row in rows}
+        self._repo.transact([TableOperation("upsert", _entity(partition, row)) for row in latest.values()])
 
     def forget(self, partition: str, rows: Sequence[LinkRow]) -> None:
-        self._transact([TableOperation("delete", self._entity(partition, key, r)) for r in rows for key in _keys(r)])
+        for row in {r.link_id: r for r in rows}.values():  # deleting an absent row fails a whole transaction
+            self._repo.delete(partition, f"{LINK_PREFIX}{row.link_id}")
 
     def purge(self, partition: str) -> int:
         """Delete every row of the partition (Disable): returns how many pairs were forgotten."""
         entities = list(self._repo.query(partition))
         self._repo.transact([TableOperation("delete", s.entity) for s in entities])
-        return sum(1 for s in entities if s.entity.row_key.startswith("link|"))
+        return sum(1 for s in entities if s.entity.row_key.startswith(LINK_PREFIX))
 
-    def _transact(self, ops: list[TableOperation[LinkEntity]]) -> None:
-        # One entity may appear once per transaction: the last operation on a key wins.
-        latest: dict[str, TableOperation[LinkEntity]] = {}
-        for op in ops:
-            latest[op.entity.row_key] = op
-        deletes = [op for op in latest.values() if op.kind == "delete"]
-        upserts = [op for op in latest.values() if op.kind != "delete"]
-        if upserts:
-            self._repo.transact(upserts)
-        for op in deletes:  # deleting an absent row fails a whole transaction: one by one
-            self._repo.delete(op.entity.partition_key, op.entity.row_key)
+    # -- the initial sync's pages --------------------------------------------------------------
+
+    def progress(self, partition: str) -> InitialProgress | None:
+        found = self._repo.get(partition, PROGRESS_KEY)
+        return None if found is None else InitialProgress.model_validate(found.entity.row)
+
+    def commit(self, partition: str, rows: Sequence[LinkRow], progress: InitialProgress) -> None:
+        """A page's link rows and the progress that counts them, in one transaction when they
+        fit (99 rows and the progress are 100 operations). Rows too large for one are written
+        first, the progress last: a crash between them leaves rows the progress does not count
+        yet, which the next attempt finds by their items' markers and writes again."""
+        ops = [TableOperation("upsert", _entity(partition, row)) for row in {r.link_id: r for r in rows}.values()]
+        # The progress has the links' shape (one repository, one transaction); no filter of
+        # the link rows matches it (no ids, no link state, outside the "link|" range).
+        marker = LinkEntity(partition_key=partition, row_key=PROGRESS_KEY, link_id="", state="progress",
+                            row=progress.model_dump(mode="json"))
+        together = [*ops, TableOperation("upsert", marker)]
+        if len(together) <= MAX_TRANSACTION_OPERATIONS and _size(together) <= MAX_TRANSACTION_BYTES:
+            self._repo.transact(together)
+            return
+        self._repo.transact(ops)
+        self._repo.upsert(marker)
+
+
+def _size(ops: Sequence[TableOperation[LinkEntity]]) -> int:
+    """As ``TableRepository.transact`` estimates a transaction's payload."""
+    return sum(len(op.entity.model_dump_json()) * 2 + 512 for op in ops)

@@ -136,3 +136,18 @@ def derive_key(*parts: str) -> str:
     """
     joined = "\x1f".join(parts).encode()
     return hashlib.sha256(joined).hexdigest()[:32]
+
+
+class InitialProgress(BaseModel):
+    """Where the initial sync stands, committed with the link rows it counts.
+
+    ``done``: every selected item before this position has its link row. ``reserved``:
+    creates may have been sent for items before this position (the write-ahead of a whole
+    range instead of one pending row per item): after a crash, items in ``done..reserved``
+    are looked for by their marker before being created again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    done: int = 0
+    reserved: int = 0
+    synced: int = 0  # items sent (in scope) before ``done``: the profile's ``initial_done``

@@ -23,7 +23,7 @@ from shared.graph.container import ItemDraft
 from shared.graph.errors import GraphError
 from shared.graph.models import Subscription
 from shared.sync.actions import Conflict
-from shared.sync.links import LinkRow
+from shared.sync.links import InitialProgress, LinkRow
 
 
 class OutlookItem(Protocol):
@@ -113,6 +113,9 @@ class LinkRows(Protocol):
     def write(self, partition: str, rows: Sequence[tuple[LinkRow | None, LinkRow]]) -> None: ...
     def forget(self, partition: str, rows: Sequence[LinkRow]) -> None: ...
     def purge(self, partition: str) -> int: ...
+    # The initial sync's progress, committed with the link rows it counts.
+    def progress(self, partition: str) -> InitialProgress | None: ...
+    def commit(self, partition: str, rows: Sequence[LinkRow], progress: InitialProgress) -> None: ...
 
 
 class ConflictLog(Protocol):

@@ -22,6 +22,8 @@ class StepContext:
     enqueue: Callable[[SyncJob, int], None]  # (job, delay seconds)
     # Subscribes to the Outlook container's changes; returns the profile fields to store.
     subscribe: Callable[[SyncProfile], dict[str, Any]] | None = None
+    # Whether other steps wait for a worker (a long initial step yields only then); None: unknown.
+    others_waiting: Callable[[], bool] | None = None
 
     @property
     def owner_id(self) -> str:

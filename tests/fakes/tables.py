@@ -22,7 +22,7 @@ from shared.storage import (
     TableEntity,
     TableOperation,
 )
-from shared.storage.tables import MAX_TRANSACTION_OPERATIONS
+from shared.storage.tables import COMPARISON, MAX_FILTER_COMPARISONS, MAX_TRANSACTION_OPERATIONS
 
 E = TypeVar("E", bound=TableEntity)
 _COMPARISON = re.compile(r"^\s*(\w+)\s+(eq|ne|lt|le|gt|ge)\s+@(\w+)\s*$")
@@ -84,6 +84,8 @@ class TableRepositoryInMemory(Generic[E]):
 
     def query(self, partition_key: str | None = None, *, where: str | None = None,
               parameters: dict[str, Any] | None = None, page_size: int = 1000) -> Iterator[Stored[E]]:
+        if where and len(COMPARISON.findall(where)) + (partition_key is not None) > MAX_FILTER_COMPARISONS:
+            raise ValueError(f"a filter of more than {MAX_FILTER_COMPARISONS} comparisons: the service refuses it")
         test = _filter(where, parameters or {})
         with self._lock:
             rows = sorted(self._rows.items())

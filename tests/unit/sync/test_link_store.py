@@ -1,0 +1,73 @@
+"""The link rows' layout (issue 21): one entity per pair, found by filtered queries, and an
+initial page's 99 rows committed with the progress in one transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.sync.link_store import COMPARISONS_PER_QUERY, LinkEntity, LinkStore
+from shared.sync.links import InitialProgress, LinkRow, LinkState
+from tests.fakes.tables import TableRepositoryInMemory
+
+PARTITION = "member|contacts|g1"
+
+
+class CountedTable(TableRepositoryInMemory[LinkEntity]):
+    def __init__(self) -> None:
+        super().__init__(LinkEntity)
+        self.queries = 0
+
+    def query(self, *args: Any, **kwargs: Any) -> Any:
+        self.queries += 1
+        return super().query(*args, **kwargs)
+
+
+def _synced(n: int) -> LinkRow:
+    return LinkRow(link_id=f"l{n}", state=LinkState.SYNCED, crm_id=f"c{n}", outlook_id=f"o{n}", crm_version="1",
+                   outlook_version="1", fields={"subject": f"Item {n}"})
+
+
+def test_an_initial_page_of_99_pairs_and_its_progress_are_one_transaction() -> None:
+    table = CountedTable()
+    store = LinkStore(table)
+    store.commit(PARTITION, [_synced(n) for n in range(99)], InitialProgress(done=99, reserved=297, synced=99))
+    assert table.transactions == 1
+    assert store.progress(PARTITION) == InitialProgress(done=99, reserved=297, synced=99)
+    assert len(store.all(PARTITION)) == 99  # the progress is no pair
+    store.commit(PARTITION, [_synced(n) for n in range(99, 199)], InitialProgress(done=199, reserved=199, synced=199))
+    assert table.transactions == 2  # 100 rows and the progress do not fit one: the rows, then the progress alone
+    assert store.progress(PARTITION) == InitialProgress(done=199, reserved=199, synced=199)
+
+
+def test_a_few_ids_are_one_filtered_query_with_every_pending_create() -> None:
+    table = CountedTable()
+    store = LinkStore(table)
+    pending = LinkRow(link_id="p", state=LinkState.PENDING_CREATE_OUTLOOK, crm_id="c-p", crm_version="1", transaction_key="k")
+    gone = _synced(7).model_copy(update={"state": LinkState.TOMBSTONE, "tombstoned_at": datetime.now(UTC)})
+    store.write(PARTITION, [(None, _synced(n)) for n in range(7)] + [(None, pending), (None, gone)])
+    table.queries = 0
+    found = store.load(PARTITION, crm_ids=["c1", "c7"], outlook_ids=["o2", "o-unknown"])
+    assert sorted(r.link_id for r in found) == ["l1", "l2", "p"]  # a tombstone is no item's pair
+    assert table.queries == 1
+
+
+def test_more_ids_are_more_queries_then_one_scan() -> None:
+    table = CountedTable()
+    store = LinkStore(table)
+    store.write(PARTITION, [(None, _synced(n)) for n in range(300)])
+    for wanted, queries in ((COMPARISONS_PER_QUERY - 2, 1), (COMPARISONS_PER_QUERY - 1, 2), (50, 4), (60, 1)):
+        table.queries = 0
+        found = store.load(PARTITION, crm_ids=[f"c{n}" for n in range(wanted)])
+        assert sorted(r.crm_id for r in found) == sorted(f"c{n}" for n in range(wanted))
+        assert table.queries == queries, wanted
+
+
+def test_a_series_is_found_by_its_property_and_forgotten_with_its_row() -> None:
+    store = LinkStore(CountedTable())
+    series = _synced(1).model_copy(update={"fields": {"recurrence": {"type": "daily"}}})
+    store.write(PARTITION, [(None, series), (None, _synced(2))])
+    assert store.series_outlook_ids(PARTITION) == ["o1"]
+    store.forget(PARTITION, [series])
+    assert store.series_outlook_ids(PARTITION) == [] and store.load(PARTITION, outlook_ids=["o1"]) == []
+    assert store.purge(PARTITION) == 1
