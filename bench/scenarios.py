@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -105,6 +107,15 @@ def table_delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]
     return {k: after.get(k, 0) - before.get(k, 0) for k in ("transactions", "reads", "writes")}
 
 
+def _by_table(counts: dict[str, int]) -> str:
+    """``{"reads pfx0synclinks": 2}`` as "reads synclinks 2, ..." (the run's table prefix dropped)."""
+    named = Counter[str]()
+    for key, count in counts.items():
+        kind, table = key.split(" ", 1)
+        named[f"{kind} {re.sub(r'^b[0-9a-f]{12}', '', table)}"] += count
+    return ", ".join(f"{k} {v}" for k, v in sorted(named.items()))
+
+
 def table_figures(delta: dict[str, int]) -> dict[str, int]:
     return {"table_transactions": sum(delta.values()), "table_batch_transactions": delta["transactions"],
             "table_reads": delta["reads"], "table_single_writes": delta["writes"]}
@@ -197,6 +208,7 @@ def initial(ctx: Context, kind: str, *, throttled: bool = False, keep: bool = Fa
         # -- the product
         stack.reset_counters()
         host_before = stack.host_table_counts()
+        by_table_before = dict(stack.last_by_table)
         mark = stack.host_log_mark()
         runner = runner_table_counts()
         runner.reset()
@@ -205,6 +217,7 @@ def initial(ctx: Context, kind: str, *, throttled: bool = False, keep: bool = Fa
         started = time.monotonic()
         enable(member, kind)
         enable_counts = runner.snapshot()
+        enable_by_table = runner.by_table()
         [wall] = wait_active([member], kind, started, timeout=3000, samples=samples)
         ctx.log(f"[{name}] product done in {wall:.1f}s; waiting for the first delta round and quiet")
         deadline = time.monotonic() + 120
@@ -213,7 +226,11 @@ def initial(ctx: Context, kind: str, *, throttled: bool = False, keep: bool = Fa
         wait_quiet(stack)
         counters = stack.counters()
         table = table_delta(stack.host_table_counts(), host_before)
+        by_table = {k: v - by_table_before.get(k, 0) for k, v in stack.last_by_table.items() if v - by_table_before.get(k, 0)}
         table = {k: table[k] + enable_counts[k] for k in table}
+        # "Create table if not exists": once per process and table (the first use), not per sync.
+        table_creations = by_table.pop("writes Tables", 0) + enable_by_table.pop("writes Tables", 0)
+        table["writes"] -= table_creations
         container = profile(member, kind).container_id
         items = container_items(stack, ADELE, kind, container)
         key = "subject" if kind == "calendar" else "surname"
@@ -231,11 +248,12 @@ def initial(ctx: Context, kind: str, *, throttled: bool = False, keep: bool = Fa
                  "peak_floor_memory_mb": floor_run["peak_memory_mb"], "items_in_outlook": floor_run["created"],
                  "lost_or_duplicated": abs(n - floor_run["created"]), "progress": floor_run["progress"]}
         reads_allowance = math.ceil(n / 1000) + 5
+        wall_ratio = 1.2 if n >= 5000 else 1.15  # issue 21
         targets = [
-            target("wall_s vs 1.5 x floor", product["wall_s"], 1.5 * floor["wall_s"]),
+            target(f"wall_s vs {wall_ratio} x floor", product["wall_s"], wall_ratio * floor["wall_s"]),
             target("graph_http_requests vs 1.1 x ceil(N/20) + reads", product["graph_http_requests"],
                    1.1 * math.ceil(n / 20) + reads_allowance),
-            target("table_transactions vs 1.1 x ceil(N/100)", product["table_transactions"], 1.1 * math.ceil(n / 100)),
+            target("table_transactions vs 1.1 x ceil(N/100) + 10", product["table_transactions"], 1.1 * math.ceil(n / 100) + 10),
             target("peak_concurrent_per_mailbox", product["peak_concurrent_per_mailbox"], 4),
             target("peak_host_memory_mb", product["peak_host_memory_mb"], 300),
             target("lost_or_duplicated", product["lost_or_duplicated"], 0),
@@ -245,7 +263,10 @@ def initial(ctx: Context, kind: str, *, throttled: bool = False, keep: bool = Fa
         notes = [f"reads allowance in the Graph target: ceil(N/1000) + 5 = {reads_allowance} (container lookup and "
                  "creation, subscription, the first delta round at 1,000 per page)",
                  "product wall time: enable() to the profile's state 'active'; its counts run until 3 s of quiet "
-                 "(the first delta round included); Table counts: the host's plus the runner's enable()"]
+                 "(the first delta round included); Table counts: the host's plus the runner's enable()",
+                 f"Table requests left out: {table_creations} 'create table if not exists' (once per process and table)",
+                 "the host's Table requests by kind and table: " + _by_table(by_table),
+                 "enable()'s Table requests by kind and table: " + _by_table(enable_by_table)]
         if throttled:
             notes.append("throttled: Graph 20% 429 (Retry-After 1 s) + 2% 503; CRM 20% 429 + 2% 503; calendar only")
         result = {"name": name, "settings": {"N": n, "scale": ctx.scale, "issue_N": ISSUE_SIZE[kind], "latency_ms": LATENCY_MS},
@@ -624,10 +645,10 @@ def many_members(ctx: Context, members_n: int = 100) -> dict[str, Any]:
         return {"name": "many-members", "settings": {"members": members_n, "events_per_member": per_member, "scale": ctx.scale,
                                                      "issue_events_per_member": 500, "latency_ms": LATENCY_MS},
                 "product": product, "floor": floor,
-                "targets": [target("completion_spread (slowest/fastest)", product["completion_spread"], 3),
+                "targets": [target("completion_spread (slowest/fastest)", product["completion_spread"], 2),
                             target("peak_concurrent_per_mailbox", product["peak_concurrent_per_mailbox"], 4),
                             target("429s caused by us", product["graph_429"] + product["crm_429"], 0),
-                            target("wall_s vs 1.5 x floor", product["wall_s"], 1.5 * floor["wall_s"])],
+                            target("wall_s vs 1.3 x floor", product["wall_s"], 1.3 * floor["wall_s"])],
                 "notes": ["each member is the administrator of their own tenant and CRM org, installed through the "
                           "product's install path; all enables are started together from 25 threads",
                           "wall time and completion times: from the first enable to each profile's state 'active'"]}

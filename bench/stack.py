@@ -247,6 +247,7 @@ class BenchStack:
         while time.monotonic() < deadline:
             data = self._read_counts()
             if data.get("seq", 0) > before:
+                self.last_by_table: dict[str, int] = dict(data.get("by_table", {}))
                 return dict(data["table"])
             time.sleep(0.05)
         raise RuntimeError("the host did not report its Table counts")

@@ -26,7 +26,8 @@ def install(path: Path) -> None:
         nonlocal sequence
         sequence += 1
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"seq": sequence, "pid": os.getpid(), "table": TABLE_REQUESTS.snapshot()}))
+        temporary.write_text(json.dumps({"seq": sequence, "pid": os.getpid(), "table": TABLE_REQUESTS.snapshot(),
+                                         "by_table": TABLE_REQUESTS.by_table()}))
         os.replace(temporary, path)
 
     write()

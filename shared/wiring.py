@@ -47,7 +47,6 @@ from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
 from shared.sync.org_activity import OrgSyncActivity, SyncReminder
 from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile
-from shared.sync.selection_store import SelectionChunk, SelectionStore
 from shared.sync.service import SyncService
 from shared.sync.webhooks import WebhookRoute
 from shared.transport.session import outbound_session
@@ -158,7 +157,6 @@ class Services:
         caps = {SyncKind.CALENDAR: self.settings.calendar_initial_cap, SyncKind.CONTACTS: self.settings.contacts_initial_cap}
         return SyncService(SyncDependencies(
             profiles=self.sync_profiles, links=self.sync_links, conflicts=self.sync_conflicts, ledger=self.sync_ledger,
-            selections=SelectionStore(self.table("syncselections", SelectionChunk)),
             jobs=self.sync_queue, routes=self.table("webhooks", WebhookRoute), accounts=self.accounts,
             kind_for=lambda member, kind, **facts: kind_for(member, kind, self.mailbox(member), caps=caps, **facts),
             crm_session=lambda member: self.crm_sessions.for_member(self.crm_access(member)),

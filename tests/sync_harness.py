@@ -28,7 +28,6 @@ from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
 from shared.sync.links import Side
 from shared.sync.profiles import LEASE, ProfileStore, SyncKind, SyncProfile
-from shared.sync.selection_store import SelectionChunk, SelectionStore
 from shared.sync.service import SyncService
 from shared.sync.webhooks import WebhookRoute
 from tests.fakes.queues import JobQueueInMemory
@@ -100,7 +99,7 @@ class SyncHarness:
         accounts.members.upsert(self.member)
         self.service = SyncService(SyncDependencies(
             profiles=self.profiles, links=self.links, conflicts=ConflictStore(self._table(ConflictEntity)),
-            ledger=SyncLedger(self._table(LedgerNote)), selections=SelectionStore(self._table(SelectionChunk)), jobs=self.queue, routes=self._table(WebhookRoute),  # type: ignore[arg-type]
+            ledger=SyncLedger(self._table(LedgerNote)), jobs=self.queue, routes=self._table(WebhookRoute),  # type: ignore[arg-type]
             accounts=accounts, kind_for=self._kind_for, crm_session=_unreachable, crm_records=lambda member: self.crm,
             crm_channels=lambda member: self.channels, crm_time_zone=lambda member: None,
             subscriptions=lambda member: self.subscriptions, crm_token=_unreachable, mailbox=_unreachable,

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from azure.core.pipeline.transport import RequestsTransport
 
@@ -20,6 +21,7 @@ class TableRequestCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._by_table: Counter[str] = Counter()  # "{kind} {table}": where the requests go
         # Counts of the requests made under chosen correlation ids: what one HTTP request
         # cost, apart from the timers and queue workers of the same process.
         self._traced: dict[str, Counter[str]] = {}
@@ -32,8 +34,10 @@ class TableRequestCounter:
         else:
             kind = "writes"
         correlation_id = current_correlation_id()
+        table = _table_of(http.url) if kind != "transactions" else "$batch"
         with self._lock:
             self._counts[kind] += 1
+            self._by_table[f"{kind} {table}"] += 1
             if correlation_id in self._traced:
                 self._traced[correlation_id][kind] += 1
 
@@ -53,9 +57,20 @@ class TableRequestCounter:
             with self._lock:
                 self._traced.pop(correlation_id, None)
 
+    def by_table(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._by_table)
+
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._by_table.clear()
+
+
+def _table_of(url: str) -> str:
+    """The table a request's URL names (``.../account/name(PartitionKey=...)``)."""
+    path = urlsplit(url).path.rstrip("/")
+    return path.rsplit("/", 1)[-1].split("(", 1)[0] or "?"
 
 
 # One per process: every table client of the process reports here.

@@ -13,7 +13,7 @@ from shared.graph.errors import GraphError
 from shared.sync import ConflictPolicy, ItemSeen, SideChanges, plan
 from shared.sync.executor import ExecutionReport, Executor
 from shared.sync.guards import PauseForConfirmation, check_deletions_are_signalled, check_mass_change
-from shared.sync.ledger import Note, why_excluded
+from shared.sync.ledger import Note, Why, why_excluded
 from shared.sync.ledger_store import SyncLedger
 from shared.sync.lifecycle import Answer, Event, decide
 from shared.sync.links import LinkRow, Side
@@ -47,6 +47,7 @@ class Cycle:
         crm_ids = ids(crm) | {s.partner_id for s in outlook.seen if s.partner_id}
         outlook_ids = ids(outlook) | {s.partner_id for s in crm.seen if s.partner_id}
         known = {row.link_id: row for row in self.links.load(partition, crm_ids=crm_ids, outlook_ids=outlook_ids, every=every)}
+        crm = self._without_left_out(profile, crm, known)
         outlook = self._with_outlook_markers(profile, ctx, known, outlook)
         result = plan(
             known.values(), crm, outlook, now=self._now(), policy=ConflictPolicy(profile.conflict_policy),
@@ -74,6 +75,21 @@ class Cycle:
                         for s in changes.seen if s.excluded]
             self.ledger.note(profile.history_partition, [*(notes or []), *left_out, *report.notes])
         return report
+
+    def _without_left_out(self, profile: SyncProfile, crm: SideChanges, known: dict[str, LinkRow]) -> SideChanges:
+        """Two-way sync reads the CRM's changes since a second before its watermark, so its
+        first round lists records the initial sync's selection saw and left out over the cap
+        (R3.5, R4.6): they stay out until they change after that selection."""
+        if self.ledger is None or profile.state is not SyncState.ACTIVE:
+            return crm
+        linked = {row.crm_id for row in known.values()}
+        unknown = [s for s in crm.seen if s.partner_id is None and s.item_id not in linked]
+        if not unknown:
+            return crm
+        notes = self.ledger.about(profile.history_partition, Side.CRM, [s.item_id for s in unknown])
+        left_out = {s.item_id for s in unknown
+                    if s.item_id in notes and notes[s.item_id].why is Why.OVER_CAP and s.modified_at < notes[s.item_id].at}
+        return replace(crm, seen=tuple(s for s in crm.seen if s.item_id not in left_out)) if left_out else crm
 
     def _executor(self, profile: SyncProfile, ctx: StepContext, read_at: datetime | None, links: LinkRows | None = None) -> Executor:
         return Executor(

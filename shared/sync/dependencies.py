@@ -20,7 +20,6 @@ from shared.sync.kind import KindRules, OutlookSide
 from shared.sync.ledger_store import SyncLedger
 from shared.sync.ports import ConflictLog, CrmChannels, CrmRecordPort, LinkRows, OutlookSubscriptions
 from shared.sync.profiles import ProfileStore
-from shared.sync.selection_store import SelectionStore
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,6 @@ class SyncDependencies:
     links: LinkRows
     conflicts: ConflictLog
     ledger: SyncLedger
-    selections: SelectionStore  # the initial sync's selection, in the order it is sent
     jobs: JobQueue[SyncJob]
     routes: TableRepository[Any]  # the webhooks' routes (``shared.sync.webhooks.WebhookRoute``)
     accounts: AccountsRepository  # members, and the audit log

@@ -21,11 +21,10 @@ from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.kind import KindRules
 from shared.sync.ledger import Note, Why, why_excluded
 from shared.sync.lifecycle import Effect, Event, decide
-from shared.sync.links import InitialProgress, LinkRow, LinkState, Side, derive_key
+from shared.sync.links import InitialProgress, InitialState, LinkRow, LinkState, Side, derive_key
 from shared.sync.page_rows import PageRows
 from shared.sync.profiles import SyncProfile
 from shared.sync.selection import best
-from shared.sync.selection_store import SelectionStore
 from shared.sync.step_context import StepContext
 
 # A step yields its worker after this long when other steps wait for one (``others_waiting``),
@@ -41,10 +40,9 @@ RESERVED_PAGES = 2
 
 
 class InitialSync:
-    def __init__(self, cycle: Cycle, selections: SelectionStore | None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), page_size: int = PAGE_SIZE) -> None:
+    def __init__(self, cycle: Cycle, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 page_size: int = PAGE_SIZE) -> None:
         self.cycle = cycle
-        self.selections = selections
         self._now = clock
         self.page_size = page_size
 
@@ -52,16 +50,12 @@ class InitialSync:
         """Pages of the selection for one slice, as a pipeline: the CRM's next page is read
         while this one is sent to Outlook, and a page's link rows are committed (with the
         progress that counts them, one transaction) while the next page is sent."""
-        if self.selections is None:
-            raise RuntimeError("the initial sync needs a selection store")
         partition = profile.links_partition
         links = self.cycle.links
-        ids = self.selections.load(partition)
-        # The selection is saved before the progress is first written: without a progress,
-        # no create was sent yet, and selecting again repeats nothing.
-        progress = links.progress(partition) if ids is not None else None
-        if ids is None or progress is None:
-            profile, ids, progress = self._select(profile, ctx)
+        stored = links.initial_state(partition)
+        ids, progress = stored.ids, stored.progress
+        if ids is None or progress is None:  # not selected yet
+            profile, ids, progress = self._select(profile, ctx, stored)
         # Pages committed by a step that died before its release: counted now.
         profile = profile.model_copy(update={"synced_items": profile.synced_items + max(0, progress.synced - profile.initial_done),
                                              "initial_done": progress.synced, "initial_cursor": str(progress.done)})
@@ -138,10 +132,9 @@ class InitialSync:
     def _read(self, ctx: StepContext, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return ctx.records.by_ids(ctx.rules.crm_module, ids, ctx.rules.crm_fields) if ids else {}  # type: ignore[arg-type]
 
-    def _select(self, profile: SyncProfile, ctx: StepContext) -> tuple[SyncProfile, list[str], InitialProgress]:
+    def _select(self, profile: SyncProfile, ctx: StepContext, stored: InitialState) -> tuple[SyncProfile, list[str], InitialProgress]:
         """The selection pass: every candidate's ordering key, the cap's best kept in order
         (R3.5, R4.6); what is left out is noted for the ledger (out of scope, over the cap)."""
-        assert self.selections is not None
         a = ctx.rules
         started = self._now()
         query = ListQuery(module=a.crm_module, fields=a.scan_fields, owner_id=ctx.owner_id)  # type: ignore[arg-type]
@@ -160,15 +153,16 @@ class InitialSync:
         chosen = best(keys, a.initial_cap)
         kept = set(chosen)
         notes += [Note(Side.CRM, i, names[i], Why.OVER_CAP) for _, i in keys if i not in kept]
-        self.selections.save(profile.links_partition, chosen)
-        progress = InitialProgress()
-        if self.cycle.links.progress(profile.links_partition) is not None:
+        # Saved with the progress that reserves the first pages (the write-ahead of their creates).
+        progress = InitialProgress(done=0, reserved=self._reach(0, chosen), synced=0)
+        if stored.progress is not None:
             # Selected again over pages already sent (a selection lost meanwhile): the pages
             # may find items already linked or created, so each is read and looked for first.
             progress = InitialProgress(done=0, reserved=len(chosen), synced=0)
-            self.cycle.links.commit(profile.links_partition, [], progress)
+        self.cycle.links.select(profile.links_partition, chosen, progress, replacing=stored)
         if self.cycle.ledger is not None and notes:
-            self.cycle.ledger.note(profile.history_partition, notes)
+            # As of the listing's start: a record changed after it is a change to sync (Cycle).
+            self.cycle.ledger.note(profile.history_partition, notes, at=started)
         return profile.model_copy(
             update={"initial_cursor": "0", "initial_total": len(chosen), "initial_done": 0, "synced_items": 0,
                     "crm_watermark": started}

@@ -29,9 +29,10 @@ class SyncLedger:
         self._repo = repository
         self._now = clock
 
-    def note(self, partition: str, notes: Iterable[Note]) -> None:
-        """Upsert the notes (the latest per item), in entity-group transactions of 100."""
-        now = self._now()
+    def note(self, partition: str, notes: Iterable[Note], at: datetime | None = None) -> None:
+        """Upsert the notes (the latest per item), in entity-group transactions of 100.
+        ``at``: when what they say was read (default: now)."""
+        now = at or self._now()
         latest = {
             f"{n.side.value}|{escape_key_part(n.item_id)}": LedgerNote(
                 partition_key=partition, row_key=f"{n.side.value}|{escape_key_part(n.item_id)}", side=n.side,
@@ -42,6 +43,17 @@ class SyncLedger:
         }
         if latest:
             self._repo.transact([TableOperation("upsert", entity) for entity in latest.values()])
+
+    def about(self, partition: str, side: Side, item_ids: Iterable[str]) -> dict[str, LedgerNote]:
+        """The notes on these items of one side (one query per 14 of them)."""
+        keys = sorted({f"{side.value}|{escape_key_part(i)}" for i in item_ids})
+        found: dict[str, LedgerNote] = {}
+        for start in range(0, len(keys), 14):  # Table Storage: 15 comparisons a filter, the partition's one
+            chunk = keys[start:start + 14]
+            where = " or ".join(f"RowKey eq @k{n}" for n in range(len(chunk)))
+            for stored in self._repo.query(partition, where=where, parameters={f"k{n}": k for n, k in enumerate(chunk)}):
+                found[stored.entity.item_id] = stored.entity
+        return found
 
     def notes(self, partition: str) -> list[LedgerNote]:
         return [s.entity for s in self._repo.query(partition)]

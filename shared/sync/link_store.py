@@ -23,10 +23,15 @@ from pydantic import JsonValue
 
 from shared.storage import TableEntity, TableOperation, TableRepository
 from shared.storage.tables import MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPERATIONS
-from shared.sync.links import InitialProgress, LinkRow, LinkState
+from shared.sync.links import InitialProgress, InitialState, LinkRow, LinkState
 
 LINK_PREFIX = "link|"
-PROGRESS_KEY = "initial-progress"
+# The initial sync's selection ("selection|00000", ...) and progress, read together.
+SELECTION_PREFIX, SELECTION_END = "selection|", "selection}"
+PROGRESS_KEY = "selection|progress"
+# A selection row's ids are one JSON string property: Table Storage allows 64 KiB of UTF-16,
+# so 32,768 characters. Rows are filled by size (ids of any length), with room to spare.
+CHUNK_CHARACTERS = 30_000
 # Table Storage: at most 15 comparisons in one filter; "PartitionKey eq" is one of them.
 COMPARISONS_PER_QUERY = 14
 FILTERED_READS_BEFORE_SCAN = 4
@@ -121,11 +126,23 @@ class LinkStore:
         self._repo.transact([TableOperation("delete", s.entity) for s in entities])
         return sum(1 for s in entities if s.entity.row_key.startswith(LINK_PREFIX))
 
-    # -- the initial sync's pages --------------------------------------------------------------
+    # -- the initial sync: its selection, its progress, its pages -------------------------------
 
-    def progress(self, partition: str) -> InitialProgress | None:
-        found = self._repo.get(partition, PROGRESS_KEY)
-        return None if found is None else InitialProgress.model_validate(found.entity.row)
+    def initial_state(self, partition: str) -> InitialState:
+        """The selection and the progress, in one read (they share a key range)."""
+        found = [s.entity for s in self._repo.query(
+            partition, where="RowKey ge @lo and RowKey lt @hi", parameters={"lo": SELECTION_PREFIX, "hi": SELECTION_END})]
+        chunks = sorted((e for e in found if e.row_key != PROGRESS_KEY), key=lambda e: e.row_key)
+        progress = next((InitialProgress.model_validate(e.row) for e in found if e.row_key == PROGRESS_KEY), None)
+        ids = [str(i) for chunk in chunks for i in chunk.row.get("ids", [])] if chunks else None  # type: ignore[union-attr]
+        return InitialState(ids, progress, len(chunks))
+
+    def select(self, partition: str, ids: Sequence[str], progress: InitialProgress, *, replacing: InitialState) -> None:
+        """Save a selection (the ids in the order they are sent) with the progress that
+        reserves its first pages, in one transaction; rows of a longer earlier selection go."""
+        rows = [_selection_row(partition, n, chunk) for n, chunk in enumerate(selection_chunks(ids))]
+        stale = [TableOperation("delete", _selection_row(partition, n, [])) for n in range(len(rows), replacing.chunks)]
+        self._repo.transact([*(TableOperation("upsert", r) for r in rows), *stale, TableOperation("upsert", _progress_row(partition, progress))])
 
     def commit(self, partition: str, rows: Sequence[LinkRow], progress: InitialProgress) -> None:
         """A page's link rows and the progress that counts them, in one transaction when they
@@ -133,16 +150,39 @@ class LinkStore:
         first, the progress last: a crash between them leaves rows the progress does not count
         yet, which the next attempt finds by their items' markers and writes again."""
         ops = [TableOperation("upsert", _entity(partition, row)) for row in {r.link_id: r for r in rows}.values()]
-        # The progress has the links' shape (one repository, one transaction); no filter of
-        # the link rows matches it (no ids, no link state, outside the "link|" range).
-        marker = LinkEntity(partition_key=partition, row_key=PROGRESS_KEY, link_id="", state="progress",
-                            row=progress.model_dump(mode="json"))
+        marker = _progress_row(partition, progress)
         together = [*ops, TableOperation("upsert", marker)]
         if len(together) <= MAX_TRANSACTION_OPERATIONS and _size(together) <= MAX_TRANSACTION_BYTES:
             self._repo.transact(together)
             return
         self._repo.transact(ops)
         self._repo.upsert(marker)
+
+
+# The selection and the progress have the links' shape (one repository, one transaction);
+# no query of the link rows finds them (no ids, no link state, outside the "link|" range).
+def _selection_row(partition: str, number: int, ids: list[str]) -> LinkEntity:
+    return LinkEntity(partition_key=partition, row_key=f"{SELECTION_PREFIX}{number:05d}", link_id="", state="selection",
+                      row={"ids": list(ids)})
+
+
+def _progress_row(partition: str, progress: InitialProgress) -> LinkEntity:
+    return LinkEntity(partition_key=partition, row_key=PROGRESS_KEY, link_id="", state="progress",
+                      row=progress.model_dump(mode="json"))
+
+
+def selection_chunks(ids: Sequence[str]) -> list[list[str]]:
+    """The ids in order, in rows whose JSON stays under ``CHUNK_CHARACTERS`` (at least one row)."""
+    chunks: list[list[str]] = [[]]
+    size = 2  # the list's brackets
+    for item in ids:
+        cost = len(item) + 3  # its quotes and a comma (ids are digits: nothing to escape)
+        if chunks[-1] and size + cost > CHUNK_CHARACTERS:
+            chunks.append([])
+            size = 2
+        chunks[-1].append(item)
+        size += cost
+    return chunks
 
 
 def _size(ops: Sequence[TableOperation[LinkEntity]]) -> int:

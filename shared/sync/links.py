@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
@@ -151,3 +152,13 @@ class InitialProgress(BaseModel):
     done: int = 0
     reserved: int = 0
     synced: int = 0  # items sent (in scope) before ``done``: the profile's ``initial_done``
+
+
+@dataclass(frozen=True)
+class InitialState:
+    """What the initial sync stored: the selection's ids (None: not selected), the progress
+    (None: no page reserved yet), and how many rows hold the selection."""
+
+    ids: list[str] | None = None
+    progress: InitialProgress | None = None
+    chunks: int = 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from shared.sync.links import InitialProgress, LinkRow
+from shared.sync.links import InitialProgress, InitialState, LinkRow
 
 
 class PageRows:
@@ -44,8 +44,11 @@ class PageRows:
     def purge(self, partition: str) -> int:
         raise NotImplementedError("an initial page's rows are read by the initial sync")
 
-    def progress(self, partition: str) -> InitialProgress | None:
-        raise NotImplementedError("the initial sync commits its pages itself")
+    def initial_state(self, partition: str) -> InitialState:
+        raise NotImplementedError("the initial sync keeps its state itself")
+
+    def select(self, partition: str, ids: Sequence[str], progress: InitialProgress, *, replacing: InitialState) -> None:
+        raise NotImplementedError("the initial sync keeps its state itself")
 
     def commit(self, partition: str, rows: Sequence[LinkRow], progress: InitialProgress) -> None:
         raise NotImplementedError("the initial sync commits its pages itself")

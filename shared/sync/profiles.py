@@ -176,23 +176,30 @@ class ProfileStore:
             raise LeaseHeld(f"{kind} sync of {member_key} was just taken", 1) from None
         return written.entity, written.etag, owner
 
-    def renew(self, member_key: str, kind: SyncKind, owner: str) -> bool:
-        """Extend the lease ``owner`` holds; False when it is no longer theirs."""
-        ours = True
-
-        def extend(profile: SyncProfile) -> SyncProfile:
-            nonlocal ours
-            ours = profile.lease_owner == owner
-            return profile.model_copy(update={"lease_until": self._now() + LEASE}) if ours else profile
-
-        self.update(member_key, kind, extend)
-        return ours
+    def extend(self, member_key: str, kind: SyncKind, owner: str, known: Stored[SyncProfile] | None = None) -> Stored[SyncProfile] | None:
+        """Extend the lease ``owner`` holds: the row as written, or None when the lease is no
+        longer theirs. ``known``: the row as this owner last wrote it; unchanged since, it is
+        written without a read (a conflict falls back to reading it)."""
+        if known is not None and known.entity.lease_owner == owner:
+            try:
+                return self._repo.replace(known.entity.model_copy(update={"lease_until": self._now() + LEASE}), known.etag)
+            except ConcurrencyConflict:
+                pass  # changed meanwhile (a webhook's mark): read it
+        for _ in range(8):
+            stored = self.get(member_key, kind)
+            if stored is None or stored.entity.lease_owner != owner:
+                return None
+            try:
+                return self._repo.replace(stored.entity.model_copy(update={"lease_until": self._now() + LEASE}), stored.etag)
+            except ConcurrencyConflict:
+                continue
+        raise ConcurrencyConflict(f"{kind} profile of {member_key} kept changing")
 
     def release(self, profile: SyncProfile, etag: str) -> Stored[SyncProfile]:
         return self._repo.replace(profile.model_copy(update={"lease_owner": None, "lease_until": None}), etag)
 
-    def heartbeat(self, member_key: str, kind: SyncKind, owner: str) -> LeaseHeartbeat:
-        return LeaseHeartbeat(self, member_key, kind, owner)
+    def heartbeat(self, member_key: str, kind: SyncKind, owner: str, known: Stored[SyncProfile] | None = None) -> LeaseHeartbeat:
+        return LeaseHeartbeat(self, member_key, kind, owner, known)
 
     def paused(self) -> list[SyncProfile]:
         """Every paused profile (the sweep retries those paused by a lost authorisation)."""
@@ -210,8 +217,12 @@ class LeaseHeartbeat:
     """Renews a lease every LEASE_RENEWAL from a background thread while a step runs
     (a context manager). ``lost`` tells whether the lease was found taken."""
 
-    def __init__(self, store: ProfileStore, member_key: str, kind: SyncKind, owner: str) -> None:
+    def __init__(self, store: ProfileStore, member_key: str, kind: SyncKind, owner: str,
+                 known: Stored[SyncProfile] | None = None) -> None:
         self._store, self._member, self._kind, self.owner = store, member_key, kind, owner
+        # The row as the lease's last write left it: renewals and the release write it without
+        # a read while nobody else changed it.
+        self.latest = known
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease-{kind}", daemon=True)
         self.lost = False
@@ -232,7 +243,9 @@ class LeaseHeartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(LEASE_RENEWAL.total_seconds()):
             try:
-                if not self._store.renew(self._member, self._kind, self.owner):
+                written = self._store.extend(self._member, self._kind, self.owner, self.latest)
+                self.latest = written
+                if written is None:
                     self.lost = True
                     log.error("%s lease of %s was taken while its step ran", self._kind.value, self._member)
                     return

@@ -29,7 +29,6 @@ from shared.sync.lifecycle import (
 from shared.sync.ports import ConflictLog, LinkRows
 from shared.sync.profiles import LeaseHeld, ProfileStore, SyncProfile, SyncState
 from shared.sync.remap_pages import RemapPages
-from shared.sync.selection_store import SelectionStore
 from shared.sync.step_context import StepContext
 
 __all__ = ["StepContext", "SyncRunner"]
@@ -53,17 +52,15 @@ class SyncRunner:
         conflicts: ConflictLog,
         ledger: SyncLedger | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        selections: SelectionStore | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
         self.profiles = profiles
         self.links = links
         self.conflicts = conflicts
         self.ledger = ledger
-        self.selections = selections
         self._now = clock
         cycle = Cycle(links, conflicts, ledger, clock)
-        self.initial = InitialSync(cycle, selections, clock, page_size)
+        self.initial = InitialSync(cycle, clock, page_size)
         self.rounds = DeltaRound(cycle, links, ledger, clock)
         self.remap = RemapPages(cycle, links, conflicts, clock)
 
@@ -91,12 +88,12 @@ class SyncRunner:
         taken = self._take_lease(job, current, job.holder or delivery)
         if taken is None:
             return current.entity
-        profile, owner, read_deleted = taken
+        profile, owner, read_deleted, leased = taken
         # Follow-up steps are queued only once the lease is released, or they would find it
         # held and wait for a retry.
         followups: list[tuple[SyncJob, int]] = []
         step_ctx = replace(ctx, enqueue=lambda next_job, delay: followups.append((next_job, delay)))
-        with self.profiles.heartbeat(job.member, job.kind, owner) as lease:
+        with self.profiles.heartbeat(job.member, job.kind, owner, leased) as lease:
             try:
                 if profile.state is SyncState.INITIAL:
                     profile = self._initial_step(profile, step_ctx)
@@ -104,6 +101,13 @@ class SyncRunner:
                         # Two-way sync starts: Outlook's changes are pushed from now on (see
                         # SyncService.enable), so "active" always means "subscribed".
                         profile = profile.model_copy(update=ctx.subscribe(profile))
+                    first_round = next((f for f in followups if f[0].step == "delta" and f[0].reason is StepReason.INITIAL_DONE), None)
+                    if profile.state is SyncState.ACTIVE and first_round is not None:
+                        # Two-way sync's first round, under the lease already held: a queue hop
+                        # would cost a lease, a release and the member's rows once more. Should
+                        # it fail, its queued step stands (the follow-ups are sent regardless).
+                        profile = self._delta_step(profile, step_ctx, read_deleted=True, look_outside=True)
+                        followups.remove(first_round)
                 elif job.step == "remap":
                     profile = self._remap_step(profile, job, step_ctx)
                 elif profile.state is SyncState.ACTIVE:
@@ -117,7 +121,7 @@ class SyncRunner:
                                                look_outside=job.reason in LOOK_OUTSIDE_REASONS)
             finally:
                 lease.stop()
-                if self._release(job, profile, owner):
+                if self._release(job, profile, owner, lease.latest):
                     # Asked by a webhook's step that was dropped for it (``_leave_to_holder``):
                     # queued even when this step fails, or that change waits for the sweep.
                     ctx.enqueue(SyncJob.of(profile, "delta", StepReason.RERUN), 0)
@@ -130,7 +134,7 @@ class SyncRunner:
 
     def _take_lease(
         self, job: SyncJob, current: Stored[SyncProfile], name: str | None
-    ) -> tuple[SyncProfile, str, bool] | None:
+    ) -> tuple[SyncProfile, str, bool, Stored[SyncProfile]] | None:
         """The lease, with the profile and whether to read the CRM's deleted list; None when
         the step is left to the lease's holder. Raises LeaseHeld when this step must wait:
         its own earlier delivery holds the lease (that delivery died, or is late), or it is a
@@ -140,7 +144,7 @@ class SyncRunner:
             # From here on, a new change must queue a new step (this one may miss it): the marks
             # webhooks set are cleared with the lease taken, and what they asked for is done.
             try:
-                profile, _, owner = self.profiles.acquire(
+                profile, etag, owner = self.profiles.acquire(
                     job.member, job.kind, holder=name, stored=current,
                     taking=(lambda p: {"delta_queued": False, "crm_deletions_noticed": False, "delta_rerun": False})
                     if delta else None,
@@ -158,7 +162,8 @@ class SyncRunner:
                     return None
                 current = latest
                 continue
-            return profile, owner, current.entity.crm_deletions_noticed or job.reason not in WEBHOOK_REASONS
+            read_deleted = current.entity.crm_deletions_noticed or job.reason not in WEBHOOK_REASONS
+            return profile, owner, read_deleted, Stored(profile, etag)
         raise LeaseHeld(f"{job.kind} sync of {job.member} keeps changing hands", 1)
 
     def _leave_to_holder(self, job: SyncJob) -> bool:
@@ -192,13 +197,14 @@ class SyncRunner:
             log.info("%s delta step of %s left to the running step (one more round)", job.kind, job.member)
         return asked
 
-    def _release(self, job: SyncJob, stepped: SyncProfile, owner: str) -> bool:
+    def _release(self, job: SyncJob, stepped: SyncProfile, owner: str, known: Stored[SyncProfile] | None = None) -> bool:
         """Write the step's result and free the lease, re-reading on a concurrent change
         (a webhook marking a delta step queued). A lease found taken (this step stalled
         past it) keeps the other step's state: this one's work is redone from the cursors.
-        Returns whether a delta round was asked for meanwhile (``_leave_to_holder``)."""
+        Returns whether a delta round was asked for meanwhile (``_leave_to_holder``).
+        ``known``: the row as the lease's last write left it, tried first without a read."""
         for _ in range(8):
-            latest = self.profiles.get(job.member, job.kind)
+            latest, known = known or self.profiles.get(job.member, job.kind), None
             if latest is None:
                 return False
             if latest.entity.lease_owner != owner:
@@ -206,9 +212,7 @@ class SyncRunner:
                 if latest.entity.state is SyncState.DISABLED or latest.entity.generation != stepped.generation:
                     # Disabled (and maybe enabled again) under this step: the link rows it
                     # wrote after the purge belong to no generation that reads them.
-                    self.links.purge(stepped.links_partition)
-                    if self.selections is not None:
-                        self.selections.purge(stepped.links_partition)
+                    self.links.purge(stepped.links_partition)  # with the initial sync's selection
                 return False
             released = _carry(latest.entity, stepped)
             rerun = released.delta_rerun and released.state is SyncState.ACTIVE

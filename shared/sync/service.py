@@ -40,7 +40,7 @@ class SyncService:
     def __init__(self, dependencies: SyncDependencies) -> None:
         self.d = dependencies
         self.runner = SyncRunner(dependencies.profiles, dependencies.links, dependencies.conflicts, dependencies.ledger,
-                                 clock=dependencies.clock, selections=dependencies.selections,
+                                 clock=dependencies.clock,
                                  page_size=dependencies.initial_page_size)
         self.jobs: JobQueue[SyncJob] = dependencies.jobs
         self.webhooks = SyncWebhooks(self)
@@ -155,8 +155,7 @@ class SyncService:
         if profile.container_id:
             _, outlook = self.d.kind_for(member, kind)
             outlook.delete_container(profile.container_id)
-        self.d.links.purge(profile.links_partition)
-        self.d.selections.purge(profile.links_partition)
+        self.d.links.purge(profile.links_partition)  # with the initial sync's selection and progress
         # The conflict log stays: it is the member's record of which value was kept, across
         # Enables (issue 23). The ledger's notes describe this Enable's items: they go.
         self.d.ledger.purge(profile.history_partition)

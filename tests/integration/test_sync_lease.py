@@ -36,8 +36,8 @@ def test_a_held_lease_refuses_every_other_taker_even_the_same_message(store: Pro
     with pytest.raises(LeaseHeld) as held:
         store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-1")  # a second delivery of the same message
     assert 0 < held.value.retry_after <= profiles_module.LEASE.total_seconds() + 1
-    assert store.renew(MEMBER, SyncKind.CALENDAR, owner)
-    assert not store.renew(MEMBER, SyncKind.CALENDAR, "someone-else")
+    assert store.extend(MEMBER, SyncKind.CALENDAR, owner)
+    assert not store.extend(MEMBER, SyncKind.CALENDAR, "someone-else")
 
 
 def test_the_heartbeat_keeps_a_running_step_s_lease_past_its_duration(store: ProfileStore, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -59,7 +59,7 @@ def test_a_crashed_step_s_lease_lapses_and_its_late_heartbeat_finds_it_taken(sto
     time.sleep(1.2)  # no heartbeat: the step died
     profile, etag, owner = store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-1")
     assert owner != crashed and profile.lease_until is not None and profile.lease_until > datetime.now(UTC)
-    assert not store.renew(MEMBER, SyncKind.CALENDAR, crashed)  # a stalled step learns it lost the lease
+    assert not store.extend(MEMBER, SyncKind.CALENDAR, crashed)  # a stalled step learns it lost the lease
     store.release(profile, etag)
     store.acquire(MEMBER, SyncKind.CALENDAR)  # released: free at once
 
@@ -129,7 +129,7 @@ class _RecordedQueue:
 
 def _service(store: ProfileStore) -> tuple[SyncService, _RecordedQueue]:
     queue = _RecordedQueue()
-    dependencies = SimpleNamespace(profiles=store, links=None, conflicts=None, ledger=None, selections=None, jobs=queue,
+    dependencies = SimpleNamespace(profiles=store, links=None, conflicts=None, ledger=None, jobs=queue,
                                    routes=None, clock=lambda: datetime.now(UTC), initial_page_size=100)
     return SyncService(dependencies), queue  # type: ignore[arg-type]
 

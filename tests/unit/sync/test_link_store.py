@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.sync.link_store import COMPARISONS_PER_QUERY, LinkEntity, LinkStore
-from shared.sync.links import InitialProgress, LinkRow, LinkState
+from shared.sync.links import InitialProgress, InitialState, LinkRow, LinkState
 from tests.fakes.tables import TableRepositoryInMemory
 
 PARTITION = "member|contacts|g1"
@@ -33,11 +33,31 @@ def test_an_initial_page_of_99_pairs_and_its_progress_are_one_transaction() -> N
     store = LinkStore(table)
     store.commit(PARTITION, [_synced(n) for n in range(99)], InitialProgress(done=99, reserved=297, synced=99))
     assert table.transactions == 1
-    assert store.progress(PARTITION) == InitialProgress(done=99, reserved=297, synced=99)
+    assert store.initial_state(PARTITION).progress == InitialProgress(done=99, reserved=297, synced=99)
     assert len(store.all(PARTITION)) == 99  # the progress is no pair
     store.commit(PARTITION, [_synced(n) for n in range(99, 199)], InitialProgress(done=199, reserved=199, synced=199))
     assert table.transactions == 2  # 100 rows and the progress do not fit one: the rows, then the progress alone
-    assert store.progress(PARTITION) == InitialProgress(done=199, reserved=199, synced=199)
+    assert store.initial_state(PARTITION).progress == InitialProgress(done=199, reserved=199, synced=199)
+
+
+def test_ten_thousand_crm_ids_and_the_progress_are_saved_in_one_transaction_and_read_in_one_query() -> None:
+    """Within the service's limits (found by ``make bench``: 2,000 CRM ids in one row were 88 KB
+    of UTF-16, over a property's 64 KiB, and the initial sync of 2,000 contacts stopped)."""
+    table = CountedTable()  # the fake applies the service's limits
+    store = LinkStore(table)
+    ids = [str(5725767000000100069 + n * 7) for n in range(10_000)]  # Zoho's 19-digit ids, the contacts cap
+    store.write(PARTITION, [(None, _synced(1))])
+    first = store.initial_state(PARTITION)
+    assert first == InitialState() and table.queries == 1
+    store.select(PARTITION, ids, InitialProgress(reserved=198), replacing=first)
+    assert table.transactions == 2
+    table.queries = 0
+    saved = store.initial_state(PARTITION)
+    assert saved.ids == ids and saved.progress == InitialProgress(reserved=198) and table.queries == 1
+    store.select(PARTITION, ids[:3], InitialProgress(reserved=3), replacing=saved)  # a smaller selection leaves no stale row
+    assert store.initial_state(PARTITION).ids == ids[:3]
+    assert [r.link_id for r in store.all(PARTITION)] == ["l1"] and store.purge(PARTITION) == 1
+    assert store.initial_state(PARTITION) == InitialState()
 
 
 def test_a_few_ids_are_one_filtered_query_with_every_pending_create() -> None:

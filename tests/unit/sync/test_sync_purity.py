@@ -12,7 +12,7 @@ import shared.sync
 # The pure core. The modules beside it that touch storage or the network (profiles, the steps,
 # link_store, conflicts, executor, runner, service, jobs) are its adapters (DESIGN §8).
 ADAPTERS = {
-    "profiles.py", "ledger_store.py", "authorization.py", "webhooks.py", "sweep.py", "member_mapping.py", "step_failures.py", "selection_store.py",
+    "profiles.py", "ledger_store.py", "authorization.py", "webhooks.py", "sweep.py", "member_mapping.py", "step_failures.py",
     "cycle.py", "initial_sync.py", "delta_round.py", "remap_pages.py", "step_context.py", "link_store.py",
     "conflicts.py", "executor.py", "runner.py", "service.py", "jobs.py", "adapters.py", "outlook_side.py", "dependencies.py",
     "contact_settings.py", "org_activity.py",
