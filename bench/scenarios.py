@@ -481,8 +481,18 @@ def _measure_propagation(stack: BenchStack, upn: str, calendar_id: str, crm_user
                          pairs: list[tuple[str, str]], label: str) -> dict[str, Any]:
     """200 single changes, alternately in the CRM and in Outlook, one every 0.25 s; a poller
     reads both emulators' snapshots and notes when each change shows on the other side."""
+    return _propagation_figures(_make_changes(stack, upn, calendar_id, crm_user, actor, pairs, label, CHANGES))
+
+
+def _make_changes(stack: BenchStack, upn: str, calendar_id: str, crm_user: str, actor: str,
+                  pairs: list[tuple[str, str]], label: str, changes: int) -> list[tuple[float, str, float | None]]:
+    """``changes`` single changes, alternately in the CRM and in Outlook, one every 0.25 s; a
+    poller reads both emulators' snapshots and notes when each change shows on the other side.
+    Per change: (when it was made, time.monotonic(); the side it was made on; seconds until it
+    showed on the other side, None if it never did within 120 s)."""
     outstanding: dict[int, tuple[str, str, str, float]] = {}  # index -> (side, id on the other side, title, t0)
     latencies: dict[int, tuple[str, float]] = {}
+    made: dict[int, tuple[float, str]] = {}
     lock = threading.Lock()
     stop = threading.Event()
 
@@ -495,12 +505,15 @@ def _measure_propagation(stack: BenchStack, upn: str, calendar_id: str, crm_user
                 continue
             outlook_titles: dict[str, str] = {}
             crm_titles: dict[str, str] = {}
+            # One mailbox and one org, not the emulators' whole snapshots (100 other members'
+            # items under the emulators' locks would slow what is being measured).
             if any(side == "crm" for side, *_ in want.values()):
-                outlook_titles = {e["id"]: e["subject"] for e in container_items(stack, upn, "calendar", calendar_id)}
+                box = stack.m365_control("GET", f"mailbox/{upn}/snapshot")
+                outlook_titles = {e["id"]: e["subject"] for c in box["calendars"] if c["id"] == calendar_id
+                                  for e in c.get("events") or []}
             if any(side == "outlook" for side, *_ in want.values()):
-                for org in stack.crm_control("GET", "snapshot")["orgs"]:
-                    if any(str(u["id"]) == crm_user for u in org["users"]):
-                        crm_titles = {str(r["id"]): r["Event_Title"] for r in org["records"].get("Events", [])}
+                crm_titles = {str(r["id"]): r["Event_Title"]
+                              for r in stack.crm_control("GET", "records/Events", params={"actor": crm_user})}
             seen = time.monotonic()
             with lock:
                 for index, (side, other_id, title, t0) in list(outstanding.items()):
@@ -514,13 +527,14 @@ def _measure_propagation(stack: BenchStack, upn: str, calendar_id: str, crm_user
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
-    for index in range(CHANGES):
+    for index in range(changes):
         crm_id, outlook_id = pairs[index % len(pairs)]
         title = f"{label} change {index:03d} {uuid.uuid4().hex[:4]}"
         side = "crm" if index % 2 == 0 else "outlook"
         t0 = time.monotonic()
         with lock:
             outstanding[index] = (side, outlook_id if side == "crm" else crm_id, title, t0)
+            made[index] = (t0, side)
         if side == "crm":
             stack.crm_control("POST", "actions/mass-update", json={"actor": actor, "module": "Events", "ids": [crm_id],
                                                                    "values": {"Event_Title": title}})
@@ -529,15 +543,40 @@ def _measure_propagation(stack: BenchStack, upn: str, calendar_id: str, crm_user
         time.sleep(max(0.0, CHANGE_INTERVAL_S - (time.monotonic() - t0)))
     stop.set()
     poller.join(timeout=180)
-    values = [v for _, v in latencies.values()]
-    by_side = {s: [v for side, v in latencies.values() if side == s] for s in ("crm", "outlook")}
+    return [(t0, side, latencies[i][1] if i in latencies else None) for i, (t0, side) in sorted(made.items())]
+
+
+def _propagation_figures(changes: list[tuple[float, str, float | None]]) -> dict[str, Any]:
+    values = [v for _, _, v in changes if v is not None]
+    by_side = {s: [v for _, side, v in changes if side == s and v is not None] for s in ("crm", "outlook")}
     return {
-        "changes": CHANGES, "arrived": len(values), "missing": CHANGES - len(values),
+        "changes": len(changes), "arrived": len(values), "missing": len(changes) - len(values),
         "p50_s": _percentile(values, 0.5), "p95_s": _percentile(values, 0.95),
         "max_s": round(max(values), 3) if values else None,
         "crm_to_outlook_p95_s": _percentile(by_side["crm"], 0.95),
         "outlook_to_crm_p95_s": _percentile(by_side["outlook"], 0.95),
     }
+
+
+def _synced_pairs(stack: BenchStack, pairs_n: int) -> tuple[Any, str, list[tuple[str, str]]]:
+    """Adele (Contoso) with ``pairs_n`` CRM events synced to Outlook, two-way sync running:
+    the member, her calendar's id and the (CRM id, Outlook id) pairs."""
+    member = install_member(stack, CONTOSO, ADELE, "Contoso Ltd")
+    soon = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+    records = [{"Event_Title": f"Pair {n:03d}", "All_day": False,
+                "Start_DateTime": (soon + timedelta(hours=n)).isoformat(),
+                "End_DateTime": (soon + timedelta(hours=n, minutes=30)).isoformat()} for n in range(pairs_n)]
+    stack.crm_control("POST", "actions/import", json={"actor": ADELE, "module": "Events", "records": records,
+                                                       "data_source": "Manual"})
+    enable(member, "calendar")
+    wait_active([member], "calendar", time.monotonic(), timeout=600)
+    while not profile(member, "calendar").delta_link:
+        time.sleep(0.5)
+    wait_quiet(stack)
+    calendar_id = profile(member, "calendar").container_id
+    pairs = [(next(p["value"] for p in e.get("singleValueExtendedProperties") or [] if "CrmId" in p["id"]).rsplit(":", 1)[-1], e["id"])
+             for e in container_items(stack, ADELE, "calendar", calendar_id)]
+    return member, calendar_id, pairs
 
 
 def propagation(ctx: Context) -> dict[str, Any]:
@@ -546,21 +585,7 @@ def propagation(ctx: Context) -> dict[str, Any]:
     try:
         stack.add_users([{"id": CONTOSO, "name": "Contoso Ltd", "domain": "contoso.test",
                           "users": [(FLOOR_USER, "Floor Script", False)]}])
-        member = install_member(stack, CONTOSO, ADELE, "Contoso Ltd")
-        soon = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
-        records = [{"Event_Title": f"Pair {n:03d}", "All_day": False,
-                    "Start_DateTime": (soon + timedelta(hours=n)).isoformat(),
-                    "End_DateTime": (soon + timedelta(hours=n, minutes=30)).isoformat()} for n in range(pairs_n)]
-        stack.crm_control("POST", "actions/import", json={"actor": ADELE, "module": "Events", "records": records,
-                                                           "data_source": "Manual"})
-        enable(member, "calendar")
-        wait_active([member], "calendar", time.monotonic(), timeout=600)
-        while not profile(member, "calendar").delta_link:
-            time.sleep(0.5)
-        wait_quiet(stack)
-        calendar_id = profile(member, "calendar").container_id
-        pairs = [(next(p["value"] for p in e.get("singleValueExtendedProperties") or [] if "CrmId" in p["id"]).rsplit(":", 1)[-1], e["id"])
-                 for e in container_items(stack, ADELE, "calendar", calendar_id)]
+        member, calendar_id, pairs = _synced_pairs(stack, pairs_n)
         ctx.log(f"[propagation] product: {CHANGES} changes over {len(pairs)} linked events")
         stack.reset_counters()
         before = stack.host_table_counts()
@@ -595,22 +620,109 @@ def propagation(ctx: Context) -> dict[str, Any]:
         stack.stop()
 
 
+# ---- 6: propagation while 100 initial syncs run (issue 21) ------------------------------------------
+UNDER_LOAD_CHANGES = 160  # one every 0.25 s: 40 s, longer than the 100 initial syncs take
+
+
+def _members_with_events(stack: BenchStack, ctx: Context, members_n: int, per_member: int, label: str) -> tuple[list[dict[str, Any]], list[Any]]:
+    """``members_n`` members, each the administrator of their own tenant and CRM org, each with
+    ``per_member`` CRM events; installed through the product's install path, not yet syncing."""
+    tenants = [{"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-{label}-tenant-{i}")), "name": f"Tenant {i:03d}",
+                "domain": f"t{i:03d}.{label}.bench", "users": [(f"m{i:03d}@t{i:03d}.{label}.bench", f"Member {i:03d}", True),
+                                                              (f"f{i:03d}@t{i:03d}.{label}.bench", f"Floor {i:03d}", False)]}
+               for i in range(members_n)]
+    ctx.log(f"[{label}] {members_n} members x {per_member} events: installing")
+    stack.add_users(tenants)
+    members = []
+    for tenant in tenants:
+        upn = tenant["users"][0][0]
+        members.append(install_member(stack, tenant["id"], upn, tenant["name"]))
+        generate(stack, upn, "calendar", per_member)
+    return tenants, members
+
+
+def _queue_settings() -> dict[str, Any]:
+    """What the run's concurrency was: host.json's queue settings, the local host's worker
+    threads, and whether initial steps had a queue of their own."""
+    from local.host_config import HostConfig, worker_threads
+    from shared.sync.jobs import StepReason, SyncJob, queue_for
+
+    queues = HostConfig.load(ROOT / "host.json").queues
+    initial = queue_for(SyncJob(member="m", kind="calendar", step="initial", reason=StepReason.ENABLE))
+    webhook = queue_for(SyncJob(member="m", kind="calendar", step="delta", reason=StepReason.GRAPH_WEBHOOK))
+    return {"batch_size": queues.batch_size, "new_batch_threshold": queues.threshold, "worker_threads": worker_threads(),
+            "initial_queue": initial, "webhook_queue": webhook}
+
+
+def propagation_under_load(ctx: Context, members_n: int = 100) -> dict[str, Any]:
+    """Changes made one every 0.25 s (alternately in the CRM and in Outlook) for a member whose
+    sync already runs, while 100 other members' initial syncs run; only the changes made before
+    the last of those finished count."""
+    per_member = max(20, round(500 * ctx.scale))
+    stack = BenchStack(ctx.workdir / "propagation-under-load").start()
+    try:
+        stack.add_users([{"id": CONTOSO, "name": "Contoso Ltd", "domain": "contoso.test",
+                          "users": [(FLOOR_USER, "Floor Script", False)]}])
+        member, calendar_id, pairs = _synced_pairs(stack, 100)
+        _, members = _members_with_events(stack, ctx, members_n, per_member, "load")
+        wait_quiet(stack)
+        stack.reset_counters()
+        mark = stack.host_log_mark()
+        ctx.log(f"[propagation-under-load] {members_n} members enable calendar sync; {UNDER_LOAD_CHANGES} changes "
+                f"over {len(pairs)} linked events meanwhile")
+        started = time.monotonic()
+        completions: list[float] = []
+        failure: list[BaseException] = []
+
+        def load() -> None:
+            try:
+                with ThreadPoolExecutor(max_workers=25) as pool:
+                    list(pool.map(lambda m: enable(m, "calendar"), members))
+                completions.extend(wait_active(members, "calendar", started, timeout=3000))
+            except BaseException as error:  # noqa: BLE001 - re-raised below, in the scenario's thread
+                failure.append(error)
+
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        time.sleep(1.0)  # the first initial steps are running
+        changes = _make_changes(stack, ADELE, calendar_id, member.user_id, ADELE, pairs, "L", UNDER_LOAD_CHANGES)
+        loader.join(timeout=3000)
+        if failure:
+            raise failure[0]
+        load_ended = started + max(completions)
+        during = [change for change in changes if change[0] < load_ended]
+        wait_quiet(stack)
+        product = {**_propagation_figures(during), "changes_made": len(changes),
+                   "changes_after_the_load": len(changes) - len(during),
+                   "load_members": members_n, "load_wall_s": round(max(completions), 2),
+                   "load_fastest_member_s": round(min(completions), 2),
+                   "load_completion_spread": round(max(completions) / min(completions), 2),
+                   **request_figures(stack.counters()), **stack.host_executions(mark),
+                   "peak_host_memory_mb": stack.host_peak_memory_mb()}
+        return {"name": "propagation-under-load",
+                "settings": {"changes": UNDER_LOAD_CHANGES, "interval_s": CHANGE_INTERVAL_S, "linked_events": len(pairs),
+                             "load_members": members_n, "events_per_member": per_member, "scale": ctx.scale,
+                             "latency_ms": LATENCY_MS, **_queue_settings()},
+                "product": product, "floor": {},
+                "targets": [target("p95_s while initial syncs run", product["p95_s"], 0.5),
+                            target("missing", product["missing"], 0),
+                            target("load_completion_spread (slowest/fastest)", product["load_completion_spread"], 2)],
+                "notes": ["latency: from the control-surface call that makes the change to the first look at the other "
+                          "side (its mailbox, its org's records) showing it; only changes made before the last of the "
+                          f"{members_n} initial syncs ended count",
+                          f"{members_n} members, each the administrator of their own tenant and CRM org, enable calendar "
+                          "sync at once from 25 threads; the changes start 1 s later",
+                          "no floor: the floor's own figures are those of 'propagation' and 'many-members'"]}
+    finally:
+        stack.stop()
+
+
 # ---- 4: many members at once ------------------------------------------------------------------------
 def many_members(ctx: Context, members_n: int = 100) -> dict[str, Any]:
     per_member = max(20, round(500 * ctx.scale))
     stack = BenchStack(ctx.workdir / "many-members").start()
     try:
-        tenants = [{"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-tenant-{i}")), "name": f"Tenant {i:03d}",
-                    "domain": f"t{i:03d}.bench", "users": [(f"m{i:03d}@t{i:03d}.bench", f"Member {i:03d}", True),
-                                                           (f"f{i:03d}@t{i:03d}.bench", f"Floor {i:03d}", False)]}
-                   for i in range(members_n)]
-        ctx.log(f"[many-members] {members_n} members x {per_member} events: installing")
-        stack.add_users(tenants)
-        members = []
-        for tenant in tenants:
-            upn = tenant["users"][0][0]
-            members.append(install_member(stack, tenant["id"], upn, tenant["name"]))
-            generate(stack, upn, "calendar", per_member)
+        tenants, members = _members_with_events(stack, ctx, members_n, per_member, "many-members")
         stack.reset_counters()
         host_before = stack.host_table_counts()
         mark = stack.host_log_mark()
@@ -656,7 +768,8 @@ def many_members(ctx: Context, members_n: int = 100) -> dict[str, Any]:
         stack.stop()
 
 
-SCENARIOS = ("initial-calendar", "initial-contacts", "steady-state", "propagation", "many-members", "throttled")
+SCENARIOS = ("initial-calendar", "initial-contacts", "steady-state", "propagation", "many-members", "throttled",
+             "propagation-under-load")
 
 
 def run(ctx: Context, names: list[str]) -> list[dict[str, Any]]:
@@ -692,4 +805,6 @@ def _one(ctx: Context, name: str, names: list[str]) -> list[dict[str, Any]]:
         return [many_members(ctx)]
     if name == "throttled":
         return [initial(ctx, "calendar", throttled=True)]
+    if name == "propagation-under-load":
+        return [propagation_under_load(ctx)]
     raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")

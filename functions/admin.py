@@ -13,7 +13,7 @@ from functions.http_edge import serve
 from shared.http_messages import WebRequest, WebResponse
 from shared.mail.outbox import OUTBOX_QUEUE
 from shared.operations.poison import PoisonNotFound, PoisonQueues, PoisonRefused
-from shared.sync.jobs import SYNC_QUEUE
+from shared.sync.jobs import SYNC_QUEUES
 from shared.wiring import get_services
 
 bp = func.Blueprint()
@@ -22,7 +22,7 @@ MAX_BODY = 4096
 
 
 def _queues() -> PoisonQueues:
-    return PoisonQueues(get_services().storage.queue_service(), known_queues=(OUTBOX_QUEUE, SYNC_QUEUE))
+    return PoisonQueues(get_services().storage.queue_service(), known_queues=(OUTBOX_QUEUE, *SYNC_QUEUES))
 
 
 def _list(request: WebRequest) -> WebResponse:

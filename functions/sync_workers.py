@@ -1,5 +1,12 @@
-"""Queue ``sync-jobs``: one step of one member's calendar or contacts sync, and the timers
-behind webhooks: the delta sweep and the renewal of subscriptions and channels."""
+"""Queues ``sync-jobs`` and ``sync-bulk``: one step of one member's calendar or contacts sync
+(``shared.sync.jobs.queue_for`` says which queue a step takes; both triggers run any step, so a
+step an earlier version queued on ``sync-jobs`` still runs), and the timers behind webhooks:
+the delta sweep and the renewal of subscriptions and channels.
+
+Two triggers, not one: the host fetches and runs each queue's messages on its own (up to
+batchSize + newBatchThreshold per function per instance, host.json), and Flex Consumption
+scales each function on its own instances, so a rollout of initial syncs on ``sync-bulk``
+never holds up the webhook-driven steps of ``sync-jobs`` (issue 21)."""
 
 import logging
 
@@ -8,7 +15,7 @@ import azure.functions as func
 from shared.observability import correlated, invocation, new_correlation_id
 from shared.storage import decode_message
 from shared.storage.queues import InvalidMessage
-from shared.sync.jobs import SYNC_QUEUE, SyncJob
+from shared.sync.jobs import SYNC_BULK_QUEUE, SYNC_QUEUE, SyncJob
 from shared.wiring import get_services
 
 bp = func.Blueprint()
@@ -19,24 +26,45 @@ log = logging.getLogger("functions.sync")
 def sync_step(msg: func.QueueMessage, context: func.Context) -> None:
     with invocation(context):
         job = decode_message(msg.get_body(), SyncJob)
-    with invocation(context, continues=job.traceparent), correlated(new_correlation_id(f"sync:{job.member}:{job.kind}")):
-        # The webhook's operation goes on, when one queued the step. The message id names this
-        # delivery's lease: a redelivery after a crash takes it over.
-        get_services().sync.run(job, delivery=msg.id)
+    _run_step(job, msg.id, context)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=SYNC_BULK_QUEUE, connection="AzureWebJobsStorage")
+def sync_bulk_step(msg: func.QueueMessage, context: func.Context) -> None:
+    with invocation(context):
+        job = decode_message(msg.get_body(), SyncJob)
+    _run_step(job, msg.id, context)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=f"{SYNC_QUEUE}-poison", connection="AzureWebJobsStorage")
 def sync_step_given_up(msg: func.QueueMessage, context: func.Context) -> None:
+    with invocation(context):
+        _give_up(msg)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=f"{SYNC_BULK_QUEUE}-poison", connection="AzureWebJobsStorage")
+def sync_bulk_step_given_up(msg: func.QueueMessage, context: func.Context) -> None:
+    with invocation(context):
+        _give_up(msg)
+
+
+def _run_step(job: SyncJob, delivery: str, context: func.Context) -> None:
+    with invocation(context, continues=job.traceparent), correlated(new_correlation_id(f"sync:{job.member}:{job.kind}")):
+        # The webhook's operation goes on, when one queued the step. The message id names this
+        # delivery's lease: a redelivery after a crash takes it over.
+        get_services().sync.run(job, delivery=delivery)
+
+
+def _give_up(msg: func.QueueMessage) -> None:
     """A step the host gave up after its five deliveries: that member's sync stops with the
     error it kept failing with, until they press Resume (issue 23; lifecycle L18, L20)."""
-    with invocation(context):
-        try:
-            job = decode_message(msg.get_body(), SyncJob)
-        except InvalidMessage as error:  # nothing to stop: what it was is kept in the log
-            log.error("a given-up sync message is not a step: %s", error)
-            return
-        with correlated(new_correlation_id(f"sync-given-up:{job.member}:{job.kind}")):
-            get_services().sync.give_up(job)
+    try:
+        job = decode_message(msg.get_body(), SyncJob)
+    except InvalidMessage as error:  # nothing to stop: what it was is kept in the log
+        log.error("a given-up sync message is not a step: %s", error)
+        return
+    with correlated(new_correlation_id(f"sync-given-up:{job.member}:{job.kind}")):
+        get_services().sync.give_up(job)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False, use_monitor=True)

@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from azure.storage.queue import QueueServiceClient
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from local.app_settings import is_disabled, load_local_settings, resolve, storage_connection
-from local.host_config import HostConfig
+from local.host_config import HostConfig, worker_threads
 from local.http_trigger import HostKeys, HttpTriggerApp
 from local.indexer import FunctionSpec, index_functions, load_app
 from local.invocation import Invoker
@@ -59,12 +60,18 @@ class LocalHost:
         self.app_module, app = load_app(self.script)
         self.functions: list[FunctionSpec] = [spec for spec in index_functions(app) if self._enabled(spec.name)]
         self._queue_services: dict[str, QueueServiceClient] = {}
+        # One pool for every function, as the Python worker has: queue messages the listeners
+        # fetched and HTTP requests wait here for a thread when all are busy (see host.json and
+        # PYTHON_THREADPOOL_THREAD_COUNT in infra/modules/functionapp.bicep).
+        self.worker_threads = worker_threads()
+        self._workers = ThreadPoolExecutor(max_workers=self.worker_threads, thread_name_prefix="worker")
         self._invokers = {
             spec.name: Invoker(
                 spec,
                 app_directory=str(self.script.parent),
                 timeout=self.config.function_timeout,
                 queue_service=self._queue_service,
+                workers=self._workers,
             )
             for spec in self.functions
         }
@@ -112,6 +119,10 @@ class LocalHost:
             timer.start()
         for spec in self.functions:
             log.info("Function %s: %s", spec.name, _describe(spec, self.config.route_prefix, self.url))
+        queues = self.config.queues
+        log.info("Queue triggers: %d listeners, up to %d messages each at once (batchSize %d + newBatchThreshold %d); "
+                 "worker threads: %d", len(self._listeners), queues.batch_size + queues.threshold, queues.batch_size,
+                 queues.threshold, self.worker_threads)
         log.info("Host started (%s)", self.url)
         return self
 
@@ -122,6 +133,7 @@ class LocalHost:
             timer.stop()
         for listener in self._listeners:
             listener.stop()
+        self._workers.shutdown(wait=True)
         self._server.server_close()
         log.info("Host stopped")
 

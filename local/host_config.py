@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,6 +23,24 @@ class QueueOptions:
     @property
     def threshold(self) -> int:
         return self.new_batch_threshold if self.new_batch_threshold is not None else self.batch_size // 2
+
+
+# The Python worker's thread pool, as the deployment sets it (infra/modules/functionapp.bicep
+# PYTHON_THREADPOOL_THREAD_COUNT, held equal by tests/unit/test_infra.py; the numbers are
+# explained there). Without the setting the real worker takes min(32, CPUs + 4).
+DEPLOYED_WORKER_THREADS = 128
+
+
+def worker_threads(environ: dict[str, str] | None = None) -> int:
+    """Threads of the worker's pool: ``PYTHON_THREADPOOL_THREAD_COUNT`` when set (an app
+    setting, e.g. in local.settings.json), else what the deployment sets."""
+    value = (os.environ if environ is None else environ).get("PYTHON_THREADPOOL_THREAD_COUNT")
+    if value is None or value == "":
+        return DEPLOYED_WORKER_THREADS
+    count = int(value)
+    if count < 1:
+        raise ValueError("PYTHON_THREADPOOL_THREAD_COUNT must be at least 1")
+    return count
 
 
 @dataclass(frozen=True)

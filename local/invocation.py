@@ -111,7 +111,10 @@ class FunctionTimeout(RuntimeError):
 
 
 class Invoker:
-    """Runs invocations of one function."""
+    """Runs invocations of one function: a plain function on the worker's thread pool (shared by
+    every function of the app, as the Python worker's is: ``PYTHON_THREADPOOL_THREAD_COUNT``),
+    an ``async def`` one on an event loop of the calling thread (the worker runs coroutines on
+    its loop, outside the pool)."""
 
     def __init__(
         self,
@@ -120,12 +123,13 @@ class Invoker:
         app_directory: str,
         timeout: timedelta | None = None,
         queue_service: Callable[[str | None], QueueServiceClient] | None = None,
+        workers: ThreadPoolExecutor | None = None,
     ) -> None:
         self.spec = spec
         self._app_directory = app_directory
         self._timeout = timeout
         self._queue_service = queue_service or _queue_service_for
-        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"fn-{spec.name}")
+        self._workers = workers or ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"fn-{spec.name}")
 
     def invoke(self, trigger_value: Any, reason: str) -> Any:
         """Run the function once; return its ``$return`` value or raise what it raised."""
@@ -150,16 +154,17 @@ class Invoker:
         return result
 
     def _call(self, kwargs: dict[str, Any]) -> Any:
-        def run() -> Any:
-            if self.spec.is_async:
-                return asyncio.run(self.spec.function(**kwargs))
-            return self.spec.function(**kwargs)
-
-        if self._timeout is None:
-            return run()
-        future = self._pool.submit(run)
+        limit = self._timeout.total_seconds() if self._timeout is not None else None
+        if self.spec.is_async:
+            try:
+                return asyncio.run(asyncio.wait_for(self.spec.function(**kwargs), limit))
+            except TimeoutError:
+                raise FunctionTimeout(f"Timeout value of {self._timeout} was exceeded by function") from None
+        # Waiting here for a free worker thread is what the real host's fetched messages and
+        # HTTP requests do when every thread of the worker is busy.
+        future = self._workers.submit(self.spec.function, **kwargs)
         try:
-            return future.result(timeout=self._timeout.total_seconds())
+            return future.result(timeout=limit)
         except FutureTimeout:
             # Like the real host, the invocation is reported failed; Python cannot kill the thread.
             raise FunctionTimeout(f"Timeout value of {self._timeout} was exceeded by function") from None

@@ -42,7 +42,7 @@ from shared.storage.shared_slots import SharedSlots, SlotRow
 from shared.sync.adapters import kind_for
 from shared.sync.conflicts import ConflictEntity, ConflictStore
 from shared.sync.dependencies import SyncDependencies
-from shared.sync.jobs import SYNC_QUEUE, SyncJob
+from shared.sync.jobs import SYNC_QUEUES, SyncJob, SyncJobQueues
 from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
 from shared.sync.org_activity import OrgSyncActivity, SyncReminder
@@ -149,15 +149,15 @@ class Services:
         return SyncLedger(self.table("syncledger", LedgerNote))
 
     @cached_property
-    def sync_queue(self) -> JobQueue[SyncJob]:
-        return JobQueue(self.storage.queue_service(), SYNC_QUEUE, SyncJob)
+    def sync_queues(self) -> SyncJobQueues:
+        return SyncJobQueues({name: JobQueue(self.storage.queue_service(), name, SyncJob) for name in SYNC_QUEUES})
 
     @cached_property
     def sync(self) -> SyncService:
         caps = {SyncKind.CALENDAR: self.settings.calendar_initial_cap, SyncKind.CONTACTS: self.settings.contacts_initial_cap}
         return SyncService(SyncDependencies(
             profiles=self.sync_profiles, links=self.sync_links, conflicts=self.sync_conflicts, ledger=self.sync_ledger,
-            jobs=self.sync_queue, routes=self.table("webhooks", WebhookRoute), accounts=self.accounts,
+            jobs=self.sync_queues, routes=self.table("webhooks", WebhookRoute), accounts=self.accounts,
             kind_for=lambda member, kind, **facts: kind_for(member, kind, self.mailbox(member), caps=caps, **facts),
             crm_session=lambda member: self.crm_sessions.for_member(self.crm_access(member)),
             crm_records=lambda member: CrmRecords(self.crm_sessions.for_member(self.crm_access(member))),

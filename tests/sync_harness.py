@@ -23,7 +23,7 @@ from shared.accounts.repository import AccountsRepository
 from shared.sync import markers
 from shared.sync.conflicts import ConflictEntity, ConflictStore
 from shared.sync.dependencies import SyncDependencies
-from shared.sync.jobs import StepReason, SyncJob
+from shared.sync.jobs import SYNC_QUEUES, StepReason, SyncJob, SyncJobQueues
 from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
 from shared.sync.links import Side
@@ -99,7 +99,7 @@ class SyncHarness:
         accounts.members.upsert(self.member)
         self.service = SyncService(SyncDependencies(
             profiles=self.profiles, links=self.links, conflicts=ConflictStore(self._table(ConflictEntity)),
-            ledger=SyncLedger(self._table(LedgerNote)), jobs=self.queue, routes=self._table(WebhookRoute),  # type: ignore[arg-type]
+            ledger=SyncLedger(self._table(LedgerNote)), jobs=SyncJobQueues(dict.fromkeys(SYNC_QUEUES, self.queue)), routes=self._table(WebhookRoute),  # type: ignore[arg-type]
             accounts=accounts, kind_for=self._kind_for, crm_session=_unreachable, crm_records=lambda member: self.crm,
             crm_channels=lambda member: self.channels, crm_time_zone=lambda member: None,
             subscriptions=lambda member: self.subscriptions, crm_token=_unreachable, mailbox=_unreachable,

@@ -68,6 +68,7 @@ def index() -> Response:
 ENDPOINTS = [
     ("GET", "/__emulator/", "this page"),
     ("GET", "/__emulator/snapshot", "the whole state as JSON"),
+    ("GET", "/__emulator/records/<module>?actor=<user id or e-mail>", "the records of that person's org (one org of the snapshot)"),
     ("POST", "/__emulator/reset", "back to the seed the emulator started with (?empty=1 for nothing)"),
     ("POST", "/__emulator/seed", "replace the state with the posted seed JSON"),
     ("POST", "/__emulator/clients", "register or extend an OAuth client {client_id, client_secret, name, redirect_uris, first_party}"),
@@ -87,6 +88,15 @@ ENDPOINTS = [
     ("POST", "/__emulator/users/<id>/accept", "the person accepts the CRM invitation {password?}"),
     ("GET", "/__emulator/deliveries", "log of watch callbacks sent (status, attempts)"),
 ]
+
+
+@bp.get("/records/<module>")
+def org_records(module: str) -> Any:
+    store = current().store
+    _module({"module": module})
+    with store.lock:
+        oid = _actor(store, request.args.get("actor", ""))["org_id"]
+        return jsonify([records.record_json(store, oid, module, r) for r in store.module_records(oid, module).values()])
 
 
 @bp.get("/snapshot")

@@ -32,6 +32,7 @@ ENDPOINTS = [
     ("POST", "/__emulator/apps", "register or extend an app: clientId, clientSecrets, redirectUris, requiredApplicationPermissions, ..."),
     ("POST|DELETE", "/__emulator/consents", "grant (tenantId, clientId, kind admin|user, userId, scopes, appRoles) or revoke (?tenantId&clientId)"),
     ("GET", "/__emulator/mailbox/{upn}", "the mailbox as Outlook would show it"),
+    ("GET", "/__emulator/mailbox/{upn}/snapshot", "that mailbox's part of the snapshot, as JSON"),
     ("POST", "/__emulator/mailbox/{upn}/calendars", "create a calendar as the user"),
     ("DELETE", "/__emulator/mailbox/{upn}/calendars/{id}", "delete a calendar (and its events) as the user"),
     ("POST", "/__emulator/mailbox/{upn}/calendars/{id}/events", "create an event as the user (Graph event JSON)"),
@@ -319,6 +320,14 @@ def _outside_mailbox_page(address: str):
             f"<header><h1>Mail received elsewhere — {escape(address)}</h1></header>"
             f"<div><h2>Inbox</h2>{mail_html or '<p>No messages</p>'}</div></body></html>")
     return Response(page, mimetype="text/html")
+
+
+@blueprint.get("/mailbox/<upn>/snapshot")
+def mailbox_snapshot(upn: str):
+    box = _mailbox(upn)
+    store = emulator().store
+    with store.lock:
+        return Response(json.dumps(mailbox_seed.snapshot(store, box), default=str), mimetype="application/json")
 
 
 @blueprint.get("/mailbox/<upn>")

@@ -151,6 +151,17 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
 
       PUBLIC_BASE_URL: empty(publicBaseUrl) ? 'https://${functionApp.properties.defaultHostName}' : publicBaseUrl
 
+      // Threads of the Python worker (our functions are plain `def`s: each invocation holds one
+      // thread). host.json lets one queue function run batchSize 32 + newBatchThreshold 68 = 100
+      // messages at once per instance, so that 100 members' initial syncs progress together
+      // (issue 21). Without this setting the worker takes min(32, CPUs + 4), a handful on a Flex
+      // instance, and the other fetched messages wait inside it, invisible to other instances.
+      // 128 = 100 for one queue function + 28 more: where one instance runs every function (the
+      // local host; any plan without Flex's per-function scaling), a full `sync-bulk` still
+      // leaves threads for `sync-jobs` steps, mail and the webhooks. local/host_config.py
+      // DEPLOYED_WORKER_THREADS is the same number (tests/unit/test_infra.py).
+      PYTHON_THREADPOOL_THREAD_COUNT: '128'
+
       // Secrets: Key Vault references only, never values.
       TOKEN_ENCRYPTION_KEY: '@Microsoft.KeyVault(SecretUri=${tokenEncryptionKeyUri})'
       SESSION_SECRET: '@Microsoft.KeyVault(SecretUri=${sessionSecretUri})'

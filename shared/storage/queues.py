@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Generic, TypeVar
 
@@ -18,6 +21,8 @@ M = TypeVar("M", bound=BaseModel)
 
 # 64 KiB on the wire; base64 makes 4 bytes of 3, so 48 KiB of JSON is the real limit.
 MAX_MESSAGE_JSON_BYTES = 48 * 1024
+# How long a process trusts its last look at whether a queue has messages waiting.
+WAITING_MAX_AGE = timedelta(seconds=3)
 
 
 class InvalidMessage(StorageError, ValueError):
@@ -54,10 +59,15 @@ def decode_wire_message(text: str, model: type[M]) -> M:
 class JobQueue(Generic[M]):
     """Sends one kind of message to one queue (created on first use)."""
 
-    def __init__(self, service: QueueServiceClient, name: str, model: type[M]) -> None:
+    def __init__(self, service: QueueServiceClient, name: str, model: type[M], *,
+                 waiting_max_age: timedelta = WAITING_MAX_AGE, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.model = model
         self._client: QueueClient = service.get_queue_client(name)
+        self._waiting_max_age = waiting_max_age.total_seconds()
+        self._monotonic = monotonic
+        self._waiting_lock = threading.Lock()
+        self._waiting: tuple[float, bool] | None = None  # (when looked, what was seen)
 
     def ensure_queue(self) -> None:
         with contextlib.suppress(ResourceExistsError):
@@ -75,3 +85,21 @@ class JobQueue(Generic[M]):
             self.ensure_queue()
             sent = self._client.send_message(content, visibility_timeout=visibility)
         return str(sent.id)
+
+    def has_waiting(self) -> bool:
+        """Whether a message waits that no worker has taken yet, as seen at most
+        ``waiting_max_age`` ago (one peek per process per period, whoever asks).
+
+        A peek sees visible messages only. The queue's approximate message count would not do:
+        it also counts the messages being processed (invisible while their step runs), so a
+        queue whose 64 steps all run and none waits would read 64."""
+        with self._waiting_lock:
+            now = self._monotonic()
+            if self._waiting is not None and now - self._waiting[0] < self._waiting_max_age:
+                return self._waiting[1]
+            try:
+                seen = bool(self._client.peek_messages(max_messages=1))
+            except ResourceNotFoundError:
+                seen = False
+            self._waiting = (now, seen)
+            return seen

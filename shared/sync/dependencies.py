@@ -14,8 +14,8 @@ from shared.accounts.models import MemberIdentity
 from shared.accounts.repository import AccountsRepository
 from shared.crm.session import CrmSession
 from shared.graph.mailbox import GraphMailbox
-from shared.storage import JobQueue, TableRepository
-from shared.sync.jobs import SyncJob
+from shared.storage import TableRepository
+from shared.sync.jobs import SyncJobQueues
 from shared.sync.kind import KindRules, OutlookSide
 from shared.sync.ledger_store import SyncLedger
 from shared.sync.ports import ConflictLog, CrmChannels, CrmRecordPort, LinkRows, OutlookSubscriptions
@@ -28,7 +28,7 @@ class SyncDependencies:
     links: LinkRows
     conflicts: ConflictLog
     ledger: SyncLedger
-    jobs: JobQueue[SyncJob]
+    jobs: SyncJobQueues  # each step to its queue (``jobs.queue_for``)
     routes: TableRepository[Any]  # the webhooks' routes (``shared.sync.webhooks.WebhookRoute``)
     accounts: AccountsRepository  # members, and the audit log
     # (member, kind, **profile facts) -> the kind's rules and its Outlook side in the member's mailbox

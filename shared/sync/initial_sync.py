@@ -27,7 +27,7 @@ from shared.sync.profiles import SyncProfile
 from shared.sync.selection import best
 from shared.sync.step_context import StepContext
 
-# A step yields its worker after this long when other steps wait for one (``others_waiting``),
+# A step yields its worker after this long when other bulk steps wait for one (``bulk_waiting``),
 # and in any case after ``INITIAL_SLICE_SECONDS``; progress is committed with every page.
 INITIAL_STEP_SECONDS = 10.0
 INITIAL_SLICE_SECONDS = 120.0
@@ -103,8 +103,8 @@ class InitialSync:
 
     @staticmethod
     def _others_wait(ctx: StepContext) -> bool:
-        """Whether other steps wait for a worker (unknown: yes, as a queue hop costs little)."""
-        return ctx.others_waiting() if ctx.others_waiting is not None else True
+        """Whether other initial syncs or re-syncs wait for a worker (a queue peek, cached)."""
+        return ctx.bulk_waiting()
 
     def _page(self, profile: SyncProfile, ctx: StepContext, batch: Sequence[str], records: dict[str, dict[str, Any]],
               *, recovering: bool) -> tuple[ExecutionReport | PauseForConfirmation, list[LinkRow], int]:

@@ -1,10 +1,18 @@
-"""Sync work on the queue: one message is one step of one member's sync (a page of the
-initial sync, one delta cycle, or one page of a re-sync after a mapping change). Messages may arrive twice: every step is idempotent."""
+"""Sync work on the queues: one message is one step of one member's sync (a page of the
+initial sync, one delta cycle, or one page of a re-sync after a mapping change). Messages may arrive twice: every step is idempotent.
+
+Two queues, so that bulk work never delays a change on its way (issue 21): ``sync-jobs`` for
+the steps a change is waiting on (webhooks, reruns, the sweep), ``sync-bulk`` for the long ones
+(initial syncs, re-syncs after a mapping change, the first full round). ``queue_for`` is the one
+place that decides; ``SyncJobQueues`` sends by it.
+"""
 
 from __future__ import annotations
 
 import enum
-from typing import Literal
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -33,7 +41,11 @@ class StepReason(enum.StrEnum):
     AUTHORIZATION_BACK = "authorization back"
     OTHER = "other"  # a message queued by an older version, with a reason this one does not know
 
+# The queue of the steps a change is waiting on; it also still runs any step queued there by an
+# earlier version (an initial step during a rolling deploy): both triggers run every step.
 SYNC_QUEUE = "sync-jobs"
+SYNC_BULK_QUEUE = "sync-bulk"
+SYNC_QUEUES = (SYNC_QUEUE, SYNC_BULK_QUEUE)
 
 
 class SyncJob(BaseModel):
@@ -72,3 +84,51 @@ class SyncJob(BaseModel):
         """A step of the member's sync as this profile stands (its generation included)."""
         return cls(member=profile.partition_key, kind=SyncKind(profile.row_key), step=step, reason=reason,
                    generation=profile.generation)
+
+
+# The first round of two-way sync reads the whole container back (Graph's delta from nothing,
+# every link row): the initial sync's last bulk step, not a change anyone waits for.
+BULK_DELTA_REASONS = frozenset({StepReason.INITIAL_DONE})
+
+
+def queue_for(job: SyncJob) -> str:
+    """The queue that carries a step:
+
+    | step    | reason                      | queue       | why                                   |
+    |---------|-----------------------------|-------------|---------------------------------------|
+    | initial | any                         | `sync-bulk` | pages of a whole mailbox or module    |
+    | remap   | any                         | `sync-bulk` | a re-sync of every contact            |
+    | delta   | initial done                | `sync-bulk` | the first full round (reads all back) |
+    | delta   | any other (webhooks, rerun, | `sync-jobs` | a change is on its way: latency-bound |
+    |         | sweep, continue, resumed..) |             |                                       |
+
+    The sweep's rounds stay with the webhooks': short, and the safety net of a lost webhook."""
+    if job.step in ("initial", "remap") or job.reason in BULK_DELTA_REASONS:
+        return SYNC_BULK_QUEUE
+    return SYNC_QUEUE
+
+
+class JobSender(Protocol):
+    """What sends sync steps (``shared.storage.JobQueue``, or its in-memory fake)."""
+
+    def send(self, message: SyncJob, *, delay: timedelta | None = None) -> str: ...
+
+    def has_waiting(self) -> bool: ...
+
+
+class SyncJobQueues:
+    """The sync's queues behind one ``send``: each step goes where ``queue_for`` says."""
+
+    def __init__(self, queues: Mapping[str, JobSender]) -> None:
+        missing = set(SYNC_QUEUES) - set(queues)
+        if missing:
+            raise ValueError(f"no queue for {', '.join(sorted(missing))}")
+        self._queues = dict(queues)
+
+    def send(self, job: SyncJob, *, delay: timedelta | None = None) -> str:
+        return self._queues[queue_for(job)].send(job, delay=delay)
+
+    def bulk_waiting(self) -> bool:
+        """Whether bulk steps wait for a worker (a message on ``sync-bulk`` nobody has taken
+        yet, as of a few seconds ago): a long step yields its place only then."""
+        return self._queues[SYNC_BULK_QUEUE].has_waiting()

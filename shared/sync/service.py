@@ -11,12 +11,12 @@ from datetime import timedelta
 
 from shared.accounts.models import MemberIdentity
 from shared.crm.oauth import CrmTokens
-from shared.storage import JobQueue, Stored
+from shared.storage import Stored
 from shared.sync import markers
 from shared.sync.authorization import SyncAuthorization
 from shared.sync.contacts import ContactMapping
 from shared.sync.dependencies import SyncDependencies
-from shared.sync.jobs import StepReason, SyncJob
+from shared.sync.jobs import StepReason, SyncJob, SyncJobQueues
 from shared.sync.lifecycle import Decision, Effect, Event, Life, decide
 from shared.sync.member_mapping import MemberContactMapping, mapping_of
 from shared.sync.profiles import SyncKind, SyncProfile
@@ -42,7 +42,7 @@ class SyncService:
         self.runner = SyncRunner(dependencies.profiles, dependencies.links, dependencies.conflicts, dependencies.ledger,
                                  clock=dependencies.clock,
                                  page_size=dependencies.initial_page_size)
-        self.jobs: JobQueue[SyncJob] = dependencies.jobs
+        self.jobs: SyncJobQueues = dependencies.jobs
         self.webhooks = SyncWebhooks(self)
         self.routes = self.webhooks.routes
         self.authorization = SyncAuthorization(self)
@@ -68,6 +68,7 @@ class SyncService:
             records=self.d.crm_records(member),
             enqueue=lambda job, delay: self.jobs.send(job, delay=timedelta(seconds=delay) if delay else None),
             subscribe=lambda profile: self.webhooks.subscribe(member, kind, profile.container_id or ""),
+            bulk_waiting=self.jobs.bulk_waiting,
         )
 
     def _key(self, member: MemberIdentity) -> str:

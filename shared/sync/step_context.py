@@ -22,8 +22,9 @@ class StepContext:
     enqueue: Callable[[SyncJob, int], None]  # (job, delay seconds)
     # Subscribes to the Outlook container's changes; returns the profile fields to store.
     subscribe: Callable[[SyncProfile], dict[str, Any]] | None = None
-    # Whether other steps wait for a worker (a long initial step yields only then); None: unknown.
-    others_waiting: Callable[[], bool] | None = None
+    # Whether other bulk steps (initial syncs, re-syncs) wait for a worker, as seen a few
+    # seconds ago (``SyncJobQueues.bulk_waiting``): a long step gives its place up only then.
+    bulk_waiting: Callable[[], bool] = lambda: True
 
     @property
     def owner_id(self) -> str:

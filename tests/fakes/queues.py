@@ -44,6 +44,11 @@ class JobQueueInMemory(Generic[M]):
             self.sent.append(sent)
         return sent.id
 
+    def has_waiting(self) -> bool:
+        """A message sent visible (no delay) and not taken yet (a delayed one is invisible)."""
+        with self._lock:
+            return any(not sent.delay for sent in self.sent)
+
     def take(self) -> list[Sent[M]]:
         """Every message sent so far, in order; the queue is empty afterwards."""
         with self._lock:

@@ -213,3 +213,32 @@ def test_timer_runs_on_startup_and_never_overlaps(host, app_module) -> None:  # 
         assert next_start >= previous_end
     # A 1.5 s run on a 1 s schedule misses occurrences: the runs after it are marked past due.
     assert any(past_due for _, _, past_due in runs[1:])
+
+
+def test_every_function_shares_the_workers_threads(azurite, queue_service) -> None:  # type: ignore[no-untyped-def]
+    """As in the Python worker: PYTHON_THREADPOOL_THREAD_COUNT threads for all functions. Six
+    slow messages fetched at once (batchSize 4 + newBatchThreshold 2) run two at a time, and an
+    HTTP request waits for a thread meanwhile."""
+    import uuid
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AzureWebJobsStorage", azurite.connection_string)
+    suffix = uuid.uuid4().hex[:8]
+    for key in ("Q_OK", "Q_FAIL", "Q_OUT", "Q_SLOW"):
+        mp.setenv(key, f"{key.lower().replace('_', '')}-{suffix}")
+    mp.setenv("TICK_SCHEDULE", "0 0 0 1 1 *")
+    mp.setenv("PYTHON_THREADPOOL_THREAD_COUNT", "2")
+    try:
+        with LocalHost(APP, port=0) as narrow:
+            assert narrow.worker_threads == 2
+            app = narrow.app_module
+            for _ in range(6):
+                send(queue_service, f"qslow-{suffix}", "1.0")
+            wait_for(lambda: app.SLOW_RUNNING[0] == 2, timeout=10)
+            started = time.monotonic()
+            assert requests.get(f"{narrow.url}/api/items/7", timeout=10).status_code == 200
+            assert time.monotonic() - started > 0.3  # it waited for one of the two threads
+            wait_for(lambda: app.INVOCATIONS["slow_worker"] == 6 and app.SLOW_RUNNING[0] == 0, timeout=20)
+            assert app.SLOW_RUNNING[1] == 2
+    finally:
+        mp.undo()

@@ -139,6 +139,32 @@ def queue(request, azurite, unique_name) -> Any:  # type: ignore[no-untyped-def]
     return real
 
 
+@pytest.mark.parametrize("side", SIDES)
+def test_a_queue_tells_whether_a_message_waits(side: str, azurite, unique_name) -> None:  # type: ignore[no-untyped-def]
+    if side == "in memory":
+        queue: Any = JobQueueInMemory(Message)
+    else:
+        queue = JobQueue(QueueServiceClient.from_connection_string(azurite.connection_string), unique_name("q"), Message,
+                         waiting_max_age=timedelta(0))
+    assert queue.has_waiting() is False  # not even created yet
+    queue.send(Message(text="later"), delay=timedelta(seconds=30))
+    assert queue.has_waiting() is False  # invisible until its delay has passed
+    queue.send(Message(text="now"))
+    assert queue.has_waiting() is True
+
+
+def test_a_look_at_the_waiting_messages_is_kept_a_few_seconds(azurite, unique_name) -> None:  # type: ignore[no-untyped-def]
+    clock = [100.0]
+    queue = JobQueue(QueueServiceClient.from_connection_string(azurite.connection_string), unique_name("q"), Message,
+                     waiting_max_age=timedelta(seconds=3), monotonic=lambda: clock[0])
+    assert queue.has_waiting() is False
+    queue.send(Message(text="now"))
+    clock[0] += 2.9
+    assert queue.has_waiting() is False  # one peek per period, whoever asks
+    clock[0] += 0.2
+    assert queue.has_waiting() is True
+
+
 def test_queues_check_what_they_carry(queue: Any) -> None:
     first, second = queue.send(Message(text="a")), queue.send(Message(text="b"), delay=timedelta(seconds=30))
     assert first and second and first != second

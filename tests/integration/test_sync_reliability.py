@@ -28,7 +28,7 @@ from shared.graph.container import ItemDraft
 from shared.graph.errors import GraphError
 from shared.storage import ConcurrencyConflict
 from shared.sync import ConflictPolicy, Create, SideChanges, plan
-from shared.sync.jobs import SYNC_QUEUE
+from shared.sync.jobs import SYNC_QUEUES
 from shared.sync.profiles import LeaseHeld, SyncKind, SyncState
 from shared.wiring import get_services
 from tests.host_log import NOTEWORTHY
@@ -88,7 +88,7 @@ def _empty_work_queues(env: dict[str, str]) -> None:
     test: an earlier test's late messages (deferred steps, retries) would be this test's host's
     work, acting on this test's member."""
     connection = get_services().settings.storage_connection_string or env["AzureWebJobsStorage"]
-    for name in (SYNC_QUEUE, "mail-outbox"):
+    for name in (*SYNC_QUEUES, "mail-outbox"):
         with contextlib.suppress(ResourceNotFoundError):
             QueueClient.from_connection_string(connection, name).clear_messages()
 

@@ -19,6 +19,7 @@ from local.azurite import Azurite
 from local.demo_world import APP_REGISTRATION
 from shared.accounts.models import MemberIdentity
 from shared.crm.oauth import CrmTokens
+from shared.sync.jobs import SYNC_QUEUES
 from shared.sync.profiles import SyncKind, SyncState
 from shared.wiring import get_services
 from tests.integration.host_process import HostProcess, free_port
@@ -115,11 +116,14 @@ def test_connection_resets_to_graph_lose_and_duplicate_nothing(emulators, tmp_pa
 
 
 def _poisoned(product: ProductStack) -> int:
-    client = QueueClient.from_connection_string(get_services().settings.storage_connection_string or "", "sync-jobs-poison")
-    try:
-        return int(client.get_queue_properties().approximate_message_count)
-    except Exception:
-        return 0
+    total = 0
+    for queue in SYNC_QUEUES:
+        client = QueueClient.from_connection_string(get_services().settings.storage_connection_string or "", f"{queue}-poison")
+        try:
+            total += int(client.get_queue_properties().approximate_message_count)
+        except Exception:
+            continue
+    return total
 
 
 def test_admin_consent_revoked_mid_sync_pauses_with_reason_then_resumes_exact(stack: ProductStack, report: Report) -> None:

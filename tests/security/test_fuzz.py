@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
 OPENAPI = yaml.safe_load((ROOT / "docs/openapi.yaml").read_text(encoding="utf-8"))
 ROUTES = [(route, method) for route in http_routes() for method in route.methods]
-LIVE_QUEUES = re.compile(r"^(mail-outbox|sync-jobs)(-poison)?$")
+LIVE_QUEUES = re.compile(r"^(mail-outbox|sync-jobs|sync-bulk)(-poison)?$")
 FUZZED: list[int] = []  # examples sent, reported at the end (make soak counts them)
 
 

@@ -107,3 +107,15 @@ def test_the_mail_worker_knows_the_last_attempt_the_host_makes() -> None:
 
     host = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
     assert host["extensions"]["queues"]["maxDequeueCount"] == DELIVERY_ATTEMPTS
+
+
+def test_worker_threads_as_set_else_as_deployed() -> None:
+    from local.host_config import DEPLOYED_WORKER_THREADS, worker_threads
+
+    assert worker_threads({}) == DEPLOYED_WORKER_THREADS
+    assert worker_threads({"PYTHON_THREADPOOL_THREAD_COUNT": ""}) == DEPLOYED_WORKER_THREADS
+    assert worker_threads({"PYTHON_THREADPOOL_THREAD_COUNT": "3"}) == 3
+    with pytest.raises(ValueError):
+        worker_threads({"PYTHON_THREADPOOL_THREAD_COUNT": "0"})
+    with pytest.raises(ValueError):
+        worker_threads({"PYTHON_THREADPOOL_THREAD_COUNT": "many"})

@@ -39,9 +39,10 @@ import yaml
 from pycep import BicepParser
 from pydantic import AliasChoices
 
+from local.host_config import DEPLOYED_WORKER_THREADS, HostConfig
 from shared.config import Settings
 from shared.mail.outbox import OUTBOX_QUEUE
-from shared.sync.jobs import SYNC_QUEUE
+from shared.sync.jobs import SYNC_QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -75,6 +76,7 @@ HOST_SETTINGS = {
     "AzureWebJobsStorage__clientId",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "PYTHON_THREADPOOL_THREAD_COUNT",
 }
 # Flex Consumption refuses these (the runtime comes from functionAppConfig).
 FORBIDDEN_ON_FLEX = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE"}
@@ -458,7 +460,44 @@ def test_flex_consumption_shape() -> None:
 
 def test_queues_are_the_products() -> None:
     queues = parse(MAIN.read_text())["variables"]["queueNames"]["value"]
-    assert sorted(queues) == sorted([OUTBOX_QUEUE, SYNC_QUEUE])
+    assert sorted(queues) == sorted([OUTBOX_QUEUE, *SYNC_QUEUES])
+
+
+# Issue 21: 100 members' initial syncs progress together on one instance.
+MEMBERS_AT_ONCE = 100
+
+
+def concurrency_problems(host: HostConfig, worker_threads: object) -> list[str]:
+    """host.json's queue settings against the worker's threads (the reasons are beside
+    PYTHON_THREADPOOL_THREAD_COUNT in functionapp.bicep)."""
+    per_function = host.queues.batch_size + host.queues.threshold
+    problems = []
+    if per_function < MEMBERS_AT_ONCE:
+        problems.append(f"one queue function runs {per_function} messages at once per instance, not {MEMBERS_AT_ONCE}")
+    if not (isinstance(worker_threads, str) and worker_threads.isdigit()):
+        return [*problems, f"PYTHON_THREADPOOL_THREAD_COUNT is not set to a number: {worker_threads!r}"]
+    if int(worker_threads) <= per_function:
+        problems.append(f"{worker_threads} worker threads: a full sync-bulk ({per_function}) leaves none for sync-jobs")
+    if int(worker_threads) != DEPLOYED_WORKER_THREADS:
+        problems.append(f"the local host runs {DEPLOYED_WORKER_THREADS} worker threads, Azure {worker_threads}")
+    return problems
+
+
+def test_a_burst_of_bulk_steps_leaves_worker_threads_for_the_others() -> None:
+    threads = app_settings(MAIN.read_text(), FUNCTION_APP.read_text()).get("PYTHON_THREADPOOL_THREAD_COUNT")
+    assert concurrency_problems(HostConfig.load(ROOT / "host.json"), threads) == []
+
+
+def test_too_few_worker_threads_or_messages_at_once_are_caught() -> None:
+    host = HostConfig.load(ROOT / "host.json")
+    per_function = host.queues.batch_size + host.queues.threshold
+    assert concurrency_problems(host, str(per_function))  # nothing left for the other queue
+    assert concurrency_problems(host, None)  # the worker's default: a handful of threads
+    assert concurrency_problems(host, str(DEPLOYED_WORKER_THREADS + 1))  # the local host would differ
+    from dataclasses import replace
+
+    assert concurrency_problems(replace(host, queues=replace(host.queues, batch_size=16, new_batch_threshold=8)),
+                                str(DEPLOYED_WORKER_THREADS))
 
 
 def test_azure_yaml_deploys_this_folder_with_infra_main_bicep() -> None:

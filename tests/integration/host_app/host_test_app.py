@@ -11,6 +11,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 INVOCATIONS: collections.Counter[str] = collections.Counter()
 DEQUEUE_COUNTS: list[int] = []
 TIMER_RUNS: dict[str, list[tuple[float, float, bool]]] = collections.defaultdict(list)
+SLOW_RUNNING = [0, 0]  # slow_worker invocations running now, and the most at once
 _lock = threading.Lock()
 
 
@@ -70,7 +71,13 @@ def failing_worker(msg: func.QueueMessage, out: func.Out[str]) -> None:
 def slow_worker(msg: func.QueueMessage) -> None:
     with _lock:
         INVOCATIONS["slow_worker"] += 1
-    time.sleep(float(msg.get_body().decode()))
+        SLOW_RUNNING[0] += 1
+        SLOW_RUNNING[1] = max(SLOW_RUNNING)
+    try:
+        time.sleep(float(msg.get_body().decode()))
+    finally:
+        with _lock:
+            SLOW_RUNNING[0] -= 1
 
 
 @app.timer_trigger(arg_name="timer", schedule="%TICK_SCHEDULE%", run_on_startup=False, use_monitor=False)
