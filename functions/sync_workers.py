@@ -1,5 +1,6 @@
-"""Queue ``sync-jobs``: one step of one member's calendar or contacts sync, and the timers
-behind webhooks: the delta sweep and the renewal of subscriptions and channels."""
+"""Queue ``sync-jobs``: one step of one member's calendar or contacts sync; queue ``crm-changes``:
+a CRM callback of an org with several members with sync on, routed to the owners' syncs; and the
+timers behind webhooks: the safety sweep and the renewal of subscriptions and channels."""
 
 import logging
 
@@ -8,6 +9,7 @@ import azure.functions as func
 from shared.observability import correlated, invocation, new_correlation_id
 from shared.storage import decode_message
 from shared.storage.queues import InvalidMessage
+from shared.sync.crm_routing import CRM_CHANGES_QUEUE, CrmChange
 from shared.sync.jobs import SYNC_QUEUE, SyncJob
 from shared.wiring import get_services
 
@@ -39,11 +41,23 @@ def sync_step_given_up(msg: func.QueueMessage, context: func.Context) -> None:
             get_services().sync.give_up(job)
 
 
+@bp.queue_trigger(arg_name="msg", queue_name=CRM_CHANGES_QUEUE, connection="AzureWebJobsStorage")
+def crm_change(msg: func.QueueMessage, context: func.Context) -> None:
+    """One CRM callback of an org with several members with sync on: a step for each owner
+    (one CRM read of the changed ids), or for each member whose links name a deleted record."""
+    with invocation(context):
+        change = decode_message(msg.get_body(), CrmChange)
+    with invocation(context, continues=change.traceparent), correlated(new_correlation_id(f"crm-change:{change.org_id}:{change.kind}")):
+        queued = get_services().sync.route_crm_change(change)
+        log.info("crm %s of %d %s records in org %s: %d steps queued", change.operation, len(change.ids),
+                 change.kind.value, change.org_id, queued)
+
+
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False, use_monitor=True)
 def delta_sweep(timer: func.TimerRequest, context: func.Context) -> None:
     with invocation(context), correlated(new_correlation_id("sweep")):
-        queued = get_services().sync.sweep()
-        log.info("delta sweep: %d members queued", queued)
+        queued = get_services().sync.sweep_tick()
+        log.info("safety sweep: %d steps queued", queued)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 17 * * * *", run_on_startup=False, use_monitor=True)

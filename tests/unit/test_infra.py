@@ -41,6 +41,7 @@ from pydantic import AliasChoices
 
 from shared.config import Settings
 from shared.mail.outbox import OUTBOX_QUEUE
+from shared.sync.crm_routing import CRM_CHANGES_QUEUE
 from shared.sync.jobs import SYNC_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -458,7 +459,7 @@ def test_flex_consumption_shape() -> None:
 
 def test_queues_are_the_products() -> None:
     queues = parse(MAIN.read_text())["variables"]["queueNames"]["value"]
-    assert sorted(queues) == sorted([OUTBOX_QUEUE, SYNC_QUEUE])
+    assert sorted(queues) == sorted([OUTBOX_QUEUE, SYNC_QUEUE, CRM_CHANGES_QUEUE])
 
 
 def test_azure_yaml_deploys_this_folder_with_infra_main_bicep() -> None:
