@@ -1,7 +1,7 @@
 """``make bench`` / ``python -m bench [scenario ...] [--scale X]``: run the benchmarks of issue 9
 on the local stack and write ``bench/results/<timestamp>.json`` plus a printed table.
 
-Scenarios: initial-calendar, initial-contacts, steady-state, propagation, many-members,
+Scenarios: initial-calendar, initial-contacts, steady-state, propagation, many-members, org-fanout,
 throttled, propagation-under-load (all when none is named). ``--scale`` multiplies the
 issue's sizes (5,000 events, 10,000 contacts, 500 events per member); the scale and every
 actual N are printed and recorded. Azurite is reused if it runs; run under ``flock /tmp/stack-tests.lock`` where the

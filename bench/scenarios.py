@@ -768,8 +768,180 @@ def many_members(ctx: Context, members_n: int = 100) -> dict[str, Any]:
         stack.stop()
 
 
+# ---- 6: one org, many members: one CRM change, and the idle sweep (issue 20) -----------------------------
+ORG_MEMBERS = 1000
+
+
+def _executions_by_function(stack: BenchStack, mark: int) -> dict[str, int]:
+    assert stack.host is not None
+    with stack.host.log.open("rb") as log:
+        log.seek(mark)
+        text = log.read().decode(errors="replace")
+    counts: dict[str, int] = {}
+    for name in re.findall(r"Executed '(?:Functions\.)?([^']+)' \((?:Succeeded|Failed)", text):
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _same_org_member(stack: BenchStack, admin: Any, tenant_id: str, upn: str, name: str) -> Any:
+    """A second real member of the admin's CRM org: a CRM user added to it, granted, and linked
+    (what ``InstallService`` does for an existing CRM account)."""
+    from shared.accounts.models import MemberIdentity
+    from shared.wiring import get_services
+
+    services = get_services()
+    given, _, surname = name.partition(" ")
+    crm_user = services.crm_directory.add_user(admin.org_id, email=upn, first_name=given, last_name=surname or given,
+                                               profile="Standard")
+    grant = services.crm_directory.grant(crm_user.user_id)
+    user = _user_record(stack, upn)
+    return services.accounts.link_member(MemberIdentity(
+        partition_key=f"ms|{tenant_id}|{user['id']}", row_key="member", tenant_id=tenant_id, object_id=user["id"], email=upn,
+        name=name, org_id=admin.org_id, org_name=admin.org_name, user_id=crm_user.user_id, crm_email=upn, dc=admin.dc,
+        accounts_server=grant.accounts_server, api_domain=grant.api_domain, how="existing_account",
+        linked_at=datetime.now(UTC), refresh_token_encrypted=services.cipher.encrypt(grant.refresh_token)))
+
+
+def _cheap_syncing_members(org_id: str, count: int, tenant_id: str) -> None:
+    """``count`` members of the org with contacts sync on, as an Enable and its first round leave
+    them in our tables (their member row, their org index row, an active profile with a live
+    Graph subscription), without mailboxes or CRM users: a change routed to one of them would show
+    as a step (and fail), so the figures would say so."""
+    from shared.accounts.models import MemberIdentity
+    from shared.storage import TableOperation
+    from shared.sync.org_channels import OrgMember, partition, user_row
+    from shared.sync.profiles import SyncKind, SyncProfile, SyncState
+    from shared.wiring import get_services
+
+    services = get_services()
+    now = datetime.now(UTC)
+    profiles, index, members = [], [], []
+    for n in range(count):
+        object_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-org-member-{n}"))
+        key = f"ms|{tenant_id}|{object_id}"
+        members.append(MemberIdentity(
+            partition_key=key, row_key="member", tenant_id=tenant_id, object_id=object_id, email=f"p{n:04d}@org.bench",
+            name=f"Member {n:04d}", org_id=org_id, org_name="Org Co", user_id=str(9_100_000_000_000 + n),
+            crm_email=f"p{n:04d}@org.bench", dc="us", accounts_server="https://accounts.zoho.com",
+            api_domain="https://www.zohoapis.com", how="invited", linked_at=now))
+        profiles.append(SyncProfile(
+            partition_key=key, row_key=SyncKind.CONTACTS.value, tenant_id=tenant_id, object_id=object_id,
+            state=SyncState.ACTIVE, container_id=f"folder-{n}", generation=f"bench{n}", enabled_at=now,
+            subscription_id=str(uuid.uuid4()), subscription_expires=now + timedelta(days=2), last_sync_at=now))
+        index.append(OrgMember(partition_key=partition(org_id, SyncKind.CONTACTS), row_key=user_row(str(9_100_000_000_000 + n)),
+                               member=key))
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(services.accounts.members.upsert, members))
+        list(pool.map(services.sync_profiles._repo.upsert, profiles))
+    services.sync.d.org_members.transact([TableOperation("upsert", row) for row in index])
+
+
+def org_fanout(ctx: Context, members_n: int = ORG_MEMBERS) -> dict[str, Any]:
+    """One org of ``members_n`` members with contacts sync on: what one CRM edit costs (callbacks,
+    steps, CRM calls, Table transactions) and what one idle tick of the sweep timer costs per member."""
+    from shared.sync.profiles import SyncKind
+    from shared.wiring import get_services
+
+    stack = BenchStack(ctx.workdir / "org-fanout").start()
+    try:
+        tenant = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "bench-org-fanout")), "name": "Org Co", "domain": "org.bench",
+                  "users": [("admin@org.bench", "Org Admin", True), ("owner@org.bench", "Record Owner", False)]}
+        stack.add_users([tenant])
+        ctx.log(f"[org-fanout] one org, {members_n} members with contacts sync on: setting up")
+        admin = install_member(stack, tenant["id"], "admin@org.bench", tenant["name"])
+        owner = _same_org_member(stack, admin, tenant["id"], "owner@org.bench", "Record Owner")
+        generate(stack, "owner@org.bench", "contacts", 20)
+        for member in (admin, owner):  # real Enables, real initial syncs
+            enable(member, "contacts")
+        wait_active([admin, owner], "contacts", time.monotonic(), timeout=600)
+        deadline = time.monotonic() + 120
+        while not profile(owner, "contacts").delta_link and time.monotonic() < deadline:
+            time.sleep(0.5)
+        _cheap_syncing_members(admin.org_id, members_n - 2, tenant["id"])
+        channels = [c for o in stack.crm_control("GET", "snapshot")["orgs"] if str(o["id"]) == admin.org_id
+                    for c in o.get("watch_channels", []) if not c.get("expired")]
+        folder = profile(owner, "contacts").container_id
+        contact = container_items(stack, "owner@org.bench", "contacts", folder)[0]
+        crm_id = next(p["value"] for p in contact.get("singleValueExtendedProperties") or [] if "CrmId" in p["id"]).rsplit(":", 1)[-1]
+        stamp = uuid.uuid4().hex[:6]
+        # -- one CRM edit of the owner's contact
+        wait_quiet(stack)
+        stack.reset_counters()
+        delivered_before = len(stack.crm_control("GET", "deliveries")["deliveries"])
+        before = stack.host_table_counts()
+        mark = stack.host_log_mark()
+        ctx.log("[org-fanout] one CRM edit")
+        stack.crm_control("POST", "actions/mass-update", json={"actor": "owner@org.bench", "module": "Contacts", "ids": [crm_id],
+                                                                "values": {"Department": f"CRM {stamp}"}})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                c["id"] == contact["id"] and c.get("department") == f"CRM {stamp}"
+                for c in container_items(stack, "owner@org.bench", "contacts", folder)):
+            time.sleep(0.2)
+        wait_quiet(stack, quiet_s=4.0)
+        arrived = any(c["id"] == contact["id"] and c.get("department") == f"CRM {stamp}"
+                      for c in container_items(stack, "owner@org.bench", "contacts", folder))
+        by_function = _executions_by_function(stack, mark)
+        counts = request_figures(stack.counters())
+        product: dict[str, Any] = {
+            "members_with_sync_on": members_n, "crm_channels_of_the_org": len(channels),
+            "crm_change_callbacks": len(stack.crm_control("GET", "deliveries")["deliveries"]) - delivered_before,
+            "crm_change_sync_steps": by_function.get("sync_step", 0),
+            "crm_change_routings": by_function.get("crm_change", 0),
+            "crm_change_crm_calls": counts["crm_calls"],
+            "crm_change_graph_requests": counts["graph_requests_incl_batch_items"],
+            "crm_change_table_transactions": sum(table_delta(stack.host_table_counts(), before).values()),
+            "crm_change_arrived": 1 if arrived else 0,
+        }
+        # -- one tick of the sweep timer, nothing changed
+        ctx.log("[org-fanout] one idle tick of the sweep timer")
+        wait_quiet(stack)
+        stack.reset_counters()
+        before = stack.host_table_counts()
+        mark = stack.host_log_mark()
+        runner = runner_table_counts()
+        runner.reset()
+        steps = get_services().sync.sweep_tick()
+        in_runner = runner.snapshot()
+        wait_quiet(stack, quiet_s=4.0)
+        counts = request_figures(stack.counters())
+        table = sum(table_delta(stack.host_table_counts(), before).values()) + sum(in_runner.values())
+        product.update({
+            "idle_tick_steps": steps + _executions_by_function(stack, mark).get("sync_step", 0),
+            "idle_tick_crm_calls": counts["crm_calls"], "idle_tick_graph_requests": counts["graph_requests_incl_batch_items"],
+            "idle_tick_table_transactions": table,
+            "idle_tick_table_transactions_per_member": round(table / members_n, 4),
+            "idle_tick_crm_calls_per_member": round(counts["crm_calls"] / members_n, 4),
+        })
+        assert get_services().sync_profiles.get(owner.partition_key, SyncKind.CONTACTS) is not None
+        targets = [
+            target("crm_channels_of_the_org", product["crm_channels_of_the_org"], 1),
+            target("crm_change_callbacks", product["crm_change_callbacks"], 1),
+            target("crm_change_sync_steps", product["crm_change_sync_steps"], 2),
+            target("crm_change_crm_calls", product["crm_change_crm_calls"], 4),
+            target("crm_change_table_transactions", product["crm_change_table_transactions"], 40),
+            target("crm_change_arrived (1 = yes)", 1 - product["crm_change_arrived"], 0),
+            target("idle_tick_table_transactions_per_member", product["idle_tick_table_transactions_per_member"], 1),
+            target("idle_tick_crm_calls_per_member", product["idle_tick_crm_calls_per_member"], 0),
+        ]
+        return {"name": "org-fanout", "settings": {"members": members_n, "latency_ms": LATENCY_MS},
+                "product": product, "floor": {}, "targets": targets,
+                "notes": [f"one CRM org, {members_n} members with contacts sync on: the admin and the record's owner enabled "
+                          f"for real (20 contacts), the other {members_n - 2} made cheaply as an Enable and its first round "
+                          "leave them in our tables (member row, org index row, active profile with a live Graph "
+                          "subscription; no mailbox)",
+                          "one CRM mass update of one contact owned by one member; counts until 4 s of quiet; a step "
+                          "woken for any other member would show in crm_change_sync_steps",
+                          "before issue 20: one channel per member, so this edit was 1,000 callbacks and 1,000 steps "
+                          "(about 7,000 Table transactions, 1,000 Graph and 2,000 CRM calls), and every idle 5-minute "
+                          "tick a step per member (7 Table transactions, 1 Graph and 2 CRM calls each)",
+                          "the idle tick is the timer's (SyncService.sweep_tick), run once in the bench process"]}
+    finally:
+        stack.stop()
+
+
 SCENARIOS = ("initial-calendar", "initial-contacts", "steady-state", "propagation", "many-members", "throttled",
-             "propagation-under-load")
+             "propagation-under-load", "org-fanout")
 
 
 def run(ctx: Context, names: list[str]) -> list[dict[str, Any]]:
@@ -807,4 +979,6 @@ def _one(ctx: Context, name: str, names: list[str]) -> list[dict[str, Any]]:
         return [initial(ctx, "calendar", throttled=True)]
     if name == "propagation-under-load":
         return [propagation_under_load(ctx)]
+    if name == "org-fanout":
+        return [org_fanout(ctx)]
     raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")

@@ -1,10 +1,11 @@
 """Queues ``sync-jobs`` and ``sync-bulk``: one step of one member's calendar or contacts sync
 (``shared.sync.jobs.queue_for`` says which queue a step takes; both triggers run any step, so a
-step an earlier version queued on ``sync-jobs`` still runs), and the timers behind webhooks:
-the delta sweep and the renewal of subscriptions and channels.
+step an earlier version queued on ``sync-jobs`` still runs); queue ``crm-changes``: a CRM
+callback of an org with several members with sync on, routed to the owners' syncs; and the
+timers behind webhooks: the safety sweep and the renewal of subscriptions and channels.
 
-Two triggers, not one: the host fetches and runs each queue's messages on its own (up to
-batchSize + newBatchThreshold per function per instance, host.json), and Flex Consumption
+Two triggers for steps, not one: the host fetches and runs each queue's messages on its own (up
+to batchSize + newBatchThreshold per function per instance, host.json), and Flex Consumption
 scales each function on its own instances, so a rollout of initial syncs on ``sync-bulk``
 never holds up the webhook-driven steps of ``sync-jobs`` (issue 21)."""
 
@@ -15,6 +16,7 @@ import azure.functions as func
 from shared.observability import correlated, invocation, new_correlation_id
 from shared.storage import decode_message
 from shared.storage.queues import InvalidMessage
+from shared.sync.crm_routing import CRM_CHANGES_QUEUE, CrmChange
 from shared.sync.jobs import SYNC_BULK_QUEUE, SYNC_QUEUE, SyncJob
 from shared.wiring import get_services
 
@@ -67,11 +69,23 @@ def _give_up(msg: func.QueueMessage) -> None:
         get_services().sync.give_up(job)
 
 
+@bp.queue_trigger(arg_name="msg", queue_name=CRM_CHANGES_QUEUE, connection="AzureWebJobsStorage")
+def crm_change(msg: func.QueueMessage, context: func.Context) -> None:
+    """One CRM callback of an org with several members with sync on: a step for each owner
+    (one CRM read of the changed ids), or for each member whose links name a deleted record."""
+    with invocation(context):
+        change = decode_message(msg.get_body(), CrmChange)
+    with invocation(context, continues=change.traceparent), correlated(new_correlation_id(f"crm-change:{change.org_id}:{change.kind}")):
+        queued = get_services().sync.route_crm_change(change)
+        log.info("crm %s of %d %s records in org %s: %d steps queued", change.operation, len(change.ids),
+                 change.kind.value, change.org_id, queued)
+
+
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False, use_monitor=True)
 def delta_sweep(timer: func.TimerRequest, context: func.Context) -> None:
     with invocation(context), correlated(new_correlation_id("sweep")):
-        queued = get_services().sync.sweep()
-        log.info("delta sweep: %d members queued", queued)
+        queued = get_services().sync.sweep_tick()
+        log.info("safety sweep: %d steps queued", queued)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 17 * * * *", run_on_startup=False, use_monitor=True)

@@ -41,11 +41,13 @@ from shared.storage import JobQueue, StorageAccount, TableEntity, TableRepositor
 from shared.storage.shared_slots import SharedSlots, SlotRow
 from shared.sync.adapters import kind_for
 from shared.sync.conflicts import ConflictEntity, ConflictStore
+from shared.sync.crm_routing import CRM_CHANGES_QUEUE, CrmChange
 from shared.sync.dependencies import SyncDependencies
 from shared.sync.jobs import SYNC_QUEUES, SyncJob, SyncJobQueues
 from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
 from shared.sync.org_activity import OrgSyncActivity, SyncReminder
+from shared.sync.org_channels import OrgChannel, OrgMember
 from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile
 from shared.sync.service import SyncService
 from shared.sync.webhooks import WebhookRoute
@@ -153,11 +155,17 @@ class Services:
         return SyncJobQueues({name: JobQueue(self.storage.queue_service(), name, SyncJob) for name in SYNC_QUEUES})
 
     @cached_property
+    def crm_changes_queue(self) -> JobQueue[CrmChange]:
+        return JobQueue(self.storage.queue_service(), CRM_CHANGES_QUEUE, CrmChange)
+
+    @cached_property
     def sync(self) -> SyncService:
         caps = {SyncKind.CALENDAR: self.settings.calendar_initial_cap, SyncKind.CONTACTS: self.settings.contacts_initial_cap}
         return SyncService(SyncDependencies(
             profiles=self.sync_profiles, links=self.sync_links, conflicts=self.sync_conflicts, ledger=self.sync_ledger,
             jobs=self.sync_queues, routes=self.table("webhooks", WebhookRoute), accounts=self.accounts,
+            org_channels=self.table("crmchannels", OrgChannel), org_members=self.table("crmchannels", OrgMember),
+            crm_changes=self.crm_changes_queue,
             kind_for=lambda member, kind, **facts: kind_for(member, kind, self.mailbox(member), caps=caps, **facts),
             crm_session=lambda member: self.crm_sessions.for_member(self.crm_access(member)),
             crm_records=lambda member: CrmRecords(self.crm_sessions.for_member(self.crm_access(member))),

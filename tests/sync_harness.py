@@ -22,11 +22,13 @@ from shared.accounts.models import AuditEvent, CrmAccountRef, MemberIdentity, Te
 from shared.accounts.repository import AccountsRepository
 from shared.sync import markers
 from shared.sync.conflicts import ConflictEntity, ConflictStore
+from shared.sync.crm_routing import CrmChange
 from shared.sync.dependencies import SyncDependencies
 from shared.sync.jobs import SYNC_QUEUES, StepReason, SyncJob, SyncJobQueues
 from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
 from shared.sync.links import Side
+from shared.sync.org_channels import OrgChannel, OrgMember
 from shared.sync.profiles import LEASE, ProfileStore, SyncKind, SyncProfile
 from shared.sync.service import SyncService
 from shared.sync.webhooks import WebhookRoute
@@ -100,6 +102,7 @@ class SyncHarness:
         self.service = SyncService(SyncDependencies(
             profiles=self.profiles, links=self.links, conflicts=ConflictStore(self._table(ConflictEntity)),
             ledger=SyncLedger(self._table(LedgerNote)), jobs=SyncJobQueues(dict.fromkeys(SYNC_QUEUES, self.queue)), routes=self._table(WebhookRoute),  # type: ignore[arg-type]
+            org_channels=self._table(OrgChannel), org_members=self._table(OrgMember), crm_changes=JobQueueInMemory(CrmChange),
             accounts=accounts, kind_for=self._kind_for, crm_session=_unreachable, crm_records=lambda member: self.crm,
             crm_channels=lambda member: self.channels, crm_time_zone=lambda member: None,
             subscriptions=lambda member: self.subscriptions, crm_token=_unreachable, mailbox=_unreachable,
@@ -202,6 +205,12 @@ class SyncHarness:
 
     def profile(self) -> SyncProfile:
         stored = self.profiles.get(MEMBER_KEY, KIND)
+        assert stored is not None
+        return stored.entity
+
+    def org_channel(self) -> OrgChannel:
+        """The member's org's CRM channel of this kind (issue 20: one per org)."""
+        stored = self.service.org_channels.channel(self.member.org_id, KIND)
         assert stored is not None
         return stored.entity
 

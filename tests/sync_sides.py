@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from shared.crm.errors import CrmError
 from shared.crm.models import DeletedRecord
 from shared.crm.records import ListCursor, ListCursorExpired, ListQuery, RecordPage
 from shared.crm.watch import WatchChannel
@@ -259,24 +260,32 @@ class OutlookSideInMemory(OutlookInMemory):
 
 @dataclass
 class CrmChannelsInMemory:
-    """The member's CRM watch channels (``CrmChannels``): enabled, renewed, disabled."""
+    """The org's CRM watch channels (``CrmChannels``): enabled (again: replaced), renewed,
+    disabled; ``calls`` counts what was asked of the CRM."""
 
     clock: Any
     channels: dict[str, WatchChannel] = field(default_factory=dict)
+    calls: int = 0
 
-    def enable(self, module: str, notify_url: str) -> WatchChannel:
-        channel = WatchChannel(channel_id=str(len(self.channels) + 1_000_000), events=[f"{module}.all"],
-                               notify_url=notify_url, token=f"token-{len(self.channels)}",
+    def enable(self, module: str, notify_url: str, *, channel_id: str | None = None,
+               token: str | None = None) -> WatchChannel:
+        self.calls += 1
+        channel = WatchChannel(channel_id=channel_id or str(len(self.channels) + 1_000_000), events=[f"{module}.all"],
+                               notify_url=notify_url, token=token or f"token-{len(self.channels)}",
                                expires_at=self.clock.now() + timedelta(days=6, hours=23))
         self.channels[channel.channel_id] = channel
         return channel
 
     def renew(self, channel_id: str) -> datetime:
+        self.calls += 1
+        if channel_id not in self.channels:
+            raise CrmError(400, "INVALID_DATA", "the given channel_id is invalid")
         expires = self.clock.now() + timedelta(days=6, hours=23)
         self.channels[channel_id] = self.channels[channel_id].model_copy(update={"expires_at": expires})
         return expires
 
     def disable(self, channel_ids: list[str]) -> None:
+        self.calls += 1
         for channel_id in channel_ids:
             self.channels.pop(channel_id, None)
 

@@ -1,10 +1,11 @@
-"""CRM notifications (``/actions/watch``): a channel per member and module, and checking the
-callbacks that arrive on our webhook.
+"""CRM notifications (``/actions/watch``): channels, and checking the callbacks that arrive
+on our webhook. The sync keeps one channel per org and module (``shared.sync.org_channels``,
+issue 20), made, renewed and disabled with the CRM access of one member of the org.
 
 A channel lives at most a week: an expiry further ahead is silently replaced by the CRM's
 default of **one hour**, so ``channel_expiry`` caps the lifetime a little under a week and
-the renewal timer extends it (PATCH) well before it ends. Channels are per org, so channel
-ids are random 18-digit numbers (the CRM wants a long) that two members never share.
+the renewal timer extends it (PATCH) well before it ends. Channel ids live in the CRM org's
+namespace, so they are random 18-digit numbers (the CRM wants a long) that no two channels share.
 
 The callback checks are pure functions, for the webhook trigger: parse the body (a channel
 id that is not one of ours in shape is malformed, so nothing else can become a Table key),
@@ -136,7 +137,7 @@ def verify_callback(callback: WatchCallback, expected_token: str | None) -> None
 
 
 class CrmWatch:
-    """Enable, renew, inspect and disable one member's watch channels."""
+    """Enable, renew, inspect and disable watch channels, as one member of the org."""
 
     def __init__(self, session: CrmSession) -> None:
         self._session = session

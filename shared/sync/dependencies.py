@@ -14,7 +14,8 @@ from shared.accounts.models import MemberIdentity
 from shared.accounts.repository import AccountsRepository
 from shared.crm.session import CrmSession
 from shared.graph.mailbox import GraphMailbox
-from shared.storage import TableRepository
+from shared.storage import JobQueue, TableRepository
+from shared.sync.crm_routing import CrmChange
 from shared.sync.jobs import SyncJobQueues
 from shared.sync.kind import KindRules, OutlookSide
 from shared.sync.ledger_store import SyncLedger
@@ -29,7 +30,12 @@ class SyncDependencies:
     conflicts: ConflictLog
     ledger: SyncLedger
     jobs: SyncJobQueues  # each step to its queue (``jobs.queue_for``)
-    routes: TableRepository[Any]  # the webhooks' routes (``shared.sync.webhooks.WebhookRoute``)
+    routes: TableRepository[Any]  # the webhooks' routes (``shared.sync.webhook_routes.WebhookRoute``)
+    # Each org's CRM channel per kind and the members with that sync on, rows of one table
+    # (``shared.sync.org_channels``: ``OrgChannel``, ``OrgMember``).
+    org_channels: TableRepository[Any]
+    org_members: TableRepository[Any]
+    crm_changes: JobQueue[CrmChange]  # CRM callbacks of orgs with several members, to route to owners
     accounts: AccountsRepository  # members, and the audit log
     # (member, kind, **profile facts) -> the kind's rules and its Outlook side in the member's mailbox
     # (``adapters.kind_for``)

@@ -82,10 +82,12 @@ class CrmRecordPort(CrmRecordWrites, CrmRecordReads, Protocol):
 
 
 class CrmChannels(Protocol):
-    """The CRM's watch channels of a member (``shared.crm.watch.CrmWatch``): a module's
-    changes called back to our webhook, renewed before they expire, disabled with the sync."""
+    """The CRM's watch channels, reached as a member (``shared.crm.watch.CrmWatch``): a
+    module's changes called back to our webhook, renewed before they expire, disabled with
+    the last sync. Enabling a given channel id again replaces that channel."""
 
-    def enable(self, module: Module, notify_url: str) -> WatchChannel: ...
+    def enable(self, module: Module, notify_url: str, *, channel_id: str | None = None,
+               token: str | None = None) -> WatchChannel: ...
     def renew(self, channel_id: str) -> datetime: ...
     def disable(self, channel_ids: list[str]) -> None: ...
 

@@ -78,6 +78,7 @@ class SyncProfile(TableEntity):
     delta_queued: bool = False  # a delta step is on the queue: webhooks add no second one
     delta_queued_at: datetime | None = None  # when it was queued: a mark left too long is stale
     delta_rerun: bool = False  # a delta step found the lease held: the holder runs one more round
+    swept_at: datetime | None = None  # when the sweep timer last gave this sync its daily full round
     # One runner at a time.
     lease_owner: str | None = None
     lease_until: datetime | None = None

@@ -15,15 +15,17 @@ from shared.storage import Stored
 from shared.sync import markers
 from shared.sync.authorization import SyncAuthorization
 from shared.sync.contacts import ContactMapping
+from shared.sync.crm_routing import CrmChange, CrmRouting
 from shared.sync.dependencies import SyncDependencies
 from shared.sync.jobs import StepReason, SyncJob, SyncJobQueues
 from shared.sync.lifecycle import Decision, Effect, Event, Life, decide
 from shared.sync.member_mapping import MemberContactMapping, mapping_of
+from shared.sync.org_channels import OrgChannels
 from shared.sync.profiles import SyncKind, SyncProfile
 from shared.sync.runner import StepContext, SyncRunner
 from shared.sync.step_failures import StepFailures
 from shared.sync.sweep import DeltaSweep
-from shared.sync.webhooks import SyncWebhooks, WebhookRoute
+from shared.sync.webhooks import SyncWebhooks
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ class SyncService:
                                  clock=dependencies.clock,
                                  page_size=dependencies.initial_page_size)
         self.jobs: SyncJobQueues = dependencies.jobs
+        self.org_channels = OrgChannels(dependencies.org_channels, dependencies.org_members, dependencies.routes,
+                                        dependencies.crm_channels, self.member, f"{dependencies.public_base_url}/api/webhooks/crm", dependencies.clock)
+        self.crm_routing = CrmRouting(self)
         self.webhooks = SyncWebhooks(self)
         self.routes = self.webhooks.routes
         self.authorization = SyncAuthorization(self)
@@ -92,10 +97,11 @@ class SyncService:
             return stored.entity  # L2: enabling an enabled sync changes nothing
         ctx = self._context(member, kind)
         container = ctx.outlook.ensure_container(ctx.rules.container_name)
-        base = self.d.public_base_url
         zone = self.d.crm_time_zone(member) if kind is SyncKind.CALENDAR else None
-        channel = self.d.crm_channels(member).enable(ctx.rules.crm_module, f"{base}/api/webhooks/crm")  # type: ignore[arg-type]
-        self.routes.upsert(WebhookRoute(partition_key=f"crm|{channel.channel_id}", row_key="hook", member=key, kind=kind.value, secret=channel.token))
+        # The org's channel (one per org and kind, issue 20), and this member in its index.
+        self.org_channels.join(member, kind)
+        if stored.entity.channel_id:  # a channel of the member's own, made before issue 20
+            self.webhooks.drop_member_channel(member, stored.entity)
         now = self.d.clock()
         decision = Decision(Life())
 
@@ -111,8 +117,8 @@ class SyncService:
                 "container_id": container.id, "enabled_at": now,
                 "generation": markers.new_generation() if new else profile.generation,
                 "subscription_id": None, "subscription_expires": None,
-                "client_state": None, "channel_id": channel.channel_id, "channel_token": channel.token,
-                "channel_expires": channel.expires_at, "initial_cursor": None,
+                "client_state": None, "channel_id": None, "channel_token": None,
+                "channel_expires": None, "initial_cursor": None,
                 "initial_done": 0, "initial_total": 0, "delta_link": None, "crm_watermark": None,
                 "synced_items": 0, "conflicts": 0, "errors": 0, "last_error": None, "pending_deletions": 0,
                 "crm_time_zone": zone,
@@ -147,12 +153,9 @@ class SyncService:
             except Exception as error:  # best effort: an orphan subscription expires by itself
                 log.warning("could not delete subscription %s: %s", profile.subscription_id, error)
             self.routes.delete(f"graph|{profile.subscription_id}", "hook")
-        if profile.channel_id:
-            try:
-                self.d.crm_channels(member).disable([profile.channel_id])
-            except Exception as error:
-                log.warning("could not disable channel %s: %s", profile.channel_id, error)
-            self.routes.delete(f"crm|{profile.channel_id}", "hook")
+        if profile.channel_id:  # a channel of the member's own, made before issue 20
+            self.webhooks.drop_member_channel(member, profile)
+        self.org_channels.leave(member, kind)  # the last member's Disable disables the org's channel
         if profile.container_id:
             _, outlook = self.d.kind_for(member, kind)
             outlook.delete_container(profile.container_id)
@@ -164,7 +167,8 @@ class SyncService:
         def disabled(p: SyncProfile) -> SyncProfile:
             return p.living(decide(p.life, event).life).model_copy(update={
                 "container_id": None, "subscription_id": None,
-                "channel_id": None, "delta_link": None, "initial_cursor": None, "synced_items": 0,
+                "channel_id": None, "channel_token": None, "channel_expires": None, "delta_link": None,
+                "initial_cursor": None, "synced_items": 0,
                 "lease_owner": None, "lease_until": None,
             })
 
@@ -247,6 +251,10 @@ class SyncService:
     def crm_callback(self, body: bytes) -> None:
         self.webhooks.crm_callback(body)
 
+    def route_crm_change(self, change: CrmChange) -> int:
+        """A queued CRM change of an org with several members: to its owners' syncs."""
+        return self.crm_routing.route(change)
+
     def renew_all(self) -> int:
         return self.webhooks.renew_all()
 
@@ -262,4 +270,9 @@ class SyncService:
     # -- timers --------------------------------------------------------------------------------
 
     def sweep(self) -> int:
+        """A delta round for every syncing member now (operators and tests; the timer runs ``sweep_tick``)."""
         return DeltaSweep(self).sweep()
+
+    def sweep_tick(self) -> int:
+        """The 5-minute timer's safety net, at a cost that grows with what it can find."""
+        return DeltaSweep(self).tick()

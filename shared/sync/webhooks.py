@@ -1,10 +1,14 @@
 """The webhooks of members' syncs (R3.3, R4.4): Graph change and lifecycle notifications and
 CRM watch callbacks, checked and answered fast (the work is queued through
-``SyncService.request_delta``); Graph subscriptions made, renewed and made again."""
+``SyncService.request_delta``, or for a CRM org with several members through ``crm_routing``);
+Graph subscriptions made, renewed and made again; the orgs' CRM channels renewed
+(``org_channels``), and members' channels of their own (before issue 20) moved onto them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,30 +22,22 @@ from shared.graph.notifications import (
     parse_lifecycle_notifications,
 )
 from shared.graph.subscriptions import SubscriptionGone
-from shared.storage import TableEntity
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
+from shared.sync.webhook_routes import WebhookRoute
 
 if TYPE_CHECKING:
     from shared.sync.service import SyncService
 
 log = logging.getLogger(__name__)
 RENEW_AHEAD = timedelta(hours=24)
+__all__ = ["SyncWebhooks", "WebhookRoute"]
 ROUTE_MEMO_SECONDS = 60.0
 ROUTE_CACHE_ENTRIES = 10_000
 # A queued delta step starts within seconds; a "queued" mark older than this belongs to a step
 # that was lost (a failed send, a poisoned message), and a webhook queues another instead of
 # waiting for the sweep.
 STALE_DELTA_MARK = timedelta(seconds=60)
-
-
-class WebhookRoute(TableEntity):
-    """Where a Graph subscription or CRM channel's notifications go. PartitionKey =
-    "graph|{subscription id}" or "crm|{channel id}", RowKey = "hook"."""
-
-    member: str
-    kind: str
-    secret: str  # Graph clientState or CRM channel token
 
 
 class SyncWebhooks:
@@ -128,43 +124,76 @@ class SyncWebhooks:
     def crm_callback(self, body: bytes) -> None:
         """Raises CallbackRejected (malformed, unknown channel, wrong token): answered 4xx."""
         callback = parse_callback(body)
-        route = self.routes.get(f"crm|{callback.channel_id}", "hook")
+        route = self._route(f"crm|{callback.channel_id}")
         if route is None:
             raise CallbackRejected("unknown_channel", callback.channel_id)
-        verify_callback(callback, route.entity.secret)
-        self.request_delta(route.entity.member, SyncKind(route.entity.kind), StepReason.CRM_WEBHOOK,
-                           crm_deletion=callback.operation == "delete")
+        verify_callback(callback, route.secret)
+        kind = SyncKind(route.kind)
+        if route.org_id is None:  # a channel of one member's own, made before issue 20
+            self.request_delta(route.member, kind, StepReason.CRM_WEBHOOK, crm_deletion=callback.operation == "delete")
+            return
+        self.sync.crm_routing.callback(route.org_id, kind, callback.operation, callback.ids)
 
     def renew_all(self) -> int:
-        """Renew every subscription and channel that expires within a day. Each renewal stands
-        alone: one member's refusal (a revoked token, Graph down for that mailbox) is logged
+        """Renew every subscription and channel that expires within a day, and move members'
+        channels of their own (before issue 20) onto their org's. Each renewal stands alone:
+        one member's or org's refusal (a revoked token, Graph down for that mailbox) is logged
         and tried again at the next run, a day before expiry leaves many runs, and never stops
         the others'. Two instances firing at once renew twice, which is harmless (both
-        renewals are idempotent: each sets the expiry from now)."""
+        renewals are idempotent: each sets the expiry from now; the org's channel row is
+        written with its ETag)."""
         renewed = failed = 0
         soon = self.d.clock() + RENEW_AHEAD
+        due: list[tuple[str, str, Callable[[], object]]] = []
         for profile in self.d.profiles.all_active():
             kind = SyncKind(profile.row_key)
-            due = []
             if profile.subscription_expires and profile.subscription_expires < soon:
-                due.append(("subscription", lambda profile=profile, kind=kind: self.renew_subscription(self.sync.member(profile.partition_key), kind)))
-            if profile.channel_expires and profile.channel_expires < soon and profile.channel_id:
-                due.append(("channel", lambda profile=profile, kind=kind: self._renew_channel(profile, kind)))
-            for what, renew in due:
-                try:
-                    renew()
-                    renewed += 1
-                except Exception as error:  # noqa: BLE001 - one member's trouble must not stop the others'
-                    failed += 1
-                    log.warning("could not renew the %s %s of %s: %s", kind.value, what, profile.partition_key, error)
+                due.append((profile.partition_key, f"{kind.value} subscription",
+                            lambda profile=profile, kind=kind: self.renew_subscription(self.sync.member(profile.partition_key), kind)))
+            if profile.channel_id:
+                due.append((profile.partition_key, f"{kind.value} channel of its own",
+                            lambda profile=profile: self.move_to_org_channel(profile)))
+        for stored in self.sync.org_channels.channels():
+            row = stored.entity
+            if row.expires_at is None or row.expires_at < soon:
+                due.append((f"org {row.org_id}", f"{row.kind} channel", lambda stored=stored: self.sync.org_channels.renew(stored)))
+        for who, what, renew in due:
+            try:
+                renew()
+                renewed += 1
+            except Exception as error:  # noqa: BLE001 - one member's trouble must not stop the others'
+                failed += 1
+                log.warning("could not renew the %s of %s: %s", what, who, error)
         if failed:
             log.warning("renewals: %d done, %d failed (tried again at the next run)", renewed, failed)
         return renewed
 
-    def _renew_channel(self, profile: SyncProfile, kind: SyncKind) -> None:
-        assert profile.channel_id
-        expires = self.d.crm_channels(self.sync.member(profile.partition_key)).renew(profile.channel_id)
-        self.d.profiles.update(profile.partition_key, kind, lambda p: p.model_copy(update={"channel_expires": expires}))
+    def move_to_org_channel(self, profile: SyncProfile) -> None:
+        """A member on a channel of their own (made before issue 20): onto their org's channel,
+        then their own disabled. In this order, no change goes unheard meanwhile."""
+        member = self.sync.member(profile.partition_key)
+        self.sync.org_channels.join(member, SyncKind(profile.row_key))
+        self.drop_member_channel(member, profile)
+
+    def drop_member_channel(self, member: MemberIdentity, profile: SyncProfile) -> None:
+        """Disable a member's channel of their own (best effort: it expires within a week, and
+        its callbacks then find no route) and forget it."""
+        channel_id = profile.channel_id
+        if not channel_id:
+            return
+        try:
+            self.d.crm_channels(member).disable([channel_id])
+        except Exception as error:  # noqa: BLE001
+            log.warning("could not disable channel %s: %s", channel_id, error)
+        self.routes.delete(f"crm|{channel_id}", "hook")
+
+        def forget(p: SyncProfile) -> SyncProfile:
+            if p.channel_id != channel_id:
+                return p
+            return p.model_copy(update={"channel_id": None, "channel_token": None, "channel_expires": None})
+
+        with contextlib.suppress(LookupError):  # the profile is gone: nothing to forget
+            self.d.profiles.update(member.partition_key, SyncKind(profile.row_key), forget)
 
     def renew_subscription(self, member: MemberIdentity, kind: SyncKind) -> None:
         stored = self.d.profiles.get(member.partition_key, kind)

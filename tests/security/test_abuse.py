@@ -268,8 +268,11 @@ def test_graph_notification_with_a_wrong_client_state_queues_nothing(
 
 
 def test_crm_callback_with_a_wrong_token_is_refused(product: ProductStack, probe: StateProbe, syncing_adele: Any) -> None:
-    channel = syncing_adele.channel_id
-    assert channel
+    member = get_services().accounts.member_of(syncing_adele.tenant_id, syncing_adele.object_id)
+    assert member is not None
+    stored = get_services().sync.org_channels.channel(member.org_id, SyncKind.CALENDAR)  # the org's (issue 20)
+    assert stored is not None
+    channel = stored.entity.channel_id
     body = {"channel_id": channel, "module": "Events", "operation": "insert", "ids": ["1"], "token": "wrong"}
     with probe.unchanged():
         refused(requests.post(f"{product.url}/api/webhooks/crm", json=body, timeout=10), 403, "callback refused: bad_token")

@@ -142,7 +142,7 @@ def test_the_app_listens_on_both_queues_and_both_poison_queues() -> None:
         trigger = function.get_trigger()
         if trigger.type == "queueTrigger":
             triggers[trigger.queue_name] = function.get_user_function()
-    assert set(triggers) == {*SYNC_QUEUES, *(f"{name}-poison" for name in SYNC_QUEUES)}
+    assert {*SYNC_QUEUES, *(f"{name}-poison" for name in SYNC_QUEUES)} <= set(triggers)
     runs = {name: triggers[name] for name in SYNC_QUEUES}
     given_up = {name: triggers[f"{name}-poison"] for name in SYNC_QUEUES}
     # each pair is the same code under two queue names

@@ -1,0 +1,158 @@
+"""Which members' syncs a CRM change concerns (issue 20): its owners', found through the org's
+index (``org_channels``), not every member of the org.
+
+- A callback of an org with one member with sync on goes to that member, at once.
+- Otherwise it is queued (``crm-changes``) and routed there: records written or created are
+  read once per callback (``GET /{module}?ids=…&fields=Owner``, 100 ids a call, as the org's
+  agent) and each owner's sync gets one step; ids that could not be read (deleted, or
+  out of the agent's sight) go to the members whose links name them.
+- Deleted records have no owner to read: the members whose link rows name them are found by
+  point reads of each member's link index (Table reads only, no CRM call and no step for the
+  others). That is one Table read per member and id: the cost of a deletion grows with the
+  org, in reads, not in steps or CRM calls.
+
+A change routed to a member whose sync is paused or initial queues nothing (``request_delta``);
+the owner's step reads every change since its watermark, so a routing that is late or runs twice
+loses nothing and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from shared.crm.records import ListQuery
+from shared.observability import current_trace_parent, valid_trace_parent
+from shared.sync.jobs import StepReason
+from shared.sync.org_channels import CRM_MODULE, OrgChannel
+from shared.sync.profiles import SyncKind, SyncState
+
+if TYPE_CHECKING:
+    from shared.sync.service import SyncService
+
+log = logging.getLogger(__name__)
+
+CRM_CHANGES_QUEUE = "crm-changes"
+HOLDER_READS_IN_FLIGHT = 8
+
+
+class CrmChange(BaseModel):
+    """A CRM callback of an org with several members with sync on, to be routed to owners."""
+
+    version: int = 1
+    org_id: str
+    kind: SyncKind
+    operation: Literal["insert", "update", "delete"]
+    ids: list[str] = Field(max_length=100)
+    traceparent: str | None = Field(default_factory=current_trace_parent)
+
+    @field_validator("traceparent", mode="before")
+    @classmethod
+    def _valid_trace(cls, value: object) -> str | None:
+        return valid_trace_parent(value)
+
+
+def owner_of(record: dict[str, object]) -> str | None:
+    owner = record.get("Owner")
+    if isinstance(owner, dict) and owner.get("id") is not None:
+        return str(owner["id"])
+    return None
+
+
+class CrmRouting:
+    def __init__(self, sync: SyncService) -> None:
+        self.sync = sync
+        self.d = sync.d
+        self.org = sync.org_channels
+
+    def callback(self, org_id: str, kind: SyncKind, operation: str, ids: list[str]) -> int:
+        """An authentic callback of an org's channel: the one member's step now, or the change
+        queued to be routed to its owners. Returns the steps queued here."""
+        members = self.org.members(org_id, kind, limit=2)
+        if not members:
+            log.info("crm callback for org %s (%s): no member syncs it any more", org_id, kind.value)
+            return 0
+        if len(members) == 1:
+            return int(self.sync.request_delta(members[0], kind, StepReason.CRM_WEBHOOK, crm_deletion=operation == "delete"))
+        self.d.crm_changes.send(CrmChange(org_id=org_id, kind=kind, operation=operation, ids=ids))  # type: ignore[arg-type]
+        return 0
+
+    def route(self, change: CrmChange) -> int:
+        """A queued change: one step per owner (or link holder). Returns the steps queued."""
+        stored = self.org.channel(change.org_id, change.kind)
+        if stored is None:
+            return 0  # the last member left meanwhile
+        deleted = change.operation == "delete"
+        unresolved = list(change.ids) if deleted else self._route_by_owner(stored.entity, change.ids, StepReason.CRM_WEBHOOK)
+        return self._route_to_holders(change.org_id, change.kind, unresolved, StepReason.CRM_WEBHOOK, crm_deletion=deleted)
+
+    def read_org_changes(self, row: OrgChannel, since: datetime) -> int:
+        """The org's changes and deletions since ``since``, read once for the whole org (two
+        CRM calls and their pages) and routed: what a lapsed channel may have missed."""
+        kind = SyncKind(row.kind)
+        module = CRM_MODULE[kind]
+        query = ListQuery(module=module, fields=("Owner", "Modified_Time"), modified_since=since - timedelta(seconds=1))
+
+        def read(member):  # type: ignore[no-untyped-def]
+            records = self.d.crm_records(member)
+            return list(records.changed_since(query)), [d.id for d in records.deleted(module, since=since - timedelta(seconds=1))]
+
+        (changed, deleted), _ = self.org.as_agent(row, read)
+        by_owner: dict[str, list[str]] = defaultdict(list)
+        for record in changed:
+            owner = owner_of(record)
+            if owner is not None:
+                by_owner[owner].append(str(record.get("id")))
+        queued = self._queue_owners(row.org_id, kind, by_owner, StepReason.SWEEP)
+        return queued + self._route_to_holders(row.org_id, kind, deleted, StepReason.SWEEP, crm_deletion=True)
+
+    # -- by owner -----------------------------------------------------------------------------------
+
+    def _route_by_owner(self, row: OrgChannel, ids: list[str], reason: StepReason) -> list[str]:
+        """Steps for the owners of ``ids``; returns the ids whose owner could not be read."""
+        kind = SyncKind(row.kind)
+        found, _ = self.org.as_agent(row, lambda member: self.d.crm_records(member).by_ids(CRM_MODULE[kind], ids, ["Owner"]))
+        by_owner: dict[str, list[str]] = defaultdict(list)
+        for record_id, record in found.items():
+            owner = owner_of(record)
+            if owner is not None:
+                by_owner[owner].append(record_id)
+        self._queue_owners(row.org_id, kind, by_owner, reason)
+        return [i for i in ids if i not in found]
+
+    def _queue_owners(self, org_id: str, kind: SyncKind, by_owner: dict[str, list[str]], reason: StepReason) -> int:
+        queued = 0
+        for owner in by_owner:
+            member = self.org.member_for(org_id, kind, owner)
+            if member is not None:  # an owner without sync on: nobody to tell
+                queued += self.sync.request_delta(member, kind, reason)
+        return queued
+
+    # -- by link ------------------------------------------------------------------------------------
+
+    def _route_to_holders(self, org_id: str, kind: SyncKind, ids: Iterable[str], reason: StepReason, *,
+                          crm_deletion: bool) -> int:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return 0
+        members = self.org.members(org_id, kind)
+        if len(members) == 1:
+            holders = members
+        else:
+            with ThreadPoolExecutor(max_workers=HOLDER_READS_IN_FLIGHT) as pool:
+                holders = [m for m, holds in zip(members, pool.map(lambda m: self._holds(m, kind, wanted), members),
+                                                 strict=True) if holds]
+        return sum(self.sync.request_delta(m, kind, reason, crm_deletion=crm_deletion) for m in holders)
+
+    def _holds(self, member_key: str, kind: SyncKind, ids: list[str]) -> bool:
+        stored = self.d.profiles.get(member_key, kind)
+        if stored is None or stored.entity.state is not SyncState.ACTIVE:
+            return False
+        rows = self.d.links.load(stored.entity.links_partition, crm_ids=ids)
+        return any(row.crm_id in ids for row in rows)

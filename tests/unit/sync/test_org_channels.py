@@ -1,0 +1,425 @@
+"""Issue 20 over fakes: one CRM channel per org and kind, each change routed to its owner's
+sync, and a safety sweep whose idle cost does not grow with the members' (the real stores on
+in-memory tables, every Table request counted; the CRM's records and channels in memory,
+every call counted)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from shared.accounts.models import AuditEvent, CrmAccountRef, MemberIdentity, TenantInstall
+from shared.accounts.repository import AccountsRepository
+from shared.crm.models import DeletedRecord
+from shared.crm.records import ListQuery
+from shared.crm.watch import CallbackRejected
+from shared.storage import TableEntity
+from shared.sync.crm_routing import CrmChange
+from shared.sync.dependencies import SyncDependencies
+from shared.sync.jobs import SYNC_QUEUES, StepReason, SyncJob, SyncJobQueues
+from shared.sync.links import Side
+from shared.sync.org_channels import OrgChannel, OrgMember
+from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
+from shared.sync.service import SyncService
+from shared.sync.webhooks import WebhookRoute
+from tests.fakes.queues import JobQueueInMemory
+from tests.fakes.tables import TableRepositoryInMemory
+from tests.sync_harness import TickingClock
+from tests.sync_sides import CrmChannelsInMemory, OutlookSideInMemory, PlainRules, SubscriptionsInMemory
+from tests.sync_world import Budget, Store
+
+KIND = SyncKind.CONTACTS
+ORG = "org-1"
+
+
+class CountingTable(TableRepositoryInMemory):  # type: ignore[type-arg]
+    """An in-memory table that counts its requests as Table Storage bills them: each read,
+    write and transaction one, a query one per page."""
+
+    def __init__(self, model: type[TableEntity], counts: dict[str, int]) -> None:
+        super().__init__(model)
+        self.counts = counts
+
+    def _count(self, n: int = 1) -> None:
+        self.counts["table"] += n
+
+    def get(self, partition_key: str, row_key: str) -> Any:
+        self._count()
+        return super().get(partition_key, row_key)
+
+    def insert(self, entity: Any) -> Any:
+        self._count()
+        return super().insert(entity)
+
+    def upsert(self, entity: Any) -> Any:
+        self._count()
+        return super().upsert(entity)
+
+    def replace(self, entity: Any, etag: str) -> Any:
+        self._count()
+        return super().replace(entity, etag)
+
+    def delete(self, partition_key: str, row_key: str, etag: str | None = None) -> None:
+        self._count()
+        super().delete(partition_key, row_key, etag)
+
+    def transact(self, operations: Sequence[Any]) -> Any:
+        self._count(max(1, -(-len(operations) // 100)))
+        return super().transact(operations)
+
+    def query(self, partition_key: str | None = None, *, page_size: int = 1000, **kwargs: Any) -> Iterator[Any]:
+        self._count()
+        for n, row in enumerate(super().query(partition_key, page_size=page_size, **kwargs), start=1):
+            yield row
+            if n % page_size == 0:
+                self._count()  # the next page
+
+
+class CrmRecordsInMemory:
+    """The org's records (id -> owner's CRM user id), as any member reads them; calls counted."""
+
+    def __init__(self, counts: dict[str, int], clock: TickingClock) -> None:
+        self.owners: dict[str, str] = {}
+        self.modified: dict[str, datetime] = {}
+        self.deleted_at: dict[str, datetime] = {}
+        self.counts = counts
+        self.clock = clock
+
+    def change(self, record_id: str, owner: str) -> None:
+        self.owners[record_id] = owner
+        self.modified[record_id] = self.clock.now()
+
+    def delete(self, record_id: str) -> None:
+        self.owners.pop(record_id, None)
+        self.deleted_at[record_id] = self.clock.now()
+
+    def by_ids(self, module: str, ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        self.counts["crm"] += -(-len(ids) // 100)
+        return {i: {"id": i, "Owner": {"id": self.owners[i]}} for i in ids if i in self.owners}
+
+    def changed_since(self, query: ListQuery) -> Iterator[dict[str, Any]]:
+        self.counts["crm"] += 1
+        for record_id, owner in self.owners.items():
+            if query.modified_since is None or self.modified[record_id] > query.modified_since:
+                yield {"id": record_id, "Owner": {"id": owner}, "Modified_Time": self.modified[record_id].isoformat()}
+
+    def deleted(self, module: str, *, since: datetime | None = None) -> Iterator[DeletedRecord]:
+        self.counts["crm"] += 1
+        for record_id, at in self.deleted_at.items():
+            if since is None or at > since:
+                yield DeletedRecord(id=record_id, type="recycle", deleted_time=at.isoformat())
+
+
+class LinksInMemory:
+    """Which CRM ids each member's link partition names (``LinkRows.load`` as routing reads it)."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.crm_ids: dict[str, set[str]] = {}
+        self.counts = counts
+
+    def load(self, partition: str, *, crm_ids: Any = (), **_: Any) -> list[Any]:
+        wanted = set(crm_ids)
+        self.counts["table"] += len(wanted) + 1  # point reads of the index rows, and the pending query
+        return [SimpleNamespace(crm_id=i) for i in self.crm_ids.get(partition, set()) & wanted]
+
+    def purge(self, partition: str) -> int:
+        return 0
+
+
+class OrgWorld:
+    def __init__(self) -> None:
+        self.clock = TickingClock(datetime(2026, 12, 5, 9, 0, tzinfo=UTC))
+        self.counts = {"table": 0, "crm": 0}
+        self.crm = CrmRecordsInMemory(self.counts, self.clock)
+        self.channels = CrmChannelsInMemory(self.clock)
+        self.links = LinksInMemory(self.counts)
+        self.outlook = OutlookSideInMemory(Store(Side.OUTLOOK, self.clock, Budget()))  # type: ignore[arg-type]
+        self.queue: JobQueueInMemory[SyncJob] = JobQueueInMemory(SyncJob)
+        self.changes: JobQueueInMemory[CrmChange] = JobQueueInMemory(CrmChange)
+        self.profiles = ProfileStore(self._table(SyncProfile), clock=self.clock.now)
+        self.accounts = AccountsRepository(self._table(TenantInstall), self._table(MemberIdentity), self._table(CrmAccountRef),
+                                           self._table(AuditEvent), clock=self.clock.now)
+        self.routes = self._table(WebhookRoute)
+        self.service = SyncService(SyncDependencies(
+            profiles=self.profiles, links=self.links, conflicts=None, ledger=SimpleNamespace(purge=lambda p: 0),  # type: ignore[arg-type]
+            jobs=SyncJobQueues(dict.fromkeys(SYNC_QUEUES, self.queue)), routes=self.routes,  # type: ignore[arg-type]
+            org_channels=self._table(OrgChannel), org_members=self._table(OrgMember), crm_changes=self.changes,
+            accounts=self.accounts, kind_for=lambda member, kind, **facts: (PlainRules(member.user_id, None), self.outlook),
+            crm_session=_unreachable, crm_records=lambda member: self.crm, crm_channels=lambda member: self.channels,
+            crm_time_zone=lambda member: None, subscriptions=lambda member: SubscriptionsInMemory(self.clock),
+            crm_token=_unreachable, mailbox=_unreachable, app_token=_unreachable, encrypt=_unreachable,
+            public_base_url="https://sync.example", clock=self.clock.now,
+        ))
+        self.members: list[MemberIdentity] = []
+
+    def _table(self, model: type[TableEntity]) -> CountingTable:
+        return CountingTable(model, self.counts)
+
+    def member(self, n: int, org: str = ORG) -> MemberIdentity:
+        member = MemberIdentity(
+            partition_key=f"ms|tenant-1|object-{n}", row_key="member", tenant_id="tenant-1", object_id=f"object-{n}",
+            email=f"m{n}@contoso.test", name=f"Member {n}", org_id=org, org_name="Contoso", user_id=str(4_000_000 + n),
+            crm_email=f"m{n}@contoso.test", dc="us", accounts_server="https://accounts.zoho.test",
+            api_domain="https://www.zohoapis.test", how="invited", linked_at=self.clock.now(),
+        )
+        self.accounts.members.upsert(member)
+        self.members.append(member)
+        return member
+
+    def syncing(self, count: int, org: str = ORG) -> list[MemberIdentity]:
+        """``count`` members with sync on, made cheaply: their org's index row and an active
+        profile with a live Graph subscription (what Enable and the first delta round leave)."""
+        made = []
+        for n in range(len(self.members), len(self.members) + count):
+            member = self.member(n, org)
+            self.service.org_channels.join(member, KIND)
+            self.profiles.create_or_get(SyncProfile(
+                partition_key=member.partition_key, row_key=KIND.value, tenant_id=member.tenant_id,
+                object_id=member.object_id, state=SyncState.ACTIVE, container_id="folder", generation=f"g{n}",
+                enabled_at=self.clock.now(), subscription_id=f"sub-{n}",
+                subscription_expires=self.clock.now() + timedelta(days=2)))
+            made.append(member)
+        return made
+
+    def callback(self, operation: str, ids: list[str], *, token: str | None = None, channel_id: str | None = None) -> None:
+        row = self.channel()
+        self.service.crm_callback(json.dumps({
+            "channel_id": channel_id or row.channel_id, "module": "Contacts", "operation": operation, "ids": ids,
+            "token": token or row.token}).encode())
+
+    def channel(self) -> OrgChannel:
+        stored = self.service.org_channels.channel(ORG, KIND)
+        assert stored is not None
+        return stored.entity
+
+    def route_queued_changes(self) -> None:
+        for sent in self.changes.take():
+            self.service.route_crm_change(sent.message)
+
+    def steps(self) -> list[SyncJob]:
+        return [sent.message for sent in self.queue.take()]
+
+    def reset(self) -> None:
+        self.queue.take()
+        self.changes.take()
+        self.counts.update(table=0, crm=0)
+
+
+def _unreachable(*_: Any, **__: Any) -> Any:
+    raise AssertionError("not reached in these tests")
+
+
+@pytest.fixture
+def world() -> OrgWorld:
+    return OrgWorld()
+
+
+# -- one channel per org ---------------------------------------------------------------------------
+
+def test_members_enabling_share_one_channel_and_only_the_last_disable_removes_it(world: OrgWorld) -> None:
+    members = [world.member(n) for n in range(4)]
+    for member in members:
+        world.service.enable(member, KIND)
+    assert len(world.channels.channels) == 1  # one per org and kind, not one per member
+    channel = world.channel()
+    assert world.routes.get(f"crm|{channel.channel_id}", "hook").entity.org_id == ORG  # type: ignore[union-attr]
+    assert channel.agent == members[0].partition_key
+    for member in members[:3]:
+        world.service.disable(member, KIND)
+        assert list(world.channels.channels) == [channel.channel_id]  # the others still hear the CRM
+    assert world.channel().agent == members[3].partition_key  # the first one left: another acts for the org
+    world.service.disable(members[3], KIND)
+    assert world.channels.channels == {}
+    assert world.service.org_channels.channel(ORG, KIND) is None
+    assert world.routes.get(f"crm|{channel.channel_id}", "hook") is None
+    world.service.enable(members[1], KIND)  # and a new one comes with the next Enable
+    assert len(world.channels.channels) == 1 and world.channel().channel_id != channel.channel_id
+
+
+def test_an_enable_racing_the_last_disable_keeps_the_channel(world: OrgWorld) -> None:
+    """The last member's Disable saw nobody else; an Enable wrote its row and touched the
+    channel before that Disable deleted it: the conditional delete fails, and the Disable,
+    looking again, finds the new member and keeps the channel."""
+    leaving, arriving = world.member(0), world.member(1)
+    world.service.enable(leaving, KIND)
+    org = world.service.org_channels
+    members = org.members
+    calls = {"n": 0}
+
+    def racing(org_id: str, kind: SyncKind, limit: int | None = None) -> list[str]:
+        found = members(org_id, kind, limit)
+        calls["n"] += 1
+        if calls["n"] == 1:  # right after the leaving member's look: the Enable runs
+            org.join(arriving, KIND)
+        return found
+
+    org.members = racing  # type: ignore[method-assign]
+    world.service.disable(leaving, KIND)
+    org.members = members  # type: ignore[method-assign]
+    assert len(world.channels.channels) == 1
+    assert world.channel().agent == arriving.partition_key
+
+
+# -- one change, one step ------------------------------------------------------------------------
+
+def test_a_crm_edit_in_an_org_of_1000_members_costs_one_step_for_its_owner(world: OrgWorld) -> None:
+    members = world.syncing(1000)
+    owner = members[417]
+    world.crm.change("5000000000001", owner.user_id)
+    world.reset()
+    world.callback("update", ["5000000000001"])
+    assert world.steps() == []  # the webhook only queued the change: one message
+    assert len(world.changes.sent) == 1
+    world.route_queued_changes()
+    steps = world.steps()
+    assert [(s.member, s.reason) for s in steps] == [(owner.partition_key, StepReason.CRM_WEBHOOK)]
+    assert world.counts["crm"] == 1  # one read of the changed ids, whatever the members
+    assert world.counts["table"] <= 12  # route, members, channel, agent, owner, the owner's profile: not per member
+
+
+def test_an_edit_of_several_owners_records_wakes_each_owner_once(world: OrgWorld) -> None:
+    a, b, c = world.syncing(3)
+    for n, owner in enumerate((a, b, a, "4999999")):
+        world.crm.change(str(5_000_000_000_010 + n), owner if isinstance(owner, str) else owner.user_id)
+    world.reset()
+    world.callback("insert", [str(5_000_000_000_010 + n) for n in range(4)])
+    world.route_queued_changes()
+    assert sorted(s.member for s in world.steps()) == sorted([a.partition_key, b.partition_key])  # not c; nobody syncs the 4th owner
+
+
+def test_a_crm_deletion_goes_to_the_members_whose_links_name_it(world: OrgWorld) -> None:
+    members = world.syncing(50)
+    holder = members[7]
+    world.links.crm_ids[f"{holder.partition_key}|{KIND.value}|g7"] = {"5000000000099"}
+    world.crm.delete("5000000000099")
+    world.reset()
+    world.callback("delete", ["5000000000099"])
+    world.route_queued_changes()
+    [step] = world.steps()
+    assert step.member == holder.partition_key
+    assert world.profiles.get(holder.partition_key, KIND).entity.crm_deletions_noticed  # type: ignore[union-attr]
+    assert world.counts["crm"] == 0  # reads of our own tables only
+
+
+def test_a_single_members_org_is_routed_at_once_without_the_queue(world: OrgWorld) -> None:
+    [member] = world.syncing(1)
+    world.reset()
+    world.callback("update", ["5000000000001"])
+    assert world.changes.sent == []
+    assert [s.member for s in world.steps()] == [member.partition_key]
+    assert world.counts["crm"] == 0
+
+
+def test_the_callbacks_checks_still_hold(world: OrgWorld) -> None:
+    world.syncing(2)
+    with pytest.raises(CallbackRejected) as refused:
+        world.callback("update", ["1"], token="not-the-token")
+    assert refused.value.reason == "bad_token"
+    with pytest.raises(CallbackRejected) as refused:
+        world.callback("update", ["1"], channel_id="123456789012345678")
+    assert refused.value.reason == "unknown_channel"
+    with pytest.raises(CallbackRejected) as refused:
+        world.callback("update", ["1"], channel_id="12x")
+    assert refused.value.reason == "malformed"
+    assert world.changes.sent == [] and world.steps() == []
+
+
+# -- renewal and migration -------------------------------------------------------------------------
+
+def test_renewal_renews_one_channel_per_org(world: OrgWorld) -> None:
+    world.syncing(30)
+    before = world.channel().expires_at
+    world.clock.advance(timedelta(days=6, hours=12))
+    world.channels.calls = 0
+    world.service.renew_all()
+    assert world.channels.calls == 1
+    assert world.channel().expires_at > before  # type: ignore[operator]
+
+
+def test_a_members_own_channel_is_moved_onto_the_orgs(world: OrgWorld) -> None:
+    """A member enabled before issue 20 has a channel of their own: callbacks on it still reach
+    them, and the renewal timer moves them onto their org's channel and disables theirs."""
+    [other] = world.syncing(1)
+    old = world.member(9)
+    own = world.channels.enable("Contacts", "https://sync.example/api/webhooks/crm", channel_id="900000000000000001", token="t" * 43)
+    world.routes.upsert(WebhookRoute(partition_key=f"crm|{own.channel_id}", row_key="hook", member=old.partition_key,
+                                     kind=KIND.value, secret=own.token))
+    world.profiles.create_or_get(SyncProfile(
+        partition_key=old.partition_key, row_key=KIND.value, tenant_id=old.tenant_id, object_id=old.object_id,
+        state=SyncState.ACTIVE, generation="g9", subscription_id="sub-9", channel_id=own.channel_id,
+        channel_token=own.token, channel_expires=own.expires_at))
+    world.reset()
+    world.service.crm_callback(json.dumps({"channel_id": own.channel_id, "module": "Contacts", "operation": "update",
+                                           "ids": ["1"], "token": own.token}).encode())
+    assert [s.member for s in world.steps()] == [old.partition_key]  # the old channel still works
+    world.service.renew_all()
+    assert own.channel_id not in world.channels.channels and len(world.channels.channels) == 1
+    assert world.routes.get(f"crm|{own.channel_id}", "hook") is None
+    assert world.profiles.get(old.partition_key, KIND).entity.channel_id is None  # type: ignore[union-attr]
+    assert world.service.org_channels.member_for(ORG, KIND, old.user_id) == old.partition_key
+    assert other.partition_key in world.service.org_channels.members(ORG, KIND)
+
+
+# -- the safety sweep --------------------------------------------------------------------------------
+
+def test_an_idle_tick_costs_under_one_table_transaction_and_no_crm_call_per_member(world: OrgWorld) -> None:
+    members = world.syncing(400)
+    world.syncing(100, org="org-2")
+    world.clock.advance(timedelta(hours=3))
+    world.reset()
+    world.service.sweep_tick()
+    assert world.steps() == [] and world.changes.sent == []
+    assert world.counts["crm"] == 0
+    assert world.counts["table"] / (len(members) + 100) <= 1
+    # What the old tick did: a step for every member (each about 7 Table transactions, 1 Graph and 2 CRM calls).
+    world.service.sweep()
+    assert len(world.steps()) == 500
+
+
+def test_a_member_whose_webhooks_are_not_known_healthy_gets_a_step_every_tick(world: OrgWorld) -> None:
+    healthy, lapsed = world.syncing(2)
+    world.profiles.update(lapsed.partition_key, KIND, lambda p: p.model_copy(update={"subscription_expires": world.clock.now()}))
+    world.clock.advance(timedelta(minutes=5))
+    world.reset()
+    world.service.sweep_tick()
+    assert [(s.member, s.reason) for s in world.steps()] == [(lapsed.partition_key, StepReason.SWEEP)]
+
+
+def test_each_member_gets_a_full_round_a_day_spread_over_the_ticks(world: OrgWorld) -> None:
+    members = world.syncing(600)  # enabled together: their rounds must not all come in one tick
+    world.clock.advance(timedelta(days=1))
+    seen: dict[str, int] = {}
+    for _ in range(288):  # a day of ticks
+        world.reset()
+        world.service.sweep_tick()
+        steps = world.steps()
+        assert len(steps) <= 2 * -(-600 // 288)  # a tick's share (twice the even one), never the whole org
+        for step in steps:
+            seen[step.member] = seen.get(step.member, 0) + 1
+        assert world.counts["crm"] == 0
+        world.clock.advance(timedelta(minutes=5))
+    assert sorted(seen) == sorted(m.partition_key for m in members)  # everyone within the day ...
+    assert set(seen.values()) == {1}  # ... once
+
+
+def test_a_lapsed_channel_is_made_live_and_the_orgs_changes_meanwhile_reach_their_owners(world: OrgWorld) -> None:
+    a, b, c = world.syncing(3)
+    world.clock.advance(timedelta(days=8))  # the channel expired (no renewal ran)
+    world.channels.channels.clear()  # and the CRM forgot it
+    world.crm.change("5000000000001", b.user_id)
+    world.crm.delete("5000000000002")
+    world.links.crm_ids[f"{c.partition_key}|{KIND.value}|g2"] = {"5000000000002"}
+    for member in (a, b, c):  # their subscriptions were renewed meanwhile
+        world.profiles.update(member.partition_key, KIND, lambda p: p.model_copy(update={
+            "subscription_expires": world.clock.now() + timedelta(days=2), "swept_at": world.clock.now()}))
+    world.reset()
+    world.service.sweep_tick()
+    assert len(world.channels.channels) == 1 and world.channel().expires_at > world.clock.now()  # type: ignore[operator]
+    assert sorted((s.member, s.reason) for s in world.steps()) == sorted([
+        (b.partition_key, StepReason.SWEEP), (c.partition_key, StepReason.SWEEP)])
+    assert world.counts["crm"] == 2  # the org's changes and its deleted list, once for the org
