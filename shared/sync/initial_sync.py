@@ -54,12 +54,14 @@ class InitialSync:
         links = self.cycle.links
         stored = links.initial_state(partition)
         ids, progress = stored.ids, stored.progress
+        # Creates below this may have been sent by a step that died: looked for before they are made.
+        maybe_sent = progress.reserved if progress is not None else 0
         if ids is None or progress is None:  # not selected yet
             profile, ids, progress = self._select(profile, ctx, stored)
+            maybe_sent = progress.reserved if stored.progress is not None else 0  # selected again: all of it
         # Pages committed by a step that died before its release: counted now.
         profile = profile.model_copy(update={"synced_items": profile.synced_items + max(0, progress.synced - profile.initial_done),
                                              "initial_done": progress.synced, "initial_cursor": str(progress.done)})
-        maybe_sent = progress.reserved  # creates before this may have happened: looked for first
         position, synced = progress.done, progress.synced
         if progress.reserved < self._reach(position, ids):
             links.commit(partition, [], progress.model_copy(update={"reserved": self._reach(position, ids)}))
