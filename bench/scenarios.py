@@ -940,8 +940,101 @@ def org_fanout(ctx: Context, members_n: int = ORG_MEMBERS) -> dict[str, Any]:
         stack.stop()
 
 
+# ---- 9: three Functions hosts on the same queues and tables (issue 20) -------------------------------
+MULTI_HOSTS = 3
+MULTI_MEMBERS = 4  # of one CRM org: its concurrency limit is shared by every host
+MULTI_CHANGES = 60
+
+
+def multi_host(ctx: Context) -> dict[str, Any]:
+    """Three host processes on the same Azurite queues and tables, as Flex scales out: four
+    members of one org enable calendar and contacts at once, one host is killed (SIGKILL) while
+    the initial syncs run and started again, then changes each way on one member's calendar.
+    Lost and duplicated items, 429s, peak Graph concurrency per mailbox, peak CRM calls in flight
+    per org, CRM token refreshes per member, and the propagation p95 with three hosts."""
+    per_member = max(50, int(1000 * ctx.scale))
+    stack = BenchStack(ctx.workdir / "multi-host").start()
+    try:
+        stack.add_hosts(MULTI_HOSTS - 1)
+        upns = ["admin@multi.bench", *(f"member{n}@multi.bench" for n in range(1, MULTI_MEMBERS))]
+        tenant = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "bench-multi-host")), "name": "Multi Co", "domain": "multi.bench",
+                  "users": [(upns[0], "Multi Admin", True), *((u, f"Member {n}", False) for n, u in enumerate(upns[1:], 1))]}
+        stack.add_users([tenant])
+        ctx.log(f"[multi-host] {MULTI_HOSTS} hosts; {MULTI_MEMBERS} members of one org, {per_member} events and contacts each")
+        admin = install_member(stack, tenant["id"], upns[0], tenant["name"])
+        members = [admin, *(_same_org_member(stack, admin, tenant["id"], u, f"Member {n}") for n, u in enumerate(upns[1:], 1))]
+        for upn in upns:
+            generate(stack, upn, "calendar", per_member)
+            generate(stack, upn, "contacts", per_member)
+        stack.reset_counters()
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda pair: enable(*pair), [(m, k) for m in members for k in ("calendar", "contacts")]))
+        time.sleep(2.0)
+        ctx.log("[multi-host] host 2 killed (SIGKILL) during the initial syncs, started again 2 s later")
+        stack.kill_extra_host(0)
+        time.sleep(2.0)
+        stack.restart_extra_host(0)
+        completions = [t for kind in ("calendar", "contacts") for t in wait_active(members, kind, started, timeout=1800)]
+        wall = max(completions)
+        for member in members:
+            for kind in ("calendar", "contacts"):
+                deadline = time.monotonic() + 120
+                while not profile(member, kind).delta_link and time.monotonic() < deadline:
+                    time.sleep(0.5)
+        wait_quiet(stack)
+        lost = duplicated = 0
+        for member, upn in zip(members, upns, strict=True):
+            for kind in ("calendar", "contacts"):
+                items = container_items(stack, upn, kind, profile(member, kind).container_id)
+                markers = [next((p["value"] for p in i.get("singleValueExtendedProperties") or [] if "CrmId" in p["id"]), "")
+                           for i in items]
+                lost += max(0, per_member - len(set(markers)))
+                duplicated += len(markers) - len(set(markers))
+        initial_counts = stack.counters()
+        ctx.log(f"[multi-host] initial syncs done in {wall:.1f}s; {MULTI_CHANGES} changes each way on one calendar")
+        calendar_id = profile(admin, "calendar").container_id
+        pairs = [(next(p["value"] for p in e.get("singleValueExtendedProperties") or [] if "CrmId" in p["id"]).rsplit(":", 1)[-1], e["id"])
+                 for e in container_items(stack, upns[0], "calendar", calendar_id)][:100]
+        changes = _propagation_figures(_make_changes(stack, upns[0], calendar_id, admin.user_id, upns[0], pairs, "M", MULTI_CHANGES))
+        wait_quiet(stack)
+        after = stack.counters()
+        snapshot = stack.crm_control("GET", "snapshot")
+        refreshes = [t["recent_refreshes"] for t in snapshot["tokens"]["refresh"] if not t["revoked"]]
+        graph, crm = after["graph"]["totals"], after["crm"]["totals"]
+        product = {
+            "hosts": MULTI_HOSTS, "members": MULTI_MEMBERS, "items": 2 * MULTI_MEMBERS * per_member,
+            "initial_wall_s": round(wall, 2), "lost": lost, "duplicated": duplicated,
+            "graph_429": graph["throttled429"], "crm_429": crm["throttled_429"],
+            "peak_graph_concurrency_per_mailbox": graph["concurrentPeak"],
+            "peak_crm_calls_in_flight_per_org": crm["concurrent_peak"],
+            "most_crm_token_refreshes_per_10_min": max(refreshes, default=0),
+            "initial_graph_requests_incl_batch_items": initial_counts["graph"]["totals"]["requests"],
+            **{f"propagation_{k}": v for k, v in changes.items()},
+        }
+        return {"name": "multi-host", "settings": {"hosts": MULTI_HOSTS, "members": MULTI_MEMBERS, "per_member": per_member,
+                                                   "changes": MULTI_CHANGES, "scale": ctx.scale, "latency_ms": LATENCY_MS},
+                "product": product, "floor": {},
+                "targets": [target("lost", lost, 0), target("duplicated", duplicated, 0),
+                            target("429s caused by us", product["graph_429"] + product["crm_429"], 0),
+                            target("peak_graph_concurrency_per_mailbox", product["peak_graph_concurrency_per_mailbox"], 4),
+                            target("peak_crm_calls_in_flight_per_org (enterprise: 20)", product["peak_crm_calls_in_flight_per_org"], 20),
+                            target("most_crm_token_refreshes_per_10_min (Zoho: 10)", product["most_crm_token_refreshes_per_10_min"], 10),
+                            target("propagation_p95_s", product["propagation_p95_s"], 3.0),
+                            target("propagation_missing", product["propagation_missing"], 0)],
+                "notes": [f"{MULTI_HOSTS} local hosts (python -m local.host) on one Azurite, one TABLE_PREFIX; webhooks reach "
+                          "the first; every queue message is taken by whichever host polls first",
+                          "host 2 is SIGKILLed 2 s after the Enables and started again 2 s later: its steps die half-way "
+                          "and their messages come back (the local host's visibility timeout)",
+                          "lost / duplicated: per member and kind, the CRM items against the distinct markers in the "
+                          "Outlook container; CRM token refreshes: the emulator's count in Zoho's 10-minute window, per "
+                          "refresh token (one per member)"]}
+    finally:
+        stack.stop()
+
+
 SCENARIOS = ("initial-calendar", "initial-contacts", "steady-state", "propagation", "many-members", "throttled",
-             "propagation-under-load", "org-fanout")
+             "propagation-under-load", "org-fanout", "multi-host")
 
 
 def run(ctx: Context, names: list[str]) -> list[dict[str, Any]]:
@@ -981,4 +1074,6 @@ def _one(ctx: Context, name: str, names: list[str]) -> list[dict[str, Any]]:
         return [propagation_under_load(ctx)]
     if name == "org-fanout":
         return [org_fanout(ctx)]
+    if name == "multi-host":
+        return [multi_host(ctx)]
     raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")

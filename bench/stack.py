@@ -122,6 +122,7 @@ class BenchStack:
         self.crm = Service("crm", [PYTHON, "-m", "emulators.crm", "--host", "127.0.0.1", "--port", "0",
                                    "--seed", str(ROOT / "emulators/crm/seed/demo.json")], workdir / "crm.log")
         self.host: Service | None = None
+        self.extra_hosts: list[Service] = []  # more Functions instances on the same queues and tables
         self.counts_file = workdir / "host-table-counts.json"
         self.env: dict[str, str] = {}
         self.m365_url = self.crm_url = self.host_url = ""
@@ -176,6 +177,36 @@ class BenchStack:
         self._use_env_here()
         return self
 
+    def add_hosts(self, count: int) -> None:
+        """``count`` more Functions hosts on the same Azurite queues and tables (as Flex scales
+        out); webhooks still reach the first (any instance may take them in Azure)."""
+        for _ in range(count):
+            self.extra_hosts.append(self._extra_host(len(self.extra_hosts) + 2))
+
+    def _extra_host(self, number: int) -> Service:
+        port = free_port()
+        service = Service(f"host{number}", [PYTHON, "-m", "local.host", "--port", str(port)], self.workdir / f"host{number}.log",
+                          env=self.env).start()
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
+                return service
+            except requests.ConnectionError:
+                if not service.alive() or time.monotonic() > deadline:
+                    raise RuntimeError(f"host{number} did not start; see {service.log}") from None
+                time.sleep(0.2)
+
+    def kill_extra_host(self, index: int) -> None:
+        """SIGKILL one extra host (a crashed instance: its steps die half-way)."""
+        process = self.extra_hosts[index].process
+        assert process is not None
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def restart_extra_host(self, index: int) -> None:
+        self.extra_hosts[index] = self._extra_host(index + 2)
+
     def _use_env_here(self) -> None:
         """The runner calls the product's domain services (install, enable) as tests do."""
         os.environ.update(self.env)
@@ -184,7 +215,7 @@ class BenchStack:
         get_settings.cache_clear()
 
     def stop(self) -> None:
-        for service in (self.host, self.crm, self.m365):
+        for service in (*self.extra_hosts, self.host, self.crm, self.m365):
             if service is not None:
                 service.stop()
         self.azurite.stop()

@@ -125,7 +125,9 @@ def snapshot() -> Any:
                          for a in store.accounts.values()],
             "orgs": orgs,
             "tokens": {
-                "refresh": [{k: v for k, v in t.items() if k not in ("requests",)} for t in store.refresh_tokens.values()],
+                # recent_refreshes: access tokens asked in Zoho's 10-minute window (at most 10)
+                "refresh": [{**{k: v for k, v in t.items() if k not in ("requests",)}, "recent_refreshes": len(t["requests"])}
+                            for t in store.refresh_tokens.values()],
                 "access": list(store.access_tokens.values()),
             },
             "deliveries": list(store.deliveries),
