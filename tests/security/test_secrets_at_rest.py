@@ -82,7 +82,8 @@ def test_tokens_are_encrypted_in_table_storage_and_never_logged(
 
     # Neither the host's log (every request, sync step and webhook of the run) nor this process's.
     host_log = (tmp_path / "host.log").read_text(encoding="utf-8", errors="replace")
-    assert "Functions.sync_step" in host_log and "Functions.graph_webhook" in host_log
+    # (an initial sync and its first round run on sync-bulk; later rounds on sync-jobs)
+    assert "Functions.sync_bulk_step" in host_log and "Functions.graph_webhook" in host_log
     logs = {"host": host_log, "test process": caplog.text}
     for where, text in logs.items():
         for secret in secrets:
