@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -218,6 +219,10 @@ class BenchStack:
         for service in (*self.extra_hosts, self.host, self.crm, self.m365):
             if service is not None:
                 service.stop()
+        keep = os.environ.get("BENCH_KEEP_LOGS")  # a directory: the run's logs are copied there
+        if keep:
+            shutil.copytree(self.workdir, Path(keep) / self.workdir.name, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("m365"))
         self.azurite.stop()
 
     def __enter__(self) -> BenchStack:
