@@ -165,7 +165,11 @@ class GraphMailbox:
 
     def _post_batch(self, requests_: Sequence[GraphRequest], ids: list[int], budget: WaitBudget) -> dict[int, GraphResponse]:
         # Each item carries its own headers (Graph applies none of the batch's to them).
-        items = [r.model_copy(update={"headers": with_immutable_ids(r.headers)}) for r in requests_]
+        # Only this batch's items are copied: a call's list is sent 20 at a time (copying all of it
+        # for each batch made a 5,000-item read quadratic).
+        items = list(requests_)
+        for i in ids:
+            items[i] = requests_[i].model_copy(update={"headers": with_immutable_ids(requests_[i].headers)})
         payload = batch_payload(items, ids)
         sequential = any("dependsOn" in item for item in payload["requests"])
         weight = batch_weight(len(ids), sequential)
