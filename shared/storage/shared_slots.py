@@ -5,12 +5,16 @@ One Table row per slot of the limit (PartitionKey = what is limited, RowKey = th
 number). An instance leases a slot by writing its name and an expiry on the row, with the
 row's ETag, so two instances never hold one slot; it then uses its slots locally as a
 semaphore and asks the table for another only when all of them are busy. A lease is renewed
-in the background while the instance uses its slots, and simply lapses when it stops: an
-instance that dies or idles gives its slots back within ``lease_seconds``, with no write.
+in the background while the instance uses its slots. Slots it holds but has not used for
+``IDLE_SECONDS`` are given back with one write each (found by the multi-host bench: with an
+org's 4 slots held idle by two instances, the third waited out their 15-s leases, and every
+change of that org waited with it); an instance that dies gives its slots back within
+``lease_seconds``, with no write.
 
-Cost: one query and one write per slot leased, one write per slot per renewal while busy,
-nothing per call. Fairness between instances is first come: a busy instance keeps the slots it
-holds until it idles (the limit is never exceeded; an instance may wait).
+Cost: one query and one write per slot leased, one write per slot per renewal while busy, one
+write per slot given back after a burst; nothing per call. Fairness between instances is first
+come: a busy instance keeps the slots it holds until it idles (the limit is never exceeded; an
+instance may wait).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 15.0
 POLL_SECONDS = 0.1
 LEASE_MARGIN = 3.0  # a slot this close to its lease's end is not used: renewed first, or given up
+IDLE_SECONDS = 1.0  # a held slot unused this long goes back to the table (by the renewal thread)
 
 
 class SlotRow(TableEntity):
@@ -58,6 +63,7 @@ class _Share:
     held: dict[str, _Held] = field(default_factory=dict)
     busy: int = 0
     next_look: float = 0.0  # when the table may be asked again after it had no free slot
+    idle_since: float | None = None  # clock time the share last became idle (busy 0)
 
 
 class SharedSlots:
@@ -94,6 +100,7 @@ class SharedSlots:
                 self._forget_lapsing(share)
                 if share.busy < len(share.held):
                     share.busy += 1
+                    share.idle_since = None
                     return
                 # The table is asked under the lock (a query and a write, a few ms): simpler than a
                 # second state for "asking", and rare (only when every held slot is busy).
@@ -111,6 +118,8 @@ class SharedSlots:
             share = self._shares.get(key)
             if share is not None and share.busy > 0:
                 share.busy -= 1
+                if share.busy == 0:
+                    share.idle_since = self._clock()
             self._cond.notify_all()
 
     def busy(self, key: str) -> int:
@@ -137,6 +146,23 @@ class SharedSlots:
                     self._shares[key].held[number] = _Held(stored.etag, until)
             renewed += 1
         return renewed
+
+    def give_back_idle(self) -> int:
+        """Give back the slots of shares idle for ``IDLE_SECONDS`` (one write each, with the
+        ETag: a slot taken over meanwhile is simply forgotten); how many."""
+        now = self._clock()
+        with self._cond:
+            idle = [(key, number, held) for key, share in self._shares.items()
+                    if share.busy == 0 and share.idle_since is not None and now - share.idle_since >= IDLE_SECONDS
+                    for number, held in share.held.items()]
+            for key, number, _ in idle:  # no call starts on them from now on
+                self._shares[key].held.pop(number, None)
+        for key, number, held in idle:
+            try:
+                self._rows.replace(SlotRow(partition_key=key, row_key=number, holder="", until=0.0), held.etag)
+            except (ConcurrencyConflict, LookupError):
+                continue  # lapsed and taken meanwhile: not ours to give
+        return len(idle)
 
     def _forget_lapsing(self, share: _Share) -> None:
         """Slots whose lease ends too soon to start a call on are not counted as held."""
@@ -168,9 +194,10 @@ def _renew_while_alive(slots: weakref.ref[SharedSlots]) -> None:
     """Renew the busy slots' leases every few seconds, until the ``SharedSlots`` is gone (the
     thread holds no strong reference: a dropped instance does not live on in its thread)."""
     while (alive := slots()) is not None:
-        period = min(2.0, alive._lease / 4)
+        period = min(IDLE_SECONDS / 2, alive._lease / 4)
         try:
             alive.renew_due()
+            alive.give_back_idle()
         except Exception as error:  # noqa: BLE001 - storage away: the leases lapse, calls then wait
             log.warning("could not renew shared slots: %s", error)
         del alive

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.storage.shared_slots import LEASE_SECONDS, SharedSlots, SlotRow, SlotsExhausted
+from shared.storage.shared_slots import IDLE_SECONDS, LEASE_SECONDS, SharedSlots, SlotRow, SlotsExhausted
 from tests.fakes.tables import TableRepositoryInMemory
 
 KEY = "crm|org-1"
@@ -130,3 +130,28 @@ def test_a_slot_taken_over_after_a_lapse_is_no_longer_counted_as_held() -> None:
     second.acquire(KEY, limit=1, timeout=1)
     with pytest.raises(SlotsExhausted):
         first.acquire(KEY, limit=1, timeout=0.3)  # its old lease is not a slot any more
+
+
+def test_an_idle_instance_gives_its_slots_back_so_another_does_not_wait_out_their_leases() -> None:
+    """Found by the multi-host bench: an org's 4 slots held idle by two instances made the third
+    wait 15 s (their leases) for every CRM call, and every change of the org waited with it."""
+    clock = Clock()
+    rows = CountingRows()
+    first, second, third = instances(3, rows, clock)
+    for host in (first, second):
+        for _ in range(2):
+            host.acquire(KEY, limit=4)
+        for _ in range(2):
+            host.release(KEY)
+    with pytest.raises(SlotsExhausted):
+        third.acquire(KEY, limit=4, timeout=0.3)  # all four held, though idle
+    clock.now += IDLE_SECONDS / 2
+    assert first.give_back_idle() == 0  # not idle long enough: a burst's next call keeps its slot
+    clock.now += IDLE_SECONDS
+    asked = rows.requests
+    assert first.give_back_idle() == 2 and second.give_back_idle() == 2
+    assert rows.requests == asked + 4  # one write per slot given back
+    for _ in range(4):
+        third.acquire(KEY, limit=4, timeout=0.3)  # at once, long before the leases end
+    assert third.busy(KEY) == 4
+    assert first.give_back_idle() == 0  # nothing held: nothing written
