@@ -396,21 +396,28 @@ def idle_sweep(stack: BenchStack, profiles: int) -> dict[str, Any]:
     """What one delta sweep (the 5-minute timer's work) costs per synced profile when nothing changed."""
     from shared.wiring import get_services
 
+    _, counts, table, mark = measured_call(stack, get_services().sync.sweep)
+    return {"idle_sweep_graph_requests_per_profile": round(counts["graph_requests_incl_batch_items"] / profiles, 2),
+            "idle_sweep_crm_calls_per_profile": round(counts["crm_calls"] / profiles, 2),
+            "idle_sweep_table_transactions_per_profile": round(table / profiles, 2),
+            "idle_sweep_function_executions_per_profile": round(stack.host_executions(mark)["function_executions"] / profiles, 2)}
+
+
+def measured_call(stack: BenchStack, call: Callable[[], Any]) -> tuple[Any, dict[str, Any], int, int]:
+    """Run ``call`` in this process once the stack is quiet, then wait for quiet again: its
+    result, the emulators' request figures, the Table requests of the host and of this process
+    together, and the host log's mark before it (for ``host_executions``)."""
     wait_quiet(stack)
     stack.reset_counters()
     before = stack.host_table_counts()
     mark = stack.host_log_mark()
     runner = runner_table_counts()
     runner.reset()
-    get_services().sync.sweep()
+    result = call()
     in_runner = runner.snapshot()
     wait_quiet(stack, quiet_s=4.0)
-    counts = request_figures(stack.counters())
-    table = table_delta(stack.host_table_counts(), before)
-    return {"idle_sweep_graph_requests_per_profile": round(counts["graph_requests_incl_batch_items"] / profiles, 2),
-            "idle_sweep_crm_calls_per_profile": round(counts["crm_calls"] / profiles, 2),
-            "idle_sweep_table_transactions_per_profile": round((sum(table.values()) + sum(in_runner.values())) / profiles, 2),
-            "idle_sweep_function_executions_per_profile": round(stack.host_executions(mark)["function_executions"] / profiles, 2)}
+    table = sum(table_delta(stack.host_table_counts(), before).values()) + sum(in_runner.values())
+    return result, request_figures(stack.counters()), table, mark
 
 
 class FloorMirror:
@@ -895,17 +902,7 @@ def org_fanout(ctx: Context, members_n: int = ORG_MEMBERS) -> dict[str, Any]:
         }
         # -- one tick of the sweep timer, nothing changed
         ctx.log("[org-fanout] one idle tick of the sweep timer")
-        wait_quiet(stack)
-        stack.reset_counters()
-        before = stack.host_table_counts()
-        mark = stack.host_log_mark()
-        runner = runner_table_counts()
-        runner.reset()
-        steps = get_services().sync.sweep_tick()
-        in_runner = runner.snapshot()
-        wait_quiet(stack, quiet_s=4.0)
-        counts = request_figures(stack.counters())
-        table = sum(table_delta(stack.host_table_counts(), before).values()) + sum(in_runner.values())
+        steps, counts, table, mark = measured_call(stack, get_services().sync.sweep_tick)
         product.update({
             "idle_tick_steps": steps + _executions_by_function(stack, mark).get("sync_step", 0),
             "idle_tick_crm_calls": counts["crm_calls"], "idle_tick_graph_requests": counts["graph_requests_incl_batch_items"],

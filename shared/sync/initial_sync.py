@@ -66,7 +66,6 @@ class InitialSync:
         if progress.reserved < self._reach(position, ids):
             links.commit(partition, [], progress.model_copy(update={"reserved": self._reach(position, ids)}))
         started = time.monotonic()
-        report: ExecutionReport | PauseForConfirmation = ExecutionReport()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-prefetch") as prefetch, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="link-commit") as committer:
             upcoming = prefetch.submit(self._read, ctx, ids[position:position + self.page_size])

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from shared.storage import TableEntity, TableOperation, TableRepository
 from shared.storage.keys import escape_key_part
+from shared.storage.tables import MAX_FILTER_COMPARISONS
 from shared.sync.ledger import Note, Why
 from shared.sync.links import Side
 
@@ -48,8 +49,9 @@ class SyncLedger:
         """The notes on these items of one side (one query per 14 of them)."""
         keys = sorted({f"{side.value}|{escape_key_part(i)}" for i in item_ids})
         found: dict[str, LedgerNote] = {}
-        for start in range(0, len(keys), 14):  # Table Storage: 15 comparisons a filter, the partition's one
-            chunk = keys[start:start + 14]
+        per_query = MAX_FILTER_COMPARISONS - 1  # the partition key is one of them
+        for start in range(0, len(keys), per_query):
+            chunk = keys[start:start + per_query]
             where = " or ".join(f"RowKey eq @k{n}" for n in range(len(chunk)))
             for stored in self._repo.query(partition, where=where, parameters={f"k{n}": k for n, k in enumerate(chunk)}):
                 found[stored.entity.item_id] = stored.entity

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from pydantic import JsonValue
 
 from shared.storage import TableEntity, TableOperation, TableRepository
-from shared.storage.tables import MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPERATIONS
+from shared.storage.tables import MAX_FILTER_COMPARISONS, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPERATIONS
 from shared.sync.links import InitialProgress, InitialState, LinkRow, LinkState
 
 LINK_PREFIX = "link|"
@@ -32,8 +32,8 @@ PROGRESS_KEY = "selection|progress"
 # A selection row's ids are one JSON string property: Table Storage allows 64 KiB of UTF-16,
 # so 32,768 characters. Rows are filled by size (ids of any length), with room to spare.
 CHUNK_CHARACTERS = 30_000
-# Table Storage: at most 15 comparisons in one filter; "PartitionKey eq" is one of them.
-COMPARISONS_PER_QUERY = 14
+# Table Storage's comparisons per filter, less the partition key's.
+COMPARISONS_PER_QUERY = MAX_FILTER_COMPARISONS - 1
 FILTERED_READS_BEFORE_SCAN = 4
 
 
