@@ -39,9 +39,16 @@ from shared.graph.batch import (
     batch_groups,
     batch_payload,
 )
-from shared.graph.gate import GateTimeout, MailboxGate, batch_weight, gate_for
+from shared.graph.errors import MailboxThrottled, OutcomeUnknown
+from shared.graph.gate import (
+    BATCH_PARALLEL_ITEMS,
+    GateTimeout,
+    MailboxGate,
+    ShareTooSmall,
+    batch_weight,
+    gate_for,
+)
 from shared.graph.pacing import NOT_APPLIED_STATUSES, TRANSIENT_STATUSES, Pacing, WaitBudget
-from shared.graph.sync_errors import MailboxThrottled, OutcomeUnknown
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +76,10 @@ class GraphMailbox:
         tenant_id: str = "",
         pacing: Pacing | None = None,
         gate: MailboxGate | None = None,
+        immutable_ids: bool = True,
     ) -> None:
         self.graph_url = graph_url.rstrip("/")
+        self.immutable_ids = immutable_ids
         self.user = user
         self.tenant_id = tenant_id
         self.pacing = pacing or Pacing()
@@ -174,6 +183,11 @@ class GraphMailbox:
             with _GateHold(self.gate, weight, budget, requests=len(ids)):
                 http = self._session.post(f"{self.graph_url}/$batch", json=payload, headers=headers,
                                           timeout=self.pacing.timeout_seconds * max(1, len(ids) // weight))
+        except ShareTooSmall as small:  # another instance shares the mailbox: batches as big as our share
+            answers: dict[int, GraphResponse] = {}
+            for start in range(0, len(ids), small.slots):
+                answers.update(self._post_batch(requests_, ids[start:start + small.slots], budget))
+            return answers
         except MailboxThrottled as busy:  # the gate stayed busy: like a 429 for every item
             return {i: GraphResponse(status=429, headers={"Retry-After": str(busy.retry_after)}) for i in ids}
         except requests.ConnectTimeout:
@@ -269,7 +283,7 @@ class GraphMailbox:
         """Send batches taken from ``pool`` until it is empty; the retry rules of ``send_batch``,
         with each item's wait budget counted from its first send."""
         while not stop.is_set():
-            ids = pool.take(MAX_BATCH_ITEMS)
+            ids = pool.take(self._batch_size())
             if not ids:
                 return
             again = self._sort_answers(requests_, ids, self._post_batch(requests_, ids, WaitBudget(self.pacing)), results)
@@ -284,9 +298,15 @@ class GraphMailbox:
             self._wait_out(results, again, wait)
             pool.put_back(again)
 
+    def _batch_size(self) -> int:
+        """20 items when the mailbox's 4 slots are ours (a parallel batch runs 4 at a time at
+        Graph, whatever its size); as many items as our slots while another instance shares it."""
+        share = self.gate.share()
+        return MAX_BATCH_ITEMS if share >= BATCH_PARALLEL_ITEMS else max(1, share)
+
     # ---- plumbing --------------------------------------------------------------------------
     def _headers(self, extra: dict[str, str]) -> dict[str, str]:
-        headers = with_immutable_ids(extra)
+        headers = with_immutable_ids(extra) if self.immutable_ids else dict(extra)
         headers["Authorization"] = f"Bearer {self._token()}"
         headers["client-request-id"] = str(uuid.uuid4())
         return headers
