@@ -229,8 +229,8 @@ class MailboxGate:
             self._cond.notify_all()
 
     def tend(self, idle_seconds: float) -> None:
-        """Renew the claim while the mailbox is in use here; give it back (or let it lapse) once
-        idle. Called every second or so by ``SharedMailboxes``."""
+        """Renew the claim while the mailbox is in use here; give it back once idle. Called
+        every second or so by ``SharedMailboxes``."""
         lease = self.lease
         if lease is None:
             return
@@ -239,8 +239,6 @@ class MailboxGate:
                 return
             idle = not self._in_use and not self._queue and time.monotonic() - self._last_active >= idle_seconds
             in_flight = self._in_use
-            if idle and not lease.worth_giving_back():
-                return  # left to lapse: no write
             if not idle and not lease.renewal_due(lease.clock(), in_flight):
                 return
             self._asking = True

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 # The request went out and its answer did not come back whole (reset, timeout, a body cut
 # short: ChunkedEncodingError is no ConnectionError): the outcome is open.
 ANSWER_LOST = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+GATE_BUSY = "MailboxBusy"  # our gate held the request back (no Graph answer): nothing to pause for
 IMMUTABLE_IDS = 'IdType="ImmutableId"'  # ids that survive moves inside the mailbox (outlook-immutable-id)
 
 
@@ -117,10 +118,14 @@ class GraphMailbox:
                                      f"{request.method} {request.url} may or may not have been applied")
             wait = response.retry_after if response.retry_after is not None else self.pacing.backoff(attempt)
             log.info("graph %s: %s, attempt %d, again in %.1f s", request.method, response.status or "answer lost", attempt, wait)
+            throttled = response.status == 429 and gated
+            if throttled:  # the whole mailbox waits it out, whatever this call does next
+                self.gate.pause(wait)
             if attempt >= self.pacing.max_attempts or not budget.can_wait(wait):
                 code, message = response.error().code, "still throttled or unavailable after our retries"
                 raise MailboxThrottled(response.status or 503, code, message, response.request_id, retry_after=wait)
-            self._wait(response.status, wait, gated)
+            if not throttled:
+                time.sleep(wait)  # (a throttled retry waits at the gate)
 
     def _exchange(self, request: GraphRequest, budget: WaitBudget, gated: bool) -> GraphResponse:
         url = self._absolute(request.url)
@@ -166,10 +171,12 @@ class GraphMailbox:
             if not pending:
                 break
             wait = self._retry_wait(results, pending, attempt, len(requests_))
+            throttled = self._pause_if_throttled(results, pending, wait)
             if attempt >= self.pacing.max_attempts or not budget.can_wait(wait):
                 _give_up(results, pending)
                 break
-            self._wait_out(results, pending, wait)
+            if not throttled:
+                time.sleep(wait)
         return [results[i] for i in range(len(requests_))]
 
     def _post_batch(self, requests_: Sequence[GraphRequest], ids: list[int], budget: WaitBudget) -> dict[int, GraphResponse]:
@@ -188,8 +195,10 @@ class GraphMailbox:
             for start in range(0, len(ids), small.slots):
                 answers.update(self._post_batch(requests_, ids[start:start + small.slots], budget))
             return answers
-        except MailboxThrottled as busy:  # the gate stayed busy: like a 429 for every item
-            return {i: GraphResponse(status=429, headers={"Retry-After": str(busy.retry_after)}) for i in ids}
+        except MailboxThrottled as busy:  # the gate stayed busy: like a 429 for every item (not Graph's)
+            held_back = GraphResponse(status=429, headers={"Retry-After": str(busy.retry_after)},
+                                      body={"error": {"code": GATE_BUSY, "message": busy.message}})
+            return dict.fromkeys(ids, held_back)
         except requests.ConnectTimeout:
             return {i: GraphResponse(status=503) for i in ids}
         except ANSWER_LOST:
@@ -231,9 +240,13 @@ class GraphMailbox:
         log.info("graph $batch: %d of %d items to send again (attempt %d) in %.1f s", len(again), sent, attempt, wait)
         return wait
 
-    def _wait_out(self, results: dict[int, GraphResponse], again: list[int], wait: float) -> None:
-        throttled = any(results[i].status == 429 for i in again)
-        self._wait(429 if throttled else 503, wait, True)
+    def _pause_if_throttled(self, results: dict[int, GraphResponse], again: list[int], wait: float) -> bool:
+        """A 429 among the items to send again pauses the whole mailbox (their retry waits at
+        the gate); True if so."""
+        throttled = any(results[i].status == 429 and results[i].error().code != GATE_BUSY for i in again)
+        if throttled:
+            self.gate.pause(wait)
+        return throttled
 
     # ---- any number of requests ------------------------------------------------------------
     def send_all(self, requests_: Sequence[GraphRequest]) -> list[GraphResponse]:
@@ -291,11 +304,13 @@ class GraphMailbox:
                 continue
             attempt = max(pool.attempts[i] for i in again)
             wait = self._retry_wait(results, again, attempt, len(ids))
+            throttled = self._pause_if_throttled(results, again, wait)
             if attempt >= self.pacing.max_attempts or not all(pool.can_wait(i, wait) for i in again):
                 _give_up(results, again)
                 stop.set()
                 return
-            self._wait_out(results, again, wait)
+            if not throttled:
+                time.sleep(wait)
             pool.put_back(again)
 
     def _batch_size(self) -> int:
@@ -311,11 +326,6 @@ class GraphMailbox:
         headers["client-request-id"] = str(uuid.uuid4())
         return headers
 
-    def _wait(self, status: int, seconds: float, gated: bool) -> None:
-        if status == 429 and gated:
-            self.gate.pause(seconds)  # the gate makes every request of this mailbox wait it out
-        else:
-            time.sleep(seconds)
 
 
 class _ItemPool:
@@ -363,7 +373,7 @@ class _GateHold:
             self.gate.acquire(self.weight, self.budget.deadline, self.requests)
         except GateTimeout:
             wait = max(self.gate.pause_remaining(), self.gate.window_wait(self.requests), 1.0)
-            raise MailboxThrottled(429, "MailboxBusy", "the mailbox stayed busy past the wait budget",
+            raise MailboxThrottled(429, GATE_BUSY, "the mailbox stayed busy past the wait budget",
                                    retry_after=wait) from None
 
     def __exit__(self, *exc: object) -> None:

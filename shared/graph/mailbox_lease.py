@@ -15,10 +15,11 @@ it locally, through its ``MailboxGate``, with no table call:
   when it runs low and reports what was sent); a reservation spent before then is topped up
   on demand, in chunks that double while the mailbox stays busy (``FIRST_CHUNK`` to
   ``MAX_CHUNK``), so a quiet step reserves little and a long one writes rarely;
-- an idle claim (``IDLE_SECONDS`` without a request) is given back with one write when others
-  want the mailbox or it holds enough unsent requests (``GIVE_BACK_FROM``), else left to lapse
-  with no write at all; a dead instance's claim lapses the same way, its unsent requests
-  counted as sent at its end (never undercounted);
+- an idle claim (``IDLE_SECONDS`` without a request) is given back with one write: its slots
+  free at once for an instance that waits (which an idle holder, renewing nothing, would not
+  hear of before its claim lapsed), its unsent requests back in the window. A dead
+  instance's claim lapses instead, its unsent requests counted as sent at its end (never
+  undercounted);
 - a waiting instance writes its wish once and then polls the row (``POLL_SECONDS``); holders
   see the wish at their next renewal and shrink to their share;
 - a 429's Retry-After long enough to matter to others (``SHARE_PAUSES_FROM``) is written into
@@ -26,7 +27,7 @@ it locally, through its ``MailboxGate``, with no table call:
   reads the row's pause, so the whole mailbox waits, in every instance.
 
 Cost: one read and one write to claim (one write when our last copy of the row is still
-current), one write per renewal while busy, one per top-up, at most one to give back. A
+current), one write per renewal while busy, one per top-up, one to give back. A
 newcomer's wish is seen within ``LEASE_SECONDS / 2``; a dead holder's slots come back within
 ``LEASE_SECONDS``.
 """
@@ -53,7 +54,6 @@ POLL_SECONDS = 1.0
 TEND_SECONDS = 1.0
 FIRST_CHUNK = 40  # two batches
 MAX_CHUNK = 2_000  # a fifth of the window
-GIVE_BACK_FROM = 40  # unsent requests worth a write to return
 SHARE_PAUSES_FROM = 5.0  # shorter pauses are over before another instance would read them
 ROW_KEY = "limits"
 
@@ -118,10 +118,6 @@ class MailboxLease:
                 return False
             draining = self._held > self._slots and in_flight <= self._slots
             return draining or self._until - now < self.lease_seconds / 2
-
-    def worth_giving_back(self) -> bool:
-        with self._lock:
-            return self.contended or self._granted - self._spent >= GIVE_BACK_FROM
 
     # ---- table exchanges -------------------------------------------------------------------
     def claim(self, *, need: int, holding: int) -> None:
@@ -214,12 +210,14 @@ class SharedMailboxes:
 
     def __init__(self, rows: TableRepository[MailboxLimitsRow], *, holder: str,
                  clock: Callable[[], float] = time.time, limits: MailboxLimits = GRAPH_LIMITS,
-                 lease_seconds: float = LEASE_SECONDS, tend_in_background: bool = True) -> None:
+                 lease_seconds: float = LEASE_SECONDS, idle_seconds: float = IDLE_SECONDS,
+                 tend_in_background: bool = True) -> None:
         self.rows = rows
         self.holder = holder
         self.clock = clock
         self.limits = limits
         self.lease_seconds = lease_seconds
+        self.idle_seconds = idle_seconds
         self._gates: dict[str, MailboxGate] = {}
         self._lock = threading.Lock()
         if tend_in_background:
@@ -242,11 +240,11 @@ class SharedMailboxes:
             return [g.lease for g in self._gates.values() if g.lease is not None]
 
     def tend(self) -> None:
-        """Renew the claims in use, give back or let lapse the idle ones."""
+        """Renew the claims in use, give back the idle ones."""
         with self._lock:
             gates = list(self._gates.values())
         for gate in gates:
             try:
-                gate.tend(idle_seconds=IDLE_SECONDS)
+                gate.tend(idle_seconds=self.idle_seconds)
             except Exception as error:  # noqa: BLE001 - storage away: the claim lapses, requests wait
                 log.warning("could not tend the claim on a mailbox: %s", error)
