@@ -35,6 +35,7 @@ newcomer's wish is seen within ``LEASE_SECONDS / 2``; a dead holder's slots come
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -56,11 +57,14 @@ FIRST_CHUNK = 40  # two batches
 MAX_CHUNK = 2_000  # a fifth of the window
 SHARE_PAUSES_FROM = 5.0  # shorter pauses are over before another instance would read them
 ROW_KEY = "limits"
+_KEY_UNSAFE = re.compile(r"[/\\#?%\x00-\x1f\x7f-\x9f]")
 
 
 def row_partition(mailbox_key: str) -> str:
-    """``graph|{tenant}|{user}`` for ``"{tenant}/{user}"`` (a key cannot hold ``/``)."""
-    return "graph|" + mailbox_key.lower().replace("/", "|")
+    """``graph|{tenant}|{user}`` for ``"{tenant}/{user}"``; what a Table key cannot hold (``/``
+    aside: ``\\ # ?`` and control characters, as in a guest's ``...#EXT#@...`` name) escaped."""
+    tenant, _, user = mailbox_key.lower().partition("/")
+    return "graph|" + "|".join(_KEY_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", part) for part in (tenant, user))
 
 
 class MailboxLease:
