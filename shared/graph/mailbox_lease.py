@@ -14,7 +14,8 @@ it locally, through its ``MailboxGate``, with no table call:
   (renewals come every ``LEASE_SECONDS / 2``: one write, which also tops up the reservation
   when it runs low and reports what was sent); a reservation spent before then is topped up
   on demand, in chunks that double while the mailbox stays busy (``FIRST_CHUNK`` to
-  ``MAX_CHUNK``), so a quiet step reserves little and a long one writes rarely;
+  ``MAX_CHUNK``; the next claim of the process starts where the last one ended), so a quiet
+  step reserves little and a long sync writes rarely;
 - an idle claim (``IDLE_SECONDS`` without a request) is given back with one write: its slots
   free at once for an instance that waits (which an idle holder, renewing nothing, would not
   hear of before its claim lapsed), its unsent requests back in the window. A dead
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 20.0
 LEASE_MARGIN = 3.0  # a claim this close to its end is not used: renewed first
-IDLE_SECONDS = 5.0
+IDLE_SECONDS = 2.0  # longer than a step's pauses between Graph calls; what another instance may wait
 POLL_SECONDS = 1.0
 TEND_SECONDS = 1.0
 FIRST_CHUNK = 40  # two batches
@@ -160,7 +161,6 @@ class MailboxLease:
                     self.claims_begun += 1
                     self._reported = spent
                     self._granted = spent + result.granted
-                    self._chunk = FIRST_CHUNK
                 else:
                     self._reported = spent
                     self._granted += result.granted
@@ -192,7 +192,8 @@ class MailboxLease:
                 self._cached = stored
                 self._since, self._slots, self._held, self._until = None, 0, 0, 0.0
                 self._granted = self._reported = self._spent
-                self._chunk, self._waiting, self.contended, self._pause_to_share = FIRST_CHUNK, False, False, 0.0
+                # The chunk stays: the next claim of this process asks what its last one needed.
+                self._waiting, self.contended, self._pause_to_share = False, False, 0.0
 
     def share_pause(self, until: float) -> None:
         """Tell every instance to hold this mailbox's requests until ``until`` (epoch)."""
