@@ -29,6 +29,8 @@ from shared.crm.users import current_user_time_zone
 from shared.crm.watch import CrmWatch
 from shared.graph.client import GraphClient
 from shared.graph.mailbox import GraphMailbox
+from shared.graph.mailbox_lease import SharedMailboxes
+from shared.graph.mailbox_shares import MailboxLimitsRow
 from shared.graph.pacing import Pacing
 from shared.graph.subscriptions import SubscriptionClient
 from shared.identity.entra import EntraApp
@@ -184,7 +186,14 @@ class Services:
         return GraphMailbox(
             s.graph_base_url, member.object_id, lambda: self.entra.app_token(member.tenant_id), self.http,
             tenant_id=member.tenant_id, pacing=Pacing(timeout_seconds=s.outbound_timeout_seconds),
+            gate=self.mailbox_limits.gate(f"{member.tenant_id}/{member.object_id}"),
         )
+
+    @cached_property
+    def mailbox_limits(self) -> SharedMailboxes:
+        """Graph's per-mailbox limits (4 in flight, 10,000 requests per 10 minutes), kept by every
+        instance together: each process claims a share of a mailbox in ``graphmailboxes``."""
+        return SharedMailboxes(self.table("graphmailboxes", MailboxLimitsRow), holder=self.instance_name)
 
     @cached_property
     def cipher(self) -> TokenCipher:
@@ -205,7 +214,11 @@ class Services:
         return IdTokenVerifier(self.settings.entra_authority_host, self.entra.client_id, self.http)
 
     def graph(self, tenant_id: str) -> GraphClient:
-        return GraphClient(self.settings.graph_base_url, lambda: self.entra.app_token(tenant_id), self.http)
+        """Simple calls with the app's token for a tenant; an Outlook call (sendMail) counts
+        against that mailbox's limits with the sync's."""
+        return GraphClient(self.settings.graph_base_url, lambda: self.entra.app_token(tenant_id), self.http,
+                           tenant_id=tenant_id, gates=self.mailbox_limits.gate,
+                           pacing=Pacing(timeout_seconds=self.settings.outbound_timeout_seconds))
 
     @cached_property
     def crm_directory(self) -> CrmDirectory:

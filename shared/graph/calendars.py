@@ -18,10 +18,9 @@ from urllib.parse import quote, urlencode
 from shared.graph.batch import GraphRequest
 from shared.graph.container import ContainerClient, ContainerKind, ItemDraft, query, segment
 from shared.graph.delta import DEFAULT_PAGE_SIZE, DeltaPage
-from shared.graph.errors import GraphError
+from shared.graph.errors import CalendarGone, GraphError
 from shared.graph.extended_properties import CRM_ID, expand
 from shared.graph.models import Calendar, Event
-from shared.graph.sync_errors import CalendarGone
 
 CALENDAR_NAME = "Zoho CRM"  # SPEC R3.2
 UTC_TIMES = 'outlook.timezone="UTC"'

@@ -15,9 +15,8 @@ from typing import Any
 from shared.graph.batch import GraphRequest
 from shared.graph.container import ContainerClient, ContainerKind, ItemDraft
 from shared.graph.delta import DEFAULT_PAGE_SIZE, DeltaPage
-from shared.graph.errors import GraphError
+from shared.graph.errors import ContactFolderGone, GraphError
 from shared.graph.models import Contact, ContactFolder
-from shared.graph.sync_errors import ContactFolderGone
 
 FOLDER_NAME = "Zoho CRM Contacts"  # SPEC R4.3
 

@@ -25,17 +25,17 @@ from pydantic import BaseModel, Field
 
 from shared.graph.batch import GraphRequest, GraphResponse
 from shared.graph.delta import DEFAULT_PAGE_SIZE, DeltaPage, read_pages
-from shared.graph.errors import GraphError
-from shared.graph.extended_properties import CRM_ID, SYNC_CONTAINER, expand, tag, value_filter
-from shared.graph.mailbox import GraphMailbox
-from shared.graph.models import GraphModel, OutlookItem
-from shared.graph.sync_errors import (
+from shared.graph.errors import (
     ContainerGone,
     ContainerNameTaken,
+    GraphError,
     ItemNotFound,
     MailboxThrottled,
     OutcomeUnknown,
 )
+from shared.graph.extended_properties import CRM_ID, SYNC_CONTAINER, expand, tag, value_filter
+from shared.graph.mailbox import GraphMailbox
+from shared.graph.models import GraphModel, OutlookItem
 
 log = logging.getLogger(__name__)
 

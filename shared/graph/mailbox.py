@@ -39,15 +39,23 @@ from shared.graph.batch import (
     batch_groups,
     batch_payload,
 )
-from shared.graph.gate import GateTimeout, MailboxGate, batch_weight, gate_for
+from shared.graph.errors import MailboxThrottled, OutcomeUnknown
+from shared.graph.gate import (
+    BATCH_PARALLEL_ITEMS,
+    GateTimeout,
+    MailboxGate,
+    ShareTooSmall,
+    batch_weight,
+    gate_for,
+)
 from shared.graph.pacing import NOT_APPLIED_STATUSES, TRANSIENT_STATUSES, Pacing, WaitBudget
-from shared.graph.sync_errors import MailboxThrottled, OutcomeUnknown
 
 log = logging.getLogger(__name__)
 
 # The request went out and its answer did not come back whole (reset, timeout, a body cut
 # short: ChunkedEncodingError is no ConnectionError): the outcome is open.
 ANSWER_LOST = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+GATE_BUSY = "MailboxBusy"  # our gate held the request back (no Graph answer): nothing to pause for
 IMMUTABLE_IDS = 'IdType="ImmutableId"'  # ids that survive moves inside the mailbox (outlook-immutable-id)
 
 
@@ -69,8 +77,10 @@ class GraphMailbox:
         tenant_id: str = "",
         pacing: Pacing | None = None,
         gate: MailboxGate | None = None,
+        immutable_ids: bool = True,
     ) -> None:
         self.graph_url = graph_url.rstrip("/")
+        self.immutable_ids = immutable_ids
         self.user = user
         self.tenant_id = tenant_id
         self.pacing = pacing or Pacing()
@@ -108,10 +118,14 @@ class GraphMailbox:
                                      f"{request.method} {request.url} may or may not have been applied")
             wait = response.retry_after if response.retry_after is not None else self.pacing.backoff(attempt)
             log.info("graph %s: %s, attempt %d, again in %.1f s", request.method, response.status or "answer lost", attempt, wait)
+            throttled = response.status == 429 and gated
+            if throttled:  # the whole mailbox waits it out, whatever this call does next
+                self.gate.pause(wait)
             if attempt >= self.pacing.max_attempts or not budget.can_wait(wait):
                 code, message = response.error().code, "still throttled or unavailable after our retries"
                 raise MailboxThrottled(response.status or 503, code, message, response.request_id, retry_after=wait)
-            self._wait(response.status, wait, gated)
+            if not throttled:
+                time.sleep(wait)  # (a throttled retry waits at the gate)
 
     def _exchange(self, request: GraphRequest, budget: WaitBudget, gated: bool) -> GraphResponse:
         url = self._absolute(request.url)
@@ -157,10 +171,12 @@ class GraphMailbox:
             if not pending:
                 break
             wait = self._retry_wait(results, pending, attempt, len(requests_))
+            throttled = self._pause_if_throttled(results, pending, wait)
             if attempt >= self.pacing.max_attempts or not budget.can_wait(wait):
                 _give_up(results, pending)
                 break
-            self._wait_out(results, pending, wait)
+            if not throttled:
+                time.sleep(wait)
         return [results[i] for i in range(len(requests_))]
 
     def _post_batch(self, requests_: Sequence[GraphRequest], ids: list[int], budget: WaitBudget) -> dict[int, GraphResponse]:
@@ -178,8 +194,15 @@ class GraphMailbox:
             with _GateHold(self.gate, weight, budget, requests=len(ids)):
                 http = self._session.post(f"{self.graph_url}/$batch", json=payload, headers=headers,
                                           timeout=self.pacing.timeout_seconds * max(1, len(ids) // weight))
-        except MailboxThrottled as busy:  # the gate stayed busy: like a 429 for every item
-            return {i: GraphResponse(status=429, headers={"Retry-After": str(busy.retry_after)}) for i in ids}
+        except ShareTooSmall as small:  # another instance shares the mailbox: batches as big as our share
+            answers: dict[int, GraphResponse] = {}
+            for start in range(0, len(ids), small.slots):
+                answers.update(self._post_batch(requests_, ids[start:start + small.slots], budget))
+            return answers
+        except MailboxThrottled as busy:  # the gate stayed busy: like a 429 for every item (not Graph's)
+            held_back = GraphResponse(status=429, headers={"Retry-After": str(busy.retry_after)},
+                                      body={"error": {"code": GATE_BUSY, "message": busy.message}})
+            return dict.fromkeys(ids, held_back)
         except requests.ConnectTimeout:
             return {i: GraphResponse(status=503) for i in ids}
         except ANSWER_LOST:
@@ -221,9 +244,13 @@ class GraphMailbox:
         log.info("graph $batch: %d of %d items to send again (attempt %d) in %.1f s", len(again), sent, attempt, wait)
         return wait
 
-    def _wait_out(self, results: dict[int, GraphResponse], again: list[int], wait: float) -> None:
-        throttled = any(results[i].status == 429 for i in again)
-        self._wait(429 if throttled else 503, wait, True)
+    def _pause_if_throttled(self, results: dict[int, GraphResponse], again: list[int], wait: float) -> bool:
+        """A 429 among the items to send again pauses the whole mailbox (their retry waits at
+        the gate); True if so."""
+        throttled = any(results[i].status == 429 and results[i].error().code != GATE_BUSY for i in again)
+        if throttled:
+            self.gate.pause(wait)
+        return throttled
 
     # ---- any number of requests ------------------------------------------------------------
     def send_all(self, requests_: Sequence[GraphRequest]) -> list[GraphResponse]:
@@ -273,7 +300,7 @@ class GraphMailbox:
         """Send batches taken from ``pool`` until it is empty; the retry rules of ``send_batch``,
         with each item's wait budget counted from its first send."""
         while not stop.is_set():
-            ids = pool.take(MAX_BATCH_ITEMS)
+            ids = pool.take(self._batch_size())
             if not ids:
                 return
             again = self._sort_answers(requests_, ids, self._post_batch(requests_, ids, WaitBudget(self.pacing)), results)
@@ -281,25 +308,28 @@ class GraphMailbox:
                 continue
             attempt = max(pool.attempts[i] for i in again)
             wait = self._retry_wait(results, again, attempt, len(ids))
+            throttled = self._pause_if_throttled(results, again, wait)
             if attempt >= self.pacing.max_attempts or not all(pool.can_wait(i, wait) for i in again):
                 _give_up(results, again)
                 stop.set()
                 return
-            self._wait_out(results, again, wait)
+            if not throttled:
+                time.sleep(wait)
             pool.put_back(again)
+
+    def _batch_size(self) -> int:
+        """20 items when the mailbox's 4 slots are ours (a parallel batch runs 4 at a time at
+        Graph, whatever its size); as many items as our slots while another instance shares it."""
+        share = self.gate.share()
+        return MAX_BATCH_ITEMS if share >= BATCH_PARALLEL_ITEMS else max(1, share)
 
     # ---- plumbing --------------------------------------------------------------------------
     def _headers(self, extra: dict[str, str]) -> dict[str, str]:
-        headers = with_immutable_ids(extra)
+        headers = with_immutable_ids(extra) if self.immutable_ids else dict(extra)
         headers["Authorization"] = f"Bearer {self._token()}"
         headers["client-request-id"] = str(uuid.uuid4())
         return headers
 
-    def _wait(self, status: int, seconds: float, gated: bool) -> None:
-        if status == 429 and gated:
-            self.gate.pause(seconds)  # the gate makes every request of this mailbox wait it out
-        else:
-            time.sleep(seconds)
 
 
 class _ItemPool:
@@ -347,7 +377,7 @@ class _GateHold:
             self.gate.acquire(self.weight, self.budget.deadline, self.requests)
         except GateTimeout:
             wait = max(self.gate.pause_remaining(), self.gate.window_wait(self.requests), 1.0)
-            raise MailboxThrottled(429, "MailboxBusy", "the mailbox stayed busy past the wait budget",
+            raise MailboxThrottled(429, GATE_BUSY, "the mailbox stayed busy past the wait budget",
                                    retry_after=wait) from None
 
     def __exit__(self, *exc: object) -> None:

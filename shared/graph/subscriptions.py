@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 from shared.graph.batch import GraphRequest
 from shared.graph.container import segment
+from shared.graph.errors import ItemNotFound, OutcomeUnknown
 from shared.graph.mailbox import GraphMailbox
 from shared.graph.models import Subscription
-from shared.graph.sync_errors import ItemNotFound, OutcomeUnknown
 
 MAX_LIFETIME = timedelta(minutes=10_080)  # Outlook event, contact (change-notifications-subscription-lifetime)
 DEFAULT_LIFETIME = MAX_LIFETIME - timedelta(minutes=60)  # room for clock skew

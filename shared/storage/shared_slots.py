@@ -1,5 +1,10 @@
-"""A concurrency limit kept by every instance together (issue 20): the CRM's calls in flight
-per org, whatever the number of Function instances sending them.
+"""Limits kept by every instance together (issue 20), and the two tools they are built with:
+``update_row`` (a read-modify-write of one row with its ETag, trying the copy already in hand
+first) and ``tend_while_alive`` (a background thread renewing leases while their owner lives).
+
+``SharedSlots``: a concurrency limit, the CRM's calls in flight per org, whatever the number of
+Function instances sending them. (Graph's per-mailbox limits, which also ration requests per
+10 minutes, use a row per mailbox instead: ``shared.graph.mailbox_lease``.)
 
 One Table row per slot of the limit (PartitionKey = what is limited, RowKey = the slot's
 number). An instance leases a slot by writing its name and an expiry on the row, with the
@@ -26,9 +31,12 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from shared.storage.errors import ConcurrencyConflict, EntityAlreadyExists
-from shared.storage.tables import TableEntity, TableRepository
+from shared.storage.tables import Stored, TableEntity, TableRepository
+
+E = TypeVar("E", bound=TableEntity)
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +88,7 @@ class SharedSlots:
         self._shares: dict[str, _Share] = {}
         self._cond = threading.Condition()
         if renew_in_background:
-            threading.Thread(target=_renew_while_alive, args=(weakref.ref(self),), name="shared-slots-renewal", daemon=True).start()
+            tend_while_alive(self, SharedSlots._tend, period=min(IDLE_SECONDS / 2, lease_seconds / 4), name="shared-slots-renewal")
 
     @contextmanager
     def slot(self, key: str, limit: int, timeout: float = 60.0) -> Iterator[None]:
@@ -147,6 +155,10 @@ class SharedSlots:
             renewed += 1
         return renewed
 
+    def _tend(self) -> None:
+        self.renew_due()
+        self.give_back_idle()
+
     def give_back_idle(self) -> int:
         """Give back the slots of shares idle for ``IDLE_SECONDS`` (one write each, with the
         ETag: a slot taken over meanwhile is simply forgotten); how many."""
@@ -190,15 +202,40 @@ class SharedSlots:
         return False
 
 
-def _renew_while_alive(slots: weakref.ref[SharedSlots]) -> None:
-    """Renew the busy slots' leases every few seconds, until the ``SharedSlots`` is gone (the
-    thread holds no strong reference: a dropped instance does not live on in its thread)."""
-    while (alive := slots()) is not None:
-        period = min(IDLE_SECONDS / 2, alive._lease / 4)
+def tend_while_alive(owner: Any, tend: Callable[[Any], object], *, period: float, name: str) -> None:
+    """Call ``tend(owner)`` every ``period`` seconds in a daemon thread, until ``owner`` is gone
+    (the thread holds no strong reference: a dropped owner does not live on in its thread).
+    A failure is logged: storage away, the leases lapse and their users wait."""
+    ref = weakref.ref(owner)
+
+    def run() -> None:
+        while (alive := ref()) is not None:
+            try:
+                tend(alive)
+            except Exception as error:  # noqa: BLE001 - logged; the next tick tries again
+                log.warning("%s: %s", name, error)
+            del alive
+            time.sleep(period)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+
+
+def update_row(
+    rows: TableRepository[E], partition_key: str, row_key: str, change: Callable[[E | None], E | None], *,
+    cached: Stored[E] | None = None, attempts: int = 10,
+) -> Stored[E] | None:
+    """Write ``change(current)`` with the current row's ETag (insert when there is none); on a
+    conflict read the row again and recompute. ``cached``, the copy from our last write, is
+    tried first: one write when nobody else wrote since. ``change`` returns None for "nothing
+    to write"; the row as read is returned then. ``change`` may run several times: keep it pure.
+    """
+    current = cached if cached is not None else rows.get(partition_key, row_key)
+    for _ in range(attempts):
+        new = change(current.entity if current else None)
+        if new is None:
+            return current
         try:
-            alive.renew_due()
-            alive.give_back_idle()
-        except Exception as error:  # noqa: BLE001 - storage away: the leases lapse, calls then wait
-            log.warning("could not renew shared slots: %s", error)
-        del alive
-        time.sleep(period)
+            return rows.replace(new, current.etag) if current else rows.insert(new)
+        except (ConcurrencyConflict, EntityAlreadyExists, LookupError):
+            current = rows.get(partition_key, row_key)
+    raise ConcurrencyConflict(f"{partition_key}/{row_key} kept changing under {attempts} attempts")

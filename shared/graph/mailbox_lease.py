@@ -1,0 +1,255 @@
+"""This process's claim on a mailbox's Graph limits, kept with every instance's in one Table
+row per mailbox (issue 20; the arithmetic is ``mailbox_shares``, pure).
+
+Why this shape. Graph's limits are per app and mailbox, not per process, and the same mailbox
+is touched by several instances at once (a member's calendar and contacts steps, an e-mail
+they send, a page). A table call per Graph request or per ``$batch`` would cost more than the
+sync itself (an initial sync of 10,000 contacts is 500 batches; its whole Table budget is
+about 120 transactions), so an instance claims a *share* of the mailbox for a while and uses
+it locally, through its ``MailboxGate``, with no table call:
+
+- a claim is a lease of ``LEASE_SECONDS`` on a number of the 4 slots (all 4 when alone, split
+  when another instance wants the mailbox) and a reservation of requests from the 10-minute
+  window. It is renewed while the process uses the mailbox, by the background ``tend``
+  (renewals come every ``LEASE_SECONDS / 2``: one write, which also tops up the reservation
+  when it runs low and reports what was sent); a reservation spent before then is topped up
+  on demand, in chunks that double while the mailbox stays busy (``FIRST_CHUNK`` to
+  ``MAX_CHUNK``; the next claim of the process starts where the last one ended), so a quiet
+  step reserves little and a long sync writes rarely;
+- an idle claim (``IDLE_SECONDS`` without a request) is given back with one write: its slots
+  free at once for an instance that waits (which an idle holder, renewing nothing, would not
+  hear of before its claim lapsed), its unsent requests back in the window. A dead
+  instance's claim lapses instead, its unsent requests counted as sent at its end (never
+  undercounted);
+- a waiting instance writes its wish once and then polls the row (``POLL_SECONDS``); holders
+  see the wish at their next renewal and shrink to their share;
+- a 429's Retry-After long enough to matter to others (``SHARE_PAUSES_FROM``) is written into
+  the row at once, and any pause rides along with the next write; every claim and renewal
+  reads the row's pause, so the whole mailbox waits, in every instance.
+
+Cost: one read and one write to claim (one write when our last copy of the row is still
+current), one write per renewal while busy, one per top-up, one to give back. A
+newcomer's wish is seen within ``LEASE_SECONDS / 2``; a dead holder's slots come back within
+``LEASE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+
+from shared.graph import mailbox_shares as shares
+from shared.graph.gate import MailboxGate
+from shared.graph.mailbox_shares import GRAPH_LIMITS, MailboxLimits, MailboxLimitsRow
+from shared.storage import Stored, TableRepository
+from shared.storage.shared_slots import tend_while_alive, update_row
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 20.0
+LEASE_MARGIN = 3.0  # a claim this close to its end is not used: renewed first
+IDLE_SECONDS = 2.0  # longer than a step's pauses between Graph calls; what another instance may wait
+POLL_SECONDS = 1.0
+TEND_SECONDS = 1.0
+FIRST_CHUNK = 40  # two batches
+MAX_CHUNK = 2_000  # a fifth of the window
+SHARE_PAUSES_FROM = 5.0  # shorter pauses are over before another instance would read them
+ROW_KEY = "limits"
+_KEY_UNSAFE = re.compile(r"[/\\#?%\x00-\x1f\x7f-\x9f]")
+
+
+def row_partition(mailbox_key: str) -> str:
+    """``graph|{tenant}|{user}`` for ``"{tenant}/{user}"``; what a Table key cannot hold (``/``
+    aside: ``\\ # ?`` and control characters, as in a guest's ``...#EXT#@...`` name) escaped."""
+    tenant, _, user = mailbox_key.lower().partition("/")
+    return "graph|" + "|".join(_KEY_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", part) for part in (tenant, user))
+
+
+class MailboxLease:
+    """The claim of this process on one mailbox. Thread-safe; its gate calls ``claim`` (the
+    head of its queue, when it lacks slots or requests) and ``tend`` (the background thread)."""
+
+    def __init__(self, rows: TableRepository[MailboxLimitsRow], mailbox_key: str, *, holder: str,
+                 clock: Callable[[], float] = time.time, limits: MailboxLimits = GRAPH_LIMITS,
+                 lease_seconds: float = LEASE_SECONDS) -> None:
+        self.rows = rows
+        self.partition = row_partition(mailbox_key)
+        self.holder = holder
+        self.clock = clock
+        self.limits = limits
+        self.lease_seconds = lease_seconds
+        self._io = threading.Lock()  # one table exchange at a time
+        self._lock = threading.Lock()  # the counters below
+        self._cached: Stored[MailboxLimitsRow] | None = None
+        self._since: float | None = None
+        self._slots = 0
+        self._held = 0
+        self._until = 0.0
+        self._granted = 0  # requests granted under this claim (running total)
+        self._spent = 0  # requests sent under it (running total)
+        self._reported = 0  # of them, reported to the row
+        self._chunk = FIRST_CHUNK
+        self._waiting = False
+        self._pause_to_share = 0.0
+        self.contended = False
+        self.paused_until = 0.0  # epoch, as the row said
+        self.next_look = 0.0  # epoch: the table is not asked again before (a waiter's poll)
+        self.claims_begun = 0  # fresh claims (leases) this process took on the mailbox: for measurements
+
+    # ---- read by the gate, under its own lock: no table call -----------------------------
+    def usable_slots(self, now: float) -> int:
+        with self._lock:
+            return self._slots if self._until - now >= LEASE_MARGIN else 0
+
+    def remaining(self) -> int:
+        with self._lock:
+            return self._granted - self._spent
+
+    def spend(self, requests: int) -> None:
+        with self._lock:
+            self._spent += requests
+
+    def held(self) -> bool:
+        """Whether this process holds slots of the mailbox now (not merely waits for some)."""
+        with self._lock:
+            return self._since is not None and self._held > 0 and self._until > self.clock()
+
+    def renewal_due(self, now: float, in_flight: int) -> bool:
+        with self._lock:
+            if self._since is None or self._held == 0:
+                return False
+            draining = self._held > self._slots and in_flight <= self._slots
+            return draining or self._until - now < self.lease_seconds / 2
+
+    # ---- table exchanges -------------------------------------------------------------------
+    def claim(self, *, need: int, holding: int) -> None:
+        """Claim, renew or top up: ``need`` requests for the next call (0 for a renewal)."""
+        with self._io:
+            now = self.clock()
+            with self._lock:
+                spent, since, waiting = self._spent, self._since, self._waiting
+                reported, keep_open = spent - self._reported, max(0, self._granted - spent)
+                top_up = need > 0 or keep_open < self._chunk // 2
+                ask = self._chunk if top_up else 0
+                pause = self._pause_to_share
+            grant: list[shares.Grant] = []
+
+            def change(row: MailboxLimitsRow | None) -> MailboxLimitsRow | None:
+                current = row or MailboxLimitsRow(partition_key=self.partition, row_key=ROW_KEY)
+                new_row, result = shares.claim(
+                    current, self.holder, now, since=since, wants=self.limits.slots, holding=holding,
+                    reported=reported, keep_open=keep_open, need=need, ask=ask,
+                    lease_seconds=self.lease_seconds, limits=self.limits, pause_until=pause)
+                grant[:] = [result]
+                mine = current.claims.get(self.holder)
+                if (result.slots == 0 and mine is not None and mine.slots == 0 and mine.since == result.since
+                        and mine.until - now > self.lease_seconds / 2 and row is not None
+                        and current.paused_until >= pause):
+                    return None  # still waiting, our wish still stands: nothing to write
+                return new_row
+
+            # A waiter reads afresh (others changed the row); a holder tries its last copy.
+            cached = None if waiting else self._cached
+            stored = update_row(self.rows, self.partition, ROW_KEY, change, cached=cached)
+            result = grant[0]
+            with self._lock:
+                self._cached = stored
+                if result.since != since:  # a new claim: the counters start at what was sent so far
+                    self.claims_begun += 1
+                    self._reported = spent
+                    self._granted = spent + result.granted
+                else:
+                    self._reported = spent
+                    self._granted += result.granted
+                if result.granted and need > 0:
+                    self._chunk = min(MAX_CHUNK, self._chunk * 2)
+                self._since = result.since
+                self._slots, self._held, self._until = result.slots, result.held, result.until
+                self._waiting = result.slots == 0
+                self.contended = result.contended
+                self.paused_until = result.paused_until
+                if pause <= result.paused_until:
+                    self._pause_to_share = 0.0
+                self.next_look = now + (POLL_SECONDS if result.slots == 0 else result.budget_wait)
+            if result.budget_wait:
+                log.info("mailbox %s: the 10-minute window is spent, %.0f s to wait", self.partition, result.budget_wait)
+
+    def give_back(self) -> None:
+        """Return the slots and the unsent requests (the process is idle on this mailbox)."""
+        with self._io:
+            now = self.clock()
+            with self._lock:
+                if self._since is None:
+                    return
+                since, reported, pause = self._since, self._spent - self._reported, self._pause_to_share
+            stored = update_row(self.rows, self.partition, ROW_KEY, lambda row: shares.give_back(
+                row or MailboxLimitsRow(partition_key=self.partition, row_key=ROW_KEY), self.holder, now,
+                since=since, reported=reported, limits=self.limits, pause_until=pause), cached=self._cached)
+            with self._lock:
+                self._cached = stored
+                self._since, self._slots, self._held, self._until = None, 0, 0, 0.0
+                self._granted = self._reported = self._spent
+                # The chunk stays: the next claim of this process asks what its last one needed.
+                self._waiting, self.contended, self._pause_to_share = False, False, 0.0
+
+    def share_pause(self, until: float) -> None:
+        """Tell every instance to hold this mailbox's requests until ``until`` (epoch)."""
+        with self._lock:
+            self._pause_to_share = max(self._pause_to_share, until)
+            if until - self.clock() < SHARE_PAUSES_FROM or self.paused_until >= until:
+                return  # rides along with the next write, if any
+        with self._io:
+            stored = update_row(self.rows, self.partition, ROW_KEY, lambda row: shares.paused(
+                row or MailboxLimitsRow(partition_key=self.partition, row_key=ROW_KEY), until), cached=self._cached)
+            with self._lock:
+                self._cached = stored
+                self.paused_until = max(self.paused_until, until)
+
+
+class SharedMailboxes:
+    """The gates of the mailboxes this process touches, each with its claim in the shared
+    table; one per process (``Services``), tended in the background."""
+
+    def __init__(self, rows: TableRepository[MailboxLimitsRow], *, holder: str,
+                 clock: Callable[[], float] = time.time, limits: MailboxLimits = GRAPH_LIMITS,
+                 lease_seconds: float = LEASE_SECONDS, idle_seconds: float = IDLE_SECONDS,
+                 tend_in_background: bool = True) -> None:
+        self.rows = rows
+        self.holder = holder
+        self.clock = clock
+        self.limits = limits
+        self.lease_seconds = lease_seconds
+        self.idle_seconds = idle_seconds
+        self._gates: dict[str, MailboxGate] = {}
+        self._lock = threading.Lock()
+        if tend_in_background:
+            tend_while_alive(self, SharedMailboxes.tend, period=TEND_SECONDS, name="graph-mailbox-leases")
+
+    def gate(self, mailbox_key: str) -> MailboxGate:
+        """The gate of ``"{tenant}/{user object id}"`` in this process, kept with every instance."""
+        key = mailbox_key.lower()
+        with self._lock:
+            gate = self._gates.get(key)
+            if gate is None:
+                lease = MailboxLease(self.rows, key, holder=self.holder, clock=self.clock, limits=self.limits,
+                                     lease_seconds=self.lease_seconds)
+                gate = self._gates[key] = MailboxGate(self.limits.slots, self.limits.window_requests,
+                                                      self.limits.window_seconds, lease=lease)
+            return gate
+
+    def leases(self) -> list[MailboxLease]:
+        with self._lock:
+            return [g.lease for g in self._gates.values() if g.lease is not None]
+
+    def tend(self) -> None:
+        """Renew the claims in use, give back the idle ones."""
+        with self._lock:
+            gates = list(self._gates.values())
+        for gate in gates:
+            try:
+                gate.tend(idle_seconds=self.idle_seconds)
+            except Exception as error:  # noqa: BLE001 - storage away: the claim lapses, requests wait
+                log.warning("could not tend the claim on a mailbox: %s", error)

@@ -1,0 +1,226 @@
+"""Claims on a mailbox's Graph limits through the table (issue 20), over the in-memory table
+whose behaviour ``tests/integration/test_storage_contract.py`` holds to Azurite's: what they
+cost in Table transactions, and how the gates of several instances share the mailbox."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from shared.graph.gate import GateTimeout, ShareTooSmall
+from shared.graph.mailbox_lease import IDLE_SECONDS, LEASE_SECONDS, SharedMailboxes, row_partition
+from shared.graph.mailbox_shares import MailboxLimits, MailboxLimitsRow
+from tests.fakes.tables import TableRepositoryInMemory
+
+MAILBOX = "tenant-1/5ab13abb-ac37-51e7-b210-bfbe6d7086ae"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingRows(TableRepositoryInMemory[MailboxLimitsRow]):
+    """The table, counting what the claims ask of it (each call is one Table transaction)."""
+
+    def __init__(self) -> None:
+        super().__init__(MailboxLimitsRow)
+        self.requests = 0
+
+    def get(self, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        self.requests += 1
+        return super().get(*args, **kwargs)
+
+    def insert(self, entity: MailboxLimitsRow):  # type: ignore[no-untyped-def]
+        self.requests += 1
+        return super().insert(entity)
+
+    def replace(self, entity: MailboxLimitsRow, etag: str):  # type: ignore[no-untyped-def]
+        self.requests += 1
+        return super().replace(entity, etag)
+
+
+def instances(count: int, rows: CountingRows, clock: Clock, idle_seconds: float = IDLE_SECONDS,
+              **limits: Any) -> list[SharedMailboxes]:
+    return [SharedMailboxes(rows, holder=f"host-{n}", clock=clock, limits=MailboxLimits(**limits),
+                            idle_seconds=idle_seconds, tend_in_background=False) for n in range(count)]
+
+
+def soon(seconds: float = 2.0) -> float:
+    return time.monotonic() + seconds
+
+
+def test_an_initial_sync_of_10000_items_costs_a_few_dozen_table_transactions() -> None:
+    """500 batches of 20 over ten and a half minutes (the bench's initial sync of 10,000
+    contacts took 629 s): one claim, renewals every ~10 s, top-ups doubling to 2,000."""
+    clock, rows = Clock(), CountingRows()
+    [host] = instances(1, rows, clock)
+    gate = host.gate(MAILBOX)
+    for _ in range(500):
+        gate.acquire(4, soon(), requests=20)
+        gate.release(4)
+        clock.now += 1.26
+        host.tend()  # the background tick, once a second
+    lease = gate.lease
+    assert lease is not None and lease.claims_begun == 1
+    assert rows.requests <= 70, rows.requests  # vs 500 batches (10,000 requests): O(lease periods), not O(batches)
+
+
+def test_alone_an_instance_holds_all_four_slots_and_asks_nothing_per_request() -> None:
+    clock, rows = Clock(), CountingRows()
+    [host] = instances(1, rows, clock)
+    gate = host.gate(MAILBOX)
+    with gate.slots(4, soon(), requests=20):
+        pass
+    asked = rows.requests
+    for _ in range(20):  # the rest of the first reservation (40)
+        with gate.slots(1, soon()):
+            pass
+    assert asked == 2 and rows.requests == asked  # one read, one write; then nothing
+    with gate.slots(1, soon()):
+        pass
+    assert rows.requests == asked + 1  # a top-up: one write (80 more)
+    assert gate.share() == 4
+
+
+def test_a_second_instance_gets_a_share_once_the_holder_renews_and_shrinks() -> None:
+    clock, rows = Clock(), CountingRows()
+    first, second = instances(2, rows, clock)
+    a, b = first.gate(MAILBOX), second.gate(MAILBOX)
+    a.acquire(4, soon(), requests=20)  # a batch of 20 in flight: all 4 slots
+    with pytest.raises(GateTimeout):
+        b.acquire(1, soon(0.3))  # its wish is written; nothing free
+    clock.now += LEASE_SECONDS / 2 + 0.1
+    first.tend()  # a renews: its share is 2, its 4 still in flight
+    with pytest.raises(GateTimeout):
+        b.acquire(1, soon(0.3))
+    a.release(4)
+    first.tend()  # drained: the row says 2
+    clock.now += 1
+    b.acquire(1, soon(1.5))  # polls the row again: 2 are free
+    assert b.share() == 2 and a.share() == 2
+    with pytest.raises(ShareTooSmall):
+        a.acquire(4, soon())  # a parallel batch runs 4 at Graph: the sender splits it
+
+
+def test_a_dead_instances_share_comes_back_when_its_claim_ends() -> None:
+    clock, rows = Clock(), CountingRows()
+    dead, alive = instances(2, rows, clock)
+    dead.gate(MAILBOX).acquire(4, soon(), requests=20)  # and it dies: no release, no renewal
+    with pytest.raises(GateTimeout):
+        alive.gate(MAILBOX).acquire(1, soon(0.3))
+    clock.now += LEASE_SECONDS + 0.1
+    alive.gate(MAILBOX).acquire(4, soon(1.5), requests=20)
+    assert alive.gate(MAILBOX).share() == 4
+
+
+def test_an_idle_claim_is_given_back_when_others_want_the_mailbox() -> None:
+    clock, rows = Clock(), CountingRows()
+    first, second = instances(2, rows, clock)
+    a, b = first.gate(MAILBOX), second.gate(MAILBOX)
+    with a.slots(4, soon(), requests=20):
+        with pytest.raises(GateTimeout):
+            b.acquire(1, soon(0.3))  # b's wish, seen by a at its next write
+        clock.now += LEASE_SECONDS / 2 + 0.1
+        first.tend()
+    a._last_active -= IDLE_SECONDS  # a is idle now
+    first.tend()  # gives back: contended
+    assert rows.get(row_partition(MAILBOX), "limits").entity.claims.keys() == {"host-1"}
+    b.acquire(4, soon(1.5), requests=20)
+
+
+def test_an_idle_claim_is_given_back_once_with_its_unsent_requests() -> None:
+    clock, rows = Clock(), CountingRows()
+    [host] = instances(1, rows, clock)
+    gate = host.gate(MAILBOX)
+    with gate.slots(1, soon()):
+        pass
+    asked = rows.requests
+    gate._last_active -= IDLE_SECONDS
+    for _ in range(30):
+        clock.now += 1
+        host.tend()
+    assert rows.requests == asked + 1  # one write, whatever the idle time
+    stored = rows.get(row_partition(MAILBOX), "limits").entity
+    assert stored.claims == {} and sum(n for _, n in stored.spent) == 1  # 39 of the 40 reserved returned
+
+
+def test_the_window_is_kept_by_all_instances_together() -> None:
+    clock, rows = Clock(), CountingRows()
+    hosts = instances(3, rows, clock, window_requests=100)
+    sent = 0
+    for host in hosts:  # one after another, each giving back when done
+        gate = host.gate(MAILBOX)
+        try:
+            while True:
+                with gate.slots(1, soon(0.5), requests=10):
+                    sent += 10
+        except GateTimeout:
+            pass
+        gate._last_active -= IDLE_SECONDS
+        host.tend()
+    assert sent == 100
+    assert 500 < hosts[0].gate(MAILBOX).window_wait(10) <= 610  # until the first sends leave the window
+
+
+def test_a_pause_written_by_one_instance_holds_the_others() -> None:
+    clock, rows = Clock(), CountingRows()
+    first, second = instances(2, rows, clock)
+    first.gate(MAILBOX).pause(30)  # a 429 with Retry-After: 30 seen by the first
+    gate = second.gate(MAILBOX)
+    with pytest.raises(GateTimeout):
+        gate.acquire(1, soon(0.5))  # its claim read the pause
+    assert 25 < gate.pause_remaining() <= 30
+
+
+def test_three_instances_threads_never_hold_more_than_four_slots_together() -> None:
+    clock, rows = Clock(), CountingRows()
+    hosts = instances(3, rows, clock, idle_seconds=0.2)  # the clock runs 50 times faster than the idle timer
+    lock = threading.Lock()
+    in_flight = peak = done = 0
+    stop = threading.Event()
+
+    def tick() -> None:  # time passes and every instance tends its claims
+        while not stop.is_set():
+            clock.now += 0.5
+            for host in hosts:
+                host.tend()
+            time.sleep(0.01)
+
+    def work(host: SharedMailboxes) -> None:
+        nonlocal in_flight, peak, done
+        gate = host.gate(MAILBOX)
+        for _ in range(8):
+            weight = 4
+            while True:
+                try:
+                    gate.acquire(weight, soon(20), requests=weight)
+                    break
+                except ShareTooSmall as small:
+                    weight = small.slots
+            with lock:
+                in_flight += weight
+                peak = max(peak, in_flight)
+            time.sleep(0.002)
+            with lock:
+                in_flight -= weight
+            gate.release(weight)
+            with lock:
+                done += 1
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    workers = [threading.Thread(target=work, args=(hosts[n % 3],)) for n in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    stop.set()
+    ticker.join()
+    assert done == 6 * 8 and peak <= 4
