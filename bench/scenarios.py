@@ -282,18 +282,24 @@ def initial(ctx: Context, kind: str, *, throttled: bool = False, keep: bool = Fa
 
 # ---- 2: steady state ------------------------------------------------------------------------------
 def _one_change_each_way(stack: BenchStack, change_outlook: Callable[[], None], change_crm: Callable[[], None],
-                         arrived_outlook_side: Callable[[], bool], arrived_crm_side: Callable[[], bool]) -> dict[str, Any]:
+                         arrived_outlook_side: Callable[[], bool], arrived_crm_side: Callable[[], bool],
+                         breakdown: dict[str, str]) -> dict[str, Any]:
+    """The figures of one change made on each side, and the host's Table requests by kind
+    and table for each (``breakdown``, filled in)."""
     figures: dict[str, Any] = {}
     for label, change, arrived in (("outlook_change", change_outlook, arrived_crm_side),
                                    ("crm_change", change_crm, arrived_outlook_side)):
         wait_quiet(stack)
         stack.reset_counters()
         before = stack.host_table_counts()
+        by_table_before = dict(stack.last_by_table)
         mark = stack.host_log_mark()
         change()
         wait_quiet(stack, quiet_s=4.0)
         counters = request_figures(stack.counters())
         table = table_delta(stack.host_table_counts(), before)
+        by_table = {k: v - by_table_before.get(k, 0) for k, v in stack.last_by_table.items() if v - by_table_before.get(k, 0)}
+        breakdown[label] = _by_table(by_table)
         figures[f"{label}_function_executions"] = stack.host_executions(mark)["function_executions"]
         figures[f"{label}_graph_requests"] = counters["graph_requests_incl_batch_items"]
         figures[f"{label}_graph_http_requests"] = counters["graph_http_requests"]
@@ -347,6 +353,7 @@ def steady_state(ctx: Context) -> list[dict[str, Any]]:
                                                      "users": [("small@small.bench", "Small Member", True)]}, 1000)
         sizes = [(1000, small_member, "small@small.bench"), (big_n, big_member, big_upn)]
         measured: list[tuple[int, dict[str, Any]]] = []
+        breakdowns: dict[int, dict[str, str]] = {}
         for n, member, upn in sizes:
             ctx.log(f"[steady-state] one change each way among {n} linked contacts")
             folder = profile(member, "contacts").container_id
@@ -364,6 +371,7 @@ def steady_state(ctx: Context) -> list[dict[str, Any]]:
                     for c in container_items(stack, upn, "contacts", folder)),
                 lambda member=member, crm_id=crm_id, stamp=stamp: _crm_record(
                     stack, member.user_id, "Contacts", crm_id).get("Title") == f"Outlook {stamp}",
+                breakdowns.setdefault(n, {}),
             )
             measured.append((n, {"linked_items": n, **figures}))
         sweep = idle_sweep(stack, profiles=2)
@@ -386,7 +394,9 @@ def steady_state(ctx: Context) -> list[dict[str, Any]]:
                             "product": product, "floor": floor, "targets": targets,
                             "notes": ["one Outlook edit (jobTitle) then one CRM mass update (Department) of one contact; "
                                       "counts until 4 s of quiet, echoes included",
-                                      "floor: the webhook mirror of bench/floor.py (events), one change each way"]})
+                                      "floor: the webhook mirror of bench/floor.py (events), one change each way",
+                                      *(f"{side}: the host's Table requests by kind and table: {text}"
+                                        for side, text in breakdowns.get(n, {}).items())]})
         return results
     finally:
         stack.stop()
@@ -466,6 +476,7 @@ def steady_floor(stack: BenchStack, ctx: Context) -> dict[str, Any]:
             lambda: any(e["id"] == outlook_id and e["subject"] == f"CRM {stamp}"
                         for e in container_items(stack, FLOOR_USER, "calendar", mirror.ready["calendar_id"])),
             lambda: _crm_record(stack, mirror.ready["crm_user_id"], "Events", crm_id).get("Event_Title") == f"Outlook {stamp}",
+            {},
         )
     finally:
         mirror.stop()

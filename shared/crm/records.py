@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from shared.crm.editions import HEAVY_RECORDS
 from shared.crm.errors import CrmError, CrmUnavailable
 from shared.crm.models import DeletedRecord, Module, WriteResult, WriteStatus
 from shared.crm.session import CrmResponse, CrmSession
@@ -235,7 +236,8 @@ class CrmRecords:
             results += self._send_batch(
                 offset, len(chunk), len(ids),
                 lambda chunk=chunk: self._session.call(
-                    "DELETE", f"/{module}", repeatable=True, params={"ids": ",".join(chunk)}, batch_key="data"
+                    "DELETE", f"/{module}", repeatable=True, params={"ids": ",".join(chunk)}, batch_key="data",
+                    heavy=len(chunk) > HEAVY_RECORDS,
                 ),
             )
             if results[-1].status in ("unknown", "not_sent"):
@@ -277,7 +279,8 @@ class CrmRecords:
             results += self._send_batch(
                 offset, len(chunk), len(records),
                 lambda chunk=chunk: self._session.call(
-                    method, f"/{module}", repeatable=repeatable, json={"data": chunk}, batch_key="data", headers=headers
+                    method, f"/{module}", repeatable=repeatable, json={"data": chunk}, batch_key="data", headers=headers,
+                    heavy=len(chunk) > HEAVY_RECORDS,
                 ),
             )
             if results[-1].status in ("unknown", "not_sent"):

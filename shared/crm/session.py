@@ -4,9 +4,12 @@ Every call of the records, watch and permission clients goes through ``CrmSessio
 
 - the access token comes from ``AccessTokens``; a 401 ``INVALID_TOKEN`` drops it, refreshes
   once and repeats the call; any 401 after that is ``CrmAuthorizationLost``;
-- at most ``org_concurrency`` calls per org are in flight from this process (fewer when the
-  org's edition allows fewer), because the CRM counts concurrency per org and app and answers
-  429 beyond it. The slot is held only while a request is on the wire, never while backing off;
+- the CRM counts calls in flight per org and app and answers 429 beyond its edition's limit:
+  deployed, the edition's limit (less one) is kept by every instance together
+  (``shared.storage.shared_slots``), with the smaller pool of heavy calls (writes of more than
+  ten records) beside it; alone, at most ``org_concurrency`` per process. The edition is learnt
+  from the CRM once an hour per org (``shared.crm.editions``); until then, the free edition's.
+  A slot is held only while a request is on the wire, never while backing off;
 - a 429 is retried with exponential back-off and jitter (Zoho sends no ``Retry-After``; one
   is honoured if it ever does). Zoho answers 429 when it *refuses* a call (concurrency or
   credits), before doing anything, so even a create is safe to repeat after a 429;
@@ -24,21 +27,20 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from pydantic import BaseModel
 
+from shared.crm.editions import EDITION_CONCURRENCY, SUB_CONCURRENCY, OrgEditions, edition_of
 from shared.crm.errors import CrmError, CrmUnavailable
 from shared.crm.models import CrmMemberAccess
 from shared.crm.tokens import AccessToken, AccessTokens, CrmAuthorizationLost
 from shared.storage.shared_slots import SharedSlots, SlotsExhausted
 from shared.transport import retry
 
-# The CRM's concurrency per org and app, by edition (Zoho's published limits).
-EDITION_CONCURRENCY = {"free": 5, "standard": 10, "professional": 15, "enterprise": 20, "ultimate": 25}
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 
 
@@ -88,6 +90,13 @@ class OrgSlots:
                 slot = self._slots[org_id] = threading.BoundedSemaphore(self.size_for(edition))
             return slot
 
+    def heavy_of(self, org_id: str, edition: str | None) -> AbstractContextManager[object]:
+        """The pool of heavy calls (held around the org's slot): only where the org's slots
+        outnumber it; otherwise the org's slots already keep it."""
+        if self._shared is None or self.size_for(edition) < SUB_CONCURRENCY:
+            return nullcontext()
+        return _SharedOrgSlot(self._shared, f"crmheavy|{org_id}", SUB_CONCURRENCY - 1, self._policy.timeout_seconds * 2)
+
 
 class _SharedOrgSlot:
     """``with`` one of the org's slots across every instance (waiting for one is throttling
@@ -130,6 +139,7 @@ class CrmSession:
         self._tokens = tokens
         self._http = http
         self._slot = slots.of(member.org_id, member.edition)
+        self._heavy_slot = slots.heavy_of(member.org_id, member.edition)
         self._policy = policy
         self._sleep = sleep
 
@@ -143,12 +153,15 @@ class CrmSession:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         batch_key: str | None = None,
+        heavy: bool = False,
     ) -> CrmResponse:
         """Send ``method path`` (relative to ``{api_domain}/crm/v8``) and return the answer.
 
         ``repeatable``: the call may be sent twice without harm (reads, updates, deletes,
         channel set-up). ``batch_key``: for batch writes, a 400 whose body still lists
         per-item results under this key (everything failed) is returned, not raised.
+        ``heavy``: a call the CRM counts in its smaller pool of heavy calls (a write of more
+        than ``HEAVY_RECORDS`` records).
         Raises ``CrmAuthorizationLost``, ``CrmUnavailable`` (throttled or unreachable after
         retries), ``CrmOutcomeUnknown``, or ``CrmError`` for the CRM's other refusals.
         """
@@ -158,7 +171,7 @@ class CrmSession:
             attempt += 1
             token = self._tokens.get(self.member)
             try:
-                response = self._send(token, method, path, params, json, headers)
+                response = self._send(token, method, path, params, json, headers, heavy)
             except requests.RequestException as error:
                 if repeatable and attempt < self._policy.max_attempts:
                     self._sleep(self._backoff(attempt, None))
@@ -199,6 +212,7 @@ class CrmSession:
         params: Mapping[str, str] | None,
         json: Any,
         headers: Mapping[str, str] | None,
+        heavy: bool = False,
     ) -> requests.Response:
         all_headers = {
             "Authorization": f"Zoho-oauthtoken {token.value}",
@@ -207,7 +221,7 @@ class CrmSession:
             **(headers or {}),
         }
         url = f"{token.api_domain.rstrip('/')}/crm/v8{path}"
-        with self._slot:
+        with self._heavy_slot if heavy else nullcontext(), self._slot:
             return self._http.request(
                 method, url, params=params, json=json, headers=all_headers, timeout=self._policy.timeout_seconds
             )
@@ -232,15 +246,43 @@ class CrmSessions:
         *,
         sleep: Callable[[float], None] = time.sleep,
         shared_slots: SharedSlots | None = None,
+        editions: OrgEditions | None = None,
     ) -> None:
         self.tokens = tokens
         self.policy = policy or CrmCallPolicy()
         self.slots = OrgSlots(self.policy, shared_slots)
+        self.editions = editions or OrgEditions()
         self._http = http
         self._sleep = sleep
+        self._asking: set[str] = set()
+        self._asking_lock = threading.Lock()
 
     def for_member(self, member: CrmMemberAccess) -> CrmSession:
+        if member.edition is None:
+            member = member.model_copy(update={"edition": self._edition(member)})
         return CrmSession(member, self.tokens, self._http, self.slots, self.policy, sleep=self._sleep)
+
+    def _edition(self, member: CrmMemberAccess) -> str | None:
+        """The org's edition, asked of the CRM (one ``GET /org``) when this process has not
+        asked in the last hour. One caller per org asks; the others meanwhile keep the free
+        edition's limit. Any failure leaves it unknown: the call that follows meets it again."""
+        asked, edition = self.editions.known(member.org_id)
+        if asked:
+            return edition
+        with self._asking_lock:
+            if member.org_id in self._asking:
+                return None
+            self._asking.add(member.org_id)
+        try:
+            session = CrmSession(member, self.tokens, self._http, self.slots, self.policy, sleep=self._sleep)
+            edition = edition_of(session.call("GET", "/org", repeatable=True).body)
+        except CrmError:  # also a lost authorisation: the call that follows says so
+            edition = None
+        finally:
+            with self._asking_lock:
+                self._asking.discard(member.org_id)
+        self.editions.learn(member.org_id, edition)
+        return edition
 
 
 def _json_body(response: requests.Response) -> dict[str, Any]:
