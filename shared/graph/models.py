@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic.alias_generators import to_camel
 
 
@@ -108,8 +108,23 @@ class ResourceData(GraphModel):
     odata_etag: str | None = Field(default=None, alias="@odata.etag")
 
 
+class ItemChange(BaseModel):
+    """One item a change notification POST named for a subscription: its change type, id and
+    version (the ``changeKey`` inside ``@odata.etag``), when the entry carried them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    change_type: str
+    item_id: str | None = None
+    change_key: str | None = None
+
+
 class ChangeNotification(GraphModel):
-    """One entry of a change notification POST (``changeType`` created|updated|deleted)."""
+    """One entry of a change notification POST (``changeType`` created|updated|deleted).
+
+    ``item_changes``: every item the POST named for this subscription (its entries are
+    collapsed into one), or None when there were too many to look at; set by the screening,
+    never read from the wire."""
 
     subscription_id: str
     change_type: str
@@ -118,6 +133,17 @@ class ChangeNotification(GraphModel):
     tenant_id: str | None = None
     subscription_expiration_date_time: datetime | None = None
     resource_data: ResourceData | None = None
+    _item_changes: tuple[ItemChange, ...] | None = PrivateAttr(default=None)  # no input can set it
+
+    @property
+    def item_changes(self) -> tuple[ItemChange, ...] | None:
+        return self._item_changes
+
+    def naming(self, items: tuple[ItemChange, ...] | None) -> ChangeNotification:
+        """This notification with the items the screening found for its subscription."""
+        named = self.model_copy()
+        named._item_changes = items
+        return named
 
 
 class LifecycleNotification(GraphModel):

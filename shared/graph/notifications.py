@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from shared.graph.models import ChangeNotification, LifecycleNotification
+from shared.graph.models import ChangeNotification, ItemChange, LifecycleNotification
 from shared.observability import untrusted
 
 MAX_BODY_BYTES = 1_000_000  # a notification POST is small; refuse to parse anything huge
@@ -46,6 +46,11 @@ SUBSCRIPTION_ID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-
 # subscriptions and Graph batches a few notifications per POST; anything beyond is dropped
 # (the delta sweep, every 5 minutes, is the safety net for a notification lost).
 MAX_SUBSCRIPTIONS_PER_POST = 100
+# Items remembered per subscription and POST (to tell our own writes' echoes from changes):
+# beyond this many, the POST is taken as a change to look at, as before.
+MAX_ITEMS_PER_SUBSCRIPTION = 12
+MAX_ITEM_ID = 512
+ETAG = re.compile(r'^W/"([^"]{1,256})"$')
 N = TypeVar("N", bound=BaseModel)
 log = logging.getLogger(__name__)
 
@@ -136,6 +141,7 @@ def _screen(body: bytes | str | Mapping[str, Any], model: type[N], event_field: 
     entries that name no subscription of ours or repeat one; validate the rest."""
     entries = _entries(body)
     kept: dict[tuple[str, str], Mapping[str, Any]] = {}
+    items: dict[tuple[str, str], list[ItemChange] | None] = {}
     dropped: Counter[Dropped] = Counter()
     for entry in entries:
         if not isinstance(entry, Mapping):
@@ -146,15 +152,36 @@ def _screen(body: bytes | str | Mapping[str, Any], model: type[N], event_field: 
         if not isinstance(entry.get("subscriptionId"), str):
             raise NotificationRejected(f"a {model.__name__} names its subscriptionId")
         reason = _drop_reason(entry, kept)
+        if reason is not None and reason is not Dropped.DUPLICATE:
+            dropped[reason] += 1
+            continue
+        key = (entry["subscriptionId"], entry["clientState"])
         if reason is None:
-            kept[(entry["subscriptionId"], entry["clientState"])] = entry
+            kept[key], items[key] = entry, []
         else:
             dropped[reason] += 1
+        named = items[key]
+        fits = named is not None and len(named) < MAX_ITEMS_PER_SUBSCRIPTION
+        items[key] = [*named, _item_change(entry, event)] if named is not None and fits else None
     try:
         notifications = [model.model_validate(entry) for entry in kept.values()]
     except ValidationError as error:
         raise NotificationRejected(f"not a {model.__name__}: {error.error_count()} problem(s)") from error
+    if model is ChangeNotification:  # the items named, from the screening only (never from the wire)
+        notifications = [n.naming(None if named is None else tuple(named))  # type: ignore[attr-defined]
+                         for n, named in zip(notifications, items.values(), strict=True)]
     return Screened(notifications, len(entries), dropped)
+
+
+def _item_change(entry: Mapping[str, Any], change_type: str) -> ItemChange:
+    """What an entry says of its item, where it is in Graph's shape (else left out)."""
+    data = entry.get("resourceData")
+    data = data if isinstance(data, Mapping) else {}
+    item_id, etag = data.get("id"), data.get("@odata.etag")
+    version = ETAG.match(etag) if isinstance(etag, str) else None
+    return ItemChange(change_type=change_type,
+                      item_id=item_id if isinstance(item_id, str) and 0 < len(item_id) <= MAX_ITEM_ID else None,
+                      change_key=version.group(1) if version else None)
 
 
 def screen_change_notifications(body: bytes | str | Mapping[str, Any]) -> Screened[ChangeNotification]:

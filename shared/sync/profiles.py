@@ -137,10 +137,12 @@ class ProfileStore:
     def save(self, profile: SyncProfile, etag: str) -> Stored[SyncProfile]:
         return self._repo.replace(profile, etag)
 
-    def update(self, member_key: str, kind: SyncKind, change: Callable[[SyncProfile], SyncProfile]) -> SyncProfile:
-        """Read-modify-write with ETag, retried on a lost race."""
+    def update(self, member_key: str, kind: SyncKind, change: Callable[[SyncProfile], SyncProfile], *,
+               known: Stored[SyncProfile] | None = None) -> SyncProfile:
+        """Read-modify-write with ETag, retried on a lost race. ``known``: the row just read,
+        tried first instead of a read."""
         for _ in range(8):
-            stored = self.get(member_key, kind)
+            stored, known = known or self.get(member_key, kind), None
             if stored is None:
                 raise LookupError(f"no {kind} profile for {member_key}")
             updated = change(stored.entity)

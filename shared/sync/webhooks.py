@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from shared.accounts.models import MemberIdentity
 from shared.crm.watch import CallbackRejected, parse_callback, verify_callback
 from shared.expiring_cache import ExpiringCache
+from shared.graph.models import ItemChange
 from shared.graph.notifications import (
     client_state_matches,
     new_client_state,
@@ -22,7 +23,9 @@ from shared.graph.notifications import (
     parse_lifecycle_notifications,
 )
 from shared.graph.subscriptions import SubscriptionGone
+from shared.storage import Stored
 from shared.sync.jobs import StepReason, SyncJob
+from shared.sync.links import LinkState
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
 from shared.sync.webhook_routes import WebhookRoute
 
@@ -53,10 +56,12 @@ class SyncWebhooks:
         # instance keeps its own.
         self._route_cache: ExpiringCache[str, WebhookRoute | None] = ExpiringCache(ROUTE_CACHE_ENTRIES)
 
-    def request_delta(self, member_key: str, kind: SyncKind, reason: StepReason, *, crm_deletion: bool = False) -> bool:
+    def request_delta(self, member_key: str, kind: SyncKind, reason: StepReason, *, crm_deletion: bool = False,
+                      known: Stored[SyncProfile] | None = None) -> bool:
         """Queue one delta step unless one is already queued (webhooks come in floods: every
         write of ours echoes). ``crm_deletion``: the CRM reported deleted records, so the next
-        step reads its deleted list. Returns whether a step was queued."""
+        step reads its deleted list. ``known``: the profile just read. Returns whether a step
+        was queued."""
         queued = False
 
         def mark(profile: SyncProfile) -> SyncProfile:
@@ -73,7 +78,7 @@ class SyncWebhooks:
             return profile.model_copy(update=update)
 
         try:
-            marked = self.d.profiles.update(member_key, kind, mark)
+            marked = self.d.profiles.update(member_key, kind, mark, known=known)
         except LookupError:
             return False
         if queued:
@@ -82,18 +87,41 @@ class SyncWebhooks:
 
     def graph_notifications(self, body: bytes) -> int:
         """Queue a delta step per member named by authentic notifications; returns how many."""
-        queued = 0
+        queued = echoes = 0
         refused: list[str] = []
         for note in parse_change_notifications(body):
             route = self._route(f"graph|{note.subscription_id}")
             if route is None or not client_state_matches(note.client_state, route.secret):
                 refused.append(note.subscription_id)
                 continue
-            queued += self.request_delta(route.member, SyncKind(route.kind), StepReason.GRAPH_WEBHOOK)
+            kind = SyncKind(route.kind)
+            stored = self.d.profiles.get(route.member, kind)
+            if stored is None:
+                continue
+            if self._our_own_writes(stored.entity, note.item_changes):
+                echoes += 1
+                continue
+            queued += self.request_delta(route.member, kind, StepReason.GRAPH_WEBHOOK, known=stored)
+        if echoes:
+            log.info("graph notifications: %d of our own writes' echoes dropped", echoes)
         if refused:  # one line per POST (the ids are screened GUIDs: safe to log)
             log.warning("graph notifications refused for %d subscriptions (unknown, or a wrong clientState): %s%s",
                         len(refused), ", ".join(refused[:5]), " ..." if len(refused) > 5 else "")
         return queued
+
+    def _our_own_writes(self, profile: SyncProfile, changes: tuple[ItemChange, ...] | None) -> bool:
+        """Whether every item a notification names is at the version our last write of it
+        left (its link row holds that ``changeKey``): the echo of our own write, which a
+        step would find nothing to do in. One query of the member's links, for at most a
+        dozen items. Anything else (a deletion, an item without a version, an unlinked one,
+        a newer version, a sync that is not two-way yet) is a change to look at."""
+        if profile.state is not SyncState.ACTIVE or not changes:
+            return False
+        if any(c.change_type == "deleted" or c.item_id is None or c.change_key is None for c in changes):
+            return False
+        rows = self.d.links.load(profile.links_partition, outlook_ids=[c.item_id for c in changes if c.item_id])
+        versions = {row.outlook_id: row.outlook_version for row in rows if row.state is LinkState.SYNCED}
+        return all(versions.get(c.item_id) == c.change_key for c in changes)  # type: ignore[arg-type]
 
     def _route(self, key: str) -> WebhookRoute | None:
         cached = self._route_cache.get(key)
