@@ -72,6 +72,9 @@ class _Share:
     busy: int = 0
     next_look: float = 0.0  # when the table may be asked again after it had no free slot
     idle_since: float | None = None  # clock time the share last became idle (busy 0)
+    # Slots this instance gave back, with the ETag its give-back left: taken again with one
+    # write and no read, unless another instance wrote the row since (then the ETag fails).
+    returned: dict[str, str] = field(default_factory=dict)
 
 
 class SharedSlots:
@@ -171,9 +174,11 @@ class SharedSlots:
                 self._shares[key].held.pop(number, None)
         for key, number, held in idle:
             try:
-                self._rows.replace(SlotRow(partition_key=key, row_key=number, holder="", until=0.0), held.etag)
+                given = self._rows.replace(SlotRow(partition_key=key, row_key=number, holder="", until=0.0), held.etag)
             except (ConcurrencyConflict, LookupError):
                 continue  # lapsed and taken meanwhile: not ours to give
+            with self._cond:
+                self._shares[key].returned[number] = given.etag
         return len(idle)
 
     def _forget_lapsing(self, share: _Share) -> None:
@@ -183,8 +188,21 @@ class SharedSlots:
             del share.held[number]  # calls still running on it stay counted in ``busy``: no new one starts
 
     def _lease_one(self, key: str, share: _Share) -> bool:
-        """Lease a free slot of ``key`` (never held, or its lease over); False if none is."""
+        """Lease a free slot of ``key`` (never held, or its lease over); False if none is.
+        A slot this instance gave back is tried first, with no read (a steady trickle of
+        calls costs one write to take a slot and one to give it back)."""
         now = self._clock()
+        while share.returned:
+            number, etag = share.returned.popitem()
+            if number in share.held or int(number) >= share.limit:
+                continue
+            row = SlotRow(partition_key=key, row_key=number, holder=self._holder, until=now + self._lease)
+            try:
+                written = self._rows.replace(row, etag)
+            except (ConcurrencyConflict, LookupError):
+                continue  # another instance wrote it since: the table says who holds what
+            share.held[number] = _Held(written.etag, row.until)
+            return True
         rows = {s.entity.row_key: s for s in self._rows.query(key)}
         for number in (f"{n:03d}" for n in range(share.limit)):
             if number in share.held:

@@ -155,3 +155,29 @@ def test_an_idle_instance_gives_its_slots_back_so_another_does_not_wait_out_thei
         third.acquire(KEY, limit=4, timeout=0.3)  # at once, long before the leases end
     assert third.busy(KEY) == 4
     assert first.give_back_idle() == 0  # nothing held: nothing written
+
+
+def test_a_slot_given_back_is_taken_again_with_one_write_unless_another_took_it() -> None:
+    """A steady trickle of calls (one change now and then): each burst takes a slot and gives
+    it back, two writes and no read; once another instance wrote the row, the table is read."""
+    clock = Clock()
+    rows = CountingRows()
+    first, second = instances(2, rows, clock)
+    first.acquire(KEY, limit=4)
+    first.release(KEY)
+    clock.now += IDLE_SECONDS
+    assert first.give_back_idle() == 1
+    asked = rows.requests
+    first.acquire(KEY, limit=4)  # the slot it gave back: one write, no query
+    assert rows.requests == asked + 1 and first.busy(KEY) == 1
+    first.release(KEY)
+    clock.now += IDLE_SECONDS
+    assert first.give_back_idle() == 1
+    for _ in range(4):
+        second.acquire(KEY, limit=4)  # every slot, the one first gave back among them
+    asked = rows.requests
+    with pytest.raises(SlotsExhausted):
+        first.acquire(KEY, limit=4, timeout=0.3)  # its remembered ETag fails: it reads, finds none free
+    assert rows.requests > asked + 1
+    held = [s.entity.holder for s in rows.query(KEY) if s.entity.until > clock.now]
+    assert sorted(held) == ["host-1"] * 4  # never two holders of one slot
