@@ -78,6 +78,10 @@ class SyncProfile(TableEntity):
     delta_queued: bool = False  # a delta step is on the queue: webhooks add no second one
     delta_queued_at: datetime | None = None  # when it was queued: a mark left too long is stale
     delta_rerun: bool = False  # a delta step found the lease held: the holder runs one more round
+    # What the webhooks behind ``delta_queued`` named ("outlook|{id}|{changeKey}"), when each
+    # named only such items: a step ending finds them its own writes' echoes and clears the
+    # mark (the queued step then has nothing to do). None: a request that must run.
+    delta_items: list[str] | None = None
     swept_at: datetime | None = None  # when the sweep timer last gave this sync its daily full round
     # One runner at a time.
     lease_owner: str | None = None

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from shared.storage import ConcurrencyConflict, Stored
 from shared.sync.cycle import Cycle
 from shared.sync.delta_round import DeltaRound
+from shared.sync.echoes import own_echoes
 from shared.sync.initial_sync import PAGE_SIZE, InitialSync
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.ledger_store import SyncLedger
@@ -146,7 +147,8 @@ class SyncRunner:
             try:
                 profile, etag, owner = self.profiles.acquire(
                     job.member, job.kind, holder=name, stored=current,
-                    taking=(lambda p: {"delta_queued": False, "crm_deletions_noticed": False, "delta_rerun": False})
+                    taking=(lambda p: {"delta_queued": False, "crm_deletions_noticed": False, "delta_rerun": False,
+                                      "delta_items": None})
                     if delta else None,
                 )
             except LeaseHeld as held:
@@ -215,6 +217,10 @@ class SyncRunner:
                     self.links.purge(stepped.links_partition)  # with the initial sync's selection
                 return False
             released = _carry(latest.entity, stepped)
+            if released.delta_queued and released.delta_items and self._own_echoes(released, released.delta_items):
+                # The webhooks since the lease was taken named only this step's own writes
+                # (their echoes came before its rows were saved): the queued step has nothing to do.
+                released = released.model_copy(update={"delta_queued": False, "delta_queued_at": None, "delta_items": None})
             rerun = released.delta_rerun and released.state is SyncState.ACTIVE
             try:
                 self.profiles.release(released.model_copy(update={"delta_rerun": False}), latest.etag)
@@ -222,6 +228,9 @@ class SyncRunner:
             except ConcurrencyConflict:
                 continue
         raise ConcurrencyConflict(f"could not release the lease of {job.member}")
+
+    def _own_echoes(self, profile: SyncProfile, items: list[str]) -> bool:
+        return own_echoes(self.links, profile, items)
 
     # -- the steps (``initial_sync``, ``delta_round``, ``remap_pages``; seams for tests) -------------
 
@@ -235,13 +244,25 @@ class SyncRunner:
         return self.remap.step(profile, job, ctx)
 
 
+def already_covered(job: SyncJob, profile: SyncProfile | None, delivery: str | None) -> bool:
+    """A webhook's delta step with nothing left to do: its mark is gone, so a step took the
+    lease after the webhook (and read every change made before it), or a step found what it
+    named to be its own writes' echoes (``shared.sync.echoes``). Not when this message's
+    own earlier delivery took the lease (it may have died before saving its cursors)."""
+    if profile is None or job.step != "delta" or job.reason not in WEBHOOK_REASONS or profile.state is not SyncState.ACTIVE:
+        return False
+    name = job.holder or delivery
+    own_lease = name is not None and (profile.lease_owner or "").startswith(f"{name}|")
+    return not profile.delta_queued and not profile.delta_rerun and not own_lease
+
+
 def _carry(latest: SyncProfile, stepped: SyncProfile) -> SyncProfile:
     """The step's result, unless the member changed the state meanwhile (e.g. disabled)."""
     if latest.state is SyncState.DISABLED or latest.generation != stepped.generation or latest.enabled_at != stepped.enabled_at:
         return latest
     return stepped.model_copy(
         update={"lease_owner": latest.lease_owner, "lease_until": latest.lease_until, "delta_queued": latest.delta_queued,
-                "delta_queued_at": latest.delta_queued_at,
+                "delta_queued_at": latest.delta_queued_at, "delta_items": latest.delta_items,
                 "crm_deletions_noticed": latest.crm_deletions_noticed, "delta_rerun": latest.delta_rerun}
     )
 

@@ -22,7 +22,7 @@ from shared.sync.lifecycle import Decision, Effect, Event, Life, decide
 from shared.sync.member_mapping import MemberContactMapping, mapping_of
 from shared.sync.org_channels import OrgChannels
 from shared.sync.profiles import SyncKind, SyncProfile
-from shared.sync.runner import StepContext, SyncRunner
+from shared.sync.runner import StepContext, SyncRunner, already_covered
 from shared.sync.step_failures import StepFailures
 from shared.sync.sweep import DeltaSweep
 from shared.sync.webhooks import SyncWebhooks
@@ -193,7 +193,7 @@ class SyncService:
             if decision.refused:
                 return profile  # L15
             return profile.living(decision.life).model_copy(update={
-                "pending_deletions": 0, "delta_queued": True, "delta_queued_at": self.d.clock(),
+                "pending_deletions": 0, "delta_queued": True, "delta_queued_at": self.d.clock(), "delta_items": None,
             })
 
         try:
@@ -218,14 +218,17 @@ class SyncService:
     def run(self, job: SyncJob, *, delivery: str | None = None) -> None:
         """One queued step. Throttling and a busy member defer the job (never lost).
         ``delivery``: the queue message id (the same on every delivery of one message)."""
+        stored = self.d.profiles.get(job.member, job.kind)  # read once for the context and the step
+        if already_covered(job, stored.entity if stored else None, delivery):
+            log.info("%s delta step of %s: nothing left to do (its changes were read, or were our own echoes)",
+                     job.kind, job.member)
+            return
         try:
             member = self.member(job.member)
         except LookupError:
             log.warning("sync job for %s dropped: no such member any more", job.member)
             return
-        stored: Stored[SyncProfile] | None = None
         try:
-            stored = self.d.profiles.get(job.member, job.kind)  # read once for the context and the step
             self.runner.run(job, self._context(member, job.kind, stored), delivery=delivery, current=stored)
         except Exception as error:
             self.failures.handle(job, member, stored, delivery, error)

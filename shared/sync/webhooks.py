@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from shared.accounts.models import MemberIdentity
 from shared.crm.watch import CallbackRejected, parse_callback, verify_callback
 from shared.expiring_cache import ExpiringCache
-from shared.graph.models import ItemChange
 from shared.graph.notifications import (
     client_state_matches,
     new_client_state,
@@ -24,8 +23,8 @@ from shared.graph.notifications import (
 )
 from shared.graph.subscriptions import SubscriptionGone
 from shared.storage import Stored
+from shared.sync.echoes import merged, outlook_items, own_echoes
 from shared.sync.jobs import StepReason, SyncJob
-from shared.sync.links import LinkState
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
 from shared.sync.webhook_routes import WebhookRoute
 
@@ -57,11 +56,12 @@ class SyncWebhooks:
         self._route_cache: ExpiringCache[str, WebhookRoute | None] = ExpiringCache(ROUTE_CACHE_ENTRIES)
 
     def request_delta(self, member_key: str, kind: SyncKind, reason: StepReason, *, crm_deletion: bool = False,
-                      known: Stored[SyncProfile] | None = None) -> bool:
+                      known: Stored[SyncProfile] | None = None, items: list[str] | None = None) -> bool:
         """Queue one delta step unless one is already queued (webhooks come in floods: every
         write of ours echoes). ``crm_deletion``: the CRM reported deleted records, so the next
-        step reads its deleted list. ``known``: the profile just read. Returns whether a step
-        was queued."""
+        step reads its deleted list. ``known``: the profile just read. ``items``: what the
+        webhook named, when it may be our own writes' echoes (``shared.sync.echoes``); None:
+        a request that must run. Returns whether a step was queued."""
         queued = False
 
         def mark(profile: SyncProfile) -> SyncProfile:
@@ -72,7 +72,8 @@ class SyncWebhooks:
             stale = profile.delta_queued_at is None or profile.delta_queued_at < now - STALE_DELTA_MARK
             queued = not profile.delta_queued or stale
             noticed = profile.crm_deletions_noticed or crm_deletion
-            update: dict[str, Any] = {"delta_queued": True, "crm_deletions_noticed": noticed}
+            update: dict[str, Any] = {"delta_queued": True, "crm_deletions_noticed": noticed,
+                                      "delta_items": merged(profile.delta_items, items, fresh=queued)}
             if queued:
                 update["delta_queued_at"] = now
             return profile.model_copy(update=update)
@@ -98,30 +99,17 @@ class SyncWebhooks:
             stored = self.d.profiles.get(route.member, kind)
             if stored is None:
                 continue
-            if self._our_own_writes(stored.entity, note.item_changes):
-                echoes += 1
+            items = outlook_items(note.item_changes)
+            if stored.entity.state is SyncState.ACTIVE and items and own_echoes(self.d.links, stored.entity, items):
+                echoes += 1  # the rows of the step that wrote them are saved: nothing to do
                 continue
-            queued += self.request_delta(route.member, kind, StepReason.GRAPH_WEBHOOK, known=stored)
+            queued += self.request_delta(route.member, kind, StepReason.GRAPH_WEBHOOK, known=stored, items=items)
         if echoes:
             log.info("graph notifications: %d of our own writes' echoes dropped", echoes)
         if refused:  # one line per POST (the ids are screened GUIDs: safe to log)
             log.warning("graph notifications refused for %d subscriptions (unknown, or a wrong clientState): %s%s",
                         len(refused), ", ".join(refused[:5]), " ..." if len(refused) > 5 else "")
         return queued
-
-    def _our_own_writes(self, profile: SyncProfile, changes: tuple[ItemChange, ...] | None) -> bool:
-        """Whether every item a notification names is at the version our last write of it
-        left (its link row holds that ``changeKey``): the echo of our own write, which a
-        step would find nothing to do in. One query of the member's links, for at most a
-        dozen items. Anything else (a deletion, an item without a version, an unlinked one,
-        a newer version, a sync that is not two-way yet) is a change to look at."""
-        if profile.state is not SyncState.ACTIVE or not changes:
-            return False
-        if any(c.change_type == "deleted" or c.item_id is None or c.change_key is None for c in changes):
-            return False
-        rows = self.d.links.load(profile.links_partition, outlook_ids=[c.item_id for c in changes if c.item_id])
-        versions = {row.outlook_id: row.outlook_version for row in rows if row.state is LinkState.SYNCED}
-        return all(versions.get(c.item_id) == c.change_key for c in changes)  # type: ignore[arg-type]
 
     def _route(self, key: str) -> WebhookRoute | None:
         cached = self._route_cache.get(key)

@@ -1,4 +1,4 @@
-"""Our own writes' echoes (issue 20, a steady change's cost): a Graph notification naming only
+"""Our own writes' echoes (issue 20, a steady change's cost; ``shared.sync.echoes``): a Graph notification naming only
 items at the version our last write left is dropped at the webhook, with one read of the
 profile and one query of the links and no step; anything else queues a step as before."""
 
@@ -13,10 +13,12 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from shared.storage import TableRepository
+from shared.sync.echoes import merged
 from shared.sync.jobs import SyncJob
 from shared.sync.link_store import LinkEntity, LinkStore
 from shared.sync.links import LinkRow, LinkState
 from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
+from shared.sync.runner import StepContext, SyncRunner, already_covered
 from shared.sync.service import SyncService
 from shared.sync.webhook_routes import WebhookRoute
 
@@ -58,7 +60,7 @@ def world(azurite, unique_name):  # type: ignore[no-untyped-def]
                                    clock=lambda: datetime.now(UTC), initial_page_size=99, org_channels=None,
                                    org_members=None, crm_changes=None, crm_channels=None,
                                    public_base_url="https://sync.example")
-    return SimpleNamespace(service=SyncService(dependencies), queue=queue, profiles=profiles)  # type: ignore[arg-type]
+    return SimpleNamespace(service=SyncService(dependencies), queue=queue, profiles=profiles, links=links)  # type: ignore[arg-type]
 
 
 def post(*entries: tuple[str, str, str | None], client_state: str = SECRET) -> bytes:
@@ -100,3 +102,72 @@ def test_a_hostile_entry_cannot_smuggle_the_items_it_names(world) -> None:  # ty
     body = json.loads(post(("updated", "o1", "K2")))
     body["value"][0]["itemChanges"] = [{"changeType": "updated", "itemId": "o1", "changeKey": "K1"}]
     assert world.service.graph_notifications(json.dumps(body).encode()) == 1
+
+
+# --- the echo that arrives while the writing step still runs ----------------------------------
+
+class _WritingRunner(SyncRunner):
+    """A delta step that writes item o1 (Outlook answers changeKey K2), meets the echo's
+    webhook before its rows are saved, then saves them (what the product's executor does)."""
+
+    def __init__(self, world, echo: tuple[str, str, str | None]) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(world.profiles, world.links, conflicts=None)  # type: ignore[arg-type]
+        self.world, self.echo = world, echo
+
+    def _delta_step(self, profile, ctx, **options):  # type: ignore[no-untyped-def,override]
+        self.world.service.graph_notifications(post(self.echo))  # before the rows: not an echo yet
+        partition = profile.links_partition
+        self.world.links.write(partition, [(None, LinkRow(link_id="a", state=LinkState.SYNCED, crm_id="c1",
+                                                          outlook_id="o1", crm_version="v", outlook_version="K2"))])
+        return profile
+
+
+def _step(world, echo) -> None:  # type: ignore[no-untyped-def]
+    ctx = StepContext(rules=None, outlook=None, records=None, enqueue=lambda job, delay: None)  # type: ignore[arg-type]
+    _WritingRunner(world, echo).run(SyncJob(member=MEMBER, kind=SyncKind.CONTACTS, step="delta", reason="sweep"), ctx,
+                                     delivery="running-step")
+
+
+def test_an_echo_met_before_the_rows_were_saved_is_cleared_by_the_writing_step(world) -> None:  # type: ignore[no-untyped-def]
+    _step(world, ("updated", "o1", "K2"))
+    assert [job.reason for job in world.queue.sent] == ["graph webhook"]  # queued while the step ran
+    profile = world.profiles.get(MEMBER, SyncKind.CONTACTS).entity
+    assert not profile.delta_queued and profile.delta_items is None and profile.lease_owner is None
+    # The queued step has nothing to do: it stops before reading the member (these test
+    # services have no accounts: reading one would raise).
+    world.service.run(world.queue.sent[0], delivery="echo-step")
+
+
+def test_a_change_met_while_a_step_runs_is_not_taken_for_its_echo(world) -> None:  # type: ignore[no-untyped-def]
+    _step(world, ("updated", "o1", "K3"))  # a version after ours: someone edited after the write
+    profile = world.profiles.get(MEMBER, SyncKind.CONTACTS).entity
+    assert profile.delta_queued and profile.delta_items == ["outlook|o1|K3"]
+    assert not already_covered(world.queue.sent[0], profile, "the-queued-step")  # it runs
+
+
+def test_a_change_coalesced_into_an_echos_mark_makes_it_must_run(world) -> None:  # type: ignore[no-untyped-def]
+    assert world.service.graph_notifications(post(("updated", "o1", "K9"))) == 1
+    assert world.service.graph_notifications(post(("deleted", "o1", None))) == 0  # coalesced
+    assert world.profiles.get(MEMBER, SyncKind.CONTACTS).entity.delta_items is None
+
+
+@pytest.mark.parametrize(("marked", "named", "fresh", "expected"), [
+    (None, ["outlook|a|1"], True, ["outlook|a|1"]),
+    (["outlook|a|1"], None, True, None),
+    (["outlook|a|1"], ["outlook|b|2"], False, ["outlook|a|1", "outlook|b|2"]),
+    (None, ["outlook|b|2"], False, None),          # a must-run stays must-run
+    (["outlook|a|1"], None, False, None),
+    ([f"outlook|{n}|k" for n in range(12)], ["outlook|x|k"], False, None),  # too many to look at
+])
+def test_how_a_mark_keeps_what_webhooks_named(marked, named, fresh, expected) -> None:  # type: ignore[no-untyped-def]
+    assert merged(marked, named, fresh=fresh) == expected
+
+
+def test_a_webhook_step_runs_when_its_own_earlier_delivery_took_the_lease(world) -> None:  # type: ignore[no-untyped-def]
+    """That delivery may have died before saving its cursors: the mark it cleared proves nothing."""
+    world.profiles.acquire(MEMBER, SyncKind.CONTACTS, holder="message-7", taking=lambda p: {"delta_queued": False})
+    profile = world.profiles.get(MEMBER, SyncKind.CONTACTS).entity
+    job = SyncJob(member=MEMBER, kind=SyncKind.CONTACTS, step="delta", reason="graph webhook")
+    assert not already_covered(job, profile, "message-7")
+    assert already_covered(job, profile, "message-8")
+    assert not already_covered(job.model_copy(update={"reason": "sweep"}), profile, "message-8")
