@@ -161,16 +161,20 @@ class CrmWatch:
             raise ValueError(f"a channel token has at most {MAX_TOKEN_LENGTH} characters")
         expires_at = _capped(expires_at or channel_expiry(datetime.now(UTC)))
         events = watch_events(module)
+        # Affected values: an edit's callback then carries what changed, which tells our own
+        # write's echo from someone's change without a step (``shared.sync.echoes``).
         item = {"channel_id": channel_id, "events": events, "notify_url": notify_url, "token": token,
-                "channel_expiry": _wire_time(expires_at)}
+                "channel_expiry": _wire_time(expires_at), "return_affected_field_values": True}
         result = self._one("POST", item)
         return WatchChannel(channel_id=channel_id, events=events, notify_url=notify_url, token=token,
                             expires_at=_confirmed_expiry(result, expires_at))
 
     def renew(self, channel_id: str, expires_at: datetime | None = None) -> datetime:
-        """Extend the channel (PATCH: nothing else changes); returns the CRM's new expiry."""
+        """Extend the channel (PATCH: only these keys change; a channel made before the callbacks
+        carried their affected values starts to); returns the CRM's new expiry."""
         expires_at = _capped(expires_at or channel_expiry(datetime.now(UTC)))
-        result = self._one("PATCH", {"channel_id": channel_id, "channel_expiry": _wire_time(expires_at)})
+        result = self._one("PATCH", {"channel_id": channel_id, "channel_expiry": _wire_time(expires_at),
+                                     "return_affected_field_values": True})
         return _confirmed_expiry(result, expires_at)
 
     def describe(self, channel_id: str) -> dict[str, Any] | None:

@@ -50,6 +50,9 @@ class CrmChange(BaseModel):
     kind: SyncKind
     operation: Literal["insert", "update", "delete"]
     ids: list[str] = Field(max_length=100)
+    # What the callback said of each record, when it may be our own writes' echo
+    # (``shared.sync.echoes.crm_items``: at most a dozen short entries).
+    items: list[str] | None = Field(default=None, max_length=12)
     traceparent: str | None = Field(default_factory=current_trace_parent)
 
     @field_validator("traceparent", mode="before")
@@ -71,16 +74,18 @@ class CrmRouting:
         self.d = sync.d
         self.org = sync.org_channels
 
-    def callback(self, org_id: str, kind: SyncKind, operation: str, ids: list[str]) -> int:
-        """An authentic callback of an org's channel: the one member's step now, or the change
-        queued to be routed to its owners. Returns the steps queued here."""
+    def callback(self, org_id: str, kind: SyncKind, operation: str, ids: list[str], items: list[str] | None = None) -> int:
+        """An authentic callback of an org's channel: the one member's step now (unless it is
+        the echo of that member's own write), or the change queued to be routed to its owners.
+        Returns the steps queued here."""
         members = self.org.members(org_id, kind, limit=2)
         if not members:
             log.info("crm callback for org %s (%s): no member syncs it any more", org_id, kind.value)
             return 0
         if len(members) == 1:
-            return int(self.sync.request_delta(members[0], kind, StepReason.CRM_WEBHOOK, crm_deletion=operation == "delete"))
-        self.d.crm_changes.send(CrmChange(org_id=org_id, kind=kind, operation=operation, ids=ids))  # type: ignore[arg-type]
+            return int(self.sync.webhooks.request_unless_echo(members[0], kind, StepReason.CRM_WEBHOOK, items,
+                                                              crm_deletion=operation == "delete") is True)
+        self.d.crm_changes.send(CrmChange(org_id=org_id, kind=kind, operation=operation, ids=ids, items=items))  # type: ignore[arg-type]
         return 0
 
     def route(self, change: CrmChange) -> int:
@@ -89,7 +94,8 @@ class CrmRouting:
         if stored is None:
             return 0  # the last member left meanwhile
         deleted = change.operation == "delete"
-        unresolved = list(change.ids) if deleted else self._route_by_owner(stored.entity, change.ids, StepReason.CRM_WEBHOOK)
+        unresolved = list(change.ids) if deleted else self._route_by_owner(stored.entity, change.ids, StepReason.CRM_WEBHOOK,
+                                                                            change.items)
         return self._route_to_holders(change.org_id, change.kind, unresolved, StepReason.CRM_WEBHOOK, crm_deletion=deleted)
 
     def read_org_changes(self, row: OrgChannel, since: datetime) -> int:
@@ -114,7 +120,7 @@ class CrmRouting:
 
     # -- by owner -----------------------------------------------------------------------------------
 
-    def _route_by_owner(self, row: OrgChannel, ids: list[str], reason: StepReason) -> list[str]:
+    def _route_by_owner(self, row: OrgChannel, ids: list[str], reason: StepReason, items: list[str] | None = None) -> list[str]:
         """Steps for the owners of ``ids``; returns the ids whose owner could not be read."""
         kind = SyncKind(row.kind)
         found, _ = self.org.as_agent(row, lambda member: self.d.crm_records(member).by_ids(CRM_MODULE[kind], ids, ["Owner"]))
@@ -123,15 +129,16 @@ class CrmRouting:
             owner = owner_of(record)
             if owner is not None:
                 by_owner[owner].append(record_id)
-        self._queue_owners(row.org_id, kind, by_owner, reason)
+        self._queue_owners(row.org_id, kind, by_owner, reason, items)
         return [i for i in ids if i not in found]
 
-    def _queue_owners(self, org_id: str, kind: SyncKind, by_owner: dict[str, list[str]], reason: StepReason) -> int:
+    def _queue_owners(self, org_id: str, kind: SyncKind, by_owner: dict[str, list[str]], reason: StepReason,
+                      items: list[str] | None = None) -> int:
         queued = 0
-        for owner in by_owner:
+        for owner, owned in by_owner.items():
             member = self.org.member_for(org_id, kind, owner)
             if member is not None:  # an owner without sync on: nobody to tell
-                queued += self.sync.request_delta(member, kind, reason)
+                queued += self.sync.webhooks.request_unless_echo(member, kind, reason, _items_of(items, owned)) is True
         return queued
 
     # -- by link ------------------------------------------------------------------------------------
@@ -156,3 +163,11 @@ class CrmRouting:
             return False
         rows = self.d.links.load(stored.entity.links_partition, crm_ids=ids)
         return any(row.crm_id in ids for row in rows)
+
+
+def _items_of(items: list[str] | None, ids: list[str]) -> list[str] | None:
+    """The callback's entries for these records (None unless each has one)."""
+    if items is None:
+        return None
+    mine = [entry for entry in items if entry.split("|", 2)[1] in set(ids)]
+    return mine if len({entry.split("|", 2)[1] for entry in mine}) == len(set(ids)) else None

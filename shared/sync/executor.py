@@ -26,6 +26,7 @@ from shared.sync.actions import (
     Tombstone,
     Update,
 )
+from shared.sync.echoes import sent_digests
 from shared.sync.kind import CRM_MARKER_FIELD, KindRules, OutlookSide
 from shared.sync.ledger import Note, Why
 from shared.sync.links import LinkRow, Side
@@ -212,15 +213,17 @@ class Executor:
         a merge whose CRM write is refused writes nothing to Outlook."""
         outlook_versions: dict[str, str] = {}
         crm_versions: dict[str, str] = {}
+        crm_sent: dict[str, dict[str, str]] = {}
         failed: dict[str, str] = {}
         changed: set[str] = set()
         with_crm = [u for u in updates if u.crm is not None]
         if with_crm:
             bodies = [{"id": u.crm.item_id, **self.a.to_crm(u.crm.fields, u.link.fields)} for u in with_crm]  # type: ignore[union-attr]
             results = self.records.update(self.a.crm_module, bodies, unmodified_since=self._unmodified_since(with_crm))
-            for update, result in zip(with_crm, results, strict=True):
+            for update, result, body in zip(with_crm, results, bodies, strict=True):
                 if result.ok:
                     crm_versions[update.link.link_id] = result.modified_time or ""
+                    crm_sent[update.link.link_id] = sent_digests(body)
                     report.updated["crm"] += 1
                 elif result.code == ALREADY_MODIFIED:
                     log.info("CRM record %s changed since %s: write refused, read again", update.crm.item_id, update.crm.expected_version)  # type: ignore[union-attr]
@@ -253,6 +256,8 @@ class Executor:
                 report.changed_meanwhile.append(link_id)  # its row stays as it was
             else:
                 row = update.completed(crm_version=crm_versions.get(link_id), outlook_version=outlook_versions.get(link_id))
+                if link_id in crm_sent:
+                    row = row.replace(crm_sent=crm_sent[link_id])
                 done.append((known.get(link_id), row))
         return done
 

@@ -97,6 +97,10 @@ class LinkRow(BaseModel):
     tombstoned_at: datetime | None = None
     synced_at: datetime | None = None
     last_error: str | None = None
+    # What our last CRM write of this record sent, field by field (a digest of each value):
+    # its callback's affected values tell our own write's echo from someone's change
+    # (``shared.sync.echoes``). Any other rewrite of the row drops it (``replace``).
+    crm_sent: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _check_state(self) -> Self:
@@ -120,7 +124,7 @@ class LinkRow(BaseModel):
 
     def replace(self, **changes: Any) -> LinkRow:
         """A copy with ``changes`` applied, validated again (``model_copy`` does not)."""
-        return LinkRow.model_validate(self.model_dump() | changes)
+        return LinkRow.model_validate(self.model_dump() | {"crm_sent": None} | changes)
 
     def with_side(self, side: Side, item_id: str | None, version: str | None, **changes: Any) -> LinkRow:
         """A copy with one side's id and version set."""

@@ -23,7 +23,7 @@ from shared.graph.notifications import (
 )
 from shared.graph.subscriptions import SubscriptionGone
 from shared.storage import Stored
-from shared.sync.echoes import merged, outlook_items, own_echoes
+from shared.sync.echoes import crm_items, merged, outlook_items, own_echoes
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
 from shared.sync.webhook_routes import WebhookRoute
@@ -86,6 +86,19 @@ class SyncWebhooks:
             self.sync.jobs.send(SyncJob.of(marked, "delta", reason))
         return queued
 
+    def request_unless_echo(self, member_key: str, kind: SyncKind, reason: StepReason, items: list[str] | None, *,
+                            crm_deletion: bool = False) -> bool | None:
+        """``request_delta``, unless what the webhook named is our own writes' echo, their rows
+        saved (``shared.sync.echoes``): then nothing is written or queued, and None is
+        returned. Costs one profile read (``request_delta`` reuses it) and, when the webhook
+        named items, one query of the member's links."""
+        stored = self.d.profiles.get(member_key, kind)
+        if stored is None:
+            return False
+        if stored.entity.state is SyncState.ACTIVE and items and own_echoes(self.d.links, stored.entity, items):
+            return None
+        return self.request_delta(member_key, kind, reason, crm_deletion=crm_deletion, known=stored, items=items)
+
     def graph_notifications(self, body: bytes) -> int:
         """Queue a delta step per member named by authentic notifications; returns how many."""
         queued = echoes = 0
@@ -95,15 +108,10 @@ class SyncWebhooks:
             if route is None or not client_state_matches(note.client_state, route.secret):
                 refused.append(note.subscription_id)
                 continue
-            kind = SyncKind(route.kind)
-            stored = self.d.profiles.get(route.member, kind)
-            if stored is None:
-                continue
-            items = outlook_items(note.item_changes)
-            if stored.entity.state is SyncState.ACTIVE and items and own_echoes(self.d.links, stored.entity, items):
-                echoes += 1  # the rows of the step that wrote them are saved: nothing to do
-                continue
-            queued += self.request_delta(route.member, kind, StepReason.GRAPH_WEBHOOK, known=stored, items=items)
+            asked = self.request_unless_echo(route.member, SyncKind(route.kind), StepReason.GRAPH_WEBHOOK,
+                                             outlook_items(note.item_changes))
+            queued += asked is True
+            echoes += asked is None
         if echoes:
             log.info("graph notifications: %d of our own writes' echoes dropped", echoes)
         if refused:  # one line per POST (the ids are screened GUIDs: safe to log)
@@ -145,10 +153,11 @@ class SyncWebhooks:
             raise CallbackRejected("unknown_channel", callback.channel_id)
         verify_callback(callback, route.secret)
         kind = SyncKind(route.kind)
+        items = crm_items(callback.operation, callback.ids, callback.affected_values)
         if route.org_id is None:  # a channel of one member's own, made before issue 20
-            self.request_delta(route.member, kind, StepReason.CRM_WEBHOOK, crm_deletion=callback.operation == "delete")
+            self.request_unless_echo(route.member, kind, StepReason.CRM_WEBHOOK, items, crm_deletion=callback.operation == "delete")
             return
-        self.sync.crm_routing.callback(route.org_id, kind, callback.operation, callback.ids)
+        self.sync.crm_routing.callback(route.org_id, kind, callback.operation, callback.ids, items)
 
     def renew_all(self) -> int:
         """Renew every subscription and channel that expires within a day, and move members'

@@ -13,8 +13,8 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from shared.storage import TableRepository
-from shared.sync.echoes import merged
-from shared.sync.jobs import SyncJob
+from shared.sync.echoes import crm_items, merged, sent_digests
+from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.link_store import LinkEntity, LinkStore
 from shared.sync.links import LinkRow, LinkState
 from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
@@ -171,3 +171,51 @@ def test_a_webhook_step_runs_when_its_own_earlier_delivery_took_the_lease(world)
     assert not already_covered(job, profile, "message-7")
     assert already_covered(job, profile, "message-8")
     assert not already_covered(job.model_copy(update={"reason": "sweep"}), profile, "message-8")
+
+
+# --- the CRM's callbacks: told apart by their affected values -----------------------------------
+
+def _link_written_by_us(world, sent: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
+    partition = world.profiles.get(MEMBER, SyncKind.CONTACTS).entity.links_partition
+    world.links.write(partition, [(None, LinkRow(link_id="a", state=LinkState.SYNCED, crm_id="c1", outlook_id="o1",
+                                                 crm_version="v", outlook_version="K1",
+                                                 crm_sent=sent_digests({"id": "c1", **sent})))])
+
+
+def crm_request(world, operation: str, values: dict[str, object] | None, ids: tuple[str, ...] = ("c1",)) -> bool | None:  # type: ignore[no-untyped-def]
+    affected = [] if values is None else [{"record_id": i, "values": values} for i in ids]
+    return world.service.webhooks.request_unless_echo(MEMBER, SyncKind.CONTACTS, StepReason.CRM_WEBHOOK,
+                                                      crm_items(operation, list(ids), affected))
+
+
+def test_the_crms_echo_of_our_write_queues_nothing(world) -> None:  # type: ignore[no-untyped-def]
+    _link_written_by_us(world, {"Title": "Chef", "Department": "Sales", "Email": "a@b.test"})
+    assert crm_request(world, "update", {"Title": "Chef"}) is None  # only what we sent changed, to what we sent
+    assert crm_request(world, "update", {}) is None  # our write changed nothing
+    assert crm_request(world, "insert", None) is None  # a create happens once: its link exists
+    assert world.queue.sent == []
+
+
+@pytest.mark.parametrize(("operation", "values", "ids"), [
+    ("update", {"Title": "Sous-chef"}, ("c1",)),                    # same field, another value: someone's edit
+    ("update", {"Title": "Chef", "Phone": "+33 1"}, ("c1",)),       # a field we did not send
+    ("update", None, ("c1",)),                                     # no values to compare
+    ("update", {"Title": "Chef"}, ("c1", "c2")),                    # one record we never linked
+    ("insert", None, ("c2",)),                                     # a new record
+    ("delete", None, ("c1",)),                                     # a deletion is never an echo
+], ids=["other-value", "other-field", "no-values", "unlinked", "new", "deleted"])
+def test_anything_but_the_crms_echo_queues_a_step(world, operation, values, ids) -> None:  # type: ignore[no-untyped-def]
+    _link_written_by_us(world, {"Title": "Chef"})
+    assert crm_request(world, operation, values, ids) is True
+    assert len(world.queue.sent) == 1
+
+
+def test_a_row_rewritten_since_our_write_no_longer_vouches_for_it(world) -> None:  # type: ignore[no-untyped-def]
+    """Our write sent Title 'Chef'; someone then set 'Sous-chef' (a step synced it, rewriting
+    the row), and now sets 'Chef' again: that is a change, not our echo."""
+    row = LinkRow(link_id="a", state=LinkState.SYNCED, crm_id="c1", outlook_id="o1", crm_version="v",
+                  outlook_version="K1", crm_sent=sent_digests({"Title": "Chef"}))
+    assert row.replace(crm_version="v2").crm_sent is None
+    partition = world.profiles.get(MEMBER, SyncKind.CONTACTS).entity.links_partition
+    world.links.write(partition, [(None, row.replace(crm_version="v2"))])
+    assert crm_request(world, "update", {"Title": "Chef"}) is True
