@@ -169,5 +169,6 @@ def _items_of(items: list[str] | None, ids: list[str]) -> list[str] | None:
     """The callback's entries for these records (None unless each has one)."""
     if items is None:
         return None
-    mine = [entry for entry in items if entry.split("|", 2)[1] in set(ids)]
-    return mine if len({entry.split("|", 2)[1] for entry in mine}) == len(set(ids)) else None
+    wanted = set(ids)
+    mine = [entry for entry in items if entry.partition("|")[2].partition("|")[0] in wanted]
+    return mine if {entry.partition("|")[2].partition("|")[0] for entry in mine} == wanted else None

@@ -21,8 +21,9 @@ from shared.crm.watch import CallbackRejected
 from shared.storage import TableEntity
 from shared.sync.crm_routing import CrmChange
 from shared.sync.dependencies import SyncDependencies
+from shared.sync.echoes import sent_digests
 from shared.sync.jobs import SYNC_QUEUES, StepReason, SyncJob, SyncJobQueues
-from shared.sync.links import Side
+from shared.sync.links import LinkRow, LinkState, Side
 from shared.sync.org_channels import OrgChannel, OrgMember
 from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
 from shared.sync.service import SyncService
@@ -120,12 +121,15 @@ class LinksInMemory:
 
     def __init__(self, counts: dict[str, int]) -> None:
         self.crm_ids: dict[str, set[str]] = {}
+        self.synced: dict[str, list[LinkRow]] = {}  # whole rows, for the echo checks
         self.counts = counts
 
     def load(self, partition: str, *, crm_ids: Any = (), **_: Any) -> list[Any]:
         wanted = set(crm_ids)
         self.counts["table"] += len(wanted) + 1  # point reads of the index rows, and the pending query
-        return [SimpleNamespace(crm_id=i) for i in self.crm_ids.get(partition, set()) & wanted]
+        rows = [row for row in self.synced.get(partition, []) if row.crm_id in wanted]
+        return rows or [SimpleNamespace(crm_id=i, state=LinkState.SYNCED, crm_sent=None)
+                        for i in self.crm_ids.get(partition, set()) & wanted]
 
     def purge(self, partition: str) -> int:
         return 0
@@ -186,11 +190,14 @@ class OrgWorld:
             made.append(member)
         return made
 
-    def callback(self, operation: str, ids: list[str], *, token: str | None = None, channel_id: str | None = None) -> None:
+    def callback(self, operation: str, ids: list[str], *, token: str | None = None, channel_id: str | None = None,
+                 values: dict[str, Any] | None = None) -> None:
         row = self.channel()
         self.service.crm_callback(json.dumps({
             "channel_id": channel_id or row.channel_id, "module": "Contacts", "operation": operation, "ids": ids,
-            "token": token or row.token}).encode())
+            "token": token or row.token,
+            **({"affected_values": [{"record_id": i, "values": values} for i in ids]} if values is not None else {}),
+        }).encode())
 
     def channel(self) -> OrgChannel:
         stored = self.service.org_channels.channel(ORG, KIND)
@@ -313,6 +320,23 @@ def test_a_single_members_org_is_routed_at_once_without_the_queue(world: OrgWorl
     assert world.changes.sent == []
     assert [s.member for s in world.steps()] == [member.partition_key]
     assert world.counts["crm"] == 0
+
+
+@pytest.mark.parametrize(("values", "steps"), [({"Title": "Chef"}, 0), ({"Title": "Sous-chef"}, 1), ({"Phone": "1"}, 1)],
+                         ids=["our-echo", "another-value", "another-field"])
+def test_the_owners_echo_of_its_own_write_wakes_nobody_in_a_many_member_org(world: OrgWorld, values, steps) -> None:  # type: ignore[no-untyped-def]
+    """Routed by owner (the org has many members): the callback's affected values, carried by the
+    queued change, are checked against what the owner's last write sent (``shared.sync.echoes``)."""
+    members = world.syncing(20)
+    owner = members[3]
+    world.crm.change("5000000000001", owner.user_id)
+    world.links.synced[f"{owner.partition_key}|{KIND.value}|g3"] = [LinkRow(
+        link_id="a", state=LinkState.SYNCED, crm_id="5000000000001", outlook_id="o1", crm_version="v",
+        outlook_version="k", crm_sent=sent_digests({"id": "5000000000001", "Title": "Chef"}))]
+    world.reset()
+    world.callback("update", ["5000000000001"], values=values)
+    world.route_queued_changes()
+    assert [s.member for s in world.steps()] == [owner.partition_key] * steps
 
 
 def test_the_callbacks_checks_still_hold(world: OrgWorld) -> None:
