@@ -48,14 +48,34 @@ def estimate(results: dict[str, Any], prices: dict[str, float] = PRICES) -> dict
         return (big.get(f"outlook_change_{key}", 0) + big.get(f"crm_change_{key}", 0)) / 2
 
     changes = MEMBERS * CHANGES_PER_MEMBER_PER_DAY * DAYS
-    sweeps = MEMBERS * 2 * SWEEPS_PER_DAY * DAYS  # two profiles (calendar, contacts) per member
+    profiles = MEMBERS * 2  # two profiles (calendar, contacts) per member
+    fanout = _scenario(results, "org-fanout")
+    if fanout is not None:
+        # The timer's tick (issue 20): an idle tick's own cost per member with a sync on, and one
+        # full delta round per profile a day (what ``idle_sweep_*`` measures per profile).
+        tick = fanout["product"]
+        full_rounds = profiles * DAYS
+        ticks = profiles * SWEEPS_PER_DAY * DAYS
+        sweep = {
+            "table_transactions": ticks * tick.get("idle_tick_table_transactions_per_member", 0)
+            + full_rounds * big.get("idle_sweep_table_transactions_per_profile", 0),
+            "executions": full_rounds * big.get("idle_sweep_function_executions_per_profile", 0),
+            "graph_requests": full_rounds * big.get("idle_sweep_graph_requests_per_profile", 0),
+            "crm_calls": ticks * tick.get("idle_tick_crm_calls_per_member", 0)
+            + full_rounds * big.get("idle_sweep_crm_calls_per_profile", 0),
+        }
+        sweep_model = "tick (org-fanout) + one full round per profile a day"
+    else:  # results from before the tick: a step per profile every 5 minutes
+        sweeps = profiles * SWEEPS_PER_DAY * DAYS
+        sweep = {key: sweeps * big.get(f"idle_sweep_{key}_per_profile", 0)
+                 for key in ("table_transactions", "graph_requests", "crm_calls")}
+        sweep["executions"] = sweeps * big.get("idle_sweep_function_executions_per_profile", 0)
+        sweep_model = "a step per profile every 5 minutes"
     steady_month = {
-        "table_transactions": changes * per_change("table_transactions")
-        + sweeps * big.get("idle_sweep_table_transactions_per_profile", 0),
-        "executions": changes * per_change("function_executions")
-        + sweeps * big.get("idle_sweep_function_executions_per_profile", 0),
-        "graph_requests": changes * per_change("graph_requests") + sweeps * big.get("idle_sweep_graph_requests_per_profile", 0),
-        "crm_calls": changes * per_change("crm_calls") + sweeps * big.get("idle_sweep_crm_calls_per_profile", 0),
+        "table_transactions": changes * per_change("table_transactions") + sweep["table_transactions"],
+        "executions": changes * per_change("function_executions") + sweep["executions"],
+        "graph_requests": changes * per_change("graph_requests") + sweep["graph_requests"],
+        "crm_calls": changes * per_change("crm_calls") + sweep["crm_calls"],
     }
     # Active time per execution: from the propagation scenario (single changes), else 0.5 s.
     propagation = _scenario(results, "propagation")
@@ -90,7 +110,8 @@ def estimate(results: dict[str, Any], prices: dict[str, float] = PRICES) -> dict
     }
     return {
         "assumptions": {"members": MEMBERS, "days": DAYS, "changes_per_member_per_day": CHANGES_PER_MEMBER_PER_DAY,
-                        "sweeps_per_profile_per_day": SWEEPS_PER_DAY, "seconds_per_execution": round(seconds_per_execution, 3),
+                        "sweeps_per_profile_per_day": SWEEPS_PER_DAY, "sweep_model": sweep_model,
+                        "seconds_per_execution": round(seconds_per_execution, 3),
                         "prices": prices},
         "steady_month": {k: round(v) for k, v in steady_month.items()},
         "steady_month_usd": dollars(steady_month["table_transactions"], steady_month["executions"], steady_month["execution_s"]),
