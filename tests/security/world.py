@@ -33,7 +33,7 @@ from shared.storage.queues import JobQueue
 from shared.wiring import get_services
 from tests.product_stack import CONTOSO, FABRIKAM, ProductStack
 
-BOOKKEEPING_TABLES = ("crmslots", "crmtokens")
+BOOKKEEPING_TABLES = ("crmslots", "crmtokens", "graphmailboxes")  # shared limiters: their threads write any time
 
 ADELE, MEGAN, DIEGO, ALEX = "adele@contoso.test", "megan@contoso.test", "diego@contoso.test", "alex@contoso.test"
 FABRICE = "fabrice@fabrikam.test"

@@ -115,7 +115,8 @@ def test_hundred_creates_go_as_five_batches(mailbox: GraphMailbox, emulator: Emu
     updated = calendars.update_events(calendar.id, [(i, {"subject": "renamed"}) for i in ids[:30]])
     assert [u.subject for u in updated] == ["renamed"] * 30  # type: ignore[union-attr]
     deleted = calendars.delete_events(calendar.id, [*ids[:25], ids[0]])
-    assert deleted[:25] == [True] * 25 and deleted[25] in (True, False)
+    # ids[0] twice, in two batches that may run at once: whichever comes second finds it gone.
+    assert deleted[1:25] == [True] * 24 and True in (deleted[0], deleted[25])
     assert len(emulator.calendars_named(CALENDAR_NAME)[0]["events"]) == 75
 
 
