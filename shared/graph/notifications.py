@@ -161,8 +161,7 @@ def _screen(body: bytes | str | Mapping[str, Any], model: type[N], event_field: 
         else:
             dropped[reason] += 1
         named = items[key]
-        fits = named is not None and len(named) < MAX_ITEMS_PER_SUBSCRIPTION
-        items[key] = [*named, _item_change(entry, event)] if named is not None and fits else None
+        items[key] = [*named, _item_change(entry, event)] if named is not None and len(named) < MAX_ITEMS_PER_SUBSCRIPTION else None
     try:
         notifications = [model.model_validate(entry) for entry in kept.values()]
     except ValidationError as error:

@@ -104,11 +104,8 @@ def own_echoes(links: LinkRows, profile: SyncProfile, items: Sequence[str]) -> b
     outlook: dict[str, str] = {}
     crm: dict[str, str] = {}
     for entry in items:
-        side, _, rest = entry.partition("|")
-        item_id, _, detail = rest.partition("|")
-        if side == OUTLOOK:
-            item_id, _, detail = rest.rpartition("|")  # Outlook ids never hold "|"; changeKeys may not either
-        if not item_id or side not in (OUTLOOK, CRM):
+        side, item_id, detail = (entry.split("|", 2) + ["", ""])[:3]  # ids and versions hold no "|"
+        if not item_id or side not in (OUTLOOK, CRM) or side == OUTLOOK and not detail:
             return False
         (outlook if side == OUTLOOK else crm)[item_id] = detail
     if not (outlook or crm) or len(outlook) + len(crm) > MAX_ITEMS:

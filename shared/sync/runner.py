@@ -217,7 +217,7 @@ class SyncRunner:
                     self.links.purge(stepped.links_partition)  # with the initial sync's selection
                 return False
             released = _carry(latest.entity, stepped)
-            if released.delta_queued and released.delta_items and self._own_echoes(released, released.delta_items):
+            if released.delta_queued and released.delta_items and own_echoes(self.links, released, released.delta_items):
                 # The webhooks since the lease was taken named only this step's own writes
                 # (their echoes came before its rows were saved): the queued step has nothing to do.
                 released = released.model_copy(update={"delta_queued": False, "delta_queued_at": None, "delta_items": None})
@@ -228,9 +228,6 @@ class SyncRunner:
             except ConcurrencyConflict:
                 continue
         raise ConcurrencyConflict(f"could not release the lease of {job.member}")
-
-    def _own_echoes(self, profile: SyncProfile, items: list[str]) -> bool:
-        return own_echoes(self.links, profile, items)
 
     # -- the steps (``initial_sync``, ``delta_round``, ``remap_pages``; seams for tests) -------------
 

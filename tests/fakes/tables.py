@@ -166,3 +166,26 @@ def _matches(stored: Any, compare: Any, value: Any) -> bool:
         return bool(compare(stored, value))
     except TypeError:
         return False
+
+
+class CountsRequests:
+    """Mixed into a table (in memory or on Azurite): counts the reads and writes asked of it,
+    each one Table transaction (``requests``)."""
+
+    requests = 0
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        self.requests += 1
+        return super().get(*args, **kwargs)  # type: ignore[misc]
+
+    def query(self, *args: Any, **kwargs: Any) -> Any:
+        self.requests += 1
+        return super().query(*args, **kwargs)  # type: ignore[misc]
+
+    def insert(self, *args: Any, **kwargs: Any) -> Any:
+        self.requests += 1
+        return super().insert(*args, **kwargs)  # type: ignore[misc]
+
+    def replace(self, *args: Any, **kwargs: Any) -> Any:
+        self.requests += 1
+        return super().replace(*args, **kwargs)  # type: ignore[misc]

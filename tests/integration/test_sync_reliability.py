@@ -26,7 +26,6 @@ from shared.accounts.models import MemberIdentity
 from shared.crm.records import ListQuery
 from shared.graph.container import ItemDraft
 from shared.graph.errors import GraphError
-from shared.storage import ConcurrencyConflict
 from shared.sync import ConflictPolicy, Create, SideChanges, plan
 from shared.sync.jobs import SYNC_QUEUES
 from shared.sync.profiles import LeaseHeld, SyncKind, SyncState
@@ -40,6 +39,7 @@ from tests.integration.sync_setup import (
     linked_member,
     outlook_items,
     profile,
+    release_held_lease,
     wait_until,
 )
 from tests.product_stack import ROOT, ProductStack, product_environment
@@ -238,14 +238,7 @@ def test_a_step_that_died_between_its_outlook_creates_and_its_link_rows_duplicat
                   transaction_id=a.marker_for(c.transaction_key or "")) for c in creates])
     assert all(not isinstance(item, GraphError) for item in made)
     # ... and died before writing its link rows: its lease is released, the next round runs.
-    for _ in range(8):  # webhooks mark the profile meanwhile: released as the runner does, read again on a race
-        stored = services.sync_profiles.get(key, kind)
-        assert stored is not None and stored.entity.lease_owner == owner
-        try:
-            services.sync_profiles.release(stored.entity, stored.etag)
-            break
-        except ConcurrencyConflict:
-            continue
+    release_held_lease(key, kind, owner)
     services.sync.sweep()  # what the webhooks queued meanwhile was left to the lease's holder: a round now
     settle(stack, member, kind, 23)
 

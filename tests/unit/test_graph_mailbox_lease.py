@@ -13,7 +13,7 @@ import pytest
 from shared.graph.gate import GateTimeout, ShareTooSmall
 from shared.graph.mailbox_lease import IDLE_SECONDS, LEASE_SECONDS, SharedMailboxes, row_partition
 from shared.graph.mailbox_shares import MailboxLimits, MailboxLimitsRow
-from tests.fakes.tables import TableRepositoryInMemory
+from tests.fakes.tables import CountsRequests, TableRepositoryInMemory
 
 MAILBOX = "tenant-1/5ab13abb-ac37-51e7-b210-bfbe6d7086ae"
 
@@ -26,24 +26,11 @@ class Clock:
         return self.now
 
 
-class CountingRows(TableRepositoryInMemory[MailboxLimitsRow]):
+class CountingRows(CountsRequests, TableRepositoryInMemory[MailboxLimitsRow]):
     """The table, counting what the claims ask of it (each call is one Table transaction)."""
 
     def __init__(self) -> None:
         super().__init__(MailboxLimitsRow)
-        self.requests = 0
-
-    def get(self, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
-        self.requests += 1
-        return super().get(*args, **kwargs)
-
-    def insert(self, entity: MailboxLimitsRow):  # type: ignore[no-untyped-def]
-        self.requests += 1
-        return super().insert(entity)
-
-    def replace(self, entity: MailboxLimitsRow, etag: str):  # type: ignore[no-untyped-def]
-        self.requests += 1
-        return super().replace(entity, etag)
 
 
 def instances(count: int, rows: CountingRows, clock: Clock, idle_seconds: float = IDLE_SECONDS,

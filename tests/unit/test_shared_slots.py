@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.storage.shared_slots import IDLE_SECONDS, LEASE_SECONDS, SharedSlots, SlotRow, SlotsExhausted
-from tests.fakes.tables import TableRepositoryInMemory
+from tests.fakes.tables import CountsRequests, TableRepositoryInMemory
 
 KEY = "crm|org-1"
 
@@ -23,24 +23,11 @@ class Clock:
         return self.now
 
 
-class CountingRows(TableRepositoryInMemory[SlotRow]):
+class CountingRows(CountsRequests, TableRepositoryInMemory[SlotRow]):
     """The table, counting what the limiter asks of it."""
 
     def __init__(self) -> None:
         super().__init__(SlotRow)
-        self.requests = 0
-
-    def query(self, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
-        self.requests += 1
-        return super().query(*args, **kwargs)
-
-    def insert(self, entity: SlotRow):  # type: ignore[no-untyped-def]
-        self.requests += 1
-        return super().insert(entity)
-
-    def replace(self, entity: SlotRow, etag: str):  # type: ignore[no-untyped-def]
-        self.requests += 1
-        return super().replace(entity, etag)
 
 
 def instances(count: int, rows: CountingRows, clock: Any = time.time) -> list[SharedSlots]:

@@ -23,6 +23,7 @@ from shared.graph.mailbox_lease import IDLE_SECONDS, SharedMailboxes
 from shared.graph.mailbox_shares import MailboxLimits, MailboxLimitsRow
 from shared.graph.pacing import Pacing
 from shared.storage import TableRepository
+from tests.fakes.tables import CountsRequests
 
 from .conftest import ADELE, TENANT, Emulator
 from .test_calendars import event_fields
@@ -30,24 +31,8 @@ from .test_calendars import event_fields
 MAILBOX = f"{TENANT}/{ADELE}"
 
 
-class CountingRows(TableRepository[MailboxLimitsRow]):
-    """The Azurite table, counting the Table transactions of one instance."""
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.transactions = 0
-
-    def get(self, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
-        self.transactions += 1
-        return super().get(*args, **kwargs)
-
-    def insert(self, entity: MailboxLimitsRow):  # type: ignore[no-untyped-def]
-        self.transactions += 1
-        return super().insert(entity)
-
-    def replace(self, entity: MailboxLimitsRow, etag: str):  # type: ignore[no-untyped-def]
-        self.transactions += 1
-        return super().replace(entity, etag)
+class CountingRows(CountsRequests, TableRepository[MailboxLimitsRow]):
+    """The Azurite table, counting the Table transactions of one instance (``requests``)."""
 
 
 @pytest.fixture
@@ -123,10 +108,10 @@ def test_three_instances_stay_inside_the_mailboxs_four_in_flight(
     errors = three_at_once(emulator, boxes)
 
     counters = emulator.counters()
-    transactions = sum(rows.transactions for _, rows in hosts)
+    transactions = sum(rows.requests for _, rows in hosts)
     claims = sum(lease.claims_begun for shared, _ in hosts for lease in shared.leases())
     print(f"\n{emulator_concurrency}: counters {counters}, table transactions {transactions} for {claims} claims "
-          f"({transactions / max(1, claims):.1f} per claim), per instance {[rows.transactions for _, rows in hosts]}")
+          f"({transactions / max(1, claims):.1f} per claim), per instance {[rows.requests for _, rows in hosts]}")
     assert errors == []
     assert counters["total"] == 3 * (40 + 8)
     assert counters["concurrentPeak"] <= 4 and counters["throttled429"] == 0, counters
