@@ -51,7 +51,8 @@ class EntraApp:
         self._secret = client_secret
         self._session = session
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two maps, never held across a call
+        self._building: dict[str, threading.Lock] = {}  # a lock per tenant whose app is being made
 
     def _new_app(self, tenant: str) -> msal.ConfidentialClientApplication:
         return msal.ConfidentialClientApplication(
@@ -64,11 +65,26 @@ class EntraApp:
         )
 
     def _app(self, tenant: str) -> msal.ConfidentialClientApplication:
-        """One MSAL app per authority, kept for the process (its cache holds app tokens)."""
+        """One MSAL app per authority, kept for the process (its cache holds app tokens).
+
+        Making one asks the authority for its OpenID configuration (MSAL does it in the
+        constructor): under one lock for every tenant, 100 tenants enabling at once held every
+        other tenant's Graph calls behind their round trips (propagation-under-load: steps of
+        20 s for a one-event change). So the map is read without waiting, and an app is made
+        under its own tenant's lock."""
+        app = self._apps.get(tenant)
+        if app is not None:
+            return app
         with self._lock:
-            if tenant not in self._apps:
-                self._apps[tenant] = self._new_app(tenant)
-            return self._apps[tenant]
+            building = self._building.setdefault(tenant, threading.Lock())
+        with building:
+            app = self._apps.get(tenant)
+            if app is None:
+                app = self._new_app(tenant)
+                with self._lock:
+                    self._apps[tenant] = app
+                    self._building.pop(tenant, None)
+            return app
 
     def start_sign_in(self, redirect_uri: str, *, login_hint: str | None = None) -> dict[str, Any]:
         """Begin the auth code flow; the returned flow (with its PKCE verifier) is a secret
