@@ -29,6 +29,9 @@ from local.demo_world import APP_REGISTRATION, CRM_CLIENT
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 LATENCY_MS = 30  # injected per Graph request (each $batch item) and per CRM call
+# The functions of queue sync-bulk (functions/sync_workers.py): on an instance of their own when
+# a scenario mirrors Flex Consumption's per-function scaling.
+BULK_FUNCTIONS = ("sync_bulk_step", "sync_bulk_step_given_up")
 CONTOSO = "7c1e2b8a-3f4d-4e5a-9b6c-0d1e2f3a4b5c"
 ADELE = "adele@contoso.test"
 FLOOR_USER = "floor@contoso.test"  # the floor's own mailbox beside the product's member
@@ -112,8 +115,12 @@ def _user(upn: str, name: str, *, admin: bool) -> dict[str, Any]:
 class BenchStack:
     """``with BenchStack(workdir) as stack:`` the whole stack, fresh tables (own TABLE_PREFIX)."""
 
-    def __init__(self, workdir: Path, *, latency_ms: int = LATENCY_MS) -> None:
+    def __init__(self, workdir: Path, *, latency_ms: int = LATENCY_MS, bulk_on_own_instance: bool = False) -> None:
+        """``bulk_on_own_instance``: the sync-bulk trigger runs on a host of its own and every
+        other function on the first, as Flex Consumption scales each queue-triggered function on
+        its own instances (per-function scaling); otherwise one host runs everything."""
         self.workdir = workdir
+        self.bulk_on_own_instance = bulk_on_own_instance
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.latency_ms = latency_ms
         self.azurite = Azurite(log_path=workdir / "azurite.log")
@@ -162,8 +169,11 @@ class BenchStack:
             "SESSION_SECRET": uuid.uuid4().hex * 2,
         }
         self.set_latency()
+        first = {**self.env, "BENCH_TABLE_COUNTS_FILE": str(self.counts_file)}
+        if self.bulk_on_own_instance:
+            first.update({f"AzureWebJobs.{name}.Disabled": "true" for name in BULK_FUNCTIONS})
         self.host = Service("host", [PYTHON, "-m", "local.host", "--port", str(port)], self.workdir / "host.log",
-                            env={**self.env, "BENCH_TABLE_COUNTS_FILE": str(self.counts_file)}).start()
+                            env=first).start()
         deadline = time.monotonic() + 90
         while True:
             if not self.host.alive():
@@ -175,6 +185,11 @@ class BenchStack:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the Functions host did not answer within 90 s") from None
                 time.sleep(0.2)
+        if self.bulk_on_own_instance:
+            # Every function the first host lists, but sync-bulk's (and health, to see it is up).
+            listed = re.findall(r"\] Function (\w+): ", self.host.log.read_text(errors="replace"))
+            others = {name for name in listed if name not in BULK_FUNCTIONS and name != "health"}
+            self.extra_hosts.append(self._extra_host(2, {f"AzureWebJobs.{name}.Disabled": "true" for name in others}))
         self._use_env_here()
         return self
 
@@ -184,10 +199,10 @@ class BenchStack:
         for _ in range(count):
             self.extra_hosts.append(self._extra_host(len(self.extra_hosts) + 2))
 
-    def _extra_host(self, number: int) -> Service:
+    def _extra_host(self, number: int, env: dict[str, str] | None = None) -> Service:
         port = free_port()
         service = Service(f"host{number}", [PYTHON, "-m", "local.host", "--port", str(port)], self.workdir / f"host{number}.log",
-                          env=self.env).start()
+                          env={**self.env, **(env or {})}).start()
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -299,16 +314,30 @@ class BenchStack:
         assert self.host is not None
         return self.host.log.stat().st_size if self.host.log.exists() else 0
 
+    def instances_log_marks(self) -> list[int]:
+        """Where each extra host's log ends now (see ``instances_executions``)."""
+        return [h.log.stat().st_size if h.log.exists() else 0 for h in self.extra_hosts]
+
     def host_executions(self, mark: int) -> dict[str, float]:
         """Function executions the host logged since ``mark``, and their summed duration (what
         Flex Consumption bills as active time, at most)."""
         assert self.host is not None
-        with self.host.log.open("rb") as log:
-            log.seek(mark)
-            text = log.read().decode(errors="replace")
-        durations = [int(d) for d in re.findall(r"Executed '[^']+' \((?:Succeeded|Failed)[^)]*Duration=(\d+)ms\)", text)]
-        return {"function_executions": len(durations), "function_execution_s": round(sum(durations) / 1000, 1)}
+        return _executions(self.host.log, mark)
+
+    def instances_executions(self, host_mark: int, marks: list[int]) -> dict[str, float]:
+        """``host_executions`` of every host together, each since its mark."""
+        assert self.host is not None
+        counts = [_executions(self.host.log, host_mark), *(_executions(h.log, m) for h, m in zip(self.extra_hosts, marks, strict=True))]
+        return {key: round(sum(c[key] for c in counts), 1) for key in counts[0]}
 
     def host_peak_memory_mb(self) -> float | None:
         assert self.host is not None
         return peak_memory_mb(self.host.pid)
+
+
+def _executions(log_path: Path, mark: int) -> dict[str, float]:
+    with log_path.open("rb") as log:
+        log.seek(mark)
+        text = log.read().decode(errors="replace")
+    durations = [int(d) for d in re.findall(r"Executed '[^']+' \((?:Succeeded|Failed)[^)]*Duration=(\d+)ms\)", text)]
+    return {"function_executions": len(durations), "function_execution_s": round(sum(durations) / 1000, 1)}
