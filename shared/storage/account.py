@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import requests
+import requests.adapters
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
+from urllib3.util.retry import Retry
 
 from shared.config import Settings
 from shared.storage.metrics import CountingTransport
@@ -15,6 +18,21 @@ from shared.storage.metrics import CountingTransport
 # Short connection timeouts: a health check or a worker should fail fast, not hang for minutes.
 _CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
 _TRANSPORT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
+# Table connections kept open per process. The SDK's own session keeps 10: with 100 sync steps
+# at once, every other request opened a new connection (a TLS handshake in Azure) and dropped
+# it after ("Connection pool is full, discarding connection", bench propagation-under-load).
+TABLE_CONNECTIONS = 64
+
+
+def _table_session() -> requests.Session:
+    """The Table transport's session: given to the SDK (which then mounts no adapter of its
+    own), with a pool for the process's threads and no retries of its own (the SDK retries)."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=TABLE_CONNECTIONS,
+                                            max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 @dataclass(frozen=True)
@@ -45,7 +63,8 @@ class StorageAccount:
         return DefaultAzureCredential(managed_identity_client_id=self.managed_identity_client_id)
 
     def table_service(self) -> TableServiceClient:
-        options = {**_CLIENT_OPTIONS, "retry_total": self.retry_total, "transport": CountingTransport(**_TRANSPORT_OPTIONS)}
+        transport = CountingTransport(session=_table_session(), session_owner=False, **_TRANSPORT_OPTIONS)
+        options = {**_CLIENT_OPTIONS, "retry_total": self.retry_total, "transport": transport}
         if self.table_service_uri:
             return TableServiceClient(endpoint=self.table_service_uri, credential=self._credential, **options)
         assert self.connection_string

@@ -221,3 +221,23 @@ def test_invalid_message_bodies_are_named() -> None:
         decode_message(b'{"member": 1}', Job)
     with pytest.raises(InvalidMessage, match="base64"):
         decode_wire_message("not base64 at all!", Job)
+
+
+def test_many_threads_reuse_the_accounts_table_connections(azurite, unique_name, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Many sync steps of one process read and write tables at once: the account's client keeps
+    their connections (the SDK's own pool of 10 dropped every other one after use, and each new
+    one is a TLS handshake in Azure)."""
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.storage.account import TABLE_CONNECTIONS, StorageAccount
+
+    service = StorageAccount(connection_string=azurite.connection_string).table_service()
+    repository = TableRepository(service, unique_name("t"), Sample)
+    repository.ensure_table()
+    repository.upsert(Sample(partition_key="p", row_key="r", title="x"))
+    threads = TABLE_CONNECTIONS // 2
+    with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"), ThreadPoolExecutor(threads) as pool:
+        for _ in range(3):
+            assert all(pool.map(lambda _: repository.get("p", "r") is not None, range(threads * 4)))
+    assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
