@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import make_server
 
+from ..serving import Serving
 from . import control, datacentres, provisioning, seeding
 from .accounts import oauth, pages
 from .api import fields as api_fields
@@ -61,10 +60,9 @@ def create_app(crm: Crm) -> Flask:
 class RunningCrm:
     """A started emulator: where it listens, its state, and how to stop it."""
 
-    def __init__(self, crm: Crm, server: Any, thread: threading.Thread) -> None:
+    def __init__(self, crm: Crm, server: Serving) -> None:
         self.crm = crm
-        self._server = server
-        self._thread = thread
+        self._serving = server
         self.host = server.host
         self.port = server.port
         self.base_url = f"http://{server.host}:{server.port}"
@@ -84,9 +82,7 @@ class RunningCrm:
         return f"{self.base_url}/provisioning/v1"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._serving.stop()
         self.crm.notifier.stop()
 
 
@@ -98,10 +94,7 @@ def start(host: str = "127.0.0.1", port: int = 0, seed: dict[str, Any] | str | P
     if crm.seed_data is not None:
         seeding.load(crm.store, crm.seed_data)
     app = create_app(crm)
-    server = make_server(host, port, app, threaded=True)
-    server.daemon_threads = True
+    server = Serving(host, port, app, name="crm-emulator")
     crm.base_url = f"http://{host}:{server.port}"
     crm.notifier.start()
-    thread = threading.Thread(target=server.serve_forever, name="crm-emulator", daemon=True)
-    thread.start()
-    return RunningCrm(crm, server, thread)
+    return RunningCrm(crm, server)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import make_server
 
+from ..serving import Serving
 from .certs import TlsMaterial, prepare_tls
 from .errors import GraphError, current_request_id, error_response
 from .graph.subscriptions import Notifier
@@ -86,16 +85,14 @@ class RunningM365:
     tls: TlsMaterial
     app: Flask
     store: Store
-    _server: object
-    _thread: threading.Thread
+    _serving: Serving
 
     @property
     def leaf_spki_sha256(self) -> str:
         return self.tls.leaf_spki_sha256_b64
 
     def stop(self) -> None:
-        self._server.shutdown()  # type: ignore[attr-defined]
-        self._thread.join(timeout=10)
+        self._serving.stop()
         self.app.extensions["m365"].notifier.stop()
 
 
@@ -108,10 +105,8 @@ def start(host: str = "127.0.0.1", port: int = 0, seed: dict | str | Path | None
     tls = prepare_tls(state_dir)
     store = Store(load_seed(seed))
     app = create_app(store, state_dir)
-    server = make_server(host, port, app, threaded=True, ssl_context=tls.server_context())
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name=f"m365-{uuid.uuid4().hex[:6]}", daemon=True)
-    thread.start()
-    base_url = f"https://{host}:{server.server_port}"
+    serving = Serving(host, port, app, name=f"m365-{uuid.uuid4().hex[:6]}",
+                      tls=(str(tls.leaf_cert_path), str(tls.leaf_key_path), tls.server_context()))
+    base_url = f"https://{host}:{serving.port}"
     return RunningM365(base_url=base_url, graph_url=f"{base_url}/v1.0", ca_cert_path=tls.ca_cert_path, tls=tls, app=app,
-                       store=store, _server=server, _thread=thread)
+                       store=store, _serving=serving)
