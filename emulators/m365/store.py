@@ -71,6 +71,7 @@ class Store:
             self.apps: dict[str, dict] = {}
             self.tenants: dict[str, dict] = {}
             self.users: dict[str, dict] = {}
+            self._user_by_upn: dict[str, str] = {}  # lower-case UPN -> id: a lookup per Graph request
             self.mailboxes: dict[str, Mailbox] = {}
             self.consents: list[dict] = []
             # Exchange Online application access policies (New-ApplicationAccessPolicy): per tenant and
@@ -157,6 +158,7 @@ class Store:
             record.setdefault("businessPhones", [])
             record.setdefault("mail", record["userPrincipalName"])
             self.users[record["id"]] = record
+            self._user_by_upn[record["userPrincipalName"].lower()] = record["id"]
             if user.get("mailbox") is not None and user.get("assignedLicenses", [None]):
                 box = Mailbox(user_id=record["id"])
                 self.mailboxes[record["id"]] = box
@@ -207,7 +209,9 @@ class Store:
             user = self.users.get(id_or_upn)
             if user is None:
                 wanted = id_or_upn.lower()
-                user = next((u for u in self.users.values() if u["userPrincipalName"].lower() == wanted), None)
+                user = self.users.get(self._user_by_upn.get(wanted, ""))
+                if user is None or user["userPrincipalName"].lower() != wanted:  # renamed since: look
+                    user = next((u for u in self.users.values() if u["userPrincipalName"].lower() == wanted), None)
             if user is not None and tenant_id is not None and user["tenantId"] != tenant_id:
                 return None
             return user
