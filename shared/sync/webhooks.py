@@ -34,7 +34,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RENEW_AHEAD = timedelta(hours=24)
 __all__ = ["SyncWebhooks", "WebhookRoute"]
-ROUTE_MEMO_SECONDS = 60.0
+# A route never changes once written (a subscription or channel id names one member's or org's
+# sync, with one secret, for its life), so a known one is remembered for an hour: a steady trickle
+# of changes minutes apart reads none (a minute cost one read per change and per echo). A route
+# deleted meanwhile (Disable) only delays nothing: the member's state is read for every
+# notification, and a disabled sync queues no step.
+ROUTE_MEMO_SECONDS = 3600.0
 ROUTE_CACHE_ENTRIES = 10_000
 # A queued delta step starts within seconds; a "queued" mark older than this belongs to a step
 # that was lost (a failed send, a poisoned message), and a webhook queues another instead of
