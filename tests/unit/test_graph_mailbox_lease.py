@@ -72,7 +72,7 @@ def test_alone_an_instance_holds_all_four_slots_and_asks_nothing_per_request() -
     assert asked == 2 and rows.requests == asked  # one read, one write; then nothing
     with gate.slots(1, soon()):
         pass
-    assert rows.requests == asked + 1  # a top-up: one write (80 more)
+    assert rows.requests == asked + 1  # a top-up: one write (160 more)
     assert gate.share() == 4
 
 
