@@ -37,8 +37,9 @@ __all__ = ["SyncWebhooks", "WebhookRoute"]
 # A route never changes once written (a subscription or channel id names one member's or org's
 # sync, with one secret, for its life), so a known one is remembered for an hour: a steady trickle
 # of changes minutes apart reads none (a minute cost one read per change and per echo). A route
-# deleted meanwhile (Disable) only delays nothing: the member's state is read for every
-# notification, and a disabled sync queues no step.
+# deleted meanwhile (Disable) and still remembered costs nothing wrong: the member's state is read
+# for every notification, a disabled sync queues no step, and after a new Enable an old
+# subscription's late notification queues one delta round of the new generation.
 ROUTE_MEMO_SECONDS = 3600.0
 ROUTE_CACHE_ENTRIES = 10_000
 # A queued delta step starts within seconds; a "queued" mark older than this belongs to a step

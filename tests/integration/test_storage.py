@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -25,6 +27,7 @@ from shared.storage import (
     TableRepository,
     decode_message,
 )
+from shared.storage.account import TABLE_CONNECTIONS, StorageAccount
 from shared.storage.queues import InvalidMessage, decode_wire_message
 
 
@@ -227,11 +230,6 @@ def test_many_threads_reuse_the_accounts_table_connections(azurite, unique_name,
     """Many sync steps of one process read and write tables at once: the account's client keeps
     their connections (the SDK's own pool of 10 dropped every other one after use, and each new
     one is a TLS handshake in Azure)."""
-    import logging
-    from concurrent.futures import ThreadPoolExecutor
-
-    from shared.storage.account import TABLE_CONNECTIONS, StorageAccount
-
     service = StorageAccount(connection_string=azurite.connection_string).table_service()
     repository = TableRepository(service, unique_name("t"), Sample)
     repository.ensure_table()
