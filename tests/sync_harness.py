@@ -165,6 +165,23 @@ class SyncHarness:
                 self.clock.advance(sent.delay)  # the message becomes visible that much later
             self.pending.append(Delivery(sent.id, sent.message))
 
+    def deliver_one(self, crash_at: int | None) -> bool:
+        """Deliver the first queued message only, its process dying before write ``crash_at``;
+        returns whether it died (its message is queued again, its lease lapsed)."""
+        delivery = self.pending.pop(0)
+        self.budget.left = crash_at
+        try:
+            self.service.run(delivery.job, delivery=delivery.id)
+            return False
+        except Crash:
+            self.queue.take()
+            self.clock.advance(LEASE + timedelta(seconds=1))
+            self.pending.append(delivery)
+            return True
+        finally:
+            self.budget.left = None
+            self._collect()
+
     def settle(self, crashes: Iterable[int | None] = (), duplicates: Iterable[bool] = (), limit: int = 400) -> None:
         """Deliver every queued message, and what each one queues, until none is left.
         ``crashes``: per delivery, the write its process dies before (None: it does not);

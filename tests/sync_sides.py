@@ -168,8 +168,9 @@ class GraphItem:
 
 @dataclass
 class OutlookSideInMemory(OutlookInMemory):
-    """Our container over the Outlook store: ``OutlookSide``. Delta links are log positions;
-    a round lists ``per_page`` items a page; a deleted container answers ContainerGone."""
+    """Our container over the Outlook store: ``OutlookSide``. Delta links are log positions
+    (an item's id carries the position it was made at); a round lists ``per_page`` items a
+    page; a deleted container answers ContainerGone."""
 
     rules: KindRules = field(default_factory=lambda: PlainRules("owner", None))
     per_page: int = 4
@@ -246,7 +247,10 @@ class OutlookSideInMemory(OutlookInMemory):
             last = start + self.per_page >= len(entries)
             yield DeltaPage(
                 changed=[self._item(i, marked=False) for i in chunk if i in self.store.items],
-                removed=[Removed(id=i) for i in chunk if i not in self.store.items],
+                # Graph reports the removal of what its round state knew: an item made after the
+                # round's read and gone before the next one may never be reported (the emulator's
+                # reading, and the worst case the sync must hold against).
+                removed=[Removed(id=i) for i in chunk if i not in self.store.items and _number(i) < since],
                 next_link=None if last else f"next:{since}:{skip + start + self.per_page}",
                 delta_link=f"delta:{top}" if last else None,
             )

@@ -22,6 +22,9 @@ from shared.sync.profiles import SyncProfile, SyncState
 from shared.sync.step_context import StepContext
 
 REREADS = 2  # a pair changed between read and write is read again, at most this many times
+# Outlook items created since the last delta read, read one by one by the next round unless it
+# lists them; past this many, the next round is a full one (it reads what it does not list).
+MAX_UNCONFIRMED = 100
 
 
 class Cycle:
@@ -137,6 +140,9 @@ class Cycle:
             return profile.model_copy(update=changes)
         created = sum(report.created.values())
         removed = sum(report.deleted.values())
+        unconfirmed = [*changes.pop("unconfirmed_outlook", profile.unconfirmed_outlook), *report.outlook_created]
+        if len(unconfirmed) > MAX_UNCONFIRMED:
+            changes["delta_link"], unconfirmed = None, []
         return profile.model_copy(
             update={
                 "synced_items": max(0, profile.synced_items + created - removed),
@@ -144,6 +150,7 @@ class Cycle:
                 "errors": profile.errors + len(report.failures),
                 "last_error": report.failures[-1] if report.failures else profile.last_error,
                 "last_sync_at": self._now(),
+                "unconfirmed_outlook": unconfirmed,
                 **changes,
             }
         )

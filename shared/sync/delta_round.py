@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from shared.crm.records import ListQuery
+from shared.graph.errors import GraphError
 from shared.graph.sync_errors import ItemNotFound
 from shared.sync import ItemDeleted, ItemSeen, SideChanges
 from shared.sync.changes import DeleteSignal
@@ -78,11 +79,16 @@ class DeltaRound:
         outlook_seen += [s for s in seen_series if s.item_id not in known]
         outlook_gone += [ItemDeleted(i, DeleteSignal.NOT_FOUND) for i in gone_series]
         every: list[LinkRow] | None = None  # scanned once for both uses on a full round
+        listed = {s.item_id for s in outlook_seen} | {d.item_id for d in outlook_gone} | masters
+        unconfirmed = profile.unconfirmed_outlook  # carried over while a paged round goes on
         if full_round and not more:
             every = self.links.all(profile.links_partition)
-            listed = {s.item_id for s in outlook_seen} | {d.item_id for d in outlook_gone} | masters
             unlisted = [row for row in every if a.may_be_listed(row.fields, window_from)]
             outlook_gone += self._unlisted_and_gone(profile, ctx.outlook, listed, unlisted)
+            unconfirmed = []
+        elif not more:
+            gone, unconfirmed = self._unconfirmed_and_gone(profile, ctx.outlook, listed)
+            outlook_gone += gone
         watermark = profile.crm_watermark or started
         since = watermark - timedelta(seconds=1)  # the CRM compares whole seconds
         query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id, modified_since=since)  # type: ignore[arg-type]
@@ -110,7 +116,7 @@ class DeltaRound:
             profile = profile.living(decide(profile.life, Event.ROUND_DONE).life)
         return self.cycle.counted(
             profile, report, delta_link=resume, delta_window_from=window_from, crm_watermark=started if not more else watermark,
-            crm_deleted_watermark=started if read_deleted and not more else deleted_mark,
+            crm_deleted_watermark=started if read_deleted and not more else deleted_mark, unconfirmed_outlook=unconfirmed,
         )
 
     def _note_outside_window(self, profile: SyncProfile, outlook: OutlookSide) -> None:
@@ -139,6 +145,24 @@ class DeltaRound:
         if gone:
             log.info("%s full delta round of %s: %d linked items no longer in Outlook", profile.row_key, profile.partition_key, len(gone))
         return [ItemDeleted(item_id, DeleteSignal.NOT_FOUND) for item_id in gone]
+
+    def _unconfirmed_and_gone(
+        self, profile: SyncProfile, outlook: OutlookSide, listed: set[str]
+    ) -> tuple[list[ItemDeleted], list[str]]:
+        """Our own creates since the last round's read (``SyncProfile.unconfirmed_outlook``):
+        the round lists each as our write's echo, unless it is already gone, and then Graph may
+        report nothing (its delta state never knew it). Those not listed are read: a 404 is
+        their deletion (the member deleted it, or dragged it out, within moments). Returns the
+        deletions and the ids still to confirm (a read that failed otherwise)."""
+        unlisted = [item_id for item_id in profile.unconfirmed_outlook if item_id not in listed]
+        if not unlisted:
+            return [], []
+        read = outlook.get_items(profile.container_id or "", unlisted)
+        gone = [i for i, found in zip(unlisted, read, strict=True) if type(found) is ItemNotFound]
+        failed = [i for i, found in zip(unlisted, read, strict=True) if isinstance(found, GraphError) and type(found) is not ItemNotFound]
+        if gone:
+            log.info("%s delta round of %s: %d of our new items already gone from Outlook", profile.row_key, profile.partition_key, len(gone))
+        return [ItemDeleted(item_id, DeleteSignal.NOT_FOUND) for item_id in gone], failed
 
     def _series(
         self, profile: SyncProfile, outlook: OutlookSide, masters: set[str], *, removals: bool

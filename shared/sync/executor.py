@@ -52,6 +52,9 @@ class ExecutionReport:
     # Pairs a conditional write found changed since they were read (If-Match, If-Unmodified-Since):
     # nothing was written for them (or only to the CRM, see ``_updates``); read again and planned anew.
     changed_meanwhile: list[str] = field(default_factory=list)
+    # Outlook items this step created: made after the step's delta read, so the next round
+    # must see them (``SyncProfile.unconfirmed_outlook``).
+    outlook_created: list[str] = field(default_factory=list)
 
     def add(self, other: ExecutionReport) -> None:
         for mine, theirs in ((self.created, other.created), (self.updated, other.updated), (self.deleted, other.deleted)):
@@ -60,6 +63,7 @@ class ExecutionReport:
         self.conflicts += other.conflicts
         self.failures += other.failures
         self.notes += other.notes
+        self.outlook_created += other.outlook_created
         self.changed_meanwhile = list(other.changed_meanwhile)
 
 
@@ -202,6 +206,7 @@ class Executor:
         if isinstance(item, GraphError):
             return self._failed(create.pending, f"Outlook create: {item.code}", report)
         report.created["outlook"] += 1
+        report.outlook_created.append(item.id)
         return [(known.get(create.pending.link_id), create.completed(item.id, item.change_key or ""))]
 
     # -- updates --------------------------------------------------------------------------

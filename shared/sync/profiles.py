@@ -57,6 +57,11 @@ class SyncProfile(TableEntity):
     crm_deleted_watermark: datetime | None = None
     delta_window_from: datetime | None = None  # when the Graph delta round in ``delta_link`` started (its window)
     crm_deletions_noticed: bool = False
+    # Outlook items our steps created after the delta read ``delta_link`` resumes from. Graph's
+    # delta reports the removal of what the round's state knew: one of ours created and then
+    # deleted (or dragged out) before the next round may never be reported, so that round
+    # reads those it does not list (``shared.sync.delta_round``).
+    unconfirmed_outlook: list[str] = []  # pydantic copies the default
     # Webhooks.
     subscription_id: str | None = None
     subscription_expires: datetime | None = None

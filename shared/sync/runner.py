@@ -146,10 +146,7 @@ class SyncRunner:
             # webhooks set are cleared with the lease taken, and what they asked for is done.
             try:
                 profile, etag, owner = self.profiles.acquire(
-                    job.member, job.kind, holder=name, stored=current,
-                    taking=(lambda p: {"delta_queued": False, "crm_deletions_noticed": False, "delta_rerun": False,
-                                      "delta_items": None})
-                    if delta else None,
+                    job.member, job.kind, holder=name, stored=current, taking=_taking_for_delta if delta else None,
                 )
             except LeaseHeld as held:
                 if name is not None and (held.owner or "").startswith(f"{name}|"):
@@ -239,6 +236,19 @@ class SyncRunner:
 
     def _remap_step(self, profile: SyncProfile, job: SyncJob, ctx: StepContext) -> SyncProfile:
         return self.remap.step(profile, job, ctx)
+
+
+def _taking_for_delta(profile: SyncProfile) -> dict[str, object]:
+    """What a delta step changes as it takes the lease. A lease still named (lapsed: ``acquire``
+    refuses a live one) is a step that died or stalled holding it: it may have created Outlook
+    items after the delta link it left, and not saved them as unconfirmed
+    (``SyncProfile.unconfirmed_outlook``), so this round is a full one, which reads every
+    linked item it does not list."""
+    taking: dict[str, object] = {"delta_queued": False, "crm_deletions_noticed": False, "delta_rerun": False,
+                                 "delta_items": None}
+    if profile.lease_owner is not None:
+        taking["delta_link"] = None
+    return taking
 
 
 def already_covered(job: SyncJob, profile: SyncProfile | None, delivery: str | None) -> bool:

@@ -336,6 +336,33 @@ def test_outlook_deletions_before_a_full_delta_round_reach_the_crm_and_events_ou
     assert crm_titles() == sorted(["Later", "Long ago", "Far ahead", "Weekly"]) == subjects(product)
 
 
+
+def test_events_we_made_and_the_member_removes_before_the_next_round_leave_the_crm(product: ProductStack) -> None:
+    """Found by the journey (seed soak-4). Graph's delta reports the removal of what its round
+    state knew: an event we created after the last round's read, dragged out of our calendar
+    (or a series of ours deleted) before the next round, is never reported. The next round
+    reads our unconfirmed creates, and the CRM events go (R3.3)."""
+    member = linked_member(product)
+    now = datetime.now(UTC).replace(microsecond=0, second=0, minute=0)
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Events", "record": crm_event("Stays", now + timedelta(days=1))})
+    enable_and_wait(product, member)
+    product.m365_control("PUT", "faults", json={"notification_drop_rate": 1.0})  # no round runs on our creates' echoes
+    first = (now + timedelta(days=3)).date()
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Events", "record": crm_event("Dragged", now + timedelta(days=2))})
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Events", "record": {
+        "Event_Title": "Weekly", "Start_DateTime": f"{first}T10:00:00+00:00", "End_DateTime": f"{first}T11:00:00+00:00",
+        "All_day": False, "Recurring_Activity": {"RRULE": f"FREQ=WEEKLY;INTERVAL=1;BYDAY={first.strftime('%a')[:2].upper()};COUNT=3"}}})
+    wait_until(lambda: subjects(product) == ["Dragged", "Stays", "Weekly"], what="both new CRM events in Outlook")
+    wait_until(lambda: profile(member, SyncKind.CALENDAR).lease_owner is None, what="the step to end")
+    product.m365_control("PUT", "faults", json={})
+    items = {e["subject"]: e["id"] for e in outlook_items(product, ADELE, CALENDAR)}
+    product.m365_control("POST", f"mailbox/{ADELE}/events/{items['Dragged']}/move", json={})
+    product.m365_control("POST", f"mailbox/{ADELE}/events/delete", json={"ids": [items["Weekly"]]})
+    wait_until(lambda: sorted(str(r.get("Event_Title")) for r in crm_records(product, member, "Events")) == ["Stays"],
+               what="the dragged event and the deleted series gone from the CRM")
+    assert subjects(product) == ["Stays"]
+    assert not profile(member, SyncKind.CALENDAR).unconfirmed_outlook
+
 def test_a_series_with_a_moved_and_a_cancelled_occurrence_survives_both_directions(product: ProductStack) -> None:
     member = linked_member(product)
     first = (datetime.now(UTC) + timedelta(days=7)).date()

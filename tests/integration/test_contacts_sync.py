@@ -326,3 +326,26 @@ def test_initial_sync_caps_at_10000_of_12000_without_imported_or_migrated(produc
     # The progress bar's denominator is what is sent: the cap, not the 11,001 candidates.
     assert (profile(member, SyncKind.CONTACTS).initial_total, profile(member, SyncKind.CONTACTS).initial_done) == (10_000, 10_000)
     assert any(c.get("jobTitle") == "Kept" for c in contacts)  # the mass-updated migrated one: most recent first
+
+
+
+def test_a_contact_we_made_and_the_member_drags_out_before_the_next_round_leaves_the_crm(product: ProductStack) -> None:
+    """Found by the journey (seed soak-4). Graph's delta reports the removal of what its round
+    state knew; a contact we created after the last round's read and dragged out of our folder
+    before the next round is never reported. The next round reads our unconfirmed creates: the
+    drag is a deletion for the sync, and the CRM record goes (R4.4)."""
+    member = linked_member(product)
+    generate_contacts(product, 1)
+    enable_and_wait(member)
+    product.m365_control("PUT", "faults", json={"notification_drop_rate": 1.0})  # no round runs on our create's echo
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Contacts", "record": {"First_Name": "Drag", "Last_Name": "Out"}})
+    wait_until(lambda: "Drag Out" in names(product), what="the new CRM contact in Outlook")
+    wait_until(lambda: profile(member, SyncKind.CONTACTS).lease_owner is None, what="the step to end")
+    product.m365_control("PUT", "faults", json={})
+    [dragged] = [c for c in outlook_items(product, ADELE, FOLDER) if c.get("givenName") == "Drag"]
+    product.m365_control("POST", f"mailbox/{ADELE}/contacts/{dragged['id']}/move", json={})
+    wait_until(lambda: not any(r.get("Last_Name") == "Out" for r in crm_records(product, member, "Contacts")),
+               what="the dragged contact gone from the CRM")
+    assert len(crm_records(product, member, "Contacts")) == 1
+    assert names(product) == ["Gen0 Contact 000000"]
+    assert not profile(member, SyncKind.CONTACTS).unconfirmed_outlook  # read once, not again at every round

@@ -383,11 +383,15 @@ class Journey:
             if self.actual() == self.expected() and self._quiet():
                 time.sleep(1.0)  # and it stays so (a late step must not undo it)
                 if self.actual() == self.expected():
-                    if not self._hidden_unnoted():
+                    if self._hidden_unnoted():
+                        get_services().sync.sweep()  # what the window hides is noted by the sweep's rounds
+                        time.sleep(1.0)
+                        continue
+                    # Both sides agree, and nothing runs, but work may still be queued (a CRM
+                    # callback goes through the org's queue before the member's step is asked
+                    # for): the ledger's answers are part of the settle.
+                    if not self._unexplained():
                         break
-                    get_services().sync.sweep()  # what the window hides is noted by the sweep's rounds
-                    time.sleep(1.0)
-                    continue
             if time.monotonic() > next_sweep:
                 get_services().sync.sweep()
                 next_sweep = time.monotonic() + 8
