@@ -140,7 +140,9 @@ class Cycle:
             return profile.model_copy(update=changes)
         created = sum(report.created.values())
         removed = sum(report.deleted.values())
-        unconfirmed = [*changes.pop("unconfirmed_outlook", profile.unconfirmed_outlook), *report.outlook_created]
+        unconfirmed = changes.pop("unconfirmed_outlook", profile.unconfirmed_outlook)
+        if profile.state is not SyncState.INITIAL:  # the initial sync's creates: its first round is a full one
+            unconfirmed = [*unconfirmed, *report.outlook_created]
         if len(unconfirmed) > MAX_UNCONFIRMED:
             changes["delta_link"], unconfirmed = None, []
         return profile.model_copy(
