@@ -457,5 +457,8 @@ def test_an_event_dragged_out_of_our_calendar_leaves_the_crm_as_a_deletion_does(
     from shared.sync.ledger import Why
     from shared.web.settings_pages import SettingsPages
 
-    answers = SettingsPages(get_services()).why(member, SyncKind.CALENDAR, "Dragged away")
-    assert [a.why for a in answers if a.name == "Dragged away"] == [Why.DELETED_IN_OUTLOOK]
+    def answers() -> list[Why]:
+        return [a.why for a in SettingsPages(get_services()).why(member, SyncKind.CALENDAR, "Dragged away") if a.name == "Dragged away"]
+
+    # The step writes the ledger's notes after its writes to both sides: a moment after the CRM record went.
+    wait_until(lambda: answers() == [Why.DELETED_IN_OUTLOOK], timeout=30, what="the ledger's answer")
