@@ -48,7 +48,9 @@ class HostProcess:
             try:
                 requests.get(f"{self.url}/api/health", timeout=2)
                 return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not up yet, or up and slow to answer: a host started among two others at
+                # work on two cores took over 2 s for its first answer (seen in make soak).
                 time.sleep(0.2)
         # Never left running: a stray host would take later tests' queue messages.
         self._process.kill()
