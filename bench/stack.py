@@ -181,7 +181,7 @@ class BenchStack:
             try:
                 requests.get(f"{self.host_url}/api/health", timeout=5)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or slow to answer
                 if time.monotonic() > deadline:
                     raise RuntimeError("the Functions host did not answer within 90 s") from None
                 time.sleep(0.2)
@@ -208,7 +208,7 @@ class BenchStack:
             try:
                 requests.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
                 return service
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 if not service.alive() or time.monotonic() > deadline:
                     raise RuntimeError(f"host{number} did not start; see {service.log}") from None
                 time.sleep(0.2)
