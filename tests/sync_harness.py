@@ -174,13 +174,18 @@ class SyncHarness:
             self.service.run(delivery.job, delivery=delivery.id)
             return False
         except Crash:
-            self.queue.take()
-            self.clock.advance(LEASE + timedelta(seconds=1))
-            self.pending.append(delivery)
+            self._died(delivery)
             return True
         finally:
             self.budget.left = None
             self._collect()
+
+    def _died(self, delivery: Delivery) -> None:
+        """Its process died: what it sent is lost with it; its message comes back after the
+        visibility timeout, by when a lease it held has lapsed."""
+        self.queue.take()
+        self.clock.advance(LEASE + timedelta(seconds=1))
+        self.pending.append(delivery)
 
     def settle(self, crashes: Iterable[int | None] = (), duplicates: Iterable[bool] = (), limit: int = 400) -> None:
         """Deliver every queued message, and what each one queues, until none is left.
@@ -197,11 +202,7 @@ class SyncHarness:
             try:
                 self.service.run(delivery.job, delivery=delivery.id)
             except Crash:
-                # Died: what it sent is lost with it; its message comes back after the visibility
-                # timeout, by when a lease it held has lapsed.
-                self.queue.take()
-                self.clock.advance(LEASE + timedelta(seconds=1))
-                self.pending.append(delivery)
+                self._died(delivery)
                 continue
             except Exception:
                 # Failed: delivered again after the visibility timeout, five times in all
