@@ -138,13 +138,10 @@ class DeltaRound:
         are read and found.)"""
         unlisted = [row.outlook_id for row in every
                     if row.state is LinkState.SYNCED and row.outlook_id and row.outlook_id not in listed]
-        if not unlisted:
-            return []
-        read = outlook.get_items(profile.container_id or "", unlisted)
-        gone = [item_id for item_id, found in zip(unlisted, read, strict=True) if type(found) is ItemNotFound]
+        gone, _ = _read_for_gone(outlook, profile.container_id or "", unlisted)
         if gone:
             log.info("%s full delta round of %s: %d linked items no longer in Outlook", profile.row_key, profile.partition_key, len(gone))
-        return [ItemDeleted(item_id, DeleteSignal.NOT_FOUND) for item_id in gone]
+        return gone
 
     def _unconfirmed_and_gone(
         self, profile: SyncProfile, outlook: OutlookSide, listed: set[str]
@@ -155,14 +152,10 @@ class DeltaRound:
         their deletion (the member deleted it, or dragged it out, within moments). Returns the
         deletions and the ids still to confirm (a read that failed otherwise)."""
         unlisted = [item_id for item_id in profile.unconfirmed_outlook if item_id not in listed]
-        if not unlisted:
-            return [], []
-        read = outlook.get_items(profile.container_id or "", unlisted)
-        gone = [i for i, found in zip(unlisted, read, strict=True) if type(found) is ItemNotFound]
-        failed = [i for i, found in zip(unlisted, read, strict=True) if isinstance(found, GraphError) and type(found) is not ItemNotFound]
+        gone, failed = _read_for_gone(outlook, profile.container_id or "", unlisted)
         if gone:
             log.info("%s delta round of %s: %d of our new items already gone from Outlook", profile.row_key, profile.partition_key, len(gone))
-        return [ItemDeleted(item_id, DeleteSignal.NOT_FOUND) for item_id in gone], failed
+        return gone, failed
 
     def _series(
         self, profile: SyncProfile, outlook: OutlookSide, masters: set[str], *, removals: bool
@@ -176,3 +169,14 @@ class DeltaRound:
         if not wanted:
             return [], []
         return outlook.read_series(profile.container_id or "", sorted(wanted))
+
+
+def _read_for_gone(outlook: OutlookSide, container_id: str, item_ids: list[str]) -> tuple[list[ItemDeleted], list[str]]:
+    """Items a round did not list, read: a 404 is their deletion. Returns the deletions and the
+    ids whose read failed otherwise (nothing is known of them)."""
+    if not item_ids:
+        return [], []
+    read = outlook.get_items(container_id, item_ids)
+    gone = [ItemDeleted(i, DeleteSignal.NOT_FOUND) for i, found in zip(item_ids, read, strict=True) if type(found) is ItemNotFound]
+    failed = [i for i, found in zip(item_ids, read, strict=True) if isinstance(found, GraphError) and type(found) is not ItemNotFound]
+    return gone, failed

@@ -119,7 +119,7 @@ class SyncService:
                 "subscription_id": None, "subscription_expires": None,
                 "client_state": None, "channel_id": None, "channel_token": None,
                 "channel_expires": None, "initial_cursor": None,
-                "initial_done": 0, "initial_total": 0, "delta_link": None, "crm_watermark": None,
+                "initial_done": 0, "initial_total": 0, "delta_link": None, "unconfirmed_outlook": [], "crm_watermark": None,
                 "synced_items": 0, "conflicts": 0, "errors": 0, "last_error": None, "pending_deletions": 0,
                 "crm_time_zone": zone,
             })
@@ -168,7 +168,7 @@ class SyncService:
             return p.living(decide(p.life, event).life).model_copy(update={
                 "container_id": None, "subscription_id": None,
                 "channel_id": None, "channel_token": None, "channel_expires": None, "delta_link": None,
-                "initial_cursor": None, "synced_items": 0,
+                "unconfirmed_outlook": [], "initial_cursor": None, "synced_items": 0,
                 "lease_owner": None, "lease_until": None,
             })
 

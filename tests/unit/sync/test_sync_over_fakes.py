@@ -207,6 +207,25 @@ def test_items_we_made_and_the_member_deletes_before_the_next_round_leave_the_cr
     assert not harness.profile().unconfirmed_outlook  # each was read once
 
 
+def test_disable_and_enable_keep_no_unconfirmed_item_of_the_container_they_leave() -> None:
+    """The items a round waits to confirm are of one container: Disable drops them with it, and
+    Enable again starts from none (its first round lists everything)."""
+    harness = SyncHarness()
+    made = _seed(harness, 2, 0)
+    harness.enable()
+    harness.settle()
+    made.append(harness.crm_store.user_create({"subject": "New"}))
+    harness.webhook()
+    harness.settle()
+    assert harness.profile().unconfirmed_outlook  # made after the round's read: the next round confirms it
+    harness.disable()
+    assert harness.profile().unconfirmed_outlook == []
+    harness.enable()
+    harness.settle()
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+    assert harness.profile().unconfirmed_outlook == []
+
 @pytest.mark.parametrize("dies_at", range(12))
 def test_items_made_by_a_step_that_died_and_deleted_before_its_redelivery_leave_the_crm(dies_at: int) -> None:
     """As above, when the creating step dies at any write and the member deletes what it had
