@@ -35,6 +35,7 @@ class StepReason(enum.StrEnum):
     STALLED = "stalled"  # an initial sync with no progress for 5 minutes
     GRAPH_WEBHOOK = "graph webhook"
     CRM_WEBHOOK = "crm webhook"
+    HELD_WEBHOOK = "webhook while the lease was held"  # a webhook's mark, queued by the lease's holder as it ended
     LIFECYCLE = "lifecycle notification"
     MASS_CHANGE_ANSWERED = "mass change answered"
     MAPPING_CHANGED = "mapping changed"

@@ -83,6 +83,10 @@ class SyncProfile(TableEntity):
     delta_queued: bool = False  # a delta step is on the queue: webhooks add no second one
     delta_queued_at: datetime | None = None  # when it was queued: a mark left too long is stale
     delta_rerun: bool = False  # a delta step found the lease held: the holder runs one more round
+    # A webhook found the lease held and queued nothing: the holder's release queues the step
+    # for the mark, unless the mark named only the holder's own writes' echoes (issue 20: an
+    # echo arriving while its writing step runs costs no step).
+    delta_for_holder: bool = False
     # What the webhooks behind ``delta_queued`` named ("outlook|{id}|{changeKey}"), when each
     # named only such items: a step ending finds them its own writes' echoes and clears the
     # mark (the queued step then has nothing to do). None: a request that must run.

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # Steps queued by a webhook (see SyncService.request_delta): they read the CRM's deleted list
 # only when the CRM reported a deletion; every other step (sweep, continuation) reads it.
-WEBHOOK_REASONS = frozenset({StepReason.GRAPH_WEBHOOK, StepReason.CRM_WEBHOOK})
+WEBHOOK_REASONS = frozenset({StepReason.GRAPH_WEBHOOK, StepReason.CRM_WEBHOOK, StepReason.HELD_WEBHOOK})
 # Delta steps that also note what the calendar's window hides (a sweep every 5 minutes, and
 # the first round of two-way sync): 1 or 2 Graph reads, not on every webhook.
 LOOK_OUTSIDE_REASONS = frozenset({StepReason.SWEEP, StepReason.INITIAL_DONE})
@@ -122,10 +122,12 @@ class SyncRunner:
                                                look_outside=job.reason in LOOK_OUTSIDE_REASONS)
             finally:
                 lease.stop()
-                if self._release(job, profile, owner, lease.latest):
-                    # Asked by a webhook's step that was dropped for it (``_leave_to_holder``):
-                    # queued even when this step fails, or that change waits for the sweep.
-                    ctx.enqueue(SyncJob.of(profile, "delta", StepReason.RERUN), 0)
+                asked = self._release(job, profile, owner, lease.latest)
+                if asked is not None:
+                    # Asked by a webhook's step that was dropped for it (``_leave_to_holder``),
+                    # or by a webhook's mark left to this step: queued even when this step
+                    # fails, or that change waits for the sweep.
+                    ctx.enqueue(SyncJob.of(profile, "delta", asked), 0)
                 # Even when the step fails after them: what they continue was saved with the
                 # release (e.g. the initial sync's last pages, then subscribing failed: the
                 # profile is active, and its redelivered message is skipped as out of phase).
@@ -196,32 +198,43 @@ class SyncRunner:
             log.info("%s delta step of %s left to the running step (one more round)", job.kind, job.member)
         return asked
 
-    def _release(self, job: SyncJob, stepped: SyncProfile, owner: str, known: Stored[SyncProfile] | None = None) -> bool:
+    def _release(self, job: SyncJob, stepped: SyncProfile, owner: str,
+                 known: Stored[SyncProfile] | None = None) -> StepReason | None:
         """Write the step's result and free the lease, re-reading on a concurrent change
         (a webhook marking a delta step queued). A lease found taken (this step stalled
         past it) keeps the other step's state: this one's work is redone from the cursors.
-        Returns whether a delta round was asked for meanwhile (``_leave_to_holder``).
-        ``known``: the row as the lease's last write left it, tried first without a read."""
+        Returns why one more delta step must be queued, if asked meanwhile: by a webhook's
+        step dropped for this one (``_leave_to_holder``), or by a webhook's mark left to it
+        (``delta_for_holder``) that is not this step's own echoes. ``known``: the row as the
+        lease's last write left it, tried first without a read."""
         for _ in range(8):
             latest, known = known or self.profiles.get(job.member, job.kind), None
             if latest is None:
-                return False
+                return None
             if latest.entity.lease_owner != owner:
                 log.error("%s step of %s lost its lease: its cursors are not saved", job.kind, job.member)
                 if latest.entity.state is SyncState.DISABLED or latest.entity.generation != stepped.generation:
                     # Disabled (and maybe enabled again) under this step: the link rows it
                     # wrote after the purge belong to no generation that reads them.
                     self.links.purge(stepped.links_partition)  # with the initial sync's selection
-                return False
+                return None
             released = _carry(latest.entity, stepped)
             if released.delta_queued and released.delta_items and own_echoes(self.links, released, released.delta_items):
                 # The webhooks since the lease was taken named only this step's own writes
-                # (their echoes came before its rows were saved): the queued step has nothing to do.
-                released = released.model_copy(update={"delta_queued": False, "delta_queued_at": None, "delta_items": None})
-            rerun = released.delta_rerun and released.state is SyncState.ACTIVE
+                # (their echoes came before its rows were saved): nothing to do for them.
+                released = released.model_copy(update={"delta_queued": False, "delta_queued_at": None, "delta_items": None,
+                                                       "delta_for_holder": False})
+            active = released.state is SyncState.ACTIVE
+            asked = StepReason.RERUN if released.delta_rerun and active else None
+            marked = released.delta_for_holder and released.delta_queued and active
+            update: dict[str, object] = {"delta_rerun": False, "delta_for_holder": False}
+            if marked:
+                # The mark stays (its step must not find itself covered), now with a queued step.
+                update["delta_queued_at"] = self._now()
+                asked = asked or StepReason.HELD_WEBHOOK
             try:
-                self.profiles.release(released.model_copy(update={"delta_rerun": False}), latest.etag)
-                return rerun
+                self.profiles.release(released.model_copy(update=update), latest.etag)
+                return asked
             except ConcurrencyConflict:
                 continue
         raise ConcurrencyConflict(f"could not release the lease of {job.member}")
@@ -245,7 +258,7 @@ def _taking_for_delta(profile: SyncProfile) -> dict[str, object]:
     (``SyncProfile.unconfirmed_outlook``), so this round is a full one, which reads every
     linked item it does not list."""
     taking: dict[str, object] = {"delta_queued": False, "crm_deletions_noticed": False, "delta_rerun": False,
-                                 "delta_items": None}
+                                 "delta_items": None, "delta_for_holder": False}
     if profile.lease_owner is not None:
         taking["delta_link"] = None
     return taking
@@ -270,6 +283,7 @@ def _carry(latest: SyncProfile, stepped: SyncProfile) -> SyncProfile:
     return stepped.model_copy(
         update={"lease_owner": latest.lease_owner, "lease_until": latest.lease_until, "delta_queued": latest.delta_queued,
                 "delta_queued_at": latest.delta_queued_at, "delta_items": latest.delta_items,
-                "crm_deletions_noticed": latest.crm_deletions_noticed, "delta_rerun": latest.delta_rerun}
+                "crm_deletions_noticed": latest.crm_deletions_noticed, "delta_rerun": latest.delta_rerun,
+                "delta_for_holder": latest.delta_for_holder}
     )
 

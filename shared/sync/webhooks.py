@@ -76,12 +76,19 @@ class SyncWebhooks:
                 return profile
             now = self.d.clock()
             stale = profile.delta_queued_at is None or profile.delta_queued_at < now - STALE_DELTA_MARK
-            queued = not profile.delta_queued or stale
+            fresh = not profile.delta_queued or stale
+            # A step running now (its lease live) releases after this mark: it queues the
+            # step then, unless the mark names only its own writes' echoes, which often come
+            # while it still runs (``SyncRunner._release``). A holder that dies leaves its
+            # message to be delivered again, and that step reads every change.
+            held = profile.lease_owner is not None and profile.lease_until is not None and profile.lease_until > now
+            queued = fresh and not held
             noticed = profile.crm_deletions_noticed or crm_deletion
             update: dict[str, Any] = {"delta_queued": True, "crm_deletions_noticed": noticed,
-                                      "delta_items": merged(profile.delta_items, items, fresh=queued)}
-            if queued:
+                                      "delta_items": merged(profile.delta_items, items, fresh=fresh)}
+            if fresh:
                 update["delta_queued_at"] = now
+                update["delta_for_holder"] = held
             return profile.model_copy(update=update)
 
         try:

@@ -438,8 +438,12 @@ def test_the_calendar_window_moves_with_time(product: ProductStack) -> None:
         "end": {"dateTime": (far + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}})
     wait_until(lambda: "Planned two years ahead" in [r.get("Event_Title") for r in crm_records(product, member, "Events")],
                what="the event beyond the old window, in the CRM")
-    moved = profile(member, SyncKind.CALENDAR)
-    assert moved.delta_window_from is not None and moved.delta_window_from > two_days_ago + timedelta(days=1)
+    # The new window is saved with the step's release, a moment after its CRM write (seen failing once in make test).
+    def window_moved() -> bool:
+        moved = profile(member, SyncKind.CALENDAR).delta_window_from
+        return moved is not None and moved > two_days_ago + timedelta(days=1)
+
+    wait_until(window_moved, what="the new round's window saved")
 
 
 def test_an_event_dragged_out_of_our_calendar_leaves_the_crm_as_a_deletion_does(product: ProductStack) -> None:

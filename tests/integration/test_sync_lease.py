@@ -142,8 +142,14 @@ def test_webhooks_queue_one_step_until_a_step_takes_the_mark(store: ProfileStore
     assert service.request_delta(MEMBER, SyncKind.CALENDAR, "graph webhook")
     assert not service.request_delta(MEMBER, SyncKind.CALENDAR, "graph webhook")  # a flood: coalesced
     assert len(queue.sent) == 1
-    store.acquire(MEMBER, SyncKind.CALENDAR, holder="step", taking=lambda p: {"delta_queued": False})
-    assert service.request_delta(MEMBER, SyncKind.CALENDAR, "crm webhook")  # taken: a new change queues again
+    profile, etag, _ = store.acquire(MEMBER, SyncKind.CALENDAR, holder="step", taking=lambda p: {"delta_queued": False})
+    # Taken: a new change is left to the step running (it queues the step as it ends) ...
+    assert not service.request_delta(MEMBER, SyncKind.CALENDAR, "crm webhook")
+    assert len(queue.sent) == 1
+    stored = store.get(MEMBER, SyncKind.CALENDAR)
+    assert stored is not None and stored.entity.delta_queued and stored.entity.delta_for_holder
+    store.release(stored.entity.model_copy(update={"delta_queued": False, "delta_for_holder": False}), stored.etag)
+    assert service.request_delta(MEMBER, SyncKind.CALENDAR, "crm webhook")  # ... released: a new change queues again
     assert len(queue.sent) == 2
 
 

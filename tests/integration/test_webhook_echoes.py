@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -122,27 +122,54 @@ class _WritingRunner(SyncRunner):
         return profile
 
 
-def _step(world, echo) -> None:  # type: ignore[no-untyped-def]
-    ctx = StepContext(rules=None, outlook=None, records=None, enqueue=lambda job, delay: None)  # type: ignore[arg-type]
+def _step(world, echo) -> list[SyncJob]:  # type: ignore[no-untyped-def]
+    """The step's run; returns what it queued as it ended."""
+    queued: list[SyncJob] = []
+    ctx = StepContext(rules=None, outlook=None, records=None, enqueue=lambda job, delay: queued.append(job))  # type: ignore[arg-type]
     _WritingRunner(world, echo).run(SyncJob(member=MEMBER, kind=SyncKind.CONTACTS, step="delta", reason="sweep"), ctx,
                                      delivery="running-step")
+    return queued
 
 
-def test_an_echo_met_before_the_rows_were_saved_is_cleared_by_the_writing_step(world) -> None:  # type: ignore[no-untyped-def]
-    _step(world, ("updated", "o1", "K2"))
-    assert [job.reason for job in world.queue.sent] == ["graph webhook"]  # queued while the step ran
+def test_an_echo_met_before_the_rows_were_saved_costs_no_step(world) -> None:  # type: ignore[no-untyped-def]
+    """The webhook finds the lease held: it leaves its mark to the holder and queues nothing;
+    the holder, ending, finds the mark its own echo and clears it (issue 20: no step for it)."""
+    assert _step(world, ("updated", "o1", "K2")) == []
+    assert world.queue.sent == []
     profile = world.profiles.get(MEMBER, SyncKind.CONTACTS).entity
     assert not profile.delta_queued and profile.delta_items is None and profile.lease_owner is None
-    # The queued step has nothing to do: it stops before reading the member (these test
-    # services have no accounts: reading one would raise).
-    world.service.run(world.queue.sent[0], delivery="echo-step")
+    assert not profile.delta_for_holder
 
 
-def test_a_change_met_while_a_step_runs_is_not_taken_for_its_echo(world) -> None:  # type: ignore[no-untyped-def]
-    _step(world, ("updated", "o1", "K3"))  # a version after ours: someone edited after the write
+def test_a_change_met_while_a_step_runs_is_queued_by_that_step_as_it_ends(world) -> None:  # type: ignore[no-untyped-def]
+    queued = _step(world, ("updated", "o1", "K3"))  # a version after ours: someone edited after the write
+    assert world.queue.sent == []  # not by the webhook: the lease was held
+    assert [(job.step, job.reason) for job in queued] == [("delta", StepReason.HELD_WEBHOOK)]
     profile = world.profiles.get(MEMBER, SyncKind.CONTACTS).entity
-    assert profile.delta_queued and profile.delta_items == ["outlook|o1|K3"]
-    assert not already_covered(world.queue.sent[0], profile, "the-queued-step")  # it runs
+    assert profile.delta_queued and profile.delta_items == ["outlook|o1|K3"] and not profile.delta_for_holder
+    assert not already_covered(queued[0], profile, "the-queued-step")  # it runs
+
+
+def test_a_change_met_while_a_failing_step_runs_is_queued_all_the_same(world) -> None:  # type: ignore[no-untyped-def]
+    class _Failing(_WritingRunner):
+        def _delta_step(self, profile, ctx, **options):  # type: ignore[no-untyped-def,override]
+            super()._delta_step(profile, ctx, **options)
+            raise RuntimeError("the CRM kept failing")
+
+    queued: list[SyncJob] = []
+    ctx = StepContext(rules=None, outlook=None, records=None, enqueue=lambda job, delay: queued.append(job))  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError):
+        _Failing(world, ("updated", "o1", "K3")).run(SyncJob(member=MEMBER, kind=SyncKind.CONTACTS, step="delta",
+                                                             reason="sweep"), ctx, delivery="running-step")
+    assert [job.reason for job in queued] == [StepReason.HELD_WEBHOOK]
+
+
+def test_a_webhook_behind_a_lapsed_lease_queues_its_own_step(world) -> None:  # type: ignore[no-untyped-def]
+    """A holder that died leaves a lease that lapses: nobody would queue what it was left."""
+    world.profiles.update(MEMBER, SyncKind.CONTACTS, lambda p: p.model_copy(update={
+        "lease_owner": "dead-step|1", "lease_until": datetime.now(UTC) - timedelta(seconds=1)}))
+    assert world.service.graph_notifications(post(("updated", "o1", "K5"))) == 1
+    assert not world.profiles.get(MEMBER, SyncKind.CONTACTS).entity.delta_for_holder
 
 
 def test_a_change_coalesced_into_an_echos_mark_makes_it_must_run(world) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.crm.errors import CrmError
+from shared.sync.jobs import StepReason
 from shared.sync.lifecycle import Reason, SyncState
 from shared.sync.step_failures import NothingToResume
 from tests.sync_harness import KIND, SyncHarness
@@ -347,6 +348,40 @@ def test_a_crm_edit_made_while_a_round_runs_is_not_overwritten_by_that_round() -
     # The later edit wins (the conflict rule), on both sides; nothing was overwritten unseen.
     assert harness.crm_store.items[made].fields["subject"] == "Renamed in the CRM, a moment later"
     harness.assert_in_step()
+
+
+@pytest.mark.parametrize("dies_at", [None, *range(8)])
+def test_a_change_whose_webhook_meets_the_running_step_is_synced_even_when_that_step_dies(dies_at: int | None) -> None:
+    """Issue 20: a webhook that finds the member's lease held queues nothing; it leaves its
+    mark to the holder, whose release queues the step (no step for an echo of the holder's
+    own writes). A holder that dies instead, at any write, leaves its message to be
+    delivered again: that step reads the change."""
+    harness = SyncHarness()
+    made = _seed(harness, 2, 0)
+    harness.enable()
+    harness.settle()
+    harness.crm_store.user_edit(made[0], {"subject": "Edited first"})
+    listed = harness.crm.changed_since
+
+    def edited_right_after_the_read(query):  # type: ignore[no-untyped-def]
+        yield from listed(query)
+        harness.crm.changed_since = listed  # type: ignore[method-assign]
+        harness.crm_store.user_edit(made[1], {"subject": "Edited while the step ran"})
+        held = harness.profile()
+        assert held.lease_owner is not None
+        harness.webhook()  # its webhook, while the lease is held
+        assert harness.pending == [] and harness.profile().delta_for_holder
+
+    harness.crm.changed_since = edited_right_after_the_read  # type: ignore[method-assign]
+    harness.webhook()
+    died = harness.deliver_one(dies_at)
+    if not died:
+        assert [d.job.reason for d in harness.pending] == [StepReason.HELD_WEBHOOK]
+    harness.settle()
+    subjects = {item.origin: item.fields.get("subject") for item in harness.outlook_store.items.values()}
+    assert subjects[made[1]] == "Edited while the step ran" and subjects[made[0]] == "Edited first"
+    harness.assert_in_step()
+    assert not harness.profile().delta_for_holder
 
 
 def test_an_outlook_edit_made_while_a_round_runs_is_not_overwritten_by_that_round() -> None:
