@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,9 +50,17 @@ class LocalHost:
         receive_visibility: timedelta = RECEIVE_VISIBILITY,
         read_local_settings: bool = True,
         deliveries: int = 1,
+        max_polling_interval: timedelta | None = None,
     ) -> None:
+        """``max_polling_interval`` (or ``LOCAL_QUEUE_MAX_POLLING_MS``): instead of host.json's.
+        The tests set it low: a message sent to an idle queue waits up to host.json's 2 s for
+        the next poll, and a test's every queue hop paid that wait."""
         self.script = script.resolve()
         self.config = HostConfig.load(self.script.parent / "host.json")
+        if max_polling_interval is None and os.environ.get("LOCAL_QUEUE_MAX_POLLING_MS"):
+            max_polling_interval = timedelta(milliseconds=int(os.environ["LOCAL_QUEUE_MAX_POLLING_MS"]))
+        if max_polling_interval is not None:
+            self.config = replace(self.config, queues=replace(self.config.queues, max_polling_interval=max_polling_interval))
         if read_local_settings:
             load_local_settings(self.script.parent / "local.settings.json")
         self._keys = keys or HostKeys()
