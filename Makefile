@@ -15,6 +15,8 @@ NPM_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 REQUIREMENTS := requirements.txt requirements-dev.txt emulators/requirements.txt $(wildcard emulators/*/requirements.txt)
 PYTEST_ARGS ?=
+# make test's workers (pytest-xdist; each has its own Azurite, see tests/conftest.py); 0: one process.
+TEST_WORKERS ?= 2
 # make run STACK_ARGS="--skip crm" (or other ports, see python -m local.stack --help)
 STACK_ARGS ?=
 
@@ -25,7 +27,7 @@ run: install
 
 test: install $(CHROMIUM)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "make test: no tests were collected"; exit 1; fi; exit $$status
 
 # The long scenarios (e.g. the 5,000-event initial sync), left out of `make test`.

@@ -76,13 +76,51 @@ def page(browser: object) -> Iterator[object]:
         context.close()
 
 
+# make test runs the suite on two workers (pytest-xdist, ``--dist loadgroup``): each worker has an
+# Azurite of its own, on free ports, because the product's queues have fixed names and two Functions
+# hosts on one Azurite would take each other's messages. Each test file is one group (its module's
+# product stack is started once, on one worker); the files that start the whole local stack on
+# Azurite's default ports (``make run``'s) are one group together, so that they run one at a time.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+DEFAULT_PORT_FILES = frozenset({"tests/integration/test_stack.py"})
+STORAGE_VARIABLE = "TEST_STORAGE_CONNECTION"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if XDIST_WORKER is None:
+        return
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group("default-ports" if path in DEFAULT_PORT_FILES else path))
+
+
+def storage_connection() -> str:
+    """The connection string of this worker's Azurite (once the ``azurite`` fixture started it)."""
+    return os.environ.get(STORAGE_VARIABLE, "UseDevelopmentStorage=true")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[object]:
-    """A running Azurite: reused if one already listens on the default ports, else started
-    here (in memory) and stopped at the end of the session."""
-    from local.azurite import Azurite
+    """A running Azurite, stopped at the end of the session if started here. Alone: reused if
+    one already listens on the default ports, else started (in memory). Under xdist: one of
+    this worker's own, in memory, on free ports."""
+    from local.azurite import ROOT, Azurite
 
-    instance = Azurite().start()
+    if XDIST_WORKER is None:
+        instance = Azurite().start()
+    else:
+        ports = {name: _free_port() for name in ("blob", "queue", "table")}
+        instance = Azurite(ROOT / ".local" / f"azurite-{XDIST_WORKER}.log", ports=ports, die_with_parent=True).start()
+    os.environ[STORAGE_VARIABLE] = instance.connection_string
     try:
         yield instance
     finally:

@@ -21,7 +21,7 @@ from emulators.m365.server import start as start_m365
 from local.demo_world import APP_REGISTRATION, CRM_CLIENT, crm_setup_menu
 from local.host import LocalHost
 from shared.graph.gate import forget_request_windows
-from tests.conftest import launch_chromium
+from tests.conftest import launch_chromium, storage_connection
 from tests.host_log import RECENT
 from tests.host_log import install as record_host_log
 
@@ -83,7 +83,7 @@ class ProductStack:
 
 def product_environment(m365: RunningM365, crm: RunningCrm) -> dict[str, str]:
     return {
-        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "AzureWebJobsStorage": storage_connection(),
         "ENTRA_AUTHORITY_HOST": m365.base_url,
         "ENTRA_CLIENT_ID": APP_REGISTRATION["client_id"],
         "ENTRA_CLIENT_SECRET": APP_REGISTRATION["client_secret"],

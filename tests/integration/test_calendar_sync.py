@@ -361,7 +361,8 @@ def test_events_we_made_and_the_member_removes_before_the_next_round_leave_the_c
     wait_until(lambda: sorted(str(r.get("Event_Title")) for r in crm_records(product, member, "Events")) == ["Stays"],
                what="the dragged event and the deleted series gone from the CRM")
     assert subjects(product) == ["Stays"]
-    assert not profile(member, SyncKind.CALENDAR).unconfirmed_outlook
+    # Cleared with the step's release, a moment after its CRM writes (seen failing once in make test).
+    wait_until(lambda: not profile(member, SyncKind.CALENDAR).unconfirmed_outlook, what="the unconfirmed items forgotten")
 
 def test_a_series_with_a_moved_and_a_cancelled_occurrence_survives_both_directions(product: ProductStack) -> None:
     member = linked_member(product)

@@ -348,4 +348,5 @@ def test_a_contact_we_made_and_the_member_drags_out_before_the_next_round_leaves
                what="the dragged contact gone from the CRM")
     assert len(crm_records(product, member, "Contacts")) == 1
     assert names(product) == ["Gen0 Contact 000000"]
-    assert not profile(member, SyncKind.CONTACTS).unconfirmed_outlook  # read once, not again at every round
+    # Cleared with the step's release, a moment after its CRM writes (the calendar twin failed so once); read once, not again at every round.
+    wait_until(lambda: not profile(member, SyncKind.CONTACTS).unconfirmed_outlook, what="the unconfirmed items forgotten")

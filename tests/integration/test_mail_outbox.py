@@ -13,6 +13,7 @@ from azure.storage.queue import QueueServiceClient
 
 from shared.mail.outbox import OUTBOX_QUEUE, OutboxMessage
 from shared.wiring import get_services
+from tests.conftest import storage_connection
 from tests.product_stack import CONTOSO, ProductStack
 
 ADELE = "adele@contoso.test"
@@ -61,7 +62,7 @@ def test_a_message_that_never_succeeds_lands_in_poison_after_five_attempts(produ
     product.m365_control("PUT", "faults", json={"rate_503": 1.0, "retry_after_seconds": 0})
     poisoned = message(f"never {uuid.uuid4().hex[:6]}")
     get_services().outbox.enqueue(poisoned)
-    queues = QueueServiceClient.from_connection_string("UseDevelopmentStorage=true")
+    queues = QueueServiceClient.from_connection_string(storage_connection())
     poison = queues.get_queue_client(f"{OUTBOX_QUEUE}-poison")
     deadline = time.monotonic() + 90
     found = None

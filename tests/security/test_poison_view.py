@@ -26,6 +26,7 @@ from local.http_trigger import HostKeys
 from shared.mail.outbox import OUTBOX_QUEUE, OutboxMessage
 from shared.operations.poison import PoisonNotFound, PoisonQueues, PoisonRefused
 from shared.wiring import get_services
+from tests.conftest import storage_connection
 from tests.product_stack import CONTOSO, ROOT, ProductStack, product_environment
 
 MASTER_KEY = "test-master-key-" + uuid.uuid4().hex
@@ -105,7 +106,7 @@ def test_a_mail_that_always_fails_is_poisoned_shown_and_replayed_after_the_fix(s
     assert shown["queue"] == OUTBOX_QUEUE
     assert shown["summary"]["subject"] == subject and shown["inserted_on"]
     assert "SECRET-TOKEN" not in json.dumps(shown) and "sealed_body" in shown["summary"]["other_fields"]
-    raw = [m.content for m in QueueServiceClient.from_connection_string("UseDevelopmentStorage=true").get_queue_client(
+    raw = [m.content for m in QueueServiceClient.from_connection_string(storage_connection()).get_queue_client(
         f"{OUTBOX_QUEUE}-poison").peek_messages(max_messages=32)]
     assert raw and not any("SECRET-TOKEN" in base64.b64decode(c).decode() for c in raw)  # sealed at rest (issue 18 §5)
     assert subject not in inbox_subjects(stack, "megan@contoso.test")

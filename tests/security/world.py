@@ -31,6 +31,7 @@ from shared.accounts.models import MemberIdentity
 from shared.identity.sessions import COOKIE_NAME, SignedInUser
 from shared.storage.queues import JobQueue
 from shared.wiring import get_services
+from tests.conftest import storage_connection
 from tests.product_stack import CONTOSO, FABRIKAM, ProductStack
 
 BOOKKEEPING_TABLES = ("crmslots", "crmtokens", "graphmailboxes")  # shared limiters: their threads write any time
@@ -199,7 +200,7 @@ def tables_state(prefix: str) -> dict[str, list[dict[str, Any]]]:
     """Every entity of every table named with this test's prefix, sorted, without metadata;
     not the bookkeeping tables instances share, which their own threads write (idle CRM slots
     are given back a second after the last call, whatever request comes next)."""
-    service = TableServiceClient.from_connection_string("UseDevelopmentStorage=true")
+    service = TableServiceClient.from_connection_string(storage_connection())
     state: dict[str, list[dict[str, Any]]] = {}
     for table in service.list_tables():
         if not table.name.startswith(prefix) or table.name[len(prefix):] in BOOKKEEPING_TABLES:
