@@ -81,9 +81,19 @@ def page(browser: object) -> Iterator[object]:
 # hosts on one Azurite would take each other's messages. Each test file is one group (its module's
 # product stack is started once, on one worker); the files that start the whole local stack on
 # Azurite's default ports (``make run``'s) are one group together, so that they run one at a time.
+# The files of a few folders are one group: they share session fixtures (an emulator), and the
+# Graph contract's coverage check counts what that folder's other files validated.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 DEFAULT_PORT_FILES = frozenset({"tests/integration/test_stack.py"})
+FOLDER_GROUPS = ("tests/contract/m365/", "tests/contract/crm/", "tests/integration/graph/", "tests/integration/crm/")
 STORAGE_VARIABLE = "TEST_STORAGE_CONNECTION"
+
+
+def xdist_group_of(path: str) -> str:
+    """The group of a test file (its path from the repository's root)."""
+    if path in DEFAULT_PORT_FILES:
+        return "default-ports"
+    return next((folder for folder in FOLDER_GROUPS if path.startswith(folder)), path)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
@@ -91,8 +101,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if XDIST_WORKER is None:
         return
     for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group("default-ports" if path in DEFAULT_PORT_FILES else path))
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.nodeid.split("::", 1)[0])))
 
 
 def storage_connection() -> str:
