@@ -76,7 +76,7 @@ def page(browser: object) -> Iterator[object]:
         context.close()
 
 
-# make test runs the suite on two workers (pytest-xdist, ``--dist loadgroup``): each worker has an
+# make test runs the suite on two workers (pytest-xdist): each worker has an
 # Azurite of its own, on free ports, because the product's queues have fixed names and two Functions
 # hosts on one Azurite would take each other's messages. Each test file is one group (its module's
 # product stack is started once, on one worker); the files that start the whole local stack on
@@ -96,12 +96,16 @@ def xdist_group_of(path: str) -> str:
     return next((folder for folder in FOLDER_GROUPS if path.startswith(folder)), path)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if XDIST_WORKER is None:
-        return
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.nodeid.split("::", 1)[0])))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile`` with the groups above. (xdist's own ``loadgroup`` reads a suffix its
+    workers add to node ids, which pytest 9's node ids no longer carry: every test went alone.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid.split("::", 1)[0])
+
+    return FileGroups(config, log)
 
 
 def storage_connection() -> str:
