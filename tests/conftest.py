@@ -89,7 +89,7 @@ FOLDER_GROUPS = ("tests/contract/m365/", "tests/contract/crm/", "tests/integrati
 STORAGE_VARIABLE = "TEST_STORAGE_CONNECTION"
 
 
-def xdist_group_of(path: str) -> str:
+def worker_group_of(path: str) -> str:
     """The group of a test file (its path from the repository's root)."""
     if path in DEFAULT_PORT_FILES:
         return "default-ports"
@@ -103,7 +103,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
     class FileGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return xdist_group_of(nodeid.split("::", 1)[0])
+            return worker_group_of(nodeid.split("::", 1)[0])
 
     return FileGroups(config, log)
 
@@ -113,25 +113,18 @@ def storage_connection() -> str:
     return os.environ.get(STORAGE_VARIABLE, "UseDevelopmentStorage=true")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[object]:
     """A running Azurite, stopped at the end of the session if started here. Alone: reused if
     one already listens on the default ports, else started (in memory). Under xdist: one of
     this worker's own, in memory, on free ports."""
     from local.azurite import ROOT, Azurite
+    from tests.integration.host_process import free_port
 
     if XDIST_WORKER is None:
         instance = Azurite().start()
     else:
-        ports = {name: _free_port() for name in ("blob", "queue", "table")}
+        ports = {name: free_port() for name in ("blob", "queue", "table")}
         instance = Azurite(ROOT / ".local" / f"azurite-{XDIST_WORKER}.log", ports=ports, die_with_parent=True).start()
     os.environ[STORAGE_VARIABLE] = instance.connection_string
     try:
