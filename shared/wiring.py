@@ -178,6 +178,8 @@ class Services:
             mailbox=self.mailbox, app_token=lambda tenant_id: self.entra.app_token(tenant_id),
             encrypt=lambda secret: self.cipher.encrypt(secret), public_base_url=self.settings.public_base_url,
             initial_page_size=self.settings.initial_page_size,
+            expect_graph_requests=lambda member, requests: self.mailbox_limits.gate(
+                f"{member.tenant_id}/{member.object_id}").expect(requests),
         ))
 
     def mailbox(self, member: MemberIdentity) -> GraphMailbox:

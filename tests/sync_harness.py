@@ -102,7 +102,7 @@ class SyncHarness:
         self.service = SyncService(SyncDependencies(
             profiles=self.profiles, links=self.links, conflicts=ConflictStore(self._table(ConflictEntity)),
             ledger=SyncLedger(self._table(LedgerNote)), jobs=SyncJobQueues(dict.fromkeys(SYNC_QUEUES, self.queue)), routes=self._table(WebhookRoute),  # type: ignore[arg-type]
-            org_channels=self._table(OrgChannel), org_members=self._table(OrgMember), crm_changes=JobQueueInMemory(CrmChange),
+            org_channels=(channels := self._table(OrgChannel)), org_members=channels.view(OrgMember), crm_changes=JobQueueInMemory(CrmChange),
             accounts=accounts, kind_for=self._kind_for, crm_session=_unreachable, crm_records=lambda member: self.crm,
             crm_channels=lambda member: self.channels, crm_time_zone=lambda member: None,
             subscriptions=lambda member: self.subscriptions, crm_token=_unreachable, mailbox=_unreachable,

@@ -111,6 +111,12 @@ class MailboxGate:
         slots = self.lease.usable_slots(self.lease.clock())
         return slots or self.capacity
 
+    def expect(self, requests: int) -> None:
+        """About ``requests`` are coming (an initial sync's creates): the shared claim reserves
+        them at once (``MailboxLease.expect``). Alone, nothing to do."""
+        if self.lease is not None:
+            self.lease.expect(requests)
+
     def _lease_pause(self) -> None:
         """The row's pause, as this process's (called under the lock)."""
         if self.lease is not None:

@@ -15,7 +15,9 @@ it locally, through its ``MailboxGate``, with no table call:
   when it runs low and reports what was sent); a reservation spent before then is topped up
   on demand, in chunks that grow fourfold while the mailbox stays busy (``FIRST_CHUNK`` to
   ``MAX_CHUNK``; the next claim of the process starts where the last one ended), so a quiet
-  step reserves little and a long sync writes rarely;
+  step reserves little and a long sync writes rarely; a step that knows what it will send
+  (an initial sync: one create per item) says so (``expect``) and its first claim reserves
+  that much at once (up to ``MAX_CHUNK``) instead of growing to it a top-up at a time;
 - an idle claim (``IDLE_SECONDS`` without a request) is given back with one write: its slots
   free at once for an instance that waits (which an idle holder, renewing nothing, would not
   hear of before its claim lapsed), its unsent requests back in the window. A dead
@@ -99,6 +101,7 @@ class MailboxLease:
         self._spent = 0  # requests sent under it (running total)
         self._reported = 0  # of them, reported to the row
         self._chunk = FIRST_CHUNK
+        self._expected = 0  # requests a step said it is about to send (``expect``), not yet reserved
         self._waiting = False
         self._pause_to_share = 0.0
         self.contended = False
@@ -118,6 +121,13 @@ class MailboxLease:
     def spend(self, requests: int) -> None:
         with self._lock:
             self._spent += requests
+
+    def expect(self, requests: int) -> None:
+        """This process is about to send about ``requests`` to the mailbox: the next claim or
+        top-up reserves that much (up to ``MAX_CHUNK``), not one chunk. Cost: none now; it saves
+        the top-ups a growing chunk would write (an initial sync of 1,000 items: 3)."""
+        with self._lock:
+            self._expected = max(0, requests - max(0, self._granted - self._spent))
 
     def held(self) -> bool:
         """Whether this process holds slots of the mailbox now (not merely waits for some)."""
@@ -139,8 +149,8 @@ class MailboxLease:
             with self._lock:
                 spent, since, waiting = self._spent, self._since, self._waiting
                 reported, keep_open = spent - self._reported, max(0, self._granted - spent)
-                top_up = need > 0 or keep_open < self._chunk // 2
-                ask = self._chunk if top_up else 0
+                top_up = need > 0 or keep_open < self._chunk // 2 or self._expected > 0
+                ask = max(self._chunk, min(MAX_CHUNK, self._expected)) if top_up else 0
                 pause = self._pause_to_share
             grant: list[shares.Grant] = []
 
@@ -173,6 +183,7 @@ class MailboxLease:
                     self._granted += result.granted
                 if result.granted and need > 0:
                     self._chunk = min(MAX_CHUNK, self._chunk * CHUNK_GROWTH)
+                self._expected = max(0, self._expected - result.granted)
                 self._since = result.since
                 self._slots, self._held, self._until = result.slots, result.held, result.until
                 self._waiting = result.slots == 0
@@ -199,6 +210,7 @@ class MailboxLease:
                 self._cached = stored
                 self._since, self._slots, self._held, self._until = None, 0, 0, 0.0
                 self._granted = self._reported = self._spent
+                self._expected = 0  # said by a step that is over
                 # The chunk stays: the next claim of this process asks what its last one needed.
                 self._waiting, self.contended, self._pause_to_share = False, False, 0.0
 

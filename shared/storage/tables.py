@@ -173,6 +173,10 @@ class TableRepository(Generic[E]):
         try:
             replies = self._client.submit_transaction(batch)
         except TableTransactionError as error:
+            if error.status_code == 404 and any(op.etag for _, op in chunk):
+                # A conditional write of a row deleted since it was read: a lost race, as for
+                # ``replace`` (the service does not always say which operation failed).
+                raise ConcurrencyConflict(f"{self.table_name}: a row changed or vanished since it was read") from error
             raise _conflict(error) from error
         for (index, op), reply in zip(chunk, replies, strict=True):
             results[index] = None if op.kind == "delete" else Stored(op.entity, reply["etag"])

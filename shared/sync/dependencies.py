@@ -51,4 +51,7 @@ class SyncDependencies:
     encrypt: Callable[[str], str]  # a refresh token, sealed for storage
     public_base_url: str  # where Graph and the CRM send our webhooks
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # the one clock of the sync's decisions
+    # About this many Graph requests are coming to their mailbox: its shared claim reserves them
+    # at once (``MailboxGate.expect``); nothing to do where the mailbox's limits are not shared.
+    expect_graph_requests: Callable[[MemberIdentity, int], None] = lambda member, requests: None
     initial_page_size: int = 99  # CRM records the initial sync reads by id at a time (and link rows per commit)

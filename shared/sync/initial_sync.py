@@ -65,6 +65,8 @@ class InitialSync:
         position, synced = progress.done, progress.synced
         if progress.reserved < self._reach(position, ids):
             links.commit(partition, [], progress.model_copy(update={"reserved": self._reach(position, ids)}))
+        # One create per item left: reserved from the mailbox's shared window in one claim.
+        ctx.expect_graph_requests(len(ids) - position)
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-prefetch") as prefetch, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="link-commit") as committer:

@@ -11,10 +11,11 @@ Table ``crmchannels``, one partition per org and kind (``"{org id}|{kind}"``):
 - RowKey ``user|{CRM user id}``: a member whose sync of this kind is on. Enable writes it,
   Disable deletes it; a paused sync keeps it (a change routed to it finds it paused: nothing).
 
-Enable writes its member row first and then writes the channel row (always, so its ETag
-moves); the last member's Disable deletes its row, finds no other member and deletes the
-channel row only if its ETag did not move. So an Enable racing the last Disable either is
-seen by it (the channel stays) or finds the channel row gone and makes a new channel.
+Enable writes its member row and the channel row in one transaction (the channel row always,
+so its ETag moves, and only if its ETag did not move since Enable read it); the last member's
+Disable deletes its row, finds no other member and deletes the channel row only if its ETag did
+not move. So an Enable racing the last Disable either is seen by it (the channel stays) or
+finds the channel row gone and makes a new channel.
 
 Channels of one member made before this (``SyncProfile.channel_id``, their route names the
 member) keep working as they did; the renewal timer moves each such member onto their org's
@@ -34,7 +35,14 @@ from shared.accounts.models import MemberIdentity
 from shared.crm.errors import CrmError
 from shared.crm.models import Module
 from shared.crm.watch import new_channel_id, new_channel_token
-from shared.storage import ConcurrencyConflict, EntityAlreadyExists, Stored, TableEntity, TableRepository
+from shared.storage import (
+    ConcurrencyConflict,
+    EntityAlreadyExists,
+    Stored,
+    TableEntity,
+    TableOperation,
+    TableRepository,
+)
 from shared.sync.profiles import SyncKind
 from shared.sync.webhook_routes import WebhookRoute
 
@@ -120,9 +128,13 @@ class OrgChannels:
 
     def join(self, member: MemberIdentity, kind: SyncKind) -> OrgChannel:
         """The member's sync of this kind is on: index them, and make sure the org's channel
-        exists and is live (made with their CRM access when it is not). Safe to repeat."""
+        exists and is live (made with their CRM access when it is not). Safe to repeat.
+
+        The member's row and the channel's share a partition, so they are written in one
+        transaction: joining a live channel is one read and one write; making one, a read, the
+        claim (with the member's row), the route and the confirmation."""
         key = partition(member.org_id, kind)
-        self._members.upsert(OrgMember(partition_key=key, row_key=user_row(member.user_id), member=member.partition_key))
+        mine = OrgMember(partition_key=key, row_key=user_row(member.user_id), member=member.partition_key)
         for _ in range(ATTEMPTS):
             stored = self.channel(member.org_id, kind)
             if stored is None:
@@ -130,18 +142,25 @@ class OrgChannels:
                                  channel_id=new_channel_id(), token=new_channel_token(), created_at=self._now(),
                                  agent=member.partition_key)
                 try:  # claimed before the CRM is asked: two Enables at once make one channel
-                    stored = self._table.insert(row)
+                    stored = self._with_member(mine, TableOperation("insert", row))
                 except EntityAlreadyExists:
                     continue
             row = stored.entity
-            self._route(row)  # before the CRM knows it: its first callback finds the route
             if row.expires_at is None or row.expires_at < self._now() + RENEW_AHEAD:
+                self._route(row)  # before the CRM knows it: its first callback finds the route
                 row = row.model_copy(update={"expires_at": self._enable(member, row)})
-            try:  # written even unchanged: a racing last Disable sees the ETag move and keeps the channel
-                return self._table.replace(row, stored.etag).entity
+            # Written even unchanged: a racing last Disable sees the ETag move and keeps the
+            # channel; a channel it deleted meanwhile fails the write, and this looks again.
+            try:
+                return self._with_member(mine, TableOperation("replace", row, stored.etag)).entity
             except ConcurrencyConflict:
                 continue
         raise ConcurrencyConflict(f"the {kind.value} channel of org {member.org_id} kept changing")
+
+    def _with_member(self, member_row: OrgMember, channel_write: TableOperation[Any]) -> Stored[OrgChannel]:
+        """The channel row written with the member's row, in one transaction (all or nothing)."""
+        written = self._table.transact([TableOperation("upsert", member_row), channel_write])
+        return written[1]  # type: ignore[return-value]
 
     def leave(self, member: MemberIdentity, kind: SyncKind) -> None:
         """The member's sync of this kind is off: unindex them; the last one out disables the

@@ -74,6 +74,7 @@ class SyncService:
             enqueue=lambda job, delay: self.jobs.send(job, delay=timedelta(seconds=delay) if delay else None),
             subscribe=lambda profile: self.webhooks.subscribe(member, kind, profile.container_id or ""),
             bulk_waiting=self.jobs.bulk_waiting,
+            expect_graph_requests=lambda requests: self.d.expect_graph_requests(member, requests),
         )
 
     def _key(self, member: MemberIdentity) -> str:
@@ -95,7 +96,7 @@ class SyncService:
         )
         if Effect.PREPARE not in decide(stored.entity.life, Event.ENABLE).effects:
             return stored.entity  # L2: enabling an enabled sync changes nothing
-        ctx = self._context(member, kind)
+        ctx = self._context(member, kind, stored)  # the row just written or read: no second read
         container = ctx.outlook.ensure_container(ctx.rules.container_name)
         zone = self.d.crm_time_zone(member) if kind is SyncKind.CALENDAR else None
         # The org's channel (one per org and kind, issue 20), and this member in its index.
@@ -124,7 +125,8 @@ class SyncService:
                 "crm_time_zone": zone,
             })
 
-        profile = self.d.profiles.update(key, kind, enabled)
+        # Tried first on the row as read (its ETag fails if anything wrote it meanwhile).
+        profile = self.d.profiles.update(key, kind, enabled, known=stored)
         if Effect.QUEUE_INITIAL in decision.effects:
             self.jobs.send(SyncJob.of(profile, "initial", StepReason.ENABLE))
         self.d.accounts.audit(actor=member.email, action=f"sync.{kind.value}.enabled", tenant_id=member.tenant_id, org_id=member.org_id)

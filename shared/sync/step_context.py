@@ -25,6 +25,9 @@ class StepContext:
     # Whether other bulk steps (initial syncs, re-syncs) wait for a worker, as seen a few
     # seconds ago (``SyncJobQueues.bulk_waiting``): a long step gives its place up only then.
     bulk_waiting: Callable[[], bool] = lambda: True
+    # About this many Graph requests are coming to the member's mailbox (an initial sync's
+    # creates): its shared claim reserves them in one write (``MailboxGate.expect``).
+    expect_graph_requests: Callable[[int], None] = lambda requests: None
 
     @property
     def owner_id(self) -> str:

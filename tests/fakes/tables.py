@@ -5,6 +5,7 @@ form (``to_entity``) so the service's limits and the round trip through storage 
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
 import threading
@@ -46,6 +47,13 @@ class TableRepositoryInMemory(Generic[E]):
 
     def ensure_table(self) -> None:
         return None
+
+    def view(self, model: type[Any]) -> Any:
+        """The same table's rows read as ``model``: two repositories of one table (as the
+        product keeps ``OrgChannel`` and ``OrgMember`` rows in ``crmchannels``)."""
+        other = copy.copy(self)
+        other.model = model
+        return other
 
     def get(self, partition_key: str, row_key: str) -> Stored[E] | None:
         with self._lock:
@@ -113,6 +121,8 @@ class TableRepositoryInMemory(Generic[E]):
                 found = self._rows.get(_keys(op.entity))
                 if op.kind == "insert" and found is not None:
                     raise EntityAlreadyExists(f"the entity already exists: {op.entity.row_key}")
+                if op.kind in ("replace", "delete") and found is None and op.etag:
+                    raise ConcurrencyConflict(f"a row changed or vanished since it was read: {op.entity.row_key}")
                 if op.kind in ("replace", "delete") and found is None:
                     raise StorageError(f"table storage answered 404: {op.entity.row_key} does not exist")
                 if op.etag and op.kind in ("replace", "delete") and found is not None and found[1] != op.etag:

@@ -115,6 +115,11 @@ def test_transactions_are_atomic_per_group(table: Any) -> None:
     assert table.get("big", "x") is None and table.get("big", "000").entity.count == 5
     with pytest.raises(StorageError):
         table.transact([TableOperation("delete", _row("big", "nothing here"))])
+    vanished = table.get("big", "010").etag
+    table.delete("big", "010")
+    with pytest.raises(ConcurrencyConflict):  # a conditional write of a row deleted since: a lost race
+        table.transact([TableOperation("upsert", _row("big", "z")), TableOperation("replace", _row("big", "010"), etag=vanished)])
+    assert table.get("big", "z") is None
     with pytest.raises(ValueError):
         table.transact([TableOperation("upsert", _row("big", "y")), TableOperation("delete", _row("big", "y"))])
     assert table.transact([TableOperation("delete", _row("big", "001")), TableOperation("upsert", _row("big", "002", count=7))]) \

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.graph.gate import GateTimeout, ShareTooSmall
-from shared.graph.mailbox_lease import IDLE_SECONDS, LEASE_SECONDS, SharedMailboxes, row_partition
+from shared.graph.mailbox_lease import IDLE_SECONDS, LEASE_SECONDS, MAX_CHUNK, SharedMailboxes, row_partition
 from shared.graph.mailbox_shares import MailboxLimits, MailboxLimitsRow
 from tests.fakes.tables import CountsRequests, TableRepositoryInMemory
 
@@ -74,6 +74,37 @@ def test_alone_an_instance_holds_all_four_slots_and_asks_nothing_per_request() -
         pass
     assert rows.requests == asked + 1  # a top-up: one write (160 more)
     assert gate.share() == 4
+
+
+def test_a_step_that_says_what_it_will_send_reserves_it_with_its_first_claim() -> None:
+    """An initial sync of 1,000 items: one read and one write for 50 batches of 20 (a growing
+    chunk would top up three times), and what it did not send goes back with the claim."""
+    clock, rows = Clock(), CountingRows()
+    [host] = instances(1, rows, clock)
+    gate = host.gate(MAILBOX)
+    gate.expect(1_000)
+    for _ in range(50):
+        with gate.slots(4, soon(), requests=20):
+            pass
+    assert rows.requests == 2
+    with gate.slots(1, soon()):  # past what it said: a top-up, as without a word
+        pass
+    assert rows.requests == 3
+    gate._last_active -= IDLE_SECONDS
+    host.tend()
+    stored = rows.get(row_partition(MAILBOX), "limits").entity
+    assert stored.claims == {} and sum(n for _, n in stored.spent) == 1_001
+
+
+def test_what_a_step_expects_is_reserved_a_fifth_of_the_window_at_most() -> None:
+    clock, rows = Clock(), CountingRows()
+    [host] = instances(1, rows, clock)
+    gate = host.gate(MAILBOX)
+    gate.expect(50_000)
+    with gate.slots(1, soon()):
+        pass
+    assert gate.lease is not None and gate.lease.remaining() == MAX_CHUNK - 1
+    assert rows.get(row_partition(MAILBOX), "limits").entity.claims["host-0"].open == MAX_CHUNK
 
 
 def test_a_second_instance_gets_a_share_once_the_holder_renews_and_shrinks() -> None:

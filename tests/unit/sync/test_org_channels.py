@@ -152,7 +152,7 @@ class OrgWorld:
         self.service = SyncService(SyncDependencies(
             profiles=self.profiles, links=self.links, conflicts=None, ledger=SimpleNamespace(purge=lambda p: 0),  # type: ignore[arg-type]
             jobs=SyncJobQueues(dict.fromkeys(SYNC_QUEUES, self.queue)), routes=self.routes,  # type: ignore[arg-type]
-            org_channels=self._table(OrgChannel), org_members=self._table(OrgMember), crm_changes=self.changes,
+            org_channels=(channels := self._table(OrgChannel)), org_members=channels.view(OrgMember), crm_changes=self.changes,
             accounts=self.accounts, kind_for=lambda member, kind, **facts: (PlainRules(member.user_id, None), self.outlook),
             crm_session=_unreachable, crm_records=lambda member: self.crm, crm_channels=lambda member: self.channels,
             crm_time_zone=lambda member: None, subscriptions=lambda member: SubscriptionsInMemory(self.clock),
@@ -246,6 +246,20 @@ def test_members_enabling_share_one_channel_and_only_the_last_disable_removes_it
     assert world.routes.get(f"crm|{channel.channel_id}", "hook") is None
     world.service.enable(members[1], KIND)  # and a new one comes with the next Enable
     assert len(world.channels.channels) == 1 and world.channel().channel_id != channel.channel_id
+
+
+def test_joining_costs_two_table_transactions_on_a_live_channel_and_four_on_a_new_one(world: OrgWorld) -> None:
+    """The member's row rides with the channel's write (one partition, one transaction)."""
+    org = world.service.org_channels
+    first, second = world.member(0), world.member(1)
+    before = world.counts["table"]
+    org.join(first, KIND)  # the channel is made: a read, the claim, the route, the confirmation
+    assert world.counts["table"] - before == 4
+    before = world.counts["table"]
+    org.join(second, KIND)  # live: a read, and one write of both rows
+    assert world.counts["table"] - before == 2
+    assert org.members(ORG, KIND) == [first.partition_key, second.partition_key]
+    assert len(world.channels.channels) == 1
 
 
 def test_an_enable_racing_the_last_disable_keeps_the_channel(world: OrgWorld) -> None:
