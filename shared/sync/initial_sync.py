@@ -28,7 +28,12 @@ from shared.sync.selection import best
 from shared.sync.step_context import StepContext
 
 # A step yields its worker after this long when other bulk steps wait for one (``bulk_waiting``),
-# and in any case after ``INITIAL_SLICE_SECONDS``; progress is committed with every page.
+# and in any case after ``INITIAL_SLICE_SECONDS``; progress is committed with every page. Never
+# with a page or less left: the next step would cost more than that page (a queue hop, the
+# lease, the member's rows, the shared claims: about a dozen Table transactions) and its member
+# would finish after every step queued meanwhile (bench many-members: 100 members of 100 events,
+# each step yielded after its first page under load, and 98 steps of one item each came last).
+
 INITIAL_STEP_SECONDS = 10.0
 INITIAL_SLICE_SECONDS = 120.0
 # Pairs per page: 99 link rows and the progress are one entity-group transaction (100
@@ -83,7 +88,8 @@ class InitialSync:
                     committing.result()  # back-pressure: one commit in flight (the write-ahead's reach)
                 synced += sent
                 elapsed = time.monotonic() - started
-                stop = end < len(ids) and (elapsed > INITIAL_SLICE_SECONDS or elapsed > INITIAL_STEP_SECONDS and self._others_wait(ctx))
+                stop = len(ids) - end > self.page_size and (
+                    elapsed > INITIAL_SLICE_SECONDS or elapsed > INITIAL_STEP_SECONDS and self._others_wait(ctx))
                 # A slice's last page reserves nothing ahead: the next step has nothing to look for.
                 reach = end if stop else self._reach(end, ids)
                 committing = committer.submit(links.commit, partition, rows, InitialProgress(done=end, reserved=reach, synced=synced))
