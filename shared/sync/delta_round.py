@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from shared.crm.records import ListQuery
@@ -60,48 +61,53 @@ class DeltaRound:
         # The first round, one after Graph expired our link, or one whose window must move.
         full_round = resume is None
         window_from = started if full_round else profile.delta_window_from or started
-        more = False
-        masters: set[str] = set()
-        for count, page in enumerate(ctx.outlook.delta_pages(profile.container_id or "", resume), start=1):
-            for item in page.changed:
-                master = a.series_master_of(item.to_graph())
-                if master:
-                    masters.add(master)
-                else:
-                    outlook_seen.append(ctx.outlook.seen(item))
-            outlook_gone += [ItemDeleted(r.id, DeleteSignal.GRAPH_REMOVED) for r in page.removed]
-            resume = page.resume_link
-            if count >= MAX_DELTA_PAGES_PER_STEP and not page.is_last:
-                more = True
-                break
-        seen_series, gone_series = self._series(profile, ctx.outlook, masters, removals=bool(outlook_gone))
-        known = {s.item_id for s in outlook_seen}
-        outlook_seen += [s for s in seen_series if s.item_id not in known]
-        outlook_gone += [ItemDeleted(i, DeleteSignal.NOT_FOUND) for i in gone_series]
-        every: list[LinkRow] | None = None  # scanned once for both uses on a full round
-        listed = {s.item_id for s in outlook_seen} | {d.item_id for d in outlook_gone} | masters
-        unconfirmed = profile.unconfirmed_outlook  # carried over while a paged round goes on
-        if full_round and not more:
-            every = self.links.all(profile.links_partition)
-            unlisted = [row for row in every if a.may_be_listed(row.fields, window_from)]
-            outlook_gone += self._unlisted_and_gone(profile, ctx.outlook, listed, unlisted)
-            unconfirmed = []
-        elif not more:
-            gone, unconfirmed = self._unconfirmed_and_gone(profile, ctx.outlook, listed)
-            outlook_gone += gone
         watermark = profile.crm_watermark or started
         since = watermark - timedelta(seconds=1)  # the CRM compares whole seconds
         query = ListQuery(module=a.crm_module, fields=a.crm_fields, owner_id=ctx.owner_id, modified_since=since)  # type: ignore[arg-type]
-        crm_seen = [a.crm_to_seen(r) for r in ctx.records.changed_since(query)]
         deleted_mark = profile.crm_deleted_watermark
         read_deleted = read_deleted or deleted_mark is None
-        if read_deleted:
-            deleted_since = min(deleted_mark or watermark, watermark) - timedelta(seconds=1)
-            crm_gone = [
-                ItemDeleted(d.id, DeleteSignal.CRM_DELETED_LIST) for d in ctx.records.deleted(a.crm_module, since=deleted_since)  # type: ignore[arg-type]
-            ]
-        else:
-            crm_gone = []
+        deleted_since = min(deleted_mark or watermark, watermark) - timedelta(seconds=1)
+        # The CRM's side (and, on a full round, our link rows) are read while Graph's delta pages
+        # are: three services, no order between their reads (the round's time is ``started``,
+        # taken before all of them), and a webhook's change reaches the other side one round
+        # trip sooner.
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="delta-read") as reads:
+            crm_changed = reads.submit(lambda: [a.crm_to_seen(r) for r in ctx.records.changed_since(query)])
+            crm_deleted = reads.submit(
+                lambda: [ItemDeleted(d.id, DeleteSignal.CRM_DELETED_LIST)
+                         for d in ctx.records.deleted(a.crm_module, since=deleted_since)]) if read_deleted else None  # type: ignore[arg-type]
+            linked = reads.submit(self.links.all, profile.links_partition) if full_round else None
+            more = False
+            masters: set[str] = set()
+            for count, page in enumerate(ctx.outlook.delta_pages(profile.container_id or "", resume), start=1):
+                for item in page.changed:
+                    master = a.series_master_of(item.to_graph())
+                    if master:
+                        masters.add(master)
+                    else:
+                        outlook_seen.append(ctx.outlook.seen(item))
+                outlook_gone += [ItemDeleted(r.id, DeleteSignal.GRAPH_REMOVED) for r in page.removed]
+                resume = page.resume_link
+                if count >= MAX_DELTA_PAGES_PER_STEP and not page.is_last:
+                    more = True
+                    break
+            seen_series, gone_series = self._series(profile, ctx.outlook, masters, removals=bool(outlook_gone))
+            known = {s.item_id for s in outlook_seen}
+            outlook_seen += [s for s in seen_series if s.item_id not in known]
+            outlook_gone += [ItemDeleted(i, DeleteSignal.NOT_FOUND) for i in gone_series]
+            every: list[LinkRow] | None = None  # scanned once for both uses on a full round
+            listed = {s.item_id for s in outlook_seen} | {d.item_id for d in outlook_gone} | masters
+            unconfirmed = profile.unconfirmed_outlook  # carried over while a paged round goes on
+            if linked is not None and not more:
+                every = linked.result()
+                unlisted = [row for row in every if a.may_be_listed(row.fields, window_from)]
+                outlook_gone += self._unlisted_and_gone(profile, ctx.outlook, listed, unlisted)
+                unconfirmed = []
+            elif not more:
+                gone, unconfirmed = self._unconfirmed_and_gone(profile, ctx.outlook, listed)
+                outlook_gone += gone
+            crm_seen = crm_changed.result()
+            crm_gone = crm_deleted.result() if crm_deleted is not None else []
         report = self.cycle.run(
             profile, ctx, SideChanges(tuple(crm_seen), tuple(crm_gone)), SideChanges(tuple(outlook_seen), tuple(outlook_gone)),
             every=every, read_at=started,

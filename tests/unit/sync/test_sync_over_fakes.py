@@ -5,6 +5,9 @@ folder) with processes dying at any write and messages delivered twice."""
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -435,3 +438,35 @@ def test_a_renewal_that_fails_stops_no_other_renewal() -> None:
     harness.subscriptions.renew = renew  # type: ignore[method-assign]
     assert harness.service.renew_all() == 1  # the subscription now; the channel is no longer due
     assert harness.profile().subscription_expires > before.subscription_expires  # type: ignore[operator]
+
+
+def test_a_round_reads_the_crm_while_it_reads_outlooks_delta_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A webhook's change reaches the other side one round trip sooner: the CRM's changes are
+    asked for while Graph's delta pages are read, not after (each read waits for the other
+    here; one after the other, the round would wait out the timeout and find nothing)."""
+    harness = SyncHarness()
+    _seed(harness, 3, 0)
+    harness.enable()
+    harness.settle()
+    crm_asked, pages_asked = threading.Event(), threading.Event()
+    changed_since, delta_pages = harness.crm.changed_since, harness.outlook.delta_pages
+
+    def crm_changes(query: Any) -> Any:
+        crm_asked.set()
+        pages_asked.wait(timeout=5)
+        return changed_since(query)
+
+    def outlook_pages(container_id: str, resume: str | None) -> Any:
+        pages_asked.set()
+        assert crm_asked.wait(timeout=5), "the CRM was not read while Graph's pages were"
+        return delta_pages(container_id, resume)
+
+    monkeypatch.setattr(harness.crm, "changed_since", crm_changes)
+    monkeypatch.setattr(harness.outlook, "delta_pages", outlook_pages)
+    made = harness.outlook_store.user_create({"subject": "Made in Outlook"})
+    harness.crm_store.user_edit(next(iter(harness.crm_store.items)), {"subject": "Renamed in the CRM"})
+    harness.webhook()
+    harness.settle()
+    harness.assert_in_step()
+    assert any(item.origin == made for item in harness.crm_store.items.values())
+    assert any(item.fields.get("subject") == "Renamed in the CRM" for item in harness.outlook_store.items.values())
