@@ -67,15 +67,20 @@ class DeltaRound:
         deleted_mark = profile.crm_deleted_watermark
         read_deleted = read_deleted or deleted_mark is None
         deleted_since = min(deleted_mark or watermark, watermark) - timedelta(seconds=1)
+        def read_crm() -> tuple[list[ItemSeen], list[ItemDeleted]]:
+            # One call after the other: one of the org's shared CRM slots, not two (a second
+            # costs its lease and its give-back, two Table writes, for a few milliseconds).
+            seen = [a.crm_to_seen(r) for r in ctx.records.changed_since(query)]
+            gone = [ItemDeleted(d.id, DeleteSignal.CRM_DELETED_LIST)
+                    for d in ctx.records.deleted(a.crm_module, since=deleted_since)] if read_deleted else []  # type: ignore[arg-type]
+            return seen, gone
+
         # The CRM's side (and, on a full round, our link rows) are read while Graph's delta pages
         # are: three services, no order between their reads (the round's time is ``started``,
         # taken before all of them), and a webhook's change reaches the other side one round
         # trip sooner.
-        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="delta-read") as reads:
-            crm_changed = reads.submit(lambda: [a.crm_to_seen(r) for r in ctx.records.changed_since(query)])
-            crm_deleted = reads.submit(
-                lambda: [ItemDeleted(d.id, DeleteSignal.CRM_DELETED_LIST)
-                         for d in ctx.records.deleted(a.crm_module, since=deleted_since)]) if read_deleted else None  # type: ignore[arg-type]
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="delta-read") as reads:
+            crm_read = reads.submit(read_crm)
             linked = reads.submit(self.links.all, profile.links_partition) if full_round else None
             more = False
             masters: set[str] = set()
@@ -106,8 +111,7 @@ class DeltaRound:
             elif not more:
                 gone, unconfirmed = self._unconfirmed_and_gone(profile, ctx.outlook, listed)
                 outlook_gone += gone
-            crm_seen = crm_changed.result()
-            crm_gone = crm_deleted.result() if crm_deleted is not None else []
+            crm_seen, crm_gone = crm_read.result()
         report = self.cycle.run(
             profile, ctx, SideChanges(tuple(crm_seen), tuple(crm_gone)), SideChanges(tuple(outlook_seen), tuple(outlook_gone)),
             every=every, read_at=started,
