@@ -149,7 +149,9 @@ class MailboxLease:
             with self._lock:
                 spent, since, waiting = self._spent, self._since, self._waiting
                 reported, keep_open = spent - self._reported, max(0, self._granted - spent)
-                top_up = need > 0 or keep_open < self._chunk // 2 or self._expected > 0
+                # What a step said it will send sizes a top-up, never triggers one: a renewal
+                # with plenty open reserves nothing more (the window is every instance's).
+                top_up = need > 0 or keep_open < self._chunk // 2
                 ask = max(self._chunk, min(MAX_CHUNK, self._expected)) if top_up else 0
                 pause = self._pause_to_share
             grant: list[shares.Grant] = []

@@ -105,6 +105,9 @@ def test_what_a_step_expects_is_reserved_a_fifth_of_the_window_at_most() -> None
         pass
     assert gate.lease is not None and gate.lease.remaining() == MAX_CHUNK - 1
     assert rows.get(row_partition(MAILBOX), "limits").entity.claims["host-0"].open == MAX_CHUNK
+    clock.now += LEASE_SECONDS / 2 + 0.1
+    host.tend()  # a renewal with plenty open reports the one sent, and reserves no more for what is expected
+    assert rows.get(row_partition(MAILBOX), "limits").entity.claims["host-0"].open == MAX_CHUNK - 1
 
 
 def test_a_second_instance_gets_a_share_once_the_holder_renews_and_shrinks() -> None:
