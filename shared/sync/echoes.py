@@ -31,7 +31,6 @@ from typing import Any, Protocol
 
 from shared.sync.links import LinkState
 from shared.sync.ports import LinkRows
-from shared.sync.profiles import SyncProfile
 
 MAX_ITEMS = 12
 OUTLOOK = "outlook"
@@ -99,8 +98,9 @@ def merged(marked: list[str] | None, named: list[str] | None, *, fresh: bool) ->
     return together if len(together) <= MAX_ITEMS else None
 
 
-def own_echoes(links: LinkRows, profile: SyncProfile, items: Sequence[str]) -> bool:
-    """Whether every item is as our own last write left it (one query of the member's links)."""
+def own_echoes(links: LinkRows, links_partition: str, items: Sequence[str]) -> bool:
+    """Whether every item is as our own last write left it (one query of the member's links
+    in ``links_partition``, their generation's: ``SyncProfile.links_partition``)."""
     outlook: dict[str, str] = {}
     crm: dict[str, str] = {}
     for entry in items:
@@ -110,7 +110,7 @@ def own_echoes(links: LinkRows, profile: SyncProfile, items: Sequence[str]) -> b
         (outlook if side == OUTLOOK else crm)[item_id] = detail
     if not (outlook or crm) or len(outlook) + len(crm) > MAX_ITEMS:
         return False
-    rows = [row for row in links.load(profile.links_partition, crm_ids=sorted(crm), outlook_ids=sorted(outlook))
+    rows = [row for row in links.load(links_partition, crm_ids=sorted(crm), outlook_ids=sorted(outlook))
             if row.state is LinkState.SYNCED]
     by_outlook = {row.outlook_id: row for row in rows}
     by_crm = {row.crm_id: row for row in rows}

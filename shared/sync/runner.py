@@ -219,7 +219,7 @@ class SyncRunner:
                     self.links.purge(stepped.links_partition)  # with the initial sync's selection
                 return None
             released = _carry(latest.entity, stepped)
-            if released.delta_queued and released.delta_items and own_echoes(self.links, released, released.delta_items):
+            if released.delta_queued and released.delta_items and own_echoes(self.links, released.links_partition, released.delta_items):
                 # The webhooks since the lease was taken named only this step's own writes
                 # (their echoes came before its rows were saved): nothing to do for them.
                 released = released.model_copy(update={"delta_queued": False, "delta_queued_at": None, "delta_items": None,

@@ -72,7 +72,8 @@ class SyncService:
                             crm_time_zone=zone, generation=stored.entity.generation if stored else None),
             records=self.d.crm_records(member),
             enqueue=lambda job, delay: self.jobs.send(job, delay=timedelta(seconds=delay) if delay else None),
-            subscribe=lambda profile: self.webhooks.subscribe(member, kind, profile.container_id or ""),
+            subscribe=lambda profile: self.webhooks.subscribe(member, kind, profile.container_id or "",
+                                                              links_partition=profile.links_partition),
             bulk_waiting=self.jobs.bulk_waiting,
             expect_graph_requests=lambda requests: self.d.expect_graph_requests(member, requests),
         )

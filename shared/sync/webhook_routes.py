@@ -17,3 +17,7 @@ class WebhookRoute(TableEntity):
     kind: str
     secret: str  # Graph clientState or CRM channel token
     org_id: str | None = None
+    # A Graph subscription's: where the links of the Enable that made it live, so that a
+    # notification of our own write's echo is dropped without reading the member's profile.
+    # (A subscription lives and dies with its Enable; None on routes made before.)
+    links_partition: str | None = None

@@ -100,15 +100,18 @@ class SyncWebhooks:
         return queued
 
     def request_unless_echo(self, member_key: str, kind: SyncKind, reason: StepReason, items: list[str] | None, *,
-                            crm_deletion: bool = False) -> bool | None:
+                            crm_deletion: bool = False, not_echoes_in: str | None = None) -> bool | None:
         """``request_delta``, unless what the webhook named is our own writes' echo, their rows
         saved (``shared.sync.echoes``): then nothing is written or queued, and None is
         returned. Costs one profile read (``request_delta`` reuses it) and, when the webhook
-        named items, one query of the member's links."""
+        named items, one query of the member's links (none when ``not_echoes_in``, the links
+        partition the caller already found them not to be echoes in, is the profile's)."""
         stored = self.d.profiles.get(member_key, kind)
         if stored is None:
             return False
-        if stored.entity.state is SyncState.ACTIVE and items and own_echoes(self.d.links, stored.entity, items):
+        profile = stored.entity
+        if (profile.state is SyncState.ACTIVE and items and profile.links_partition != not_echoes_in
+                and own_echoes(self.d.links, profile.links_partition, items)):
             return None
         return self.request_delta(member_key, kind, reason, crm_deletion=crm_deletion, known=stored, items=items)
 
@@ -121,8 +124,12 @@ class SyncWebhooks:
             if route is None or not client_state_matches(note.client_state, route.secret):
                 refused.append(note.subscription_id)
                 continue
-            asked = self.request_unless_echo(route.member, SyncKind(route.kind), StepReason.GRAPH_WEBHOOK,
-                                             outlook_items(note.item_changes))
+            items = outlook_items(note.item_changes)
+            if route.links_partition and items and own_echoes(self.d.links, route.links_partition, items):
+                echoes += 1  # our own write's echo, told by the links of the Enable that subscribed
+                continue
+            asked = self.request_unless_echo(route.member, SyncKind(route.kind), StepReason.GRAPH_WEBHOOK, items,
+                                             not_echoes_in=route.links_partition if items else None)
             queued += asked is True
             echoes += asked is None
         if echoes:
@@ -250,11 +257,13 @@ class SyncWebhooks:
         stored = self.d.profiles.get(member.partition_key, kind)
         if stored is None or not stored.entity.container_id:
             return
-        fields = self.subscribe(member, kind, stored.entity.container_id)
+        fields = self.subscribe(member, kind, stored.entity.container_id, links_partition=stored.entity.links_partition)
         self.d.profiles.update(member.partition_key, kind, lambda p: p.model_copy(update=fields))
 
-    def subscribe(self, member: MemberIdentity, kind: SyncKind, container_id: str) -> dict[str, Any]:
-        """A Graph subscription on our container and its route; the profile fields to store."""
+    def subscribe(self, member: MemberIdentity, kind: SyncKind, container_id: str, *,
+                  links_partition: str | None = None) -> dict[str, Any]:
+        """A Graph subscription on our container and its route; the profile fields to store.
+        ``links_partition``: the subscribing Enable's links (``SyncProfile.links_partition``)."""
         base = self.d.public_base_url
         client_state = new_client_state()
         client = self.d.subscriptions(member)
@@ -262,6 +271,6 @@ class SyncWebhooks:
         subscription = subscribe(container_id, notification_url=f"{base}/api/webhooks/graph",
                                  lifecycle_url=f"{base}/api/webhooks/graph/lifecycle", client_state=client_state)
         self.routes.upsert(WebhookRoute(partition_key=f"graph|{subscription.id}", row_key="hook", member=member.partition_key,
-                                        kind=kind.value, secret=client_state))
+                                        kind=kind.value, secret=client_state, links_partition=links_partition))
         return {"subscription_id": subscription.id, "subscription_expires": subscription.expiration_date_time,
                 "client_state": client_state}

@@ -54,13 +54,14 @@ def world(azurite, unique_name):  # type: ignore[no-untyped-def]
                                            crm_version="2026-12-06T00:00:00+00:00", outlook_version="K1"))])
     routes = table("routes", WebhookRoute)
     routes.upsert(WebhookRoute(partition_key=f"graph|{SUBSCRIPTION}", row_key="hook", member=MEMBER,
-                               kind=SyncKind.CONTACTS.value, secret=SECRET))
+                               kind=SyncKind.CONTACTS.value, secret=SECRET))  # a route made before it named its links
     queue = _RecordedQueue()
     dependencies = SimpleNamespace(profiles=profiles, links=links, conflicts=None, ledger=None, jobs=queue, routes=routes,
                                    clock=lambda: datetime.now(UTC), initial_page_size=99, org_channels=None,
                                    org_members=None, crm_changes=None, crm_channels=None,
                                    public_base_url="https://sync.example")
-    return SimpleNamespace(service=SyncService(dependencies), queue=queue, profiles=profiles, links=links)  # type: ignore[arg-type]
+    return SimpleNamespace(service=SyncService(dependencies), queue=queue, profiles=profiles, links=links,  # type: ignore[arg-type]
+                           routes=routes, partition=partition)
 
 
 def post(*entries: tuple[str, str, str | None], client_state: str = SECRET) -> bytes:
@@ -89,6 +90,50 @@ def test_the_echo_of_our_own_write_queues_nothing(world) -> None:  # type: ignor
 def test_anything_but_an_echo_queues_one_step(world, entries) -> None:  # type: ignore[no-untyped-def]
     assert world.service.graph_notifications(post(*entries)) == 1
     assert [job.step for job in world.queue.sent] == ["delta"]
+
+
+def _counting(world, monkeypatch) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Counts the profile reads and links queries the webhook makes (each a Table transaction)."""
+    counts = {"profile": 0, "links": 0}
+    get, load = world.profiles.get, world.links.load
+
+    def counted_get(*args, **kwargs):  # type: ignore[no-untyped-def]
+        counts["profile"] += 1
+        return get(*args, **kwargs)
+
+    def counted_load(*args, **kwargs):  # type: ignore[no-untyped-def]
+        counts["links"] += 1
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(world.profiles, "get", counted_get)
+    monkeypatch.setattr(world.links, "load", counted_load)
+    return counts
+
+
+def _route_naming(world, partition: str) -> None:  # type: ignore[no-untyped-def]
+    world.routes.upsert(WebhookRoute(partition_key=f"graph|{SUBSCRIPTION}", row_key="hook", member=MEMBER,
+                                     kind=SyncKind.CONTACTS.value, secret=SECRET, links_partition=partition))
+
+
+def test_a_route_naming_its_enables_links_drops_the_echo_without_reading_the_profile(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _route_naming(world, world.partition)
+    counts = _counting(world, monkeypatch)
+    assert world.service.graph_notifications(post(("updated", "o1", "K1"))) == 0
+    assert counts == {"profile": 0, "links": 1} and world.queue.sent == []
+    assert world.service.graph_notifications(post(("updated", "o1", "K2"))) == 1  # someone's edit after ours
+    assert counts == {"profile": 1, "links": 2}  # the links are not asked twice
+    assert len(world.queue.sent) == 1
+
+
+def test_a_route_of_an_earlier_enable_vouches_for_nothing_of_this_one(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A late notification of a subscription whose Enable was replaced: its links are gone, so
+    the member's own (this Enable's) are asked, as without a route naming any."""
+    _route_naming(world, f"{world.partition}-an-earlier-generation")
+    counts = _counting(world, monkeypatch)
+    assert world.service.graph_notifications(post(("updated", "o1", "K1"))) == 0  # this Enable's echo, all the same
+    assert counts == {"profile": 1, "links": 2}
+    assert world.service.graph_notifications(post(("updated", "o1", "K2"))) == 1
+    assert len(world.queue.sent) == 1
 
 
 def test_a_forged_notification_is_refused_before_any_lookup(world) -> None:  # type: ignore[no-untyped-def]

@@ -34,6 +34,8 @@ def test_initial_sync_over_pages_then_two_way() -> None:
     profile = harness.profile()
     assert profile.state is SyncState.ACTIVE and profile.subscription_id and profile.delta_link
     assert profile.initial_done == 8 and profile.synced_items == 8
+    route = harness.service.routes.get(f"graph|{profile.subscription_id}", "hook")
+    assert route is not None and route.entity.links_partition == profile.links_partition  # echoes told without the profile
     harness.assert_in_step()
     assert len(harness.outlook_store.items) == 8  # the colleagues' contacts stay out (R4.5)
 
