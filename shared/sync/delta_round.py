@@ -67,6 +67,7 @@ class DeltaRound:
         deleted_mark = profile.crm_deleted_watermark
         read_deleted = read_deleted or deleted_mark is None
         deleted_since = min(deleted_mark or watermark, watermark) - timedelta(seconds=1)
+
         def read_crm() -> tuple[list[ItemSeen], list[ItemDeleted]]:
             # One call after the other: one of the org's shared CRM slots, not two (a second
             # costs its lease and its give-back, two Table writes, for a few milliseconds).

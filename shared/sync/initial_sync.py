@@ -33,7 +33,6 @@ from shared.sync.step_context import StepContext
 # lease, the member's rows, the shared claims: about a dozen Table transactions) and its member
 # would finish after every step queued meanwhile (bench many-members: 100 members of 100 events,
 # each step yielded after its first page under load, and 98 steps of one item each came last).
-
 INITIAL_STEP_SECONDS = 10.0
 INITIAL_SLICE_SECONDS = 120.0
 # Pairs per page: 99 link rows and the progress are one entity-group transaction (100
