@@ -64,7 +64,9 @@ def _storage_reachable(list_first: Callable[[], object]) -> Callable[[], str]:
 
 def check_health(settings: Settings) -> HealthReport:
     """Check every dependency in parallel, each with a short timeout."""
-    account = StorageAccount.from_settings(settings, retry_total=0)
+    # The storage's answer waits as long as the other checks': a host at work answers its probes
+    # (the test harness's, Azure's) in seconds, never after the client's 30-s read timeout.
+    account = StorageAccount.from_settings(settings, retry_total=0, read_timeout=CHECK_TIMEOUT_SECONDS)
     checks: dict[str, Callable[[], str] | None] = {
         "tables": _storage_reachable(lambda: account.table_service().list_tables(results_per_page=1)),
         "queues": _storage_reachable(lambda: account.queue_service().list_queues(results_per_page=1)),

@@ -15,9 +15,10 @@ from urllib3.util.retry import Retry
 from shared.config import Settings
 from shared.storage.metrics import CountingTransport
 
-# Short connection timeouts: a health check or a worker should fail fast, not hang for minutes.
-_CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
-_TRANSPORT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
+# Short connection timeouts: a worker should fail fast, not hang for minutes (a health check
+# shorter still: ``read_timeout``).
+CONNECTION_TIMEOUT = 5
+READ_TIMEOUT = 30
 # Table connections kept open per process. The SDK's own session keeps 10: with 100 sync steps
 # at once, every other request opened a new connection (a TLS handshake in Azure) and dropped
 # it after ("Connection pool is full, discarding connection", bench propagation-under-load).
@@ -44,16 +45,22 @@ class StorageAccount:
     queue_service_uri: str | None = None
     managed_identity_client_id: str | None = None
     retry_total: int = 3
+    read_timeout: float = READ_TIMEOUT  # seconds an answer may take
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, retry_total: int = 3) -> StorageAccount:
+    def from_settings(cls, settings: Settings, *, retry_total: int = 3, read_timeout: float = READ_TIMEOUT) -> StorageAccount:
         return cls(
             connection_string=settings.storage_connection_string,
             table_service_uri=settings.storage_table_service_uri,
             queue_service_uri=settings.storage_queue_service_uri,
             managed_identity_client_id=settings.storage_client_id,
             retry_total=retry_total,
+            read_timeout=read_timeout,
         )
+
+    @property
+    def _timeouts(self) -> dict[str, Any]:
+        return {"connection_timeout": min(CONNECTION_TIMEOUT, self.read_timeout), "read_timeout": self.read_timeout}
 
     @cached_property
     def _credential(self) -> Any:
@@ -63,8 +70,8 @@ class StorageAccount:
         return DefaultAzureCredential(managed_identity_client_id=self.managed_identity_client_id)
 
     def table_service(self) -> TableServiceClient:
-        transport = CountingTransport(session=_table_session(), session_owner=False, **_TRANSPORT_OPTIONS)
-        options = {**_CLIENT_OPTIONS, "retry_total": self.retry_total, "transport": transport}
+        transport = CountingTransport(session=_table_session(), session_owner=False, **self._timeouts)
+        options = {**self._timeouts, "retry_total": self.retry_total, "transport": transport}
         if self.table_service_uri:
             return TableServiceClient(endpoint=self.table_service_uri, credential=self._credential, **options)
         assert self.connection_string
@@ -72,7 +79,7 @@ class StorageAccount:
 
     def queue_service(self) -> QueueServiceClient:
         """A queue client that sends base64 text, as the Functions host expects by default."""
-        options = {**_CLIENT_OPTIONS, "retry_total": self.retry_total}
+        options = {**self._timeouts, "retry_total": self.retry_total}
         if self.queue_service_uri:
             return QueueServiceClient(account_url=self.queue_service_uri, credential=self._credential, **options)
         assert self.connection_string

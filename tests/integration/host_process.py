@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+from shared.health import CHECK_TIMEOUT_SECONDS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -46,7 +48,9 @@ class HostProcess:
             if self._process.poll() is not None:
                 raise RuntimeError(f"host exited with {self._process.returncode}; see {self.log_path}")
             try:
-                requests.get(f"{self.url}/api/health", timeout=2)
+                # Any answer, healthy or not, within the health check's own bound (3 s per
+                # dependency; before, its storage check could take the client's 30-s read timeout).
+                requests.get(f"{self.url}/api/health", timeout=CHECK_TIMEOUT_SECONDS + 3)
                 return self
             except (requests.ConnectionError, requests.Timeout):
                 # Not up yet, or up and slow to answer: a host started among two others at
