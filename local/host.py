@@ -30,7 +30,7 @@ from local.app_settings import is_disabled, load_local_settings, resolve, storag
 from local.host_config import HostConfig, worker_threads
 from local.http_trigger import HostKeys, HttpTriggerApp
 from local.indexer import FunctionSpec, index_functions, load_app
-from local.invocation import Invoker
+from local.invocation import QUEUE_TIMEOUTS, Invoker
 from local.queue_trigger import RECEIVE_VISIBILITY, QueueListener
 from local.timer_trigger import TimerRunner
 
@@ -103,7 +103,7 @@ class LocalHost:
     def _queue_service(self, connection: str | None) -> QueueServiceClient:
         conn = storage_connection(connection)
         if conn not in self._queue_services:
-            self._queue_services[conn] = QueueServiceClient.from_connection_string(conn)
+            self._queue_services[conn] = QueueServiceClient.from_connection_string(conn, **QUEUE_TIMEOUTS)
         return self._queue_services[conn]
 
     def start(self) -> LocalHost:

@@ -184,5 +184,12 @@ class Invoker:
                 client.send_message(base64.b64encode(raw).decode("ascii"))
 
 
+# A poll or an output binding's send that gets no answer gives up within seconds, as the real
+# host's storage client does, instead of the SDK's default 300-s read timeout: a listener stuck
+# in one unanswered receive took no message for minutes (suspected in make soak, session 16: a
+# journey's host ran no step for the last 2 minutes of its settle).
+QUEUE_TIMEOUTS = {"connection_timeout": 5, "read_timeout": 30}
+
+
 def _queue_service_for(connection: str | None) -> QueueServiceClient:
-    return QueueServiceClient.from_connection_string(storage_connection(connection))
+    return QueueServiceClient.from_connection_string(storage_connection(connection), **QUEUE_TIMEOUTS)
