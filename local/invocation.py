@@ -24,6 +24,7 @@ from azure.storage.queue import QueueServiceClient
 
 from local.app_settings import resolve, storage_connection
 from local.indexer import FunctionSpec
+from shared.storage.account import CONNECTION_TIMEOUT, READ_TIMEOUT
 
 log = logging.getLogger("Host.Function")
 
@@ -188,7 +189,7 @@ class Invoker:
 # host's storage client does, instead of the SDK's default 300-s read timeout: a listener stuck
 # in one unanswered receive took no message for minutes (suspected in make soak, session 16: a
 # journey's host ran no step for the last 2 minutes of its settle).
-QUEUE_TIMEOUTS = {"connection_timeout": 5, "read_timeout": 30}
+QUEUE_TIMEOUTS = {"connection_timeout": CONNECTION_TIMEOUT, "read_timeout": READ_TIMEOUT}  # the product's own
 
 
 def _queue_service_for(connection: str | None) -> QueueServiceClient:
