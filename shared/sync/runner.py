@@ -122,7 +122,7 @@ class SyncRunner:
                                                look_outside=job.reason in LOOK_OUTSIDE_REASONS)
             finally:
                 lease.stop()
-                asked = self._release(job, profile, owner, lease.latest)
+                asked = self._release(job, profile, owner, lease.latest, taken=leased.entity)
                 if asked is not None:
                     # Asked by a webhook's step that was dropped for it (``_leave_to_holder``),
                     # or by a webhook's mark left to this step: queued even when this step
@@ -199,14 +199,15 @@ class SyncRunner:
         return asked
 
     def _release(self, job: SyncJob, stepped: SyncProfile, owner: str,
-                 known: Stored[SyncProfile] | None = None) -> StepReason | None:
+                 known: Stored[SyncProfile] | None = None, *, taken: SyncProfile | None = None) -> StepReason | None:
         """Write the step's result and free the lease, re-reading on a concurrent change
         (a webhook marking a delta step queued). A lease found taken (this step stalled
         past it) keeps the other step's state: this one's work is redone from the cursors.
         Returns why one more delta step must be queued, if asked meanwhile: by a webhook's
         step dropped for this one (``_leave_to_holder``), or by a webhook's mark left to it
         (``delta_for_holder``) that is not this step's own echoes. ``known``: the row as the
-        lease's last write left it, tried first without a read."""
+        lease's last write left it, tried first without a read. ``taken``: the profile as the
+        lease was taken (what the step did not change is left as the row has it)."""
         for _ in range(8):
             latest, known = known or self.profiles.get(job.member, job.kind), None
             if latest is None:
@@ -218,7 +219,7 @@ class SyncRunner:
                     # wrote after the purge belong to no generation that reads them.
                     self.links.purge(stepped.links_partition)  # with the initial sync's selection
                 return None
-            released = _carry(latest.entity, stepped)
+            released = _carry(latest.entity, stepped, taken)
             if released.delta_queued and released.delta_items and own_echoes(self.links, released.links_partition, released.delta_items):
                 # The webhooks since the lease was taken named only this step's own writes
                 # (their echoes came before its rows were saved): nothing to do for them.
@@ -276,12 +277,22 @@ def already_covered(job: SyncJob, profile: SyncProfile | None, delivery: str | N
     return not profile.delta_queued and not profile.delta_rerun and not own_lease
 
 
-def _carry(latest: SyncProfile, stepped: SyncProfile) -> SyncProfile:
-    """The step's result, unless the member changed the state meanwhile (e.g. disabled)."""
+# Written outside the lease while a step runs: the renewal timer and Graph's lifecycle
+# notifications (a new subscription), a CRM channel renewed or forgotten.
+_WEBHOOK_FIELDS = ("subscription_id", "subscription_expires", "client_state", "channel_id", "channel_token", "channel_expires")
+
+
+def _carry(latest: SyncProfile, stepped: SyncProfile, taken: SyncProfile | None = None) -> SyncProfile:
+    """The step's result, unless the member changed the state meanwhile (e.g. disabled). The
+    webhook fields the step left as they were when it took the lease (``taken``) are the
+    row's: a subscription made meanwhile by a lifecycle notification must not be replaced by
+    the one it replaced (whose notifications no longer come)."""
     if latest.state is SyncState.DISABLED or latest.generation != stepped.generation or latest.enabled_at != stepped.enabled_at:
         return latest
+    untouched = {f: getattr(latest, f) for f in _WEBHOOK_FIELDS
+                 if taken is not None and getattr(stepped, f) == getattr(taken, f)}
     return stepped.model_copy(
-        update={"lease_owner": latest.lease_owner, "lease_until": latest.lease_until, "delta_queued": latest.delta_queued,
+        update={**untouched, "lease_owner": latest.lease_owner, "lease_until": latest.lease_until, "delta_queued": latest.delta_queued,
                 "delta_queued_at": latest.delta_queued_at, "delta_items": latest.delta_items,
                 "crm_deletions_noticed": latest.crm_deletions_noticed, "delta_rerun": latest.delta_rerun,
                 "delta_for_holder": latest.delta_for_holder}

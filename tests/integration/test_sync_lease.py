@@ -116,6 +116,32 @@ def test_a_failing_step_still_queues_the_round_a_dropped_webhook_step_asked_for(
     assert stored is not None and stored.entity.lease_owner is None and not stored.entity.delta_rerun
 
 
+def test_a_subscription_made_while_a_step_runs_survives_the_step_s_release(store: ProfileStore) -> None:
+    """Graph's lifecycle notification (or the renewal timer) replaces the subscription while a
+    step holds the lease: the step's release must not write back the one it replaced, whose
+    notifications no longer come (the member's changes would then wait for the sweep)."""
+    store.update(MEMBER, SyncKind.CALENDAR, lambda p: p.model_copy(update={
+        "state": SyncState.ACTIVE, "subscription_id": "old", "client_state": "old-secret",
+        "channel_id": "channel-1"}))
+    renewed = datetime.now(UTC) + timedelta(days=3)
+
+    class ResubscribedMeanwhile(SyncRunner):
+        def _delta_step(self, profile, ctx, **options):  # type: ignore[no-untyped-def,override]
+            store.update(MEMBER, SyncKind.CALENDAR, lambda p: p.model_copy(update={
+                "subscription_id": "new", "client_state": "new-secret", "subscription_expires": renewed}))
+            return profile.model_copy(update={"delta_link": "after-the-round", "channel_id": "channel-2"})
+
+    ctx = StepContext(rules=None, outlook=None, records=None, enqueue=lambda job, delay: None)  # type: ignore[arg-type]
+    job = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="delta", reason="sweep")
+    ResubscribedMeanwhile(store, links=None, conflicts=None).run(job, ctx, delivery="running")  # type: ignore[arg-type]
+    stored = store.get(MEMBER, SyncKind.CALENDAR)
+    assert stored is not None and stored.entity.lease_owner is None
+    assert (stored.entity.subscription_id, stored.entity.client_state, stored.entity.subscription_expires) == \
+        ("new", "new-secret", renewed)
+    # What the step itself changed is its own: its cursors, and a channel it made.
+    assert stored.entity.delta_link == "after-the-round" and stored.entity.channel_id == "channel-2"
+
+
 # --- webhook floods coalesced into one queued step (SyncService.request_delta) ----------------
 
 
