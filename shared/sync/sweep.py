@@ -52,6 +52,17 @@ def webhooks_healthy(profile: SyncProfile, now: datetime) -> bool:
     return live_subscription and profile.channel_id is None
 
 
+def initial_stalled(profile: SyncProfile, now: datetime) -> bool:
+    """Whether an initial sync needs a step from the sweep: no live lease, and either its
+    last step died holding the lease (named, lapsed) or nothing moved for a while."""
+    if profile.lease_until is not None and profile.lease_until > now:
+        return False
+    if profile.lease_owner is not None:
+        return True
+    last = profile.last_sync_at or profile.enabled_at
+    return last is not None and last < now - STALLED_INITIAL
+
+
 def full_rounds_due(active: list[SyncProfile], now: datetime) -> list[SyncProfile]:
     """The members whose daily full round is due, oldest first, at most a tick's share of
     them (twice the even share, so a backlog drains): Enables made together do not make
@@ -110,13 +121,13 @@ class DeltaSweep:
     def _restart_stalled(self, syncing: list[SyncProfile]) -> int:
         # An initial sync whose queued step was lost (storage restarted, a message expired)
         # would wait forever: one with no progress for a while gets a step again (steps are
-        # idempotent; a live one holds the lease and the extra step waits behind it).
+        # idempotent; a live one holds the lease and the extra step waits behind it). One
+        # whose lease lapsed still named gets it at once: its step's instance died, and the
+        # messages it had taken stay invisible for up to 10 minutes (the queue trigger's).
         now = self.d.clock()
         queued = 0
         for profile in syncing:
-            last = profile.last_sync_at or profile.enabled_at
-            leased = profile.lease_until is not None and profile.lease_until > now
-            if profile.state is SyncState.INITIAL and last is not None and last < now - STALLED_INITIAL and not leased:
+            if profile.state is SyncState.INITIAL and initial_stalled(profile, now):
                 self.sync.jobs.send(SyncJob.of(profile, "initial", StepReason.STALLED))
                 queued += 1
         return queued

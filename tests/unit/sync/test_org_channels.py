@@ -461,3 +461,25 @@ def test_a_lapsed_channel_is_made_live_and_the_orgs_changes_meanwhile_reach_thei
     assert sorted((s.member, s.reason) for s in world.steps()) == sorted([
         (b.partition_key, StepReason.SWEEP), (c.partition_key, StepReason.SWEEP)])
     assert world.counts["crm"] == 2  # the org's changes and its deleted list, once for the org
+
+
+def test_an_initial_sync_whose_step_died_holding_the_lease_gets_a_step_at_the_next_tick(world: OrgWorld) -> None:
+    """The instance running a step was killed: the messages it had taken stay invisible for up
+    to 10 minutes, so the sweep gives the sync a step as soon as the lease lapses, not 5
+    minutes after its last progress. A live lease or recent progress gets none."""
+    died, running, fresh, idle = world.syncing(4)
+    now = world.clock.now()
+    for member, fields in ((died, {"lease_owner": "message-1|x", "lease_until": now + timedelta(minutes=1)}),
+                           (running, {"lease_owner": "message-2|x", "lease_until": now + timedelta(minutes=6)}),
+                           (fresh, {}), (idle, {})):
+        world.profiles.update(member.partition_key, KIND, lambda p, f=fields: p.model_copy(update={  # type: ignore[misc]
+            "state": SyncState.INITIAL, "last_sync_at": now, "swept_at": now, **f}))
+    world.clock.advance(timedelta(minutes=2))
+    world.reset()
+    world.service.sweep_tick()
+    assert [(s.member, s.step, s.reason) for s in world.steps()] == [(died.partition_key, "initial", StepReason.STALLED)]
+    world.profiles.update(idle.partition_key, KIND, lambda p: p.model_copy(update={"last_sync_at": now - timedelta(minutes=4)}))
+    world.clock.advance(timedelta(minutes=5))  # the running step lost its lease too; nobody moved for 7 minutes
+    world.reset()
+    world.service.sweep_tick()
+    assert sorted(s.member for s in world.steps()) == sorted(m.partition_key for m in (died, running, fresh, idle))
