@@ -177,6 +177,13 @@ class OutlookSideInMemory(OutlookInMemory):
     gone: bool = False
     delta_reads: int = 0
     refused: bool = False  # test knob: Graph refuses the app this mailbox (403 ErrorAccessDenied)
+    failing_writes: int = 0  # test knob: the next N batches of creates or updates answer 503 for each item
+
+    def _failing(self, count: int) -> list[Any] | None:
+        if self.failing_writes <= 0:
+            return None
+        self.failing_writes -= 1
+        return [GraphError(503, "ServiceUnavailable", "The service is temporarily unavailable.") for _ in range(count)]
 
     def _alive(self, container_id: str) -> None:
         if self.refused:
@@ -211,13 +218,13 @@ class OutlookSideInMemory(OutlookInMemory):
                 for i in item_ids]
 
     def create_items(self, container_id: str, drafts: Sequence[Any]) -> list[WrittenItem | GraphError]:
-        if (gone := self._each(container_id, len(drafts))) is not None:
+        if (gone := self._each(container_id, len(drafts)) or self._failing(len(drafts))) is not None:
             return gone
         return super().create_items(container_id, drafts)
 
     def update_items(self, container_id: str, changes: Sequence[tuple[str, dict[str, Any]]], *,
                      if_match: Sequence[str | None] | None = None) -> list[WrittenItem | GraphError]:
-        if (gone := self._each(container_id, len(changes))) is not None:
+        if (gone := self._each(container_id, len(changes)) or self._failing(len(changes))) is not None:
             return gone
         return super().update_items(container_id, changes, if_match=if_match)
 

@@ -24,6 +24,7 @@ from shared.sync.lifecycle import Event, decide
 from shared.sync.links import LinkRow, LinkState, Side
 from shared.sync.ports import LinkRows
 from shared.sync.profiles import SyncProfile
+from shared.sync.retries import retry_delay
 from shared.sync.step_context import StepContext
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,12 @@ class DeltaRound:
         if isinstance(report, PauseForConfirmation):  # L11
             paused = decide(profile.life, Event.MASS_CHANGE_FOUND).life
             return profile.living(paused).model_copy(update={"pending_deletions": sum(report.deletions.values())})
+        if report.passing:
+            # Writes failed for a passing reason: the cursors stay, so the retry lists these
+            # changes again (and any made since), after a pause (``shared.sync.retries``).
+            retries = profile.retries + 1
+            ctx.enqueue(SyncJob.of(profile, "delta", StepReason.RETRY), retry_delay(retries))
+            return self.cycle.counted(profile, report, retries=retries)
         if more:
             ctx.enqueue(SyncJob.of(profile, "delta", StepReason.CONTINUE), 0)
         # The member's answer to a paused mass change holds until the round that saw it ends (L17).
@@ -128,6 +135,7 @@ class DeltaRound:
         return self.cycle.counted(
             profile, report, delta_link=resume, delta_window_from=window_from, crm_watermark=started if not more else watermark,
             crm_deleted_watermark=started if read_deleted and not more else deleted_mark, unconfirmed_outlook=unconfirmed,
+            retries=0,
         )
 
     def _note_outside_window(self, profile: SyncProfile, outlook: OutlookSide) -> None:

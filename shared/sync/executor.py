@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from shared.crm.models import WriteResult
 from shared.graph.container import ItemDraft
-from shared.graph.errors import GraphError
+from shared.graph.errors import GraphError, GraphUnavailable
 from shared.graph.sync_errors import ContainerGone, MailboxThrottled
 from shared.sync.actions import (
     Adopt,
@@ -48,6 +48,9 @@ class ExecutionReport:
     deleted: dict[str, int] = field(default_factory=lambda: {"crm": 0, "outlook": 0})
     conflicts: int = 0
     failures: list[str] = field(default_factory=list)
+    # Of the failures, those another attempt may mend (a 5xx, a timeout, throttling that
+    # outlasted our retries): the round keeps its cursors and is tried again (``delta_round``).
+    passing: int = 0
     notes: list[Note] = field(default_factory=list)  # for the sync ledger: what no link row will say
     # Pairs a conditional write found changed since they were read (If-Match, If-Unmodified-Since):
     # nothing was written for them (or only to the CRM, see ``_updates``); read again and planned anew.
@@ -62,6 +65,7 @@ class ExecutionReport:
                 mine[side] += count
         self.conflicts += other.conflicts
         self.failures += other.failures
+        self.passing += other.passing
         self.notes += other.notes
         self.outlook_created += other.outlook_created
         self.changed_meanwhile = list(other.changed_meanwhile)
@@ -176,7 +180,7 @@ class Executor:
                     done.append((known.get(create.pending.link_id), create.completed(result.id, result.modified_time or "")))
                     report.created["crm"] += 1
                 else:
-                    done += self._failed(create.pending, _crm_create_error(result), report)
+                    done += self._failed(create.pending, _crm_create_error(result), report, passing=_crm_passing(result))
         return done
 
     def _recovered_in_crm(self, creates: list[Create], known: dict[str, LinkRow], report: ExecutionReport,
@@ -198,13 +202,13 @@ class Executor:
                     done.append((known.get(create.pending.link_id), create.completed(record_id, result.modified_time or "")))
                     report.created["crm"] += 1
                 else:
-                    done += self._failed(create.pending, _crm_create_error(result), report)
+                    done += self._failed(create.pending, _crm_create_error(result), report, passing=_crm_passing(result))
         recovered = {c.pending.link_id for c, _ in again}
         return [c for c in creates if c.pending.link_id not in recovered]
 
     def _created(self, create: Create, item: Any, known: dict[str, LinkRow], report: ExecutionReport) -> list[tuple[LinkRow | None, LinkRow]]:
         if isinstance(item, GraphError):
-            return self._failed(create.pending, f"Outlook create: {item.code}", report)
+            return self._failed(create.pending, f"Outlook create: {item.code}", report, passing=_graph_passing(item))
         report.created["outlook"] += 1
         report.outlook_created.append(item.id)
         return [(known.get(create.pending.link_id), create.completed(item.id, item.change_key or ""))]
@@ -220,6 +224,7 @@ class Executor:
         crm_versions: dict[str, str] = {}
         crm_sent: dict[str, dict[str, str]] = {}
         failed: dict[str, str] = {}
+        passing: set[str] = set()
         changed: set[str] = set()
         with_crm = [u for u in updates if u.crm is not None]
         if with_crm:
@@ -235,6 +240,8 @@ class Executor:
                     changed.add(update.link.link_id)
                 else:
                     failed[update.link.link_id] = f"CRM update: {result.code or result.status}"
+                    if _crm_passing(result):
+                        passing.add(update.link.link_id)
         with_outlook = [u for u in updates if u.outlook is not None and u.link.link_id not in failed and u.link.link_id not in changed]
         if with_outlook:
             changes = [
@@ -249,6 +256,8 @@ class Executor:
                     changed.add(update.link.link_id)
                 elif isinstance(item, GraphError):
                     failed[update.link.link_id] = f"Outlook update: {item.code}"
+                    if _graph_passing(item):
+                        passing.add(update.link.link_id)
                 else:
                     outlook_versions[update.link.link_id] = item.change_key or ""
                     report.updated["outlook"] += 1
@@ -256,7 +265,7 @@ class Executor:
         for update in updates:
             link_id = update.link.link_id
             if link_id in failed:
-                done += self._failed(known.get(link_id) or update.link, failed[link_id], report)
+                done += self._failed(known.get(link_id) or update.link, failed[link_id], report, passing=link_id in passing)
             elif link_id in changed:
                 report.changed_meanwhile.append(link_id)  # its row stays as it was
             else:
@@ -299,7 +308,8 @@ class Executor:
         for delete in outlook:
             result = outcome.get(delete.link.link_id, False)
             if isinstance(result, GraphError):
-                done += self._failed(known.get(delete.link.link_id) or delete.link, f"Outlook delete: {result.code}", report)
+                done += self._failed(known.get(delete.link.link_id) or delete.link, f"Outlook delete: {result.code}", report,
+                                     passing=_graph_passing(result))
             else:
                 report.deleted["outlook"] += 1
                 report.notes.append(self._deletion_note(delete, known))
@@ -313,7 +323,8 @@ class Executor:
                     report.notes.append(self._deletion_note(delete, known))
                     done.append((known.get(delete.link.link_id), delete.link))
                 else:
-                    done += self._failed(known.get(delete.link.link_id) or delete.link, f"CRM delete: {result.code}", report)
+                    done += self._failed(known.get(delete.link.link_id) or delete.link, f"CRM delete: {result.code}", report,
+                                         passing=_crm_passing(result))
         deleting = {d.link.link_id for d, _ in crm}
         done += [(known.get(d.link.link_id), d.link) for d in deletes if d.side is Side.CRM and d.link.link_id not in deleting]
         return done
@@ -346,9 +357,10 @@ class Executor:
                     name=self.a.label_of(synced.fields) or self.a.label_of(delete.link.fields),
                     why=Why.DELETED_IN_OUTLOOK if gone is Side.OUTLOOK else Why.DELETED_IN_CRM)
 
-    def _failed(self, row: LinkRow, reason: str, report: ExecutionReport) -> list[tuple[LinkRow | None, LinkRow]]:
-        log.warning("sync write failed for %s: %s", row.link_id, reason)
+    def _failed(self, row: LinkRow, reason: str, report: ExecutionReport, *, passing: bool) -> list[tuple[LinkRow | None, LinkRow]]:
+        log.warning("sync write failed for %s: %s%s", row.link_id, reason, " (tried again later)" if passing else "")
         report.failures.append(reason)
+        report.passing += passing
         return [(row, row.replace(last_error=reason[:300]))]
 
 
@@ -358,6 +370,22 @@ def _may_have_happened(attempt: LinkRow | None) -> bool:
     if attempt is None or attempt.last_error is None:
         return True
     return OUTCOME_UNKNOWN in attempt.last_error
+
+
+# The CRM's per-record answers that say "not now" rather than "never": throttled, or the CRM failing.
+PASSING_CRM_CODES = frozenset({"TOO_MANY_REQUESTS", "INTERNAL_ERROR", "RATE_LIMIT_EXCEEDED"})
+
+
+def _crm_passing(result: WriteResult) -> bool:
+    """Whether another attempt may succeed: the call failed (a timeout, a 5xx: ``unknown``),
+    was not sent, or the CRM was throttling or failing. A refusal of the record itself
+    (a mandatory field, a value it rejects) fails again until the item changes."""
+    return result.status in ("unknown", "not_sent") or result.code in PASSING_CRM_CODES
+
+
+def _graph_passing(error: GraphError) -> bool:
+    """Graph's counterpart: unreachable, throttled after our retries, or a 5xx."""
+    return isinstance(error, GraphUnavailable) or error.status == 429 or error.status >= 500
 
 
 def _crm_create_error(result: WriteResult) -> str:

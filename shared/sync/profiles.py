@@ -92,6 +92,9 @@ class SyncProfile(TableEntity):
     # mark (the queued step then has nothing to do). None: a request that must run.
     delta_items: list[str] | None = None
     swept_at: datetime | None = None  # when the sweep timer last gave this sync its daily full round
+    # Rounds in a row whose writes failed for a passing reason (a 5xx, a timeout): each kept
+    # its cursors and queued a ``retry`` step (``shared.sync.retries``); 0 after a clean round.
+    retries: int = 0
     # One runner at a time.
     lease_owner: str | None = None
     lease_until: datetime | None = None

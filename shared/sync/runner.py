@@ -268,12 +268,17 @@ def _taking_for_delta(profile: SyncProfile) -> dict[str, object]:
 def already_covered(job: SyncJob, profile: SyncProfile | None, delivery: str | None) -> bool:
     """A webhook's delta step with nothing left to do: its mark is gone, so a step took the
     lease after the webhook (and read every change made before it), or a step found what it
-    named to be its own writes' echoes (``shared.sync.echoes``). Not when this message's
-    own earlier delivery took the lease (it may have died before saving its cursors)."""
-    if profile is None or job.step != "delta" or job.reason not in WEBHOOK_REASONS or profile.state is not SyncState.ACTIVE:
+    named to be its own writes' echoes (``shared.sync.echoes``). A retry with nothing left to
+    do: a round since ended with no passing failure (``shared.sync.retries``). Not when this
+    message's own earlier delivery took the lease (it may have died before saving its cursors)."""
+    if profile is None or job.step != "delta" or profile.state is not SyncState.ACTIVE:
         return False
     name = job.holder or delivery
     own_lease = name is not None and (profile.lease_owner or "").startswith(f"{name}|")
+    if job.reason is StepReason.RETRY:
+        return profile.retries == 0 and not own_lease
+    if job.reason not in WEBHOOK_REASONS:
+        return False
     return not profile.delta_queued and not profile.delta_rerun and not own_lease
 
 

@@ -99,7 +99,8 @@ class DeltaSweep:
         queued = self._restart_stalled(syncing)
         queued += self._lapsed_channels(now)
         active = [p for p in syncing if p.state is SyncState.ACTIVE]
-        unheard = [p for p in active if not webhooks_healthy(p, now)]
+        # And a member whose last round left writes to retry: its retry step may be lost.
+        unheard = [p for p in active if not webhooks_healthy(p, now) or p.retries]
         for profile in unheard:
             self.sync.jobs.send(SyncJob.of(profile, "delta", StepReason.SWEEP))
         for profile in full_rounds_due([p for p in active if webhooks_healthy(p, now)], now):

@@ -483,3 +483,15 @@ def test_an_initial_sync_whose_step_died_holding_the_lease_gets_a_step_at_the_ne
     world.reset()
     world.service.sweep_tick()
     assert sorted(s.member for s in world.steps()) == sorted(m.partition_key for m in (died, running, fresh, idle))
+
+
+def test_a_member_with_writes_to_retry_gets_a_step_every_tick_until_a_round_ends_clean(world: OrgWorld) -> None:
+    """Its retry message may be lost (storage restarted): the tick is the safety net."""
+    clean, retrying = world.syncing(2)
+    world.profiles.update(retrying.partition_key, KIND, lambda p: p.model_copy(update={"retries": 2}))
+    for member in (clean, retrying):
+        world.profiles.update(member.partition_key, KIND, lambda p: p.model_copy(update={"swept_at": world.clock.now()}))
+    world.clock.advance(timedelta(minutes=5))
+    world.reset()
+    world.service.sweep_tick()
+    assert [(s.member, s.reason) for s in world.steps()] == [(retrying.partition_key, StepReason.SWEEP)]

@@ -472,3 +472,58 @@ def test_a_round_reads_the_crm_while_it_reads_outlooks_delta_pages(monkeypatch: 
     harness.assert_in_step()
     assert any(item.origin == made for item in harness.crm_store.items.values())
     assert any(item.fields.get("subject") == "Renamed in the CRM" for item in harness.outlook_store.items.values())
+
+
+# -- writes that failed for a passing reason (shared.sync.retries) ----------------------------------
+
+def _delivered_reasons(harness: SyncHarness, monkeypatch: pytest.MonkeyPatch) -> list[StepReason]:
+    reasons: list[StepReason] = []
+    run = harness.service.run
+
+    def recording(job: Any, **options: Any) -> Any:
+        reasons.append(job.reason)
+        return run(job, **options)
+
+    monkeypatch.setattr(harness.service, "run", recording)
+    return reasons
+
+
+def test_writes_that_failed_for_a_passing_reason_are_tried_again_with_no_new_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CRM answers 500 to a create and Graph 503 to another, twice each: nothing else will
+    ever list those changes again (their webhooks have come, the sweep leaves members with
+    healthy webhooks alone), so the round keeps its cursors and tries again after a pause."""
+    harness = SyncHarness()
+    made = _seed(harness, 3, 0)
+    harness.enable()
+    harness.settle()
+    failures = iter(["INTERNAL_ERROR", "INTERNAL_ERROR"])
+    harness.crm.refuse = lambda body: next(failures, None)  # type: ignore[method-assign]
+    harness.outlook.failing_writes = 2
+    reasons = _delivered_reasons(harness, monkeypatch)
+    made.append(harness.outlook_store.user_create({"subject": "Made in Outlook"}))
+    made.append(harness.crm_store.user_create({"subject": "Made in the CRM"}))
+    harness.crm_store.user_edit(made[0], {"subject": "Edited in the CRM"})
+    harness.webhook()
+    harness.settle()
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+    assert StepReason.RETRY in reasons and reasons.count(StepReason.RETRY) <= 3
+    assert harness.profile().retries == 0
+
+
+def test_a_write_the_crm_refuses_for_good_is_not_retried_forever() -> None:
+    """A refusal of the record itself (a value the CRM rejects) would fail again: the round
+    ends, its cursors move on, and the ledger says it failed (the member's next edit of it
+    is listed again)."""
+    harness = SyncHarness()
+    _seed(harness, 2, 0)
+    harness.enable()
+    harness.settle()
+    harness.crm.refuse = lambda body: "INVALID_DATA"  # type: ignore[method-assign]
+    harness.outlook_store.user_create({"subject": "Refused by the CRM"})
+    before = harness.profile().delta_link
+    harness.webhook()
+    harness.settle(limit=harness.deliveries + 5)
+    profile = harness.profile()
+    assert profile.retries == 0 and profile.delta_link != before and profile.errors >= 1
+    assert "INVALID_DATA" in (profile.last_error or "")
