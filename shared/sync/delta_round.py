@@ -24,7 +24,7 @@ from shared.sync.lifecycle import Event, decide
 from shared.sync.links import LinkRow, LinkState, Side
 from shared.sync.ports import LinkRows
 from shared.sync.profiles import SyncProfile
-from shared.sync.retries import retry_delay
+from shared.sync.retries import retry_delay, should_retry
 from shared.sync.step_context import StepContext
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class DeltaRound:
         if isinstance(report, PauseForConfirmation):  # L11
             paused = decide(profile.life, Event.MASS_CHANGE_FOUND).life
             return profile.living(paused).model_copy(update={"pending_deletions": sum(report.deletions.values())})
-        if report.passing:
+        if should_retry(report.passing, profile.retries):
             # Writes failed for a passing reason: the cursors stay, so the retry lists these
             # changes again (and any made since), after a pause (``shared.sync.retries``).
             retries = profile.retries + 1

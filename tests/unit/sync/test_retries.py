@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
-from shared.sync.retries import FIRST_RETRY_SECONDS, LONGEST_RETRY_SECONDS, retry_delay
+from shared.sync.retries import (
+    FIRST_RETRY_SECONDS,
+    LONGEST_RETRY_SECONDS,
+    MAX_RETRIES,
+    retry_delay,
+    should_retry,
+)
 from shared.sync.runner import already_covered
 
 
@@ -42,3 +48,8 @@ def test_a_retry_after_a_clean_round_has_nothing_left_to_do() -> None:
     # Its own earlier delivery took the lease and may have died before saving: it runs.
     assert not already_covered(RETRY, _profile(retries=0, lease_owner="message-2|x"), "message-2")
     assert not already_covered(RETRY, _profile(retries=0, state=SyncState.PAUSED), "message-2")
+
+
+@given(st.integers(min_value=0, max_value=50), st.integers(min_value=0, max_value=50))
+def test_a_round_retries_only_passing_failures_and_only_so_many_times_in_a_row(passing: int, retries: int) -> None:
+    assert should_retry(passing, retries) == (passing > 0 and retries < MAX_RETRIES)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from shared.crm.errors import CrmError
 from shared.sync.jobs import StepReason
 from shared.sync.lifecycle import Reason, SyncState
+from shared.sync.retries import MAX_RETRIES
 from shared.sync.step_failures import NothingToResume
 from tests.sync_harness import KIND, SyncHarness
 
@@ -527,3 +528,20 @@ def test_a_write_the_crm_refuses_for_good_is_not_retried_forever() -> None:
     profile = harness.profile()
     assert profile.retries == 0 and profile.delta_link != before and profile.errors >= 1
     assert "INVALID_DATA" in (profile.last_error or "")
+
+
+def test_a_passing_failure_that_never_passes_ends_its_round_after_the_last_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graph fails one create for good with 503s: after ``MAX_RETRIES`` rounds the round ends
+    (cursors move on, the ledger keeps the failure): the member's other changes are not held."""
+    harness = SyncHarness()
+    _seed(harness, 2, 0)
+    harness.enable()
+    harness.settle()
+    harness.outlook.failing_writes = 10_000
+    reasons = _delivered_reasons(harness, monkeypatch)
+    harness.crm_store.user_create({"subject": "Graph keeps failing this one"})
+    harness.webhook()
+    harness.settle(limit=harness.deliveries + MAX_RETRIES + 5)
+    assert reasons.count(StepReason.RETRY) == MAX_RETRIES
+    profile = harness.profile()
+    assert profile.retries == 0 and "ServiceUnavailable" in (profile.last_error or "")
