@@ -63,6 +63,15 @@ def initial_stalled(profile: SyncProfile, now: datetime) -> bool:
     return last is not None and last < now - STALLED_INITIAL
 
 
+def mark_left(profile: SyncProfile, now: datetime) -> bool:
+    """A webhook's step queued more than a tick ago that no step has taken since (taking the
+    lease clears the mark), while no step holds the lease: its message may be lost, and
+    further webhooks would only add to the mark until it is a minute old."""
+    leased = profile.lease_until is not None and profile.lease_until > now
+    queued_at = profile.delta_queued_at
+    return profile.delta_queued and not leased and (queued_at is None or queued_at < now - TICK)
+
+
 def full_rounds_due(active: list[SyncProfile], now: datetime) -> list[SyncProfile]:
     """The members whose daily full round is due, oldest first, at most a tick's share of
     them (twice the even share, so a backlog drains): Enables made together do not make
@@ -99,8 +108,9 @@ class DeltaSweep:
         queued = self._restart_stalled(syncing)
         queued += self._lapsed_channels(now)
         active = [p for p in syncing if p.state is SyncState.ACTIVE]
-        # And a member whose last round left writes to retry: its retry step may be lost.
-        unheard = [p for p in active if not webhooks_healthy(p, now) or p.retries]
+        # And a member whose last round left writes to retry, or whose webhook's step was queued
+        # a tick ago and has not run: that message may be lost (storage restarted).
+        unheard = [p for p in active if not webhooks_healthy(p, now) or p.retries or mark_left(p, now)]
         for profile in unheard:
             self.sync.jobs.send(SyncJob.of(profile, "delta", StepReason.SWEEP))
         for profile in full_rounds_due([p for p in active if webhooks_healthy(p, now)], now):

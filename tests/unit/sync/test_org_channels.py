@@ -495,3 +495,18 @@ def test_a_member_with_writes_to_retry_gets_a_step_every_tick_until_a_round_ends
     world.reset()
     world.service.sweep_tick()
     assert [(s.member, s.reason) for s in world.steps()] == [(retrying.partition_key, StepReason.SWEEP)]
+
+
+def test_a_webhook_step_queued_a_tick_ago_and_never_run_is_queued_again_by_the_tick(world: OrgWorld) -> None:
+    """Its message may be lost; a mark younger than a tick, or under a live lease, is left alone."""
+    lost, recent, running = world.syncing(3)
+    now = world.clock.now()
+    for member, fields in ((lost, {"delta_queued_at": now}),
+                           (recent, {"delta_queued_at": now + timedelta(minutes=4)}),
+                           (running, {"delta_queued_at": now, "lease_owner": "m|x", "lease_until": now + timedelta(minutes=9)})):
+        world.profiles.update(member.partition_key, KIND, lambda p, f=fields: p.model_copy(update={  # type: ignore[misc]
+            "delta_queued": True, "swept_at": now, **f}))
+    world.clock.advance(timedelta(minutes=6))
+    world.reset()
+    world.service.sweep_tick()
+    assert [(s.member, s.reason) for s in world.steps()] == [(lost.partition_key, StepReason.SWEEP)]
