@@ -1,39 +1,27 @@
-"""The CRM API v8 on a member's data centre (``api_domain``), with their access token."""
+"""Who just signed in to the CRM, and their org: the two calls a sign-in makes before the
+person is a member, sent as every member's call is (``CrmSessions.signed_in``: one send path,
+one error tree, the same retries and back-off)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import requests
-
-from shared.crm.errors import CrmError, CrmUnavailable
-from shared.transport import retry
+from shared.crm.errors import CrmError
+from shared.crm.session import CrmSession
 
 
 class CrmApi:
-    def __init__(self, api_domain: str, access_token: str, session: requests.Session) -> None:
-        self._base = f"{api_domain.rstrip('/')}/crm/v8"
-        self._headers = {"Authorization": f"Zoho-oauthtoken {access_token}"}
+    def __init__(self, session: CrmSession) -> None:
         self._session = session
 
-    def _get(self, path: str, **params: str) -> dict[str, Any]:
-        try:
-            response = retry.send(self._session, "GET", f"{self._base}{path}", headers=self._headers, params=params)
-        except requests.RequestException as error:
-            raise CrmUnavailable(0, "UNAVAILABLE", "the CRM could not be reached") from error
-        body = response.json() if response.content else {}
-        if response.status_code >= 400:
-            raise CrmError(response.status_code, str(body.get("code", "ERROR")), str(body.get("message", "")))
-        return dict(body)
-
     def current_user(self) -> dict[str, Any]:
-        users = self._get("/users", type="CurrentUser").get("users") or []
+        users = self._session.call("GET", "/users", repeatable=True, params={"type": "CurrentUser"}).body.get("users") or []
         if not users:
             raise CrmError(404, "NO_CURRENT_USER", "the CRM did not say who is signed in")
         return dict(users[0])
 
     def org(self) -> dict[str, Any]:
-        orgs = self._get("/org").get("org") or []
+        orgs = self._session.call("GET", "/org", repeatable=True).body.get("org") or []
         if not orgs:
             raise CrmError(404, "NO_ORG", "the CRM did not describe the org")
         return dict(orgs[0])

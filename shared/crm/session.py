@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from shared.crm.editions import EDITION_CONCURRENCY, SUB_CONCURRENCY, OrgEditions, edition_of
 from shared.crm.errors import CrmError, CrmUnavailable
 from shared.crm.models import CrmMemberAccess
+from shared.crm.oauth import CrmTokens
 from shared.crm.tokens import AccessToken, AccessTokens, CrmAuthorizationLost
 from shared.storage.shared_slots import SharedSlots, SlotsExhausted
 from shared.transport import retry
@@ -128,18 +129,19 @@ class CrmSession:
     def __init__(
         self,
         member: CrmMemberAccess,
-        tokens: AccessTokens,
+        tokens: AccessTokens | GivenToken,
         http: requests.Session,
-        slots: OrgSlots,
+        slots: OrgSlots | None,
         policy: CrmCallPolicy,
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``slots`` None: a sign-in's calls, made before the org is known (see ``signed_in``)."""
         self.member = member
         self._tokens = tokens
         self._http = http
-        self._slot = slots.of(member.org_id, member.edition)
-        self._heavy_slot = slots.heavy_of(member.org_id, member.edition)
+        self._slot: AbstractContextManager[object] = slots.of(member.org_id, member.edition) if slots else nullcontext()
+        self._heavy_slot = slots.heavy_of(member.org_id, member.edition) if slots else nullcontext()
         self._policy = policy
         self._sleep = sleep
 
@@ -216,8 +218,9 @@ class CrmSession:
     ) -> requests.Response:
         all_headers = {
             "Authorization": f"Zoho-oauthtoken {token.value}",
-            # A person in several orgs of one data centre: act in the member's org, always.
-            "X-CRM-ORG": self.member.org_id,
+            # A person in several orgs of one data centre: act in the member's org, always (a
+            # sign-in, which asks which org it is, acts in the person's default one).
+            **({"X-CRM-ORG": self.member.org_id} if self.member.org_id else {}),
             **(headers or {}),
         }
         url = f"{token.api_domain.rstrip('/')}/crm/v8{path}"
@@ -257,6 +260,14 @@ class CrmSessions:
         self._asking: set[str] = set()
         self._asking_lock = threading.Lock()
 
+    def signed_in(self, tokens: CrmTokens) -> CrmSession:
+        """The person who just signed in to the CRM, with the access token the sign-in gave,
+        before they are a member: the same retries, back-off and errors as a member's calls
+        (one send path), no org slot (their org is what the calls ask; two calls per sign-in)."""
+        person = CrmMemberAccess(org_id="", user_id="", accounts_server=tokens.accounts_server, api_domain=tokens.api_domain,
+                                 refresh_token=SecretStr(""))
+        return CrmSession(person, GivenToken(tokens), self._http, None, self.policy, sleep=self._sleep)
+
     def for_member(self, member: CrmMemberAccess) -> CrmSession:
         if member.edition is None:
             member = member.model_copy(update={"edition": self._edition(member)})
@@ -283,6 +294,23 @@ class CrmSessions:
                 self._asking.discard(member.org_id)
         self.editions.learn(member.org_id, edition)
         return edition
+
+
+class GivenToken:
+    """The access token a sign-in just redeemed, used as it is: the person's refresh token is
+    not stored yet, so it is never refreshed, and once the CRM refuses it, it stays refused."""
+
+    def __init__(self, tokens: CrmTokens, clock: Callable[[], float] = time.time) -> None:
+        self._token = AccessToken(tokens.access_token, tokens.api_domain, clock() + tokens.expires_in)
+        self._refused = False
+
+    def get(self, member: CrmMemberAccess) -> AccessToken:
+        if self._refused:
+            raise CrmAuthorizationLost(401, "INVALID_TOKEN", "the CRM refused the token its sign-in just gave")
+        return self._token
+
+    def invalidate(self, member: CrmMemberAccess, token: AccessToken) -> None:
+        self._refused = True
 
 
 def _json_body(response: requests.Response) -> dict[str, Any]:

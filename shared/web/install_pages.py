@@ -230,7 +230,7 @@ class InstallPages:
             tokens = self.s.crm_oauth.redeem_code(
                 request.query["code"], f"{self.base}/api/accounts/associate/callback", request.query.get("accounts-server")
             )
-            api = CrmApi(tokens.api_domain, tokens.access_token, self.s.http)
+            api = CrmApi(self.s.crm_sessions.signed_in(tokens))
             crm_user, crm_org = api.current_user(), api.org()
             member = self.install.associate(
                 user, install, tokens, crm_user, crm_org, request.query.get("location") or "us"
@@ -273,7 +273,7 @@ class InstallPages:
             tokens = self.s.crm_oauth.redeem_code(
                 request.query["code"], f"{self.base}/api/accounts/associate/callback", request.query.get("accounts-server")
             )
-            crm_user = CrmApi(tokens.api_domain, tokens.access_token, self.s.http).current_user()
+            crm_user = CrmApi(self.s.crm_sessions.signed_in(tokens)).current_user()
             if str(crm_user.get("id")) != member.user_id:
                 return message(request, "reauthorize.other.title", "reauthorize.other.body", status=409,
                                signed_in=str(crm_user.get("email") or ""), expected=member.crm_email)
