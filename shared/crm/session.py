@@ -18,12 +18,11 @@ Every call of the records, watch and permission clients goes through ``CrmSessio
 
 ``shared.transport.retry.send`` is not used for the sending itself: it treats 429 and 503
 alike (a create may not be repeated after a 503) and would hold the org slot while sleeping.
-Its ``retry_after_seconds`` reads ``Retry-After``.
+The waits are every send path's (``shared.transport.backoff``).
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -40,7 +39,8 @@ from shared.crm.models import CrmMemberAccess
 from shared.crm.oauth import CrmTokens
 from shared.crm.tokens import AccessToken, AccessTokens, CrmAuthorizationLost
 from shared.storage.shared_slots import SharedSlots, SlotsExhausted
-from shared.transport import retry
+from shared.transport.backoff import backoff_seconds, retry_after_seconds
+from shared.transport.retry import MAX_WAIT_SECONDS
 
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 
@@ -230,11 +230,10 @@ class CrmSession:
             )
 
     def _backoff(self, attempt: int, response: requests.Response | None) -> float:
-        if response is not None and response.headers.get("Retry-After"):
-            return retry.retry_after_seconds(response, attempt)
-        ceiling = min(self._policy.backoff_seconds * 2 ** (attempt - 1), self._policy.max_backoff_seconds)
-        # Jitter, so that calls throttled together do not come back together.
-        return ceiling * random.uniform(0.5, 1.0)
+        given = retry_after_seconds(response.headers) if response is not None else None
+        if given is not None:
+            return min(given, MAX_WAIT_SECONDS)
+        return backoff_seconds(attempt, base=self._policy.backoff_seconds, cap=self._policy.max_backoff_seconds)
 
 
 class CrmSessions:

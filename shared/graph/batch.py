@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.graph.errors import GraphError, error_for
-from shared.graph.pacing import retry_after_seconds
+from shared.transport.backoff import retry_after_seconds
 
 MAX_BATCH_ITEMS = 20  # json-batching: "Max 20 requests" per batch
 REPEATABLE_METHODS = {"GET", "PUT", "PATCH", "DELETE"}  # a PATCH sets absolute values: twice = once

@@ -9,12 +9,10 @@ that much (SPEC §5, "recovers from throttling").
 
 from __future__ import annotations
 
-import email.utils
-import random
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+
+from shared.transport.backoff import backoff_seconds
 
 # 429 and 503 say the request was not processed, so even a create may be sent again.
 NOT_APPLIED_STATUSES = {429, 503}
@@ -28,34 +26,13 @@ class Pacing:
 
     max_wait_seconds: float = 30.0  # a call never starts a wait that would end later than this after its start
     max_attempts: int = 8
-    backoff_base_seconds: float = 0.5  # without Retry-After: 0.5, 1, 2, 4 ... seconds
+    backoff_base_seconds: float = 0.5  # without Retry-After: 0.5, 1, 2, 4 ... seconds (each 50-100 %)
     backoff_cap_seconds: float = 8.0
     timeout_seconds: float = 30.0  # per HTTP exchange
 
     def backoff(self, attempt: int) -> float:
-        """Exponential back-off with jitter, so retries of many workers do not arrive together."""
-        base = min(self.backoff_base_seconds * 2 ** max(0, attempt - 1), self.backoff_cap_seconds)
-        return base * (0.8 + 0.4 * random.random())
-
-
-def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """``Retry-After`` in seconds (delta seconds, fractional allowed, or an HTTP date); None if absent."""
-    if not headers:
-        return None
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+        """Without ``Retry-After``: the one back-off of every send path (``transport.backoff``)."""
+        return backoff_seconds(attempt, base=self.backoff_base_seconds, cap=self.backoff_cap_seconds)
 
 
 class WaitBudget:

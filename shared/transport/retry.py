@@ -7,13 +7,14 @@ or a POST the caller marks idempotent (one carrying an idempotency key such as G
 
 from __future__ import annotations
 
-import email.utils
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, stop_after_attempt
+
+from shared.transport.backoff import backoff_seconds
+from shared.transport.backoff import retry_after_seconds as retry_after_seconds_of
 
 RETRIED_STATUSES = {429, 502, 503, 504}
 MAX_WAIT_SECONDS = 30.0
@@ -21,23 +22,18 @@ SAFE_METHODS = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
 
 
 def retry_after_seconds(response: requests.Response, attempt: int) -> float:
-    """The server's Retry-After (seconds or HTTP date), else exponential back-off; capped."""
-    header = response.headers.get("Retry-After")
-    if header:
-        try:
-            return min(max(float(header), 0.0), MAX_WAIT_SECONDS)
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(header)
-            if parsed is not None:
-                return min(max((parsed - datetime.now(UTC)).total_seconds(), 0.0), MAX_WAIT_SECONDS)
-    return min(0.5 * 2 ** (attempt - 1), MAX_WAIT_SECONDS)
+    """The server's Retry-After (seconds or HTTP date), else the common back-off; capped."""
+    given = retry_after_seconds_of(response.headers)
+    if given is not None:
+        return min(given, MAX_WAIT_SECONDS)
+    return backoff_seconds(attempt, base=0.5, cap=MAX_WAIT_SECONDS)
 
 
 def _wait(state: RetryCallState) -> float:
     outcome = state.outcome
     if outcome is not None and not outcome.failed:
         return retry_after_seconds(outcome.result(), state.attempt_number)
-    return min(0.5 * 2 ** (state.attempt_number - 1), MAX_WAIT_SECONDS)
+    return backoff_seconds(state.attempt_number, base=0.5, cap=MAX_WAIT_SECONDS)
 
 
 def send(
