@@ -78,13 +78,14 @@ class CrmRouting:
         """An authentic callback of an org's channel: the one member's step now (unless it is
         the echo of that member's own write), or the change queued to be routed to its owners.
         Returns the steps queued here."""
-        members = self.org.members(org_id, kind, limit=2)
+        members = self.org.member_rows(org_id, kind, limit=2)
         if not members:
             log.info("crm callback for org %s (%s): no member syncs it any more", org_id, kind.value)
             return 0
         if len(members) == 1:
-            return int(self.sync.webhooks.request_unless_echo(members[0], kind, StepReason.CRM_WEBHOOK, items,
-                                                              crm_deletion=operation == "delete") is True)
+            return int(self.sync.webhooks.request_unless_echo(members[0].member, kind, StepReason.CRM_WEBHOOK, items,
+                                                              crm_deletion=operation == "delete",
+                                                              links_partition=members[0].links_partition) is True)
         self.d.crm_changes.send(CrmChange(org_id=org_id, kind=kind, operation=operation, ids=ids, items=items))  # type: ignore[arg-type]
         return 0
 

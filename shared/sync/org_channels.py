@@ -71,6 +71,10 @@ class OrgMember(TableEntity):
     """PartitionKey = "{org id}|{kind}", RowKey = "user|{CRM user id}"."""
 
     member: str  # the member key ("ms|tenant|object")
+    # The links of the member's Enable that joined (``SyncProfile.links_partition``): a callback
+    # that names only our own writes is told an echo there, without reading the profile. None:
+    # joined before this was kept (the profile is read, as before).
+    links_partition: str | None = None
 
 
 def partition(org_id: str, kind: SyncKind) -> str:
@@ -113,9 +117,12 @@ class OrgChannels:
 
     def members(self, org_id: str, kind: SyncKind, limit: int | None = None) -> list[str]:
         """The member keys of the org's syncs of this kind (``limit``: at most that many, one read)."""
+        return [row.member for row in self.member_rows(org_id, kind, limit)]
+
+    def member_rows(self, org_id: str, kind: SyncKind, limit: int | None = None) -> list[OrgMember]:
         rows = self._members.query(partition(org_id, kind), where="RowKey ge @lo and RowKey lt @hi",
                                  parameters={"lo": "user|", "hi": "user}"}, page_size=limit or 1000)
-        return [s.entity.member for s in islice(rows, limit)]
+        return [s.entity for s in islice(rows, limit)]
 
     def channel(self, org_id: str, kind: SyncKind) -> Stored[OrgChannel] | None:
         return self._table.get(partition(org_id, kind), "channel")
@@ -126,15 +133,17 @@ class OrgChannels:
 
     # -- Enable and Disable -----------------------------------------------------------------------
 
-    def join(self, member: MemberIdentity, kind: SyncKind) -> OrgChannel:
-        """The member's sync of this kind is on: index them, and make sure the org's channel
-        exists and is live (made with their CRM access when it is not). Safe to repeat.
+    def join(self, member: MemberIdentity, kind: SyncKind, *, links_partition: str | None = None) -> OrgChannel:
+        """The member's sync of this kind is on: index them (with the Enable's ``links_partition``),
+        and make sure the org's channel exists and is live (made with their CRM access when it
+        is not). Safe to repeat.
 
         The member's row and the channel's share a partition, so they are written in one
         transaction: joining a live channel is one read and one write; making one, a read, the
         claim (with the member's row), the route and the confirmation."""
         key = partition(member.org_id, kind)
-        mine = OrgMember(partition_key=key, row_key=user_row(member.user_id), member=member.partition_key)
+        mine = OrgMember(partition_key=key, row_key=user_row(member.user_id), member=member.partition_key,
+                         links_partition=links_partition)
         for _ in range(ATTEMPTS):
             stored = self.channel(member.org_id, kind)
             if stored is None:

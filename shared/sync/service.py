@@ -100,8 +100,15 @@ class SyncService:
         ctx = self._context(member, kind, stored)  # the row just written or read: no second read
         container = ctx.outlook.ensure_container(ctx.rules.container_name)
         zone = self.d.crm_time_zone(member) if kind is SyncKind.CALENDAR else None
-        # The org's channel (one per org and kind, issue 20), and this member in its index.
-        self.org_channels.join(member, kind)
+        # The org's channel (one per org and kind, issue 20), and this member in its index with
+        # the links this Enable will write (a CRM callback then tells our echoes without the
+        # profile). A new generation is drawn now for that; a concurrent change of the row
+        # that makes ``enabled`` decide otherwise leaves the index naming empty links: the
+        # profile is then read, as for a member indexed before the links were named.
+        fresh = markers.new_generation()
+        planned_new = Effect.NEW_GENERATION in decide(stored.entity.life, Event.ENABLE).effects
+        generation = fresh if planned_new else stored.entity.generation
+        self.org_channels.join(member, kind, links_partition=stored.entity.model_copy(update={"generation": generation}).links_partition)
         if stored.entity.channel_id:  # a channel of the member's own, made before issue 20
             self.webhooks.drop_member_channel(member, stored.entity)
         now = self.d.clock()
@@ -117,7 +124,7 @@ class SyncService:
             new = Effect.NEW_GENERATION in decision.effects
             return profile.living(decision.life).model_copy(update={
                 "container_id": container.id, "enabled_at": now,
-                "generation": markers.new_generation() if new else profile.generation,
+                "generation": fresh if new else profile.generation,
                 "subscription_id": None, "subscription_expires": None,
                 "client_state": None, "channel_id": None, "channel_token": None,
                 "channel_expires": None, "initial_cursor": None,

@@ -100,12 +100,18 @@ class SyncWebhooks:
         return queued
 
     def request_unless_echo(self, member_key: str, kind: SyncKind, reason: StepReason, items: list[str] | None, *,
-                            crm_deletion: bool = False, not_echoes_in: str | None = None) -> bool | None:
+                            crm_deletion: bool = False, not_echoes_in: str | None = None,
+                            links_partition: str | None = None) -> bool | None:
         """``request_delta``, unless what the webhook named is our own writes' echo, their rows
         saved (``shared.sync.echoes``): then nothing is written or queued, and None is
         returned. Costs one profile read (``request_delta`` reuses it) and, when the webhook
         named items, one query of the member's links (none when ``not_echoes_in``, the links
-        partition the caller already found them not to be echoes in, is the profile's)."""
+        partition the caller already found them not to be echoes in, is the profile's).
+        ``links_partition``: where the caller knows the member's links to be (the org's index
+        row): an echo is told there first, with no profile read."""
+        if links_partition and items and own_echoes(self.d.links, links_partition, items):
+            return None
+        not_echoes_in = links_partition if links_partition and items else not_echoes_in
         stored = self.d.profiles.get(member_key, kind)
         if stored is None:
             return False
@@ -217,7 +223,7 @@ class SyncWebhooks:
         """A member on a channel of their own (made before issue 20): onto their org's channel,
         then their own disabled. In this order, no change goes unheard meanwhile."""
         member = self.sync.member(profile.partition_key)
-        self.sync.org_channels.join(member, SyncKind(profile.row_key))
+        self.sync.org_channels.join(member, SyncKind(profile.row_key), links_partition=profile.links_partition)
         self.drop_member_channel(member, profile)
 
     def drop_member_channel(self, member: MemberIdentity, profile: SyncProfile) -> None:

@@ -510,3 +510,29 @@ def test_a_webhook_step_queued_a_tick_ago_and_never_run_is_queued_again_by_the_t
     world.reset()
     world.service.sweep_tick()
     assert [(s.member, s.reason) for s in world.steps()] == [(lost.partition_key, StepReason.SWEEP)]
+
+
+def test_a_single_members_echo_is_told_from_the_orgs_index_without_reading_their_profile(world: OrgWorld, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The index row names the links of the member's Enable (written as it joins), so the echo
+    of our own write costs the index query and the links; a real change still reads the profile."""
+    [member] = world.syncing(1)
+    partition = f"{member.partition_key}|{KIND.value}|g0"
+    world.service.org_channels.join(world.member(0), KIND, links_partition=partition)
+    world.links.synced[partition] = [LinkRow(
+        link_id="a", state=LinkState.SYNCED, crm_id="5000000000001", outlook_id="o1", crm_version="v",
+        outlook_version="k", crm_sent=sent_digests({"id": "5000000000001", "Title": "Chef"}))]
+    profile_reads = []
+    get = world.profiles.get
+    monkeypatch.setattr(world.profiles, "get", lambda *a, **k: profile_reads.append(a) or get(*a, **k))
+    world.reset()
+    world.callback("update", ["5000000000001"], values={"Title": "Chef"})
+    assert world.steps() == [] and profile_reads == []
+    world.callback("update", ["5000000000001"], values={"Title": "Sous-chef"})
+    assert [s.member for s in world.steps()] == [member.partition_key] and len(profile_reads) == 1
+
+
+def test_enable_names_its_links_on_the_orgs_index(world: OrgWorld) -> None:
+    member = world.member(0)
+    profile = world.service.enable(member, KIND)
+    [row] = world.service.org_channels.member_rows(ORG, KIND)
+    assert row.member == member.partition_key and row.links_partition == profile.links_partition
