@@ -376,6 +376,14 @@ def _configure_azure_monitor(environ: Mapping[str, str]) -> bool:
     return True
 
 
+# The Azure SDK logs every request it sends (URL, method, each header) at INFO, and the Functions
+# worker forwards INFO to Application Insights: thousands of multi-line records a minute from the
+# Table, Queue and Graph-token traffic of the sync, each formatted on the worker's CPU and billed
+# by the gigabyte when ingested. Their failures are raised to us and logged where they matter.
+QUIET_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "azure.monitor.opentelemetry.exporter",
+                 "azure.identity")
+
+
 def configure_logging(environ: Mapping[str, str] | None = None) -> None:
     """Install redaction and correlation ids (and Azure Monitor when configured). Idempotent."""
     global _configured
@@ -387,6 +395,8 @@ def configure_logging(environ: Mapping[str, str] | None = None) -> None:
         if not hasattr(current, "wrapped_factory"):
             logging.setLogRecordFactory(_correlated_factory(current))
         root = logging.getLogger()
+        for noisy in QUIET_LOGGERS:
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         if not root.handlers:  # a bare process (a script): somewhere for records to go
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))

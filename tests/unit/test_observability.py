@@ -524,3 +524,15 @@ def test_a_step_queued_by_a_webhook_continues_its_operation(capture: Capture, mo
         message = func.QueueMessage(id="m-1", body=job.model_dump_json().encode())  # as the host hands it over (decoded)
         sync_workers.sync_step(message, _Context(step_trace, invocation_id="step-1"))  # type: ignore[arg-type]
         assert ran[-1] == (expected, "step-1")
+
+
+def test_the_azure_sdks_per_request_logging_stays_out_of_the_logs_but_its_warnings_do_not(capture: Capture) -> None:
+    """A real Table request through the SDK's pipeline logs its URL and headers at INFO: with
+    the worker forwarding INFO to Application Insights, that is a multi-line record per request."""
+    from azure.core.pipeline.policies import HttpLoggingPolicy
+
+    http_log = logging.getLogger(HttpLoggingPolicy.__module__)  # the logger the policy writes to
+    http_log.info("Request URL: 'https://account.table.core.windows.net/members'")
+    http_log.warning("the SDK's own warning")
+    logging.getLogger("shared.sync").info("ours")
+    assert [r.getMessage() for r in capture.records] == ["the SDK's own warning", "ours"]
