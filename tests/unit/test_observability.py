@@ -531,7 +531,7 @@ def test_the_azure_sdks_per_request_logging_stays_out_of_the_logs_but_its_warnin
     the worker forwarding INFO to Application Insights, that is a multi-line record per request."""
     from azure.core.pipeline.policies import HttpLoggingPolicy
 
-    http_log = logging.getLogger(HttpLoggingPolicy.__module__)  # the logger the policy writes to
+    http_log = HttpLoggingPolicy().logger  # the logger the policy writes to
     http_log.info("Request URL: 'https://account.table.core.windows.net/members'")
     http_log.warning("the SDK's own warning")
     logging.getLogger("shared.sync").info("ours")
