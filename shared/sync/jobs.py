@@ -60,6 +60,7 @@ class SyncJob(BaseModel):
     # direction (None: removed), and the CRM listing cursor (JSON) of the next page.
     pairs: dict[str, str | None] = {}
     cursor: str | None = None
+    retry: int = 0  # a remap page tried again after writes that failed for a passing reason (``retries``)
     # The queue message this step was first delivered as, when it comes back deferred because
     # its own first delivery still held the lease (crashed, or late): the step keeps its name.
     holder: str | None = None

@@ -16,6 +16,7 @@ from shared.sync.links import LinkState
 from shared.sync.ports import ConflictLog, LinkRows
 from shared.sync.profiles import SyncProfile
 from shared.sync.remap import rebase
+from shared.sync.retries import retry_delay, should_retry
 from shared.sync.step_context import StepContext
 
 
@@ -64,6 +65,11 @@ class RemapPages:
             )
             report = executor.apply(result, {r.link_id: r for r in rebased})
             profile = self.cycle.counted(profile, report)
+            if should_retry(report.passing, job.retry):
+                # This page again after a pause (``shared.sync.retries``): a pair the remap did
+                # not re-sync would keep its old mapping until the member remaps again.
+                ctx.enqueue(job.model_copy(update={"retry": job.retry + 1, "reason": StepReason.RETRY}), retry_delay(job.retry + 1))
+                return profile
         if page is not None and page.next is not None:
-            ctx.enqueue(job.model_copy(update={"cursor": page.next.model_dump_json(), "reason": StepReason.CONTINUE}), 0)
+            ctx.enqueue(job.model_copy(update={"cursor": page.next.model_dump_json(), "reason": StepReason.CONTINUE, "retry": 0}), 0)
         return profile

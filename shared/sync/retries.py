@@ -5,7 +5,8 @@ that outlasted our retries) is not the member's problem: the round keeps its cur
 delta link, the CRM's watermarks), so the next round lists the same changes again, and a
 ``retry`` step is queued after a pause that doubles with each such round in a row, from 15
 seconds to at most 5 minutes (the sweep's tick also gives a step to every member with retries
-pending, in case that message is lost). Nothing else would come back for them: webhooks have
+pending, in case that message is lost). A remap page (a changed contacts mapping) is tried
+again the same way, counting on its job (``SyncJob.retry``). Nothing else would come back for them: webhooks have
 delivered, and the sweep leaves members whose webhooks are healthy to their daily full round.
 A refusal of the item itself (a value the CRM rejects) is not retried: the ledger shows it
 failed, and the member's next edit of it is listed again. Neither is a passing failure that

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.crm.errors import CrmError
-from shared.sync.jobs import StepReason
+from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.lifecycle import Reason, SyncState
 from shared.sync.retries import MAX_RETRIES
 from shared.sync.step_failures import NothingToResume
@@ -545,3 +545,22 @@ def test_a_passing_failure_that_never_passes_ends_its_round_after_the_last_retry
     assert reasons.count(StepReason.RETRY) == MAX_RETRIES
     profile = harness.profile()
     assert profile.retries == 0 and "ServiceUnavailable" in (profile.last_error or "")
+
+
+def test_a_remap_page_whose_writes_failed_for_a_passing_reason_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed mapping re-syncs each pair once (issue 8): a pair whose write Graph failed
+    with 503s would keep its old mapping until the member remaps again, so the page is retried."""
+    harness = SyncHarness()
+    made = _seed(harness, 3, 0)
+    harness.enable()
+    harness.settle()
+    linked = next(i for i in harness.outlook_store.items if harness.outlook_store.items[i].origin == made[0])
+    harness.outlook_store.items[linked].fields = {**harness.outlook_store.items[linked].fields, "subject": "Old mapping"}
+    harness.outlook.failing_writes = 2
+    reasons = _delivered_reasons(harness, monkeypatch)
+    harness.queue.send(SyncJob.of(harness.profile(), "remap", StepReason.MAPPING_CHANGED).model_copy(
+        update={"pairs": {"subject": "crm_to_outlook"}}))
+    harness._collect()
+    harness.settle()
+    assert reasons.count(StepReason.RETRY) == 2
+    assert harness.outlook_store.items[linked].fields["subject"] == harness.crm_store.items[made[0]].fields["subject"]
