@@ -39,7 +39,7 @@ from shared.crm.models import CrmMemberAccess
 from shared.crm.oauth import CrmTokens
 from shared.crm.tokens import AccessToken, AccessTokens, CrmAuthorizationLost
 from shared.storage.shared_slots import SharedSlots, SlotsExhausted
-from shared.transport.backoff import backoff_seconds, retry_after_seconds
+from shared.transport.backoff import wait_seconds
 from shared.transport.retry import MAX_WAIT_SECONDS
 
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
@@ -230,10 +230,8 @@ class CrmSession:
             )
 
     def _backoff(self, attempt: int, response: requests.Response | None) -> float:
-        given = retry_after_seconds(response.headers) if response is not None else None
-        if given is not None:
-            return min(given, MAX_WAIT_SECONDS)
-        return backoff_seconds(attempt, base=self._policy.backoff_seconds, cap=self._policy.max_backoff_seconds)
+        return wait_seconds(response.headers if response is not None else None, attempt, base=self._policy.backoff_seconds,
+                            cap=self._policy.max_backoff_seconds, longest=MAX_WAIT_SECONDS)
 
 
 class CrmSessions:

@@ -20,6 +20,13 @@ def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:
     return ceiling * random.uniform(0.5, 1.0)
 
 
+def wait_seconds(headers: Mapping[str, str] | None, attempt: int, *, base: float, cap: float, longest: float) -> float:
+    """The wait before attempt ``attempt + 1``: the answer's ``Retry-After`` (at most
+    ``longest``), else ``backoff_seconds``."""
+    given = retry_after_seconds(headers)
+    return min(given, longest) if given is not None else backoff_seconds(attempt, base=base, cap=cap)
+
+
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     """``Retry-After`` in seconds (delta seconds, fractional allowed, or an HTTP date); None if
     absent or unreadable."""

@@ -13,27 +13,18 @@ from typing import Any
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, stop_after_attempt
 
-from shared.transport.backoff import backoff_seconds
-from shared.transport.backoff import retry_after_seconds as retry_after_seconds_of
+from shared.transport.backoff import wait_seconds
 
 RETRIED_STATUSES = {429, 502, 503, 504}
 MAX_WAIT_SECONDS = 30.0
 SAFE_METHODS = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
 
 
-def retry_after_seconds(response: requests.Response, attempt: int) -> float:
-    """The server's Retry-After (seconds or HTTP date), else the common back-off; capped."""
-    given = retry_after_seconds_of(response.headers)
-    if given is not None:
-        return min(given, MAX_WAIT_SECONDS)
-    return backoff_seconds(attempt, base=0.5, cap=MAX_WAIT_SECONDS)
-
-
 def _wait(state: RetryCallState) -> float:
+    """The server's Retry-After (seconds or HTTP date), else the common back-off; capped."""
     outcome = state.outcome
-    if outcome is not None and not outcome.failed:
-        return retry_after_seconds(outcome.result(), state.attempt_number)
-    return backoff_seconds(state.attempt_number, base=0.5, cap=MAX_WAIT_SECONDS)
+    headers = outcome.result().headers if outcome is not None and not outcome.failed else None
+    return wait_seconds(headers, state.attempt_number, base=0.5, cap=MAX_WAIT_SECONDS, longest=MAX_WAIT_SECONDS)
 
 
 def send(

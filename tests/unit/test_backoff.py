@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.transport.backoff import backoff_seconds, retry_after_seconds
+from shared.transport.backoff import backoff_seconds, retry_after_seconds, wait_seconds
 
 
 @given(st.integers(min_value=1, max_value=200), st.floats(min_value=0.01, max_value=5), st.floats(min_value=0.01, max_value=60))
@@ -33,3 +33,9 @@ def test_no_or_an_unreadable_retry_after_is_none() -> None:
     assert retry_after_seconds(None) is None
     assert retry_after_seconds({}) is None
     assert retry_after_seconds({"Retry-After": "soon"}) is None
+
+
+def test_the_wait_is_the_servers_retry_after_capped_else_the_back_off() -> None:
+    assert wait_seconds({"Retry-After": "7"}, 1, base=0.5, cap=8, longest=30) == 7.0
+    assert wait_seconds({"Retry-After": "120"}, 1, base=0.5, cap=8, longest=30) == 30
+    assert 1.0 <= wait_seconds(None, 3, base=0.5, cap=8, longest=30) <= 2.0
