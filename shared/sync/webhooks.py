@@ -100,23 +100,20 @@ class SyncWebhooks:
         return queued
 
     def request_unless_echo(self, member_key: str, kind: SyncKind, reason: StepReason, items: list[str] | None, *,
-                            crm_deletion: bool = False, not_echoes_in: str | None = None,
-                            links_partition: str | None = None) -> bool | None:
+                            crm_deletion: bool = False, links_partition: str | None = None) -> bool | None:
         """``request_delta``, unless what the webhook named is our own writes' echo, their rows
         saved (``shared.sync.echoes``): then nothing is written or queued, and None is
-        returned. Costs one profile read (``request_delta`` reuses it) and, when the webhook
-        named items, one query of the member's links (none when ``not_echoes_in``, the links
-        partition the caller already found them not to be echoes in, is the profile's).
-        ``links_partition``: where the caller knows the member's links to be (the org's index
-        row): an echo is told there first, with no profile read."""
+        returned. ``links_partition``: where the caller knows the member's links to be (the
+        Graph route's, the org's index row's): an echo is told there, with no profile read.
+        Otherwise one profile read (``request_delta`` reuses it) and, when the webhook named
+        items, one query of the member's links (none when they were just queried there)."""
         if links_partition and items and own_echoes(self.d.links, links_partition, items):
             return None
-        not_echoes_in = links_partition if links_partition and items else not_echoes_in
         stored = self.d.profiles.get(member_key, kind)
         if stored is None:
             return False
         profile = stored.entity
-        if (profile.state is SyncState.ACTIVE and items and profile.links_partition != not_echoes_in
+        if (profile.state is SyncState.ACTIVE and items and profile.links_partition != links_partition
                 and own_echoes(self.d.links, profile.links_partition, items)):
             return None
         return self.request_delta(member_key, kind, reason, crm_deletion=crm_deletion, known=stored, items=items)
@@ -130,12 +127,9 @@ class SyncWebhooks:
             if route is None or not client_state_matches(note.client_state, route.secret):
                 refused.append(note.subscription_id)
                 continue
-            items = outlook_items(note.item_changes)
-            if route.links_partition and items and own_echoes(self.d.links, route.links_partition, items):
-                echoes += 1  # our own write's echo, told by the links of the Enable that subscribed
-                continue
-            asked = self.request_unless_echo(route.member, SyncKind(route.kind), StepReason.GRAPH_WEBHOOK, items,
-                                             not_echoes_in=route.links_partition if items else None)
+            # Our own write's echo is told by the links of the Enable that subscribed.
+            asked = self.request_unless_echo(route.member, SyncKind(route.kind), StepReason.GRAPH_WEBHOOK,
+                                             outlook_items(note.item_changes), links_partition=route.links_partition)
             queued += asked is True
             echoes += asked is None
         if echoes:
