@@ -531,8 +531,15 @@ def test_a_single_members_echo_is_told_from_the_orgs_index_without_reading_their
     assert [s.member for s in world.steps()] == [member.partition_key] and len(profile_reads) == 1
 
 
-def test_enable_names_its_links_on_the_orgs_index(world: OrgWorld) -> None:
+def test_enable_names_its_links_on_the_orgs_index_and_enable_again_names_the_new_ones(world: OrgWorld) -> None:
     member = world.member(0)
-    profile = world.service.enable(member, KIND)
+    first = world.service.enable(member, KIND)
     [row] = world.service.org_channels.member_rows(ORG, KIND)
-    assert row.member == member.partition_key and row.links_partition == profile.links_partition
+    assert row.member == member.partition_key and row.links_partition == first.links_partition
+    world.service.enable(member, KIND)  # twice: nothing changes
+    assert [r.links_partition for r in world.service.org_channels.member_rows(ORG, KIND)] == [first.links_partition]
+    world.service.disable(member, KIND)
+    assert world.service.org_channels.member_rows(ORG, KIND) == []
+    again = world.service.enable(member, KIND)  # a new generation: the old links are never named again
+    assert again.links_partition != first.links_partition
+    assert [r.links_partition for r in world.service.org_channels.member_rows(ORG, KIND)] == [again.links_partition]
