@@ -16,6 +16,7 @@ created twice" then reads: no side ever holds two items of one origin.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -60,12 +61,15 @@ class Budget:
     """How many writes the executor may make before it crashes (None: no crash)."""
 
     left: int | None = None
+    # An initial sync sends two pages at once (and commits in the background): one count.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def spend(self) -> None:
-        if self.left is not None:
-            if self.left == 0:
-                raise Crash
-            self.left -= 1
+        with self._lock:
+            if self.left is not None:
+                if self.left == 0:
+                    raise Crash
+                self.left -= 1
 
 
 @dataclass

@@ -49,6 +49,7 @@ from shared.graph.gate import (
     gate_for,
 )
 from shared.graph.pacing import NOT_APPLIED_STATUSES, TRANSIENT_STATUSES, Pacing, WaitBudget
+from shared.graph.send_order import Turn, current_turn
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,8 @@ class GraphMailbox:
                 time.sleep(wait)
         return [results[i] for i in range(len(requests_))]
 
-    def _post_batch(self, requests_: Sequence[GraphRequest], ids: list[int], budget: WaitBudget) -> dict[int, GraphResponse]:
+    def _post_batch(self, requests_: Sequence[GraphRequest], ids: list[int], budget: WaitBudget,
+                    queued: Callable[[], None] | None = None) -> dict[int, GraphResponse]:
         # Each item carries its own headers (Graph applies none of the batch's to them).
         # Only this batch's items are copied: a call's list is sent 20 at a time (copying all of it
         # for each batch made a 5,000-item read quadratic).
@@ -191,7 +193,7 @@ class GraphMailbox:
         weight = batch_weight(len(ids), sequential)
         headers = self._headers({})
         try:
-            with _GateHold(self.gate, weight, budget, requests=len(ids)):
+            with _GateHold(self.gate, weight, budget, requests=len(ids), queued=queued):
                 http = self._session.post(f"{self.graph_url}/$batch", json=payload, headers=headers,
                                           timeout=self.pacing.timeout_seconds * max(1, len(ids) // weight))
         except ShareTooSmall as small:  # another instance shares the mailbox: batches as big as our share
@@ -263,6 +265,16 @@ class GraphMailbox:
         Dependency chains go in batches of their own (``send_batch``). Once anything gives up
         (budget spent), nothing more is started: what is left answers ``gave_up``.
         """
+        turn = current_turn()
+        try:
+            if turn is not None:
+                turn.wait()  # an earlier page's batches go first (``send_order``)
+            return self._send_all(requests_, turn)
+        finally:
+            if turn is not None:
+                turn.done()
+
+    def _send_all(self, requests_: Sequence[GraphRequest], turn: Turn | None) -> list[GraphResponse]:
         independent, chains = batch_groups(requests_)
         results: dict[int, GraphResponse] = {}
         stop = threading.Event()
@@ -280,7 +292,7 @@ class GraphMailbox:
                     stop.set()
 
         def run_pool() -> None:
-            self._drain(requests_, pool, results, stop)
+            self._drain(requests_, pool, results, stop, turn)
 
         # A batch of 4 or more items holds all 4 of the mailbox's slots, so a second batch only
         # waits at the gate, ready to go; more would hold items back from the retries' top-up.
@@ -296,14 +308,17 @@ class GraphMailbox:
         return [results.get(i) or GraphResponse(status=0, gave_up=True) for i in range(len(requests_))]
 
     def _drain(self, requests_: Sequence[GraphRequest], pool: _ItemPool, results: dict[int, GraphResponse],
-               stop: threading.Event) -> None:
+               stop: threading.Event, turn: Turn | None = None) -> None:
         """Send batches taken from ``pool`` until it is empty; the retry rules of ``send_batch``,
-        with each item's wait budget counted from its first send."""
+        with each item's wait budget counted from its first send. The batch that empties the
+        pool ends ``turn`` as it joins the gate's queue (the next page's may queue behind it)."""
         while not stop.is_set():
             ids = pool.take(self._batch_size())
             if not ids:
                 return
-            again = self._sort_answers(requests_, ids, self._post_batch(requests_, ids, WaitBudget(self.pacing)), results)
+            queued = turn.done if turn is not None and pool.empty() else None
+            answers = self._post_batch(requests_, ids, WaitBudget(self.pacing), queued=queued)
+            again = self._sort_answers(requests_, ids, answers, results)
             if not again:
                 continue
             attempt = max(pool.attempts[i] for i in again)
@@ -352,6 +367,10 @@ class _ItemPool:
                 self._first_sent.setdefault(index, now)
             return taken
 
+    def empty(self) -> bool:
+        with self._lock:
+            return not self._waiting
+
     def put_back(self, indexes: Sequence[int]) -> None:
         with self._lock:
             self._waiting.extendleft(reversed(indexes))
@@ -369,12 +388,13 @@ def _give_up(results: dict[int, GraphResponse], indexes: list[int]) -> None:
 class _GateHold:
     """Hold gate slots for one exchange; a gate that stays busy past the budget is throttling."""
 
-    def __init__(self, gate: MailboxGate, weight: int, budget: WaitBudget, requests: int = 1) -> None:
-        self.gate, self.weight, self.budget, self.requests = gate, weight, budget, requests
+    def __init__(self, gate: MailboxGate, weight: int, budget: WaitBudget, requests: int = 1,
+                 queued: Callable[[], None] | None = None) -> None:
+        self.gate, self.weight, self.budget, self.requests, self.queued = gate, weight, budget, requests, queued
 
     def __enter__(self) -> None:
         try:
-            self.gate.acquire(self.weight, self.budget.deadline, self.requests)
+            self.gate.acquire(self.weight, self.budget.deadline, self.requests, queued=self.queued)
         except GateTimeout:
             wait = max(self.gate.pause_remaining(), self.gate.window_wait(self.requests), 1.0)
             raise MailboxThrottled(429, GATE_BUSY, "the mailbox stayed busy past the wait budget",

@@ -6,13 +6,16 @@ then pages of those records read by id in that order, each planned and applied t
 
 from __future__ import annotations
 
+import contextvars
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.crm.records import ListQuery
+from shared.graph.send_order import SendOrder, sending_in
 from shared.sync import ItemSeen, SideChanges
 from shared.sync.cycle import Cycle
 from shared.sync.executor import ExecutionReport
@@ -38,9 +41,17 @@ INITIAL_SLICE_SECONDS = 120.0
 # Pairs per page: 99 link rows and the progress are one entity-group transaction (100
 # operations); 99 records are also one CRM read by id (at most 100).
 PAGE_SIZE = 99
+# Pages prepared and sent at once: page k+1 is read and planned while page k is sent, and
+# queues its first batch at the mailbox's gate behind page k's last (``send_order``).
+PAGES_IN_FLIGHT = 2
 # Creates are sent up to this many pages past the committed progress (the write-ahead of a
-# range): page k is sent while page k-1's rows are still being committed in the background.
-RESERVED_PAGES = 2
+# range): when page k's answers are in, page k+2 is started while page k+1 is being sent and
+# page k's rows are committed in the background; the progress then durable is page k-1's.
+RESERVED_PAGES = PAGES_IN_FLIGHT + 1
+
+
+# A page's report, the link rows to commit, and how many items it sent.
+_PageResult = tuple[ExecutionReport | PauseForConfirmation, list[LinkRow], int]
 
 
 class InitialSync:
@@ -51,9 +62,11 @@ class InitialSync:
         self.page_size = page_size
 
     def step(self, profile: SyncProfile, ctx: StepContext) -> SyncProfile:
-        """Pages of the selection for one slice, as a pipeline: the CRM's next page is read
-        while this one is sent to Outlook, and a page's link rows are committed (with the
-        progress that counts them, one transaction) while the next page is sent."""
+        """Pages of the selection for one slice, as a pipeline: page k+1 is read from the CRM,
+        planned and made ready while page k is sent, and sent in its turn right behind it
+        (``send_order``: Graph never waits for us between pages, and items still reach
+        Outlook in the selection's order); a page's link rows are committed (with the progress
+        that counts them, one transaction) in the background while the next pages are sent."""
         partition = profile.links_partition
         links = self.cycle.links
         stored = links.initial_state(partition)
@@ -72,39 +85,68 @@ class InitialSync:
         # One create per item left: reserved from the mailbox's shared window in one claim.
         ctx.expect_graph_requests(len(ids) - position)
         started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-prefetch") as prefetch, \
+        order = SendOrder()
+        pages = [(start, min(start + self.page_size, len(ids))) for start in range(position, len(ids), self.page_size)]
+        with ThreadPoolExecutor(max_workers=PAGES_IN_FLIGHT, thread_name_prefix="initial-page") as senders, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="link-commit") as committer:
-            upcoming = prefetch.submit(self._read, ctx, ids[position:position + self.page_size])
+            in_flight: deque[tuple[int, Future[_PageResult]]] = deque()
+
+            def send(number: int) -> None:
+                start, end = pages[number]
+                in_flight.append((end, senders.submit(
+                    contextvars.copy_context().run, self._send_page, profile, ctx, ids[start:end], order, number,
+                    recovering=start < maybe_sent)))
+
+            for number in range(min(PAGES_IN_FLIGHT, len(pages))):
+                send(number)
+            sent_pages = len(in_flight)
             committing: Future[None] | None = None
-            while position < len(ids):
-                batch = ids[position:position + self.page_size]
-                records = upcoming.result()
-                end = position + len(batch)
-                if end < len(ids):
-                    upcoming = prefetch.submit(self._read, ctx, ids[end:end + self.page_size])
-                report, rows, sent = self._page(profile, ctx, batch, records, recovering=position < maybe_sent)
+            stopping = False
+            try:
+                while in_flight:
+                    end, page = in_flight.popleft()
+                    report, rows, sent = page.result()
+                    if committing is not None:
+                        committing.result()  # back-pressure: one commit in flight
+                    synced += sent
+                    elapsed = time.monotonic() - started
+                    last_sent = pages[sent_pages - 1][1]
+                    stopping = stopping or len(ids) - last_sent > self.page_size and (
+                        elapsed > INITIAL_SLICE_SECONDS or elapsed > INITIAL_STEP_SECONDS and self._others_wait(ctx))
+                    if not stopping and sent_pages < len(pages):
+                        # Covered by the reach committed with the page before this one (RESERVED_PAGES).
+                        send(sent_pages)
+                        sent_pages += 1
+                    # A slice's last page reserves nothing beyond what was sent: the next step has
+                    # nothing more to look for.
+                    reach = max(end, pages[sent_pages - 1][1]) if stopping else self._reach(end, ids)
+                    committing = committer.submit(links.commit, partition, rows, InitialProgress(done=end, reserved=reach, synced=synced))
+                    profile = self.cycle.counted(profile, report, initial_done=synced, initial_cursor=str(end))
+                    position = end
                 if committing is not None:
-                    committing.result()  # back-pressure: one commit in flight (the write-ahead's reach)
-                synced += sent
-                elapsed = time.monotonic() - started
-                stop = len(ids) - end > self.page_size and (
-                    elapsed > INITIAL_SLICE_SECONDS or elapsed > INITIAL_STEP_SECONDS and self._others_wait(ctx))
-                # A slice's last page reserves nothing ahead: the next step has nothing to look for.
-                reach = end if stop else self._reach(end, ids)
-                committing = committer.submit(links.commit, partition, rows, InitialProgress(done=end, reserved=reach, synced=synced))
-                profile = self.cycle.counted(profile, report, initial_done=synced, initial_cursor=str(end))
-                position = end
-                if stop:
                     committing.result()
-                    ctx.enqueue(SyncJob.of(profile, "initial", StepReason.CONTINUE), 0)
-                    return profile
-            if committing is not None:
-                committing.result()
+            except BaseException:
+                order.cancel()  # what is not sent yet stays so: the next step goes on from the commit
+                raise
+        if stopping and position < len(ids):
+            ctx.enqueue(SyncJob.of(profile, "initial", StepReason.CONTINUE), 0)
+            return profile
         # Done: start two-way sync from here (R3.3): a Graph delta round and the CRM watermark (L16).
         finished = decide(profile.life, Event.INITIAL_DONE)
         if Effect.QUEUE_DELTA in finished.effects:
             ctx.enqueue(SyncJob.of(profile, "delta", StepReason.INITIAL_DONE), 0)
         return profile.living(finished.life).model_copy(update={"initial_cursor": None})
+
+    def _send_page(self, profile: SyncProfile, ctx: StepContext, batch: Sequence[str], order: SendOrder, number: int,
+                   *, recovering: bool) -> _PageResult:
+        """Read, plan and send one page, its Graph batches in its turn of ``order``. A page that
+        fails cancels the pages behind it before its turn ends: they send nothing."""
+        with sending_in(order.turn(number)):
+            try:
+                return self._page(profile, ctx, batch, self._read(ctx, batch), recovering=recovering)
+            except BaseException:
+                order.cancel()
+                raise
 
     def _reach(self, position: int, ids: Sequence[str]) -> int:
         return min(len(ids), position + RESERVED_PAGES * self.page_size)
@@ -115,7 +157,7 @@ class InitialSync:
         return ctx.bulk_waiting()
 
     def _page(self, profile: SyncProfile, ctx: StepContext, batch: Sequence[str], records: dict[str, dict[str, Any]],
-              *, recovering: bool) -> tuple[ExecutionReport | PauseForConfirmation, list[LinkRow], int]:
+              *, recovering: bool) -> _PageResult:
         """Plan and send one page; returns its report, the link rows to commit and how many
         items it sent.
 

@@ -114,7 +114,7 @@ def test_a_members_whole_sync_sends_through_the_router(monkeypatch: pytest.Monke
     harness = SyncHarness(crm_per_page=2)
     seen: list[tuple[str, str, StepReason]] = []
     harness.service.jobs = SyncJobQueues({name: _Tap(name, harness.queue, seen) for name in SYNC_QUEUES})
-    for n in range(5):
+    for n in range(7):  # pages of 2, two in flight: the first step yields after its second page
         harness.crm_store.user_create({"subject": f"Contact {n}"})
     harness.enable()
     harness.settle()
@@ -131,10 +131,11 @@ def test_a_members_whole_sync_sends_through_the_router(monkeypatch: pytest.Monke
     assert sum(1 for _, step, _ in seen if step == "initial") >= 2  # the chain's own next steps too
 
 
-@pytest.mark.parametrize(("items", "steps"), [(2, 1), (3, 1), (4, 1), (5, 2), (7, 3)])
+@pytest.mark.parametrize(("items", "steps"), [(2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 2), (9, 2), (11, 3)])
 def test_a_slice_never_yields_with_a_page_or_less_left(monkeypatch: pytest.MonkeyPatch, items: int, steps: int) -> None:
-    """Others wait and every slice is over (pages of 2): a step still finishes a sync with at
-    most one page left rather than queue a step for it behind every other member's."""
+    """Others wait and every slice is over (pages of 2, two in flight: a slice that yields ends
+    with the page already being sent behind the one it decided on): a step still finishes a
+    sync with at most one page left rather than queue a step for it behind every other member's."""
     monkeypatch.setattr(initial_sync, "INITIAL_STEP_SECONDS", -1.0)
     monkeypatch.setattr(initial_sync.InitialSync, "_others_wait", staticmethod(lambda ctx: True))
     harness = SyncHarness(crm_per_page=2, initial_page_size=2)
