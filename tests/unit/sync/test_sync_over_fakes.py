@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.crm.errors import CrmError
+from shared.sync import initial_sync
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.lifecycle import Reason, SyncState
 from shared.sync.retries import MAX_RETRIES
@@ -129,6 +130,26 @@ def test_an_initial_sync_nobody_interrupted_looks_nothing_up_by_marker(monkeypat
     harness.assert_in_step()
     harness.assert_nothing_lost(made)
     assert lookups == []
+
+
+def test_an_initial_step_reads_each_record_once_and_a_later_slice_reads_its_pages_by_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21: the selection pass lists the records with every field the pages need, so the
+    step that made it sends them without a second read of the CRM; a later step of a sync that
+    yielded its worker (the selection's records are gone with the step) reads its pages by id."""
+    monkeypatch.setattr(initial_sync, "INITIAL_STEP_SECONDS", -1.0)
+    monkeypatch.setattr(initial_sync.InitialSync, "_others_wait", staticmethod(lambda ctx: True))
+    harness = SyncHarness()  # pages of 2, two in flight: the first step sends 4 of 7, the next 3
+    made = _seed(harness, 7, 0)
+    read: list[list[str]] = []
+    by_ids = harness.crm.by_ids
+    monkeypatch.setattr(harness.crm, "by_ids", lambda module, ids, fields: read.append(list(ids)) or by_ids(module, ids, fields))
+    harness.enable()
+    harness.deliver_one(None)  # the first step: the selection, then 2 pages
+    assert read == [] and len(harness.outlook_store.items) == 4
+    harness.settle()
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+    assert [len(ids) for ids in read] == [2, 1]  # the second step's two pages
 
 
 @pytest.mark.parametrize("dies_at", range(16))
