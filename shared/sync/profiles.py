@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 # (``LeaseHeartbeat``): a crashed step's lease lapses within LEASE, and a live step's lease
 # never does, even when its queue message became visible again and was delivered a second
 # time (a late visibility renewal): two steps of one member never run at once.
+# Renewed at half the lease, and again every LEASE_RETRY while a renewal fails (five tries before
+# it lapses): a step of up to 15 s (an initial sync of 1,000 events) writes no renewal at all.
 LEASE = timedelta(seconds=30)
-LEASE_RENEWAL = timedelta(seconds=10)
+LEASE_RENEWAL = timedelta(seconds=15)
+LEASE_RETRY = timedelta(seconds=3)
 
 
 class SyncKind(StrEnum):
@@ -260,7 +263,8 @@ class LeaseHeartbeat:
             self._thread.join()
 
     def _beat(self) -> None:
-        while not self._stop.wait(LEASE_RENEWAL.total_seconds()):
+        wait = LEASE_RENEWAL
+        while not self._stop.wait(wait.total_seconds()):
             try:
                 written = self._store.extend(self._member, self._kind, self.owner, self.latest)
                 self.latest = written
@@ -268,5 +272,7 @@ class LeaseHeartbeat:
                     self.lost = True
                     log.error("%s lease of %s was taken while its step ran", self._kind.value, self._member)
                     return
-            except Exception:  # a storage blip: the next beat tries again, well within LEASE
+                wait = LEASE_RENEWAL
+            except Exception:  # a storage blip: tried again soon, well within LEASE
                 log.warning("could not renew the %s lease of %s", self._kind.value, self._member, exc_info=True)
+                wait = LEASE_RETRY

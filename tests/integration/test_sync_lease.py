@@ -53,6 +53,29 @@ def test_the_heartbeat_keeps_a_running_step_s_lease_past_its_duration(store: Pro
     assert stored is not None and stored.entity.lease_owner == owner
 
 
+def test_a_renewal_that_fails_is_tried_again_soon_not_a_whole_period_later(store: ProfileStore, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Renewals come at half the lease (a 15-s step writes none); a storage blip on one must not
+    let the lease lapse before the next period: it is tried again after LEASE_RETRY."""
+    monkeypatch.setattr(profiles_module, "LEASE", timedelta(seconds=2))
+    monkeypatch.setattr(profiles_module, "LEASE_RENEWAL", timedelta(seconds=1))
+    monkeypatch.setattr(profiles_module, "LEASE_RETRY", timedelta(seconds=0.2))
+    extend, calls = store.extend, []
+
+    def blip_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise ConnectionError("storage blip")
+        return extend(*args, **kwargs)
+
+    monkeypatch.setattr(store, "extend", blip_once)
+    _, _, owner = store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-1")
+    with store.heartbeat(MEMBER, SyncKind.CALENDAR, owner) as lease:
+        time.sleep(2.4)  # past the lease: the blip at 1 s was tried again at about 1.2 s
+        with pytest.raises(LeaseHeld):
+            store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-2")
+    assert not lease.lost and len(calls) >= 2 and calls[1] - calls[0] < 0.6
+
+
 def test_a_crashed_step_s_lease_lapses_and_its_late_heartbeat_finds_it_taken(store: ProfileStore, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(profiles_module, "LEASE", timedelta(seconds=1))
     _, _, crashed = store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-1")
