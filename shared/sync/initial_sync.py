@@ -1,8 +1,8 @@
-"""The initial sync (R3.5, R4.6): first a selection pass over the member's CRM items
-(ordering keys, scope and names only) that keeps the cap's best in the order they are sent
-(upcoming events soonest first, then the recently completed: ``KindRules.initial_key``),
-then pages of those records read by id in that order, each planned and applied through
-``Cycle``; resumable from the stored position after a crash."""
+"""The initial sync (R3.5, R4.6): first a selection pass over the member's CRM items that
+keeps the cap's best in the order they are sent (upcoming events soonest first, then the
+recently completed: ``KindRules.initial_key``), then pages of those records in that order
+(as the selection listed them, or read by id in a later step), each planned and applied
+through ``Cycle``; resumable from the stored position after a crash."""
 
 from __future__ import annotations
 
