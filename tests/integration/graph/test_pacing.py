@@ -218,6 +218,27 @@ def test_pages_sent_in_turns_reach_outlook_in_order_and_keep_the_gate_busy(mailb
     assert emulator.counters()["concurrentPeak"] <= 4 and mailbox.gate.peak <= 4
 
 
+def test_one_item_pages_sent_in_turns_reach_outlook_one_after_the_other(mailbox: GraphMailbox, emulator: Emulator) -> None:
+    """A batch of fewer than 4 items needs fewer than the mailbox's 4 slots: sent in turns it
+    still holds them all, or the next page's would run beside it and overtake it (found by
+    make test: the initial sync with pages of one sent "Tomorrow" before the running series)."""
+    calendars = CalendarClient(mailbox)
+    calendar = calendars.ensure_calendar()
+    emulator.faults(latency_ms=15)
+    order = SendOrder()
+
+    def page(number: int) -> None:
+        with sending_in(order.turn(number)):
+            calendars.create_events(calendar.id, [ItemDraft(crm_id=f"p{number}", fields=event_fields(f"P{number}"))])
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        jobs = [pool.submit(page, n) for n in (5, 4, 3, 2, 1, 0)]
+        for job in jobs:
+            job.result()
+    [ours] = emulator.calendars_named(CALENDAR_NAME)
+    assert [p["value"] for e in ours["events"] for p in e["singleValueExtendedProperties"]] == [f"p{n}" for n in range(6)]
+
+
 def test_a_page_that_fails_cancels_the_turns_behind_it() -> None:
     """The initial sync's page k fails (throttled past its budget, a crash): pages k+1, k+2
     already prepared send nothing; the next step goes on from the committed progress."""
