@@ -138,6 +138,10 @@ def wait_quiet(stack: BenchStack, quiet_s: float = 3.0, timeout: float = 300) ->
             return
 
 
+POLL_ONE_SECONDS = 0.1
+POLL_MANY_SECONDS = 0.25
+
+
 def wait_active(members: list[Any], kind: str, started: float, timeout: float,
                 samples: list[tuple[float, int]] | None = None) -> list[float]:
     """Poll the profiles (from Table Storage, in this process) until every one is ACTIVE; the
@@ -160,7 +164,9 @@ def wait_active(members: list[Any], kind: str, started: float, timeout: float,
                 raise RuntimeError(f"sync paused: {found.reason} ({found.last_error})")
         if samples is not None:
             samples.append((round(time.monotonic() - started, 2), total))
-        time.sleep(0.5 if len(members) == 1 else 1.0)
+        # A completion is seen up to one poll late (the floor times itself in its process): 0.1 s
+        # for one profile (a point read), 0.25 s for many (one query); 0.5 s and 1 s until session 18.
+        time.sleep(POLL_ONE_SECONDS if len(members) == 1 else POLL_MANY_SECONDS)
     return [done[i] for i in range(len(members))]
 
 
