@@ -200,8 +200,7 @@ class InitialSync:
         the cap's best so far are kept whole, so memory stays within about twice the cap."""
         a = ctx.rules
         started = self._now()
-        fields = tuple(dict.fromkeys((*a.scan_fields, *a.crm_fields)))
-        query = ListQuery(module=a.crm_module, fields=fields, owner_id=ctx.owner_id)  # type: ignore[arg-type]
+        query, whole = selection_listing(a, ctx.owner_id)
         keys: list[tuple[list[Any], str]] = []
         names: dict[str, str] = {}
         notes: list[Note] = []
@@ -215,7 +214,8 @@ class InitialSync:
                 else:
                     keys.append((a.initial_key(record), record_id))
                     names[record_id] = name
-                    records[record_id] = record
+                    if whole:
+                        records[record_id] = record
             if len(records) > 2 * max(a.initial_cap, 1):
                 records = {i: records[i] for i in best(keys, a.initial_cap) if i in records}
         chosen = best(keys, a.initial_cap)
@@ -235,6 +235,17 @@ class InitialSync:
             update={"initial_cursor": "0", "initial_total": len(chosen), "initial_done": 0, "synced_items": 0,
                     "crm_watermark": started}
         ), chosen, progress, {i: records[i] for i in chosen if i in records}
+
+
+def selection_listing(a: KindRules, owner_id: str | None) -> tuple[ListQuery, bool]:
+    """The selection pass's listing, and whether it carries every field the pages need: it
+    does unless that passes the CRM's 50 fields a call (a contacts mapping of nearly 50 fields);
+    then only the ordering keys, scope and names are listed, and the pages read by id."""
+    try:
+        every = tuple(dict.fromkeys((*a.scan_fields, *a.crm_fields)))
+        return ListQuery(module=a.crm_module, fields=every, owner_id=owner_id), True  # type: ignore[arg-type]
+    except ValueError:
+        return ListQuery(module=a.crm_module, fields=a.scan_fields, owner_id=owner_id), False  # type: ignore[arg-type]
 
 
 def _maybe_created(seen: ItemSeen, a: KindRules, now: datetime) -> LinkRow:

@@ -6,6 +6,7 @@ folder) with processes dying at any write and messages delivered twice."""
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -150,6 +151,19 @@ def test_an_initial_step_reads_each_record_once_and_a_later_slice_reads_its_page
     harness.assert_in_step()
     harness.assert_nothing_lost(made)
     assert [len(ids) for ids in read] == [2, 1]  # the second step's two pages
+
+
+def test_a_selection_that_cannot_list_every_field_lists_the_keys_and_the_pages_read_by_id() -> None:
+    """The CRM lists at most 50 fields a call (49 with the owner filter): a contacts mapping of
+    nearly 50 fields cannot ride on the selection's listing, which then lists the ordering keys,
+    scope and names only, as before issue 21's single read, instead of failing the sync."""
+    scan = ("Modified_Time", "Data_Source", "First_Name", "Last_Name")
+    small = SimpleNamespace(crm_module="Contacts", scan_fields=scan, crm_fields=("First_Name", "Email", "Owner"))
+    query, whole = initial_sync.selection_listing(small, "owner")  # type: ignore[arg-type]
+    assert whole and set(query.fields) == {*scan, "Email", "Owner"}
+    wide = SimpleNamespace(crm_module="Contacts", scan_fields=scan, crm_fields=tuple(f"Field_{n}" for n in range(50)))
+    query, whole = initial_sync.selection_listing(wide, "owner")  # type: ignore[arg-type]
+    assert not whole and query.fields == scan
 
 
 @pytest.mark.parametrize("dies_at", range(16))
