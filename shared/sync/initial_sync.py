@@ -97,6 +97,7 @@ class InitialSync:
                 start, end = pages[number]
                 # One CRM read at a time, in page order (one of the org's shared slots, not two).
                 records = reader.submit(self._records, ctx, ids[start:end], listed)
+                # In the step's context: its correlation id on the page's logs and Table counts.
                 in_flight.append((end, senders.submit(
                     contextvars.copy_context().run, self._send_page, profile, ctx, ids[start:end], records, order, number,
                     recovering=start < maybe_sent)))
@@ -123,7 +124,7 @@ class InitialSync:
                         sent_pages += 1
                     # A slice's last page reserves nothing beyond what was sent: the next step has
                     # nothing more to look for.
-                    reach = max(end, pages[sent_pages - 1][1]) if stopping else self._reach(end, ids)
+                    reach = last_sent if stopping else self._reach(end, ids)
                     committing = committer.submit(links.commit, partition, rows, InitialProgress(done=end, reserved=reach, synced=synced))
                     profile = self.cycle.counted(profile, report, initial_done=synced, initial_cursor=str(end))
                     position = end
