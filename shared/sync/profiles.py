@@ -198,13 +198,21 @@ class ProfileStore:
             raise LeaseHeld(f"{kind} sync of {member_key} was just taken", 1) from None
         return written.entity, written.etag, owner
 
-    def extend(self, member_key: str, kind: SyncKind, owner: str, known: Stored[SyncProfile] | None = None) -> Stored[SyncProfile] | None:
+    def extend(self, member_key: str, kind: SyncKind, owner: str, known: Stored[SyncProfile] | None = None,
+               change: Callable[[SyncProfile], SyncProfile] | None = None) -> Stored[SyncProfile] | None:
         """Extend the lease ``owner`` holds: the row as written, or None when the lease is no
         longer theirs. ``known``: the row as this owner last wrote it; unchanged since, it is
-        written without a read (a conflict falls back to reading it)."""
+        written without a read (a conflict falls back to reading it). ``change``: what else
+        the holder writes with it (given the row as it is; a step's result shown before the
+        step ends), keeping the row's lease fields."""
+
+        def extended(row: SyncProfile) -> SyncProfile:
+            changed = change(row) if change is not None else row
+            return changed.model_copy(update={"lease_owner": owner, "lease_until": self._now() + LEASE})
+
         if known is not None and known.entity.lease_owner == owner:
             try:
-                return self._repo.replace(known.entity.model_copy(update={"lease_until": self._now() + LEASE}), known.etag)
+                return self._repo.replace(extended(known.entity), known.etag)
             except ConcurrencyConflict:
                 pass  # changed meanwhile (a webhook's mark): read it
         for _ in range(8):
@@ -212,7 +220,7 @@ class ProfileStore:
             if stored is None or stored.entity.lease_owner != owner:
                 return None
             try:
-                return self._repo.replace(stored.entity.model_copy(update={"lease_until": self._now() + LEASE}), stored.etag)
+                return self._repo.replace(extended(stored.entity), stored.etag)
             except ConcurrencyConflict:
                 continue
         raise ConcurrencyConflict(f"{kind} profile of {member_key} kept changing")
@@ -245,6 +253,7 @@ class LeaseHeartbeat:
         # The row as the lease's last write left it: renewals and the release write it without
         # a read while nobody else changed it.
         self.latest = known
+        self._writing = threading.Lock()  # a renewal and a publish: one after the other, each with the last ETag
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease-{kind}", daemon=True)
         self.lost = False
@@ -262,15 +271,29 @@ class LeaseHeartbeat:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
 
+    def publish(self, change: Callable[[SyncProfile], SyncProfile]) -> bool:
+        """Write part of the step's result while it holds the lease (and renew it), for others to
+        see before the step ends: ``change`` gets the row as it is. False when the lease was
+        found taken (the release then finds so too); a storage failure is the step's, as any
+        of its writes'."""
+        return self._renew(change)
+
+    def _renew(self, change: Callable[[SyncProfile], SyncProfile] | None = None) -> bool:
+        with self._writing:
+            if self.lost:
+                return False
+            written = self._store.extend(self._member, self._kind, self.owner, self.latest, change)
+            self.latest = written
+            if written is None:
+                self.lost = True
+                log.error("%s lease of %s was taken while its step ran", self._kind.value, self._member)
+            return written is not None
+
     def _beat(self) -> None:
         wait = LEASE_RENEWAL
         while not self._stop.wait(wait.total_seconds()):
             try:
-                written = self._store.extend(self._member, self._kind, self.owner, self.latest)
-                self.latest = written
-                if written is None:
-                    self.lost = True
-                    log.error("%s lease of %s was taken while its step ran", self._kind.value, self._member)
+                if not self._renew():
                     return
                 wait = LEASE_RENEWAL
             except Exception:  # a storage blip: tried again soon, well within LEASE

@@ -13,7 +13,8 @@ from azure.data.tables import TableServiceClient
 from shared.storage import TableRepository
 from shared.sync import profiles as profiles_module
 from shared.sync import webhooks as webhooks_module
-from shared.sync.jobs import SyncJob
+from shared.sync.jobs import StepReason, SyncJob
+from shared.sync.lifecycle import Event, decide
 from shared.sync.profiles import LeaseHeld, ProfileStore, SyncKind, SyncProfile, SyncState
 from shared.sync.runner import StepContext, SyncRunner
 from shared.sync.service import SyncService
@@ -85,6 +86,19 @@ def test_a_crashed_step_s_lease_lapses_and_its_late_heartbeat_finds_it_taken(sto
     assert not store.extend(MEMBER, SyncKind.CALENDAR, crashed)  # a stalled step learns it lost the lease
     store.release(profile, etag)
     store.acquire(MEMBER, SyncKind.CALENDAR)  # released: free at once
+
+
+def test_a_step_that_lost_its_lease_publishes_nothing(store: ProfileStore, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(profiles_module, "LEASE", timedelta(seconds=1))
+    _, etag, stalled = store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-1")
+    known = store.get(MEMBER, SyncKind.CALENDAR)
+    time.sleep(1.2)  # the step stalled past its lease: another took it
+    _, _, other = store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-2")
+    lease = store.heartbeat(MEMBER, SyncKind.CALENDAR, stalled, known)
+    assert not lease.publish(lambda row: row.model_copy(update={"state": SyncState.ACTIVE, "subscription_id": "stale"}))
+    assert lease.lost
+    stored = store.get(MEMBER, SyncKind.CALENDAR)
+    assert stored is not None and stored.entity.lease_owner == other and stored.entity.subscription_id is None
 
 
 # --- what a step does when it finds the lease held (SyncRunner._leave_to_holder) --------------
@@ -163,6 +177,72 @@ def test_a_subscription_made_while_a_step_runs_survives_the_step_s_release(store
         ("new", "new-secret", renewed)
     # What the step itself changed is its own: its cursors, and a channel it made.
     assert stored.entity.delta_link == "after-the-round" and stored.entity.channel_id == "channel-2"
+
+
+def test_an_initial_sync_shows_done_before_its_first_round_and_a_change_notified_during_it_is_not_lost(store: ProfileStore) -> None:
+    """The initial sync's pages are in and Outlook's changes are pushed: the member sees the
+    sync on while two-way sync's first round still runs under the lease. A change the member
+    makes in Outlook after that round read Graph's delta comes as a webhook then: it must get
+    a step of its own (before, the profile said "initial" until the release, the webhook was
+    ignored, and the change waited for the sweep)."""
+    _state(store, SyncState.INITIAL)
+    service, webhooks_queue = _service(store)
+    queued: list[tuple[SyncJob, int]] = []
+    seen_during_round: list[SyncProfile] = []
+
+    class PagesDone(SyncRunner):
+        def _initial_step(self, profile, ctx):  # type: ignore[no-untyped-def,override]
+            ctx.enqueue(SyncJob.of(profile, "delta", StepReason.INITIAL_DONE), 0)
+            return profile.living(decide(profile.life, Event.INITIAL_DONE).life)
+
+        def _delta_step(self, profile, ctx, **options):  # type: ignore[no-untyped-def,override]
+            stored = store.get(MEMBER, SyncKind.CALENDAR)
+            assert stored is not None
+            seen_during_round.append(stored.entity)
+            # The round has read Graph's delta; the member edits an event; its webhook comes.
+            assert not service.request_delta(MEMBER, SyncKind.CALENDAR, StepReason.GRAPH_WEBHOOK)  # left to the holder
+            return profile.model_copy(update={"delta_link": "after-the-first-round"})
+
+    ctx = StepContext(rules=None, outlook=None, records=None, enqueue=lambda job, delay: queued.append((job, delay)),  # type: ignore[arg-type]
+                      subscribe=lambda profile: {"subscription_id": "sub-1", "client_state": "secret"})
+    job = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="initial", reason="enable")
+    PagesDone(store, links=None, conflicts=None).run(job, ctx, delivery="initial-1")  # type: ignore[arg-type]
+
+    [during] = seen_during_round
+    assert during.state is SyncState.ACTIVE and during.subscription_id == "sub-1" and during.lease_owner is not None
+    assert webhooks_queue.sent == []  # the running step queues it as it ends, not the webhook
+    assert [(j.step, j.reason) for j, _ in queued] == [("delta", StepReason.HELD_WEBHOOK)]
+    stored = store.get(MEMBER, SyncKind.CALENDAR)
+    assert stored is not None and stored.entity.lease_owner is None and stored.entity.state is SyncState.ACTIVE
+    assert stored.entity.delta_link == "after-the-first-round" and stored.entity.subscription_id == "sub-1"
+
+
+def test_an_initial_step_that_died_in_its_first_round_runs_that_round_when_its_message_comes_back(store: ProfileStore) -> None:
+    """The process died after showing the sync active, during the first round: no release, no
+    follow-up queued. Its own message comes back once the lease lapsed; skipped as out of
+    phase, the changes made in Outlook during the initial sync would wait for the daily sweep."""
+    store.update(MEMBER, SyncKind.CALENDAR, lambda p: p.model_copy(update={
+        "state": SyncState.ACTIVE, "subscription_id": "sub-1", "lease_owner": "initial-1|dead",
+        "lease_until": datetime.now(UTC) - timedelta(seconds=1)}))
+    rounds: list[dict[str, bool]] = []
+
+    class FirstRound(SyncRunner):
+        def _initial_step(self, profile, ctx):  # type: ignore[no-untyped-def,override]
+            raise AssertionError("the pages are done")
+
+        def _delta_step(self, profile, ctx, **options):  # type: ignore[no-untyped-def,override]
+            rounds.append({**options, "full": profile.delta_link is None})
+            return profile.model_copy(update={"delta_link": "after-the-first-round"})
+
+    ctx = StepContext(rules=None, outlook=None, records=None, enqueue=lambda job, delay: None)  # type: ignore[arg-type]
+    job = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="initial", reason="enable")
+    FirstRound(store, links=None, conflicts=None).run(job, ctx, delivery="initial-1")  # type: ignore[arg-type]
+    assert rounds == [{"read_deleted": True, "look_outside": True, "full": True}]
+    stored = store.get(MEMBER, SyncKind.CALENDAR)
+    assert stored is not None and stored.entity.lease_owner is None and stored.entity.delta_link == "after-the-first-round"
+    # Another message of the initial sync (not the one that died) is still out of phase.
+    FirstRound(store, links=None, conflicts=None).run(job, ctx, delivery="initial-2")  # type: ignore[arg-type]
+    assert len(rounds) == 1
 
 
 # --- webhook floods coalesced into one queued step (SyncService.request_delta) ----------------
