@@ -15,6 +15,9 @@ from shared.sync.changes import ItemSeen
 from shared.sync.kind import CRM_MARKER_FIELD, KindRules, crm_time, graph_time
 
 CALENDAR_NAME = "Zoho CRM"
+# Between a series' change keys in its version: Graph's change keys are base64, so '/' (the
+# separator until session 19) and '+' are theirs; ';' never is.
+VERSION_SEPARATOR = ";"
 # Graph's calendarView delta needs a window, frozen into its links; events outside it are never
 # reported (and so never deleted: absence is not a deletion). A round older than a day gives
 # way to a new one, so the window moves with time (issue 23): an event made in Outlook two
@@ -71,7 +74,7 @@ class CalendarRules(KindRules):
                         instances: Sequence[dict[str, Any]] = ()) -> ItemSeen:
         reason = calendar_mapping.graph_event_excluded(item)
         # A series' version covers its exceptions too (moving one may not move the master's).
-        version = "/".join([str(item.get("changeKey", "")), *sorted(str(i.get("changeKey", "")) for i in instances)])
+        version = VERSION_SEPARATOR.join([str(item.get("changeKey", "")), *sorted(str(i.get("changeKey", "")) for i in instances)])
         return ItemSeen(
             item_id=str(item["id"]), version=version,
             fields={} if reason else calendar_mapping.graph_event_to_fields(item, instances=instances),
@@ -93,8 +96,10 @@ class CalendarRules(KindRules):
         return initial_order_key(record, self.reference)
 
     def change_key_of(self, version: str | None) -> str | None:
-        """A series' version is its master's change key, then its exceptions' (``outlook_to_seen``)."""
-        return (version or "").split("/", 1)[0] or None
+        """A series' version is its master's change key, then its exceptions' (``outlook_to_seen``).
+        A series' version stored before the separator was ';' gives back more than its key: its
+        first write is refused (412), read again and planned anew, once."""
+        return (version or "").split(VERSION_SEPARATOR, 1)[0] or None
 
     def round_is_stale(self, window_from: datetime | None, now: datetime) -> bool:
         return window_from is None or now - window_from >= WINDOW_MOVES_AFTER
