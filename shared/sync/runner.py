@@ -9,8 +9,9 @@ applying through ``cycle``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from shared.storage import ConcurrencyConflict, Stored
@@ -28,7 +29,7 @@ from shared.sync.lifecycle import (
     when_lease_held,
 )
 from shared.sync.ports import ConflictLog, LinkRows
-from shared.sync.profiles import LeaseHeld, ProfileStore, SyncProfile, SyncState
+from shared.sync.profiles import LEASE, LeaseHeartbeat, LeaseHeld, ProfileStore, SyncProfile, SyncState
 from shared.sync.remap_pages import RemapPages
 from shared.sync.step_context import StepContext
 
@@ -43,6 +44,10 @@ WEBHOOK_REASONS = frozenset({StepReason.GRAPH_WEBHOOK, StepReason.CRM_WEBHOOK, S
 # the first round of two-way sync): 1 or 2 Graph reads, not on every webhook.
 LOOK_OUTSIDE_REASONS = frozenset({StepReason.SWEEP, StepReason.INITIAL_DONE})
 REMAP_WAIT_SECONDS = 30
+# A delta step whose member was marked by a webhook while it ran runs one more round itself, up
+# to this many and for this long after its first (then a queued step goes on, behind the others).
+MORE_ROUNDS = 10
+MORE_ROUNDS_SECONDS = 20.0
 
 
 class SyncRunner:
@@ -95,53 +100,82 @@ class SyncRunner:
         # held and wait for a retry.
         followups: list[tuple[SyncJob, int]] = []
         step_ctx = replace(ctx, enqueue=lambda next_job, delay: followups.append((next_job, delay)))
-        with self.profiles.heartbeat(job.member, job.kind, owner, leased) as lease:
+        lease = self.profiles.heartbeat(job.member, job.kind, owner, leased).__enter__()
+        failure: BaseException | None = None
+        try:
+            profile = self._step(job, profile, ctx, step_ctx, lease, leased, followups, read_deleted)
+        except BaseException as error:  # released below, then raised
+            failure = error
+        started = time.monotonic()
+        for _ in range(MORE_ROUNDS):
+            lease.stop()
+            more = failure is None and profile.state is SyncState.ACTIVE and job.step != "remap" \
+                and time.monotonic() - started < MORE_ROUNDS_SECONDS
+            outcome = self._release(job, profile, owner, lease.latest, taken=leased.entity, more_rounds=more)
+            if not isinstance(outcome, MoreRound):
+                break
+            # A webhook marked this member while the round ran: one more round now, under the
+            # lease still held, instead of a queued step (a queue hop, a lease, a release and
+            # the member's rows again; issue 20: the latency of a change made during a step).
+            lease = self.profiles.heartbeat(job.member, job.kind, owner, outcome.row).__enter__()
             try:
-                if profile.state is SyncState.INITIAL:
-                    profile = self._initial_step(profile, step_ctx)
-                    if profile.state is SyncState.ACTIVE and profile.subscription_id is None and ctx.subscribe is not None:
-                        # Two-way sync starts: Outlook's changes are pushed from now on (see
-                        # SyncService.enable), so "active" always means "subscribed".
-                        profile = profile.model_copy(update=ctx.subscribe(profile))
-                    first_round = next((f for f in followups if f[0].step == "delta" and f[0].reason is StepReason.INITIAL_DONE), None)
-                    if profile.state is SyncState.ACTIVE and first_round is not None:
-                        # The initial sync is done (its items are in Outlook, Outlook's changes
-                        # are pushed): shown at once, and a webhook from here on marks a step for
-                        # this one to queue as it ends. A change made before this write is in
-                        # the first round's read, which comes after it (one Table write: an
-                        # "active" written with the release left a change notified between that
-                        # read and the release to the sweep, and kept the member waiting for a
-                        # whole round, 0.4 s of an initial sync of 1,000 events).
-                        lease.publish(lambda row: _carry(row, profile, leased.entity))
-                        # Two-way sync's first round, under the lease already held: a queue hop
-                        # would cost a lease, a release and the member's rows once more. Should
-                        # it fail, its queued step stands (the follow-ups are sent regardless).
-                        profile = self._delta_step(profile, step_ctx, read_deleted=True, look_outside=True)
-                        followups.remove(first_round)
-                elif job.step == "remap":
-                    profile = self._remap_step(profile, job, step_ctx)
-                elif profile.state is SyncState.ACTIVE:
-                    if profile.subscription_id is None and ctx.subscribe is not None:
-                        # Not subscribed yet (the initial sync's last step failed after its pages):
-                        # stored at once, so a failing step leaves no orphan subscription.
-                        fresh = ctx.subscribe(profile)
-                        self.profiles.update(job.member, job.kind, lambda p: p.model_copy(update=fresh))
-                        profile = profile.model_copy(update=fresh)
-                    profile = self._delta_step(profile, step_ctx, read_deleted=read_deleted,
-                                               look_outside=job.reason in LOOK_OUTSIDE_REASONS)
-            finally:
-                lease.stop()
-                asked = self._release(job, profile, owner, lease.latest, taken=leased.entity)
-                if asked is not None:
-                    # Asked by a webhook's step that was dropped for it (``_leave_to_holder``),
-                    # or by a webhook's mark left to this step: queued even when this step
-                    # fails, or that change waits for the sweep.
-                    ctx.enqueue(SyncJob.of(profile, "delta", asked), 0)
-                # Even when the step fails after them: what they continue was saved with the
-                # release (e.g. the initial sync's last pages, then subscribing failed: the
-                # profile is active, and its redelivered message is skipped as out of phase).
-                for next_job, delay in followups:
-                    ctx.enqueue(next_job, delay)
+                profile = self._delta_step(outcome.row.entity, step_ctx, read_deleted=outcome.read_deleted, look_outside=False)
+            except BaseException as error:  # noqa: BLE001 - released by the next turn, then raised
+                failure, profile = error, outcome.row.entity
+        else:
+            lease.stop()
+            outcome = self._release(job, profile, owner, lease.latest, taken=leased.entity)
+        asked = outcome if isinstance(outcome, StepReason) else None
+        if asked is not None:
+            # Asked by a webhook's step that was dropped for it (``_leave_to_holder``), or by a
+            # webhook's mark left to this step: queued even when this step fails, or that
+            # change waits for the sweep.
+            ctx.enqueue(SyncJob.of(profile, "delta", asked), 0)
+        # Even when the step fails after them: what they continue was saved with the release
+        # (e.g. the initial sync's last pages, then subscribing failed: the profile is active,
+        # and its redelivered message is skipped as out of phase).
+        for next_job, delay in followups:
+            ctx.enqueue(next_job, delay)
+        if failure is not None:
+            raise failure
+        return profile
+
+    def _step(self, job: SyncJob, profile: SyncProfile, ctx: StepContext, step_ctx: StepContext, lease: LeaseHeartbeat,
+              leased: Stored[SyncProfile], followups: list[tuple[SyncJob, int]], read_deleted: bool) -> SyncProfile:
+        """The step's work under the lease: an initial slice (and, when it ends the initial sync,
+        two-way sync's first round), a remap page, or a delta round."""
+        if profile.state is SyncState.INITIAL:
+            profile = self._initial_step(profile, step_ctx)
+            if profile.state is SyncState.ACTIVE and profile.subscription_id is None and ctx.subscribe is not None:
+                # Two-way sync starts: Outlook's changes are pushed from now on (see
+                # SyncService.enable), so "active" always means "subscribed".
+                profile = profile.model_copy(update=ctx.subscribe(profile))
+            first_round = next((f for f in followups if f[0].step == "delta" and f[0].reason is StepReason.INITIAL_DONE), None)
+            if profile.state is SyncState.ACTIVE and first_round is not None:
+                # The initial sync is done (its items are in Outlook, Outlook's changes
+                # are pushed): shown at once, and a webhook from here on marks a step for
+                # this one to queue as it ends. A change made before this write is in
+                # the first round's read, which comes after it (one Table write: an
+                # "active" written with the release left a change notified between that
+                # read and the release to the sweep, and kept the member waiting for a
+                # whole round, 0.4 s of an initial sync of 1,000 events).
+                lease.publish(lambda row: _carry(row, profile, leased.entity))
+                # Two-way sync's first round, under the lease already held: a queue hop
+                # would cost a lease, a release and the member's rows once more. Should
+                # it fail, its queued step stands (the follow-ups are sent regardless).
+                profile = self._delta_step(profile, step_ctx, read_deleted=True, look_outside=True)
+                followups.remove(first_round)
+        elif job.step == "remap":
+            profile = self._remap_step(profile, job, step_ctx)
+        elif profile.state is SyncState.ACTIVE:
+            if profile.subscription_id is None and ctx.subscribe is not None:
+                # Not subscribed yet (the initial sync's last step failed after its pages):
+                # stored at once, so a failing step leaves no orphan subscription.
+                fresh = ctx.subscribe(profile)
+                self.profiles.update(job.member, job.kind, lambda p: p.model_copy(update=fresh))
+                profile = profile.model_copy(update=fresh)
+            profile = self._delta_step(profile, step_ctx, read_deleted=read_deleted,
+                                       look_outside=job.reason in LOOK_OUTSIDE_REASONS)
         return profile
 
     def _take_lease(
@@ -207,8 +241,8 @@ class SyncRunner:
             log.info("%s delta step of %s left to the running step (one more round)", job.kind, job.member)
         return asked
 
-    def _release(self, job: SyncJob, stepped: SyncProfile, owner: str,
-                 known: Stored[SyncProfile] | None = None, *, taken: SyncProfile | None = None) -> StepReason | None:
+    def _release(self, job: SyncJob, stepped: SyncProfile, owner: str, known: Stored[SyncProfile] | None = None, *,
+                 taken: SyncProfile | None = None, more_rounds: bool = False) -> StepReason | MoreRound | None:
         """Write the step's result and free the lease, re-reading on a concurrent change
         (a webhook marking a delta step queued). A lease found taken (this step stalled
         past it) keeps the other step's state: this one's work is redone from the cursors.
@@ -216,7 +250,10 @@ class SyncRunner:
         step dropped for this one (``_leave_to_holder``), or by a webhook's mark left to it
         (``delta_for_holder``) that is not this step's own echoes. ``known``: the row as the
         lease's last write left it, tried first without a read. ``taken``: the profile as the
-        lease was taken (what the step did not change is left as the row has it)."""
+        lease was taken (what the step did not change is left as the row has it).
+        ``more_rounds``: when one more round is asked for, keep the lease instead, with the
+        step's result and the asks taken as a delta step takes them (``MoreRound``); the row is
+        read only when the known one is out of date, so a step nobody marked costs nothing more."""
         for _ in range(8):
             latest, known = known or self.profiles.get(job.member, job.kind), None
             if latest is None:
@@ -238,6 +275,12 @@ class SyncRunner:
             asked = StepReason.RERUN if released.delta_rerun and active else None
             marked = released.delta_for_holder and released.delta_queued and active
             update: dict[str, object] = {"delta_rerun": False, "delta_for_holder": False}
+            if (asked or marked) and more_rounds:
+                kept = released.model_copy(update={**_ASKS_TAKEN, "lease_until": self._now() + LEASE})
+                try:
+                    return MoreRound(self.profiles.save(kept, latest.etag), read_deleted=released.crm_deletions_noticed)
+                except ConcurrencyConflict:
+                    continue
             if marked:
                 # The mark stays (its step must not find itself covered), now with a queued step.
                 update["delta_queued_at"] = self._now()
@@ -261,14 +304,27 @@ class SyncRunner:
         return self.remap.step(profile, job, ctx)
 
 
+@dataclass(frozen=True)
+class MoreRound:
+    """The lease kept for one more delta round: the row as written, and whether that round
+    reads the CRM's deleted list (a CRM callback reported a deletion)."""
+
+    row: Stored[SyncProfile]
+    read_deleted: bool
+
+
+# What a delta step taking the lease clears: the webhooks' marks, now its to read.
+_ASKS_TAKEN: dict[str, object] = {"delta_queued": False, "crm_deletions_noticed": False, "delta_rerun": False,
+                                  "delta_items": None, "delta_for_holder": False}
+
+
 def _taking_for_delta(profile: SyncProfile) -> dict[str, object]:
     """What a delta step changes as it takes the lease. A lease still named (lapsed: ``acquire``
     refuses a live one) is a step that died or stalled holding it: it may have created Outlook
     items after the delta link it left, and not saved them as unconfirmed
     (``SyncProfile.unconfirmed_outlook``), so this round is a full one, which reads every
     linked item it does not list."""
-    taking: dict[str, object] = {"delta_queued": False, "crm_deletions_noticed": False, "delta_rerun": False,
-                                 "delta_items": None, "delta_for_holder": False}
+    taking = dict(_ASKS_TAKEN)
     if profile.lease_owner is not None:
         taking["delta_link"] = None
     return taking

@@ -12,6 +12,7 @@ from azure.data.tables import TableServiceClient
 
 from shared.storage import TableRepository
 from shared.sync import profiles as profiles_module
+from shared.sync import runner as runner_module
 from shared.sync import webhooks as webhooks_module
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.lifecycle import Event, decide
@@ -183,8 +184,8 @@ def test_an_initial_sync_shows_done_before_its_first_round_and_a_change_notified
     """The initial sync's pages are in and Outlook's changes are pushed: the member sees the
     sync on while two-way sync's first round still runs under the lease. A change the member
     makes in Outlook after that round read Graph's delta comes as a webhook then: it must get
-    a step of its own (before, the profile said "initial" until the release, the webhook was
-    ignored, and the change waited for the sweep)."""
+    a round of its own, here one more round of the same step (before, the profile said
+    "initial" until the release, the webhook was ignored, and the change waited for the sweep)."""
     _state(store, SyncState.INITIAL)
     service, webhooks_queue = _service(store)
     queued: list[tuple[SyncJob, int]] = []
@@ -199,22 +200,69 @@ def test_an_initial_sync_shows_done_before_its_first_round_and_a_change_notified
             stored = store.get(MEMBER, SyncKind.CALENDAR)
             assert stored is not None
             seen_during_round.append(stored.entity)
-            # The round has read Graph's delta; the member edits an event; its webhook comes.
-            assert not service.request_delta(MEMBER, SyncKind.CALENDAR, StepReason.GRAPH_WEBHOOK)  # left to the holder
-            return profile.model_copy(update={"delta_link": "after-the-first-round"})
+            if len(seen_during_round) == 1:
+                # The round has read Graph's delta; the member edits an event; its webhook comes.
+                assert not service.request_delta(MEMBER, SyncKind.CALENDAR, StepReason.GRAPH_WEBHOOK)  # left to the holder
+                return profile.model_copy(update={"delta_link": "after-the-first-round"})
+            return profile.model_copy(update={"delta_link": "after-the-webhook-s-round"})
 
     ctx = StepContext(rules=None, outlook=None, records=None, enqueue=lambda job, delay: queued.append((job, delay)),  # type: ignore[arg-type]
                       subscribe=lambda profile: {"subscription_id": "sub-1", "client_state": "secret"})
     job = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="initial", reason="enable")
     PagesDone(store, links=None, conflicts=None).run(job, ctx, delivery="initial-1")  # type: ignore[arg-type]
 
-    [during] = seen_during_round
+    during, webhook_round = seen_during_round
     assert during.state is SyncState.ACTIVE and during.subscription_id == "sub-1" and during.lease_owner is not None
-    assert webhooks_queue.sent == []  # the running step queues it as it ends, not the webhook
-    assert [(j.step, j.reason) for j, _ in queued] == [("delta", StepReason.HELD_WEBHOOK)]
+    # The webhook's round: under the same lease, the mark taken, from where the first round ended.
+    assert webhook_round.lease_owner == during.lease_owner and not webhook_round.delta_queued
+    assert webhook_round.delta_link == "after-the-first-round"
+    assert webhooks_queue.sent == [] and queued == []  # no queued step: the running one did it
     stored = store.get(MEMBER, SyncKind.CALENDAR)
     assert stored is not None and stored.entity.lease_owner is None and stored.entity.state is SyncState.ACTIVE
-    assert stored.entity.delta_link == "after-the-first-round" and stored.entity.subscription_id == "sub-1"
+    assert stored.entity.delta_link == "after-the-webhook-s-round" and stored.entity.subscription_id == "sub-1"
+
+
+def test_a_step_marked_again_and_again_runs_its_extra_rounds_then_leaves_the_rest_to_a_queued_step(store: ProfileStore) -> None:
+    """A member whose webhooks never stop (a bulk edit in Outlook) does not keep one worker for
+    ever: after ``MORE_ROUNDS`` extra rounds the step releases, and the last mark queues a
+    step behind the others. A failing extra round releases the lease and queues its mark too."""
+    _state(store, SyncState.ACTIVE)
+    service, _ = _service(store)
+    queued: list[tuple[SyncJob, int]] = []
+    rounds: list[bool] = []
+
+    class Busy(SyncRunner):
+        def _delta_step(self, profile, ctx, **options):  # type: ignore[no-untyped-def,override]
+            rounds.append(options["read_deleted"])
+            service.request_delta(MEMBER, SyncKind.CALENDAR, StepReason.CRM_WEBHOOK, crm_deletion=True)
+            return profile
+
+    ctx = StepContext(rules=None, outlook=None, records=None, enqueue=lambda job, delay: queued.append((job, delay)))  # type: ignore[arg-type]
+    job = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="delta", reason="graph webhook")
+    Busy(store, links=None, conflicts=None).run(job, ctx, delivery="busy-1")  # type: ignore[arg-type]
+    assert len(rounds) == 1 + runner_module.MORE_ROUNDS
+    assert rounds[1:] == [True] * runner_module.MORE_ROUNDS  # each extra round reads the deletions it was told of
+    assert [(j.step, j.reason) for j, _ in queued] == [("delta", StepReason.HELD_WEBHOOK)]
+    stored = store.get(MEMBER, SyncKind.CALENDAR)
+    assert stored is not None and stored.entity.lease_owner is None and stored.entity.delta_queued
+
+    class FailsOnItsExtraRound(SyncRunner):
+        def _delta_step(self, profile, ctx, **options):  # type: ignore[no-untyped-def,override]
+            failing.append(options)
+            service.request_delta(MEMBER, SyncKind.CALENDAR, StepReason.GRAPH_WEBHOOK)
+            if len(failing) == 2:
+                raise RuntimeError("Graph kept failing")
+            return profile
+
+    failing: list[dict[str, bool]] = []
+    queued.clear()
+    store.update(MEMBER, SyncKind.CALENDAR, lambda p: p.model_copy(update={"delta_queued": False, "delta_for_holder": False}))
+    with pytest.raises(RuntimeError):
+        FailsOnItsExtraRound(store, links=None, conflicts=None).run(job, ctx, delivery="busy-2")  # type: ignore[arg-type]
+    assert len(failing) == 2  # no round after the failure: released, and the mark left queued
+    assert [(j.step, j.reason) for j, _ in queued] == [("delta", StepReason.HELD_WEBHOOK)]
+    stored = store.get(MEMBER, SyncKind.CALENDAR)
+    assert stored is not None and stored.entity.lease_owner is None
 
 
 def test_an_initial_step_that_died_in_its_first_round_runs_that_round_when_its_message_comes_back(store: ProfileStore) -> None:
