@@ -153,8 +153,8 @@ class SyncRunner:
             first_round = next((f for f in followups if f[0].step == "delta" and f[0].reason is StepReason.INITIAL_DONE), None)
             if profile.state is SyncState.ACTIVE and first_round is not None:
                 # The initial sync is done (its items are in Outlook, Outlook's changes
-                # are pushed): shown at once, and a webhook from here on marks a step for
-                # this one to queue as it ends. A change made before this write is in
+                # are pushed): shown at once, and a webhook from here on marks one more
+                # round for this step (``MoreRound``). A change made before this write is in
                 # the first round's read, which comes after it (one Table write: an
                 # "active" written with the release left a change notified between that
                 # read and the release to the sweep, and kept the member waiting for a
