@@ -33,10 +33,14 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
-    def sleep(self, seconds: float) -> None:  # waiting moves this clock (and lets other threads run)
+    def sleep(self, seconds: float) -> None:
+        """Waiting moves this clock, and lets other threads run for a twentieth of it: two
+        instances polling every 0.2 s move the clock 0.4 s per round, so a refresh that takes
+        0.05 s of real time must not see its 20-s lease lapse (with 1 ms per poll it did, under
+        ``make test``'s load: a second refresh)."""
         with self._lock:
             self.now += seconds
-        time.sleep(0.001)
+        time.sleep(seconds / 20)
 
 
 class ZohoAccounts:
