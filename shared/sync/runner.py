@@ -107,10 +107,10 @@ class SyncRunner:
         except BaseException as error:  # released below, then raised
             failure = error
         started = time.monotonic()
-        for _ in range(MORE_ROUNDS):
+        for extra in range(MORE_ROUNDS + 1):
             lease.stop()
             more = failure is None and profile.state is SyncState.ACTIVE and job.step != "remap" \
-                and time.monotonic() - started < MORE_ROUNDS_SECONDS
+                and extra < MORE_ROUNDS and time.monotonic() - started < MORE_ROUNDS_SECONDS
             outcome = self._release(job, profile, owner, lease.latest, taken=leased.entity, more_rounds=more)
             if not isinstance(outcome, MoreRound):
                 break
@@ -122,9 +122,6 @@ class SyncRunner:
                 profile = self._delta_step(outcome.row.entity, step_ctx, read_deleted=outcome.read_deleted, look_outside=False)
             except BaseException as error:  # noqa: BLE001 - released by the next turn, then raised
                 failure, profile = error, outcome.row.entity
-        else:
-            lease.stop()
-            outcome = self._release(job, profile, owner, lease.latest, taken=leased.entity)
         asked = outcome if isinstance(outcome, StepReason) else None
         if asked is not None:
             # Asked by a webhook's step that was dropped for it (``_leave_to_holder``), or by a
