@@ -40,18 +40,19 @@ class Cycle:
     def run(
         self, profile: SyncProfile, ctx: StepContext, crm: SideChanges, outlook: SideChanges,
         every: list[LinkRow] | None = None, notes: list[Note] | None = None, read_at: datetime | None = None,
-        links: LinkRows | None = None,
+        links: LinkRows | None = None, full: bool = False,
     ) -> ExecutionReport | PauseForConfirmation:
         """``read_at``: when the changes were read; updates are then conditional on the items
         being unchanged since, and a pair changed meanwhile is read again and planned anew.
         ``links``: where the executor writes the rows (an initial page's are committed by the
-        initial sync, with its progress)."""
+        initial sync, with its progress). ``full``: a full round (it lists every Outlook item):
+        the markers of those no row knows are read (``_with_outlook_markers``)."""
         partition = profile.links_partition
         crm_ids = ids(crm) | {s.partner_id for s in outlook.seen if s.partner_id}
         outlook_ids = ids(outlook) | {s.partner_id for s in crm.seen if s.partner_id}
         known = {row.link_id: row for row in self.links.load(partition, crm_ids=crm_ids, outlook_ids=outlook_ids, every=every)}
         crm = self._without_left_out(profile, crm, known)
-        outlook = self._with_outlook_markers(profile, ctx, known, outlook)
+        outlook = self._with_outlook_markers(profile, ctx, known, outlook, full=full)
         result = plan(
             known.values(), crm, outlook, now=self._now(), policy=ConflictPolicy(profile.conflict_policy),
             normalisation=ctx.rules.normalisation, restore_deletions=profile.mass_change_answer is Answer.KEEP,
@@ -60,6 +61,7 @@ class Cycle:
         verdict = check_mass_change(result, list(known.values()), synced_total=profile.synced_items)
         if isinstance(verdict, PauseForConfirmation) and decide(profile.life, Event.MASS_CHANGE_FOUND).life.state is SyncState.PAUSED:
             return verdict  # L11 (not L12, L13: the initial sync, or the member answered "delete")
+        ctx.check_lease()  # a step taken over by another writes nothing beside it
         report = self._executor(profile, ctx, read_at, links).apply(result, known)
         for attempt in range(1, REREADS + 1):
             if not report.changed_meanwhile or read_at is None:
@@ -72,6 +74,7 @@ class Cycle:
             # The last reading is written as it is: an item edited again within those moments must
             # not stall its pair (the next round would not list it again).
             conditional = read_at if attempt < REREADS else None
+            ctx.check_lease()
             report.add(self._executor(profile, ctx, conditional, links).apply(again, rows))
         if self.ledger is not None:  # the exceptions the sync ledger keeps (shared.sync.ledger)
             left_out = [_excluded_note(side, s) for side, changes in ((Side.CRM, crm), (Side.OUTLOOK, outlook))
@@ -115,13 +118,16 @@ class Cycle:
         return SideChanges(seen=tuple(crm_seen)), SideChanges(seen=tuple(outlook_seen))
 
     def _with_outlook_markers(
-        self, profile: SyncProfile, ctx: StepContext, known: dict[str, LinkRow], outlook: SideChanges
+        self, profile: SyncProfile, ctx: StepContext, known: dict[str, LinkRow], outlook: SideChanges, *, full: bool = False,
     ) -> SideChanges:
         """Graph's delta never returns our marker (no ``$expand`` there). While a create
         towards Outlook is pending (a step stopped between its creates and its link rows), an
         Outlook item no link knows may be that create's result: its marker is read, so the
-        engine adopts it (P3) instead of copying it back into the CRM as a new item."""
-        if not any(row.state.creating_on is Side.OUTLOOK for row in known.values()):
+        engine adopts it (P3) instead of copying it back into the CRM as a new item. A full
+        round (the first after the initial sync, one after a lapsed lease or an expired delta)
+        reads them too: it is the recovery round, and an item of ours whose row is missing
+        (an initial page whose rows never landed) is then adopted (N5), not copied back."""
+        if not full and not any(row.state.creating_on is Side.OUTLOOK for row in known.values()):
             return outlook
         linked = {row.outlook_id for row in known.values() if row.outlook_id}
         unknown = [s.item_id for s in outlook.seen if s.partner_id is None and s.item_id not in linked]

@@ -116,7 +116,7 @@ class DeltaRound:
             crm_seen, crm_gone = crm_read.result()
         report = self.cycle.run(
             profile, ctx, SideChanges(tuple(crm_seen), tuple(crm_gone)), SideChanges(tuple(outlook_seen), tuple(outlook_gone)),
-            every=every, read_at=started,
+            every=every, read_at=started, full=full_round,
         )
         if isinstance(report, PauseForConfirmation):  # L11
             paused = decide(profile.life, Event.MASS_CHANGE_FOUND).life

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -14,7 +15,7 @@ from enum import StrEnum
 from shared.storage import ConcurrencyConflict, EntityAlreadyExists, Stored, TableEntity, TableRepository
 from shared.sync.lifecycle import Answer, Life, Reason, SyncState
 
-__all__ = ["LeaseHeld", "ProfileStore", "SyncKind", "SyncProfile", "SyncState"]
+__all__ = ["LeaseHeld", "LeaseLost", "ProfileStore", "SyncKind", "SyncProfile", "SyncState"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 LEASE_RENEWAL = timedelta(seconds=15)
 LEASE_RETRY = timedelta(seconds=3)
+# A step whose lease's last write was sent longer ago than this part of LEASE (20 s of 30: the
+# renewal at 15 s and its retry at 18 s failed) stops before its next remote write
+# (``LeaseHeartbeat.check``): the lease may lapse while that write runs, and a step taken over
+# by another (a frozen instance, storage out of reach) must not write beside it.
+LEASE_SAFE_PART = 2 / 3
 
 
 class SyncKind(StrEnum):
@@ -133,6 +139,11 @@ class LeaseHeld(Exception):
         super().__init__(message)
         self.retry_after = retry_after  # seconds until the lease lapses if nobody renews it
         self.owner = owner  # "{holder}|{random}": the holder is the queue message that took it
+
+
+class LeaseLost(LeaseHeld):
+    """The running step's lease was taken by another, or not renewed in time: the step stops
+    before its next remote write, and its message comes back once the lease lapsed."""
 
 
 class ProfileStore:
@@ -257,6 +268,8 @@ class LeaseHeartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease-{kind}", daemon=True)
         self.lost = False
+        # When the lease's last write was sent (the take: just before, which the margin covers).
+        self._written = time.monotonic()
 
     def __enter__(self) -> LeaseHeartbeat:
         self._thread.start()
@@ -278,15 +291,27 @@ class LeaseHeartbeat:
         of its writes'."""
         return self._renew(change)
 
+    def check(self) -> None:
+        """Raise ``LeaseLost`` unless the lease is surely still this step's for a while: not
+        found taken, and written less than ``LEASE_SAFE_PART`` of ``LEASE`` ago (this process's
+        clock; a renewal that keeps failing lets it lapse at ``LEASE``)."""
+        if self.lost:
+            raise LeaseLost(f"the {self._kind.value} lease of {self._member} was taken while its step ran")
+        if time.monotonic() - self._written > LEASE.total_seconds() * LEASE_SAFE_PART:
+            raise LeaseLost(f"the {self._kind.value} lease of {self._member} could not be renewed in time")
+
     def _renew(self, change: Callable[[SyncProfile], SyncProfile] | None = None) -> bool:
         with self._writing:
             if self.lost:
                 return False
+            sent = time.monotonic()
             written = self._store.extend(self._member, self._kind, self.owner, self.latest, change)
             self.latest = written
             if written is None:
                 self.lost = True
                 log.error("%s lease of %s was taken while its step ran", self._kind.value, self._member)
+            else:
+                self._written = sent
             return written is not None
 
     def _beat(self) -> None:

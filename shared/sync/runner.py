@@ -99,8 +99,10 @@ class SyncRunner:
         # Follow-up steps are queued only once the lease is released, or they would find it
         # held and wait for a retry.
         followups: list[tuple[SyncJob, int]] = []
-        step_ctx = replace(ctx, enqueue=lambda next_job, delay: followups.append((next_job, delay)))
         lease = self.profiles.heartbeat(job.member, job.kind, owner, leased).__enter__()
+        # ``lease`` as it is when called: an extra round renews a new heartbeat.
+        step_ctx = replace(ctx, enqueue=lambda next_job, delay: followups.append((next_job, delay)),
+                           check_lease=lambda: lease.check())
         failure: BaseException | None = None
         try:
             profile = self._step(job, profile, ctx, step_ctx, lease, leased, followups, read_deleted)

@@ -28,6 +28,9 @@ class StepContext:
     # About this many Graph requests are coming to the member's mailbox (an initial sync's
     # creates): its shared claim reserves them in one write (``MailboxGate.expect``).
     expect_graph_requests: Callable[[int], None] = lambda requests: None
+    # Raises ``LeaseLost`` when the step's lease is no longer surely its own (``LeaseHeartbeat.check``):
+    # called before each plan's remote writes.
+    check_lease: Callable[[], None] = lambda: None
 
     @property
     def owner_id(self) -> str:

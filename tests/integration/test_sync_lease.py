@@ -16,7 +16,7 @@ from shared.sync import runner as runner_module
 from shared.sync import webhooks as webhooks_module
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.lifecycle import Event, decide
-from shared.sync.profiles import LeaseHeld, ProfileStore, SyncKind, SyncProfile, SyncState
+from shared.sync.profiles import LeaseHeld, LeaseLost, ProfileStore, SyncKind, SyncProfile, SyncState
 from shared.sync.runner import StepContext, SyncRunner
 from shared.sync.service import SyncService
 
@@ -100,6 +100,56 @@ def test_a_step_that_lost_its_lease_publishes_nothing(store: ProfileStore, monke
     assert lease.lost
     stored = store.get(MEMBER, SyncKind.CALENDAR)
     assert stored is not None and stored.entity.lease_owner == other and stored.entity.subscription_id is None
+
+
+def test_a_step_whose_lease_cannot_be_renewed_stops_writing_before_the_lease_lapses(store: ProfileStore, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Storage out of reach for the heartbeat (or the instance frozen): once the lease's last
+    write is two thirds of the lease old, the step's next page finds it not surely its own and
+    stops, before another step could take the lease over and write the same pages. Released
+    as usual when the storage answers again, and deferred (its message comes back)."""
+    monkeypatch.setattr(profiles_module, "LEASE", timedelta(seconds=1.5))
+    monkeypatch.setattr(profiles_module, "LEASE_RENEWAL", timedelta(seconds=0.3))
+    monkeypatch.setattr(profiles_module, "LEASE_RETRY", timedelta(seconds=0.1))
+
+    def unreachable(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionError("storage out of reach")
+
+    monkeypatch.setattr(store, "extend", unreachable)
+    _state(store, SyncState.INITIAL)
+    pages: list[float] = []
+
+    class Pages(SyncRunner):
+        def _initial_step(self, profile, ctx):  # type: ignore[no-untyped-def,override]
+            for _ in range(40):
+                ctx.check_lease()  # as ``Cycle.run`` does before a plan's writes
+                pages.append(time.monotonic())
+                time.sleep(0.05)
+            return profile
+
+    ctx = StepContext(rules=None, outlook=None, records=None, enqueue=lambda job, delay: None)  # type: ignore[arg-type]
+    job = SyncJob(member=MEMBER, kind=SyncKind.CALENDAR, step="initial", reason="enable")
+    started = time.monotonic()
+    with pytest.raises(LeaseLost):
+        Pages(store, links=None, conflicts=None).run(job, ctx, delivery="initial-1")  # type: ignore[arg-type]
+    assert 5 < len(pages) < 40
+    assert pages[-1] - started < 1.0 + 0.05  # two thirds of the lease, never past it
+    stored = store.get(MEMBER, SyncKind.CALENDAR)
+    assert stored is not None and stored.entity.lease_owner is None  # the release still reached the row
+
+
+def test_a_lease_found_taken_stops_the_step_at_its_next_page(store: ProfileStore, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(profiles_module, "LEASE", timedelta(seconds=1))
+    _, _, stalled = store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-1")
+    known = store.get(MEMBER, SyncKind.CALENDAR)
+    lease = store.heartbeat(MEMBER, SyncKind.CALENDAR, stalled, known)
+    lease.check()  # just taken: its own
+    time.sleep(1.2)  # stalled past the lease: another step takes it
+    store.acquire(MEMBER, SyncKind.CALENDAR, holder="message-2")
+    with pytest.raises(LeaseLost):
+        lease.check()
+    assert not lease.publish(lambda row: row) and lease.lost
+    with pytest.raises(LeaseLost, match="taken"):
+        lease.check()
 
 
 # --- what a step does when it finds the lease held (SyncRunner._leave_to_holder) --------------

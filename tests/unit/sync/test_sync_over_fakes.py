@@ -17,6 +17,7 @@ from shared.crm.errors import CrmError
 from shared.sync import echoes, initial_sync
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.lifecycle import Reason, SyncState
+from shared.sync.profiles import LeaseHeartbeat, LeaseLost
 from shared.sync.retries import MAX_RETRIES
 from shared.sync.step_failures import NothingToResume
 from tests.sync_harness import KIND, MEMBER_KEY, SyncHarness
@@ -54,6 +55,27 @@ def test_initial_sync_over_pages_then_two_way() -> None:
     harness.assert_in_step()
     harness.assert_nothing_lost(made)
     assert made[1] not in harness.origins(harness.crm_store)  # deleted in Outlook while syncing: deleted in the CRM
+
+
+def test_a_full_round_adopts_our_items_whose_link_rows_are_missing_instead_of_copying_them_back() -> None:
+    """make soak once ended with one initial page of contacts twice in the CRM: their Outlook
+    copies had no link rows when two-way sync's first (full) round listed them, and with no
+    create pending it did not read their markers. The full round reads the markers of every
+    Outlook item no row knows: ours are adopted (N5), the member's own stay new (N2)."""
+    harness = SyncHarness()
+    made = _seed(harness, 5, 0)
+    harness.enable()
+    harness.settle()
+    partition = harness.profile().links_partition
+    lost = harness.links.all(partition)[:2]
+    harness.links.forget(partition, lost)  # rows that never landed
+    made.append(harness.outlook_store.user_create({"subject": "Made in Outlook"}))
+    harness.profiles.update(MEMBER_KEY, KIND, lambda p: p.model_copy(update={"delta_link": None}))  # a full round
+    harness.webhook()
+    harness.settle()
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+    assert {row.crm_id for row in lost} <= {row.crm_id for row in harness.links.all(partition)}
 
 
 def test_disable_then_enable_keeps_what_was_made_in_outlook() -> None:
@@ -179,6 +201,34 @@ def test_an_initial_sync_that_dies_at_any_write_ends_with_each_item_once(dies_at
     harness.assert_in_step()
     harness.assert_nothing_lost(made)
     assert harness.profile().synced_items == 7
+
+
+@pytest.mark.parametrize("lost_at", range(5))
+def test_a_step_whose_lease_is_lost_writes_no_more_pages_and_the_sync_ends_exact(lost_at: int, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A step whose lease is no longer surely its own (found taken after a stall, or not
+    renewed for two thirds of it) stops before its next plan's writes: another step may be
+    writing the same pages (make soak, three hosts: a page of contacts made twice). Its
+    message comes back deferred, and the sync ends with each item once."""
+    checks: list[int] = []
+    lost: set[int] = set()
+    real = LeaseHeartbeat.check
+
+    def check(self: LeaseHeartbeat) -> None:
+        checks.append(id(self))
+        if len(checks) == lost_at + 1:
+            lost.add(id(self))
+        if id(self) in lost:
+            raise LeaseLost("taken while the step stalled")
+        real(self)
+
+    monkeypatch.setattr(LeaseHeartbeat, "check", check)
+    harness = SyncHarness()  # pages of 2: seven items are four pages
+    made = _seed(harness, 7, 0)
+    harness.enable()
+    harness.settle()
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+    assert lost and harness.profile().synced_items == 7
 
 
 @given(
