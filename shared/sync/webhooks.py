@@ -46,6 +46,9 @@ ROUTE_CACHE_ENTRIES = 10_000
 # that was lost (a failed send, a poisoned message), and a webhook queues another instead of
 # waiting for the sweep.
 STALE_DELTA_MARK = timedelta(seconds=60)
+# A mark this old with no step taking it is logged (a warning) by the webhooks it silences:
+# the trace of a change waiting on a step that does not come.
+SLOW_DELTA_MARK = timedelta(seconds=5)
 
 
 class SyncWebhooks:
@@ -69,9 +72,10 @@ class SyncWebhooks:
         webhook named, when it may be our own writes' echoes (``shared.sync.echoes``); None:
         a request that must run. Returns whether a step was queued."""
         queued = False
+        waiting: tuple[float, bool, bool] | None = None  # an old mark: its age, for a holder, the lease held
 
         def mark(profile: SyncProfile) -> SyncProfile:
-            nonlocal queued
+            nonlocal queued, waiting
             if profile.state is not SyncState.ACTIVE:
                 return profile
             now = self.d.clock()
@@ -83,6 +87,8 @@ class SyncWebhooks:
             # message to be delivered again, and that step reads every change.
             held = profile.lease_owner is not None and profile.lease_until is not None and profile.lease_until > now
             queued = fresh and not held
+            age = now - profile.delta_queued_at if profile.delta_queued_at is not None else None
+            waiting = (age.total_seconds(), profile.delta_for_holder, held) if not fresh and age and age > SLOW_DELTA_MARK else None
             noticed = profile.crm_deletions_noticed or crm_deletion
             update: dict[str, Any] = {"delta_queued": True, "crm_deletions_noticed": noticed,
                                       "delta_items": merged(profile.delta_items, items, fresh=fresh)}
@@ -97,6 +103,10 @@ class SyncWebhooks:
             return False
         if queued:
             self.sync.jobs.send(SyncJob.of(marked, "delta", reason))
+        elif waiting is not None:
+            log.warning("%s webhook of %s: the step marked %.1f s ago has not taken the lease yet (%s; lease %s)",
+                        kind.value, member_key, waiting[0], "left to the holder" if waiting[1] else "queued",
+                        "held" if waiting[2] else "free")
         return queued
 
     def request_unless_echo(self, member_key: str, kind: SyncKind, reason: StepReason, items: list[str] | None, *,
