@@ -595,6 +595,7 @@ def _make_changes(stack: BenchStack, upn: str, calendar_id: str, crm_user: str, 
 
 
 def _propagation_figures(changes: list[tuple[float, str, float | None]]) -> dict[str, Any]:
+    wall_offset = time.time() - time.monotonic()
     values = [v for _, _, v in changes if v is not None]
     by_side = {s: [v for _, side, v in changes if side == s and v is not None] for s in ("crm", "outlook")}
     return {
@@ -603,6 +604,11 @@ def _propagation_figures(changes: list[tuple[float, str, float | None]]) -> dict
         "max_s": round(max(values), 3) if values else None,
         "crm_to_outlook_p95_s": _percentile(by_side["crm"], 0.95),
         "outlook_to_crm_p95_s": _percentile(by_side["outlook"], 0.95),
+        # When the slowest were made (UTC, as the host logs stamp their lines): a slow run's
+        # logs (BENCH_KEEP_LOGS) are read from there.
+        "slowest": [{"made_utc": datetime.fromtimestamp(made + wall_offset, UTC).strftime("%H:%M:%S.%f")[:-3],
+                     "side": side, "s": round(v, 2)}
+                    for made, side, v in sorted((c for c in changes if c[2] is not None), key=lambda c: -c[2])[:5]],
     }
 
 
