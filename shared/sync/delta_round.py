@@ -5,6 +5,7 @@ changes since the watermark (plus the CRM's deleted list), planned and applied t
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -52,7 +53,7 @@ class DeltaRound:
         a = ctx.rules
         if look_outside and self.ledger is not None:
             self._note_outside_window(profile, ctx.outlook)
-        started = self._now()
+        started, began = self._now(), time.monotonic()
         outlook_seen: list[ItemSeen] = []
         outlook_gone: list[ItemDeleted] = []
         resume = profile.delta_link
@@ -114,10 +115,15 @@ class DeltaRound:
                 gone, unconfirmed = self._unconfirmed_and_gone(profile, ctx.outlook, listed)
                 outlook_gone += gone
             crm_seen, crm_gone = crm_read.result()
+        read_s = time.monotonic() - began
         report = self.cycle.run(
             profile, ctx, SideChanges(tuple(crm_seen), tuple(crm_gone)), SideChanges(tuple(outlook_seen), tuple(outlook_gone)),
             every=every, read_at=started, full=full_round,
         )
+        # One line a round: where a change's time went (its reads, its plan and writes).
+        log.info("%s delta round of %s: %d CRM and %d Outlook changes read in %.2f s, planned and written in %.2f s%s",
+                 profile.row_key, profile.partition_key, len(crm_seen) + len(crm_gone), len(outlook_seen) + len(outlook_gone),
+                 read_s, time.monotonic() - began - read_s, " (full)" if full_round else "")
         if isinstance(report, PauseForConfirmation):  # L11
             paused = decide(profile.life, Event.MASS_CHANGE_FOUND).life
             return profile.living(paused).model_copy(update={"pending_deletions": sum(report.deletions.values())})

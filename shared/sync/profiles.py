@@ -5,6 +5,7 @@ running one at a time (DESIGN §7, §8). One row per member and kind, written wi
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import threading
 import time
@@ -171,7 +172,7 @@ class ProfileStore:
                known: Stored[SyncProfile] | None = None) -> SyncProfile:
         """Read-modify-write with ETag, retried on a lost race. ``known``: the row just read,
         tried first instead of a read."""
-        for _ in range(8):
+        for attempt in range(8):
             stored, known = known or self.get(member_key, kind), None
             if stored is None:
                 raise LookupError(f"no {kind} profile for {member_key}")
@@ -181,7 +182,9 @@ class ProfileStore:
             try:
                 return self._repo.replace(updated, stored.etag).entity
             except ConcurrencyConflict:
-                continue
+                # A flood of webhooks writes one row: a random pause spreads the retries out
+                # (propagation-under-load: eight immediate retries lost eight races in a row).
+                time.sleep(random.uniform(0, 0.02 * (attempt + 1)))
         raise ConcurrencyConflict(f"{kind} profile of {member_key} kept changing")
 
     def acquire(
