@@ -11,6 +11,7 @@ import re
 import subprocess
 import threading
 import time
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -1095,6 +1096,7 @@ def run(ctx: Context, names: list[str]) -> list[dict[str, Any]]:
                 out += _one(ctx, name, names)
             except Exception as error:  # recorded as a failed scenario; the others still run
                 ctx.log(f"[{name}] FAILED: {type(error).__name__}: {error}")
+                traceback.print_exc()  # where it failed, on stderr
                 out.append({"name": name, "product": {}, "floor": {}, "targets": [target("completed (0 = yes)", None, 0)],
                             "notes": [f"failed: {type(error).__name__}: {error}"]})
             ctx.log(f"[{name}] finished in {time.monotonic() - began:.0f}s")

@@ -46,7 +46,7 @@ LOOK_OUTSIDE_REASONS = frozenset({StepReason.SWEEP, StepReason.INITIAL_DONE})
 REMAP_WAIT_SECONDS = 30
 # A delta step whose member was marked by a webhook while it ran runs one more round itself, up
 # to this many and for this long after its first (then a queued step goes on, behind the others).
-MORE_ROUNDS = 10
+MORE_ROUNDS = 40  # a round under load takes 0.2-1.5 s (propagation-under-load): the time bounds it first
 MORE_ROUNDS_SECONDS = 20.0
 
 
