@@ -206,9 +206,16 @@ class InitialSync:
         names: dict[str, str] = {}
         notes: list[Note] = []
         records: dict[str, dict[str, Any]] = {}
+        listed_ids: set[str] = set()
         for page in ctx.records.pages(query):
             for record in page.records:
                 record_id, name, reason = str(record["id"]), a.crm_label(record), a.excluded(record)
+                if record_id in listed_ids:
+                    # Listed twice (a record edited during the listing moves between the CRM's
+                    # pages): sent twice, its second copy would take the first one's link row
+                    # and leave the first copy in Outlook unlinked. Its edit is two-way sync's.
+                    continue
+                listed_ids.add(record_id)
                 if reason:
                     why, detail = why_excluded(reason)
                     notes.append(Note(Side.CRM, record_id, name, why, detail=detail))

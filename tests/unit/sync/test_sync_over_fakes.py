@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.crm.errors import CrmError
+from shared.crm.records import ListQuery
 from shared.sync import echoes, initial_sync
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.lifecycle import Reason, SyncState
@@ -76,6 +77,27 @@ def test_a_full_round_adopts_our_items_whose_link_rows_are_missing_instead_of_co
     harness.assert_in_step()
     harness.assert_nothing_lost(made)
     assert {row.crm_id for row in lost} <= {row.crm_id for row in harness.links.all(partition)}
+
+
+def test_a_record_the_crm_lists_twice_is_sent_once() -> None:
+    """The CRM pages a listing by offset: a record edited while the selection pass lists it
+    can come on two pages. Kept twice in the selection, the first step failed on its second
+    copy (a KeyError: the listed records are handed to the pages once), and the steps after
+    it planned it twice."""
+    harness = SyncHarness()
+    made = _seed(harness, 7, 0)
+    listing = harness.crm.pages
+
+    def with_a_page_twice(start):  # type: ignore[no-untyped-def]
+        pages = list(listing(start))
+        yield from [pages[0], *pages] if isinstance(start, ListQuery) and start.modified_since is None else pages
+
+    harness.crm.pages = with_a_page_twice  # type: ignore[method-assign]
+    harness.enable()
+    harness.settle()
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+    assert harness.profile().initial_total == 7
 
 
 def test_disable_then_enable_keeps_what_was_made_in_outlook() -> None:
