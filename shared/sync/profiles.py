@@ -318,12 +318,14 @@ class LeaseHeartbeat:
             return written is not None
 
     def _beat(self) -> None:
-        wait = LEASE_RENEWAL
-        while not self._stop.wait(wait.total_seconds()):
+        wait = LEASE_RENEWAL.total_seconds()
+        while not self._stop.wait(wait):
             try:
                 if not self._renew():
                     return
-                wait = LEASE_RENEWAL
+                # Counted from when the renewal was sent: a slow answer must not push the next
+                # one past the point where ``check`` stops the step.
+                wait = max(0.0, LEASE_RENEWAL.total_seconds() - (time.monotonic() - self._written))
             except Exception:  # a storage blip: tried again soon, well within LEASE
                 log.warning("could not renew the %s lease of %s", self._kind.value, self._member, exc_info=True)
-                wait = LEASE_RETRY
+                wait = LEASE_RETRY.total_seconds()
