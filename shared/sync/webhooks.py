@@ -46,8 +46,8 @@ ROUTE_CACHE_ENTRIES = 10_000
 # that was lost (a failed send, a poisoned message), and a webhook queues another instead of
 # waiting for the sweep.
 STALE_DELTA_MARK = timedelta(seconds=60)
-# A mark this old with no step taking it is logged (a warning) by the webhooks it silences:
-# the trace of a change waiting on a step that does not come.
+# A mark this old with no step taking it is logged by the webhooks it silences (a warning when
+# no step holds the lease): the trace of a change waiting on a step that does not come.
 SLOW_DELTA_MARK = timedelta(seconds=5)
 
 
@@ -104,9 +104,12 @@ class SyncWebhooks:
         if queued:
             self.sync.jobs.send(SyncJob.of(marked, "delta", reason))
         elif waiting is not None:
-            log.warning("%s webhook of %s: the step marked %.1f s ago has not taken the lease yet (%s; lease %s)",
-                        kind.value, member_key, waiting[0], "left to the holder" if waiting[1] else "queued",
-                        "held" if waiting[2] else "free")
+            # A warning when no step holds the lease to take the mark: the step it waits for may
+            # never come (the 60-s staleness then queues another); while one runs, information.
+            log.log(logging.INFO if waiting[2] else logging.WARNING,
+                    "%s webhook of %s: the step marked %.1f s ago has not taken the lease yet (%s; lease %s)",
+                    kind.value, member_key, waiting[0], "left to the holder" if waiting[1] else "queued",
+                    "held" if waiting[2] else "free")
         return queued
 
     def request_unless_echo(self, member_key: str, kind: SyncKind, reason: StepReason, items: list[str] | None, *,
