@@ -5,7 +5,9 @@ folder) with processes dying at any write and messages delivered twice."""
 
 from __future__ import annotations
 
+import logging
 import threading
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -98,6 +100,24 @@ def test_a_record_the_crm_lists_twice_is_sent_once() -> None:
     harness.assert_in_step()
     harness.assert_nothing_lost(made)
     assert harness.profile().initial_total == 7
+
+
+def test_a_webhook_silenced_by_a_mark_no_step_takes_leaves_a_warning(caplog) -> None:  # type: ignore[no-untyped-def]
+    """propagation-under-load stalled 18 s with no trace: webhooks found the mark set and queued
+    nothing. A mark older than 5 s that no running step holds is now named in the log."""
+    harness = SyncHarness()
+    _seed(harness, 2, 0)
+    harness.enable()
+    harness.settle()
+    harness.webhook()  # marks and queues a step, not delivered yet
+    harness.clock.advance(timedelta(seconds=6))
+    with caplog.at_level(logging.INFO, logger="shared.sync.webhooks"):
+        harness.webhook()
+    waiting = [r for r in caplog.records if "has not taken the lease yet" in r.getMessage()]
+    assert len(waiting) == 1 and waiting[0].levelno == logging.WARNING and "queued; lease free" in waiting[0].getMessage()
+    assert len(harness.pending) == 1  # still the one step: within 60 s a mark is not stale
+    harness.settle()
+    harness.assert_in_step()
 
 
 def test_disable_then_enable_keeps_what_was_made_in_outlook() -> None:
