@@ -172,7 +172,8 @@ class ProfileStore:
                known: Stored[SyncProfile] | None = None) -> SyncProfile:
         """Read-modify-write with ETag, retried on a lost race. ``known``: the row just read,
         tried first instead of a read."""
-        for attempt in range(8):
+        tries = 8
+        for attempt in range(1, tries + 1):
             stored, known = known or self.get(member_key, kind), None
             if stored is None:
                 raise LookupError(f"no {kind} profile for {member_key}")
@@ -184,7 +185,8 @@ class ProfileStore:
             except ConcurrencyConflict:
                 # A flood of webhooks writes one row: a random pause spreads the retries out
                 # (propagation-under-load: eight immediate retries lost eight races in a row).
-                time.sleep(random.uniform(0, 0.02 * (attempt + 1)))
+                if attempt < tries:
+                    time.sleep(random.uniform(0, 0.02 * attempt))
         raise ConcurrencyConflict(f"{kind} profile of {member_key} kept changing")
 
     def acquire(
