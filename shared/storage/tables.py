@@ -4,7 +4,8 @@ entity-group transactions split the way the service requires."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import groupby
@@ -16,6 +17,8 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
@@ -30,6 +33,11 @@ TRANSACTIONS_IN_FLIGHT = 4  # per transact() call
 # "Note that no more than 15 discrete comparisons are permitted within a $filter string."
 MAX_FILTER_COMPARISONS = 15
 COMPARISON = re.compile(r"\s(?:eq|ne|gt|ge|lt|le)\s")
+# A POST (an insert, a transaction) whose connection failed: the SDK retries only the methods
+# it deems idempotent, so a connection the service (or Azurite) reset under a pooled request
+# failed the whole step. Tries in all, and the pause before each new one.
+POST_ATTEMPTS = 3
+POST_PAUSE_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -78,13 +86,14 @@ class TableRepository(Generic[E]):
 
     def insert(self, entity: E) -> Stored[E]:
         """Create; raise EntityAlreadyExists when the keys are taken."""
+        op = TableOperation("insert", entity)
         try:
-            meta = self._client.create_entity(entity.to_entity())
+            etags = self._post(lambda: [self._client.create_entity(entity.to_entity())], [op])
         except ResourceExistsError as error:
             raise EntityAlreadyExists(
                 f"{self.table_name}: {entity.partition_key}/{entity.row_key} already exists"
             ) from error
-        return Stored(entity, meta["etag"])
+        return Stored(entity, etags[0]["etag"])
 
     def upsert(self, entity: E) -> Stored[E]:
         """Create or replace whatever is there (last writer wins: use only where that is right)."""
@@ -171,7 +180,7 @@ class TableRepository(Generic[E]):
             seen.add(op.entity.row_key)
             batch.append(_transaction_item(op))
         try:
-            replies = self._client.submit_transaction(batch)
+            replies = self._post(lambda: self._client.submit_transaction(batch), [op for _, op in chunk])
         except TableTransactionError as error:
             if error.status_code == 404 and any(op.etag for _, op in chunk):
                 # A conditional write of a row deleted since it was read: a lost race, as for
@@ -180,6 +189,43 @@ class TableRepository(Generic[E]):
             raise _conflict(error) from error
         for (index, op), reply in zip(chunk, replies, strict=True):
             results[index] = None if op.kind == "delete" else Stored(op.entity, reply["etag"])
+
+    def _post(self, send: Callable[[], Sequence[Any]], operations: Sequence[TableOperation[E]]) -> Sequence[Any]:
+        """``send`` a POST again when its connection failed. A request that never reached the
+        service is sent again as it is. One whose answer was lost may have been applied: the
+        rows are read back, and if every operation's effect is there (an entity-group
+        transaction is all or nothing), that is the answer; else it is sent again (a write
+        applied and then changed by someone else meanwhile meets its ETag or its insert's
+        409 then, as any lost race does)."""
+        for attempt in range(1, POST_ATTEMPTS + 1):
+            try:
+                return send()
+            except ServiceRequestError:
+                if attempt == POST_ATTEMPTS:
+                    raise
+            except ServiceResponseError:
+                if attempt == POST_ATTEMPTS:
+                    raise
+                applied = self._applied(operations)
+                if applied is not None:
+                    return applied
+            time.sleep(POST_PAUSE_SECONDS * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _applied(self, operations: Sequence[TableOperation[E]]) -> list[dict[str, str]] | None:
+        """Each operation's ETag if every one is visible as written, else None."""
+        etags = []
+        for op in operations:
+            row = self.get(op.entity.partition_key, op.entity.row_key)
+            if op.kind == "delete":
+                if row is not None:
+                    return None
+                etags.append({"etag": ""})
+            elif row is None or row.entity != op.entity:
+                return None
+            else:
+                etags.append({"etag": row.etag})
+        return etags
 
     def _stored(self, raw: Any) -> Stored[E]:
         return Stored(self.model.from_entity(raw), raw.metadata["etag"])

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 import pytest
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 from pydantic import BaseModel
@@ -239,3 +241,103 @@ def test_many_threads_reuse_the_accounts_table_connections(azurite, unique_name,
         for _ in range(3):
             assert all(pool.map(lambda _: repository.get("p", "r") is not None, range(threads * 4)))
     assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
+
+
+class ConnectionFaults(RequestsTransport):
+    """The SDK's transport, failing chosen POSTs as a reset connection does: ``before`` the
+    request reaches the service, or ``after`` it was applied, its answer lost."""
+
+    def __init__(self, *faults: str) -> None:
+        super().__init__()
+        self.faults = list(faults)
+        self.posts = 0
+
+    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        if request.method != "POST":
+            return super().send(request, **kwargs)
+        self.posts += 1
+        if not self.faults:
+            return super().send(request, **kwargs)
+        fault = self.faults.pop(0)
+        if fault == "before":
+            raise ServiceRequestError("Connection refused")
+        response = super().send(request, **kwargs)
+        if fault == "after":
+            raise ServiceResponseError("('Connection aborted.', RemoteDisconnected('Remote end closed connection without response'))")
+        return response
+
+
+def faulty_repo(azurite, unique_name, *faults: str) -> tuple[TableRepository[Sample], ConnectionFaults]:  # type: ignore[no-untyped-def]
+    transport = ConnectionFaults(*faults)
+    service = TableServiceClient.from_connection_string(azurite.connection_string, transport=transport)
+    repository = TableRepository(service, unique_name("t"), Sample)
+    repository.ensure_table()
+    return repository, transport
+
+
+@pytest.mark.parametrize(("faults", "posts"), [(("before",), 2), (("after",), 1), (("before", "after"), 2),
+                                               (("after", "after"), 1)])
+def test_an_insert_whose_connection_failed_lands_once(azurite, unique_name, faults, posts) -> None:  # type: ignore[no-untyped-def]
+    """Not sent: sent again. Applied with its answer lost: read back, not sent again (a second
+    insert would be refused as a conflict with itself)."""
+    repository, transport = faulty_repo(azurite, unique_name)
+    transport.faults, transport.posts = list(faults), 0
+    entity = Sample(partition_key="p", row_key="r", title="x", when=datetime(2026, 12, 7, 8, 0, tzinfo=UTC),
+                    address=Address(street="1 rue", city="Paris"), tags=["a"])
+    stored = repository.insert(entity)
+    again = repository.get("p", "r")
+    assert again is not None and again.entity == entity and again.etag == stored.etag
+    assert transport.posts == posts
+    with pytest.raises(EntityAlreadyExists):  # and a real conflict is still one
+        repository.insert(entity.model_copy(update={"title": "other"}))
+
+
+@pytest.mark.parametrize("faults", [("before",), ("after",), ("after", "before")])
+def test_a_conditional_transaction_whose_answer_was_lost_is_applied_once(azurite, unique_name, faults) -> None:  # type: ignore[no-untyped-def]
+    repository, transport = faulty_repo(azurite, unique_name)
+    first = repository.insert(Sample(partition_key="p", row_key="a", title="a", count=1))
+    repository.insert(Sample(partition_key="p", row_key="gone", title="gone"))
+    transport.faults = list(faults)
+    results = repository.transact([
+        TableOperation("replace", first.entity.model_copy(update={"count": 2}), first.etag),
+        TableOperation("insert", Sample(partition_key="p", row_key="b", title="b")),
+        TableOperation("delete", Sample(partition_key="p", row_key="gone", title="gone")),
+    ])
+    rows = {row.entity.row_key: row for row in repository.query("p")}
+    assert sorted(rows) == ["a", "b"] and rows["a"].entity.count == 2
+    assert results[0] is not None and results[0].etag == rows["a"].etag and results[2] is None
+    # The ETag it gave back is the row's: a write with it is not refused.
+    repository.replace(rows["a"].entity.model_copy(update={"count": 3}), results[0].etag)
+
+
+def test_a_transaction_lost_and_overtaken_is_a_conflict_not_a_silent_success(azurite, unique_name) -> None:  # type: ignore[no-untyped-def]
+    """Applied, answer lost, then changed by another writer before it was read back: it is
+    not visible as written, so it is sent again and its ETag is refused, as a lost race."""
+    repository, transport = faulty_repo(azurite, unique_name)
+    first = repository.insert(Sample(partition_key="p", row_key="a", title="a", count=1))
+    other = TableRepository(TableServiceClient.from_connection_string(azurite.connection_string),
+                            repository.table_name, Sample)
+    original_send = transport.send
+    lose = [True]
+
+    def overtaken(request, **kwargs):  # type: ignore[no-untyped-def]
+        response = original_send(request, **kwargs)
+        if request.method == "POST" and lose and lose.pop():
+            current = other.get("p", "a")
+            assert current is not None
+            other.replace(current.entity.model_copy(update={"count": 9}), current.etag)
+            raise ServiceResponseError("Connection aborted.")
+        return response
+
+    transport.send = overtaken  # type: ignore[method-assign]
+    with pytest.raises(ConcurrencyConflict):
+        repository.transact([TableOperation("replace", first.entity.model_copy(update={"count": 2}), first.etag)])
+    assert (row := repository.get("p", "a")) is not None and row.entity.count == 9
+
+
+def test_a_post_failing_every_time_raises_after_three_tries(azurite, unique_name) -> None:  # type: ignore[no-untyped-def]
+    repository, transport = faulty_repo(azurite, unique_name)
+    transport.faults, transport.posts = ["before"] * 5, 0
+    with pytest.raises(ServiceRequestError):
+        repository.insert(Sample(partition_key="p", row_key="r", title="x"))
+    assert transport.posts == 3 and repository.get("p", "r") is None
