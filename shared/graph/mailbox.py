@@ -20,6 +20,7 @@ attempts rather than the total wait. It stays the right tool for one-off calls.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ from shared.graph.batch import (
     batch_groups,
     batch_payload,
 )
+from shared.graph.batch_stream import BatchStream, StreamCall
 from shared.graph.errors import MailboxThrottled, OutcomeUnknown
 from shared.graph.gate import (
     BATCH_PARALLEL_ITEMS,
@@ -181,10 +183,13 @@ class GraphMailbox:
         return [results[i] for i in range(len(requests_))]
 
     def _post_batch(self, requests_: Sequence[GraphRequest], ids: list[int], budget: WaitBudget,
-                    queued: Callable[[], None] | None = None, whole: bool = False) -> dict[int, GraphResponse]:
+                    queued: Callable[[], None] | None = None, whole: bool = False,
+                    granted: Callable[[], None] | None = None) -> dict[int, GraphResponse]:
         """``whole``: the batch holds every slot of our share, however few its items, so it never
         runs beside the one before it (a send in turn: the order batches are sent in is the
-        order Outlook gets them; a batch of 4 items or more holds them all anyway)."""
+        order Outlook gets them; a batch of 4 items or more holds them all anyway). ``queued``
+        and ``granted``: called once the batch has its place in the gate's queue, and once it
+        goes."""
         # Each item carries its own headers (Graph applies none of the batch's to them).
         # Only this batch's items are copied: a call's list is sent 20 at a time (copying all of it
         # for each batch made a 5,000-item read quadratic).
@@ -198,7 +203,7 @@ class GraphMailbox:
             weight = max(weight, min(self.gate.capacity, self.gate.share()))
         headers = self._headers({})
         try:
-            with _GateHold(self.gate, weight, budget, requests=len(ids), queued=queued):
+            with _GateHold(self.gate, weight, budget, requests=len(ids), queued=queued, granted=granted):
                 http = self._session.post(f"{self.graph_url}/$batch", json=payload, headers=headers,
                                           timeout=self.pacing.timeout_seconds * max(1, len(ids) // weight))
         except ShareTooSmall as small:  # another instance shares the mailbox: batches as big as our share
@@ -269,11 +274,22 @@ class GraphMailbox:
         costs about ceil(sends / 20) batches rather than a small extra batch per throttled one.
         Dependency chains go in batches of their own (``send_batch``). Once anything gives up
         (budget spent), nothing more is started: what is left answers ``gave_up``.
+
+        Called in a turn (``send_order``: an initial sync's pages), independent requests join
+        the order's one stream for this mailbox in their turn instead (``batch_stream``): what
+        Graph throttles near a page's end rides with the next page's items.
         """
         turn = current_turn()
         try:
             if turn is not None:
                 turn.wait()  # an earlier page's batches go first (``send_order``)
+                independent, chains = batch_groups(requests_)
+                if independent and not chains:
+                    # One stream for the pages of the order (``batch_stream``): joined in turn.
+                    stream = turn.shared(self.gate, BatchStream)
+                    call = stream.join(requests_, independent)
+                    turn.done()
+                    return self._send_in_stream(stream, call)
             return self._send_all(requests_, turn)
         finally:
             if turn is not None:
@@ -337,6 +353,54 @@ class GraphMailbox:
                 time.sleep(wait)
             pool.put_back(again)
 
+    def _send_in_stream(self, stream: BatchStream, call: StreamCall) -> list[GraphResponse]:
+        """``call``'s answers, its senders filling their batches from the shared queue (other
+        pages' items included) until every item of ``call`` is answered."""
+        senders = min(2, -(-call.left // MAX_BATCH_ITEMS))  # as ``_send_all``: one in flight, one at the gate
+        if senders > 1:
+            with ThreadPoolExecutor(max_workers=senders, thread_name_prefix="graph-batch") as pool_threads:
+                context = contextvars.copy_context()
+                helpers = [pool_threads.submit(context.copy().run, self._drain_stream, stream, call) for _ in range(senders - 1)]
+                self._drain_stream(stream, call)
+                for helper in helpers:
+                    helper.result()
+        else:
+            self._drain_stream(stream, call)
+        return [call.results.get(i) or GraphResponse(status=0, gave_up=True) for i in range(len(call.requests))]
+
+    def _drain_stream(self, stream: BatchStream, call: StreamCall) -> None:
+        """``_drain``'s rules over a stream: each item's budget from its first send; a 429
+        pauses the mailbox; an item past its budget or attempts stops the stream."""
+        while (batch := stream.take(call, self._batch_size())) is not None:
+            ticket, taken = batch
+            requests_ = [item.request for item in taken]
+            ids = list(range(len(taken)))
+            answers: dict[int, GraphResponse] = {}
+            try:
+                # The next batch is taken as this one goes: the one waiting at the gate meanwhile
+                # carries what Graph throttled in the one before.
+                posted = self._post_batch(requests_, ids, WaitBudget(self.pacing), whole=True, granted=ticket.done)
+                again = self._sort_answers(requests_, ids, posted, answers)
+            except BaseException as error:
+                stream.fail(taken, error)
+                raise
+            finally:
+                ticket.done()
+            stream.answer([(taken[i], answers[i]) for i in ids if i not in again])
+            if not again:
+                continue
+            retry = [taken[i] for i in again]
+            wait = self._retry_wait(answers, again, max(item.attempts for item in retry), len(ids))
+            throttled = self._pause_if_throttled(answers, again, wait)
+            last = [answers[i] for i in again]
+            if max(item.attempts for item in retry) >= self.pacing.max_attempts or any(
+                    time.monotonic() + wait > item.first_sent + self.pacing.max_wait_seconds for item in retry):
+                stream.give_up(retry, last)
+                continue
+            if not throttled:
+                time.sleep(wait)
+            stream.put_back(retry, last)
+
     def _batch_size(self) -> int:
         """20 items when the mailbox's 4 slots are ours (a parallel batch runs 4 at a time at
         Graph, whatever its size); as many items as our slots while another instance shares it."""
@@ -394,8 +458,9 @@ class _GateHold:
     """Hold gate slots for one exchange; a gate that stays busy past the budget is throttling."""
 
     def __init__(self, gate: MailboxGate, weight: int, budget: WaitBudget, requests: int = 1,
-                 queued: Callable[[], None] | None = None) -> None:
+                 queued: Callable[[], None] | None = None, granted: Callable[[], None] | None = None) -> None:
         self.gate, self.weight, self.budget, self.requests, self.queued = gate, weight, budget, requests, queued
+        self.granted = granted
 
     def __enter__(self) -> None:
         try:
@@ -404,6 +469,8 @@ class _GateHold:
             wait = max(self.gate.pause_remaining(), self.gate.window_wait(self.requests), 1.0)
             raise MailboxThrottled(429, GATE_BUSY, "the mailbox stayed busy past the wait budget",
                                    retry_after=wait) from None
+        if self.granted is not None:
+            self.granted()
 
     def __exit__(self, *exc: object) -> None:
         self.gate.release(self.weight)

@@ -8,6 +8,10 @@ gate's queue only once the previous page's last batch has joined it; the gate se
 in arrival order, so dispatch order is page order, and a page's first batch already waits at the
 gate while the previous page's last one is in flight (no gap between pages).
 
+A page's independent requests (its creates) go further: they join one queue the order's pages
+share per mailbox in their turn, and its batches keep that order (``batch_stream``), so what Graph
+throttles at a page's end rides with the next page's items.
+
 The turn travels in a context variable, set by the thread that prepares the page
 (``sending_in``): the layers between the initial sync and the mailbox (executor, Outlook side,
 container) need not know of it.
@@ -16,9 +20,12 @@ container) need not know of it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class SendCancelled(Exception):
@@ -34,9 +41,17 @@ class SendOrder:
         self._next = 0
         self._done: set[int] = set()
         self._cancelled = False
+        self._shared: dict[Any, Any] = {}
 
     def turn(self, number: int) -> Turn:
         return Turn(self, number)
+
+    def shared(self, key: Any, make: Callable[[], T]) -> T:
+        """One object per ``key`` for every turn of this order (a mailbox's ``BatchStream``)."""
+        with self._cond:
+            if key not in self._shared:
+                self._shared[key] = make()
+            return self._shared[key]  # type: ignore[no-any-return]
 
     def cancel(self) -> None:
         """Every turn not started yet raises ``SendCancelled``: what follows a failed page is not sent."""
@@ -53,7 +68,8 @@ class SendOrder:
 
     def _finish(self, number: int) -> None:
         with self._cond:
-            self._done.add(number)
+            if number >= self._next:
+                self._done.add(number)
             while self._next in self._done:
                 self._done.discard(self._next)
                 self._next += 1
@@ -70,7 +86,11 @@ class Turn:
         self._order._wait(self.number)
 
     def done(self) -> None:
+        """Idempotent: a turn's sender may end it early (its items queued) and again at its end."""
         self._order._finish(self.number)
+
+    def shared(self, key: Any, make: Callable[[], T]) -> T:
+        return self._order.shared(key, make)
 
 
 _CURRENT: ContextVar[Turn | None] = ContextVar("graph_send_turn", default=None)
