@@ -30,6 +30,7 @@ from local.host_config import QueueOptions
 from local.invocation import Invoker
 
 log = logging.getLogger("Host.Queues")
+_JITTER = random.Random()  # its own: the global random state stays the tests' and hypothesis's
 
 RECEIVE_VISIBILITY = timedelta(minutes=10)
 MIN_POLLING_INTERVAL = timedelta(milliseconds=100)
@@ -105,7 +106,7 @@ class QueueListener:
                 messages = []
             if not messages:
                 # Randomised exponential back-off, as QueuePollingIntervals does.
-                self._stop.wait(delay * random.uniform(0.8, 1.2))
+                self._stop.wait(delay * _JITTER.uniform(0.8, 1.2))
                 delay = min(delay * 2, ceiling)
                 continue
             delay = MIN_POLLING_INTERVAL.total_seconds()
@@ -119,7 +120,7 @@ class QueueListener:
             if self._deliveries <= 1 or message_id in self._copies:
                 return
         for _ in range(self._deliveries - 1):
-            copy = self._client.send_message(raw, visibility_timeout=random.randint(0, 3))
+            copy = self._client.send_message(raw, visibility_timeout=_JITTER.randint(0, 3))
             with self._idle:
                 self._copies.add(copy.id)
             _count_redelivery(self._queue_name)

@@ -19,6 +19,7 @@ from shared.sync.lifecycle import Answer, Life, Reason, SyncState
 __all__ = ["LeaseHeld", "LeaseLost", "ProfileStore", "SyncKind", "SyncProfile", "SyncState"]
 
 log = logging.getLogger(__name__)
+_JITTER = random.Random()  # its own: the global random state stays the tests' and hypothesis's
 
 # A step holds its member's lease for LEASE and renews it every LEASE_RENEWAL while it runs
 # (``LeaseHeartbeat``): a crashed step's lease lapses within LEASE, and a live step's lease
@@ -186,7 +187,7 @@ class ProfileStore:
                 # A flood of webhooks writes one row: a random pause spreads the retries out
                 # (propagation-under-load: eight immediate retries lost eight races in a row).
                 if attempt < tries:
-                    time.sleep(random.uniform(0, 0.02 * attempt))
+                    time.sleep(_JITTER.uniform(0, 0.02 * attempt))
         raise ConcurrencyConflict(f"{kind} profile of {member_key} kept changing")
 
     def acquire(

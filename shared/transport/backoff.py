@@ -11,13 +11,17 @@ import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+# Its own generator: jitter neither reads nor moves the process's global random state (a test's
+# seeded draws, hypothesis's, stay its own).
+_JITTER = random.Random()
+
 
 def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:
     """The wait after failed attempt ``attempt`` (1 for the first): base, 2 x base, 4 x base ...
     up to ``cap``, each drawn between half and all of it (full jitter would allow 0: a
     retry at once; half keeps the spacing while spreading the herd)."""
     ceiling = min(base * 2 ** max(0, attempt - 1), cap)
-    return ceiling * random.uniform(0.5, 1.0)
+    return ceiling * _JITTER.uniform(0.5, 1.0)
 
 
 def wait_seconds(headers: Mapping[str, str] | None, attempt: int, *, base: float, cap: float, longest: float) -> float:
