@@ -35,6 +35,7 @@ class StreamCall:
     requests: Sequence[GraphRequest]
     results: dict[int, GraphResponse] = field(default_factory=dict)
     left: int = 0  # items not answered yet
+    queued: int = 0  # items in the queue (neither in flight nor answered)
 
 
 @dataclass(eq=False)
@@ -68,7 +69,7 @@ class BatchStream:
                 for index in indexes:
                     self._answer(StreamItem(call, index), GraphResponse(status=0, gave_up=True))
             else:
-                self._waiting.extend(StreamItem(call, index) for index in indexes)
+                self._queue([StreamItem(call, index) for index in indexes])
             self._cond.notify_all()
         return call
 
@@ -77,42 +78,50 @@ class BatchStream:
         the batch goes, and in any case after); None when ``call`` is answered. Raises what
         failed another sender.
 
-        Taken only once the batch before it goes: one batch waits at the gate while one is in
-        flight, and no sender takes its items early, so that what Graph throttles meanwhile is
-        back in the queue to ride with fresh items. (Taken in ticket order and let go in it,
-        the batches reach the gate in the order they were taken.)"""
-        with self._cond:
-            ticket = self._tickets.turn(self._taken)
-            self._taken += 1
-        try:
-            ticket.wait()
+        A sender takes a batch while its call has items in the queue, and only once the batch
+        before it goes: one batch waits at the gate while one is in flight, no sender takes its
+        items early (what Graph throttles meanwhile is back in the queue to ride with fresh
+        items), and a page's call is not held up by carrying the next page's batches. Taken in
+        ticket order and let go in it, the batches reach the gate in the order they were taken.
+        """
+        while True:
             with self._cond:
                 while True:
                     if self._failure is not None:
                         raise self._failure
                     if call.left == 0:
-                        ticket.done()
                         return None
-                    if self._waiting:
+                    if call.queued:
                         break
-                    self._cond.wait()
-                taken: list[StreamItem] = []
-                page: StreamCall | None = None  # whose fresh items this batch carries
-                while self._waiting and len(taken) < most:
-                    item = self._waiting[0]
-                    if not item.attempts:
-                        if page is not None and item.call is not page:
-                            break
-                        page = item.call
-                    taken.append(self._waiting.popleft())
-                now = time.monotonic()
-                for item in taken:
-                    item.attempts += 1
-                    item.first_sent = item.first_sent or now
-                return ticket, taken
-        except BaseException:
-            ticket.done()
-            raise
+                    self._cond.wait()  # its items are in flight: their answers, or their retries
+                ticket = self._tickets.turn(self._taken)
+                self._taken += 1
+            try:
+                ticket.wait()
+                with self._cond:
+                    if self._failure is not None:
+                        raise self._failure
+                    if not self._waiting:  # taken by the senders before this one
+                        ticket.done()
+                        continue
+                    taken: list[StreamItem] = []
+                    page: StreamCall | None = None  # whose fresh items this batch carries
+                    while self._waiting and len(taken) < most:
+                        item = self._waiting[0]
+                        if not item.attempts:
+                            if page is not None and item.call is not page:
+                                break
+                            page = item.call
+                        taken.append(self._waiting.popleft())
+                    now = time.monotonic()
+                    for item in taken:
+                        item.call.queued -= 1
+                        item.attempts += 1
+                        item.first_sent = item.first_sent or now
+                    return ticket, taken
+            except BaseException:
+                ticket.done()
+                raise
 
     def answer(self, answers: Sequence[tuple[StreamItem, GraphResponse]]) -> None:
         with self._cond:
@@ -128,7 +137,7 @@ class BatchStream:
                 for item, response in zip(items, answers, strict=True):
                     self._answer(item, response.model_copy(update={"gave_up": True}))
             else:
-                self._waiting.extendleft(reversed(items))
+                self._queue(items, first=True)
             self._cond.notify_all()
 
     def give_up(self, items: Sequence[StreamItem], answers: Sequence[GraphResponse]) -> None:
@@ -138,15 +147,25 @@ class BatchStream:
             for item, response in zip(items, answers, strict=True):
                 self._answer(item, response.model_copy(update={"gave_up": True}))
             while self._waiting:
-                self._answer(self._waiting.popleft(), GraphResponse(status=0, gave_up=True))
+                item = self._waiting.popleft()
+                item.call.queued -= 1
+                self._answer(item, GraphResponse(status=0, gave_up=True))
             self._cond.notify_all()
 
     def fail(self, items: Sequence[StreamItem], error: BaseException) -> None:
         """A sender failed (not an answer: an exception): every call waiting raises it."""
         with self._cond:
             self._failure = self._failure or error
-            self._waiting.extendleft(reversed(items))
+            self._queue(items, first=True)
             self._cond.notify_all()
+
+    def _queue(self, items: Sequence[StreamItem], *, first: bool = False) -> None:
+        for item in items:
+            item.call.queued += 1
+        if first:
+            self._waiting.extendleft(reversed(items))
+        else:
+            self._waiting.extend(items)
 
     @staticmethod
     def _answer(item: StreamItem, response: GraphResponse) -> None:

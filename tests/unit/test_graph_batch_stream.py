@@ -119,3 +119,26 @@ def test_a_sender_that_fails_fails_every_call_waiting_on_the_stream() -> None:
     assert [str(e) for e in raised] == ["token refused"]
     with pytest.raises(RuntimeError):
         stream.take(first, 20)
+
+
+def test_a_sender_whose_items_are_all_in_flight_waits_instead_of_carrying_the_next_page() -> None:
+    """Page a's call returns as soon as its items are answered: its sender does not take page
+    b's batch meanwhile (b's own senders do), but it does take a's items sent again, with b's."""
+    stream = BatchStream()
+    first = stream.join(page("a", 20), range(20))
+    second = stream.join(page("b", 20), range(20))
+    batch = take(stream, first)
+    taken: list[object] = []
+    waiter = threading.Thread(target=lambda: taken.append(stream.take(first, 20)))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive() and not taken  # b's items are queued, but they are not a's to carry
+    stream.answer([(item, OK) for item in batch[:18]])
+    stream.put_back(batch[18:], [THROTTLED] * 2)
+    waiter.join(5)
+    ticket, retried = taken[0]  # type: ignore[misc]
+    ticket.done()
+    assert urls(retried) == ["/a/18", "/a/19", *(f"/b/{i}" for i in range(18))]
+    stream.answer([(item, OK) for item in retried])
+    assert stream.take(first, 20) is None and first.left == 0
+    assert urls(take(stream, second)) == ["/b/18", "/b/19"]
