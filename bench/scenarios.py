@@ -39,7 +39,7 @@ class Context:
 
 # ---- the product's domain path (as tests/integration/sync_setup.linked_member does) --------------
 def install_member(stack: BenchStack, tenant_id: str, upn: str, tenant_name: str) -> Any:
-    from shared.accounts.install import Entered, InstallService
+    from shared.accounts.install import Entered
     from shared.identity.sessions import SignedInUser
     from shared.wiring import get_services
 
@@ -49,7 +49,7 @@ def install_member(stack: BenchStack, tenant_id: str, upn: str, tenant_name: str
                           tenant_name=tenant_name, is_tenant_admin=True,
                           email_verified=True)  # the UPN is in the tenant's verified domain, as the sign-in would find
     services = get_services()
-    install = InstallService(services.accounts, services.crm_directory, services.cipher, services.invitations)
+    install = services.install
     outcome = install.enter(person, install.record_install(person, "https://graph.microsoft.com/.default"))
     assert isinstance(outcome, Entered), outcome
     return outcome.member

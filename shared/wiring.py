@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from datetime import timedelta
 from functools import cached_property
@@ -12,6 +13,7 @@ from functools import cached_property
 import requests
 from pydantic import SecretStr
 
+from shared.accounts.install import InstallService
 from shared.accounts.invitations import Invitation, InvitationService
 from shared.accounts.join_requests import JoinRequest, JoinRequestService
 from shared.accounts.models import AuditEvent, CrmAccountRef, MemberIdentity, TenantInstall
@@ -23,7 +25,7 @@ from shared.crm.models import CrmMemberAccess
 from shared.crm.oauth import ZohoOAuth
 from shared.crm.records import CrmRecords
 from shared.crm.session import CrmCallPolicy, CrmSessions
-from shared.crm.token_store import SharedTokenStore, StoredAccessToken
+from shared.crm.token_store import AccessToken, SharedTokenStore, StoredAccessToken
 from shared.crm.tokens import AccessTokens
 from shared.crm.users import current_user_time_zone
 from shared.crm.watch import CrmWatch
@@ -119,8 +121,14 @@ class Services:
         return InvitationService(
             self.table("invitations", Invitation), self.links, self.accounts, self.crm_directory, self.outbox,
             self.cipher, public_base_url=s.public_base_url, lifetime=timedelta(days=s.link_lifetime_days),
-            default_profile=s.crm_default_profile,
+            default_profile=s.crm_default_profile, adopt_token=self.adopt_crm_token,
         )
+
+    @cached_property
+    def install(self) -> InstallService:
+        """Install, Continue and Associate My Account (R1): who enters, and as which CRM member."""
+        return InstallService(self.accounts, self.crm_directory, self.cipher, self.invitations,
+                              adopt_token=self.adopt_crm_token)
 
     @cached_property
     def join_requests(self) -> JoinRequestService:
@@ -250,6 +258,11 @@ class Services:
     @cached_property
     def member_permissions(self) -> MemberPermissions:
         return MemberPermissions(self.crm_sessions.for_member)
+
+    def adopt_crm_token(self, member: MemberIdentity, access_token: str, api_domain: str, expires_in: int) -> None:
+        """The access token that came with this member's CRM authorisation, as their first one
+        (``shared.accounts.token_adoption``)."""
+        self.crm_sessions.tokens.adopt(self.crm_access(member), AccessToken(access_token, api_domain, time.time() + expires_in))
 
     def crm_access(self, member: MemberIdentity) -> CrmMemberAccess:
         """Acting in the CRM as this member, with their (decrypted) refresh token."""

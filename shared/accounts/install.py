@@ -21,6 +21,7 @@ from shared.accounts.entry import CrmAccountFacts, Entry, EntryFacts, decide_ent
 from shared.accounts.invitations import InvitationService
 from shared.accounts.models import MemberIdentity, TenantInstall
 from shared.accounts.repository import AccountsRepository
+from shared.accounts.token_adoption import AdoptToken, adopt_issued_token
 from shared.crm.directory import CrmDirectory, CrmMember
 from shared.crm.oauth import CrmTokens
 from shared.identity.sessions import SignedInUser
@@ -64,12 +65,15 @@ class InstallService:
         cipher: TokenCipher,
         invitations: InvitationService,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        adopt_token: AdoptToken | None = None,
     ) -> None:
         self._accounts = accounts
         self._directory = directory
         self._cipher = cipher
         self._invitations = invitations
         self._now = clock
+        self._adopt_token = adopt_token  # the access token of a new link, kept (``token_adoption``)
 
     def record_install(self, user: SignedInUser, granted_scope: str) -> TenantInstall:
         install, created = self._accounts.record_install(
@@ -155,6 +159,8 @@ class InstallService:
             refresh_token_encrypted=self._cipher.encrypt(tokens.refresh_token) if tokens.refresh_token else None,
         )
         linked = self._accounts.link_member(member)
+        adopt_issued_token(self._adopt_token, self._cipher, linked, refresh_token=tokens.refresh_token,
+                           access_token=tokens.access_token, api_domain=tokens.api_domain, expires_in=tokens.expires_in)
         super_admin = bool(crm_user.get("zuid")) and str(crm_user.get("zuid")) == str(crm_org.get("primary_zuid") or "")
         self._bind_tenant(user, install, member.org_id, member.org_name, member.dc, super_admin=super_admin)
         self._accounts.audit(
@@ -187,6 +193,8 @@ class InstallService:
             refresh_token_encrypted=self._cipher.encrypt(grant.refresh_token),
         )
         linked = self._accounts.link_member(member)
+        adopt_issued_token(self._adopt_token, self._cipher, linked, refresh_token=grant.refresh_token,
+                           access_token=grant.access_token, api_domain=grant.api_domain, expires_in=grant.expires_in)
         self._bind_tenant(user, install, account.org_id, account.org_name, account.dc, super_admin=account.is_super_admin)
         self._accounts.audit(
             actor=actor(user), action=f"member.linked.{how}", tenant_id=user.tenant_id, org_id=account.org_id,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from shared.accounts.models import MemberIdentity
 from shared.accounts.policy import invitation_is_for
 from shared.accounts.repository import AccountsRepository, member_key
+from shared.accounts.token_adoption import AdoptToken, adopt_issued_token
 from shared.crm.directory import CrmDirectory, CrmMember
 from shared.crm.errors import CrmError
 from shared.identity.sessions import SignedInUser
@@ -107,7 +108,9 @@ class InvitationService:
         lifetime: timedelta,
         default_profile: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        adopt_token: AdoptToken | None = None,
     ) -> None:
+        self._adopt_token = adopt_token  # the access token of a new link, kept (``token_adoption``)
         self._rows = invitations
         self._links = links
         self._accounts = accounts
@@ -291,6 +294,8 @@ class InvitationService:
                 refresh_token_encrypted=self._cipher.encrypt(grant.refresh_token),
             )
         )
+        adopt_issued_token(self._adopt_token, self._cipher, member, refresh_token=grant.refresh_token,
+                           access_token=grant.access_token, api_domain=grant.api_domain, expires_in=grant.expires_in)
         return member
 
     def complete(self, invitation: Invitation, user: SignedInUser, token: str, *, how: str) -> None:

@@ -123,6 +123,23 @@ class SharedTokenStore:
         }), etag)
         return fresh
 
+    def adopt(self, key: str, issued: AccessToken) -> None:
+        """``issued`` (the token that came with the authorisation) for ``key``, unless the row
+        already holds a token that lives as long, or an instance is refreshing it."""
+        now = self._clock()
+        stored = self._rows.get(key, "access")
+        row = stored.entity if stored else StoredAccessToken(partition_key=key, row_key="access")
+        current = self._token_of(row)
+        if row.lost_code or row.refreshing_until > now or (current is not None and current.expires_at >= issued.expires_at):
+            return
+        adopted = row.model_copy(update={"token_encrypted": self._cipher.encrypt(issued.value), "api_domain": issued.api_domain,
+                                         "expires_at": issued.expires_at})
+        with contextlib.suppress(ConcurrencyConflict, EntityAlreadyExists):  # another writer's token wins
+            if stored is None:
+                self._rows.insert(adopted)
+            else:
+                self._rows.replace(adopted, stored.etag)
+
     def forget(self, key: str, refused: str) -> None:
         """The CRM refused ``refused``: if the row still holds it, mark it expired so that the
         next ``acquire`` anywhere refreshes once (not once per instance that saw it refused)."""

@@ -89,6 +89,17 @@ class AccessTokens:
                 raise
             return slot.token
 
+    def adopt(self, member: CrmMemberAccess, issued: AccessToken) -> None:
+        """The access token the CRM issued with this member's authorisation (their sign-in,
+        their grant) is their first token, here and for every instance: the first call does
+        not spend one of Zoho's ten refreshes, nor mint a second live token, for nothing."""
+        slot = self._slot(member)
+        with slot.lock:
+            if slot.token is None or slot.token.expires_at < issued.expires_at:
+                slot.token = issued
+            if self._store is not None:
+                self._store.adopt(_key(member), issued)
+
     def invalidate(self, member: CrmMemberAccess, refused: AccessToken) -> None:
         """Forget ``refused`` unless another caller already replaced it (so N callers that
         saw the same refused token cause one refresh, not N; across instances too)."""

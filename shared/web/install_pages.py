@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from shared.accounts.email_proof import email_proven
 from shared.accounts.entry import may_request_to_join
-from shared.accounts.install import AwaitingInstaller, Entered, InstallService, ProofRequired
+from shared.accounts.install import AwaitingInstaller, Entered, ProofRequired
 from shared.accounts.models import MemberIdentity, TenantInstall
 from shared.accounts.policy import invitation_is_for, may_install
 from shared.accounts.repository import AlreadyLinkedElsewhere
@@ -37,9 +37,7 @@ class InstallPages:
     def __init__(self, services: Services) -> None:
         self.s = services
         self.base = services.settings.public_base_url
-        self.install = InstallService(
-            services.accounts, services.crm_directory, services.cipher, services.invitations
-        )
+        self.install = services.install
 
     # -- app launcher entry and Microsoft sign-in ------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any
 import requests
 
 from local.demo_world import APP_REGISTRATION
-from shared.accounts.install import Entered, InstallService
+from shared.accounts.install import Entered
 from shared.accounts.models import MemberIdentity
 from shared.identity.sessions import SignedInUser
 from shared.storage import ConcurrencyConflict
@@ -37,7 +37,7 @@ def linked_member(product: ProductStack, upn: str = "adele@contoso.test") -> Mem
                           tenant_name="Contoso Ltd", is_tenant_admin=True,
                           email_verified=True)  # the UPN is in contoso.test, the tenant's verified domain
     services = get_services()
-    install = InstallService(services.accounts, services.crm_directory, services.cipher, services.invitations)
+    install = services.install
     installed = install.record_install(person, "https://graph.microsoft.com/.default")
     outcome = install.enter(person, installed)
     assert isinstance(outcome, Entered)

@@ -26,7 +26,7 @@ import requests
 from azure.data.tables import TableServiceClient
 
 from local.demo_world import APP_REGISTRATION
-from shared.accounts.install import Entered, InstallService
+from shared.accounts.install import Entered
 from shared.accounts.models import MemberIdentity
 from shared.identity.sessions import COOKIE_NAME, SignedInUser
 from shared.storage.queues import JobQueue
@@ -97,7 +97,7 @@ def install(product: ProductStack, admin: SignedInUser) -> MemberIdentity:
     product.m365_control("POST", "consents", json={"tenantId": admin.tenant_id, "clientId": APP_REGISTRATION["client_id"],
                                                    "kind": "admin"})
     services = get_services()
-    service = InstallService(services.accounts, services.crm_directory, services.cipher, services.invitations)
+    service = services.install
     outcome = service.enter(admin, service.record_install(admin, "https://graph.microsoft.com/.default"))
     assert isinstance(outcome, Entered)
     return outcome.member
@@ -106,7 +106,7 @@ def install(product: ProductStack, admin: SignedInUser) -> MemberIdentity:
 def enter(product: ProductStack, user: SignedInUser) -> MemberIdentity:
     """Continue on the Accounts page of an installed tenant, for someone with a CRM account."""
     services = get_services()
-    service = InstallService(services.accounts, services.crm_directory, services.cipher, services.invitations)
+    service = services.install
     installed = services.accounts.install_of(user.tenant_id)
     assert installed is not None
     outcome = service.enter(user, installed)

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from shared.crm.errors import CrmError, CrmUnavailable
 from shared.crm.models import CrmMemberAccess
 from shared.crm.oauth import CrmTokens
-from shared.crm.token_store import LEASE_SECONDS, SharedTokenStore, StoredAccessToken
+from shared.crm.token_store import LEASE_SECONDS, AccessToken, SharedTokenStore, StoredAccessToken
 from shared.crm.tokens import AccessTokens, CrmAuthorizationLost
 from shared.identity.token_cipher import TokenCipher
 from tests.fakes.tables import TableRepositoryInMemory
@@ -173,3 +173,27 @@ def _key() -> str:
     from shared.crm.tokens import _key as key_of
 
     return key_of(MEMBER)
+
+
+def test_the_token_that_came_with_the_authorisation_serves_every_instance_without_a_refresh() -> None:
+    world = Instances()
+    issued = AccessToken("issued-with-the-grant", "https://www.zohoapis.com", world.clock.now + 3600)
+    world.hosts[0].adopt(MEMBER, issued)
+    assert {host.get(MEMBER).value for host in world.hosts} == {"issued-with-the-grant"}
+    assert world.zoho.calls == 0
+    world.clock.now += 3600 - 299  # inside the refresh margin: refreshed once, as any token
+    assert {host.get(MEMBER).value for host in world.hosts} == {"access-1"} and world.zoho.calls == 1
+
+
+def test_an_adopted_token_never_replaces_a_longer_lived_one_nor_a_refresh_under_way() -> None:
+    world = Instances()
+    fresh = world.hosts[0].get(MEMBER)
+    world.hosts[1].adopt(MEMBER, AccessToken("older", "https://www.zohoapis.com", fresh.expires_at - 60))
+    assert world.hosts[2].get(MEMBER).value == fresh.value
+    [row] = world.rows.query(None)
+    claimed = row.entity.model_copy(update={"refreshing_until": world.clock.now + LEASE_SECONDS, "refreshing_by": "host-9",
+                                            "expires_at": 0.0})
+    world.rows.replace(claimed, row.etag)
+    world.hosts[1].adopt(MEMBER, AccessToken("late", "https://www.zohoapis.com", world.clock.now + 7200))
+    [after] = world.rows.query(None)
+    assert after.entity.expires_at == 0.0  # the refresh under way writes its own token
