@@ -75,7 +75,16 @@ class TableRepository(Generic[E]):
         self.model = model
 
     def ensure_table(self) -> None:
-        self._service.create_table_if_not_exists(self.table_name)
+        """Create the table unless it exists: a POST, sent again when its connection failed or
+        its answer did not come (creating an existing table changes nothing)."""
+        for attempt in range(1, POST_ATTEMPTS + 1):
+            try:
+                self._service.create_table_if_not_exists(self.table_name)
+                return
+            except (ServiceRequestError, ServiceResponseError):
+                if attempt == POST_ATTEMPTS:
+                    raise
+                time.sleep(POST_PAUSE_SECONDS * attempt)
 
     def get(self, partition_key: str, row_key: str) -> Stored[E] | None:
         try:

@@ -341,3 +341,14 @@ def test_a_post_failing_every_time_raises_after_three_tries(azurite, unique_name
     with pytest.raises(ServiceRequestError):
         repository.insert(Sample(partition_key="p", row_key="r", title="x"))
     assert transport.posts == 3 and repository.get("p", "r") is None
+
+
+def test_a_table_whose_creation_lost_its_answer_is_created_once(azurite, unique_name) -> None:  # type: ignore[no-untyped-def]
+    """Creating a table is a POST too: sent again after a lost answer, it finds the table made."""
+    transport = ConnectionFaults("after", "before")
+    service = TableServiceClient.from_connection_string(azurite.connection_string, transport=transport)
+    repository = TableRepository(service, unique_name("t"), Sample)
+    repository.ensure_table()
+    assert transport.posts == 3  # applied, answer lost; refused a connection; then "it exists"
+    repository.insert(Sample(partition_key="p", row_key="r", title="x"))
+    assert repository.get("p", "r") is not None
