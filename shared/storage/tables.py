@@ -26,6 +26,7 @@ from shared.storage.entity import TableEntity
 from shared.storage.errors import ConcurrencyConflict, EntityAlreadyExists, StorageError
 
 E = TypeVar("E", bound=TableEntity)
+R = TypeVar("R")
 
 MAX_TRANSACTION_OPERATIONS = 100  # per entity-group transaction, one partition
 MAX_TRANSACTION_BYTES = 3 * 1024 * 1024  # the service allows 4 MiB; keep room for the envelope
@@ -77,14 +78,7 @@ class TableRepository(Generic[E]):
     def ensure_table(self) -> None:
         """Create the table unless it exists: a POST, sent again when its connection failed or
         its answer did not come (creating an existing table changes nothing)."""
-        for attempt in range(1, POST_ATTEMPTS + 1):
-            try:
-                self._service.create_table_if_not_exists(self.table_name)
-                return
-            except (ServiceRequestError, ServiceResponseError):
-                if attempt == POST_ATTEMPTS:
-                    raise
-                time.sleep(POST_PAUSE_SECONDS * attempt)
+        _post(lambda: self._service.create_table_if_not_exists(self.table_name), applied=lambda: None)
 
     def get(self, partition_key: str, row_key: str) -> Stored[E] | None:
         try:
@@ -97,7 +91,7 @@ class TableRepository(Generic[E]):
         """Create; raise EntityAlreadyExists when the keys are taken."""
         op = TableOperation("insert", entity)
         try:
-            etags = self._post(lambda: [self._client.create_entity(entity.to_entity())], [op])
+            etags = _post(lambda: [self._client.create_entity(entity.to_entity())], applied=lambda: self._applied([op]))
         except ResourceExistsError as error:
             raise EntityAlreadyExists(
                 f"{self.table_name}: {entity.partition_key}/{entity.row_key} already exists"
@@ -189,7 +183,7 @@ class TableRepository(Generic[E]):
             seen.add(op.entity.row_key)
             batch.append(_transaction_item(op))
         try:
-            replies = self._post(lambda: self._client.submit_transaction(batch), [op for _, op in chunk])
+            replies = _post(lambda: self._client.submit_transaction(batch), applied=lambda: self._applied([op for _, op in chunk]))
         except TableTransactionError as error:
             if error.status_code == 404 and any(op.etag for _, op in chunk):
                 # A conditional write of a row deleted since it was read: a lost race, as for
@@ -198,28 +192,6 @@ class TableRepository(Generic[E]):
             raise _conflict(error) from error
         for (index, op), reply in zip(chunk, replies, strict=True):
             results[index] = None if op.kind == "delete" else Stored(op.entity, reply["etag"])
-
-    def _post(self, send: Callable[[], Sequence[Any]], operations: Sequence[TableOperation[E]]) -> Sequence[Any]:
-        """``send`` a POST again when its connection failed. A request that never reached the
-        service is sent again as it is. One whose answer was lost may have been applied: the
-        rows are read back, and if every operation's effect is there (an entity-group
-        transaction is all or nothing), that is the answer; else it is sent again (a write
-        applied and then changed by someone else meanwhile meets its ETag or its insert's
-        409 then, as any lost race does)."""
-        for attempt in range(1, POST_ATTEMPTS + 1):
-            try:
-                return send()
-            except ServiceRequestError:
-                if attempt == POST_ATTEMPTS:
-                    raise
-            except ServiceResponseError:
-                if attempt == POST_ATTEMPTS:
-                    raise
-                applied = self._applied(operations)
-                if applied is not None:
-                    return applied
-            time.sleep(POST_PAUSE_SECONDS * attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _applied(self, operations: Sequence[TableOperation[E]]) -> list[dict[str, str]] | None:
         """Each operation's ETag if every one is visible as written, else None."""
@@ -238,6 +210,27 @@ class TableRepository(Generic[E]):
 
     def _stored(self, raw: Any) -> Stored[E]:
         return Stored(self.model.from_entity(raw), raw.metadata["etag"])
+
+
+def _post(send: Callable[[], R], *, applied: Callable[[], R | None]) -> R:
+    """``send`` a POST again when its connection failed. A request that never reached the
+    service is sent again as it is. One whose answer was lost may have been applied: what
+    ``applied`` reads back is then the answer (for a transaction, every operation's effect is
+    there: it is all or nothing); None, and it is sent again (a write applied and then changed
+    by someone else meanwhile meets its ETag or its insert's 409 then, as any lost race does)."""
+    for attempt in range(1, POST_ATTEMPTS + 1):
+        try:
+            return send()
+        except ServiceRequestError:
+            if attempt == POST_ATTEMPTS:
+                raise
+        except ServiceResponseError:
+            if attempt == POST_ATTEMPTS:
+                raise
+            if (answer := applied()) is not None:
+                return answer
+        time.sleep(POST_PAUSE_SECONDS * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _transaction_item(op: TableOperation[Any]) -> tuple[Any, ...]:
