@@ -151,6 +151,21 @@ def person(trusting_browser: Any) -> Iterator[Any]:
         context.close()
 
 
+def shown(locator: Any) -> None:
+    """Assert that `locator` is on the page, waiting for it. A click that submits a form
+    returns once the next page has started loading, maybe before it is parsed: an
+    instant `is_visible()` then reads a blank page (a CI run failed that way)."""
+    from playwright.sync_api import expect
+
+    expect(locator).to_be_visible()
+
+
+def page_html(page: Any) -> str:
+    """The page's HTML once it has loaded (see `shown`)."""
+    page.wait_for_load_state()
+    return str(page.content())
+
+
 def microsoft_sign_in(page: Any, email: str, password: str) -> None:
     """What a person does on Microsoft's sign-in page (and its consent page, if shown)."""
     page.get_by_label("Email").fill(email)

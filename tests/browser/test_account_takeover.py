@@ -31,6 +31,8 @@ from tests.product_stack import (
     ProductStack,
     crm_sign_in,
     microsoft_sign_in,
+    page_html,
+    shown,
 )
 from tests.security.world import APP_REGISTRATION, PROVISIONING_AUTH
 
@@ -106,9 +108,9 @@ def test_an_admin_of_another_tenant_setting_the_victims_mail_does_not_get_the_vi
         assert member is not None and member.crm_email == "mallory@mallory.test"
     else:
         assert member is None
-        assert person.get_by_role("heading", name="Zoho CRM Accounts").is_visible()
+        shown(person.get_by_role("heading", name="Zoho CRM Accounts"))
         assert VICTIM in person.get_by_test_id("email-unproven").inner_text()
-        assert person.get_by_role("link", name="Associate My Account").is_visible()  # the way that proves ownership
+        shown(person.get_by_role("link", name="Associate My Account"))  # the way that proves ownership
 
 
 def test_an_unproven_address_creates_no_crm_account_in_its_owners_name(product: ProductStack, person: Any) -> None:
@@ -119,7 +121,7 @@ def test_an_unproven_address_creates_no_crm_account_in_its_owners_name(product: 
     launch(product, person, "mallory@mallory.test", MALLORY_PASSWORD)
     person.get_by_role("button", name="Accept").click()
     accept_terms_and_continue(person)
-    assert person.get_by_test_id("email-unproven").is_visible()
+    shown(person.get_by_test_id("email-unproven"))
     assert crm_accounts_of(product, NO_CRM_YET) == []
     assert orgs_named(product, "Mallory Labs") == []
 
@@ -133,14 +135,14 @@ def test_nobody_else_creates_the_org_between_consent_and_the_installers_continue
     launch(product, adele, "adele@contoso.test", CONTOSO_PASSWORD)
     adele.get_by_role("button", name="Accept").click()
     adele.wait_for_load_state()
-    assert adele.get_by_role("heading", name="Zoho CRM Accounts").is_visible()
+    shown(adele.get_by_role("heading", name="Zoho CRM Accounts"))
 
     megan = trusting_browser.new_context().new_page()
     launch(product, megan, "megan@contoso.test", CONTOSO_PASSWORD)
-    assert megan.get_by_role("heading", name="Zoho CRM Accounts").is_visible()
+    shown(megan.get_by_role("heading", name="Zoho CRM Accounts"))
     accept_terms_and_continue(megan)
-    assert megan.get_by_role("heading", name="Your organisation is not set up yet").is_visible()
-    assert "adele@contoso.test" in megan.content()
+    shown(megan.get_by_role("heading", name="Your organisation is not set up yet"))
+    assert "adele@contoso.test" in page_html(megan)
     assert orgs_named(product, "Contoso Ltd") == []
     install = get_services().accounts.install_of(CONTOSO)
     assert install is not None and install.org_id is None
@@ -150,7 +152,7 @@ def test_nobody_else_creates_the_org_between_consent_and_the_installers_continue
     assert "Administrator" in adele.get_by_test_id("crm-org").inner_text()
     megan.goto(f"{product.url}/api/accounts")  # now Megan is told to request to join, not to create anything
     accept_terms_and_continue(megan)
-    assert megan.get_by_role("button", name="Request to Join").is_visible()
+    shown(megan.get_by_role("button", name="Request to Join"))
     assert len(orgs_named(product, "Contoso Ltd")) == 1
     adele.context.close()
     megan.context.close()
@@ -182,7 +184,7 @@ def test_a_second_identity_given_a_linked_address_gets_a_clear_page_not_the_acco
     twin.on("response", lambda r: answers.append(r.status) if r.url.endswith("/api/accounts/continue") else None)
     accept_terms_and_continue(twin)
     assert answers == [409]
-    assert twin.get_by_role("heading", name="This CRM account is already linked").is_visible()
+    shown(twin.get_by_role("heading", name="This CRM account is already linked"))
     assert get_services().accounts.member_of(FABRIKAM, str(uuid.uuid5(uuid.NAMESPACE_URL, "fabrice-twin"))) is None
     twin.context.close()
 

@@ -15,7 +15,7 @@ from shared.sync.profiles import SyncKind, SyncState
 from shared.wiring import get_services
 from tests.browser.test_install import accept_terms_and_continue, launch
 from tests.integration.sync_setup import crm_control, profile, wait_until
-from tests.product_stack import CRM_PASSWORD, FABRIKAM, FABRIKAM_PASSWORD, ProductStack, crm_sign_in
+from tests.product_stack import CRM_PASSWORD, FABRIKAM, FABRIKAM_PASSWORD, ProductStack, crm_sign_in, shown
 
 pytestmark = pytest.mark.browser
 FABRICE = "fabrice@fabrikam.test"  # super admin of the seeded "Fabrikam Sales", who can sign in to the CRM
@@ -46,7 +46,7 @@ def test_a_revoked_crm_authorisation_is_asked_again_never_regranted(product: Pro
     # Opening the app again asks; it does not take a new token.
     again = trusting_browser.new_context().new_page()
     launch(product, again, FABRICE, FABRIKAM_PASSWORD)
-    assert again.get_by_role("heading", name="Authorise the CRM again").is_visible()
+    shown(again.get_by_role("heading", name="Authorise the CRM again"))
     stored = services.accounts.member_of(member.tenant_id, member.object_id)
     assert stored is not None and stored.refresh_token_encrypted == member.refresh_token_encrypted
     assert profile(member, kind).state is SyncState.PAUSED
@@ -56,7 +56,7 @@ def test_a_revoked_crm_authorisation_is_asked_again_never_regranted(product: Pro
     launch(product, other, FABRICE, FABRIKAM_PASSWORD)
     other.get_by_role("link", name="Authorise again").click()
     crm_sign_in(other, "sam.carter@samconsulting.example", CRM_PASSWORD)
-    assert other.get_by_role("heading", name="That is another CRM account").is_visible()
+    shown(other.get_by_role("heading", name="That is another CRM account"))
     stored = services.accounts.member_of(member.tenant_id, member.object_id)
     assert stored is not None and stored.refresh_token_encrypted == member.refresh_token_encrypted
     other.context.close()

@@ -13,7 +13,7 @@ from shared.sync.profiles import SyncKind, SyncState
 from shared.wiring import get_services
 from tests.browser.test_disable_enable import ADELE, KINDS, _click, _state
 from tests.browser.test_settings import install_and_enter, open_settings
-from tests.product_stack import ProductStack
+from tests.product_stack import ProductStack, page_html, shown
 
 pytestmark = pytest.mark.browser
 
@@ -30,10 +30,10 @@ def test_enable_beside_a_members_own_container_of_that_name_says_what_to_do(
     answers: list[int] = []
     person.on("response", lambda r: answers.append(r.status) if "/api/settings/microsoft/" in r.url else None)
     _click(person, kind, "Enable")
-    assert answers and answers[-1] == 409, (answers, person.content()[:3000])
+    assert answers and answers[-1] == 409, (answers, page_html(person)[:3000])
     heading = f"named \u201c{spec['container']}\u201d is already in your Outlook"
-    assert person.get_by_role("heading", name=heading).is_visible()
-    assert "Rename or delete your" in person.content() and "Nothing was changed." in person.content()
+    shown(person.get_by_role("heading", name=heading))
+    assert "Rename or delete your" in page_html(person) and "Nothing was changed." in page_html(person)
     stored = get_services().sync_profiles.get(member.partition_key, kind)
     assert stored is None or stored.entity.state is SyncState.DISABLED
     mailbox = next(u["mailbox"] for t in product.m365_snapshot()["tenants"] for u in t["users"]

@@ -17,6 +17,8 @@ from tests.product_stack import (
     ProductStack,
     crm_sign_in,
     microsoft_sign_in,
+    page_html,
+    shown,
 )
 
 pytestmark = pytest.mark.browser
@@ -44,7 +46,7 @@ def test_admin_installs_a_new_tenant_and_becomes_super_admin(product: ProductSta
     # Admin consent page of Microsoft (the SSO session makes it one click).
     person.get_by_role("button", name="Accept").click()
     person.wait_for_load_state()
-    assert person.get_by_role("heading", name="Zoho CRM Accounts").is_visible()
+    shown(person.get_by_role("heading", name="Zoho CRM Accounts"))
     accept_terms_and_continue(person)
     # Taken into the CRM: its home page, in a new org named after the tenant, as super admin.
     assert person.get_by_test_id("crm-user").inner_text() == "Adele Vance"
@@ -72,8 +74,8 @@ def test_the_admin_clicking_again_goes_straight_in(product: ProductStack, trusti
 
 def test_non_admin_before_install_is_told_to_ask_an_administrator(product: ProductStack, person: Any) -> None:
     launch(product, person, "megan@contoso.test", CONTOSO_PASSWORD)
-    assert person.get_by_role("heading", name="An administrator must install the app first").is_visible()
-    assert "Contoso Ltd" in person.content()
+    shown(person.get_by_role("heading", name="An administrator must install the app first"))
+    assert "Contoso Ltd" in page_html(person)
     assert get_services().accounts.install_of(CONTOSO) is None
 
 
@@ -114,14 +116,14 @@ def test_a_crm_account_linked_to_someone_else_is_refused(product: ProductStack, 
     launch(product, megan, "megan@contoso.test", CONTOSO_PASSWORD)
     megan.get_by_role("link", name="Associate My Account").click()
     crm_sign_in(megan, "sam.carter@samconsulting.example", CRM_PASSWORD)
-    assert megan.get_by_role("heading", name="This CRM account is already linked").is_visible()
+    shown(megan.get_by_role("heading", name="This CRM account is already linked"))
     megan.context.close()
 
 
 def test_consent_refused_installs_nothing(product: ProductStack, person: Any) -> None:
     launch(product, person, "adele@contoso.test", CONTOSO_PASSWORD)
     person.get_by_role("button", name="Cancel").click()
-    assert person.get_by_role("heading", name="The app was not installed").is_visible()
+    shown(person.get_by_role("heading", name="The app was not installed"))
     assert get_services().accounts.install_of(CONTOSO) is None
 
 
@@ -129,7 +131,7 @@ def test_pages_speak_french(product: ProductStack, person: Any) -> None:
     launch(product, person, "adele@contoso.test", CONTOSO_PASSWORD)
     person.get_by_role("button", name="Accept").click()
     person.get_by_role("link", name="Français").click()
-    assert person.get_by_role("heading", name="Comptes Zoho CRM").is_visible()
-    assert person.get_by_role("button", name="Continue").is_visible()  # the source's label, as-is
+    shown(person.get_by_role("heading", name="Comptes Zoho CRM"))
+    shown(person.get_by_role("button", name="Continue"))  # the source's label, as-is
     assert get_services().accounts.member_of(CONTOSO, "nobody") is None
     assert member_key("t", "o") == "ms|t|o"

@@ -12,7 +12,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from shared.identity.sessions import COOKIE_NAME
 from shared.wiring import get_services
-from tests.product_stack import CONTOSO, CONTOSO_PASSWORD, ProductStack, microsoft_sign_in
+from tests.product_stack import CONTOSO, CONTOSO_PASSWORD, ProductStack, microsoft_sign_in, page_html, shown
 
 pytestmark = pytest.mark.browser
 
@@ -22,7 +22,7 @@ def admin_on_accounts_page(product: ProductStack, page: Any) -> None:
     microsoft_sign_in(page, "adele@contoso.test", CONTOSO_PASSWORD)
     page.get_by_role("button", name="Accept").click()
     page.wait_for_load_state()
-    assert page.get_by_role("heading", name="Zoho CRM Accounts").is_visible()
+    shown(page.get_by_role("heading", name="Zoho CRM Accounts"))
 
 
 def crm_org_count(product: ProductStack) -> int:
@@ -33,7 +33,7 @@ def test_forged_state_is_refused(product: ProductStack, person: Any) -> None:
     person.goto(f"{product.url}/api/marketplace/launch")  # a session with a real pending sign-in
     response = person.goto(f"{product.url}/api/auth/callback?state=forged&code=stolen")
     assert response is not None and response.status == 400
-    assert person.get_by_role("heading", name="Sign-in could not be completed").is_visible()
+    shown(person.get_by_role("heading", name="Sign-in could not be completed"))
     assert get_services().accounts.install_of(CONTOSO) is None
 
 
@@ -42,11 +42,11 @@ def test_replayed_sign_in_answer_is_refused(product: ProductStack, person: Any) 
     person.on("request", lambda r: callbacks.append(r.url) if "/api/auth/callback" in r.url else None)
     person.goto(f"{product.url}/api/marketplace/launch")
     microsoft_sign_in(person, "megan@contoso.test", CONTOSO_PASSWORD)
-    assert person.get_by_role("heading", name="An administrator must install the app first").is_visible()
+    shown(person.get_by_role("heading", name="An administrator must install the app first"))
     assert len(callbacks) == 1
     replay = person.goto(callbacks[0])
     assert replay is not None and replay.status == 400
-    assert "already used" in person.content()
+    assert "already used" in page_html(person)
 
 
 def test_post_without_csrf_token_changes_nothing(product: ProductStack, person: Any) -> None:
@@ -80,7 +80,7 @@ def test_terms_must_be_accepted(product: ProductStack, person: Any) -> None:
     before = crm_org_count(product)
     person.evaluate("document.querySelector('input[name=accept_terms]').removeAttribute('required')")
     person.get_by_role("button", name="Continue").click()
-    assert person.get_by_text("Please accept the terms and conditions to continue.").is_visible()
+    shown(person.get_by_text("Please accept the terms and conditions to continue."))
     assert crm_org_count(product) == before
 
 
@@ -98,7 +98,7 @@ def test_ended_or_forged_sessions_are_refused(product: ProductStack) -> None:
 def test_signed_out_session_is_over(product: ProductStack, person: Any) -> None:
     admin_on_accounts_page(product, person)
     person.get_by_role("button", name="Sign out").click()
-    assert person.get_by_role("heading", name="You are signed out").is_visible()
+    shown(person.get_by_role("heading", name="You are signed out"))
     response = person.goto(f"{product.url}/api/accounts")
     assert response is not None and response.status == 401
 

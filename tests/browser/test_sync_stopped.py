@@ -19,7 +19,7 @@ from shared.sync.profiles import SyncKind, SyncState
 from tests.browser.test_disable_enable import ADELE, _click, _state
 from tests.browser.test_settings import SYNC_TIMEOUT_MS, expect, install_and_enter, open_settings
 from tests.integration.sync_setup import crm_control, outlook_items, profile, wait_until
-from tests.product_stack import CONTOSO, ProductStack
+from tests.product_stack import CONTOSO, ProductStack, page_html, shown
 
 pytestmark = pytest.mark.browser
 KIND = SyncKind.CALENDAR
@@ -74,7 +74,7 @@ def test_a_mailbox_the_app_may_no_longer_reach_stops_the_sync_with_its_reason_un
     other_tab.on("response", lambda r: answers.append(r.status) if r.url.endswith("/resume") else None)
     other_tab.get_by_test_id(f"sync-{KIND.value}").get_by_role("button", name="Resume sync").click()
     assert answers and answers[-1] == 409
-    assert other_tab.get_by_role("heading", name="Nothing to resume").is_visible()
+    shown(other_tab.get_by_role("heading", name="Nothing to resume"))
     assert profile(member, KIND).state is SyncState.ACTIVE
 
 
@@ -108,7 +108,7 @@ def test_the_admin_sees_a_stopped_sync_in_sync_activity_and_reminds_its_member(
 
     def arrived() -> bool:
         mail.goto(f"{product.m365.base_url}/__emulator/mailbox/{ADELE}")
-        return "sync with Outlook is paused" in mail.content()
+        return "sync with Outlook is paused" in page_html(mail)
 
     wait_until(arrived, what="the reminder in the member's mailbox")
     message = mail.locator("article.message", has_text="sync with Outlook is paused")

@@ -22,6 +22,8 @@ from tests.product_stack import (
     ProductStack,
     crm_sign_in,
     microsoft_sign_in,
+    page_html,
+    shown,
 )
 
 pytestmark = pytest.mark.browser
@@ -42,7 +44,7 @@ def invite_by_email(adele: Any, product: ProductStack, email: str, first: str, l
     adele.get_by_label("First name").fill(first)
     adele.get_by_label("Last name").fill(last)
     adele.get_by_role("button", name="Save").click()
-    assert f"Invitation sent to: {email}" in adele.content()
+    assert f"Invitation sent to: {email}" in page_html(adele)
 
 
 def invite_nadia_by_email(adele: Any, product: ProductStack) -> None:
@@ -72,7 +74,7 @@ def open_mail(product: ProductStack, page: Any, upn: str, subject_part: str, lin
     deadline = time.monotonic() + timeout
     while True:
         page.goto(f"{product.m365.base_url}/__emulator/mailbox/{upn}")
-        if subject_part in page.content():
+        if subject_part in page_html(page):
             break
         assert time.monotonic() < deadline, f"no e-mail '{subject_part}' for {upn}"
         time.sleep(0.5)
@@ -107,11 +109,11 @@ def invite_from_add_user_window(adele: Any, product: ProductStack, name: str) ->
 def test_invitation_accepted_case_1(product: ProductStack, trusting_browser: Any) -> None:
     adele = install_contoso(product, trusting_browser)
     invite_from_add_user_window(adele, product, "Megan Bowen")
-    assert "Invitation sent to: megan@contoso.test" in adele.content()
+    assert "Invitation sent to: megan@contoso.test" in page_html(adele)
     megan = new_person(trusting_browser)
     open_mail(product, megan, "megan@contoso.test", "invited you to Zoho CRM", "Accept the invitation")
     microsoft_sign_in(megan, "megan@contoso.test", CONTOSO_PASSWORD)
-    assert megan.get_by_role("heading", name="You are invited to Zoho CRM").is_visible()
+    shown(megan.get_by_role("heading", name="You are invited to Zoho CRM"))
     megan.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
     megan.get_by_role("button", name="Continue").click()
     assert megan.get_by_test_id("crm-user").inner_text() == "Megan Bowen"
@@ -119,7 +121,7 @@ def test_invitation_accepted_case_1(product: ProductStack, trusting_browser: Any
     assert org_user_emails(product, contoso_org_id()).count("megan@contoso.test") == 1
     # The Add User window now shows her as a member, not selectable again.
     adele.goto(f"{product.url}/api/settings/users/office365?q=Megan")
-    assert "Already a member" in adele.content()
+    assert "Already a member" in page_html(adele)
 
 
 def test_acceptance_through_associate_my_account(product: ProductStack, trusting_browser: Any) -> None:
@@ -189,22 +191,22 @@ def test_request_to_join_approved_by_one_of_two_managers(product: ProductStack, 
 
     diego = new_person(trusting_browser)
     launch_and_continue(product, diego, "diego@contoso.test")
-    assert diego.get_by_role("heading", name="Your organisation already has a CRM account").is_visible()
+    shown(diego.get_by_role("heading", name="Your organisation already has a CRM account"))
     diego.get_by_role("button", name="Request to Join").click()
-    assert diego.get_by_role("heading", name="Your request was sent").is_visible()
+    shown(diego.get_by_role("heading", name="Your request was sent"))
     diego.goto(f"{product.url}/api/accounts")  # a second click on the app: told it is pending
     diego.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
     diego.get_by_role("button", name="Continue").click()
-    assert diego.get_by_role("heading", name="Your request is pending").is_visible()
+    shown(diego.get_by_role("heading", name="Your request is pending"))
 
     open_mail(product, adele, "adele@contoso.test", "asks to join", "Review the request")
-    assert adele.get_by_role("heading", name="Add New User").is_visible()
+    shown(adele.get_by_role("heading", name="Add New User"))
     adele.get_by_role("button", name="Approve & Add").click()
-    assert adele.get_by_role("heading", name="User added").is_visible()
+    shown(adele.get_by_role("heading", name="User added"))
 
     open_mail(product, lynne, "lynne@contoso.test", "asks to join", "Review the request")
-    assert lynne.get_by_role("heading", name="This request was already handled").is_visible()
-    assert "approved by adele@contoso.test" in lynne.content()
+    shown(lynne.get_by_role("heading", name="This request was already handled"))
+    assert "approved by adele@contoso.test" in page_html(lynne)
 
     open_mail(product, diego, "diego@contoso.test", "You have been added", "Open Zoho CRM")
     continue_if_asked(diego)  # first time in: the Accounts page's terms, then straight in
@@ -221,7 +223,7 @@ def test_free_edition_is_refused(product: ProductStack, trusting_browser: Any) -
     crm_sign_in(adele, "tina@tinybakery.example", CRM_PASSWORD)
     response = adele.goto(f"{product.url}/api/settings/users")
     assert response is not None and response.status == 403
-    assert "paid editions of Zoho CRM only" in adele.content()
+    assert "paid editions of Zoho CRM only" in page_html(adele)
     token = adele.request.get(f"{product.url}/api/accounts").text()  # any page: keeps the session
     assert token
     before = all_users(product)
@@ -241,14 +243,14 @@ def test_member_without_manage_users_is_refused(product: ProductStack, trusting_
     megan.get_by_role("button", name="Continue").click()
     response = megan.goto(f"{product.url}/api/settings/users")
     assert response is not None and response.status == 403
-    assert "Manage Users permission" in megan.content()
+    assert "Manage Users permission" in page_html(megan)
 
 
 def test_forged_expired_replayed_and_other_org_links(product: ProductStack, trusting_browser: Any) -> None:
     visitor = new_person(trusting_browser)
     forged = visitor.goto(f"{product.url}/api/invitations/not-a-real-token-at-all")
     assert forged is not None and forged.status == 404
-    assert "This link is not valid" in visitor.content()
+    assert "This link is not valid" in page_html(visitor)
 
     adele = install_contoso(product, trusting_browser)
     invite_from_add_user_window(adele, product, "Megan Bowen")
@@ -259,7 +261,7 @@ def test_forged_expired_replayed_and_other_org_links(product: ProductStack, trus
     invitation_url = megan.url
     megan.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
     megan.get_by_role("button", name="Continue").click()
-    assert megan.get_by_test_id("crm-user").is_visible()
+    shown(megan.get_by_test_id("crm-user"))
     replay = new_person(trusting_browser).goto(invitation_url)
     assert replay is not None and replay.status == 410
     assert link
@@ -274,7 +276,7 @@ def test_forged_expired_replayed_and_other_org_links(product: ProductStack, trus
         links._repo.replace(LinkRow.model_validate(aged.model_dump()), stored.etag)  # type: ignore[attr-defined]
     alex = new_person(trusting_browser)
     open_mail(product, alex, "alex@contoso.test", "invited you to Zoho CRM", "Accept the invitation")
-    assert "This link has expired" in alex.content()
+    assert "This link has expired" in page_html(alex)
     assert "alex@contoso.test" not in org_user_emails(product, contoso_org_id())
 
 
@@ -294,7 +296,7 @@ def test_approval_link_of_another_org_is_refused(product: ProductStack, trusting
     approval_url = adele.url
     response = fabrice.goto(approval_url)
     assert response is not None and response.status == 403
-    assert "another organisation" in fabrice.content()
+    assert "another organisation" in page_html(fabrice)
     assert "diego@contoso.test" not in org_user_emails(product, contoso_org_id())
 
 
@@ -332,12 +334,12 @@ def test_revoke_and_resend_from_the_users_page(product: ProductStack, trusting_b
     first_link = links[0]
     adele.goto(f"{product.url}/api/settings/users")
     adele.get_by_role("button", name="Re-send megan@contoso.test").click()
-    assert "A new invitation was sent to megan@contoso.test" in adele.content()
+    assert "A new invitation was sent to megan@contoso.test" in page_html(adele)
     stale = new_person(trusting_browser).goto(first_link)
     assert stale is not None and stale.status == 410  # the old link stopped working
     adele.goto(f"{product.url}/api/settings/users")
     adele.get_by_role("button", name="Revoke megan@contoso.test").click()
-    assert "was revoked" in adele.content()
+    assert "was revoked" in page_html(adele)
     assert get_services().invitations.list(contoso_org_id())[0].state == "revoked"
 
 
@@ -361,7 +363,7 @@ def test_an_invitation_whose_email_failed_says_not_delivered_and_resend_delivers
 
     product.m365_control("PUT", "faults", json={"rate_503": 0})
     adele.get_by_role("button", name="Re-send nadia@fabrikam.test").click()
-    assert "A new invitation was sent to nadia@fabrikam.test" in adele.content()
+    assert "A new invitation was sent to nadia@fabrikam.test" in page_html(adele)
     adele.goto(f"{product.url}/api/settings/users")
     assert adele.get_by_test_id("invitation-state").inner_text().strip() == "Pending"
     open_mail(product, new_person(trusting_browser), "nadia@fabrikam.test", "invited you to Zoho CRM", "Accept the invitation")
@@ -378,7 +380,7 @@ def test_a_new_user_without_a_microsoft_account_accepts_through_the_crm(product:
     links: list[str] = []
     lina.on("request", lambda r: links.append(r.url) if "/api/invitations/" in r.url else None)
     open_mail(product, lina, "lina.martel@independent.example", "invited you to Zoho CRM", "Accept the invitation")
-    assert lina.get_by_role("heading", name="Without a Microsoft account").is_visible()
+    shown(lina.get_by_role("heading", name="Without a Microsoft account"))
     without = lina.locator("section", has=lina.get_by_role("heading", name="Without a Microsoft account"))
     without.get_by_label("I accept the terms and conditions of Zoho CRM.").check()
     without.get_by_role("button", name="Accept and open Zoho CRM").click()
@@ -389,7 +391,7 @@ def test_a_new_user_without_a_microsoft_account_accepts_through_the_crm(product:
     again = new_person(trusting_browser).goto(links[0])
     assert again is not None and again.status == 410  # used once
     adele.goto(f"{product.url}/api/settings/users")
-    assert "lina.martel@independent.example" in adele.content()
+    assert "lina.martel@independent.example" in page_html(adele)
 
 
 def test_an_office365_users_invitation_cannot_be_taken_without_their_microsoft_sign_in(
@@ -424,7 +426,7 @@ def test_requests_to_join_are_listed_decided_on_the_users_page_sent_again_and_ex
     diego = new_person(trusting_browser)
     launch_and_continue(product, diego, "diego@contoso.test")
     diego.get_by_role("button", name="Request to Join").click()
-    assert diego.get_by_role("heading", name="Your request was sent").is_visible()
+    shown(diego.get_by_role("heading", name="Your request was sent"))
 
     adele.goto(f"{product.url}/api/settings/users")
     assert adele.get_by_test_id("join-state").inner_text().strip() == "Pending"
@@ -434,7 +436,7 @@ def test_requests_to_join_are_listed_decided_on_the_users_page_sent_again_and_ex
         answer = adele.request.post(decline, form={**form, "key": hostile}, headers={"Origin": product.url}, max_redirects=0)
         assert answer.status == 404, (hostile, answer.status)
     adele.get_by_role("button", name="Decline diego@contoso.test").click()
-    assert "The request of Diego Siciliani was declined." in adele.content()
+    assert "The request of Diego Siciliani was declined." in page_html(adele)
     [(declined, _)] = get_services().join_requests.list(contoso_org_id())
     again = adele.request.post(decline.replace("decline", "approve"), form={**form, "key": declined.row_key},
                                headers={"Origin": product.url}, max_redirects=0)
@@ -442,16 +444,16 @@ def test_requests_to_join_are_listed_decided_on_the_users_page_sent_again_and_ex
     assert "diego@contoso.test" not in org_user_emails(product, contoso_org_id())
     assert adele.get_by_test_id("join-state").inner_text().startswith("Declined")
     open_mail(product, adele, "adele@contoso.test", "asks to join", "Review the request")  # the e-mail's link now
-    assert adele.get_by_role("heading", name="This request was already handled").is_visible()
+    shown(adele.get_by_role("heading", name="This request was already handled"))
 
     # Declined: Diego may ask anew; the request is pending again, and "Send again" waits an hour.
     back_to_the_app(product, diego)
     diego.get_by_role("button", name="Request to Join").click()
-    assert diego.get_by_role("heading", name="Your request was sent").is_visible()
+    shown(diego.get_by_role("heading", name="Your request was sent"))
     back_to_the_app(product, diego)
-    assert diego.get_by_role("heading", name="Your request is pending").is_visible()
+    shown(diego.get_by_role("heading", name="Your request is pending"))
     diego.get_by_role("button", name="Send the request again").click()
-    assert diego.get_by_role("heading", name="Not sent again").is_visible()  # sent less than an hour ago
+    shown(diego.get_by_role("heading", name="Not sent again"))  # sent less than an hour ago
 
     # Its lifetime passes (the links', seven days): the Users page says Expired, its link is refused.
     requests_ = get_services().join_requests
@@ -465,9 +467,9 @@ def test_requests_to_join_are_listed_decided_on_the_users_page_sent_again_and_ex
     assert adele.get_by_role("button", name="Decline diego@contoso.test").count() == 0
     back_to_the_app(product, diego)  # expired: he may ask again
     diego.get_by_role("button", name="Request to Join").click()
-    assert diego.get_by_role("heading", name="Your request was sent").is_visible()
+    shown(diego.get_by_role("heading", name="Your request was sent"))
     adele.goto(f"{product.url}/api/settings/users")
     assert adele.get_by_test_id("join-state").inner_text().strip() == "Pending"
     adele.get_by_role("button", name="Approve & Add diego@contoso.test").click()
-    assert "Diego Siciliani was added to the CRM account." in adele.content()
+    assert "Diego Siciliani was added to the CRM account." in page_html(adele)
     assert org_user_emails(product, contoso_org_id()).count("diego@contoso.test") == 1
