@@ -65,7 +65,9 @@ def test_round_trip_through_the_sign_in_page_in_a_browser(crm, receiver, page) -
     page.get_by_label("Email").fill(SAM)
     page.get_by_label("Password").fill("wrong")
     page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_role("alert").is_visible()
+    from playwright.sync_api import expect  # waits: the click's page may not be parsed yet
+
+    expect(page.get_by_role("alert")).to_be_visible()
     page.get_by_label("Email").fill(SAM)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
