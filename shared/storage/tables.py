@@ -36,7 +36,7 @@ MAX_FILTER_COMPARISONS = 15
 COMPARISON = re.compile(r"\s(?:eq|ne|gt|ge|lt|le)\s")
 # A POST (an insert, a transaction) whose connection failed: the SDK retries only the methods
 # it deems idempotent, so a connection the service (or Azurite) reset under a pooled request
-# failed the whole step. Tries in all, and the pause before each new one.
+# failed the whole step. Tries in all, and the pause before each new one (conditional PUTs too).
 POST_ATTEMPTS = 3
 POST_PAUSE_SECONDS = 0.2
 
@@ -78,7 +78,7 @@ class TableRepository(Generic[E]):
     def ensure_table(self) -> None:
         """Create the table unless it exists: a POST, sent again when its connection failed or
         its answer did not come (creating an existing table changes nothing)."""
-        _post(lambda: self._service.create_table_if_not_exists(self.table_name), applied=lambda: None)
+        _resend(lambda: self._service.create_table_if_not_exists(self.table_name), applied=lambda: None)
 
     def get(self, partition_key: str, row_key: str) -> Stored[E] | None:
         try:
@@ -91,7 +91,7 @@ class TableRepository(Generic[E]):
         """Create; raise EntityAlreadyExists when the keys are taken."""
         op = TableOperation("insert", entity)
         try:
-            etags = _post(lambda: [self._client.create_entity(entity.to_entity())], applied=lambda: self._applied([op]))
+            etags = _resend(lambda: [self._client.create_entity(entity.to_entity())], applied=lambda: self._applied([op]))
         except ResourceExistsError as error:
             raise EntityAlreadyExists(
                 f"{self.table_name}: {entity.partition_key}/{entity.row_key} already exists"
@@ -105,10 +105,23 @@ class TableRepository(Generic[E]):
 
     def replace(self, entity: E, etag: str) -> Stored[E]:
         """Replace only if unchanged since read; raise ConcurrencyConflict otherwise."""
+        def send() -> dict[str, Any]:
+            # The SDK would send the PUT again after a lost answer (a "read" error), and a write
+            # that landed then failed its own ETag: a 412 for a lease this process took. Those
+            # are read back below; its other retries (refused connections, 503s) stay.
+            return dict(self._client.update_entity(entity.to_entity(), mode=UpdateMode.REPLACE, etag=etag,
+                                                   match_condition=MatchConditions.IfNotModified, retry_read=0))
+
+        def applied() -> dict[str, Any] | None:
+            row = self.get(entity.partition_key, entity.row_key)
+            if row is not None and row.entity == entity:
+                return {"etag": row.etag}
+            if row is not None and row.etag == etag:
+                return None  # not applied: sent again
+            raise ConcurrencyConflict(f"{self.table_name}: {entity.partition_key}/{entity.row_key} changed or vanished since it was read")
+
         try:
-            meta = self._client.update_entity(
-                entity.to_entity(), mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
-            )
+            meta = _resend(send, applied=applied)
         except (ResourceModifiedError, ResourceNotFoundError) as error:
             raise ConcurrencyConflict(
                 f"{self.table_name}: {entity.partition_key}/{entity.row_key} changed or vanished since it was read"
@@ -183,7 +196,7 @@ class TableRepository(Generic[E]):
             seen.add(op.entity.row_key)
             batch.append(_transaction_item(op))
         try:
-            replies = _post(lambda: self._client.submit_transaction(batch), applied=lambda: self._applied([op for _, op in chunk]))
+            replies = _resend(lambda: self._client.submit_transaction(batch), applied=lambda: self._applied([op for _, op in chunk]))
         except TableTransactionError as error:
             if error.status_code == 404 and any(op.etag for _, op in chunk):
                 # A conditional write of a row deleted since it was read: a lost race, as for
@@ -212,12 +225,14 @@ class TableRepository(Generic[E]):
         return Stored(self.model.from_entity(raw), raw.metadata["etag"])
 
 
-def _post(send: Callable[[], R], *, applied: Callable[[], R | None]) -> R:
-    """``send`` a POST again when its connection failed. A request that never reached the
+def _resend(send: Callable[[], R], *, applied: Callable[[], R | None]) -> R:
+    """``send`` a write again when its connection failed (a POST, which the SDK never sends
+    again, or a conditional PUT, which it must not). A request that never reached the
     service is sent again as it is. One whose answer was lost may have been applied: what
     ``applied`` reads back is then the answer (for a transaction, every operation's effect is
     there: it is all or nothing); None, and it is sent again (a write applied and then changed
-    by someone else meanwhile meets its ETag or its insert's 409 then, as any lost race does)."""
+    by someone else meanwhile meets its ETag or its insert's 409 then, as any lost race does;
+    ``applied`` may also raise the conflict it sees)."""
     for attempt in range(1, POST_ATTEMPTS + 1):
         try:
             return send()

@@ -244,16 +244,18 @@ def test_many_threads_reuse_the_accounts_table_connections(azurite, unique_name,
 
 
 class ConnectionFaults(RequestsTransport):
-    """The SDK's transport, failing chosen POSTs as a reset connection does: ``before`` the
-    request reaches the service, or ``after`` it was applied, its answer lost."""
+    """The SDK's transport, failing chosen POSTs (or requests of ``method``) as a reset
+    connection does: ``before`` the request reaches the service, or ``after`` it was applied,
+    its answer lost."""
 
-    def __init__(self, *faults: str) -> None:
+    def __init__(self, *faults: str, method: str = "POST") -> None:
         super().__init__()
         self.faults = list(faults)
+        self.method = method
         self.posts = 0
 
     def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
-        if request.method != "POST":
+        if request.method != self.method:
             return super().send(request, **kwargs)
         self.posts += 1
         if not self.faults:
@@ -352,3 +354,41 @@ def test_a_table_whose_creation_lost_its_answer_is_created_once(azurite, unique_
     assert transport.posts == 3  # applied, answer lost; refused a connection; then "it exists"
     repository.insert(Sample(partition_key="p", row_key="r", title="x"))
     assert repository.get("p", "r") is not None
+
+
+@pytest.mark.parametrize("faults", [("after",), ("before",), ("after", "after"), ("before", "after")])
+def test_a_conditional_replace_whose_answer_was_lost_is_the_write_not_a_conflict(azurite, unique_name, faults) -> None:  # type: ignore[no-untyped-def]
+    """A PUT the SDK sends again after a lost answer met its own ETag's change: a 412 for a
+    write that landed (a lease taken so then waited out its whole term). Read back instead."""
+    repository, transport = faulty_repo(azurite, unique_name)
+    first = repository.insert(Sample(partition_key="p", row_key="a", title="a", count=1))
+    transport.faults, transport.method, transport.posts = list(faults), "PUT", 0
+    written = repository.replace(first.entity.model_copy(update={"count": 2}), first.etag)
+    row = repository.get("p", "a")
+    assert row is not None and row.entity.count == 2 and written.etag == row.etag
+    assert transport.posts == 1 + faults.count("before")  # never sent again once applied
+    with pytest.raises(ConcurrencyConflict):  # and a stale ETag is still refused
+        repository.replace(first.entity.model_copy(update={"count": 3}), first.etag)
+
+
+def test_a_replace_lost_and_overtaken_is_a_conflict(azurite, unique_name) -> None:  # type: ignore[no-untyped-def]
+    repository, transport = faulty_repo(azurite, unique_name)
+    first = repository.insert(Sample(partition_key="p", row_key="a", title="a", count=1))
+    other = TableRepository(TableServiceClient.from_connection_string(azurite.connection_string),
+                            repository.table_name, Sample)
+    original_send = transport.send
+    lose = [True]
+
+    def overtaken(request, **kwargs):  # type: ignore[no-untyped-def]
+        response = original_send(request, **kwargs)
+        if request.method == "PUT" and lose and lose.pop():
+            current = other.get("p", "a")
+            assert current is not None
+            other.replace(current.entity.model_copy(update={"count": 9}), current.etag)
+            raise ServiceResponseError("Connection aborted.")
+        return response
+
+    transport.send = overtaken  # type: ignore[method-assign]
+    with pytest.raises(ConcurrencyConflict):
+        repository.replace(first.entity.model_copy(update={"count": 2}), first.etag)
+    assert (row := repository.get("p", "a")) is not None and row.entity.count == 9
