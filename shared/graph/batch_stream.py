@@ -1,4 +1,5 @@
-"""One stream of ``$batch``es for the ``send_all`` calls sent in turns (issue 21).
+"""One stream of ``$batch``es for the ``send_all`` calls sent in turns (issue 21), and for
+any other ``send_all`` call on its own: the one send path of independent Graph requests.
 
 An initial sync sends its pages in turns (``send_order``). Each page drained a pool of its own,
 so the items Graph throttled near a page's end went out in small batches of their own: under a
@@ -51,10 +52,16 @@ class StreamItem:
 
 
 class BatchStream:
-    """The queue the calls of one order share for one mailbox. Once an item gives up (its
-    wait budget spent), nothing more is sent: every item still queued answers ``gave_up``."""
+    """The queue the calls of one order share for one mailbox (or one call's own, outside an
+    order). Once an item gives up (its wait budget spent), nothing more is sent: every item
+    still queued answers ``gave_up``.
 
-    def __init__(self) -> None:
+    ``whole``: each batch holds every slot of our share, so batches go one after the other in
+    the order they were taken (an order's stream); False outside an order, where two small
+    batches may run side by side."""
+
+    def __init__(self, *, whole: bool = True) -> None:
+        self.whole = whole
         self._cond = threading.Condition()
         self._waiting: deque[StreamItem] = deque()
         self._stopped = False
@@ -139,6 +146,11 @@ class BatchStream:
             else:
                 self._queue(items, first=True)
             self._cond.notify_all()
+
+    @property
+    def stopped(self) -> bool:
+        with self._cond:
+            return self._stopped
 
     def give_up(self, items: Sequence[StreamItem], answers: Sequence[GraphResponse]) -> None:
         """These items' budget is spent: they and every queued item answer ``gave_up``."""

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -160,18 +160,15 @@ class MailboxGate:
                 return sent_at - horizon
         return self.window_seconds  # pragma: no cover - the window cannot hold more than it counts
 
-    def acquire(self, weight: int, deadline: float, requests: int = 1, queued: Callable[[], None] | None = None) -> float:
+    def acquire(self, weight: int, deadline: float, requests: int = 1) -> float:
         """Take ``weight`` slots for ``requests`` Graph requests (a ``$batch`` counts its items),
         waiting at most until ``deadline`` (monotonic); return the seconds waited. Raises
-        ``GateTimeout``, or ``ShareTooSmall`` when the claim's share is below ``weight``.
-        ``queued``: called once the request has its place in the queue (``send_order``)."""
+        ``GateTimeout``, or ``ShareTooSmall`` when the claim's share is below ``weight``."""
         weight = max(1, min(weight, self.capacity))
         started = time.monotonic()
         ticket = object()
         with self._cond:
             self._queue.append(ticket)
-            if queued is not None:
-                queued()
             try:
                 while True:
                     now = time.monotonic()

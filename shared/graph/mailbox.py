@@ -22,10 +22,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
@@ -51,7 +49,7 @@ from shared.graph.gate import (
     gate_for,
 )
 from shared.graph.pacing import NOT_APPLIED_STATUSES, TRANSIENT_STATUSES, Pacing, WaitBudget
-from shared.graph.send_order import Turn, current_turn
+from shared.graph.send_order import current_turn
 
 log = logging.getLogger(__name__)
 
@@ -183,13 +181,11 @@ class GraphMailbox:
         return [results[i] for i in range(len(requests_))]
 
     def _post_batch(self, requests_: Sequence[GraphRequest], ids: list[int], budget: WaitBudget,
-                    queued: Callable[[], None] | None = None, whole: bool = False,
-                    granted: Callable[[], None] | None = None) -> dict[int, GraphResponse]:
+                    whole: bool = False, granted: Callable[[], None] | None = None) -> dict[int, GraphResponse]:
         """``whole``: the batch holds every slot of our share, however few its items, so it never
         runs beside the one before it (a send in turn: the order batches are sent in is the
-        order Outlook gets them; a batch of 4 items or more holds them all anyway). ``queued``
-        and ``granted``: called once the batch has its place in the gate's queue, and once it
-        goes."""
+        order Outlook gets them; a batch of 4 items or more holds them all anyway). ``granted``:
+        called once the batch goes."""
         # Each item carries its own headers (Graph applies none of the batch's to them).
         # Only this batch's items are copied: a call's list is sent 20 at a time (copying all of it
         # for each batch made a 5,000-item read quadratic).
@@ -203,7 +199,7 @@ class GraphMailbox:
             weight = max(weight, min(self.gate.capacity, self.gate.share()))
         headers = self._headers({})
         try:
-            with _GateHold(self.gate, weight, budget, requests=len(ids), queued=queued, granted=granted):
+            with _GateHold(self.gate, weight, budget, requests=len(ids), granted=granted):
                 http = self._session.post(f"{self.graph_url}/$batch", json=payload, headers=headers,
                                           timeout=self.pacing.timeout_seconds * max(1, len(ids) // weight))
         except ShareTooSmall as small:  # another instance shares the mailbox: batches as big as our share
@@ -269,96 +265,65 @@ class GraphMailbox:
         """Send any number of requests in batches of 20, as many at once as the gate lets
         through; answers in input order.
 
-        Independent requests share one pool: an item to send again (429, 503) goes back to
-        the pool's front and rides in the next batch with fresh items, so a throttled list
-        costs about ceil(sends / 20) batches rather than a small extra batch per throttled one.
-        Dependency chains go in batches of their own (``send_batch``). Once anything gives up
-        (budget spent), nothing more is started: what is left answers ``gave_up``.
-
-        Called in a turn (``send_order``: an initial sync's pages), independent requests join
-        the order's one stream for this mailbox in their turn instead (``batch_stream``): what
-        Graph throttles near a page's end rides with the next page's items.
+        Independent requests go through one queue (``batch_stream``): an item to send again
+        (429, 503) goes back to its front and rides in the next batch with fresh items, so a
+        throttled list costs about ceil(sends / 20) batches rather than a small extra batch
+        per throttled one. Called in a turn (``send_order``: an initial sync's pages), they
+        join the order's one queue for this mailbox in their turn, so what Graph throttles
+        near a page's end rides with the next page's items; otherwise the call has a queue of
+        its own. Dependency chains go in batches of their own (``send_batch``). Once anything
+        gives up (budget spent), nothing more is started: what is left answers ``gave_up``.
         """
         turn = current_turn()
         try:
             if turn is not None:
                 turn.wait()  # an earlier page's batches go first (``send_order``)
-                independent, chains = batch_groups(requests_)
-                if independent and not chains:
-                    # One stream for the pages of the order (``batch_stream``): joined in turn.
-                    stream = turn.shared(self.gate, BatchStream)
-                    call = stream.join(requests_, independent)
-                    turn.done()
-                    return self._send_in_stream(stream, call)
-            return self._send_all(requests_, turn)
+            independent, chains = batch_groups(requests_)
+            stream = turn.shared(self.gate, BatchStream) if turn is not None else BatchStream(whole=False)
+            call = stream.join(requests_, independent)
+            if turn is not None and not chains:
+                turn.done()  # the next page's items may join behind these
+            return self._send(requests_, stream, call, chains)
         finally:
             if turn is not None:
                 turn.done()
 
-    def _send_all(self, requests_: Sequence[GraphRequest], turn: Turn | None) -> list[GraphResponse]:
-        independent, chains = batch_groups(requests_)
-        results: dict[int, GraphResponse] = {}
-        stop = threading.Event()
-        pool = _ItemPool(independent, self.pacing.max_wait_seconds)
+    def _send(self, requests_: Sequence[GraphRequest], stream: BatchStream, call: StreamCall,
+              chains: list[list[int]]) -> list[GraphResponse]:
+        """``call``'s items through ``stream`` while each chain goes as a batch of its own."""
+        chained: dict[int, GraphResponse] = {}
 
         def run_chain(group: list[int]) -> None:
-            if stop.is_set():
+            if stream.stopped:
                 return
             position = {old: new for new, old in enumerate(group)}
             local = [r.model_copy(update={"depends_on": tuple(position[d] for d in r.depends_on)})
                      for r in (requests_[i] for i in group)]
-            for index, answer in zip(group, self.send_batch(local), strict=True):
-                results[index] = answer
-                if answer.gave_up:
-                    stop.set()
+            answers = self.send_batch(local)
+            chained.update(zip(group, answers, strict=True))
+            if any(answer.gave_up for answer in answers):
+                stream.give_up([], [])  # nothing more is started
 
-        def run_pool() -> None:
-            self._drain(requests_, pool, results, stop, turn)
-
-        # A batch of 4 or more items holds all 4 of the mailbox's slots, so a second batch only
-        # waits at the gate, ready to go; more would hold items back from the retries' top-up.
-        pool_workers = min(2, -(-len(independent) // MAX_BATCH_ITEMS))
-        tasks = [*(lambda g=g: run_chain(g) for g in chains), *[run_pool] * pool_workers]
+        tasks = [*(lambda g=g: run_chain(g) for g in chains), *([lambda: self._send_in_stream(stream, call)] if call.left else [])]
         if len(tasks) == 1:
             tasks[0]()
         elif tasks:
             # More threads than the gate's slots would only queue at the gate.
             with ThreadPoolExecutor(max_workers=min(len(tasks), self.gate.capacity),
                                     thread_name_prefix="graph-batch") as pool_threads:
-                list(pool_threads.map(lambda task: task(), tasks))
-        return [results.get(i) or GraphResponse(status=0, gave_up=True) for i in range(len(requests_))]
+                context = contextvars.copy_context()
+                list(pool_threads.map(lambda task: context.copy().run(task), tasks))
+        answers = {**call.results, **chained}
+        return [answers.get(i) or GraphResponse(status=0, gave_up=True) for i in range(len(requests_))]
 
-    def _drain(self, requests_: Sequence[GraphRequest], pool: _ItemPool, results: dict[int, GraphResponse],
-               stop: threading.Event, turn: Turn | None = None) -> None:
-        """Send batches taken from ``pool`` until it is empty; the retry rules of ``send_batch``,
-        with each item's wait budget counted from its first send. The batch that empties the
-        pool ends ``turn`` as it joins the gate's queue (the next page's may queue behind it)."""
-        while not stop.is_set():
-            ids = pool.take(self._batch_size())
-            if not ids:
-                return
-            queued = turn.done if turn is not None and pool.empty() else None
-            answers = self._post_batch(requests_, ids, WaitBudget(self.pacing), queued=queued, whole=turn is not None)
-            again = self._sort_answers(requests_, ids, answers, results)
-            if not again:
-                continue
-            attempt = max(pool.attempts[i] for i in again)
-            wait = self._retry_wait(results, again, attempt, len(ids))
-            throttled = self._pause_if_throttled(results, again, wait)
-            if attempt >= self.pacing.max_attempts or not all(pool.can_wait(i, wait) for i in again):
-                _give_up(results, again)
-                stop.set()
-                return
-            if not throttled:
-                time.sleep(wait)
-            pool.put_back(again)
-
-    def _send_in_stream(self, stream: BatchStream, call: StreamCall) -> list[GraphResponse]:
-        """``call``'s answers, its senders filling their batches from the shared queue (other
-        pages' items included) until every item of ``call`` is answered."""
-        senders = min(2, -(-call.left // MAX_BATCH_ITEMS))  # as ``_send_all``: one in flight, one at the gate
+    def _send_in_stream(self, stream: BatchStream, call: StreamCall) -> None:
+        """Until every item of ``call`` is answered, its senders fill batches from ``stream``
+        (other pages' items included, in a shared stream)."""
+        # A batch of 4 or more items holds all 4 of the mailbox's slots, so a second sender only
+        # waits at the gate, ready to go; more would hold items back from the retries' top-up.
+        senders = min(2, -(-call.left // MAX_BATCH_ITEMS))
         if senders > 1:
-            with ThreadPoolExecutor(max_workers=senders, thread_name_prefix="graph-batch") as pool_threads:
+            with ThreadPoolExecutor(max_workers=senders - 1, thread_name_prefix="graph-batch") as pool_threads:
                 context = contextvars.copy_context()
                 helpers = [pool_threads.submit(context.copy().run, self._drain_stream, stream, call) for _ in range(senders - 1)]
                 self._drain_stream(stream, call)
@@ -366,11 +331,11 @@ class GraphMailbox:
                     helper.result()
         else:
             self._drain_stream(stream, call)
-        return [call.results.get(i) or GraphResponse(status=0, gave_up=True) for i in range(len(call.requests))]
 
     def _drain_stream(self, stream: BatchStream, call: StreamCall) -> None:
-        """``_drain``'s rules over a stream: each item's budget from its first send; a 429
-        pauses the mailbox; an item past its budget or attempts stops the stream."""
+        """Send batches from ``stream`` while ``call`` has items queued, with ``send_batch``'s
+        retry rules: each item's wait budget counted from its first send; a 429 pauses the
+        mailbox; an item past its budget or attempts stops the stream."""
         while (batch := stream.take(call, self._batch_size())) is not None:
             ticket, taken = batch
             requests_ = [item.request for item in taken]
@@ -379,7 +344,7 @@ class GraphMailbox:
             try:
                 # The next batch is taken as this one goes: the one waiting at the gate meanwhile
                 # carries what Graph throttled in the one before.
-                posted = self._post_batch(requests_, ids, WaitBudget(self.pacing), whole=True, granted=ticket.done)
+                posted = self._post_batch(requests_, ids, WaitBudget(self.pacing), whole=stream.whole, granted=ticket.done)
                 again = self._sort_answers(requests_, ids, posted, answers)
             except BaseException as error:
                 stream.fail(taken, error)
@@ -416,39 +381,6 @@ class GraphMailbox:
 
 
 
-class _ItemPool:
-    """Indexes of independent requests still to send, shared by the batches of one ``send_all``;
-    items sent again go to the front, so they leave first, topped up with fresh ones."""
-
-    def __init__(self, indexes: Sequence[int], budget_seconds: float) -> None:
-        self._waiting = deque(indexes)
-        self._budget = budget_seconds
-        self._lock = threading.Lock()
-        self.attempts: dict[int, int] = {}
-        self._first_sent: dict[int, float] = {}
-
-    def take(self, most: int) -> list[int]:
-        with self._lock:
-            taken = [self._waiting.popleft() for _ in range(min(most, len(self._waiting)))]
-            now = time.monotonic()
-            for index in taken:
-                self.attempts[index] = self.attempts.get(index, 0) + 1
-                self._first_sent.setdefault(index, now)
-            return taken
-
-    def empty(self) -> bool:
-        with self._lock:
-            return not self._waiting
-
-    def put_back(self, indexes: Sequence[int]) -> None:
-        with self._lock:
-            self._waiting.extendleft(reversed(indexes))
-
-    def can_wait(self, index: int, seconds: float) -> bool:
-        """Whether a wait of ``seconds`` still ends inside the item's budget (from its first send)."""
-        return time.monotonic() + seconds <= self._first_sent[index] + self._budget
-
-
 def _give_up(results: dict[int, GraphResponse], indexes: list[int]) -> None:
     for index in indexes:
         results[index] = results[index].model_copy(update={"gave_up": True})
@@ -458,13 +390,13 @@ class _GateHold:
     """Hold gate slots for one exchange; a gate that stays busy past the budget is throttling."""
 
     def __init__(self, gate: MailboxGate, weight: int, budget: WaitBudget, requests: int = 1,
-                 queued: Callable[[], None] | None = None, granted: Callable[[], None] | None = None) -> None:
-        self.gate, self.weight, self.budget, self.requests, self.queued = gate, weight, budget, requests, queued
+                 granted: Callable[[], None] | None = None) -> None:
+        self.gate, self.weight, self.budget, self.requests = gate, weight, budget, requests
         self.granted = granted
 
     def __enter__(self) -> None:
         try:
-            self.gate.acquire(self.weight, self.budget.deadline, self.requests, queued=self.queued)
+            self.gate.acquire(self.weight, self.budget.deadline, self.requests)
         except GateTimeout:
             wait = max(self.gate.pause_remaining(), self.gate.window_wait(self.requests), 1.0)
             raise MailboxThrottled(429, GATE_BUSY, "the mailbox stayed busy past the wait budget",

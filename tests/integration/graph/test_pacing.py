@@ -321,3 +321,48 @@ def test_turns_are_taken_in_order_whoever_is_ready_first() -> None:
     for thread in threads:
         thread.join(2)
     assert went == [0, 1, 2, 3] and current_turn() is None
+
+
+def _mixed(mailbox: GraphMailbox, calendar_id: str, n: int) -> list[GraphRequest]:
+    """``n`` independent creates and, among them, chains: a create then a read of what it made."""
+    url = f"{mailbox.user_path}/calendars/{calendar_id}/events"
+    requests_: list[GraphRequest] = []
+    for i in range(n):
+        requests_.append(GraphRequest(method="POST", url=url, body=event_fields(f"M{i:02}")))
+        if i % 10 == 0:
+            requests_.append(GraphRequest(method="GET", url=f"{mailbox.user_path}/calendars/{calendar_id}", depends_on=(len(requests_) - 1,)))
+    return requests_
+
+
+def test_one_call_s_chains_and_independent_items_under_a_storm_are_each_answered_once(
+    mailbox: GraphMailbox, emulator: Emulator
+) -> None:
+    """Outside an initial sync's turns, one ``send_all`` is its own stream of batches, its
+    dependency chains in batches of their own beside it: a 429 storm delays, loses nothing,
+    sends nothing twice."""
+    calendars = CalendarClient(mailbox)
+    calendar = calendars.ensure_calendar()
+    emulator.faults(rate_429=0.2, retry_after_seconds=0.2, seed=11)
+    requests_ = _mixed(mailbox, calendar.id, 50)
+    answers = mailbox.send_all(requests_)
+    emulator.faults()
+    assert [a.status for a in answers] == [201 if r.method == "POST" else 200 for r in requests_]
+    [ours] = emulator.calendars_named(CALENDAR_NAME)
+    assert sorted(e["subject"] for e in ours["events"]) == [f"M{i:02}" for i in range(50)]
+    assert emulator.counters()["concurrentPeak"] <= 4
+
+
+def test_one_call_past_its_budget_answers_every_item_given_up_and_sends_no_more(make_mailbox, emulator: Emulator) -> None:
+    mailbox = make_mailbox(pacing=Pacing(max_wait_seconds=1.0))
+    calendars = CalendarClient(mailbox)
+    calendar = calendars.ensure_calendar()
+    requests_ = _mixed(mailbox, calendar.id, 45)
+    emulator.faults(rate_429=1.0, retry_after_seconds=5)
+    emulator.control("POST", "counters/reset")
+    started = time.monotonic()
+    answers = mailbox.send_all(requests_)
+    assert all(a.gave_up for a in answers) and time.monotonic() - started < 2.5
+    # Each of the call's first batches and chains went once; once one gave up, nothing more.
+    assert emulator.control("GET", "counters")["totals"]["httpRequests"] <= 2 + 5
+    emulator.faults()
+    assert emulator.calendars_named(CALENDAR_NAME)[0]["events"] == []
