@@ -722,7 +722,7 @@ def propagation_under_load(ctx: Context, members_n: int = 100) -> dict[str, Any]
         stack.add_users([{"id": CONTOSO, "name": "Contoso Ltd", "domain": "contoso.test",
                           "users": [(FLOOR_USER, "Floor Script", False)]}])
         member, calendar_id, pairs = _synced_pairs(stack, 100)
-        _, members = _members_with_events(stack, ctx, members_n, per_member, "load")
+        tenants, members = _members_with_events(stack, ctx, members_n, per_member, "load")
         wait_quiet(stack)
         stack.reset_counters()
         mark, marks = stack.host_log_mark(), stack.instances_log_marks()
@@ -757,12 +757,13 @@ def propagation_under_load(ctx: Context, members_n: int = 100) -> dict[str, Any]
                    "load_completion_spread": round(max(completions) / min(completions), 2),
                    **request_figures(stack.counters()), **stack.instances_executions(mark, marks),
                    "peak_host_memory_mb": stack.host_peak_memory_mb()}
+        floor = _floor_propagation_under_load(stack, ctx, tenants, members)
         return {"name": "propagation-under-load",
                 "settings": {"changes": UNDER_LOAD_CHANGES, "interval_s": CHANGE_INTERVAL_S, "linked_events": len(pairs),
                              "load_members": members_n, "events_per_member": per_member, "scale": ctx.scale,
                              "latency_ms": LATENCY_MS, **_queue_settings(),
                              "instances": "sync-bulk on one host, every other function on another (Flex per-function scaling)"},
-                "product": product, "floor": {},
+                "product": product, "floor": floor,
                 "targets": [target("p95_s while initial syncs run", product["p95_s"], 0.5),
                             target("missing", product["missing"], 0),
                             target("load_completion_spread (slowest/fastest)", product["load_completion_spread"], 2)],
@@ -771,9 +772,47 @@ def propagation_under_load(ctx: Context, members_n: int = 100) -> dict[str, Any]
                           f"{members_n} initial syncs ended count",
                           f"{members_n} members, each the administrator of their own tenant and CRM org, enable calendar "
                           "sync at once from 25 threads; the changes start 1 s later",
-                          "no floor: the floor's own figures are those of 'propagation' and 'many-members'"]}
+                          "floor: the webhook mirror of 'propagation' (its own member, 100 linked events) takes the same "
+                          "changes while the floor's 100 initial syncs (those of 'many-members', into each tenant's second "
+                          "mailbox) run on the same emulators; only its changes made before those ended count"]}
     finally:
         stack.stop()
+
+
+def _floor_propagation_under_load(stack: BenchStack, ctx: Context, tenants: list[dict[str, Any]],
+                                  members: list[Any]) -> dict[str, Any]:
+    """What the emulators and this machine allow: the floor's changes while the floor's own
+    initial syncs load the emulators as the product's did (the product's hosts idle by then)."""
+    ctx.log(f"[propagation-under-load] floor: {UNDER_LOAD_CHANGES} changes while the floor's {len(members)} initial syncs run")
+    mirror = FloorMirror(stack, 100, FLOOR_USER, CONTOSO)
+    try:
+        stack.reset_counters()
+        mailboxes = [{"tenant": t["id"], "user_id": user_id(t["users"][1][0]), "crm_user_id": m.user_id}
+                     for t, m in zip(tenants, members, strict=True)]
+        ended: list[float] = []
+        failure: list[BaseException] = []
+
+        def load() -> None:
+            try:
+                run_floor_initial(stack, "calendar", mailboxes)
+            except BaseException as error:  # noqa: BLE001 - re-raised below, in the scenario's thread
+                failure.append(error)
+            finally:
+                ended.append(time.monotonic())  # the floor's process exits with its last mailbox
+
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        time.sleep(1.0)  # as the product's: the changes start 1 s after the load
+        changes = _make_changes(stack, FLOOR_USER, mirror.ready["calendar_id"], mirror.ready["crm_user_id"],
+                                mirror.job["crm_email"], [tuple(p) for p in mirror.ready["pairs"]], "G", UNDER_LOAD_CHANGES)
+        loader.join(timeout=3000)
+        if failure:
+            raise failure[0]
+        during = [change for change in changes if change[0] < ended[0]]
+        return {**_propagation_figures(during), "changes_made": len(changes), "changes_after_the_load": len(changes) - len(during),
+                **request_figures(stack.counters())}
+    finally:
+        mirror.stop()
 
 
 # ---- 4: many members at once ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from shared.storage import (
     EntityShapeError,
     JobQueue,
     MessageTooLarge,
+    Stored,
     TableEntity,
     TableOperation,
     TableRepository,
@@ -312,9 +313,9 @@ def test_a_conditional_transaction_whose_answer_was_lost_is_applied_once(azurite
     repository.replace(rows["a"].entity.model_copy(update={"count": 3}), results[0].etag)
 
 
-def test_a_transaction_lost_and_overtaken_is_a_conflict_not_a_silent_success(azurite, unique_name) -> None:  # type: ignore[no-untyped-def]
-    """Applied, answer lost, then changed by another writer before it was read back: it is
-    not visible as written, so it is sent again and its ETag is refused, as a lost race."""
+def overtaken_after_its_answer_is_lost(azurite, unique_name, method: str) -> tuple[TableRepository[Sample], Stored[Sample]]:  # type: ignore[no-untyped-def]
+    """A repository whose first ``method`` request is applied, then overtaken by another
+    writer (count 9), then loses its answer; and the row ``p/a`` as it was before."""
     repository, transport = faulty_repo(azurite, unique_name)
     first = repository.insert(Sample(partition_key="p", row_key="a", title="a", count=1))
     other = TableRepository(TableServiceClient.from_connection_string(azurite.connection_string),
@@ -324,7 +325,7 @@ def test_a_transaction_lost_and_overtaken_is_a_conflict_not_a_silent_success(azu
 
     def overtaken(request, **kwargs):  # type: ignore[no-untyped-def]
         response = original_send(request, **kwargs)
-        if request.method == "POST" and lose and lose.pop():
+        if request.method == method and lose and lose.pop():
             current = other.get("p", "a")
             assert current is not None
             other.replace(current.entity.model_copy(update={"count": 9}), current.etag)
@@ -332,6 +333,13 @@ def test_a_transaction_lost_and_overtaken_is_a_conflict_not_a_silent_success(azu
         return response
 
     transport.send = overtaken  # type: ignore[method-assign]
+    return repository, first
+
+
+def test_a_transaction_lost_and_overtaken_is_a_conflict_not_a_silent_success(azurite, unique_name) -> None:  # type: ignore[no-untyped-def]
+    """Applied, answer lost, then changed by another writer before it was read back: it is
+    not visible as written, so it is sent again and its ETag is refused, as a lost race."""
+    repository, first = overtaken_after_its_answer_is_lost(azurite, unique_name, "POST")
     with pytest.raises(ConcurrencyConflict):
         repository.transact([TableOperation("replace", first.entity.model_copy(update={"count": 2}), first.etag)])
     assert (row := repository.get("p", "a")) is not None and row.entity.count == 9
@@ -372,23 +380,7 @@ def test_a_conditional_replace_whose_answer_was_lost_is_the_write_not_a_conflict
 
 
 def test_a_replace_lost_and_overtaken_is_a_conflict(azurite, unique_name) -> None:  # type: ignore[no-untyped-def]
-    repository, transport = faulty_repo(azurite, unique_name)
-    first = repository.insert(Sample(partition_key="p", row_key="a", title="a", count=1))
-    other = TableRepository(TableServiceClient.from_connection_string(azurite.connection_string),
-                            repository.table_name, Sample)
-    original_send = transport.send
-    lose = [True]
-
-    def overtaken(request, **kwargs):  # type: ignore[no-untyped-def]
-        response = original_send(request, **kwargs)
-        if request.method == "PUT" and lose and lose.pop():
-            current = other.get("p", "a")
-            assert current is not None
-            other.replace(current.entity.model_copy(update={"count": 9}), current.etag)
-            raise ServiceResponseError("Connection aborted.")
-        return response
-
-    transport.send = overtaken  # type: ignore[method-assign]
+    repository, first = overtaken_after_its_answer_is_lost(azurite, unique_name, "PUT")
     with pytest.raises(ConcurrencyConflict):
         repository.replace(first.entity.model_copy(update={"count": 2}), first.etag)
     assert (row := repository.get("p", "a")) is not None and row.entity.count == 9
