@@ -188,6 +188,8 @@ class Services:
             initial_page_size=self.settings.initial_page_size,
             expect_graph_requests=lambda member, requests: self.mailbox_limits.gate(
                 f"{member.tenant_id}/{member.object_id}").expect(requests),
+            graph_room_wait=lambda member, requests: self.mailbox_limits.gate(
+                f"{member.tenant_id}/{member.object_id}").room_wait(requests),
         ))
 
     def mailbox(self, member: MemberIdentity) -> GraphMailbox:

@@ -74,9 +74,12 @@ class Delivery:
 
 
 class SyncHarness:
-    def __init__(self, *, crm_per_page: int = 3, outlook_per_page: int = 4, initial_page_size: int = 2) -> None:
+    def __init__(self, *, crm_per_page: int = 3, outlook_per_page: int = 4, initial_page_size: int = 2,
+                 graph_room_wait: Callable[[int], float] = lambda requests: 0.0) -> None:
         """``initial_page_size``: small, so that a few items make several initial pages (the
-        pipeline, and the range of creates reserved ahead of the committed progress)."""
+        pipeline, and the range of creates reserved ahead of the committed progress);
+        ``graph_room_wait``: what the mailbox's 10-minute window says (seconds to wait for
+        that many requests)."""
         self.clock = TickingClock()
         self.budget = Budget()
         self.crm_store = Store(Side.CRM, self.clock, self.budget, origin_of=self._origin_in(Side.OUTLOOK),  # type: ignore[arg-type]
@@ -107,7 +110,7 @@ class SyncHarness:
             crm_channels=lambda member: self.channels, crm_time_zone=lambda member: None,
             subscriptions=lambda member: self.subscriptions, crm_token=_unreachable, mailbox=_unreachable,
             app_token=_unreachable, encrypt=_unreachable, public_base_url="https://sync.example", clock=self.clock.now,
-            initial_page_size=initial_page_size,
+            initial_page_size=initial_page_size, graph_room_wait=lambda member, requests: graph_room_wait(requests),
         ))
         self.pending: list[Delivery] = []
         self.deliveries = 0

@@ -140,6 +140,15 @@ class MailboxGate:
         with self._cond:
             return max(self._window_wait(time.monotonic(), requests), self._lease_wait(requests))
 
+    def room_wait(self, requests: int) -> float:
+        """``window_wait``, having asked the shared row first when this process holds too few
+        requests for ``requests`` (the claim the next send would make anyway): how long the
+        mailbox's 10-minute window, as every instance spends it, makes them wait."""
+        with self._cond:
+            if not self._queue and self._must_ask(requests):
+                self._ask(requests)
+            return max(self._window_wait(time.monotonic(), requests), self._lease_wait(requests))
+
     def _lease_wait(self, requests: int) -> float:
         """Seconds until the shared window has room, when the claim has too few requests."""
         lease = self.lease

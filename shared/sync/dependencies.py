@@ -54,4 +54,7 @@ class SyncDependencies:
     # About this many Graph requests are coming to their mailbox: its shared claim reserves them
     # at once (``MailboxGate.expect``); nothing to do where the mailbox's limits are not shared.
     expect_graph_requests: Callable[[MemberIdentity, int], None] = lambda member, requests: None
+    # Seconds until about this many Graph requests fit in their mailbox's 10-minute window
+    # (``MailboxGate.room_wait``); 0 where nothing keeps that window.
+    graph_room_wait: Callable[[MemberIdentity, int], float] = lambda member, requests: 0.0
     initial_page_size: int = 99  # CRM records the initial sync reads by id at a time (and link rows per commit)

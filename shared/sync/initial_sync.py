@@ -7,6 +7,7 @@ through ``Cycle``; resumable from the stored position after a crash."""
 from __future__ import annotations
 
 import contextvars
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -48,6 +49,13 @@ PAGES_IN_FLIGHT = 2
 # range): when page k's answers are in, page k+2 is started while page k+1 is being sent and
 # page k's rows are committed in the background; the progress then durable is page k-1's.
 RESERVED_PAGES = PAGES_IN_FLIGHT + 1
+# A page is not started when the mailbox's 10-minute window (10,000 requests, every instance's)
+# has no room for the pages in flight for longer than this: the step stops between pages and
+# comes back when there is room. Started anyway, the page's batches would wait at the gate past
+# their budget (30 s), the step would be deferred in mid-page, and the next one would look up
+# each create of the range reserved ahead by its marker (bench initial-contacts at 10,000:
+# 192 lookups and 8 steps where the window had to be waited out).
+ROOM_WAIT_SECONDS = 15.0
 
 
 # A page's report, the link rows to commit, and how many items it sent.
@@ -81,13 +89,20 @@ class InitialSync:
         profile = profile.model_copy(update={"synced_items": profile.synced_items + max(0, progress.synced - profile.initial_done),
                                              "initial_done": progress.synced, "initial_cursor": str(progress.done)})
         position, synced = progress.done, progress.synced
-        if progress.reserved < self._reach(position, ids):
-            links.commit(partition, [], progress.model_copy(update={"reserved": self._reach(position, ids)}))
         # One create per item left: reserved from the mailbox's shared window in one claim.
         ctx.expect_graph_requests(len(ids) - position)
+        room_wait = self._room_wait(ctx, len(ids) - position)
+        if room_wait:
+            # Nothing is sent: what this step reserved ahead (its selection) is given back, or
+            # the next step would look each of its creates up by marker.
+            if progress.reserved > max(maybe_sent, position):
+                links.commit(partition, [], progress.model_copy(update={"reserved": max(maybe_sent, position)}))
+        elif progress.reserved < self._reach(position, ids):
+            links.commit(partition, [], progress.model_copy(update={"reserved": self._reach(position, ids)}))
         started = time.monotonic()
         order = SendOrder()
-        pages = [(start, min(start + self.page_size, len(ids))) for start in range(position, len(ids), self.page_size)]
+        pages = [] if room_wait else [(start, min(start + self.page_size, len(ids)))
+                                      for start in range(position, len(ids), self.page_size)]
         with ThreadPoolExecutor(max_workers=PAGES_IN_FLIGHT, thread_name_prefix="initial-page") as senders, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-read") as reader, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="link-commit") as committer:
@@ -118,6 +133,8 @@ class InitialSync:
                     last_sent = pages[sent_pages - 1][1]
                     stopping = stopping or len(ids) - last_sent > self.page_size and (
                         elapsed > INITIAL_SLICE_SECONDS or elapsed > INITIAL_STEP_SECONDS and self._others_wait(ctx))
+                    if not stopping and sent_pages < len(pages) and (room_wait := self._room_wait(ctx, len(ids) - end)):
+                        stopping = True  # the page in flight is the slice's last
                     if not stopping and sent_pages < len(pages):
                         # Covered by the reach committed with the page before this one (RESERVED_PAGES).
                         send(sent_pages)
@@ -133,8 +150,8 @@ class InitialSync:
             except BaseException:
                 order.cancel()  # what is not sent yet stays so: the next step goes on from the commit
                 raise
-        if stopping and position < len(ids):
-            ctx.enqueue(SyncJob.of(profile, "initial", StepReason.CONTINUE), 0)
+        if (stopping or room_wait) and position < len(ids):
+            ctx.enqueue(SyncJob.of(profile, "initial", StepReason.CONTINUE), math.ceil(room_wait))
             return profile
         # Done: start two-way sync from here (R3.3): a Graph delta round and the CRM watermark (L16).
         finished = decide(profile.life, Event.INITIAL_DONE)
@@ -152,6 +169,13 @@ class InitialSync:
             except BaseException:
                 order.cancel()
                 raise
+
+    def _room_wait(self, ctx: StepContext, left: int) -> float:
+        """How long the mailbox's window would keep the next pages in flight (of the ``left``
+        items not answered yet) waiting, when that is longer than a page should wait at the
+        gate (``ROOM_WAIT_SECONDS``); else 0."""
+        wait = ctx.graph_room_wait(min(PAGES_IN_FLIGHT * self.page_size, left))
+        return wait if wait > ROOM_WAIT_SECONDS else 0.0
 
     def _reach(self, position: int, ids: Sequence[str]) -> int:
         return min(len(ids), position + RESERVED_PAGES * self.page_size)

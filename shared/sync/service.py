@@ -76,6 +76,7 @@ class SyncService:
                                                               links_partition=profile.links_partition),
             bulk_waiting=self.jobs.bulk_waiting,
             expect_graph_requests=lambda requests: self.d.expect_graph_requests(member, requests),
+            graph_room_wait=lambda requests: self.d.graph_room_wait(member, requests),
         )
 
     def _key(self, member: MemberIdentity) -> str:

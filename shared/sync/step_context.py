@@ -28,6 +28,9 @@ class StepContext:
     # About this many Graph requests are coming to the member's mailbox (an initial sync's
     # creates): its shared claim reserves them in one write (``MailboxGate.expect``).
     expect_graph_requests: Callable[[int], None] = lambda requests: None
+    # Seconds until about this many Graph requests fit in the mailbox's 10-minute window: an
+    # initial sync stops between pages instead of starting one that would wait past its budget.
+    graph_room_wait: Callable[[int], float] = lambda requests: 0.0
     # Raises ``LeaseLost`` when the step's lease is no longer surely its own (``LeaseHeartbeat.check``):
     # called before each plan's remote writes.
     check_lease: Callable[[], None] = lambda: None

@@ -190,6 +190,24 @@ def test_the_window_is_kept_by_all_instances_together() -> None:
     assert 500 < hosts[0].gate(MAILBOX).window_wait(10) <= 610  # until the first sends leave the window
 
 
+def test_the_room_in_the_window_is_asked_of_the_row_by_an_instance_that_sent_nothing() -> None:
+    """An initial sync looks before each page (``room_wait``): an instance that has sent nothing
+    to the mailbox learns from the shared row that the others spent its window, and for how long."""
+    clock, rows = Clock(), CountingRows()
+    spender, newcomer = instances(2, rows, clock, window_requests=100)
+    assert newcomer.gate(MAILBOX).room_wait(20) == 0  # room: and its claim is made (the first send's)
+    newcomer.gate(MAILBOX)._last_active -= IDLE_SECONDS
+    newcomer.tend()  # given back unused
+    gate = spender.gate(MAILBOX)
+    for _ in range(10):
+        with gate.slots(1, soon(0.5), requests=10):
+            pass
+    gate._last_active -= IDLE_SECONDS
+    spender.tend()
+    clock.now += 60
+    assert 500 < newcomer.gate(MAILBOX).room_wait(20) <= 560  # the window frees 10 minutes after the first sends
+
+
 def test_a_pause_written_by_one_instance_holds_the_others() -> None:
     clock, rows = Clock(), CountingRows()
     first, second = instances(2, rows, clock)

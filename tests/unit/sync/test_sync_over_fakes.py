@@ -197,6 +197,39 @@ def test_an_initial_sync_nobody_interrupted_looks_nothing_up_by_marker(monkeypat
     assert lookups == []
 
 
+@pytest.mark.parametrize("full_from", [0, 1, 2])
+def test_a_mailbox_window_without_room_stops_the_initial_sync_between_pages_and_it_comes_back_later(
+    monkeypatch: pytest.MonkeyPatch, full_from: int
+) -> None:
+    """Graph's 10,000 requests per 10 minutes spent (bench initial-contacts at 10,000): a page
+    is not started that would wait past its budget at the gate; the step stops between pages,
+    nothing reserved ahead of what it sent, and comes back when the window has room. Started
+    anyway, it was deferred in mid-page and the next step looked each create up by marker."""
+    looks: list[int] = []
+
+    def room_wait(requests: int) -> float:
+        looks.append(requests)
+        return 120.0 if len(looks) - 1 == full_from else 0.0  # one look finds the window spent
+
+    harness = SyncHarness(graph_room_wait=room_wait)
+    made = _seed(harness, 9, 0)
+    lookups: list[str] = []
+    find = harness.outlook.find_items_by_crm_id
+    monkeypatch.setattr(harness.outlook, "find_items_by_crm_id", lambda container, marker: lookups.append(marker) or find(container, marker))
+    delays: list[timedelta | None] = []
+    send = harness.queue.send
+    monkeypatch.setattr(harness.queue, "send", lambda message, delay=None: delays.append(delay) or send(message, delay=delay))
+    harness.enable()
+    harness.deliver_one(None)  # the first step: its selection, then pages until the window is spent
+    assert len(harness.outlook_store.items) == [0, 4, 6][full_from]  # pages of 2, two in flight
+    assert delays[-1] == timedelta(seconds=120)  # back when the window has room
+    harness.settle()
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+    assert lookups == []  # nothing was sent beyond what the step committed
+    assert looks[0] == 4  # two pages of 2: the room the pages in flight need
+
+
 def test_an_initial_step_reads_each_record_once_and_a_later_slice_reads_its_pages_by_id(monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 21: the selection pass lists the records with every field the pages need, so the
     step that made it sends them without a second read of the CRM; a later step of a sync that
