@@ -147,6 +147,7 @@ class MailboxGate:
         with self._cond:
             if not self._queue and self._must_ask(requests):
                 self._ask(requests)
+                self._last_active = time.monotonic()  # claimed for sends to come: not idle yet
             return max(self._window_wait(time.monotonic(), requests), self._lease_wait(requests))
 
     def _lease_wait(self, requests: int) -> float:
