@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.crm.records import ListQuery
@@ -151,8 +151,9 @@ class InitialSync:
                 order.cancel()  # what is not sent yet stays so: the next step goes on from the commit
                 raise
         if (stopping or room_wait) and position < len(ids):
-            ctx.enqueue(SyncJob.of(profile, "initial", StepReason.CONTINUE), math.ceil(room_wait))
-            return profile
+            delay = math.ceil(room_wait)
+            ctx.enqueue(SyncJob.of(profile, "initial", StepReason.CONTINUE), delay)
+            return profile.model_copy(update={"initial_resume_at": self._now() + timedelta(seconds=delay) if delay else None})
         # Done: start two-way sync from here (R3.3): a Graph delta round and the CRM watermark (L16).
         finished = decide(profile.life, Event.INITIAL_DONE)
         if Effect.QUEUE_DELTA in finished.effects:

@@ -60,6 +60,9 @@ class SyncProfile(TableEntity):
     initial_cursor: str | None = None
     initial_done: int = 0
     initial_total: int = 0
+    # An initial step that stopped for the mailbox's spent 10-minute window queued the next one
+    # for then: the sweep does not take that wait for a stall.
+    initial_resume_at: datetime | None = None
     # Ongoing sync: Graph delta link, CRM watermark.
     delta_link: str | None = None
     crm_watermark: datetime | None = None

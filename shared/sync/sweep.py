@@ -54,12 +54,13 @@ def webhooks_healthy(profile: SyncProfile, now: datetime) -> bool:
 
 def initial_stalled(profile: SyncProfile, now: datetime) -> bool:
     """Whether an initial sync needs a step from the sweep: no live lease, and either its
-    last step died holding the lease (named, lapsed) or nothing moved for a while."""
+    last step died holding the lease (named, lapsed) or nothing moved for a while (counted
+    from when its last step said it would be back, when that is later: the mailbox's window)."""
     if profile.lease_until is not None and profile.lease_until > now:
         return False
     if profile.lease_owner is not None:
         return True
-    last = profile.last_sync_at or profile.enabled_at
+    last = max((t for t in (profile.last_sync_at or profile.enabled_at, profile.initial_resume_at) if t is not None), default=None)
     return last is not None and last < now - STALLED_INITIAL
 
 

@@ -463,6 +463,25 @@ def test_a_lapsed_channel_is_made_live_and_the_orgs_changes_meanwhile_reach_thei
     assert world.counts["crm"] == 2  # the org's changes and its deleted list, once for the org
 
 
+def test_an_initial_sync_waiting_out_its_mailbox_s_window_is_no_stall_until_it_was_due_back(world: OrgWorld) -> None:
+    """A step that stopped for the mailbox's spent window (Graph's 10,000 requests per 10
+    minutes) queued the next one up to 10 minutes later: the sweep adds none meanwhile (it did
+    in bench initial-contacts at 10,000: two more executions); a sync not back 5 minutes after
+    it was due gets one."""
+    [waiting] = world.syncing(1)
+    now = world.clock.now()
+    world.profiles.update(waiting.partition_key, KIND, lambda p: p.model_copy(update={
+        "state": SyncState.INITIAL, "last_sync_at": now, "swept_at": now, "initial_resume_at": now + timedelta(minutes=8)}))
+    world.clock.advance(timedelta(minutes=12))
+    world.reset()
+    world.service.sweep_tick()
+    assert world.steps() == []
+    world.clock.advance(timedelta(minutes=2))  # 6 minutes past when it was due
+    world.reset()
+    world.service.sweep_tick()
+    assert [(s.member, s.reason) for s in world.steps()] == [(waiting.partition_key, StepReason.STALLED)]
+
+
 def test_an_initial_sync_whose_step_died_holding_the_lease_gets_a_step_at_the_next_tick(world: OrgWorld) -> None:
     """The instance running a step was killed: the messages it had taken stay invisible for up
     to 10 minutes, so the sweep gives the sync a step as soon as the lease lapses, not 5

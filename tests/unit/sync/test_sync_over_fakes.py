@@ -223,6 +223,7 @@ def test_a_mailbox_window_without_room_stops_the_initial_sync_between_pages_and_
     harness.deliver_one(None)  # the first step: its selection, then pages until the window is spent
     assert len(harness.outlook_store.items) == [0, 4, 6][full_from]  # pages of 2, two in flight
     assert delays[-1] == timedelta(seconds=120)  # back when the window has room
+    assert harness.profile().initial_resume_at is not None  # the sweep's safety net waits for it
     harness.settle()
     harness.assert_in_step()
     harness.assert_nothing_lost(made)
