@@ -131,13 +131,15 @@ class SettingsPages:
 
 
 def time_left(profile: SyncProfile | None, now: datetime) -> int | None:
-    """Whole minutes the initial sync still needs at the pace it has kept since Enable; None
-    before anything was sent (no pace yet)."""
+    """Whole minutes the initial sync still needs at the pace it has kept since Enable (and
+    after the wait for the mailbox's 10-minute window, when its last step stopped for it);
+    None before anything was sent (no pace yet)."""
     if profile is None or profile.state is not SyncState.INITIAL or not profile.initial_done or not profile.enabled_at:
         return None
     elapsed = max((now - profile.enabled_at).total_seconds(), 0.0)
     remaining = max(profile.initial_total - profile.initial_done, 0)
-    return int(elapsed / profile.initial_done * remaining // 60)
+    waiting = max((profile.initial_resume_at - now).total_seconds(), 0.0) if profile.initial_resume_at else 0.0
+    return int((waiting + elapsed / profile.initial_done * remaining) // 60)
 
 
 def _section(kind: SyncKind, profile: SyncProfile | None, conflicts: list[dict[str, Any]], cap: int,

@@ -103,3 +103,7 @@ def test_time_left_follows_the_pace_kept_since_enable() -> None:
     assert time_left(running.model_copy(update={"state": SyncState.ACTIVE}), NOW) is None
     assert time_left(running.model_copy(update={"initial_done": 999}), NOW) == 0
     assert time_left(None, NOW) is None
+    # Stopped for the mailbox's spent window (Graph's 10,000 requests per 10 minutes): that wait first.
+    waiting = running.model_copy(update={"initial_done": 980, "initial_resume_at": NOW + timedelta(minutes=8)})
+    assert time_left(waiting, NOW) == 8
+    assert time_left(waiting, NOW + timedelta(minutes=9)) == 0  # due back: the pace alone
