@@ -175,6 +175,8 @@ class InitialSync:
         """How long the mailbox's window would keep the next pages in flight (of the ``left``
         items not answered yet) waiting, when that is longer than a page should wait at the
         gate (``ROOM_WAIT_SECONDS``); else 0."""
+        if left <= 0:
+            return 0.0  # nothing to send: no claim to make
         wait = ctx.graph_room_wait(min(PAGES_IN_FLIGHT * self.page_size, left))
         return wait if wait > ROOM_WAIT_SECONDS else 0.0
 
