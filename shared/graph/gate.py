@@ -138,7 +138,7 @@ class MailboxGate:
     def window_wait(self, requests: int = 1) -> float:
         """Seconds until ``requests`` more fit in the mailbox's 10-minute request window."""
         with self._cond:
-            return max(self._window_wait(time.monotonic(), requests), self._lease_wait(requests))
+            return self._budget_wait(requests)
 
     def room_wait(self, requests: int) -> float:
         """``window_wait``, having asked the shared row first when this process holds too few
@@ -148,7 +148,11 @@ class MailboxGate:
             if not self._queue and self._must_ask(requests):
                 self._ask(requests)
                 self._last_active = time.monotonic()  # claimed for sends to come: not idle yet
-            return max(self._window_wait(time.monotonic(), requests), self._lease_wait(requests))
+            return self._budget_wait(requests)
+
+    def _budget_wait(self, requests: int) -> float:
+        """``window_wait`` under the lock: this process's window and the shared claim's."""
+        return max(self._window_wait(time.monotonic(), requests), self._lease_wait(requests))
 
     def _lease_wait(self, requests: int) -> float:
         """Seconds until the shared window has room, when the claim has too few requests."""

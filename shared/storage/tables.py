@@ -105,23 +105,15 @@ class TableRepository(Generic[E]):
 
     def replace(self, entity: E, etag: str) -> Stored[E]:
         """Replace only if unchanged since read; raise ConcurrencyConflict otherwise."""
-        def send() -> dict[str, Any]:
+        def send() -> list[dict[str, Any]]:
             # The SDK would send the PUT again after a lost answer (a "read" error), and a write
             # that landed then failed its own ETag: a 412 for a lease this process took. Those
-            # are read back below; its other retries (refused connections, 503s) stay.
-            return dict(self._client.update_entity(entity.to_entity(), mode=UpdateMode.REPLACE, etag=etag,
-                                                   match_condition=MatchConditions.IfNotModified, retry_read=0))
-
-        def applied() -> dict[str, Any] | None:
-            row = self.get(entity.partition_key, entity.row_key)
-            if row is not None and row.entity == entity:
-                return {"etag": row.etag}
-            if row is not None and row.etag == etag:
-                return None  # not applied: sent again
-            raise ConcurrencyConflict(f"{self.table_name}: {entity.partition_key}/{entity.row_key} changed or vanished since it was read")
+            # are read back, as a POST's; its other retries (refused connections, 503s) stay.
+            return [dict(self._client.update_entity(entity.to_entity(), mode=UpdateMode.REPLACE, etag=etag,
+                                                    match_condition=MatchConditions.IfNotModified, retry_read=0))]
 
         try:
-            meta = _resend(send, applied=applied)
+            [meta] = _resend(send, applied=lambda: self._applied([TableOperation("replace", entity, etag)]))
         except (ResourceModifiedError, ResourceNotFoundError) as error:
             raise ConcurrencyConflict(
                 f"{self.table_name}: {entity.partition_key}/{entity.row_key} changed or vanished since it was read"
@@ -231,8 +223,7 @@ def _resend(send: Callable[[], R], *, applied: Callable[[], R | None]) -> R:
     service is sent again as it is. One whose answer was lost may have been applied: what
     ``applied`` reads back is then the answer (for a transaction, every operation's effect is
     there: it is all or nothing); None, and it is sent again (a write applied and then changed
-    by someone else meanwhile meets its ETag or its insert's 409 then, as any lost race does;
-    ``applied`` may also raise the conflict it sees)."""
+    by someone else meanwhile meets its ETag or its insert's 409 then, as any lost race does)."""
     for attempt in range(1, POST_ATTEMPTS + 1):
         try:
             return send()
