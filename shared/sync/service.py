@@ -129,7 +129,7 @@ class SyncService:
                 "subscription_id": None, "subscription_expires": None,
                 "client_state": None, "channel_id": None, "channel_token": None,
                 "channel_expires": None, "initial_cursor": None,
-                "initial_done": 0, "initial_total": 0, "delta_link": None, "unconfirmed_outlook": [], "crm_watermark": None,
+                "initial_done": 0, "initial_total": 0, "initial_resume_at": None, "delta_link": None, "unconfirmed_outlook": [], "crm_watermark": None,
                 "synced_items": 0, "conflicts": 0, "errors": 0, "last_error": None, "pending_deletions": 0,
                 "crm_time_zone": zone,
             })

@@ -231,6 +231,23 @@ def test_a_mailbox_window_without_room_stops_the_initial_sync_between_pages_and_
     assert looks[0] == 4  # two pages of 2: the room the pages in flight need
 
 
+def test_disable_then_enable_during_a_wait_for_the_mailbox_s_window_starts_with_no_wait() -> None:
+    """The member disables while their initial sync waits out the window, and enables again:
+    the new sync owes nothing to the old one's wait (the settings page's time left, the sweep)."""
+    looks: list[int] = []
+    harness = SyncHarness(graph_room_wait=lambda requests: looks.append(requests) or (120.0 if len(looks) == 2 else 0.0))
+    made = _seed(harness, 9, 0)
+    harness.enable()
+    harness.deliver_one(None)  # stops for the window
+    assert harness.profile().initial_resume_at is not None
+    harness.disable()
+    harness.enable()
+    assert harness.profile().initial_resume_at is None
+    harness.settle()
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+
+
 def test_an_initial_step_reads_each_record_once_and_a_later_slice_reads_its_pages_by_id(monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 21: the selection pass lists the records with every field the pages need, so the
     step that made it sends them without a second read of the CRM; a later step of a sync that
