@@ -20,8 +20,10 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
+from azure.core.rest import HttpRequest
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
+from shared.storage import entity_group
 from shared.storage.entity import TableEntity
 from shared.storage.errors import ConcurrencyConflict, EntityAlreadyExists, StorageError
 
@@ -181,22 +183,48 @@ class TableRepository(Generic[E]):
 
     def _submit(self, chunk: list[tuple[int, TableOperation[E]]], results: list[Stored[E] | None]) -> None:
         seen: set[str] = set()
-        batch: list[tuple[Any, ...]] = []
         for _, op in chunk:
             if op.entity.row_key in seen:
                 raise ValueError(f"{op.entity.row_key!r} appears twice in one transaction")
             seen.add(op.entity.row_key)
-            batch.append(_transaction_item(op))
-        try:
-            replies = _resend(lambda: self._client.submit_transaction(batch), applied=lambda: self._applied([op for _, op in chunk]))
-        except TableTransactionError as error:
-            if error.status_code == 404 and any(op.etag for _, op in chunk):
-                # A conditional write of a row deleted since it was read: a lost race, as for
-                # ``replace`` (the service does not always say which operation failed).
-                raise ConcurrencyConflict(f"{self.table_name}: a row changed or vanished since it was read") from error
-            raise _conflict(error) from error
+        writes = [_write(op) for _, op in chunk]
+        operations = [op for _, op in chunk]
+        replies = _resend(lambda: self._send_transaction(writes, operations), applied=lambda: self._applied(operations))
         for (index, op), reply in zip(chunk, replies, strict=True):
             results[index] = None if op.kind == "delete" else Stored(op.entity, reply["etag"])
+
+    def _send_transaction(self, writes: Sequence[entity_group.Write], operations: Sequence[TableOperation[E]]) -> list[dict[str, str]]:
+        """One entity-group transaction through the SDK's pipeline (its authentication,
+        retries and transport); each operation's ETag, or the failing one's error raised."""
+        client = self._client
+        account = f"{client.scheme}://{client._primary_hostname}"  # as the SDK's own ``_batch_send``
+        body, content_type = entity_group.encode(f"{account}/{self.table_name}", writes)
+        request = HttpRequest("POST", f"{account}/$batch", content=body, headers={
+            "x-ms-version": client.api_version, "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
+            "Content-Type": content_type, "Accept": "application/json"})
+        # Streamed as the SDK's own: its content-decoding policy would try to parse a multipart body.
+        response = client._client.send_request(request, stream=True)
+        response.read()
+        if response.status_code != 202:
+            if response.status_code == 404:
+                raise ResourceNotFoundError(message=f"{self.table_name}: {response.text()[:300]}", response=response)
+            raise HttpResponseError(message=f"{self.table_name}: a transaction was refused: {response.text()[:300]}", response=response)
+        answers = entity_group.decode(response.content, response.headers.get("Content-Type", ""))
+        failed = next((answer for answer in answers if not 200 <= answer.status < 300), None)
+        if failed is not None:
+            code, message = failed.error()
+            if failed.status == 404 and any(op.etag for op in operations):
+                # A conditional write of a row deleted since it was read: a lost race, as for
+                # ``replace`` (the service does not always say which operation failed).
+                raise ConcurrencyConflict(f"{self.table_name}: a row changed or vanished since it was read ({message})")
+            if failed.status == 412:
+                raise ConcurrencyConflict(f"the entity changed since it was read: {message}")
+            if failed.status == 409:
+                raise EntityAlreadyExists(f"the entity already exists: {message}")
+            raise StorageError(f"table storage answered {failed.status} to a transaction: {code} {message}")
+        if len(answers) != len(writes):
+            raise StorageError(f"{self.table_name}: {len(answers)} answers to a transaction of {len(writes)} operations")
+        return [{"etag": answer.headers.get("etag", "")} for answer in answers]
 
     def _applied(self, operations: Sequence[TableOperation[E]]) -> list[dict[str, str]] | None:
         """Each operation's ETag if every one is visible as written, else None."""
@@ -239,18 +267,15 @@ def _resend(send: Callable[[], R], *, applied: Callable[[], R | None]) -> R:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _transaction_item(op: TableOperation[Any]) -> tuple[Any, ...]:
-    conditional: dict[str, Any] = (
-        {"etag": op.etag, "match_condition": MatchConditions.IfNotModified} if op.etag else {}
-    )
+def _write(op: TableOperation[Any]) -> entity_group.Write:
     if op.kind == "insert":
-        return ("create", op.entity.to_entity())
-    if op.kind == "upsert":
-        return ("upsert", op.entity.to_entity(), {"mode": UpdateMode.REPLACE})
+        return entity_group.Write("POST", op.entity.to_entity())
+    if op.kind == "upsert":  # insert or replace: a PUT with no If-Match
+        return entity_group.Write("PUT", op.entity.to_entity())
     if op.kind == "replace":
-        return ("update", op.entity.to_entity(), {"mode": UpdateMode.REPLACE, **conditional})
+        return entity_group.Write("PUT", op.entity.to_entity(), if_match=op.etag or "*")
     keys = {"PartitionKey": op.entity.partition_key, "RowKey": op.entity.row_key}
-    return ("delete", keys, conditional)
+    return entity_group.Write("DELETE", keys, if_match=op.etag or "*")
 
 
 def _chunks(group: Iterable[tuple[int, TableOperation[Any]]]) -> Iterator[list[tuple[int, TableOperation[Any]]]]:

@@ -120,13 +120,13 @@ def test_etag_conflict_is_a_clear_retryable_error(repo: TableRepository[Sample])
 
 def test_transaction_of_250_is_split_into_100_100_50(repo: TableRepository[Sample], monkeypatch) -> None:  # type: ignore[no-untyped-def]
     sizes: list[int] = []
-    original = repo._client.submit_transaction
+    original = repo._send_transaction
 
-    def spy(operations, **kwargs):  # type: ignore[no-untyped-def]
-        sizes.append(len(operations))
-        return original(operations, **kwargs)
+    def spy(writes, operations):  # type: ignore[no-untyped-def]
+        sizes.append(len(writes))
+        return original(writes, operations)
 
-    monkeypatch.setattr(repo._client, "submit_transaction", spy)
+    monkeypatch.setattr(repo, "_send_transaction", spy)
     ops = [TableOperation("upsert", Sample(partition_key="p1", row_key=f"{i:04d}", title=str(i))) for i in range(250)]
     results = repo.transact(ops)
     assert sorted(sizes) == [50, 100, 100]  # sent a few at once: in any order
@@ -136,10 +136,8 @@ def test_transaction_of_250_is_split_into_100_100_50(repo: TableRepository[Sampl
 
 def test_transaction_groups_by_partition_and_keeps_result_order(repo: TableRepository[Sample], monkeypatch) -> None:  # type: ignore[no-untyped-def]
     sizes: list[int] = []
-    original = repo._client.submit_transaction
-    monkeypatch.setattr(
-        repo._client, "submit_transaction", lambda ops, **kw: sizes.append(len(ops)) or original(ops, **kw)
-    )
+    original = repo._send_transaction
+    monkeypatch.setattr(repo, "_send_transaction", lambda writes, ops: sizes.append(len(writes)) or original(writes, ops))
     ops = [
         TableOperation("insert", Sample(partition_key=f"p{i % 3}", row_key=f"r{i}", title=f"t{i}")) for i in range(30)
     ]
