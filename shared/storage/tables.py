@@ -209,7 +209,10 @@ class TableRepository(Generic[E]):
             if response.status_code == 404:
                 raise ResourceNotFoundError(message=f"{self.table_name}: {response.text()[:300]}", response=response)
             raise HttpResponseError(message=f"{self.table_name}: a transaction was refused: {response.text()[:300]}", response=response)
-        answers = entity_group.decode(response.content, response.headers.get("Content-Type", ""))
+        try:
+            answers = entity_group.decode(response.content, response.headers.get("Content-Type", ""))
+        except ValueError as error:
+            raise StorageError(f"{self.table_name}: an unreadable answer to a transaction: {error}") from error
         failed = next((answer for answer in answers if not 200 <= answer.status < 300), None)
         if failed is not None:
             code, message = failed.error()
