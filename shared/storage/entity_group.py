@@ -71,8 +71,8 @@ def encode(table_url: str, writes: Sequence[Write]) -> tuple[bytes, str]:
         if write.if_match is not None:
             headers.append(f"If-Match: {write.if_match}")
         body = "" if write.method == "DELETE" else json.dumps(_add_entity_properties(write.entity))
-        if body:
-            headers.append("Content-Type: application/json")
+        if body:  # ASCII (``json.dumps`` escapes the rest): its length in characters is in bytes
+            headers += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
         lines += [f"--{changeset}", "Content-Type: application/http", "Content-Transfer-Encoding: binary",
                   f"Content-ID: {number}", "", f"{write.method} {url} HTTP/1.1", *headers, "", body]
     lines += [f"--{changeset}--", "", f"--{batch}--", ""]

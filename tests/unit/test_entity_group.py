@@ -27,6 +27,8 @@ def _changeset(body: bytes, content_type: str) -> list[tuple[list[str], dict[str
     for part in inner.split(f"--{changeset}")[1:-1]:
         _, _, http = part.strip("\r\n").partition("\r\n\r\n")
         request, _, content = http.partition("\r\n\r\n")
+        lengths = [int(line.split(":")[1]) for line in request.split("\r\n") if line.startswith("Content-Length:")]
+        assert lengths == ([len(content.encode())] if content.strip() else [])
         operations.append((request.split("\r\n"), json.loads(content) if content.strip() else None))
     assert inner.split(f"--{changeset}")[-1].startswith("--")
     return operations
