@@ -60,12 +60,13 @@ class TableOperation(Generic[E]):
     etag: str | None = None
 
 
-def _conflict(error: HttpResponseError) -> StorageError:
-    if error.status_code == 412:
-        return ConcurrencyConflict(f"the entity changed since it was read: {error.message}")
-    if error.status_code == 409:
-        return EntityAlreadyExists(f"the entity already exists: {error.message}")
-    return StorageError(f"table storage answered {error.status_code}: {error.message}")
+def _refusal(status: int, message: str) -> StorageError:
+    """The error of an operation the service refused with ``status``."""
+    if status == 412:
+        return ConcurrencyConflict(f"the entity changed since it was read: {message}")
+    if status == 409:
+        return EntityAlreadyExists(f"the entity already exists: {message}")
+    return StorageError(f"table storage answered {status}: {message}")
 
 
 class TableRepository(Generic[E]):
@@ -188,12 +189,11 @@ class TableRepository(Generic[E]):
                 raise ValueError(f"{op.entity.row_key!r} appears twice in one transaction")
             seen.add(op.entity.row_key)
         writes = [_write(op) for _, op in chunk]
-        operations = [op for _, op in chunk]
-        replies = _resend(lambda: self._send_transaction(writes, operations), applied=lambda: self._applied(operations))
+        replies = _resend(lambda: self._send_transaction(writes), applied=lambda: self._applied([op for _, op in chunk]))
         for (index, op), reply in zip(chunk, replies, strict=True):
             results[index] = None if op.kind == "delete" else Stored(op.entity, reply["etag"])
 
-    def _send_transaction(self, writes: Sequence[entity_group.Write], operations: Sequence[TableOperation[E]]) -> list[dict[str, str]]:
+    def _send_transaction(self, writes: Sequence[entity_group.Write]) -> list[dict[str, str]]:
         """One entity-group transaction through the SDK's pipeline (its authentication,
         retries and transport); each operation's ETag, or the failing one's error raised."""
         client = self._client
@@ -216,15 +216,11 @@ class TableRepository(Generic[E]):
         failed = next((answer for answer in answers if not 200 <= answer.status < 300), None)
         if failed is not None:
             code, message = failed.error()
-            if failed.status == 404 and any(op.etag for op in operations):
+            if failed.status == 404 and any(write.if_match not in (None, "*") for write in writes):
                 # A conditional write of a row deleted since it was read: a lost race, as for
                 # ``replace`` (the service does not always say which operation failed).
                 raise ConcurrencyConflict(f"{self.table_name}: a row changed or vanished since it was read ({message})")
-            if failed.status == 412:
-                raise ConcurrencyConflict(f"the entity changed since it was read: {message}")
-            if failed.status == 409:
-                raise EntityAlreadyExists(f"the entity already exists: {message}")
-            raise StorageError(f"table storage answered {failed.status} to a transaction: {code} {message}")
+            raise _refusal(failed.status, f"{code} {message}")
         if len(answers) != len(writes):
             raise StorageError(f"{self.table_name}: {len(answers)} answers to a transaction of {len(writes)} operations")
         return [{"etag": answer.headers.get("etag", "")} for answer in answers]

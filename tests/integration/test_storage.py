@@ -122,9 +122,9 @@ def test_transaction_of_250_is_split_into_100_100_50(repo: TableRepository[Sampl
     sizes: list[int] = []
     original = repo._send_transaction
 
-    def spy(writes, operations):  # type: ignore[no-untyped-def]
+    def spy(writes):  # type: ignore[no-untyped-def]
         sizes.append(len(writes))
-        return original(writes, operations)
+        return original(writes)
 
     monkeypatch.setattr(repo, "_send_transaction", spy)
     ops = [TableOperation("upsert", Sample(partition_key="p1", row_key=f"{i:04d}", title=str(i))) for i in range(250)]
@@ -137,7 +137,7 @@ def test_transaction_of_250_is_split_into_100_100_50(repo: TableRepository[Sampl
 def test_transaction_groups_by_partition_and_keeps_result_order(repo: TableRepository[Sample], monkeypatch) -> None:  # type: ignore[no-untyped-def]
     sizes: list[int] = []
     original = repo._send_transaction
-    monkeypatch.setattr(repo, "_send_transaction", lambda writes, ops: sizes.append(len(writes)) or original(writes, ops))
+    monkeypatch.setattr(repo, "_send_transaction", lambda writes: sizes.append(len(writes)) or original(writes))
     ops = [
         TableOperation("insert", Sample(partition_key=f"p{i % 3}", row_key=f"r{i}", title=f"t{i}")) for i in range(30)
     ]
