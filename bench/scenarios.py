@@ -146,7 +146,8 @@ POLL_MANY_SECONDS = 0.25
 def wait_active(members: list[Any], kind: str, started: float, timeout: float,
                 samples: list[tuple[float, int]] | None = None) -> list[float]:
     """Poll the profiles (from Table Storage, in this process) until every one is ACTIVE; the
-    seconds from ``started`` at which each got there. ``samples`` gets (t, sum of initial_done)."""
+    seconds from ``started`` at which each got there. ``samples`` gets (t, the items done: as the
+    member's page shows them for one member, the profiles' sum for many)."""
     done: dict[int, float] = {}
     deadline = started + timeout
     while len(done) < len(members):
@@ -158,7 +159,7 @@ def wait_active(members: list[Any], kind: str, started: float, timeout: float,
             found = seen.get(member.partition_key)
             if found is None:
                 continue
-            total += found.initial_done
+            total += _shown(found) if samples is not None and len(members) == 1 else found.initial_done
             if index not in done and found.state.value == "active":
                 done[index] = time.monotonic() - started
             if found.state.value == "paused":
@@ -172,6 +173,17 @@ def wait_active(members: list[Any], kind: str, started: float, timeout: float,
 
 
 _PROFILE_TABLES: dict[int, Any] = {}
+
+
+def _shown(found: Any) -> int:
+    """What the member's page shows (``as_committed``: the pages committed so far, one point
+    read), for one member's progress series; many members' series sum their profiles."""
+    from shared.sync.initial_progress import as_committed
+    from shared.wiring import get_services
+
+    if found.state.value != "initial":
+        return int(found.initial_done)
+    return as_committed(found, get_services().sync_links.progress(found.links_partition)).initial_done
 
 
 def _profiles_of(members: list[Any], kind: str) -> dict[str, Any]:

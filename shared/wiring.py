@@ -142,7 +142,7 @@ class Services:
     @cached_property
     def org_sync_activity(self) -> OrgSyncActivity:
         return OrgSyncActivity(self.accounts, self.sync_profiles, self.table("syncreminders", SyncReminder), self.outbox,
-                               public_base_url=self.settings.public_base_url)
+                               public_base_url=self.settings.public_base_url, progress=self.sync_links.progress)
 
     @cached_property
     def sync_profiles(self) -> ProfileStore:

@@ -142,7 +142,8 @@ class InitialSync:
                     # A slice's last page reserves nothing beyond what was sent: the next step has
                     # nothing more to look for.
                     reach = last_sent if stopping else self._reach(end, ids)
-                    committing = committer.submit(links.commit, partition, rows, InitialProgress(done=end, reserved=reach, synced=synced))
+                    committing = committer.submit(links.commit, partition, rows,
+                                                  InitialProgress(done=end, reserved=reach, synced=synced, total=len(ids)))
                     profile = self.cycle.counted(profile, report, initial_done=synced, initial_cursor=str(end))
                     position = end
                 if committing is not None:
@@ -257,11 +258,11 @@ class InitialSync:
         kept = set(chosen)
         notes += [Note(Side.CRM, i, names[i], Why.OVER_CAP) for _, i in keys if i not in kept]
         # Saved with the progress that reserves the first pages (the write-ahead of their creates).
-        progress = InitialProgress(done=0, reserved=self._reach(0, chosen), synced=0)
+        progress = InitialProgress(done=0, reserved=self._reach(0, chosen), synced=0, total=len(chosen))
         if stored.progress is not None:
             # Selected again over pages already sent (a selection lost meanwhile): the pages
             # may find items already linked or created, so each is read and looked for first.
-            progress = InitialProgress(done=0, reserved=len(chosen), synced=0)
+            progress = InitialProgress(done=0, reserved=len(chosen), synced=0, total=len(chosen))
         self.cycle.links.select(profile.links_partition, chosen, progress, replacing=stored)
         if self.cycle.ledger is not None and notes:
             # As of the listing's start: a record changed after it is a change to sync (Cycle).

@@ -137,6 +137,11 @@ class LinkStore:
         ids = [str(i) for chunk in chunks for i in chunk.row.get("ids", [])] if chunks else None  # type: ignore[union-attr]
         return InitialState(ids, progress, len(chunks))
 
+    def progress(self, partition: str) -> InitialProgress | None:
+        """The progress alone (one point read): what the member's page shows while a step runs."""
+        found = self._repo.get(partition, PROGRESS_KEY)
+        return InitialProgress.model_validate(found.entity.row) if found is not None else None
+
     def select(self, partition: str, ids: Sequence[str], progress: InitialProgress, *, replacing: InitialState) -> None:
         """Save a selection (the ids in the order they are sent) with the progress that
         reserves its first pages, in one transaction; rows of a longer earlier selection go."""

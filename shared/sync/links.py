@@ -156,6 +156,9 @@ class InitialProgress(BaseModel):
     done: int = 0
     reserved: int = 0
     synced: int = 0  # items sent (in scope) before ``done``: the profile's ``initial_done``
+    # The selection's size, for the member's progress bar while a step runs (the profile has it
+    # only from the step's release). None in rows written before it was kept.
+    total: int | None = None
 
 
 @dataclass(frozen=True)

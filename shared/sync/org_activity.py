@@ -15,7 +15,9 @@ from shared.crm.directory import CrmMember
 from shared.mail.outbox import Outbox, OutboxMessage
 from shared.mail.templates import render_mail
 from shared.storage import ConcurrencyConflict, EntityAlreadyExists, TableEntity, TableRepository
+from shared.sync.initial_progress import as_committed
 from shared.sync.lifecycle import Reason
+from shared.sync.links import InitialProgress
 from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
 
 REMIND_AFTER = timedelta(hours=1)
@@ -70,6 +72,7 @@ class OrgSyncActivity:
     def __init__(
         self, accounts: AccountsRepository, profiles: ProfileStore, reminders: TableRepository[SyncReminder],
         outbox: Outbox, *, public_base_url: str, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        progress: Callable[[str], InitialProgress | None] = lambda partition: None,
     ) -> None:
         self._accounts = accounts
         self._profiles = profiles
@@ -77,6 +80,7 @@ class OrgSyncActivity:
         self._outbox = outbox
         self._base = public_base_url
         self._now = clock
+        self._progress = progress  # an initial sync's committed pages (``LinkStore.progress``)
 
     def of(self, members: list[CrmMember]) -> list[MemberActivity]:
         """Each member's sync, paused ones first (they need someone), then by name."""
@@ -89,7 +93,10 @@ class OrgSyncActivity:
         kinds = {}
         for kind in SyncKind:
             stored = self._profiles.get(member_key(*identity), kind) if identity else None
-            kinds[kind] = _activity(stored.entity if stored else None)
+            profile = stored.entity if stored else None
+            if profile is not None and profile.state is SyncState.INITIAL:
+                profile = as_committed(profile, self._progress(profile.links_partition))
+            kinds[kind] = _activity(profile)
         return MemberActivity(member.user_id, name, member.email, identity is not None, kinds)
 
     def remind(self, actor: MemberIdentity, members: list[CrmMember], user_id: str, language: str,

@@ -5,6 +5,7 @@ before deleting."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -34,6 +35,12 @@ def expect() -> Any:
     from playwright.sync_api import expect as playwright_expect
 
     return playwright_expect
+
+
+def playwright_error() -> type[Exception]:
+    from playwright.sync_api import Error
+
+    return Error
 
 
 def install_and_enter(product: ProductStack, page: Any) -> MemberIdentity:
@@ -141,6 +148,38 @@ def test_enabling_calendar_sync_fills_the_progress_bar(product: ProductStack, pe
     expect()(calendar.get_by_test_id("calendar-counts")).to_have_text("12 / 12")
     expect()(calendar.get_by_test_id("calendar-synced")).to_have_text("12")
     assert len(outlook_items(product, ADELE, CALENDAR)) == 12
+
+
+def test_the_progress_bar_moves_with_every_page_while_the_initial_sync_runs(product: ProductStack, person: Any) -> None:
+    """A member watching a long initial sync sees it advance page by page, never back, with
+    the total known from the start: the bar counts the pages committed so far, not the
+    profile a step writes when its slice ends (it may last two minutes)."""
+    install_and_enter(product, person)
+    crm_control(product, "actions/generate", {"actor": ADELE, "module": "Events", "count": 400})
+    open_settings(product, person)
+    # Graph answers slowly: the 400 events (5 pages, 20 $batches of 20 events, each answered in 1 s) take several seconds.
+    product.m365_control("PUT", "faults", json={"latency_ms": 50})
+    calendar = person.get_by_test_id("sync-calendar")
+    calendar.get_by_role("button", name="Enable Calendar").click()
+    seen: list[tuple[int, int]] = []
+    deadline = time.monotonic() + SYNC_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        try:
+            state = calendar.get_by_test_id("calendar-state").text_content(timeout=5_000)
+            counts = calendar.get_by_test_id("calendar-counts").all_text_contents()
+        except playwright_error():
+            continue  # the page reloads itself when the state changes: read it again
+        shown = counts[0].split(" / ") if counts else []
+        if len(shown) == 2 and shown[0].isdigit():
+            seen.append((int(shown[0]), int(shown[1])))
+        if state == "In sync":
+            break
+        person.wait_for_timeout(200)
+    assert seen and seen[-1] == (400, 400), seen
+    assert {total for _, total in seen} == {400}, seen  # the total from the selection on, not "counting" until a step ends
+    done = [d for d, _ in seen]
+    assert done == sorted(done), f"the bar went back: {done}"
+    assert any(0 < d < 400 for d in done), f"no page was shown before the sync ended: {sorted(set(done))}"
 
 
 def delete_in_crm(product: ProductStack, member: MemberIdentity, count: int) -> None:

@@ -91,3 +91,13 @@ def test_a_series_is_found_by_its_property_and_forgotten_with_its_row() -> None:
     store.forget(PARTITION, [series])
     assert store.series_outlook_ids(PARTITION) == [] and store.load(PARTITION, outlook_ids=["o1"]) == []
     assert store.purge(PARTITION) == 1
+
+
+def test_the_progress_alone_is_one_point_read_and_keeps_the_total() -> None:
+    """What the member's page reads while a step runs (``shared.sync.initial_progress``)."""
+    table = CountedTable()
+    store = LinkStore(table)
+    assert store.progress(PARTITION) is None  # nothing selected yet
+    store.commit(PARTITION, [_synced(n) for n in range(99)], InitialProgress(done=99, reserved=297, synced=97, total=400))
+    assert store.progress(PARTITION) == InitialProgress(done=99, reserved=297, synced=97, total=400)
+    assert table.queries == 0

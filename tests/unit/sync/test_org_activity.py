@@ -13,6 +13,7 @@ from shared.crm.directory import CrmMember
 from shared.identity.token_cipher import TokenCipher
 from shared.mail.outbox import Outbox, SealedOutboxMessage
 from shared.sync.lifecycle import Reason
+from shared.sync.links import InitialProgress
 from shared.sync.org_activity import OrgSyncActivity, Reminded, SyncReminder
 from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
 from shared.web.settings_pages import time_left
@@ -31,8 +32,10 @@ class World:
         self.profiles = ProfileStore(TableRepositoryInMemory(SyncProfile))
         self.queue = JobQueueInMemory(SealedOutboxMessage)
         self.cipher = TokenCipher(Fernet.generate_key().decode())
+        self.committed: dict[str, InitialProgress] = {}  # an initial sync's progress, by links partition
         self.activity = OrgSyncActivity(self.accounts, self.profiles, TableRepositoryInMemory(SyncReminder),
-                                        Outbox(self.queue, self.cipher), public_base_url="https://app.example", clock=lambda: self.now)
+                                        Outbox(self.queue, self.cipher), public_base_url="https://app.example", clock=lambda: self.now,
+                                        progress=self.committed.get)
 
     def member(self, user_id: str, name: str, *, linked: bool = True, org: str = ORG, **states: SyncProfile) -> CrmMember:
         first, last = name.split()
@@ -69,6 +72,19 @@ def test_paused_members_come_first_then_by_name_and_each_kind_says_its_state() -
     assert bob.kinds[SyncKind.CONTACTS].state == "paused" and bob.kinds[SyncKind.CONTACTS].reason == "mailbox_refused"
     assert bob.kinds[SyncKind.CALENDAR].state == "disabled"
     assert rows[2].kinds[SyncKind.CALENDAR].last_sync_at == NOW and not rows[3].linked
+
+
+def test_an_initial_sync_shows_the_pages_its_running_step_committed() -> None:
+    """The admin's view counts as the member's page does (``as_committed``), not as of the
+    step's last release."""
+    world = World()
+    running = profile(SyncState.INITIAL, initial_done=99, initial_total=1000, synced_items=99)
+    members = [world.member("1", "Ian Initial", calendar=running)]
+    stored = world.profiles.get(member_key(TENANT, "obj-1"), SyncKind.CALENDAR)
+    assert stored is not None
+    world.committed[stored.entity.links_partition] = InitialProgress(done=396, reserved=693, synced=390, total=1000)
+    [ian] = world.activity.of(members)
+    assert (ian.kinds[SyncKind.CALENDAR].done, ian.kinds[SyncKind.CALENDAR].total) == (390, 1000)
 
 
 def test_remind_only_a_paused_member_of_ones_own_org_and_at_most_hourly() -> None:
