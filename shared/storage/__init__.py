@@ -11,9 +11,10 @@ from shared.storage.errors import (
     StorageError,
 )
 from shared.storage.queues import JobQueue, decode_message, encode_message
-from shared.storage.tables import Stored, TableOperation, TableRepository
+from shared.storage.tables import Stored, TableOperation, TableRepository, partitions_starting
 
 __all__ = [
+    "partitions_starting",
     "ConcurrencyConflict",
     "EntityAlreadyExists",
     "EntityShapeError",

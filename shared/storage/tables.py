@@ -60,6 +60,14 @@ class TableOperation(Generic[E]):
     etag: str | None = None
 
 
+def partitions_starting(prefix: str) -> tuple[str, dict[str, str]]:
+    """A filter (and its parameters) for every partition key that starts with ``prefix``, which
+    ends with "|": "}" follows "|", so the range is one query, however many partitions it spans."""
+    if not prefix.endswith("|"):
+        raise ValueError(f"a key prefix ends with '|': {prefix!r}")
+    return "PartitionKey ge @_lo and PartitionKey lt @_hi", {"_lo": prefix, "_hi": f"{prefix[:-1]}}}"}
+
+
 def _refusal(status: int, message: str) -> StorageError:
     """The error of an operation the service refused with ``status``."""
     if status == 412:

@@ -83,17 +83,24 @@ class OrgSyncActivity:
         self._progress = progress  # an initial sync's committed pages (``LinkStore.progress``)
 
     def of(self, members: list[CrmMember]) -> list[MemberActivity]:
-        """Each member's sync, paused ones first (they need someone), then by name."""
-        rows = [self._member(m) for m in members]
+        """Each member's sync, paused ones first (they need someone), then by name. Read org-wide:
+        one range query of the org's linked users and one of each tenant's profiles (1,000 rows a
+        page), so the page of an org of 10,000 costs a few dozen reads, not 30,000 point reads
+        one after the other (minutes against the service)."""
+        identities: dict[str, tuple[str, str]] = {}
+        for org in dict.fromkeys(m.org_id for m in members):
+            identities.update(self._accounts.org_identities(org))
+        profiles = {(p.partition_key, p.row_key): p for tenant in sorted({t for t, _ in identities.values()})
+                    for p in self._profiles.of_tenant(tenant)}
+        rows = [self._member(m, identities.get(m.user_id), profiles) for m in members]
         return sorted(rows, key=lambda r: (not r.paused, not r.linked, r.name.lower(), r.email))
 
-    def _member(self, member: CrmMember) -> MemberActivity:
+    def _member(self, member: CrmMember, identity: tuple[str, str] | None,
+                profiles: dict[tuple[str, str], SyncProfile]) -> MemberActivity:
         name = f"{member.first_name} {member.last_name}".strip() or member.email
-        identity = self._accounts.identity_of(member.org_id, member.user_id)
         kinds = {}
         for kind in SyncKind:
-            stored = self._profiles.get(member_key(*identity), kind) if identity else None
-            profile = stored.entity if stored else None
+            profile = profiles.get((member_key(*identity), kind.value)) if identity else None
             if profile is not None and profile.state is SyncState.INITIAL:
                 profile = as_committed(profile, self._progress(profile.links_partition))
             kinds[kind] = _activity(profile)
@@ -106,7 +113,9 @@ class OrgSyncActivity:
         member = next((m for m in members if m.user_id == user_id and m.org_id == actor.org_id), None)
         if member is None:
             return Reminded.UNKNOWN
-        activity = self._member(member)
+        identity = self._accounts.identity_of(member.org_id, member.user_id)  # one member: point reads
+        stored = [self._profiles.get(member_key(*identity), kind) for kind in SyncKind] if identity else []
+        activity = self._member(member, identity, {(s.entity.partition_key, s.entity.row_key): s.entity for s in stored if s})
         paused = {kind: k for kind, k in activity.kinds.items() if k.state == SyncState.PAUSED.value}
         if not paused:
             return Reminded.NOT_PAUSED

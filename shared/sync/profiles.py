@@ -13,7 +13,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from shared.storage import ConcurrencyConflict, EntityAlreadyExists, Stored, TableEntity, TableRepository
+from shared.accounts.repository import member_key
+from shared.storage import (
+    ConcurrencyConflict,
+    EntityAlreadyExists,
+    Stored,
+    TableEntity,
+    TableRepository,
+    partitions_starting,
+)
 from shared.sync.lifecycle import Answer, Life, Reason, SyncState
 
 __all__ = ["LeaseHeld", "LeaseLost", "ProfileStore", "SyncKind", "SyncProfile", "SyncState"]
@@ -250,6 +258,11 @@ class ProfileStore:
 
     def heartbeat(self, member_key: str, kind: SyncKind, owner: str, known: Stored[SyncProfile] | None = None) -> LeaseHeartbeat:
         return LeaseHeartbeat(self, member_key, kind, owner, known)
+
+    def of_tenant(self, tenant_id: str) -> list[SyncProfile]:
+        """Every profile of the tenant's members: one range query (paged by 1,000)."""
+        where, parameters = partitions_starting(member_key(tenant_id, ""))
+        return [s.entity for s in self._repo.query(where=where, parameters=parameters)]
 
     def paused(self) -> list[SyncProfile]:
         """Every paused profile (the sweep retries those paused by a lost authorisation)."""

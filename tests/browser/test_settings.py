@@ -14,6 +14,7 @@ from shared.accounts.models import MemberIdentity
 from shared.sync.contacts import DEFAULT_CONTACT_MAPPING
 from shared.sync.profiles import SyncKind, SyncState
 from shared.wiring import get_services
+from tests.browser.page_audit import audit
 from tests.integration.sync_setup import (
     crm_control,
     crm_records,
@@ -22,7 +23,6 @@ from tests.integration.sync_setup import (
     profile,
     wait_until,
 )
-from tests.browser.page_audit import audit
 from tests.product_stack import CONTOSO, CONTOSO_PASSWORD, ProductStack, microsoft_sign_in
 
 pytestmark = pytest.mark.browser

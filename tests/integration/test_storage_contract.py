@@ -23,6 +23,7 @@ from shared.storage import (
     TableEntity,
     TableOperation,
     TableRepository,
+    partitions_starting,
 )
 from tests.fakes.queues import JobQueueInMemory
 from tests.fakes.tables import TableRepositoryInMemory
@@ -98,6 +99,19 @@ def test_queries_the_filters_the_product_writes(table: Any) -> None:
     assert len(list(either)) == 7
     early = table.query(where="until lt @now", parameters={"now": soon + timedelta(days=2)})
     assert sorted(s.entity.row_key for s in early) == ["link|0", "link|1"]  # absent "until": never matched
+
+
+def test_partitions_starting_with_a_prefix_are_one_range_query(table: Any) -> None:
+    """An org's linked users, a tenant's profiles (the admin's view of a big org): "crm|o1|"
+    must not take "crm|o10|..." nor a key that only looks alike."""
+    keys = ["crm|o1|u1", "crm|o1|u2", "crm|o1|u3|x", "crm|o10|u4", "crm|o1", "crm|o2|u5", "crm|o0|u6", "crm|o1}"]
+    for key in keys:
+        table.upsert(_row(key, "link"))
+    where, parameters = partitions_starting("crm|o1|")
+    assert [s.entity.partition_key for s in table.query(where=f"{where} and RowKey eq @r", parameters={**parameters, "r": "link"})] == [
+        "crm|o1|u1", "crm|o1|u2", "crm|o1|u3|x"]
+    with pytest.raises(ValueError):
+        partitions_starting("crm|o1")
 
 
 def test_transactions_are_atomic_per_group(table: Any) -> None:

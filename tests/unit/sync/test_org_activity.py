@@ -4,6 +4,7 @@ the rules of Remind (only a paused member of the actor's org; at most once an ho
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography.fernet import Fernet
 
@@ -18,18 +19,23 @@ from shared.sync.org_activity import OrgSyncActivity, Reminded, SyncReminder
 from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
 from shared.web.settings_pages import time_left
 from tests.fakes.queues import JobQueueInMemory
-from tests.fakes.tables import TableRepositoryInMemory
+from tests.fakes.tables import CountsRequests, TableRepositoryInMemory
 
 NOW = datetime(2026, 12, 5, 12, tzinfo=UTC)
 ORG, TENANT = "org-1", "tenant-1"
 
 
+class Counted(CountsRequests, TableRepositoryInMemory[Any]):
+    pass
+
+
 class World:
     def __init__(self) -> None:
         self.now = NOW
+        self.links, self.profile_rows = Counted(CrmAccountRef), Counted(SyncProfile)
         self.accounts = AccountsRepository(TableRepositoryInMemory(TenantInstall), TableRepositoryInMemory(MemberIdentity),
-                                           TableRepositoryInMemory(CrmAccountRef), TableRepositoryInMemory(AuditEvent))
-        self.profiles = ProfileStore(TableRepositoryInMemory(SyncProfile))
+                                           self.links, TableRepositoryInMemory(AuditEvent))
+        self.profiles = ProfileStore(self.profile_rows)
         self.queue = JobQueueInMemory(SealedOutboxMessage)
         self.cipher = TokenCipher(Fernet.generate_key().decode())
         self.committed: dict[str, InitialProgress] = {}  # an initial sync's progress, by links partition
@@ -85,6 +91,24 @@ def test_an_initial_sync_shows_the_pages_its_running_step_committed() -> None:
     world.committed[stored.entity.links_partition] = InitialProgress(done=396, reserved=693, synced=390, total=1000)
     [ian] = world.activity.of(members)
     assert (ian.kinds[SyncKind.CALENDAR].done, ian.kinds[SyncKind.CALENDAR].total) == (390, 1000)
+
+
+def test_the_view_of_an_org_of_a_thousand_members_is_a_few_reads_not_three_per_member() -> None:
+    """Issue 20, big orgs: 1,000 members (800 linked, each with a calendar profile, 1 in its
+    initial sync), and another org of the same tenant whose rows must not show."""
+    world = World()
+    members = [world.member(f"{n:04d}", f"Member N{n:04d}", linked=n % 5 != 0,
+                            **({"calendar": profile(SyncState.INITIAL if n == 1 else SyncState.ACTIVE, initial_total=10)}
+                               if n % 5 else {})) for n in range(1000)]
+    world.member("9999", "Other Org", org="org-2", contacts=profile(SyncState.PAUSED, Reason.MAILBOX_REFUSED))
+    world.links.requests = world.profile_rows.requests = 0
+    rows = world.activity.of(members)
+    assert world.links.requests == 1 and world.profile_rows.requests == 1  # one range query each
+    assert len(rows) == 1000 and not any(r.paused for r in rows)  # the other org's paused member is not one of these
+    by_id = {r.user_id: r for r in rows}
+    assert by_id["0001"].kinds[SyncKind.CALENDAR].state == "initial" and by_id["0002"].kinds[SyncKind.CALENDAR].state == "active"
+    assert not by_id["0005"].linked and by_id["0005"].kinds[SyncKind.CALENDAR].state == "disabled"
+    assert sum(r.linked for r in rows) == 800
 
 
 def test_remind_only_a_paused_member_of_ones_own_org_and_at_most_hourly() -> None:
