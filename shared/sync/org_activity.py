@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,7 @@ from shared.sync.links import InitialProgress
 from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
 
 REMIND_AFTER = timedelta(hours=1)
+PROGRESS_READS_IN_FLIGHT = 8
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,12 @@ class OrgSyncActivity:
             identities.update(self._accounts.org_identities(org))
         profiles = {(p.partition_key, p.row_key): p for tenant in sorted({t for t, _ in identities.values()})
                     for p in self._profiles.of_tenant(tenant)}
+        # An initial sync's committed pages: one point read each, a few at once (a rollout puts
+        # hundreds of members in their initial sync together).
+        running = [key for key, p in profiles.items() if p.state is SyncState.INITIAL]
+        with ThreadPoolExecutor(max_workers=PROGRESS_READS_IN_FLIGHT, thread_name_prefix="activity-progress") as pool:
+            committed = dict(zip(running, pool.map(lambda key: self._progress(profiles[key].links_partition), running), strict=True))
+        profiles.update({key: as_committed(profiles[key], committed[key]) for key in running})
         rows = [self._member(m, identities.get(m.user_id), profiles) for m in members]
         return sorted(rows, key=lambda r: (not r.paused, not r.linked, r.name.lower(), r.email))
 
@@ -100,10 +108,7 @@ class OrgSyncActivity:
         name = f"{member.first_name} {member.last_name}".strip() or member.email
         kinds = {}
         for kind in SyncKind:
-            profile = profiles.get((member_key(*identity), kind.value)) if identity else None
-            if profile is not None and profile.state is SyncState.INITIAL:
-                profile = as_committed(profile, self._progress(profile.links_partition))
-            kinds[kind] = _activity(profile)
+            kinds[kind] = _activity(profiles.get((member_key(*identity), kind.value)) if identity else None)
         return MemberActivity(member.user_id, name, member.email, identity is not None, kinds)
 
     def remind(self, actor: MemberIdentity, members: list[CrmMember], user_id: str, language: str,
@@ -116,6 +121,7 @@ class OrgSyncActivity:
         identity = self._accounts.identity_of(member.org_id, member.user_id)  # one member: point reads
         stored = [self._profiles.get(member_key(*identity), kind) for kind in SyncKind] if identity else []
         activity = self._member(member, identity, {(s.entity.partition_key, s.entity.row_key): s.entity for s in stored if s})
+        # (Paused or not is all Remind needs: an initial sync's progress is not read.)
         paused = {kind: k for kind, k in activity.kinds.items() if k.state == SyncState.PAUSED.value}
         if not paused:
             return Reminded.NOT_PAUSED
