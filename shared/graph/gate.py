@@ -206,8 +206,11 @@ class MailboxGate:
                         wake = min(wake, self._paused_until)
                     if budget_wait > 0:
                         wake = min(wake, now + budget_wait)
-                    if self.lease is not None and first:  # the next look at the table
-                        wake = min(wake, now + max(0.0, self.lease.next_look - self.lease.clock()))
+                    if first and self._needs_claim(requests):  # the next look at the table
+                        wake = min(wake, now + max(0.0, self.lease.next_look - self.lease.clock()))  # type: ignore[union-attr]
+                    # Otherwise nothing but a release, a claim or the times above can let it go, and
+                    # each of those wakes it: a wake for a look at the table it does not need made
+                    # every batch waiting behind another poll every millisecond (bench many-members).
                     self._cond.wait(timeout=max(0.001, wake - now))
                 self._in_use += weight
                 self._last_active = now
@@ -227,7 +230,15 @@ class MailboxGate:
     def _must_ask(self, requests: int) -> bool:
         """Whether the claim lacks slots or requests and the table may be asked now."""
         lease = self.lease
-        if lease is None or self._asking or lease.clock() < lease.next_look:
+        if lease is None or lease.clock() < lease.next_look:
+            return False
+        return self._needs_claim(requests)
+
+    def _needs_claim(self, requests: int) -> bool:
+        """Whether the claim lacks slots or requests, and nobody is asking the table already
+        (whose answer wakes every waiter)."""
+        lease = self.lease
+        if lease is None or self._asking:
             return False
         return lease.usable_slots(lease.clock()) == 0 or lease.remaining() < requests
 

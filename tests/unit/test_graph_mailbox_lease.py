@@ -263,3 +263,33 @@ def test_three_instances_threads_never_hold_more_than_four_slots_together() -> N
     stop.set()
     ticker.join()
     assert done == 6 * 8 and peak <= 4
+
+
+def test_a_batch_waiting_for_the_one_in_flight_sleeps_until_it_ends_instead_of_polling() -> None:
+    """An initial sync sends its batches one after the other, each holding the whole share:
+    the next one waits ~0.2 s at the gate for the one in flight. It sleeps until that one
+    releases its slots (the release wakes it). Its claim's "next look at the table" lies in
+    the past and has nothing to do with it (it has slots and requests): waking for it every
+    millisecond cost 100 waiting batches 100,000 wake-ups a second (bench many-members)."""
+    rows = CountingRows()
+    [host] = instances(1, rows, time.time)  # type: ignore[arg-type]
+    gate = host.gate(MAILBOX)
+    gate.acquire(4, soon(), requests=20)  # the batch in flight (the claim is made: it holds slots and requests)
+    lease = gate.lease
+    assert lease is not None and lease.next_look <= time.time()
+    waits = 0
+    wait = gate._cond.wait
+
+    def counted(timeout: float | None = None) -> bool:
+        nonlocal waits
+        waits += 1
+        return wait(timeout)
+
+    gate._cond.wait = counted  # type: ignore[method-assign]
+    waiter = threading.Thread(target=lambda: (gate.acquire(4, soon(), requests=20), gate.release(4)))
+    waiter.start()
+    time.sleep(0.2)
+    gate.release(4)
+    waiter.join(5)
+    assert not waiter.is_alive()
+    assert waits <= 3, f"the waiting batch woke {waits} times in 0.2 s"
