@@ -5,6 +5,7 @@ stopped), and an e-mail reminding a member whose sync is paused, at most once an
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
 
 REMIND_AFTER = timedelta(hours=1)
 PROGRESS_READS_IN_FLIGHT = 8
+PAGE_SIZE = 100  # members a page of the view shows (an org of 10,000 is 100 pages, paused first)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,42 @@ class MemberActivity:
     @property
     def paused(self) -> bool:
         return any(k.state == SyncState.PAUSED.value for k in self.kinds.values())
+
+    @property
+    def standing(self) -> str:
+        """Where the member stands, counted once: not signed in with Microsoft yet, else the
+        state of the kind that most needs someone (paused, then initial, then active)."""
+        if not self.linked:
+            return NOT_LINKED
+        states = {k.state for k in self.kinds.values()}
+        return next((s.value for s in STANDING_ORDER if s.value in states), SyncState.DISABLED.value)
+
+
+NOT_LINKED = "not_linked"
+STANDING_ORDER = (SyncState.PAUSED, SyncState.INITIAL, SyncState.ACTIVE, SyncState.DISABLED)
+
+
+@dataclass(frozen=True)
+class ActivityPage:
+    """One page of the view: its rows, its number (from 1) of ``pages``, and how many members
+    of the whole org stand where (``MemberActivity.standing``), in ``STANDING_ORDER`` then
+    not linked."""
+
+    rows: list[MemberActivity]
+    number: int
+    pages: int
+    counts: dict[str, int]
+
+
+def page_of(rows: list[MemberActivity], requested: str | None, size: int = PAGE_SIZE) -> ActivityPage:
+    """The page asked for by ``?page=``: a number (ASCII digits, up to 6) out of range is the
+    nearest page, anything else the first (a navigation link typed by hand changes nothing)."""
+    pages = max(1, -(-len(rows) // size))
+    number = int(requested) if requested and re.fullmatch(r"[0-9]{1,6}", requested) else 1
+    number = min(max(number, 1), pages)
+    standing = [r.standing for r in rows]
+    counts = {key: standing.count(key) for key in (*(s.value for s in STANDING_ORDER), NOT_LINKED)}
+    return ActivityPage(rows[(number - 1) * size:number * size], number, pages, counts)
 
 
 class SyncReminder(TableEntity):

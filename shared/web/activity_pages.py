@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from shared.crm.directory import CrmMember
 from shared.http_messages import WebRequest, WebResponse
-from shared.sync.org_activity import Reminded
+from shared.sync.org_activity import Reminded, page_of
 from shared.sync.profiles import SyncKind
 from shared.web.i18n import translate
 from shared.web.pages import language_of, render
@@ -26,13 +26,15 @@ class SyncActivityPages:
         visit = Visit.open(self.s.sessions, request, start=False)
         member = visit.member(self.s.accounts)
         self.users.require_manager(visit, member)
-        return visit.answer(self._render(visit, member.org_id, member.org_name))
+        return visit.answer(self._render(visit, member.org_id, member.org_name, page=visit.request.query.get("page")))
 
     def _render(self, visit: Visit, org_id: str, org_name: str, notice: str = "", status: int = 200,
-                members: list[CrmMember] | None = None) -> WebResponse:
+                members: list[CrmMember] | None = None, page: str | None = None) -> WebResponse:
         rows = self.s.org_sync_activity.of(members if members is not None else self.s.crm_directory.list_members(org_id))
-        return render(visit.request, "activity.html", status=status, org_name=org_name, rows=rows, kinds=list(SyncKind),
-                      notice=notice, csrf_token=visit.session.csrf_token, signed_in=True, member_nav=True)
+        shown = page_of(rows, page)
+        return render(visit.request, "activity.html", status=status, org_name=org_name, page=shown, rows=shown.rows,
+                      kinds=list(SyncKind), notice=notice, csrf_token=visit.session.csrf_token, signed_in=True,
+                      member_nav=True)
 
     def remind(self, request: WebRequest) -> WebResponse:
         visit = Visit.open(self.s.sessions, request, start=False)

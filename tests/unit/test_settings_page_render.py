@@ -42,3 +42,31 @@ def test_the_initial_sync_shows_counts_and_time_left() -> None:
     html = page("en", _section(SyncKind.CALENDAR, running, [], 5000, NOW))
     assert "100 / 300" in html and "about 8 min left" in html
     assert "environ 8 min restantes" in page("fr", _section(SyncKind.CALENDAR, running, [], 5000, NOW))
+
+
+def activity_page(lang: str, rows: list, requested: str | None) -> str:  # type: ignore[type-arg]
+    from shared.sync.org_activity import page_of
+
+    shown = page_of(rows, requested)
+    request = WebRequest("GET", "https://app.example/api/settings/users/sync", {}, query={"lang": lang})
+    body = render(request, "activity.html", org_name="Contoso <Ltd>", page=shown, rows=shown.rows, kinds=list(SyncKind),
+                  notice="", csrf_token="t", signed_in=True, member_nav=True).body
+    return body.decode() if isinstance(body, bytes) else str(body)
+
+
+def test_sync_activity_of_a_big_org_says_where_everyone_stands_and_pages_through_them() -> None:
+    from shared.sync.org_activity import KindActivity, MemberActivity
+
+    def member(n: int, state: str) -> MemberActivity:
+        kinds = {kind: KindActivity(state, None, None, None) for kind in SyncKind}
+        return MemberActivity(f"u{n}", f"<i>Member</i> {n:04d}", f"m{n}@x.test", True, kinds)
+
+    rows = [member(n, "paused") for n in range(2)] + [member(n, "active") for n in range(2, 1250)]
+    first = activity_page("en", rows, None)
+    assert first.count('data-testid="activity-row"') == 100 and "&lt;i&gt;Member&lt;/i&gt; 0000" in first
+    assert "Paused: <strong>2</strong>" in first and "In sync: <strong>1,248</strong>" in first
+    assert "Page 1 of 13" in first and 'href="?page=2" rel="next"' in first and 'rel="prev"' not in first
+    last = activity_page("fr", rows, "13")
+    assert last.count('data-testid="activity-row"') == 50 and "Page 13 sur 13" in last
+    assert 'href="?page=12" rel="prev"' in last and 'rel="next"' not in last and "Synchronisé\u202f: <strong>1\u202f248</strong>" in last.replace("&#39;", "'")
+    assert 'data-testid="activity-pages"' not in activity_page("en", rows[:100], None)  # one page: no navigation

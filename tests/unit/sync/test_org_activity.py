@@ -15,7 +15,14 @@ from shared.identity.token_cipher import TokenCipher
 from shared.mail.outbox import Outbox, SealedOutboxMessage
 from shared.sync.lifecycle import Reason
 from shared.sync.links import InitialProgress
-from shared.sync.org_activity import OrgSyncActivity, Reminded, SyncReminder
+from shared.sync.org_activity import (
+    KindActivity,
+    MemberActivity,
+    OrgSyncActivity,
+    Reminded,
+    SyncReminder,
+    page_of,
+)
 from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
 from shared.web.settings_pages import time_left
 from tests.fakes.queues import JobQueueInMemory
@@ -147,3 +154,27 @@ def test_time_left_follows_the_pace_kept_since_enable() -> None:
     waiting = running.model_copy(update={"initial_done": 980, "initial_resume_at": NOW + timedelta(minutes=8)})
     assert time_left(waiting, NOW) == 8
     assert time_left(waiting, NOW + timedelta(minutes=9)) == 0  # due back: the pace alone
+
+
+def _row(n: int, *states: str, linked: bool = True) -> MemberActivity:
+    kinds = {kind: KindActivity(state, None, None, None) for kind, state in zip(SyncKind, states or ("disabled", "disabled"), strict=True)}
+    return MemberActivity(f"u{n:05d}", f"Member {n:05d}", f"m{n}@x.test", linked, kinds)
+
+
+def test_an_org_of_thousands_is_shown_a_hundred_members_a_page_with_where_everyone_stands() -> None:
+    rows = ([_row(n, "paused", "active") for n in range(3)] + [_row(n, "initial", "disabled") for n in range(3, 13)]
+            + [_row(n, "active", "active") for n in range(13, 213)] + [_row(n, "disabled", "disabled") for n in range(213, 243)]
+            + [_row(n, linked=False) for n in range(243, 250)])
+    first = page_of(rows, None)
+    assert (first.number, first.pages, len(first.rows)) == (1, 3, 100) and first.rows[0].user_id == "u00000"
+    assert first.counts == {"paused": 3, "initial": 10, "active": 200, "disabled": 30, "not_linked": 7}
+    last = page_of(rows, "3")
+    assert (last.number, [r.user_id for r in last.rows][:1], len(last.rows)) == (3, ["u00200"], 50)
+    assert last.counts == first.counts  # the whole org's, on every page
+
+
+def test_a_page_number_typed_by_hand_shows_the_nearest_page() -> None:
+    rows = [_row(n) for n in range(150)]
+    assert [page_of(rows, asked).number for asked in ("0", "2", "3", "999999", "99999999999", "-1", "abc", "", "1e3", "²", "٣")] == [
+        1, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1]
+    assert page_of([], "4").number == 1 and page_of([], None).pages == 1
