@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -21,6 +22,15 @@ _ENV = Environment(
 STATIC_DIR = _HERE / "static"
 
 
+# What the other language's link keeps of the address: where the person is in a list or a
+# search, never anything else (an OAuth callback's code and state are not links to share).
+KEPT_ON_LANGUAGE_SWITCH = ("page", "q", "why", "kind")
+
+
+def _kept(request: WebRequest) -> dict[str, str]:
+    return {name: request.query[name][:200] for name in KEPT_ON_LANGUAGE_SWITCH if request.query.get(name)}
+
+
 def language_of(request: WebRequest) -> str:
     return choose_language(request.query.get("lang"), request.cookies.get("lang"), request.headers.get("accept-language"))
 
@@ -32,7 +42,7 @@ def render(request: WebRequest, template: str, *, status: int = 200, **context: 
         lang=lang,
         t=lambda key, **values: translate(lang, key, **values),
         number=lambda value: format_number(lang, value),
-        switch_url=f"{request.path}?lang={other}",
+        switch_url=f"{request.path}?{urlencode({**_kept(request), 'lang': other})}",
         current_path=request.path,
         **context,
     )

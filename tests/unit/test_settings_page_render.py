@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from shared.http_messages import WebRequest
+from shared.sync.org_activity import KindActivity, MemberActivity, page_of
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
 from shared.web.pages import render
 from shared.web.settings_pages import _section
@@ -45,8 +46,6 @@ def test_the_initial_sync_shows_counts_and_time_left() -> None:
 
 
 def activity_page(lang: str, rows: list, requested: str | None) -> str:  # type: ignore[type-arg]
-    from shared.sync.org_activity import page_of
-
     shown = page_of(rows, requested)
     request = WebRequest("GET", "https://app.example/api/settings/users/sync", {}, query={"lang": lang})
     body = render(request, "activity.html", org_name="Contoso <Ltd>", page=shown, rows=shown.rows, kinds=list(SyncKind),
@@ -55,8 +54,6 @@ def activity_page(lang: str, rows: list, requested: str | None) -> str:  # type:
 
 
 def test_sync_activity_of_a_big_org_says_where_everyone_stands_and_pages_through_them() -> None:
-    from shared.sync.org_activity import KindActivity, MemberActivity
-
     def member(n: int, state: str) -> MemberActivity:
         kinds = {kind: KindActivity(state, None, None, None) for kind in SyncKind}
         return MemberActivity(f"u{n}", f"<i>Member</i> {n:04d}", f"m{n}@x.test", True, kinds)
@@ -70,3 +67,13 @@ def test_sync_activity_of_a_big_org_says_where_everyone_stands_and_pages_through
     assert last.count('data-testid="activity-row"') == 50 and "Page 13 sur 13" in last
     assert 'href="?page=12" rel="prev"' in last and 'rel="next"' not in last and "Synchronisé\u202f: <strong>1\u202f248</strong>" in last.replace("&#39;", "'")
     assert 'data-testid="activity-pages"' not in activity_page("en", rows[:100], None)  # one page: no navigation
+
+
+def test_the_other_language_keeps_the_page_or_search_and_nothing_else() -> None:
+    request = WebRequest("GET", "https://app.example/api/settings/users/sync", {},
+                         query={"lang": "en", "page": "3", "why": "<Lunch & Learn>", "code": "secret-code", "state": "s"})
+    body = render(request, "activity.html", org_name="O", page=page_of([], None), rows=[], kinds=list(SyncKind), notice="",
+                  csrf_token="t", signed_in=True, member_nav=True).body
+    html = body.decode() if isinstance(body, bytes) else str(body)
+    assert 'href="/api/settings/users/sync?page=3&amp;why=%3CLunch+%26+Learn%3E&amp;lang=fr"' in html
+    assert "secret-code" not in html and "state=" not in html
