@@ -25,7 +25,7 @@ from shared.crm.watch import WatchChannel
 from shared.graph.delta import DeltaPage
 from shared.graph.errors import GraphError
 from shared.graph.models import Removed, Subscription
-from shared.graph.subscriptions import SubscriptionGone
+from shared.graph.subscriptions import EndpointNotValidated, SubscriptionGone
 from shared.graph.sync_errors import ContactFolderGone, ItemNotFound
 from shared.sync import ItemSeen
 from shared.sync.kind import CRM_MARKER_FIELD, KindRules
@@ -309,10 +309,16 @@ class SubscriptionsInMemory:
     container_exists: Callable[[str], bool] = lambda container_id: True
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    endpoint_up: bool = True  # False: our webhook does not answer Graph's validation request
+    attempts: int = 0
 
     def _create(self, resource: str, notification_url: str, lifecycle_url: str, client_state: str) -> Subscription:
+        self.attempts += 1
         if not self.container_exists(resource.split("/")[1]):
             raise GraphError(404, "ResourceNotFound", f"{resource} does not exist")
+        if not self.endpoint_up:
+            raise EndpointNotValidated(400, "InvalidRequest", "Subscription validation request failed. Notification endpoint "
+                                                              "must respond with 200 OK to validation request.")
         made = Subscription(id=f"sub-{next(self._ids)}", resource=resource, change_type="created,updated,deleted",
                             notification_url=notification_url, lifecycle_notification_url=lifecycle_url,
                             client_state=client_state, expiration_date_time=self.clock.now() + timedelta(days=6, hours=23))

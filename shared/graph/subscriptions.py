@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from shared.graph.batch import GraphRequest
 from shared.graph.container import segment
-from shared.graph.errors import ItemNotFound, OutcomeUnknown
+from shared.graph.errors import GraphError, ItemNotFound, OutcomeUnknown
 from shared.graph.mailbox import GraphMailbox
 from shared.graph.models import Subscription
 
@@ -25,6 +25,14 @@ ALL_CHANGES = ("created", "updated", "deleted")
 
 class SubscriptionGone(ItemNotFound):
     """The subscription no longer exists (expired, removed, or deleted): create a new one."""
+
+
+class EndpointNotValidated(GraphError):
+    """Graph refused the create because our notification URL did not answer its validation
+    request (graph-notes §7: 400 InvalidRequest, "Subscription validation request failed"):
+    our endpoint was down or slow (a deployment, a cold start, an instance restarting), a
+    passing failure of ours, not the member's. Graph gives it no code of its own, so this is
+    the one place that reads a message."""
 
 
 def calendar_events_resource(user: str, calendar_id: str) -> str:
@@ -65,7 +73,10 @@ class SubscriptionClient:
                 raise
             return existing
         if not response.ok:
-            raise response.error()
+            error = response.error()
+            if response.status == 400 and "validation" in error.message.lower():
+                raise EndpointNotValidated(error.status, error.code, error.message, error.request_id)
+            raise error
         return Subscription.model_validate(response.body)
 
     def subscribe_calendar(self, calendar_id: str, *, notification_url: str, lifecycle_url: str, client_state: str,

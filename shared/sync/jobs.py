@@ -41,6 +41,7 @@ class StepReason(enum.StrEnum):
     MAPPING_CHANGED = "mapping changed"
     AUTHORIZATION_BACK = "authorization back"
     RETRY = "retry"  # a round whose writes failed for a passing reason (a 5xx, a timeout): again after a pause
+    SUBSCRIBE_AGAIN = "subscribe again"  # Graph could not validate our webhook endpoint when two-way sync started
     OTHER = "other"  # a message queued by an older version, with a reason this one does not know
 
 # The queue of the steps a change is waiting on; it also still runs any step queued there by an

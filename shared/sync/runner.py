@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from shared.graph.subscriptions import EndpointNotValidated
 from shared.storage import ConcurrencyConflict, Stored
 from shared.sync.cycle import Cycle
 from shared.sync.delta_round import DeltaRound
@@ -31,6 +32,7 @@ from shared.sync.lifecycle import (
 from shared.sync.ports import ConflictLog, LinkRows
 from shared.sync.profiles import LEASE, LeaseHeartbeat, LeaseHeld, ProfileStore, SyncProfile, SyncState
 from shared.sync.remap_pages import RemapPages
+from shared.sync.retries import MAX_RETRIES, retry_delay
 from shared.sync.step_context import StepContext
 
 __all__ = ["StepContext", "SyncRunner"]
@@ -147,8 +149,8 @@ class SyncRunner:
             profile = self._initial_step(profile, step_ctx)
             if profile.state is SyncState.ACTIVE and profile.subscription_id is None and ctx.subscribe is not None:
                 # Two-way sync starts: Outlook's changes are pushed from now on (see
-                # SyncService.enable), so "active" always means "subscribed".
-                profile = profile.model_copy(update=ctx.subscribe(profile))
+                # SyncService.enable), unless our endpoint could not be validated (``_subscribe``).
+                profile = profile.model_copy(update=self._subscribe(job, profile, ctx, followups))
             first_round = next((f for f in followups if f[0].step == "delta" and f[0].reason is StepReason.INITIAL_DONE), None)
             if profile.state is SyncState.ACTIVE and first_round is not None:
                 # The initial sync is done (its items are in Outlook, Outlook's changes
@@ -168,14 +170,41 @@ class SyncRunner:
             profile = self._remap_step(profile, job, step_ctx)
         elif profile.state is SyncState.ACTIVE:
             if profile.subscription_id is None and ctx.subscribe is not None:
-                # Not subscribed yet (the initial sync's last step failed after its pages):
-                # stored at once, so a failing step leaves no orphan subscription.
-                fresh = ctx.subscribe(profile)
-                self.profiles.update(job.member, job.kind, lambda p: p.model_copy(update=fresh))
-                profile = profile.model_copy(update=fresh)
+                # Not subscribed yet (the initial sync's last step failed after its pages, or our
+                # endpoint could not be validated then): stored at once, so a failing step leaves
+                # no orphan subscription.
+                fresh = self._subscribe(job, profile, ctx, followups)
+                if fresh:
+                    self.profiles.update(job.member, job.kind, lambda p: p.model_copy(update=fresh))
+                    profile = profile.model_copy(update=fresh)
             profile = self._delta_step(profile, step_ctx, read_deleted=read_deleted,
                                        look_outside=job.reason in LOOK_OUTSIDE_REASONS)
         return profile
+
+    @staticmethod
+    def _subscribe(job: SyncJob, profile: SyncProfile, ctx: StepContext,
+                   followups: list[tuple[SyncJob, int]]) -> dict[str, object]:
+        """The Graph subscription's fields, or none when Graph could not validate our endpoint
+        (down or slow for a moment: a deployment, a cold start). That is ours to get over, not
+        the member's: the step goes on without push (the sweep gives an unsubscribed member a
+        round every 5 minutes), and the step that starts two-way sync tries again after 15 s,
+        doubling to 5 minutes, 12 times (``retries``); then the sweep's rounds keep trying.
+        Failing the step instead spent the queue's 5 deliveries in ~25 s and stopped the sync
+        (the three-host soak, its webhook host killed)."""
+        assert ctx.subscribe is not None
+        try:
+            return ctx.subscribe(profile)
+        except EndpointNotValidated as error:
+            attempt = job.retry + 1 if job.reason is StepReason.SUBSCRIBE_AGAIN else 1
+            # Tried again by the step that starts two-way sync, and by those it queued for it; any
+            # other step leaves it to the sweep (so that no two chains of retries run at once).
+            starts = job.step == "initial" or job.reason in (StepReason.SUBSCRIBE_AGAIN, StepReason.INITIAL_DONE)
+            log.warning("%s sync of %s goes on without Graph's notifications for now (attempt %d): %s",
+                        job.kind, job.member, attempt, error)
+            if starts and attempt <= MAX_RETRIES:
+                again = SyncJob.of(profile, "delta", StepReason.SUBSCRIBE_AGAIN).model_copy(update={"retry": attempt})
+                followups.append((again, retry_delay(attempt)))
+            return {}
 
     def _take_lease(
         self, job: SyncJob, current: Stored[SyncProfile], name: str | None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,12 @@ from shared.graph.notifications import (
     parse_lifecycle_notifications,
     validation_token,
 )
-from shared.graph.subscriptions import MAX_LIFETIME, SubscriptionClient, SubscriptionGone
+from shared.graph.subscriptions import (
+    MAX_LIFETIME,
+    EndpointNotValidated,
+    SubscriptionClient,
+    SubscriptionGone,
+)
 from tests.integration.sync_port_contracts import outlook_subscriptions
 from tests.sync_sides import SubscriptionsInMemory, WallClock
 
@@ -117,6 +123,21 @@ def test_calendar_subscription_create_notify_renew_delete(mailbox, emulator: Emu
     assert subscriptions.delete(sub.id) is False
     with pytest.raises(SubscriptionGone):
         subscriptions.renew(sub.id)
+
+
+def test_an_endpoint_that_does_not_answer_the_validation_is_told_apart(mailbox) -> None:  # type: ignore[no-untyped-def]
+    """Our webhook down (a port nobody listens on): Graph refuses the create with its 400
+    "Subscription validation request failed", which the sync treats as its own passing failure."""
+    calendar = CalendarClient(mailbox).ensure_calendar()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(EndpointNotValidated) as refused:
+        SubscriptionClient(mailbox).subscribe_calendar(calendar.id, notification_url=f"http://127.0.0.1:{port}/notify",
+                                                       lifecycle_url=f"http://127.0.0.1:{port}/lifecycle",
+                                                       client_state=new_client_state())
+    assert refused.value.status == 400 and refused.value.code == "InvalidRequest"
 
 
 def test_contacts_subscription(mailbox, receiver: Receiver) -> None:

@@ -821,3 +821,45 @@ def test_a_webhook_meeting_a_step_at_any_point_leaves_no_mark_that_no_step_owns(
     assert not profile.delta_queued and not profile.delta_rerun and profile.lease_owner is None, \
         f"a mark no step owns: queued={profile.delta_queued} at {profile.delta_queued_at}, items={profile.delta_items}"
     harness.assert_in_step()
+
+
+def test_our_webhook_endpoint_down_as_two_way_sync_starts_never_stops_the_sync() -> None:
+    """Graph validates our notification URL before it makes a subscription; while our endpoint
+    is down or slow (a deployment, a cold start, an instance restarting) it refuses the create
+    with a 400. Ours to get over, not the member's: the sync goes two-way without push, the step
+    that started it tries again (15 s, doubling, 12 times), then the sweep's rounds do; nothing
+    is given up and the sync never pauses (it did: the queue's 5 deliveries in ~25 s)."""
+    harness = SyncHarness()
+    made = _seed(harness, 4, 0)
+    harness.subscriptions.endpoint_up = False
+    harness.enable()
+    harness.settle()
+    profile = harness.profile()
+    assert profile.state is SyncState.ACTIVE and profile.subscription_id is None
+    assert not harness.poisoned and not harness.failures
+    assert harness.subscriptions.attempts == 1 + MAX_RETRIES  # then the chain ends: no endless loop
+    harness.assert_in_step()
+    made.append(harness.outlook_store.user_create({"subject": "Made in Outlook, no push yet"}))
+    harness.sweep()  # the safety net gives an unsubscribed member a round, which subscribes again
+    harness.settle()
+    assert harness.profile().subscription_id is None and not harness.poisoned
+    harness.subscriptions.endpoint_up = True
+    harness.sweep()
+    harness.settle()
+    assert harness.profile().subscription_id is not None and harness.profile().state is SyncState.ACTIVE
+    harness.assert_in_step()
+    harness.assert_nothing_lost(made)
+
+
+def test_a_retry_after_our_endpoint_is_back_subscribes_and_ends_the_retries() -> None:
+    harness = SyncHarness()
+    _seed(harness, 3, 0)
+    harness.subscriptions.endpoint_up = False
+    harness.enable()
+    while harness.profile().state is not SyncState.ACTIVE:
+        harness.deliver_one(None)
+    assert [d.job.reason for d in harness.pending] == [StepReason.SUBSCRIBE_AGAIN]
+    harness.subscriptions.endpoint_up = True  # restarted
+    harness.settle()
+    assert harness.profile().subscription_id is not None and harness.subscriptions.attempts == 2
+    assert not harness.pending and not harness.poisoned
