@@ -75,9 +75,11 @@ class ActivityPage:
     counts: dict[str, int]
 
 
-def page_of(rows: list[MemberActivity], requested: str | None, size: int = PAGE_SIZE) -> ActivityPage:
+def page_of(rows: list[MemberActivity], requested: str | None, size: int | None = None) -> ActivityPage:
     """The page asked for by ``?page=``: a number (ASCII digits, up to 6) out of range is the
-    nearest page, anything else the first (a navigation link typed by hand changes nothing)."""
+    nearest page, anything else the first (a navigation link typed by hand changes nothing).
+    ``size``: ``PAGE_SIZE`` unless given."""
+    size = size or PAGE_SIZE
     pages = max(1, -(-len(rows) // size))
     number = int(requested) if requested and re.fullmatch(r"[0-9]{1,6}", requested) else 1
     number = min(max(number, 1), pages)

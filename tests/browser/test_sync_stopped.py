@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 
-from local.demo_world import APP_REGISTRATION
+from local.demo_world import APP_REGISTRATION, CRM_CLIENT
+from shared.sync import org_activity
 from shared.sync.lifecycle import Reason
 from shared.sync.profiles import SyncKind, SyncState
 from tests.browser.test_disable_enable import ADELE, _click, _state
@@ -125,36 +127,38 @@ def test_the_admin_sees_a_stopped_sync_in_sync_activity_and_reminds_its_member(
 
 
 def test_the_admin_of_a_big_org_sees_where_everyone_stands_and_pages_through_the_members(
-    product: ProductStack, person: Any
+    product: ProductStack, person: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 20, big orgs, from the admin's side: an org of 151 CRM users (150 of them never
-    signed in with Microsoft) is one page of 100 and one of 51, paused first then by name,
-    with the whole org's count of where everyone stands on each page; a page number typed by
-    hand shows the nearest page."""
+    """Issue 20, big orgs, from the admin's side, with pages of 2 members instead of 100: an org
+    of 5 CRM users (4 of them never signed in with Microsoft) is three pages, the one who
+    signed in first, then by name, with the whole org's count of where everyone stands on each
+    page; a page number typed by hand shows the nearest page."""
+    monkeypatch.setattr(org_activity, "PAGE_SIZE", 2)
     member = install_and_enter(product, person)
-    snapshot = product.crm_snapshot()
-    org = next(o for o in snapshot["orgs"] if str(o["id"]) == member.org_id)
-    admin = next(u for u in org["users"] if str(u["id"]) == member.user_id)
-    org["licenses"] = max(int(org.get("licenses") or 0), 200)
-    for n in range(150):
-        org["users"].append({**admin, "id": str(int(admin["id"]) + 1000 + n), "email": f"staff{n:03d}@contoso.test",
-                             "first_name": "Staff", "last_name": f"{n:03d}", "full_name": f"Staff {n:03d}",
-                             "profile": {"id": admin["profile"]["id"], "name": admin["profile"]["name"]}})
-    crm_control(product, "seed", snapshot)
+    for n in range(4):
+        added = requests.post(f"{product.crm.base_url}/provisioning/v1/orgs/{member.org_id}/users", timeout=10,
+                              auth=(CRM_CLIENT["client_id"], CRM_CLIENT["client_secret"]),
+                              json={"email": f"staff{n}@contoso.test", "first_name": "Staff", "last_name": f"{n}",
+                                    "profile": "Standard"})
+        assert added.status_code == 201, added.text
 
+    open_settings(product, person)
     person.get_by_role("link", name="Sync activity").click()
     summary = person.get_by_test_id("activity-summary")
-    expect()(summary.locator("li[data-standing=not_linked]")).to_contain_text("150")
+    expect()(summary.locator("li[data-standing=not_linked]")).to_contain_text("4")
     expect()(summary.locator("li[data-standing=disabled]")).to_contain_text("1")
-    expect()(person.get_by_test_id("activity-row")).to_have_count(100)
-    expect()(person.get_by_test_id("activity-pages")).to_contain_text("Page 1 of 2")
-    expect()(person.get_by_test_id("activity-row").first).to_contain_text("Adele Vance")  # linked before the others
+    expect()(person.get_by_test_id("activity-row")).to_have_count(2)
+    expect()(person.get_by_test_id("activity-pages")).to_contain_text("Page 1 of 3")
+    expect()(person.get_by_test_id("activity-row").first).to_contain_text("Adele Vance")  # signed in: before the others
     person.get_by_role("link", name="Next").click()
-    expect()(person.get_by_test_id("activity-pages")).to_contain_text("Page 2 of 2")
-    expect()(person.get_by_test_id("activity-row")).to_have_count(51)
-    expect()(person.get_by_test_id("activity-row").last).to_contain_text("staff149@contoso.test")
-    expect()(summary.locator("li[data-standing=not_linked]")).to_contain_text("150")  # the whole org's, on every page
+    expect()(person.get_by_test_id("activity-pages")).to_contain_text("Page 2 of 3")
+    person.get_by_role("link", name="Next").click()
+    expect()(person.get_by_test_id("activity-pages")).to_contain_text("Page 3 of 3")
+    expect()(person.get_by_test_id("activity-row")).to_have_count(1)
+    expect()(person.get_by_test_id("activity-row")).to_contain_text("staff3@contoso.test")
+    expect()(summary.locator("li[data-standing=not_linked]")).to_contain_text("4")  # the whole org's, on every page
+    expect()(person.get_by_role("link", name="Next")).to_have_count(0)
     person.get_by_role("link", name="Previous").click()
-    expect()(person.get_by_test_id("activity-pages")).to_contain_text("Page 1 of 2")
+    expect()(person.get_by_test_id("activity-pages")).to_contain_text("Page 2 of 3")
     person.goto(f"{product.url}/api/settings/users/sync?page=999")
-    expect()(person.get_by_test_id("activity-pages")).to_contain_text("Page 2 of 2")
+    expect()(person.get_by_test_id("activity-pages")).to_contain_text("Page 3 of 3")
