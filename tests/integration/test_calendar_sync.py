@@ -4,6 +4,8 @@ and the calendar deleted in Outlook (SPEC R3.1 to R3.8)."""
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -467,3 +469,28 @@ def test_an_event_dragged_out_of_our_calendar_leaves_the_crm_as_a_deletion_does(
 
     # The step writes the ledger's notes after its writes to both sides: a moment after the CRM record went.
     wait_until(lambda: answers() == [Why.DELETED_IN_OUTLOOK], timeout=30, what="the ledger's answer")
+
+
+def test_our_webhook_endpoint_down_as_two_way_sync_starts_subscribes_once_it_is_back(
+    product: ProductStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The soak's finding, made deterministic: while Graph cannot reach our notification URL
+    (the instance restarting, a deployment), it refuses the subscription; the sync still goes
+    two-way (not paused), and the step that started it subscribes once the endpoint is back."""
+    member = linked_member(product)
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Events", "record": crm_event("Before", soon)})
+    webhooks = get_services().sync.webhooks
+    reachable = webhooks.d
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    monkeypatch.setattr(webhooks, "d", dataclasses.replace(reachable, public_base_url=f"http://127.0.0.1:{port}"))
+    enable_and_wait(product, member)
+    running = profile(member, SyncKind.CALENDAR)
+    assert running.state is SyncState.ACTIVE and running.subscription_id is None and subjects(product) == ["Before"]
+    monkeypatch.setattr(webhooks, "d", reachable)  # back up: the next try (15 s after) subscribes
+    wait_until(lambda: profile(member, SyncKind.CALENDAR).subscription_id is not None, timeout=60,
+               what="the subscription made again")
+    assert profile(member, SyncKind.CALENDAR).state is SyncState.ACTIVE
