@@ -176,14 +176,12 @@ _PROFILE_TABLES: dict[int, Any] = {}
 
 
 def _shown(found: Any) -> int:
-    """What the member's page shows (``as_committed``: the pages committed so far, one point
-    read), for one member's progress series; many members' series sum their profiles."""
-    from shared.sync.initial_progress import as_committed
+    """What the member's page shows (``as_seen``: the pages committed so far, one point read),
+    for one member's progress series; many members' series sum their profiles."""
+    from shared.sync.initial_progress import as_seen
     from shared.wiring import get_services
 
-    if found.state.value != "initial":
-        return int(found.initial_done)
-    return as_committed(found, get_services().sync_links.progress(found.links_partition)).initial_done
+    return int(as_seen(found, get_services().sync_links.progress).initial_done)
 
 
 def _profiles_of(members: list[Any], kind: str) -> dict[str, Any]:

@@ -3,6 +3,8 @@ activity page)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shared.sync.links import InitialProgress
 from shared.sync.profiles import SyncProfile, SyncState
 
@@ -18,3 +20,11 @@ def as_committed(profile: SyncProfile, progress: InitialProgress | None) -> Sync
     return profile.model_copy(update={
         "initial_done": profile.initial_done + ahead, "synced_items": profile.synced_items + ahead,
         "initial_total": progress.total if progress.total is not None else profile.initial_total})
+
+
+def as_seen(profile: SyncProfile, progress_of: Callable[[str], InitialProgress | None]) -> SyncProfile:
+    """``as_committed``, the progress read (``LinkStore.progress``, one point read) only for an
+    initial sync, and only in the links of the profile's own Enable (``links_partition``)."""
+    if profile.state is not SyncState.INITIAL:
+        return profile
+    return as_committed(profile, progress_of(profile.links_partition))

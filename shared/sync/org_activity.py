@@ -17,7 +17,7 @@ from shared.crm.directory import CrmMember
 from shared.mail.outbox import Outbox, OutboxMessage
 from shared.mail.templates import render_mail
 from shared.storage import ConcurrencyConflict, EntityAlreadyExists, TableEntity, TableRepository
-from shared.sync.initial_progress import as_committed
+from shared.sync.initial_progress import as_seen
 from shared.sync.lifecycle import Reason
 from shared.sync.links import InitialProgress
 from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
@@ -138,8 +138,7 @@ class OrgSyncActivity:
         # hundreds of members in their initial sync together).
         running = [key for key, p in profiles.items() if p.state is SyncState.INITIAL]
         with ThreadPoolExecutor(max_workers=PROGRESS_READS_IN_FLIGHT, thread_name_prefix="activity-progress") as pool:
-            committed = dict(zip(running, pool.map(lambda key: self._progress(profiles[key].links_partition), running), strict=True))
-        profiles.update({key: as_committed(profiles[key], committed[key]) for key in running})
+            profiles.update(zip(running, pool.map(lambda key: as_seen(profiles[key], self._progress), running), strict=True))
         rows = [self._member(m, identities.get(m.user_id), profiles) for m in members]
         return sorted(rows, key=lambda r: (not r.paused, not r.linked, r.name.lower(), r.email))
 

@@ -11,7 +11,7 @@ from shared.accounts.models import MemberIdentity
 from shared.graph.sync_errors import ContainerNameTaken
 from shared.http_messages import WebRequest, WebResponse
 from shared.sync.adapters import LABELS
-from shared.sync.initial_progress import as_committed
+from shared.sync.initial_progress import as_seen
 from shared.sync.ledger import ConflictFact, Explanation, explain
 from shared.sync.lifecycle import RESUMABLE, Reason
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
@@ -45,8 +45,8 @@ class SettingsPages:
         for kind in SyncKind:
             stored = self.s.sync_profiles.get(member.partition_key, kind)
             profile = stored.entity if stored else None
-            if profile is not None and profile.state is SyncState.INITIAL:
-                profile = as_committed(profile, self.s.sync_links.progress(profile.links_partition))
+            if profile is not None:
+                profile = as_seen(profile, self.s.sync_links.progress)
             sections.append(_section(kind, profile, self._conflicts(member, kind, profile), caps[kind], now))
         return sections
 

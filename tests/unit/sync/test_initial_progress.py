@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.sync.initial_progress import as_committed
+from shared.sync.initial_progress import as_committed, as_seen
 from shared.sync.lifecycle import SyncState
 from shared.sync.links import InitialProgress
 from shared.sync.profiles import SyncKind, SyncProfile
@@ -48,3 +48,20 @@ def test_the_count_shown_never_goes_back_and_synced_items_move_with_it(done: int
     assert shown.initial_done == max(done, committed)
     assert shown.synced_items - shown.initial_done == profile.synced_items - profile.initial_done
     assert shown.state is SyncState.INITIAL and shown.lease_owner == profile.lease_owner
+
+
+def test_disable_then_enable_shows_the_new_enable_s_progress_only() -> None:
+    """The progress is read from the links of the profile's own Enable: an earlier Enable's
+    committed pages (a late step of it) are never counted for the new one, and a sync that is
+    not initial reads nothing."""
+    earlier = _profile(generation="g1", initial_total=400)
+    again = _profile(generation="g2", initial_total=0)
+    committed = {earlier.links_partition: InitialProgress(done=396, reserved=400, synced=396, total=400)}
+    assert as_seen(earlier, committed.get).initial_done == 396
+    assert as_seen(again, committed.get) == again  # nothing of its own committed yet
+
+    def unread(partition: str) -> InitialProgress | None:
+        raise AssertionError(f"read {partition}")
+
+    active = _profile(SyncState.ACTIVE, generation="g2", initial_done=3, initial_total=3)
+    assert as_seen(active, unread) == active
