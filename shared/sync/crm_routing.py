@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 CRM_CHANGES_QUEUE = "crm-changes"
 HOLDER_READS_IN_FLIGHT = 8
+# A queued change holds what one CRM read looks up (``GET /{module}?ids=``: 100 ids). A callback
+# may name more: how many the CRM puts in one is not documented (a mass update of hundreds).
+IDS_PER_CHANGE = 100
 
 
 class CrmChange(BaseModel):
@@ -49,7 +52,7 @@ class CrmChange(BaseModel):
     org_id: str
     kind: SyncKind
     operation: Literal["insert", "update", "delete"]
-    ids: list[str] = Field(max_length=100)
+    ids: list[str] = Field(max_length=IDS_PER_CHANGE)
     # What the callback said of each record, when it may be our own writes' echo
     # (``shared.sync.echoes.crm_items``: at most a dozen short entries).
     items: list[str] | None = Field(default=None, max_length=12)
@@ -76,8 +79,8 @@ class CrmRouting:
 
     def callback(self, org_id: str, kind: SyncKind, operation: str, ids: list[str], items: list[str] | None = None) -> int:
         """An authentic callback of an org's channel: the one member's step now (unless it is
-        the echo of that member's own write), or the change queued to be routed to its owners.
-        Returns the steps queued here."""
+        the echo of that member's own write), or the change queued to be routed to its owners,
+        100 ids a message. Returns the steps queued here."""
         members = self.org.member_rows(org_id, kind, limit=2)
         if not members:
             log.info("crm callback for org %s (%s): no member syncs it any more", org_id, kind.value)
@@ -86,7 +89,9 @@ class CrmRouting:
             return int(self.sync.webhooks.request_unless_echo(members[0].member, kind, StepReason.CRM_WEBHOOK, items,
                                                               crm_deletion=operation == "delete",
                                                               links_partition=members[0].links_partition) is True)
-        self.d.crm_changes.send(CrmChange(org_id=org_id, kind=kind, operation=operation, ids=ids, items=items))  # type: ignore[arg-type]
+        for start in range(0, len(ids), IDS_PER_CHANGE):
+            self.d.crm_changes.send(CrmChange(org_id=org_id, kind=kind, operation=operation,  # type: ignore[arg-type]
+                                              ids=ids[start:start + IDS_PER_CHANGE], items=items))
         return 0
 
     def route(self, change: CrmChange) -> int:

@@ -313,6 +313,26 @@ def test_an_edit_of_several_owners_records_wakes_each_owner_once(world: OrgWorld
     assert sorted(s.member for s in world.steps()) == sorted([a.partition_key, b.partition_key])  # not c; nobody syncs the 4th owner
 
 
+@pytest.mark.parametrize("operation", ["update", "delete"])
+def test_a_mass_action_of_250_records_in_one_callback_reaches_every_owner(world: OrgWorld, operation: str) -> None:
+    """How many ids the CRM puts in one callback is not documented (a mass update may name
+    hundreds): the callback is accepted whatever their number, and each queued change holds
+    what one CRM read can look up (100 ids)."""
+    members = world.syncing(5)
+    ids = [str(5_000_000_001_000 + n) for n in range(250)]
+    for n, record_id in enumerate(ids):
+        holder = members[n % 5]
+        world.crm.change(record_id, holder.user_id)
+        world.links.crm_ids.setdefault(f"{holder.partition_key}|{KIND.value}|g{n % 5}", set()).add(record_id)
+        if operation == "delete":
+            world.crm.delete(record_id)
+    world.reset()
+    world.callback(operation, ids)
+    assert [len(sent.message.ids) for sent in world.changes.sent] == [100, 100, 50]
+    world.route_queued_changes()
+    assert sorted({s.member for s in world.steps()}) == sorted(m.partition_key for m in members)
+
+
 def test_a_crm_deletion_goes_to_the_members_whose_links_name_it(world: OrgWorld) -> None:
     members = world.syncing(50)
     holder = members[7]
