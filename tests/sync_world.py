@@ -367,6 +367,10 @@ class LinkRowsInMemory:
                 if row.state is not LinkState.TOMBSTONE and (row.crm_id in crm or row.outlook_id in outlook)
                 or row.state.creating_on is not None]
 
+    def names_any(self, partition: str, crm_ids: Iterable[str]) -> bool:
+        wanted = set(crm_ids)
+        return any(row.crm_id in wanted and row.state is not LinkState.TOMBSTONE for row in self.rows(partition).values())
+
     def pending(self, partition: str) -> list[LinkRow]:
         return [row for row in self.rows(partition).values() if row.state.creating_on is not None]
 

@@ -90,6 +90,21 @@ class LinkStore:
                 rows[row.link_id] = row
         return list(rows.values())
 
+    def names_any(self, partition: str, crm_ids: Iterable[str]) -> bool:
+        """Whether a pair of the partition, or a pending create, names one of these CRM records
+        (a deletion's routing, ``shared.sync.crm_routing``): ``load``'s filtered queries, 14 ids
+        each, stopping at the first that finds one, and never a scan of the partition. Every
+        member of the org is asked so when a CRM deletion has no owner to tell: a scan there made
+        a mass deletion parse every link of every member (10,000 each at the contacts cap)."""
+        wanted = set(crm_ids)
+        pending = [("state", LinkState.PENDING_CREATE_OUTLOOK.value), ("state", LinkState.PENDING_CREATE_CRM.value)]
+        terms = pending + [("crm_id", i) for i in sorted(wanted)]
+        for start in range(0, len(terms) if wanted else 0, COMPARISONS_PER_QUERY):
+            if any(row.crm_id in wanted and row.state is not LinkState.TOMBSTONE
+                   for row in self._where(partition, terms[start:start + COMPARISONS_PER_QUERY])):
+                return True
+        return False
+
     def _where(self, partition: str, terms: Sequence[tuple[str, str]]) -> list[LinkRow]:
         where = " or ".join(f"{name} eq @p{n}" for n, (name, _) in enumerate(terms))
         found = self._repo.query(partition, where=where, parameters={f"p{n}": value for n, (_, value) in enumerate(terms)})

@@ -95,6 +95,10 @@ def link_rows(port: LinkRows, partition: str) -> None:
     assert port.pending(partition) == []
     assert {r.link_id for r in port.load(partition, outlook_ids=["o3"])} == {"l3"}
     assert port.load(partition, crm_ids=["c1"]) == []  # a tombstone is no item's pair any more
+    # A deletion's routing asks whether the member's links name any of the records.
+    assert port.names_any(partition, ["c-unknown", "c2"]) and port.names_any(partition, ["c3"])
+    assert not port.names_any(partition, ["c1", "c-unknown"]) and not port.names_any(partition, [])
+    assert port.names_any(partition, [f"c-other-{n}" for n in range(40)] + ["c3"])  # beyond one query's comparisons
     assert sorted(r.link_id for r in port.all(partition)) == ["l1", "l2", "l3"]
     port.forget(partition, [tombstone])
     assert sorted(r.link_id for r in port.all(partition)) == ["l2", "l3"]

@@ -83,6 +83,32 @@ def test_more_ids_are_more_queries_then_one_scan() -> None:
         assert table.queries == queries, wanted
 
 
+def test_whether_a_partition_names_any_of_100_deleted_records_is_a_few_small_queries_never_a_scan() -> None:
+    """A CRM deletion has no owner to read: every member of the org is asked whether their links
+    name the records (``crm_routing``), so the answer must not cost a parse of their 2,000 links."""
+    table = CountedTable()
+    store = LinkStore(table)
+    pending = LinkRow(link_id="p", state=LinkState.PENDING_CREATE_OUTLOOK, crm_id="pending-c", crm_version="1", transaction_key="k")
+    gone = _synced(5000).model_copy(update={"state": LinkState.TOMBSTONE, "tombstoned_at": datetime.now(UTC)})
+    store.write(PARTITION, [(None, _synced(n)) for n in range(2000)] + [(None, pending), (None, gone)])
+    deleted = [f"x{n}" for n in range(100)]
+    parsed: list[int] = []
+    original = LinkRow.model_validate
+    table.queries = 0
+    try:
+        LinkRow.model_validate = lambda *a, **k: parsed.append(1) or original(*a, **k)  # type: ignore[method-assign]
+        assert not store.names_any(PARTITION, deleted)
+        assert table.queries == 8 and len(parsed) == 1  # ceil((100 + 2 pending terms) / 14); only the pending create parsed
+    finally:
+        LinkRow.model_validate = original  # type: ignore[method-assign]
+    for named, queries in (("c1999", 8), ("pending-c", 1), ("c5000", 8)):
+        table.queries = 0
+        assert store.names_any(PARTITION, [*deleted[:-1], named]) is (named != "c5000"), named  # a tombstone names nothing
+        assert table.queries <= queries, named
+    table.queries = 0
+    assert not store.names_any(PARTITION, []) and table.queries == 0
+
+
 def test_a_series_is_found_by_its_property_and_forgotten_with_its_row() -> None:
     store = LinkStore(CountedTable())
     series = _synced(1).model_copy(update={"fields": {"recurrence": {"type": "daily"}}})

@@ -131,6 +131,11 @@ class LinksInMemory:
         return rows or [SimpleNamespace(crm_id=i, state=LinkState.SYNCED, crm_sent=None)
                         for i in self.crm_ids.get(partition, set()) & wanted]
 
+    def names_any(self, partition: str, crm_ids: Any) -> bool:
+        wanted = set(crm_ids)
+        self.counts["table"] += -(-(len(wanted) + 2) // 14)  # LinkStore's filtered queries (at most)
+        return bool(self.crm_ids.get(partition, set()) & wanted or any(r.crm_id in wanted for r in self.synced.get(partition, [])))
+
     def purge(self, partition: str) -> int:
         return 0
 
