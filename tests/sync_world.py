@@ -367,7 +367,7 @@ class LinkRowsInMemory:
                 if row.state is not LinkState.TOMBSTONE and (row.crm_id in crm or row.outlook_id in outlook)
                 or row.state.creating_on is not None]
 
-    def names_any(self, partition: str, crm_ids: Iterable[str]) -> bool:
+    def names_any(self, partition: str, crm_ids: Iterable[str], *, pairs: int | None = None) -> bool:
         wanted = set(crm_ids)
         return any(row.crm_id in wanted and row.state is not LinkState.TOMBSTONE for row in self.rows(partition).values())
 

@@ -9,9 +9,9 @@ index (``org_channels``), not every member of the org.
 - Deleted records have no owner to read: the members whose link rows name them are found by
   filtered queries of each member's links, 14 ids a query, stopping at the first found
   (``LinkRows.names_any``; Table reads only, no CRM call and no step for the others). That is
-  one profile read and at most 8 queries per member for a queued change's 100 ids, never a
-  scan of their links: the cost of a deletion grows with the org, in reads, not in steps or
-  CRM calls.
+  one profile read and at most 8 queries per member for a queued change's 100 ids (one read
+  of the whole partition when it holds at most 200 pairs), never a parse of thousands of
+  links: the cost of a deletion grows with the org, in reads, not in steps or CRM calls.
 
 A change routed to a member whose sync is paused or initial queues nothing (``request_delta``);
 the owner's step reads every change since its watermark, so a routing that is late or runs twice
@@ -169,7 +169,7 @@ class CrmRouting:
         stored = self.d.profiles.get(member_key, kind)
         if stored is None or stored.entity.state is not SyncState.ACTIVE:
             return False
-        return self.d.links.names_any(stored.entity.links_partition, ids)
+        return self.d.links.names_any(stored.entity.links_partition, ids, pairs=stored.entity.synced_items)
 
 
 def _items_of(items: list[str] | None, ids: list[str]) -> list[str] | None:

@@ -35,6 +35,9 @@ CHUNK_CHARACTERS = 30_000
 # Table Storage's comparisons per filter, less the partition key's.
 COMPARISONS_PER_QUERY = MAX_FILTER_COMPARISONS - 1
 FILTERED_READS_BEFORE_SCAN = 4
+# A partition this small is read whole in one request (a filtered query costs about what parsing
+# 100 rows does).
+SMALL_PARTITION = 200
 
 
 class LinkEntity(TableEntity):
@@ -90,16 +93,22 @@ class LinkStore:
                 rows[row.link_id] = row
         return list(rows.values())
 
-    def names_any(self, partition: str, crm_ids: Iterable[str]) -> bool:
+    def names_any(self, partition: str, crm_ids: Iterable[str], *, pairs: int | None = None) -> bool:
         """Whether a pair of the partition, or a pending create, names one of these CRM records
         (a deletion's routing, ``shared.sync.crm_routing``): ``load``'s filtered queries, 14 ids
-        each, stopping at the first that finds one, and never a scan of the partition. Every
-        member of the org is asked so when a CRM deletion has no owner to tell: a scan there made
-        a mass deletion parse every link of every member (10,000 each at the contacts cap)."""
+        each, stopping at the first that finds one. Every member of the org is asked so when a
+        CRM deletion has no owner to tell; ``load`` scans a partition when the ids need more than
+        4 queries, which made a mass deletion parse every link of every member (10,000 each at
+        the contacts cap). ``pairs``: about how many the partition holds (the profile's count),
+        when known: a partition of at most ``SMALL_PARTITION`` is read whole, in one request."""
         wanted = set(crm_ids)
+        if not wanted:
+            return False
+        if pairs is not None and pairs <= SMALL_PARTITION:
+            return any(row.crm_id in wanted and row.state is not LinkState.TOMBSTONE for row in self.all(partition))
         pending = [("state", LinkState.PENDING_CREATE_OUTLOOK.value), ("state", LinkState.PENDING_CREATE_CRM.value)]
         terms = pending + [("crm_id", i) for i in sorted(wanted)]
-        for start in range(0, len(terms) if wanted else 0, COMPARISONS_PER_QUERY):
+        for start in range(0, len(terms), COMPARISONS_PER_QUERY):
             if any(row.crm_id in wanted and row.state is not LinkState.TOMBSTONE
                    for row in self._where(partition, terms[start:start + COMPARISONS_PER_QUERY])):
                 return True

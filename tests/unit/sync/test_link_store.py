@@ -107,6 +107,19 @@ def test_whether_a_partition_names_any_of_100_deleted_records_is_a_few_small_que
         assert table.queries <= queries, named
     table.queries = 0
     assert not store.names_any(PARTITION, []) and table.queries == 0
+    assert not store.names_any(PARTITION, deleted, pairs=2000) and table.queries == 8  # the profile's count: still filtered
+
+
+def test_a_small_partition_is_asked_whether_it_names_deleted_records_in_one_read() -> None:
+    table = CountedTable()
+    store = LinkStore(table)
+    pending = LinkRow(link_id="p", state=LinkState.PENDING_CREATE_CRM, outlook_id="o-p", outlook_version="1", transaction_key="k")
+    gone = _synced(500).model_copy(update={"state": LinkState.TOMBSTONE, "tombstoned_at": datetime.now(UTC)})
+    store.write(PARTITION, [(None, _synced(n)) for n in range(150)] + [(None, pending), (None, gone)])
+    for named, found in (("c149", True), ("c500", False), ("x", False)):
+        table.queries = 0
+        assert store.names_any(PARTITION, [f"x{n}" for n in range(99)] + [named], pairs=150) is found, named
+        assert table.queries == 1, named
 
 
 def test_a_series_is_found_by_its_property_and_forgotten_with_its_row() -> None:

@@ -131,9 +131,9 @@ class LinksInMemory:
         return rows or [SimpleNamespace(crm_id=i, state=LinkState.SYNCED, crm_sent=None)
                         for i in self.crm_ids.get(partition, set()) & wanted]
 
-    def names_any(self, partition: str, crm_ids: Any) -> bool:
+    def names_any(self, partition: str, crm_ids: Any, *, pairs: int | None = None) -> bool:
         wanted = set(crm_ids)
-        self.counts["table"] += -(-(len(wanted) + 2) // 14)  # LinkStore's filtered queries (at most)
+        self.counts["table"] += 1 if pairs is not None and pairs <= 200 else -(-(len(wanted) + 2) // 14)  # as LinkStore
         return bool(self.crm_ids.get(partition, set()) & wanted or any(r.crm_id in wanted for r in self.synced.get(partition, [])))
 
     def purge(self, partition: str) -> int:
@@ -336,6 +336,22 @@ def test_a_mass_action_of_250_records_in_one_callback_reaches_every_owner(world:
     assert [len(sent.message.ids) for sent in world.changes.sent] == [100, 100, 50]
     world.route_queued_changes()
     assert sorted({s.member for s in world.steps()}) == sorted(m.partition_key for m in members)
+
+
+def test_a_mass_deletion_in_an_org_of_300_members_costs_a_few_reads_per_member_and_no_crm_call(world: OrgWorld) -> None:
+    members = world.syncing(300)
+    for n, member in enumerate(members):  # what Enable and the initial sync left: 2,000 pairs each
+        world.profiles.update(member.partition_key, KIND, lambda p: p.model_copy(update={"synced_items": 2000}))
+        world.links.crm_ids[f"{member.partition_key}|{KIND.value}|g{n}"] = {f"c{n}-{i}" for i in range(3)}
+    holder = members[123]
+    ids = ["c123-1", *(str(5_000_000_002_000 + n) for n in range(99))]
+    world.reset()
+    world.callback("delete", ids)
+    world.route_queued_changes()
+    assert [s.member for s in world.steps()] == [holder.partition_key]
+    assert world.counts["crm"] == 0
+    # Per member: its profile and at most 8 filtered queries of its links (``LinkStore.names_any``).
+    assert world.counts["table"] <= 300 * (1 + 8) + 12
 
 
 def test_a_crm_deletion_goes_to_the_members_whose_links_name_it(world: OrgWorld) -> None:
