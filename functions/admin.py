@@ -14,6 +14,7 @@ from shared.http_messages import WebRequest, WebResponse
 from shared.mail.outbox import OUTBOX_QUEUE
 from shared.operations.poison import PoisonNotFound, PoisonQueues, PoisonRefused
 from shared.sync.crm_routing import CRM_CHANGES_QUEUE
+from shared.sync.held_notifications import GRAPH_NOTIFICATIONS_QUEUE
 from shared.sync.jobs import SYNC_QUEUES
 from shared.wiring import get_services
 
@@ -23,7 +24,8 @@ MAX_BODY = 4096
 
 
 def _queues() -> PoisonQueues:
-    return PoisonQueues(get_services().storage.queue_service(), known_queues=(OUTBOX_QUEUE, *SYNC_QUEUES, CRM_CHANGES_QUEUE))
+    known = (OUTBOX_QUEUE, *SYNC_QUEUES, CRM_CHANGES_QUEUE, GRAPH_NOTIFICATIONS_QUEUE)
+    return PoisonQueues(get_services().storage.queue_service(), known_queues=known)
 
 
 def _list(request: WebRequest) -> WebResponse:

@@ -1,8 +1,9 @@
 """Queues ``sync-jobs`` and ``sync-bulk``: one step of one member's calendar or contacts sync
 (``shared.sync.jobs.queue_for`` says which queue a step takes; both triggers run any step, so a
 step an earlier version queued on ``sync-jobs`` still runs); queue ``crm-changes``: a CRM
-callback of an org with several members with sync on, routed to the owners' syncs; and the
-timers behind webhooks: the safety sweep and the renewal of subscriptions and channels.
+callback of an org with several members with sync on, routed to the owners' syncs; queue
+``graph-notifications``: what a Graph POST held for later; and the timers behind webhooks: the
+safety sweep and the renewal of subscriptions and channels.
 
 Two triggers for steps, not one: the host fetches and runs each queue's messages on its own (up
 to batchSize + newBatchThreshold per function per instance, host.json), and Flex Consumption
@@ -17,6 +18,7 @@ from shared.observability import correlated, invocation, new_correlation_id
 from shared.storage import decode_message
 from shared.storage.queues import InvalidMessage
 from shared.sync.crm_routing import CRM_CHANGES_QUEUE, CrmChange
+from shared.sync.held_notifications import GRAPH_NOTIFICATIONS_QUEUE, HeldNotifications
 from shared.sync.jobs import SYNC_BULK_QUEUE, SYNC_QUEUE, SyncJob
 from shared.wiring import get_services
 
@@ -79,6 +81,17 @@ def crm_change(msg: func.QueueMessage, context: func.Context) -> None:
         queued = get_services().sync.route_crm_change(change)
         log.info("crm %s of %d %s records in org %s: %d steps queued", change.operation, len(change.ids),
                  change.kind.value, change.org_id, queued)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=GRAPH_NOTIFICATIONS_QUEUE, connection="AzureWebJobsStorage")
+def graph_notifications_held(msg: func.QueueMessage, context: func.Context) -> None:
+    """Graph notifications a webhook POST held for later (those beyond the subscriptions it looked
+    up while Graph waited): a delta step for each member they name, as the webhook queues."""
+    with invocation(context):
+        held = decode_message(msg.get_body(), HeldNotifications)
+    with invocation(context, continues=held.traceparent), correlated(new_correlation_id("graph-notifications")):
+        queued = get_services().sync.held_graph_notifications(held)
+        log.info("held graph notifications of %d subscriptions: %d steps queued", len(held.notifications), queued)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False, use_monitor=True)

@@ -115,12 +115,13 @@ var functionAppName = 'func-${resourceToken}'
 // Flex deploys from a blob container; one per app.
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
 // The product's queue triggers (shared/mail/outbox.py OUTBOX_QUEUE, shared/sync/jobs.py SYNC_QUEUES,
-// shared/sync/crm_routing.py CRM_CHANGES_QUEUE).
+// shared/sync/crm_routing.py CRM_CHANGES_QUEUE, shared/sync/held_notifications.py GRAPH_NOTIFICATIONS_QUEUE).
 var queueNames = [
   'mail-outbox'
   'sync-jobs'
   'sync-bulk'
   'crm-changes'
+  'graph-notifications'
 ]
 
 resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {

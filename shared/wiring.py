@@ -47,6 +47,7 @@ from shared.sync.adapters import kind_for
 from shared.sync.conflicts import ConflictEntity, ConflictStore
 from shared.sync.crm_routing import CRM_CHANGES_QUEUE, CrmChange
 from shared.sync.dependencies import SyncDependencies
+from shared.sync.held_notifications import GRAPH_NOTIFICATIONS_QUEUE, HeldNotifications
 from shared.sync.jobs import SYNC_QUEUES, SyncJob, SyncJobQueues
 from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
@@ -169,6 +170,10 @@ class Services:
         return JobQueue(self.storage.queue_service(), CRM_CHANGES_QUEUE, CrmChange)
 
     @cached_property
+    def held_notifications_queue(self) -> JobQueue[HeldNotifications]:
+        return JobQueue(self.storage.queue_service(), GRAPH_NOTIFICATIONS_QUEUE, HeldNotifications)
+
+    @cached_property
     def sync(self) -> SyncService:
         caps = {SyncKind.CALENDAR: self.settings.calendar_initial_cap, SyncKind.CONTACTS: self.settings.contacts_initial_cap}
         return SyncService(SyncDependencies(
@@ -185,7 +190,7 @@ class Services:
             crm_token=lambda member: self.crm_sessions.tokens.get(self.crm_access(member)),
             mailbox=self.mailbox, app_token=lambda tenant_id: self.entra.app_token(tenant_id),
             encrypt=lambda secret: self.cipher.encrypt(secret), public_base_url=self.settings.public_base_url,
-            initial_page_size=self.settings.initial_page_size,
+            initial_page_size=self.settings.initial_page_size, held_notifications=self.held_notifications_queue,
             expect_graph_requests=lambda member, requests: self.mailbox_limits.gate(
                 f"{member.tenant_id}/{member.object_id}").expect(requests),
             graph_room_wait=lambda member, requests: self.mailbox_limits.gate(

@@ -16,6 +16,7 @@ from shared.crm.session import CrmSession
 from shared.graph.mailbox import GraphMailbox
 from shared.storage import JobQueue, TableRepository
 from shared.sync.crm_routing import CrmChange
+from shared.sync.held_notifications import HeldNotifications
 from shared.sync.jobs import SyncJobQueues
 from shared.sync.kind import KindRules, OutlookSide
 from shared.sync.ledger_store import SyncLedger
@@ -58,3 +59,5 @@ class SyncDependencies:
     # (``MailboxGate.room_wait``); 0 where nothing keeps that window.
     graph_room_wait: Callable[[MemberIdentity, int], float] = lambda member, requests: 0.0
     initial_page_size: int = 99  # CRM records the initial sync reads by id at a time (and link rows per commit)
+    # Graph notifications of a POST beyond those looked up while Graph waits (``held_notifications``).
+    held_notifications: JobQueue[HeldNotifications] | None = None

@@ -17,6 +17,7 @@ from shared.sync.authorization import SyncAuthorization
 from shared.sync.contacts import ContactMapping
 from shared.sync.crm_routing import CrmChange, CrmRouting
 from shared.sync.dependencies import SyncDependencies
+from shared.sync.held_notifications import HeldNotifications
 from shared.sync.jobs import StepReason, SyncJob, SyncJobQueues
 from shared.sync.lifecycle import Decision, Effect, Event, Life, decide
 from shared.sync.member_mapping import MemberContactMapping, mapping_of
@@ -258,6 +259,10 @@ class SyncService:
 
     def graph_notifications(self, body: bytes) -> int:
         return self.webhooks.graph_notifications(body)
+
+    def held_graph_notifications(self, message: HeldNotifications) -> int:
+        """Notifications a POST held for the queue (``held_notifications``): steps queued."""
+        return self.webhooks.held_graph_notifications(message)
 
     def graph_lifecycle(self, body: bytes) -> int:
         return self.webhooks.graph_lifecycle(body)

@@ -7,10 +7,12 @@ Graph subscriptions made, renewed and made again; the orgs' CRM channels renewed
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.accounts.models import MemberIdentity
 from shared.crm.watch import CallbackRejected, parse_callback, verify_callback
@@ -24,6 +26,12 @@ from shared.graph.notifications import (
 from shared.graph.subscriptions import SubscriptionGone
 from shared.storage import Stored
 from shared.sync.echoes import crm_items, merged, outlook_items, own_echoes
+from shared.sync.held_notifications import (
+    LOOKED_UP_WHILE_GRAPH_WAITS,
+    HeldNotification,
+    HeldNotifications,
+    held_messages,
+)
 from shared.sync.jobs import StepReason, SyncJob
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
 from shared.sync.webhook_routes import WebhookRoute
@@ -32,6 +40,7 @@ if TYPE_CHECKING:
     from shared.sync.service import SyncService
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 RENEW_AHEAD = timedelta(hours=24)
 __all__ = ["SyncWebhooks", "WebhookRoute"]
 # A route never changes once written (a subscription or channel id names one member's or org's
@@ -49,6 +58,9 @@ STALE_DELTA_MARK = timedelta(seconds=60)
 # A mark this old with no step taking it is logged by the webhooks it silences (a warning when
 # no step holds the lease): the trace of a change waiting on a step that does not come.
 SLOW_DELTA_MARK = timedelta(seconds=5)
+# A POST's subscriptions looked up at once: Graph wants the answer within 3 s, and each costs a
+# few Table requests (its route, our echoes, the member's mark).
+LOOKUPS_IN_FLIGHT = 8
 
 
 class SyncWebhooks:
@@ -132,25 +144,112 @@ class SyncWebhooks:
         return self.request_delta(member_key, kind, reason, crm_deletion=crm_deletion, known=stored, items=items)
 
     def graph_notifications(self, body: bytes) -> int:
-        """Queue a delta step per member named by authentic notifications; returns how many."""
-        queued = echoes = 0
-        refused: list[str] = []
-        for note in parse_change_notifications(body):
+        """Queue a delta step per member named by authentic notifications; returns how many.
+        The first subscriptions of the POST are looked up now, the rest held for the
+        ``graph-notifications`` queue when the first part was ours (``held_notifications``)."""
+        notes = [HeldNotification.of(note) for note in parse_change_notifications(body)]
+        now, later = notes[:LOOKED_UP_WHILE_GRAPH_WAITS], notes[LOOKED_UP_WHILE_GRAPH_WAITS:]
+        queued, authentic = self._notified(now)
+        if later:
+            self._hold(later, authentic, len(now), "change")
+        return queued
+
+    def graph_lifecycle(self, body: bytes) -> int:
+        """Lifecycle notifications, acted on from the queue (each may cost Graph calls: a
+        renewal, a new subscription); the webhook checks the first 100 are ours and holds them
+        with the rest of the POST. Returns how many of the first were ours."""
+        notes = [HeldNotification.of(note) for note in parse_lifecycle_notifications(body)]
+        now = notes[:LOOKED_UP_WHILE_GRAPH_WAITS]
+        ours = [note for note, route in zip(now, self._each(now, self._lifecycle_route), strict=True) if route is not None]
+        if self.d.held_notifications is None:  # nowhere to hold them (tests over fakes): at once
+            return self._lifecycle_acted(ours)
+        self._hold(ours + notes[LOOKED_UP_WHILE_GRAPH_WAITS:], len(ours), len(now), "lifecycle")
+        return len(ours)
+
+    def held_graph_notifications(self, message: HeldNotifications) -> int:
+        """Notifications a POST held for later (``held_notifications``), checked and handled as
+        the webhook handles the first: returns the steps queued."""
+        changes = [note for note in message.notifications if note.lifecycle_event is None]
+        lifecycle = [note for note in message.notifications if note.lifecycle_event is not None]
+        return (self._notified(changes)[0] if changes else 0) + (self._lifecycle_acted(lifecycle) if lifecycle else 0)
+
+    def _hold(self, notes: list[HeldNotification], authentic: int, looked_up: int, kind: str) -> None:
+        if not notes:
+            return
+        if not authentic or self.d.held_notifications is None:
+            log.warning("graph %s notifications: %d subscriptions of a POST dropped (%s)", kind, len(notes),
+                        f"none of the first {looked_up} was ours" if not authentic else "nowhere to hold them")
+            return
+        messages = list(held_messages(notes))
+        for message in messages:
+            self.d.held_notifications.send(message)
+        log.info("graph %s notifications: %d subscriptions of a POST held for later, in %d messages", kind, len(notes), len(messages))
+
+    def _lifecycle_route(self, note: HeldNotification) -> WebhookRoute | None:
+        """The subscription's route when the notification carries its secret (read afresh:
+        a lifecycle event may follow a resubscription)."""
+        stored = self.routes.get(f"graph|{note.subscription_id}", "hook")
+        return stored.entity if stored is not None and client_state_matches(note.client_state, stored.entity.secret) else None
+
+    def _lifecycle_acted(self, notes: list[HeldNotification]) -> int:
+        """Renew, subscribe again, and a delta round for each of ours; returns the steps queued.
+        One failing (Graph unavailable) does not stop the others: the first failure is raised
+        once all were tried, so the message comes again (renewing twice is harmless)."""
+        failures: list[Exception] = []
+
+        def one(note: HeldNotification) -> bool:
+            route = self._lifecycle_route(note)
+            if route is None:
+                return False
+            try:
+                member = self.sync.member(route.member)
+                kind = SyncKind(route.kind)
+                if note.lifecycle_event == "reauthorizationRequired":
+                    self.renew_subscription(member, kind)
+                elif note.lifecycle_event == "subscriptionRemoved":
+                    self.resubscribe(member, kind)
+                return self.request_delta(route.member, kind, StepReason.LIFECYCLE)
+            except LookupError:
+                return False  # the member is gone: nothing to renew
+            except Exception as error:  # noqa: BLE001 - raised below, once every other was tried
+                log.warning("graph %s of subscription %s failed: %s", note.lifecycle_event, note.subscription_id, error)
+                failures.append(error)
+                return False
+
+        queued = sum(1 for asked in self._each(notes, one) if asked)
+        if failures:
+            raise failures[0]
+        return queued
+
+    @staticmethod
+    def _each(notes: list[HeldNotification], act: Callable[[HeldNotification], T]) -> list[T]:
+        """``act`` on each notification, ``LOOKUPS_IN_FLIGHT`` at a time, in the caller's context."""
+        if len(notes) <= 1:
+            return [act(note) for note in notes]
+        with ThreadPoolExecutor(max_workers=min(LOOKUPS_IN_FLIGHT, len(notes)), thread_name_prefix="notified") as pool:
+            return list(pool.map(lambda note: contextvars.copy_context().run(act, note), notes))
+
+    def _notified(self, notes: list[HeldNotification]) -> tuple[int, int]:
+        """Each subscription's notification, looked up ``LOOKUPS_IN_FLIGHT`` at a time (Graph
+        waits on the webhook); returns the steps queued and how many were ours (authentic)."""
+
+        def one(note: HeldNotification) -> bool | None | str:
             route = self._route(f"graph|{note.subscription_id}")
             if route is None or not client_state_matches(note.client_state, route.secret):
-                refused.append(note.subscription_id)
-                continue
+                return note.subscription_id
             # Our own write's echo is told by the links of the Enable that subscribed.
-            asked = self.request_unless_echo(route.member, SyncKind(route.kind), StepReason.GRAPH_WEBHOOK,
-                                             outlook_items(note.item_changes), links_partition=route.links_partition)
-            queued += asked is True
-            echoes += asked is None
+            return self.request_unless_echo(route.member, SyncKind(route.kind), StepReason.GRAPH_WEBHOOK,
+                                            outlook_items(note.items), links_partition=route.links_partition)
+
+        outcomes = self._each(notes, one)
+        refused = [outcome for outcome in outcomes if isinstance(outcome, str)]
+        echoes = sum(1 for outcome in outcomes if outcome is None)
         if echoes:
             log.info("graph notifications: %d of our own writes' echoes dropped", echoes)
         if refused:  # one line per POST (the ids are screened GUIDs: safe to log)
             log.warning("graph notifications refused for %d subscriptions (unknown, or a wrong clientState): %s%s",
                         len(refused), ", ".join(refused[:5]), " ..." if len(refused) > 5 else "")
-        return queued
+        return sum(1 for outcome in outcomes if outcome is True), len(outcomes) - len(refused)
 
     def _route(self, key: str) -> WebhookRoute | None:
         cached = self._route_cache.get(key)
@@ -161,22 +260,6 @@ class SyncWebhooks:
         # Unknown ids are remembered briefly only: a subscription is created just before its first notification.
         self._route_cache.put(key, route, ROUTE_MEMO_SECONDS if route else 2.0)
         return route
-
-    def graph_lifecycle(self, body: bytes) -> int:
-        handled = 0
-        for note in parse_lifecycle_notifications(body):
-            route = self.routes.get(f"graph|{note.subscription_id}", "hook")
-            if route is None or not client_state_matches(note.client_state, route.entity.secret):
-                continue
-            member = self.sync.member(route.entity.member)
-            kind = SyncKind(route.entity.kind)
-            if note.lifecycle_event == "reauthorizationRequired":
-                self.renew_subscription(member, kind)
-            elif note.lifecycle_event == "subscriptionRemoved":
-                self.resubscribe(member, kind)
-            self.request_delta(route.entity.member, kind, StepReason.LIFECYCLE)
-            handled += 1
-        return handled
 
     def crm_callback(self, body: bytes) -> None:
         """Raises CallbackRejected (malformed, unknown channel, wrong token): answered 4xx."""

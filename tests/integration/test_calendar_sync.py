@@ -5,15 +5,20 @@ and the calendar deleted in Outlook (SPEC R3.1 to R3.8)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 
 from shared.graph.calendars import CalendarClient
+from shared.sync.held_notifications import LOOKED_UP_WHILE_GRAPH_WAITS
 from shared.sync.profiles import LeaseHeld, SyncKind, SyncState
+from shared.sync.webhook_routes import WebhookRoute
 from shared.wiring import get_services
 from tests.integration.sync_setup import (
     containers,
@@ -494,3 +499,34 @@ def test_our_webhook_endpoint_down_as_two_way_sync_starts_subscribes_once_it_is_
     wait_until(lambda: profile(member, SyncKind.CALENDAR).subscription_id is not None, timeout=60,
                what="the subscription made again")
     assert profile(member, SyncKind.CALENDAR).state is SyncState.ACTIVE
+
+
+def test_a_change_graph_notifies_beyond_the_first_100_subscriptions_of_a_post_reaches_the_crm(product: ProductStack) -> None:
+    """Graph batches several subscriptions' notifications per POST, more as a tenant grows. The
+    webhook looks up 100 while Graph waits and holds the rest for the ``graph-notifications``
+    queue: a change named 101st reaches the CRM through the host's queue trigger (it was
+    dropped, and waited for the member's daily full round)."""
+    member = linked_member(product)
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    crm_control(product, "actions/create", {"actor": ADELE, "module": "Events", "record": crm_event("Planning", soon)})
+    enable_and_wait(product, member)
+    synced = profile(member, SyncKind.CALENDAR)
+    assert synced.subscription_id and synced.client_state
+    # Other subscriptions of ours first in the POST (the member's contacts sync is off: they queue nothing).
+    routes = get_services().table("webhooks", WebhookRoute)
+    others = [(str(uuid.uuid4()), uuid.uuid4().hex) for _ in range(LOOKED_UP_WHILE_GRAPH_WAITS)]
+    for subscription_id, secret in others:
+        routes.upsert(WebhookRoute(partition_key=f"graph|{subscription_id}", row_key="hook", member=member.partition_key,
+                                   kind=SyncKind.CONTACTS.value, secret=secret))
+    product.m365_control("PUT", "faults", json={"notification_drop_rate": 1.0})  # Graph's own POST never comes: ours does
+    event = next(e for e in outlook_items(product, ADELE, CALENDAR) if e["subject"] == "Planning")
+    product.m365_control("PATCH", f"mailbox/{ADELE}/events/{event['id']}", json={"subject": "Planning, moved to Outlook"})
+    entries = [{"subscriptionId": sid, "clientState": secret, "changeType": "updated", "resource": "Users/u/Contacts/c"}
+               for sid, secret in others]
+    entries.append({"subscriptionId": synced.subscription_id, "clientState": synced.client_state, "changeType": "updated",
+                    "resource": f"Users/{member.object_id}/Events/{event['id']}", "resourceData": {"id": event["id"]}})
+    answer = requests.post(f"{product.url}/api/webhooks/graph", data=json.dumps({"value": entries}), timeout=10,
+                           headers={"Content-Type": "application/json"})
+    assert answer.status_code == 202
+    wait_until(lambda: any(r.get("Event_Title") == "Planning, moved to Outlook" for r in crm_records(product, member, "Events")),
+               what="the change named 101st in the CRM")

@@ -43,6 +43,7 @@ from local.host_config import DEPLOYED_WORKER_THREADS, HostConfig
 from shared.config import Settings
 from shared.mail.outbox import OUTBOX_QUEUE
 from shared.sync.crm_routing import CRM_CHANGES_QUEUE
+from shared.sync.held_notifications import GRAPH_NOTIFICATIONS_QUEUE
 from shared.sync.jobs import SYNC_QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -461,7 +462,7 @@ def test_flex_consumption_shape() -> None:
 
 def test_queues_are_the_products() -> None:
     queues = parse(MAIN.read_text())["variables"]["queueNames"]["value"]
-    assert sorted(queues) == sorted([OUTBOX_QUEUE, *SYNC_QUEUES, CRM_CHANGES_QUEUE])
+    assert sorted(queues) == sorted([OUTBOX_QUEUE, *SYNC_QUEUES, CRM_CHANGES_QUEUE, GRAPH_NOTIFICATIONS_QUEUE])
 
 
 # Issue 21: 100 members' initial syncs progress together on one instance.

@@ -52,7 +52,8 @@ def test_duplicates_are_one_entry_and_distinct_subscriptions_are_capped() -> Non
     assert len(screened.notifications) == MAX_SUBSCRIPTIONS_PER_POST
     assert screened.notifications[0].subscription_id == GUID  # order kept: the first come first
     assert screened.dropped == {Dropped.DUPLICATE: 4999, Dropped.OVER_CAP: 51}
-    assert screened.summary() == "5150 received, 100 kept; dropped: 4999 duplicate, 51 over the per-POST cap"
+    assert screened.summary() == (f"{5000 + MAX_SUBSCRIPTIONS_PER_POST + 50} received, {MAX_SUBSCRIPTIONS_PER_POST} kept; "
+                                  "dropped: 4999 duplicate, 51 over the per-POST cap")
 
 
 def test_the_same_subscription_with_another_client_state_is_another_entry() -> None:

@@ -6,6 +6,8 @@ every call counted)."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -22,6 +24,7 @@ from shared.storage import TableEntity
 from shared.sync.crm_routing import CrmChange
 from shared.sync.dependencies import SyncDependencies
 from shared.sync.echoes import sent_digests
+from shared.sync.held_notifications import LOOKED_UP_WHILE_GRAPH_WAITS, HeldNotifications
 from shared.sync.jobs import SYNC_QUEUES, StepReason, SyncJob, SyncJobQueues
 from shared.sync.links import LinkRow, LinkState, Side
 from shared.sync.org_channels import OrgChannel, OrgMember
@@ -150,6 +153,7 @@ class OrgWorld:
         self.outlook = OutlookSideInMemory(Store(Side.OUTLOOK, self.clock, Budget()))  # type: ignore[arg-type]
         self.queue: JobQueueInMemory[SyncJob] = JobQueueInMemory(SyncJob)
         self.changes: JobQueueInMemory[CrmChange] = JobQueueInMemory(CrmChange)
+        self.held: JobQueueInMemory[HeldNotifications] = JobQueueInMemory(HeldNotifications)
         self.profiles = ProfileStore(self._table(SyncProfile), clock=self.clock.now)
         self.accounts = AccountsRepository(self._table(TenantInstall), self._table(MemberIdentity), self._table(CrmAccountRef),
                                            self._table(AuditEvent), clock=self.clock.now)
@@ -162,7 +166,7 @@ class OrgWorld:
             crm_session=_unreachable, crm_records=lambda member: self.crm, crm_channels=lambda member: self.channels,
             crm_time_zone=lambda member: None, subscriptions=lambda member: SubscriptionsInMemory(self.clock),
             crm_token=_unreachable, mailbox=_unreachable, app_token=_unreachable, encrypt=_unreachable,
-            public_base_url="https://sync.example", clock=self.clock.now,
+            public_base_url="https://sync.example", clock=self.clock.now, held_notifications=self.held,
         ))
         self.members: list[MemberIdentity] = []
 
@@ -406,6 +410,124 @@ def test_the_callbacks_checks_still_hold(world: OrgWorld) -> None:
         world.callback("update", ["1"], channel_id="12x")
     assert refused.value.reason == "malformed"
     assert world.changes.sent == [] and world.steps() == []
+
+
+# -- Graph's notifications of many members in one POST ------------------------------------------
+
+def _subscribed(world: OrgWorld, members: list[MemberIdentity]) -> list[tuple[str, str]]:
+    """A Graph subscription per member, its route written as subscribing writes it."""
+    made = []
+    for n, member in enumerate(members):
+        subscription_id, secret = str(uuid.UUID(int=n + 1)), f"secret-{n}"
+        world.routes.upsert(WebhookRoute(partition_key=f"graph|{subscription_id}", row_key="hook", member=member.partition_key,
+                                         kind=KIND.value, secret=secret))
+        made.append((subscription_id, secret))
+    return made
+
+
+def _graph_post(entries: list[tuple[str, str]]) -> bytes:
+    return json.dumps({"value": [
+        {"subscriptionId": sid, "clientState": secret, "changeType": "updated", "resource": "Users/u/Contacts/c",
+         "resourceData": {"id": f"contact-{n}", "@odata.etag": 'W/"K1"'}} for n, (sid, secret) in enumerate(entries)]}).encode()
+
+
+def test_a_graph_post_naming_250_members_gets_each_a_step_the_first_100_at_once_the_rest_through_the_queue(world: OrgWorld) -> None:
+    """Graph batches several subscriptions' notifications per POST: beyond those looked up while
+    Graph waits (3 s), the rest are held for a queue, not dropped (the sweep checks members
+    whose webhooks are healthy once a day only)."""
+    members = world.syncing(250)
+    subscriptions = _subscribed(world, members)
+    world.reset()
+    assert world.service.graph_notifications(_graph_post(subscriptions)) == LOOKED_UP_WHILE_GRAPH_WAITS
+    assert len(world.queue.sent) == LOOKED_UP_WHILE_GRAPH_WAITS
+    held = [sent.message for sent in world.held.take()]
+    assert sum(len(m.notifications) for m in held) == 150
+    assert all(len(m.model_dump_json()) * 4 / 3 < 64_000 for m in held)  # a queue message, base64
+    for message in held:
+        world.service.held_graph_notifications(HeldNotifications.model_validate_json(message.model_dump_json()))
+    assert sorted(s.member for s in world.steps()) == sorted(m.partition_key for m in members)
+    # Handled twice (a redelivery): the members' marks hold, nothing more is queued.
+    for message in held:
+        assert world.service.held_graph_notifications(message) == 0
+
+
+def test_a_forged_post_of_thousands_of_subscriptions_holds_nothing_and_a_forged_held_notification_queues_nothing(
+        world: OrgWorld) -> None:
+    members = world.syncing(3)
+    subscriptions = _subscribed(world, members)
+    forged = [(str(uuid.uuid4()), "guess") for _ in range(900)] + [(subscriptions[0][0], "guess")] + subscriptions
+    world.reset()
+    assert world.service.graph_notifications(_graph_post(forged)) == 0
+    assert world.held.sent == [] and world.steps() == []
+    assert world.counts["table"] <= LOOKED_UP_WHILE_GRAPH_WAITS  # one route read each, for the first 100 only
+    # The queue's messages are checked as the webhook's are: a wrong clientState queues nothing.
+    message = HeldNotifications.model_validate({"notifications": [
+        {"subscription_id": sid, "client_state": "guess", "items": None} for sid, _ in subscriptions]})
+    assert world.service.held_graph_notifications(message) == 0 and world.steps() == []
+
+
+def _lifecycle_post(entries: list[tuple[str, str, str]]) -> bytes:
+    return json.dumps({"value": [{"subscriptionId": sid, "clientState": secret, "lifecycleEvent": event,
+                                  "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z"} for sid, secret, event in entries]}).encode()
+
+
+def test_lifecycle_notifications_are_answered_at_once_and_acted_on_from_the_queue(world: OrgWorld) -> None:
+    """Each costs Graph calls (a renewal, a new subscription): 100 of them in one POST, as a
+    tenant-wide reauthorization sends, made the webhook answer Graph in tens of seconds."""
+    members = world.syncing(3)
+    (sub_a, secret_a), (sub_b, secret_b), (sub_c, secret_c) = _subscribed(world, members)
+    world.reset()
+    events = [(sub_a, secret_a, "reauthorizationRequired"), (sub_b, secret_b, "subscriptionRemoved"),
+              (sub_c, secret_c, "missed"), (sub_c, "forged", "subscriptionRemoved")]
+    assert world.service.graph_lifecycle(_lifecycle_post(events)) == 3
+    assert world.steps() == []  # nothing done yet: the webhook only checked and held them
+    [held] = [sent.message for sent in world.held.take()]
+    assert [n.lifecycle_event for n in held.notifications] == ["reauthorizationRequired", "subscriptionRemoved", "missed"]
+    before = {m.partition_key: world.profiles.get(m.partition_key, KIND).entity.client_state for m in members}  # type: ignore[union-attr]
+    assert world.service.held_graph_notifications(held) == 3
+    after = {m.partition_key: world.profiles.get(m.partition_key, KIND).entity.client_state for m in members}  # type: ignore[union-attr]
+    # Renewing a subscription Graph no longer knows makes a new one, as removal does; "missed" is a round.
+    assert [before[m.partition_key] != after[m.partition_key] for m in members] == [True, True, False]
+    assert sorted(s.member for s in world.steps()) == sorted(m.partition_key for m in members)
+    assert world.service.graph_lifecycle(_lifecycle_post([(sub_a, "forged", "subscriptionRemoved")])) == 0
+    assert world.held.sent == []  # a forged POST holds nothing
+
+
+def test_a_lifecycle_notification_that_fails_leaves_the_others_done_and_its_message_to_come_again(
+        world: OrgWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    members = world.syncing(3)
+    subscriptions = _subscribed(world, members)
+    world.reset()
+    world.service.graph_lifecycle(_lifecycle_post([(sid, secret, "missed") for sid, secret in subscriptions]))
+    [held] = [sent.message for sent in world.held.take()]
+    real = world.service.webhooks.request_delta
+
+    def request_delta(member_key: str, *args: Any, **kwargs: Any) -> bool:
+        if member_key == members[1].partition_key:
+            raise RuntimeError("Table Storage unavailable")
+        return real(member_key, *args, **kwargs)
+
+    monkeypatch.setattr(world.service.webhooks, "request_delta", request_delta)
+    with pytest.raises(RuntimeError):
+        world.service.held_graph_notifications(held)
+    assert sorted(s.member for s in world.steps()) == sorted([members[0].partition_key, members[2].partition_key])
+
+
+def test_a_posts_lookups_run_several_at_once(world: OrgWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graph wants the answer within 3 s; in Azure each lookup is a few Table requests of ~10 ms."""
+    members = world.syncing(80)
+    subscriptions = _subscribed(world, members)
+    slow_get = world.routes.get
+
+    def get(*args: Any) -> Any:
+        time.sleep(0.02)
+        return slow_get(*args)
+
+    monkeypatch.setattr(world.routes, "get", get)
+    world.reset()
+    began = time.monotonic()
+    assert world.service.graph_notifications(_graph_post(subscriptions)) == 80
+    assert time.monotonic() - began < 80 * 0.02 / 3  # one at a time took 1.6 s
 
 
 # -- renewal and migration -------------------------------------------------------------------------
