@@ -5,12 +5,12 @@ stopped), and an e-mail reminding a member whose sync is paused, at most once an
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from shared import paging
 from shared.accounts.models import MemberIdentity
 from shared.accounts.repository import AccountsRepository, member_key
 from shared.crm.directory import CrmMember
@@ -24,7 +24,7 @@ from shared.sync.profiles import ProfileStore, SyncKind, SyncProfile, SyncState
 
 REMIND_AFTER = timedelta(hours=1)
 PROGRESS_READS_IN_FLIGHT = 8
-PAGE_SIZE = 100  # members a page of the view shows (an org of 10,000 is 100 pages, paused first)
+PAGE_SIZE = paging.PAGE_SIZE  # members a page of the view shows (an org of 10,000 is 100 pages, paused first)
 
 
 @dataclass(frozen=True)
@@ -79,13 +79,10 @@ def page_of(rows: list[MemberActivity], requested: str | None, size: int | None 
     """The page asked for by ``?page=``: a number (ASCII digits, up to 6) out of range is the
     nearest page, anything else the first (a navigation link typed by hand changes nothing).
     ``size``: ``PAGE_SIZE`` unless given."""
-    size = size or PAGE_SIZE
-    pages = max(1, -(-len(rows) // size))
-    number = int(requested) if requested and re.fullmatch(r"[0-9]{1,6}", requested) else 1
-    number = min(max(number, 1), pages)
+    shown = paging.page_of(rows, requested, size or PAGE_SIZE)
     standing = [r.standing for r in rows]
     counts = {key: standing.count(key) for key in (*(s.value for s in STANDING_ORDER), NOT_LINKED)}
-    return ActivityPage(rows[(number - 1) * size:number * size], number, pages, counts)
+    return ActivityPage(shown.rows, shown.number, shown.pages, counts)
 
 
 class SyncReminder(TableEntity):
@@ -140,7 +137,7 @@ class OrgSyncActivity:
         with ThreadPoolExecutor(max_workers=PROGRESS_READS_IN_FLIGHT, thread_name_prefix="activity-progress") as pool:
             profiles.update(zip(running, pool.map(lambda key: as_seen(profiles[key], self._progress), running), strict=True))
         rows = [self._member(m, identities.get(m.user_id), profiles) for m in members]
-        return sorted(rows, key=lambda r: (not r.paused, not r.linked, r.name.lower(), r.email))
+        return sorted(rows, key=lambda r: (not r.paused, not r.linked, paging.name_key(r.name), r.email))
 
     def _member(self, member: CrmMember, identity: tuple[str, str] | None,
                 profiles: dict[tuple[str, str], SyncProfile]) -> MemberActivity:

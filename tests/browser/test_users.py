@@ -473,3 +473,42 @@ def test_requests_to_join_are_listed_decided_on_the_users_page_sent_again_and_ex
     adele.get_by_role("button", name="Approve & Add diego@contoso.test").click()
     assert "Diego Siciliani was added to the CRM account." in page_html(adele)
     assert org_user_emails(product, contoso_org_id()).count("diego@contoso.test") == 1
+
+
+def test_the_users_page_of_a_big_org_lists_its_members_by_name_a_page_at_a_time(
+    product: ProductStack, person: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20, big orgs, with pages of 2 members instead of 100: an org of 5 CRM users is three
+    pages, by name, with the org's count on each; a page number typed by hand, or a hostile
+    one, shows a page that exists."""
+    from shared.web import users_pages
+    from tests.browser.test_settings import expect, install_and_enter
+
+    monkeypatch.setattr(users_pages, "MEMBERS_PAGE_SIZE", 2)
+    member = install_and_enter(product, person)
+    for first, last in (("Zoe", "Zimmer"), ("Bruno", "Alves"), ("Chloé", "Martin"), ("Élodie", "Bernard")):
+        added = requests.post(f"{product.crm.base_url}/provisioning/v1/orgs/{member.org_id}/users", timeout=10,
+                              auth=PROVISIONING_AUTH, json={"email": f"{first.lower()}@contoso.test", "first_name": first,
+                                                            "last_name": last, "profile": "Standard"})
+        assert added.status_code == 201, added.text
+    person.goto(f"{product.url}/api/settings/microsoft")
+    person.get_by_role("link", name="Users").click()
+    expect()(person.get_by_test_id("members-count")).to_have_text("(5)")
+    rows = person.get_by_test_id("member-row")
+    expect()(rows).to_have_count(2)
+    expect()(rows.first).to_contain_text("Adele Vance")
+    expect()(rows.nth(1)).to_contain_text("Bruno Alves")
+    expect()(person.get_by_test_id("members-pages")).to_contain_text("Page 1 of 3")
+    person.get_by_role("link", name="Next").click()
+    expect()(rows.first).to_contain_text("Chloé Martin")
+    expect()(rows.nth(1)).to_contain_text("Élodie Bernard")  # by name, accents as their letter
+    person.get_by_role("link", name="Next").click()
+    expect()(rows).to_have_count(1)
+    expect()(rows.first).to_contain_text("Zoe Zimmer")
+    expect()(person.get_by_role("link", name="Next")).to_have_count(0)
+    expect()(person.get_by_test_id("members-count")).to_have_text("(5)")
+    for asked, shown_page in (("999", "Page 3 of 3"), ("-1", "Page 1 of 3"), ("%C2%B2", "Page 1 of 3"), ("1%27%3E%3Cb%3E", "Page 1 of 3")):
+        person.goto(f"{product.url}/api/settings/users?page={asked}")
+        expect()(person.get_by_test_id("members-pages")).to_contain_text(shown_page)
+    person.get_by_role("link", name="Français").click()
+    expect()(person.get_by_test_id("members-pages")).to_contain_text("Page 1 sur 3")  # the page kept, in French
