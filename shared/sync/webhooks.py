@@ -226,8 +226,9 @@ class SyncWebhooks:
         """``act`` on each notification, ``LOOKUPS_IN_FLIGHT`` at a time, in the caller's context."""
         if len(notes) <= 1:
             return [act(note) for note in notes]
+        context = contextvars.copy_context()  # the request's (its correlation id), taken here, not in the pool's threads
         with ThreadPoolExecutor(max_workers=min(LOOKUPS_IN_FLIGHT, len(notes)), thread_name_prefix="notified") as pool:
-            return list(pool.map(lambda note: contextvars.copy_context().run(act, note), notes))
+            return list(pool.map(lambda note: context.copy().run(act, note), notes))
 
     def _notified(self, notes: list[HeldNotification]) -> tuple[int, int]:
         """Each subscription's notification, looked up ``LOOKUPS_IN_FLIGHT`` at a time (Graph

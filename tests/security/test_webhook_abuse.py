@@ -65,7 +65,8 @@ def test_a_megabyte_of_notifications_costs_bounded_reads_and_answers_fast(
         answer, seconds, reads = _post(product, "/api/webhooks/graph", distinct)
         assert answer.status_code == 202, answer.text[:300]
         print(f"{count} distinct unknown subscriptions, {len(distinct):,} bytes: {seconds:.2f} s, {reads} Table reads")
-        assert reads <= LOOKED_UP_WHILE_GRAPH_WAITS + 5 and seconds < 10
+        # Each lookup counted under the POST's correlation id (made in the webhook's pool threads, in its context).
+        assert LOOKED_UP_WHILE_GRAPH_WAITS <= reads <= LOOKED_UP_WHILE_GRAPH_WAITS + 5 and seconds < 10
         lines = [r for r in caplog.records if r.name.startswith(("shared.", "functions."))]
         assert len(lines) <= LOOKED_UP_WHILE_GRAPH_WAITS + 5, f"{len(lines)} log lines for one POST"
         assert any("dropped: " in r.getMessage() and "over the per-POST cap" in r.getMessage() for r in lines)
