@@ -42,15 +42,12 @@ LIFECYCLE_EVENTS = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
 # Graph's subscription ids are GUIDs; checking the shape keeps anything else (``/ \\ # ?``,
 # megabytes) from ever reaching a Table key or a log line.
 SUBSCRIPTION_ID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
-# Distinct subscriptions kept per change POST. Graph puts several subscriptions' notifications
-# in one POST, more as a tenant grows: the webhook looks up the first ones while Graph waits and
-# holds the rest for a queue (``shared.sync.held_notifications``), since a notification dropped
-# waits for the member's daily full round (the sweep checks healthy webhooks only). A 1 MB POST
-# holds about 5,000 entries; beyond this many, one POST is not Graph's.
+# Distinct subscriptions kept per POST. Graph puts several subscriptions' notifications in one
+# POST, more as a tenant grows: the webhook looks up the first ones while Graph waits and holds
+# the rest for a queue (``shared.sync.held_notifications``), since a notification dropped waits
+# for the member's daily full round (the sweep checks healthy webhooks only). A 1 MB POST holds
+# about 5,000 entries; beyond this many, one POST is not Graph's.
 MAX_SUBSCRIPTIONS_PER_POST = 1000
-# Lifecycle notifications (a reauthorization, a removed subscription) are each looked up in the
-# POST: fewer are kept. The hourly renewal and the sweep catch what a lost one asked for.
-MAX_LIFECYCLE_PER_POST = 100
 # Items remembered per subscription and POST (to tell our own writes' echoes from changes):
 # beyond this many, the POST is taken as a change to look at, as before.
 MAX_ITEMS_PER_SUBSCRIPTION = 12
@@ -128,7 +125,7 @@ def _entries(body: bytes | str | Mapping[str, Any]) -> list[Any]:
     return list(body["value"])
 
 
-def _drop_reason(entry: Mapping[str, Any], kept: Mapping[tuple[str, str], Any], cap: int) -> Dropped | None:
+def _drop_reason(entry: Mapping[str, Any], kept: Mapping[tuple[str, str], Any]) -> Dropped | None:
     subscription_id, client_state = entry["subscriptionId"], entry.get("clientState")
     if not SUBSCRIPTION_ID.fullmatch(subscription_id):
         return Dropped.MALFORMED_ID
@@ -136,12 +133,12 @@ def _drop_reason(entry: Mapping[str, Any], kept: Mapping[tuple[str, str], Any], 
         return Dropped.BAD_CLIENT_STATE
     if (subscription_id, client_state) in kept:
         return Dropped.DUPLICATE
-    if len(kept) >= cap:
+    if len(kept) >= MAX_SUBSCRIPTIONS_PER_POST:
         return Dropped.OVER_CAP
     return None
 
 
-def _screen(body: bytes | str | Mapping[str, Any], model: type[N], event_field: str, events: set[str], cap: int) -> Screened[N]:
+def _screen(body: bytes | str | Mapping[str, Any], model: type[N], event_field: str, events: set[str]) -> Screened[N]:
     """Refuse a POST not in Graph's shape (NotificationRejected); drop, and count, the
     entries that name no subscription of ours or repeat one; validate the rest."""
     entries = _entries(body)
@@ -156,7 +153,7 @@ def _screen(body: bytes | str | Mapping[str, Any], model: type[N], event_field: 
             raise NotificationRejected(f"unknown {event_field} {untrusted(event, 40)!r}")
         if not isinstance(entry.get("subscriptionId"), str):
             raise NotificationRejected(f"a {model.__name__} names its subscriptionId")
-        reason = _drop_reason(entry, kept, cap)
+        reason = _drop_reason(entry, kept)
         if reason is not None and reason is not Dropped.DUPLICATE:
             dropped[reason] += 1
             continue
@@ -189,11 +186,11 @@ def _item_change(entry: Mapping[str, Any], change_type: str) -> ItemChange:
 
 
 def screen_change_notifications(body: bytes | str | Mapping[str, Any]) -> Screened[ChangeNotification]:
-    return _screen(body, ChangeNotification, "changeType", CHANGE_TYPES, MAX_SUBSCRIPTIONS_PER_POST)
+    return _screen(body, ChangeNotification, "changeType", CHANGE_TYPES)
 
 
 def screen_lifecycle_notifications(body: bytes | str | Mapping[str, Any]) -> Screened[LifecycleNotification]:
-    return _screen(body, LifecycleNotification, "lifecycleEvent", LIFECYCLE_EVENTS, MAX_LIFECYCLE_PER_POST)
+    return _screen(body, LifecycleNotification, "lifecycleEvent", LIFECYCLE_EVENTS)
 
 
 def _worth_a_lookup(screened: Screened[N], kind: str) -> list[N]:

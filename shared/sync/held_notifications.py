@@ -12,9 +12,11 @@ longer gives members whose webhooks are healthy a round every 5 minutes (issue 2
 Lifecycle notifications (a subscription to reauthorize or make again, changes missed) cost Graph
 calls each: all of them are acted on from the queue, the webhook only checking that the first
 ones are ours. Held only when the POST's first part named a subscription of ours with its
-secret: a forged POST cannot make us queue work. A message holds what the queue carries (64 KB, base64): the
-subscription, its ``clientState`` as received (checked when the message is handled, as in the
-webhook) and the items the POST named (our own writes' echoes are told from them).
+secret: a forged POST cannot make us queue work.
+
+A message holds what a queue message can (64 KB, base64): the subscription, its ``clientState``
+as received (checked when the message is handled, as the webhook checks it) and the items the
+POST named (our own writes' echoes are told from them).
 """
 
 from __future__ import annotations

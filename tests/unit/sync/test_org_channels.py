@@ -493,6 +493,17 @@ def test_lifecycle_notifications_are_answered_at_once_and_acted_on_from_the_queu
     assert world.held.sent == []  # a forged POST holds nothing
 
 
+def test_a_tenant_wide_reauthorization_of_150_subscriptions_in_one_post_reaches_every_one(world: OrgWorld) -> None:
+    members = world.syncing(150)
+    subscriptions = _subscribed(world, members)
+    world.reset()
+    assert world.service.graph_lifecycle(_lifecycle_post([(sid, secret, "missed") for sid, secret in subscriptions])) == 100
+    assert world.counts["table"] <= LOOKED_UP_WHILE_GRAPH_WAITS  # the webhook read the first 100 routes, no more
+    for sent in world.held.take():
+        world.service.held_graph_notifications(sent.message)
+    assert sorted(s.member for s in world.steps()) == sorted(m.partition_key for m in members)
+
+
 def test_a_lifecycle_notification_that_fails_leaves_the_others_done_and_its_message_to_come_again(
         world: OrgWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     members = world.syncing(3)
