@@ -23,12 +23,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from shared import concurrently
 from shared.crm.records import ListQuery
 from shared.observability import current_trace_parent, valid_trace_parent
 from shared.sync.jobs import StepReason
@@ -160,9 +160,9 @@ class CrmRouting:
         if len(members) == 1:
             holders = members
         else:
-            with ThreadPoolExecutor(max_workers=HOLDER_READS_IN_FLIGHT) as pool:
-                holders = [m for m, holds in zip(members, pool.map(lambda m: self._holds(m, kind, wanted), members),
-                                                 strict=True) if holds]
+            holds = concurrently.each(lambda m: self._holds(m, kind, wanted), members, at_once=HOLDER_READS_IN_FLIGHT,
+                                      name="link-holders")
+            holders = [m for m, held in zip(members, holds, strict=True) if held]
         return sum(self.sync.request_delta(m, kind, reason, crm_deletion=crm_deletion) for m in holders)
 
     def _holds(self, member_key: str, kind: SyncKind, ids: list[str]) -> bool:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from shared import paging
+from shared import concurrently, paging
 from shared.accounts.models import MemberIdentity
 from shared.accounts.repository import AccountsRepository, member_key
 from shared.crm.directory import CrmMember
@@ -134,8 +133,8 @@ class OrgSyncActivity:
         # An initial sync's committed pages: one point read each, a few at once (a rollout puts
         # hundreds of members in their initial sync together).
         running = [key for key, p in profiles.items() if p.state is SyncState.INITIAL]
-        with ThreadPoolExecutor(max_workers=PROGRESS_READS_IN_FLIGHT, thread_name_prefix="activity-progress") as pool:
-            profiles.update(zip(running, pool.map(lambda key: as_seen(profiles[key], self._progress), running), strict=True))
+        profiles.update(zip(running, concurrently.each(lambda key: as_seen(profiles[key], self._progress), running,
+                                                       at_once=PROGRESS_READS_IN_FLIGHT, name="activity-progress"), strict=True))
         rows = [self._member(m, identities.get(m.user_id), profiles) for m in members]
         return sorted(rows, key=lambda r: (not r.paused, not r.linked, paging.name_key(r.name), r.email))
 

@@ -7,13 +7,12 @@ Graph subscriptions made, renewed and made again; the orgs' CRM channels renewed
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from shared import concurrently
 from shared.accounts.models import MemberIdentity
 from shared.crm.watch import CallbackRejected, parse_callback, verify_callback
 from shared.expiring_cache import ExpiringCache
@@ -223,12 +222,8 @@ class SyncWebhooks:
 
     @staticmethod
     def _each(notes: list[HeldNotification], act: Callable[[HeldNotification], T]) -> list[T]:
-        """``act`` on each notification, ``LOOKUPS_IN_FLIGHT`` at a time, in the caller's context."""
-        if len(notes) <= 1:
-            return [act(note) for note in notes]
-        context = contextvars.copy_context()  # the request's (its correlation id), taken here, not in the pool's threads
-        with ThreadPoolExecutor(max_workers=min(LOOKUPS_IN_FLIGHT, len(notes)), thread_name_prefix="notified") as pool:
-            return list(pool.map(lambda note: context.copy().run(act, note), notes))
+        """``act`` on each notification, ``LOOKUPS_IN_FLIGHT`` at a time, in the request's context."""
+        return concurrently.each(act, notes, at_once=LOOKUPS_IN_FLIGHT, name="notified")
 
     def _notified(self, notes: list[HeldNotification]) -> tuple[int, int]:
         """Each subscription's notification, looked up ``LOOKUPS_IN_FLIGHT`` at a time (Graph

@@ -24,7 +24,7 @@ STATIC_DIR = _HERE / "static"
 
 # What the other language's link keeps of the address: where the person is in a list or a
 # search, never anything else (an OAuth callback's code and state are not links to share).
-KEPT_ON_LANGUAGE_SWITCH = ("page", "q", "why", "kind")
+KEPT_ON_LANGUAGE_SWITCH = ("page", "invitations_page", "requests_page", "q", "why", "kind")
 
 
 def _kept(request: WebRequest) -> dict[str, str]:

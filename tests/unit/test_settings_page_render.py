@@ -5,7 +5,9 @@ sync shows its time left; hostile values stay text."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
+from shared import paging
 from shared.http_messages import WebRequest
 from shared.sync.org_activity import KindActivity, MemberActivity, page_of
 from shared.sync.profiles import SyncKind, SyncProfile, SyncState
@@ -77,3 +79,24 @@ def test_the_other_language_keeps_the_page_or_search_and_nothing_else() -> None:
     html = body.decode() if isinstance(body, bytes) else str(body)
     assert 'href="/api/settings/users/sync?page=3&amp;why=%3CLunch+%26+Learn%3E&amp;lang=fr"' in html
     assert "secret-code" not in html and "state=" not in html
+
+
+def users_page(query: dict[str, str], invitations: list, join_requests: list) -> str:  # type: ignore[type-arg]
+    request = WebRequest("GET", "https://app.example/api/settings/users", {}, query={"lang": "en", **query})
+    body = render(request, "users.html", org_name="O", notice="", members=paging.page_of([], None), undelivered={},
+                  invitations=paging.page_of(invitations, query.get("invitations_page")),
+                  join_requests=paging.page_of(join_requests, query.get("requests_page")),
+                  csrf_token="t", signed_in=True, member_nav=True).body
+    return body.decode() if isinstance(body, bytes) else str(body)
+
+
+def test_the_users_page_pages_its_invitations_and_keeps_the_other_lists_pages_in_its_links() -> None:
+    invitations = [SimpleNamespace(email=f"p{n}@x.test", state="pending", expires_at=NOW) for n in range(250)]
+    requests = [(SimpleNamespace(name=f"R {n}", email=f"r{n}@x.test", created_at=NOW, decided_by=None, row_key=f"k{n}"), "pending")
+                for n in range(150)]
+    html = users_page({"page": "1", "requests_page": "2"}, invitations, requests)
+    shown = html.split('data-testid="invitations"')[1].split("</table>")[0]
+    assert shown.count("<tr>") == 1 + 100 and "p0@x.test" in shown and "p100@x.test" not in shown
+    assert 'href="?page=1&amp;invitations_page=2&amp;requests_page=2" rel="next"' in html  # the requests' page kept
+    assert 'href="?page=1&amp;invitations_page=1&amp;requests_page=1" rel="prev"' in html
+    assert "Page 2 of 2" in html.split('data-testid="join-requests-pages"')[1]
