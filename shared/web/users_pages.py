@@ -111,7 +111,8 @@ class UsersPages:
         query = re.sub(r'["\\]', "", request.query.get("q", "")).strip()[:60]
         page = self._tenant_users(member, query, request.query.get("next", ""))
         members = {m.email.lower() for m in self.s.crm_directory.list_members(member.org_id)}
-        invited = {i.email for i in self.s.invitations.list(member.org_id) if i.state == "pending"}
+        shown = [str(u.get("mail") or u.get("userPrincipalName") or "").lower() for u in page.get("value", [])]
+        invited = self.s.invitations.pending_among(member.org_id, shown)  # those shown only: an org may have invited thousands
         users = []
         for u in page.get("value", []):
             email = str(u.get("mail") or u.get("userPrincipalName") or "").lower()

@@ -311,6 +311,9 @@ def test_duplicate_save_and_double_accept_create_nothing_twice(product: ProductS
     assert "Invitation sent to: megan@contoso.test" in first.text()
     assert "Already invited (invitation still pending): megan@contoso.test" in second.text()
     assert len(get_services().invitations.list(contoso_org_id())) == 1
+    # The Add User window shows her invited (a point read of the shown people's invitations), not selectable again.
+    adele.goto(f"{product.url}/api/settings/users/office365?q=Megan")
+    assert "Already invited" in page_html(adele) and adele.get_by_role("checkbox", name="Megan Bowen").count() == 0
 
     megan = new_person(trusting_browser)
     open_mail(product, megan, "megan@contoso.test", "invited you to Zoho CRM", "Accept the invitation")
