@@ -108,7 +108,8 @@ class CrmRouting:
 
     def read_org_changes(self, row: OrgChannel, since: datetime) -> int:
         """The org's changes and deletions since ``since``, read once for the whole org (two
-        CRM calls and their pages) and routed: what a lapsed channel may have missed."""
+        CRM calls and their pages) and routed: what a lapsed channel may have missed. Returns
+        the owners' steps queued (the deletions are queued changes)."""
         kind = SyncKind(row.kind)
         module = CRM_MODULE[kind]
         query = ListQuery(module=module, fields=("Owner", "Modified_Time"), modified_since=since - timedelta(seconds=1))
@@ -124,7 +125,12 @@ class CrmRouting:
             if owner is not None:
                 by_owner[owner].append(str(record.get("id")))
         queued = self._queue_owners(row.org_id, kind, by_owner, StepReason.SWEEP)
-        return queued + self._route_to_holders(row.org_id, kind, deleted, StepReason.SWEEP, crm_deletion=True)
+        # The deletions as queued changes of 100 ids, routed by the queue's trigger: every member
+        # is asked about them, which a lapse of days in a big org makes too much for the timer.
+        for start in range(0, len(deleted), IDS_PER_CHANGE):
+            self.d.crm_changes.send(CrmChange(org_id=row.org_id, kind=kind, operation="delete",
+                                              ids=deleted[start:start + IDS_PER_CHANGE]))
+        return queued
 
     # -- by owner -----------------------------------------------------------------------------------
 
@@ -142,12 +148,16 @@ class CrmRouting:
 
     def _queue_owners(self, org_id: str, kind: SyncKind, by_owner: dict[str, list[str]], reason: StepReason,
                       items: list[str] | None = None) -> int:
-        queued = 0
-        for owner, owned in by_owner.items():
+        """A step for each owner with the sync on (a few at a time: a lapsed channel's changes may
+        name thousands of owners)."""
+
+        def tell(owner: str) -> bool:
             member = self.org.member_for(org_id, kind, owner)
-            if member is not None:  # an owner without sync on: nobody to tell
-                queued += self.sync.webhooks.request_unless_echo(member, kind, reason, _items_of(items, owned)) is True
-        return queued
+            if member is None:  # an owner without sync on: nobody to tell
+                return False
+            return self.sync.webhooks.request_unless_echo(member, kind, reason, _items_of(items, by_owner[owner])) is True
+
+        return sum(concurrently.each(tell, list(by_owner), at_once=HOLDER_READS_IN_FLIGHT, name="owners"))
 
     # -- by link ------------------------------------------------------------------------------------
 

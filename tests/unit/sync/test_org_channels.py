@@ -632,9 +632,23 @@ def test_a_lapsed_channel_is_made_live_and_the_orgs_changes_meanwhile_reach_thei
     world.reset()
     world.service.sweep_tick()
     assert len(world.channels.channels) == 1 and world.channel().expires_at > world.clock.now()  # type: ignore[operator]
-    assert sorted((s.member, s.reason) for s in world.steps()) == sorted([
-        (b.partition_key, StepReason.SWEEP), (c.partition_key, StepReason.SWEEP)])
     assert world.counts["crm"] == 2  # the org's changes and its deleted list, once for the org
+    assert [(s.member, s.reason) for s in world.steps()] == [(b.partition_key, StepReason.SWEEP)]  # the changed record's owner
+    # The deletions go through the queue (every member is asked about them: too much for the timer in a big org).
+    assert [(sent.message.operation, sent.message.ids) for sent in world.changes.sent] == [("delete", ["5000000000002"])]
+    world.route_queued_changes()
+    assert [s.member for s in world.steps()] == [c.partition_key]
+
+
+def test_a_lapsed_channels_thousands_of_deletions_are_queued_100_a_message_not_routed_by_the_timer(world: OrgWorld) -> None:
+    world.syncing(2)
+    world.clock.advance(timedelta(days=8))
+    for n in range(2500):
+        world.crm.delete(str(5_000_000_010_000 + n))
+    world.reset()
+    world.service.sweep_tick()
+    assert [len(sent.message.ids) for sent in world.changes.sent] == [100] * 25
+    assert world.counts["table"] < 50  # the timer asked no member about them
 
 
 def test_an_initial_sync_waiting_out_its_mailbox_s_window_is_no_stall_until_it_was_due_back(world: OrgWorld) -> None:
