@@ -373,7 +373,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "colon": "{label}\u202f:",
         "members.pages": "Pages des membres",
         "invitations.pages": "Pages des invitations",
-        "join_requests.pages": "Pages des demandes d’adhésion",
+        "join_requests.pages": "Pages des demandes pour rejoindre",
         "pages.page": "Page {n} sur {m}",
         "pages.previous": "Précédente",
         "pages.next": "Suivante",
