@@ -91,10 +91,14 @@ class CrmRouting:
             return int(self.sync.webhooks.request_unless_echo(members[0].member, kind, StepReason.CRM_WEBHOOK, items,
                                                               crm_deletion=operation == "delete",
                                                               links_partition=members[0].links_partition) is True)
+        self._queue_changes(org_id, kind, operation, ids, items)
+        return 0
+
+    def _queue_changes(self, org_id: str, kind: SyncKind, operation: str, ids: list[str], items: list[str] | None = None) -> None:
+        """``ids`` as queued changes of ``IDS_PER_CHANGE``, routed by the ``crm-changes`` trigger."""
         for start in range(0, len(ids), IDS_PER_CHANGE):
             self.d.crm_changes.send(CrmChange(org_id=org_id, kind=kind, operation=operation,  # type: ignore[arg-type]
                                               ids=ids[start:start + IDS_PER_CHANGE], items=items))
-        return 0
 
     def route(self, change: CrmChange) -> int:
         """A queued change: one step per owner (or link holder). Returns the steps queued."""
@@ -127,9 +131,7 @@ class CrmRouting:
         queued = self._queue_owners(row.org_id, kind, by_owner, StepReason.SWEEP)
         # The deletions as queued changes of 100 ids, routed by the queue's trigger: every member
         # is asked about them, which a lapse of days in a big org makes too much for the timer.
-        for start in range(0, len(deleted), IDS_PER_CHANGE):
-            self.d.crm_changes.send(CrmChange(org_id=row.org_id, kind=kind, operation="delete",
-                                              ids=deleted[start:start + IDS_PER_CHANGE]))
+        self._queue_changes(row.org_id, kind, "delete", deleted)
         return queued
 
     # -- by owner -----------------------------------------------------------------------------------

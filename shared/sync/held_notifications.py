@@ -11,7 +11,8 @@ longer gives members whose webhooks are healthy a round every 5 minutes (issue 2
 
 Lifecycle notifications (a subscription to reauthorize or make again, changes missed) cost Graph
 calls each: all of them are acted on from the queue, the webhook only checking that the first
-ones are ours. Held only when the POST's first part named a subscription of ours with its
+ones are ours; one about a subscription the member no longer has (the queue delivers late, and
+may deliver twice) makes no new one. Held only when the POST's first part named a subscription of ours with its
 secret: a forged POST cannot make us queue work.
 
 A message holds what a queue message can (64 KB, base64): the subscription, its ``clientState``

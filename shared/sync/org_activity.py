@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from shared import concurrently, paging
@@ -63,15 +63,11 @@ STANDING_ORDER = (SyncState.PAUSED, SyncState.INITIAL, SyncState.ACTIVE, SyncSta
 
 
 @dataclass(frozen=True)
-class ActivityPage:
-    """One page of the view: its rows, its number (from 1) of ``pages``, and how many members
-    of the whole org stand where (``MemberActivity.standing``), in ``STANDING_ORDER`` then
-    not linked."""
+class ActivityPage(paging.Page[MemberActivity]):
+    """One page of the view, and how many members of the whole org stand where
+    (``MemberActivity.standing``), in ``STANDING_ORDER`` then not linked."""
 
-    rows: list[MemberActivity]
-    number: int
-    pages: int
-    counts: dict[str, int]
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 def page_of(rows: list[MemberActivity], requested: str | None, size: int | None = None) -> ActivityPage:
@@ -81,7 +77,7 @@ def page_of(rows: list[MemberActivity], requested: str | None, size: int | None 
     shown = paging.page_of(rows, requested, size or PAGE_SIZE)
     standing = [r.standing for r in rows]
     counts = {key: standing.count(key) for key in (*(s.value for s in STANDING_ORDER), NOT_LINKED)}
-    return ActivityPage(shown.rows, shown.number, shown.pages, counts)
+    return ActivityPage(shown.rows, shown.number, shown.pages, shown.total, counts)
 
 
 class SyncReminder(TableEntity):

@@ -204,9 +204,9 @@ class SyncWebhooks:
                 member = self.sync.member(route.member)
                 kind = SyncKind(route.kind)
                 if note.lifecycle_event == "reauthorizationRequired":
-                    self.renew_subscription(member, kind)
+                    self.renew_subscription(member, kind, subscription_id=note.subscription_id)
                 elif note.lifecycle_event == "subscriptionRemoved":
-                    self.resubscribe(member, kind)
+                    self.resubscribe(member, kind, replacing=note.subscription_id)
                 return self.request_delta(route.member, kind, StepReason.LIFECYCLE)
             except LookupError:
                 return False  # the member is gone: nothing to renew
@@ -332,22 +332,30 @@ class SyncWebhooks:
         with contextlib.suppress(LookupError):  # the profile is gone: nothing to forget
             self.d.profiles.update(member.partition_key, SyncKind(profile.row_key), forget)
 
-    def renew_subscription(self, member: MemberIdentity, kind: SyncKind) -> None:
+    def renew_subscription(self, member: MemberIdentity, kind: SyncKind, *, subscription_id: str | None = None) -> None:
+        """Renew the member's subscription; ``subscription_id``: only if it is still that one (a
+        lifecycle notification, maybe late or delivered twice, about one already replaced)."""
         stored = self.d.profiles.get(member.partition_key, kind)
         if stored is None or not stored.entity.subscription_id:
+            return
+        if subscription_id is not None and stored.entity.subscription_id != subscription_id:
             return
         try:
             subscription = self.d.subscriptions(member).renew(stored.entity.subscription_id)
         except SubscriptionGone:
-            self.resubscribe(member, kind)
+            self.resubscribe(member, kind, replacing=stored.entity.subscription_id)
             return
         self.d.profiles.update(
             member.partition_key, kind, lambda p: p.model_copy(update={"subscription_expires": subscription.expiration_date_time})
         )
 
-    def resubscribe(self, member: MemberIdentity, kind: SyncKind) -> None:
+    def resubscribe(self, member: MemberIdentity, kind: SyncKind, *, replacing: str | None = None) -> None:
+        """A new subscription for the member; ``replacing``: only if theirs is still that one
+        (another would leave theirs orphaned, notifying until it expires)."""
         stored = self.d.profiles.get(member.partition_key, kind)
         if stored is None or not stored.entity.container_id:
+            return
+        if replacing is not None and stored.entity.subscription_id != replacing:
             return
         fields = self.subscribe(member, kind, stored.entity.container_id, links_partition=stored.entity.links_partition)
         self.d.profiles.update(member.partition_key, kind, lambda p: p.model_copy(update=fields))

@@ -28,6 +28,10 @@ def _synced(n: int) -> LinkRow:
                    outlook_version="1", fields={"subject": f"Item {n}"})
 
 
+def _tombstone(n: int) -> LinkRow:
+    return _synced(n).model_copy(update={"state": LinkState.TOMBSTONE, "tombstoned_at": datetime.now(UTC)})
+
+
 def test_an_initial_page_of_99_pairs_and_its_progress_are_one_transaction() -> None:
     table = CountedTable()
     store = LinkStore(table)
@@ -64,7 +68,7 @@ def test_a_few_ids_are_one_filtered_query_with_every_pending_create() -> None:
     table = CountedTable()
     store = LinkStore(table)
     pending = LinkRow(link_id="p", state=LinkState.PENDING_CREATE_OUTLOOK, crm_id="c-p", crm_version="1", transaction_key="k")
-    gone = _synced(7).model_copy(update={"state": LinkState.TOMBSTONE, "tombstoned_at": datetime.now(UTC)})
+    gone = _tombstone(7)
     store.write(PARTITION, [(None, _synced(n)) for n in range(7)] + [(None, pending), (None, gone)])
     table.queries = 0
     found = store.load(PARTITION, crm_ids=["c1", "c7"], outlook_ids=["o2", "o-unknown"])
@@ -89,7 +93,7 @@ def test_whether_a_partition_names_any_of_100_deleted_records_is_a_few_small_que
     table = CountedTable()
     store = LinkStore(table)
     pending = LinkRow(link_id="p", state=LinkState.PENDING_CREATE_OUTLOOK, crm_id="pending-c", crm_version="1", transaction_key="k")
-    gone = _synced(5000).model_copy(update={"state": LinkState.TOMBSTONE, "tombstoned_at": datetime.now(UTC)})
+    gone = _tombstone(5000)
     store.write(PARTITION, [(None, _synced(n)) for n in range(2000)] + [(None, pending), (None, gone)])
     deleted = [f"x{n}" for n in range(100)]
     parsed: list[int] = []
@@ -114,7 +118,7 @@ def test_a_small_partition_is_asked_whether_it_names_deleted_records_in_one_read
     table = CountedTable()
     store = LinkStore(table)
     pending = LinkRow(link_id="p", state=LinkState.PENDING_CREATE_CRM, outlook_id="o-p", outlook_version="1", transaction_key="k")
-    gone = _synced(500).model_copy(update={"state": LinkState.TOMBSTONE, "tombstoned_at": datetime.now(UTC)})
+    gone = _tombstone(500)
     store.write(PARTITION, [(None, _synced(n)) for n in range(150)] + [(None, pending), (None, gone)])
     for named, found in (("c149", True), ("c500", False), ("x", False)):
         table.queries = 0

@@ -415,12 +415,14 @@ def test_the_callbacks_checks_still_hold(world: OrgWorld) -> None:
 # -- Graph's notifications of many members in one POST ------------------------------------------
 
 def _subscribed(world: OrgWorld, members: list[MemberIdentity]) -> list[tuple[str, str]]:
-    """A Graph subscription per member, its route written as subscribing writes it."""
+    """A Graph subscription per member, its route and the profile's fields written as subscribing writes them."""
     made = []
     for n, member in enumerate(members):
         subscription_id, secret = str(uuid.UUID(int=n + 1)), f"secret-{n}"
         world.routes.upsert(WebhookRoute(partition_key=f"graph|{subscription_id}", row_key="hook", member=member.partition_key,
                                          kind=KIND.value, secret=secret))
+        world.profiles.update(member.partition_key, KIND, lambda p, sid=subscription_id, secret=secret: p.model_copy(
+            update={"subscription_id": sid, "client_state": secret}))
         made.append((subscription_id, secret))
     return made
 
@@ -491,6 +493,24 @@ def test_lifecycle_notifications_are_answered_at_once_and_acted_on_from_the_queu
     assert sorted(s.member for s in world.steps()) == sorted(m.partition_key for m in members)
     assert world.service.graph_lifecycle(_lifecycle_post([(sub_a, "forged", "subscriptionRemoved")])) == 0
     assert world.held.sent == []  # a forged POST holds nothing
+
+
+def test_a_removed_subscriptions_notification_handled_twice_or_late_makes_one_new_subscription(world: OrgWorld) -> None:
+    """The queue may deliver a held message twice, and late: a notification about a subscription
+    the member no longer has (already replaced) makes no other one (it would orphan theirs)."""
+    [member] = world.syncing(1)
+    [(subscription_id, secret)] = _subscribed(world, [member])
+    world.service.graph_lifecycle(_lifecycle_post([(subscription_id, secret, "subscriptionRemoved")]))
+    [held] = [sent.message for sent in world.held.take()]
+    world.service.held_graph_notifications(held)
+    replaced = world.profiles.get(member.partition_key, KIND).entity  # type: ignore[union-attr]
+    assert replaced.subscription_id != subscription_id
+    world.service.held_graph_notifications(held)  # delivered again
+    world.service.graph_lifecycle(_lifecycle_post([(subscription_id, secret, "reauthorizationRequired")]))
+    for sent in world.held.take():  # late: about the old subscription
+        world.service.held_graph_notifications(sent.message)
+    again = world.profiles.get(member.partition_key, KIND).entity  # type: ignore[union-attr]
+    assert (again.subscription_id, again.client_state) == (replaced.subscription_id, replaced.client_state)
 
 
 def test_a_tenant_wide_reauthorization_of_150_subscriptions_in_one_post_reaches_every_one(world: OrgWorld) -> None:
