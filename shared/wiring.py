@@ -195,6 +195,7 @@ class Services:
                 f"{member.tenant_id}/{member.object_id}").expect(requests),
             graph_room_wait=lambda member, requests: self.mailbox_limits.gate(
                 f"{member.tenant_id}/{member.object_id}").room_wait(requests),
+            mailbox_done=lambda member: self.mailbox_limits.give_back_if_idle(f"{member.tenant_id}/{member.object_id}"),
         ))
 
     def mailbox(self, member: MemberIdentity) -> GraphMailbox:

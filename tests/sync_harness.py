@@ -75,7 +75,8 @@ class Delivery:
 
 class SyncHarness:
     def __init__(self, *, crm_per_page: int = 3, outlook_per_page: int = 4, initial_page_size: int = 2,
-                 graph_room_wait: Callable[[int], float] = lambda requests: 0.0) -> None:
+                 graph_room_wait: Callable[[int], float] = lambda requests: 0.0,
+                 mailbox_done: Callable[[], None] = lambda: None) -> None:
         """``initial_page_size``: small, so that a few items make several initial pages (the
         pipeline, and the range of creates reserved ahead of the committed progress);
         ``graph_room_wait``: what the mailbox's 10-minute window says (seconds to wait for
@@ -111,6 +112,7 @@ class SyncHarness:
             subscriptions=lambda member: self.subscriptions, crm_token=_unreachable, mailbox=_unreachable,
             app_token=_unreachable, encrypt=_unreachable, public_base_url="https://sync.example", clock=self.clock.now,
             initial_page_size=initial_page_size, graph_room_wait=lambda member, requests: graph_room_wait(requests),
+            mailbox_done=lambda member: mailbox_done(),
         ))
         self.pending: list[Delivery] = []
         self.deliveries = 0

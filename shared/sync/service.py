@@ -137,6 +137,9 @@ class SyncService:
 
         # Tried first on the row as read (its ETag fails if anything wrote it meanwhile).
         profile = self.d.profiles.update(key, kind, enabled, known=stored)
+        # Enable's Graph calls are over: the initial step, on whichever instance takes it, finds
+        # the mailbox free instead of waiting for this process's claim to idle out.
+        self.d.mailbox_done(member)
         if Effect.QUEUE_INITIAL in decision.effects:
             self.jobs.send(SyncJob.of(profile, "initial", StepReason.ENABLE))
         self.d.accounts.audit(actor=member.email, action=f"sync.{kind.value}.enabled", tenant_id=member.tenant_id, org_id=member.org_id)

@@ -156,6 +156,34 @@ def test_an_idle_claim_is_given_back_when_others_want_the_mailbox() -> None:
     b.acquire(4, soon(1.5), requests=20)
 
 
+def test_an_instance_done_with_a_mailbox_gives_it_back_at_once_and_the_next_claims_it_without_waiting() -> None:
+    """An Enable's calls on one instance, then its initial step on another: the step claims all
+    four slots with one read and one write, no wish and no poll (it used to wait a second)."""
+    clock, rows = Clock(), CountingRows()
+    enabling, stepping = instances(2, rows, clock)
+    with enabling.gate(MAILBOX).slots(1, soon()):
+        pass  # the container made
+    enabling.give_back_if_idle(MAILBOX)
+    assert rows.get(row_partition(MAILBOX), "limits").entity.claims == {}
+    asked = rows.requests
+    started = time.monotonic()
+    stepping.gate(MAILBOX).acquire(4, soon(), requests=20)
+    assert time.monotonic() - started < 0.2 and rows.requests == asked + 2
+    assert stepping.gate(MAILBOX).share() == 4
+
+
+def test_an_instance_still_using_a_mailbox_keeps_its_claim_when_told_it_is_done() -> None:
+    clock, rows = Clock(), CountingRows()
+    [host] = instances(1, rows, clock)
+    gate = host.gate(MAILBOX)
+    with gate.slots(1, soon()):
+        host.give_back_if_idle(MAILBOX)  # another call of the process is in flight
+        assert "host-0" in rows.get(row_partition(MAILBOX), "limits").entity.claims
+    host.give_back_if_idle(MAILBOX)
+    assert rows.get(row_partition(MAILBOX), "limits").entity.claims == {}
+    host.give_back_if_idle("tenant-1/never-used")  # a mailbox this process never touched: nothing to do
+
+
 def test_an_idle_claim_is_given_back_once_with_its_unsent_requests() -> None:
     clock, rows = Clock(), CountingRows()
     [host] = instances(1, rows, clock)

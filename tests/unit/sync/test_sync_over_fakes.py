@@ -231,6 +231,26 @@ def test_a_mailbox_window_without_room_stops_the_initial_sync_between_pages_and_
     assert looks[0] == 4  # two pages of 2: the room the pages in flight need
 
 
+def test_enable_gives_the_mailbox_back_before_it_queues_the_initial_step() -> None:
+    """The step may run on another instance at once: it must not find Enable's claim on the
+    mailbox (it waited for it to idle out, a second per member)."""
+    queued_when_done: list[int] = []
+    harness: SyncHarness | None = None
+
+    def done() -> None:
+        assert harness is not None
+        queued_when_done.append(len(harness.queue.sent))
+
+    harness = SyncHarness(mailbox_done=done)
+    made = _seed(harness, 3, 0)
+    harness.enable()
+    assert queued_when_done == [0] and [d.job.step for d in harness.pending] == ["initial"]
+    harness.enable()  # enabled already: no call made, nothing to give back
+    assert queued_when_done == [0]
+    harness.settle()
+    harness.assert_nothing_lost(made)
+
+
 def test_disable_then_enable_during_a_wait_for_the_mailbox_s_window_starts_with_no_wait() -> None:
     """The member disables while their initial sync waits out the window, and enables again:
     the new sync owes nothing to the old one's wait (the settings page's time left, the sweep)."""
