@@ -58,8 +58,8 @@ class SyncDependencies:
     # Seconds until about this many Graph requests fit in their mailbox's 10-minute window
     # (``MailboxGate.room_wait``); 0 where nothing keeps that window.
     graph_room_wait: Callable[[MemberIdentity, int], float] = lambda member, requests: 0.0
-    # This process is done with their mailbox for now: its shared claim goes back at once
-    # (``SharedMailboxes.give_back_if_idle``), for the step an Enable queues, maybe elsewhere.
+    # This process is done with their mailbox for now (an Enable, a step): its shared claim goes
+    # back at once (``SharedMailboxes.give_back_if_idle``), for their next step, maybe elsewhere.
     mailbox_done: Callable[[MemberIdentity], None] = lambda member: None
     initial_page_size: int = 99  # CRM records the initial sync reads by id at a time (and link rows per commit)
     # Graph notifications of a POST beyond those looked up while Graph waits (``held_notifications``).

@@ -138,7 +138,8 @@ class SyncService:
         # Tried first on the row as read (its ETag fails if anything wrote it meanwhile).
         profile = self.d.profiles.update(key, kind, enabled, known=stored)
         # Enable's Graph calls are over: the initial step, on whichever instance takes it, finds
-        # the mailbox free instead of waiting for this process's claim to idle out.
+        # the mailbox free instead of waiting for this process's claim to idle out (bench
+        # initial-calendar: its first batch went out a second late).
         self.d.mailbox_done(member)
         if Effect.QUEUE_INITIAL in decision.effects:
             self.jobs.send(SyncJob.of(profile, "initial", StepReason.ENABLE))
@@ -247,6 +248,11 @@ class SyncService:
             self.runner.run(job, self._context(member, job.kind, stored), delivery=delivery, current=stored)
         except Exception as error:
             self.failures.handle(job, member, stored, delivery, error)
+        finally:
+            # The member's next step may run on another instance (the lease just released): it
+            # claims the mailbox at once instead of waiting for this one's claim to idle out
+            # (bench multi-host: a change's propagation waited for it).
+            self.d.mailbox_done(member)
 
     def give_up(self, job: SyncJob) -> None:
         """The queue gave a step up (its poison message): ``step_failures``."""

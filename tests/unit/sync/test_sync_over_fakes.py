@@ -231,9 +231,9 @@ def test_a_mailbox_window_without_room_stops_the_initial_sync_between_pages_and_
     assert looks[0] == 4  # two pages of 2: the room the pages in flight need
 
 
-def test_enable_gives_the_mailbox_back_before_it_queues_the_initial_step() -> None:
-    """The step may run on another instance at once: it must not find Enable's claim on the
-    mailbox (it waited for it to idle out, a second per member)."""
+def test_enable_and_each_step_give_the_mailbox_back_before_the_next_step_may_run() -> None:
+    """The next step may run on another instance at once: it must not find the claim of the
+    Enable or step before it on the mailbox (it waited for it to idle out, a second a step)."""
     queued_when_done: list[int] = []
     harness: SyncHarness | None = None
 
@@ -249,6 +249,7 @@ def test_enable_gives_the_mailbox_back_before_it_queues_the_initial_step() -> No
     assert queued_when_done == [0]
     harness.settle()
     harness.assert_nothing_lost(made)
+    assert harness.deliveries >= 1 and len(queued_when_done) == 1 + harness.deliveries
 
 
 def test_disable_then_enable_during_a_wait_for_the_mailbox_s_window_starts_with_no_wait() -> None:
