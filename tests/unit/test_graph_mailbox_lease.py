@@ -184,6 +184,24 @@ def test_an_instance_still_using_a_mailbox_keeps_its_claim_when_told_it_is_done(
     host.give_back_if_idle("tenant-1/never-used")  # a mailbox this process never touched: nothing to do
 
 
+def test_a_give_back_that_storage_refuses_is_not_the_callers_failure() -> None:
+    """An Enable has written its profile and must still queue its step; a step that did its
+    work must not be delivered again: the claim idles out or lapses, as before."""
+    clock, rows = Clock(), CountingRows()
+    [host] = instances(1, rows, clock)
+    gate = host.gate(MAILBOX)
+    with gate.slots(1, soon()):
+        pass
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("storage out of reach")
+
+    rows.replace = refused  # type: ignore[method-assign]
+    rows.get = refused  # type: ignore[method-assign]
+    host.give_back_if_idle(MAILBOX)  # logged, not raised
+    assert gate.lease is not None and gate.lease.held()  # still ours until it idles out or lapses
+
+
 def test_an_idle_claim_is_given_back_once_with_its_unsent_requests() -> None:
     clock, rows = Clock(), CountingRows()
     [host] = instances(1, rows, clock)
