@@ -262,11 +262,12 @@ class SharedMailboxes:
             return gate
 
     def give_back_if_idle(self, mailbox_key: str) -> None:
-        """This process is done with the mailbox for now (an Enable's calls are over, and its
-        initial step may run on another instance): its claim goes back at once unless a call of
-        the process is running or waiting there, not after ``IDLE_SECONDS`` and the next tend.
-        The step on another instance would otherwise find the mailbox held, write its wish and
-        poll a second later (bench initial-calendar: the first batch sent 1 s late)."""
+        """This process is done with the mailbox for now (an Enable's calls are over, or a step's,
+        and the member's next step may run on another instance): its claim goes back at once
+        unless a call of the process is running or waiting there, not after ``IDLE_SECONDS`` and
+        the next tend. The step on another instance would otherwise find the mailbox held, write
+        its wish and poll a second later (bench initial-calendar: the first batch sent 1 s late;
+        multi-host: a change's propagation). Never raises."""
         with self._lock:
             gate = self._gates.get(mailbox_key.lower())
         if gate is None:
