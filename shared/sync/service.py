@@ -175,6 +175,10 @@ class SyncService:
         if profile.container_id:
             _, outlook = self.d.kind_for(member, kind)
             outlook.delete_container(profile.container_id)
+        if profile.subscription_id or profile.container_id:
+            # Its Graph calls are over: an Enable again right after, on another instance (Disable
+            # then Enable), claims the mailbox at once.
+            self.d.mailbox_done(member)
         self.d.links.purge(profile.links_partition)  # with the initial sync's selection and progress
         # The conflict log stays: it is the member's record of which value was kept, across
         # Enables (issue 23). The ledger's notes describe this Enable's items: they go.

@@ -231,9 +231,10 @@ def test_a_mailbox_window_without_room_stops_the_initial_sync_between_pages_and_
     assert looks[0] == 4  # two pages of 2: the room the pages in flight need
 
 
-def test_enable_and_each_step_give_the_mailbox_back_before_the_next_step_may_run() -> None:
-    """The next step may run on another instance at once: it must not find the claim of the
-    Enable or step before it on the mailbox (it waited for it to idle out, a second a step)."""
+def test_enable_each_step_and_disable_give_the_mailbox_back_before_the_next_may_run() -> None:
+    """The next step (or Enable) may run on another instance at once: it must not find the claim
+    of the Enable, step or Disable before it on the mailbox (it waited for it to idle out, a
+    second each time)."""
     queued_when_done: list[int] = []
     harness: SyncHarness | None = None
 
@@ -250,6 +251,11 @@ def test_enable_and_each_step_give_the_mailbox_back_before_the_next_step_may_run
     harness.settle()
     harness.assert_nothing_lost(made)
     assert harness.deliveries >= 1 and len(queued_when_done) == 1 + harness.deliveries
+    done_before = len(queued_when_done)
+    harness.disable()  # its Graph calls (the container deleted): an Enable again may run elsewhere
+    assert len(queued_when_done) == done_before + 1
+    harness.disable()  # disabled already: nothing called, nothing to give back
+    assert len(queued_when_done) == done_before + 1
 
 
 def test_disable_then_enable_during_a_wait_for_the_mailbox_s_window_starts_with_no_wait() -> None:
