@@ -111,11 +111,11 @@ class UsersPages:
         query = re.sub(r'["\\]', "", request.query.get("q", "")).strip()[:60]
         page = self._tenant_users(member, query, request.query.get("next", ""))
         members = {m.email.lower() for m in self.s.crm_directory.list_members(member.org_id)}
-        shown = [str(u.get("mail") or u.get("userPrincipalName") or "").lower() for u in page.get("value", [])]
-        invited = self.s.invitations.pending_among(member.org_id, shown)  # those shown only: an org may have invited thousands
+        shown = [(u, str(u.get("mail") or u.get("userPrincipalName") or "").lower()) for u in page.get("value", [])]
+        # Those shown only: an org may have invited thousands.
+        invited = self.s.invitations.pending_among(member.org_id, [email for _, email in shown])
         users = []
-        for u in page.get("value", []):
-            email = str(u.get("mail") or u.get("userPrincipalName") or "").lower()
+        for u, email in shown:
             status = "member" if email in members else "invited" if email in invited else ""
             users.append({"id": u["id"], "name": u.get("displayName") or email, "email": email, "status": status})
         next_link = page.get("@odata.nextLink")
