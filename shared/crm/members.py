@@ -14,7 +14,6 @@ and each check costs three calls of the org's daily credits.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -25,8 +24,10 @@ from shared.crm.directory import MANAGE_USERS
 from shared.crm.errors import CrmError
 from shared.crm.models import CrmMemberAccess
 from shared.crm.session import CrmSession
+from shared.expiring_cache import ExpiringCache
 
 CACHE_SECONDS = 60.0
+CACHED_MEMBERS = 10_000  # a bound, not a working set: a long-lived instance meets every member in time
 
 
 class ManageUsersVerdict(BaseModel):
@@ -52,25 +53,20 @@ class MemberPermissions:
         self._session_for = session_for
         self._ttl = ttl
         self._clock = clock
-        self._cache: dict[tuple[str, str], tuple[float, ManageUsersVerdict]] = {}
-        self._lock = threading.Lock()
+        self._cache: ExpiringCache[tuple[str, str], ManageUsersVerdict] = ExpiringCache(CACHED_MEMBERS, clock)
 
     def may_manage_users(self, member: CrmMemberAccess) -> ManageUsersVerdict:
         key = (member.org_id, member.user_id)
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached and cached[0] > now:
-                return cached[1]
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached.value
         verdict = self._ask(self._session_for(member))
-        with self._lock:
-            self._cache[key] = (now + self._ttl, verdict)
+        self._cache.put(key, verdict, self._ttl)
         return verdict
 
     def forget(self, member: CrmMemberAccess) -> None:
         """Drop the cached answer (e.g. right after the member's profile was changed)."""
-        with self._lock:
-            self._cache.pop((member.org_id, member.user_id), None)
+        self._cache.forget((member.org_id, member.user_id))
 
     def _ask(self, session: CrmSession) -> ManageUsersVerdict:
         paid = _paid_edition(session)

@@ -27,6 +27,11 @@ REFRESH_MARGIN_SECONDS = 300.0
 # Answers of the token endpoint meaning the refresh token itself is dead (revoked, the person
 # removed the app, the account was closed): retrying cannot help.
 DEAD_REFRESH_TOKEN_CODES = frozenset({"invalid_code", "invalid_token", "invalid_grant"})
+# A member's slot unused this long is dropped once the map has grown (``_slot``): a long-lived
+# instance meets every member in time. Its next call reads the shared token again (one Table
+# read; alone, one refresh).
+SLOT_IDLE_SECONDS = 600.0
+SWEEP_FROM = 1_000  # slots before the first sweep; then twice what the last one left
 
 
 class CrmAuthorizationLost(CrmError):
@@ -43,6 +48,7 @@ class _Slot:
     lock: threading.Lock = field(default_factory=threading.Lock)
     token: AccessToken | None = None
     lost: CrmAuthorizationLost | None = None
+    used_at: float = 0.0  # the clock's time ``_slot`` last handed it out
 
 
 class AccessTokens:
@@ -67,6 +73,8 @@ class AccessTokens:
         self._clock = clock
         self._slots: dict[str, _Slot] = {}
         self._slots_lock = threading.Lock()
+        self._sweep_at = SWEEP_FROM
+        self._swept_at = clock()
         self.refreshes = 0  # how many token requests this source made (for tests and metrics)
 
     def get(self, member: CrmMemberAccess) -> AccessToken:
@@ -110,9 +118,29 @@ class AccessTokens:
                 if self._store is not None:
                     self._store.forget(_key(member), refused.value)
 
-    def _slot(self, member: CrmMemberAccess) -> _Slot:
+    def __len__(self) -> int:
+        """How many members' tokens this process keeps."""
         with self._slots_lock:
-            return self._slots.setdefault(_key(member), _Slot())
+            return len(self._slots)
+
+    def _slot(self, member: CrmMemberAccess) -> _Slot:
+        now = self._clock()
+        with self._slots_lock:
+            if len(self._slots) >= self._sweep_at or (len(self._slots) >= SWEEP_FROM and now - self._swept_at >= SLOT_IDLE_SECONDS):
+                self._sweep(now)
+            slot = self._slots.setdefault(_key(member), _Slot())
+            slot.used_at = now
+            return slot
+
+    def _sweep(self, now: float) -> None:
+        """Drop the slots nobody used for ``SLOT_IDLE_SECONDS`` and nobody holds (under
+        ``_slots_lock``). A caller that took a slot took it moments ago, so no slot in use is
+        dropped: two slots of one refresh token never live side by side. Amortised: the next
+        sweep comes when the map has doubled, or ``SLOT_IDLE_SECONDS`` later."""
+        for key in [k for k, slot in self._slots.items() if now - slot.used_at >= SLOT_IDLE_SECONDS and not slot.lock.locked()]:
+            del self._slots[key]
+        self._sweep_at = max(SWEEP_FROM, 2 * len(self._slots))
+        self._swept_at = now
 
     def _shared(self, member: CrmMemberAccess, now: float) -> AccessToken:
         assert self._store is not None

@@ -284,6 +284,15 @@ class MailboxGate:
                 self._lease_pause()
                 self._cond.notify_all()
 
+    def retirable(self, idle_seconds: float) -> bool:
+        """Whether nothing of this gate is worth keeping: no call running or waiting, no table
+        exchange, no claim, no pause, and no request for ``idle_seconds`` (the 10-minute window's
+        length: its local count is empty by then)."""
+        with self._cond:
+            now = time.monotonic()
+            return (not self._in_use and not self._queue and not self._asking and now >= self._paused_until
+                    and now - self._last_active >= idle_seconds and (self.lease is None or not self.lease.claimed()))
+
     def release(self, weight: int) -> None:
         weight = max(1, min(weight, self.capacity))
         with self._cond:

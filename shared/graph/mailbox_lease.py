@@ -37,10 +37,12 @@ newcomer's wish is seen within ``LEASE_SECONDS / 2``; a dead holder's slots come
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 from shared.graph import mailbox_shares as shares
@@ -60,6 +62,10 @@ LEASE_MARGIN = 3.0  # a claim this close to its end is not used: renewed first
 IDLE_SECONDS = 0.5
 POLL_SECONDS = 1.0
 TEND_SECONDS = 0.25  # how often idle claims are looked for (in memory; a write only to give one back)
+# A gate unused this long with no claim is let go (``SharedMailboxes``): the 10-minute window's
+# length, so its local count of requests is empty by then. Its next use reads the row again.
+RETIRE_SECONDS = 600.0
+RETIRE_SCAN_SECONDS = 30.0
 FIRST_CHUNK = 40  # two batches
 MAX_CHUNK = 2_000  # a fifth of the window
 # Fourfold, not twofold: an initial sync of 1,000 events (1,000 requests) tops up 3 times, not 5
@@ -83,8 +89,9 @@ class MailboxLease:
 
     def __init__(self, rows: TableRepository[MailboxLimitsRow], mailbox_key: str, *, holder: str,
                  clock: Callable[[], float] = time.time, limits: MailboxLimits = GRAPH_LIMITS,
-                 lease_seconds: float = LEASE_SECONDS) -> None:
+                 lease_seconds: float = LEASE_SECONDS, on_claim: Callable[[], None] | None = None) -> None:
         self.rows = rows
+        self._on_claim = on_claim  # told of each claim made or renewed (``SharedMailboxes`` tends its gate)
         self.partition = row_partition(mailbox_key)
         self.holder = holder
         self.clock = clock
@@ -128,6 +135,11 @@ class MailboxLease:
         the top-ups a growing chunk would write (an initial sync of 1,000 items: 3)."""
         with self._lock:
             self._expected = max(0, requests - max(0, self._granted - self._spent))
+
+    def claimed(self) -> bool:
+        """Whether a claim (slots held, or a wish written) is open and not lapsed. Read without
+        the lock: the claim changes only in a table exchange, which its gate marks as under way."""
+        return self._since is not None and self._until > self.clock()
 
     def held(self) -> bool:
         """Whether this process holds slots of the mailbox now (not merely waits for some)."""
@@ -194,6 +206,8 @@ class MailboxLease:
                 if pause <= result.paused_until:
                     self._pause_to_share = 0.0
                 self.next_look = now + (POLL_SECONDS if result.slots == 0 else result.budget_wait)
+            if self._on_claim is not None:
+                self._on_claim()
             if result.budget_wait:
                 log.info("mailbox %s: the 10-minute window is spent, %.0f s to wait", self.partition, result.budget_wait)
 
@@ -232,19 +246,33 @@ class MailboxLease:
 
 class SharedMailboxes:
     """The gates of the mailboxes this process touches, each with its claim in the shared
-    table; one per process (``Services``), tended in the background."""
+    table; one per process (``Services``), tended in the background.
+
+    Bounded by what is in use (a long-lived instance meets thousands of mailboxes; kept for
+    ever, 10,000 gates held 54 MB and each tend pass, four a second, went over all of them in
+    24 ms): the tend goes over the gates with a claim only, and a gate unused for
+    ``RETIRE_SECONDS`` with no claim is let go (looked for every ``RETIRE_SCAN_SECONDS``). A
+    gate is never made twice in a process (two claims under one holder's name would fight over
+    its entry): the map holds weak references, so a gate a caller still holds (a step's
+    mailbox) is found again, and a claim it makes puts it back among those tended."""
 
     def __init__(self, rows: TableRepository[MailboxLimitsRow], *, holder: str,
                  clock: Callable[[], float] = time.time, limits: MailboxLimits = GRAPH_LIMITS,
                  lease_seconds: float = LEASE_SECONDS, idle_seconds: float = IDLE_SECONDS,
-                 tend_in_background: bool = True) -> None:
+                 retire_seconds: float = RETIRE_SECONDS, tend_in_background: bool = True) -> None:
         self.rows = rows
         self.holder = holder
         self.clock = clock
         self.limits = limits
         self.lease_seconds = lease_seconds
         self.idle_seconds = idle_seconds
-        self._gates: dict[str, MailboxGate] = {}
+        self.retire_seconds = retire_seconds
+        self._gates: weakref.WeakValueDictionary[str, MailboxGate] = weakref.WeakValueDictionary()  # every gate alive here
+        # Handed out lately: kept alive for the next use (its cached row), with the hand-out's number.
+        self._kept: dict[str, tuple[MailboxGate, int]] = {}
+        self._handed = itertools.count()
+        self._claimed: dict[str, MailboxGate] = {}  # with a claim open: tended, kept alive until it is given back
+        self._next_scan = time.monotonic() + min(RETIRE_SCAN_SECONDS, retire_seconds)
         self._lock = threading.Lock()
         if tend_in_background:
             tend_while_alive(self, SharedMailboxes.tend, period=TEND_SECONDS, name="graph-mailbox-leases")
@@ -256,10 +284,22 @@ class SharedMailboxes:
             gate = self._gates.get(key)
             if gate is None:
                 lease = MailboxLease(self.rows, key, holder=self.holder, clock=self.clock, limits=self.limits,
-                                     lease_seconds=self.lease_seconds)
+                                     lease_seconds=self.lease_seconds, on_claim=_claim_seen(weakref.ref(self), key))
                 gate = self._gates[key] = MailboxGate(self.limits.slots, self.limits.window_requests,
                                                       self.limits.window_seconds, lease=lease)
+            self._kept[key] = (gate, next(self._handed))
             return gate
+
+    def claim_seen(self, key: str) -> None:
+        """The lease of ``key`` claimed (or renewed): its gate is tended until it gives it back."""
+        with self._lock:
+            gate = self._gates.get(key)
+            if gate is not None:
+                self._claimed[key] = gate
+
+    def __len__(self) -> int:
+        """How many gates are alive in this process."""
+        return len(self._gates)
 
     def give_back_if_idle(self, mailbox_key: str) -> None:
         """This process is done with the mailbox for now (an Enable's calls are over, or a step's,
@@ -284,11 +324,45 @@ class SharedMailboxes:
             return [g.lease for g in self._gates.values() if g.lease is not None]
 
     def tend(self) -> None:
-        """Renew the claims in use, give back the idle ones."""
+        """Renew the claims in use, give back the idle ones; now and then, let go of the gates
+        long unused."""
         with self._lock:
-            gates = list(self._gates.values())
-        for gate in gates:
+            claimed = list(self._claimed.items())
+        for key, gate in claimed:
             try:
                 gate.tend(idle_seconds=self.idle_seconds)
             except Exception as error:  # noqa: BLE001 - storage away: the claim lapses, requests wait
                 log.warning("could not tend the claim on a mailbox: %s", error)
+            if gate.lease is None or not gate.lease.claimed():
+                with self._lock:  # a claim made meanwhile was seen first (its lease says so), or comes after
+                    if self._claimed.get(key) is gate and (gate.lease is None or not gate.lease.claimed()):
+                        del self._claimed[key]
+        if time.monotonic() >= self._next_scan:
+            self._next_scan = time.monotonic() + min(RETIRE_SCAN_SECONDS, self.retire_seconds)
+            self.let_go_of_unused()
+
+    def let_go_of_unused(self) -> int:
+        """Stop keeping the gates unused for ``retire_seconds`` with no claim; how many. Looked
+        at outside the map's lock (10,000 gates take a tenth of a second), and freed outside it."""
+        with self._lock:
+            kept = list(self._kept.items())
+        unused = [(key, handed) for key, (gate, handed) in kept if key not in self._claimed and gate.retirable(self.retire_seconds)]
+        let_go = []
+        with self._lock:
+            for key, handed in unused:  # unless handed out again, or claiming, meanwhile
+                entry = self._kept.get(key)
+                if entry is not None and entry[1] == handed and key not in self._claimed:
+                    let_go.append(self._kept.pop(key))
+        count = len(let_go)
+        del let_go, kept  # the gates no caller holds go here
+        return count
+
+
+def _claim_seen(owner: weakref.ref[SharedMailboxes], key: str) -> Callable[[], None]:
+    """What a lease tells of each claim it makes (a weak reference: the gates of a
+    ``SharedMailboxes`` do not keep it alive)."""
+    def seen() -> None:
+        mailboxes = owner()
+        if mailboxes is not None:
+            mailboxes.claim_seen(key)
+    return seen

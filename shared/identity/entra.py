@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +26,10 @@ MAX_ERROR_DESCRIPTION = 500
 NOT_YET_REPLICATED_ERRORS = frozenset({"unauthorized_client", "invalid_client"})
 NOT_YET_REPLICATED_CODES = ("AADSTS700016", "AADSTS650051")
 CONSENT_REPLICATION_WAIT_SECONDS = 10.0
+# MSAL apps kept, the least recently used dropped past it: one per tenant whose Graph we call, and a
+# long-lived instance meets every tenant in time. A dropped tenant's next call makes its app again
+# (its OpenID configuration and an app token: two requests).
+MAX_TENANT_APPS = 1_000
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class EntraApp:
         self.client_id = client_id
         self._secret = client_secret
         self._session = session
-        self._apps: dict[str, msal.ConfidentialClientApplication] = {}
+        self._apps: OrderedDict[str, msal.ConfidentialClientApplication] = OrderedDict()
         self._lock = threading.Lock()  # guards the two maps, never held across a call
         self._building: dict[str, threading.Lock] = {}  # a lock per tenant whose app is being made
 
@@ -65,25 +70,30 @@ class EntraApp:
         )
 
     def _app(self, tenant: str) -> msal.ConfidentialClientApplication:
-        """One MSAL app per authority, kept for the process (its cache holds app tokens).
+        """One MSAL app per authority, the ``MAX_TENANT_APPS`` most recently used kept (each one's
+        cache holds its app tokens).
 
         Making one asks the authority for its OpenID configuration (MSAL does it in the
         constructor): under one lock for every tenant, 100 tenants enabling at once held every
         other tenant's Graph calls behind their round trips (propagation-under-load: steps of
-        20 s for a one-event change). So the map is read without waiting, and an app is made
-        under its own tenant's lock."""
-        app = self._apps.get(tenant)
-        if app is not None:
-            return app
+        20 s for a one-event change). So the map's lock is held for lookups only, and an app is
+        made under its own tenant's lock."""
         with self._lock:
+            app = self._apps.get(tenant)
+            if app is not None:
+                self._apps.move_to_end(tenant)
+                return app
             building = self._building.setdefault(tenant, threading.Lock())
         with building:
-            app = self._apps.get(tenant)
+            with self._lock:
+                app = self._apps.get(tenant)
             if app is None:
                 app = self._new_app(tenant)
                 with self._lock:
                     self._apps[tenant] = app
                     self._building.pop(tenant, None)
+                    while len(self._apps) > MAX_TENANT_APPS:
+                        self._apps.popitem(last=False)
             return app
 
     def start_sign_in(self, redirect_uri: str, *, login_hint: str | None = None) -> dict[str, Any]:

@@ -7,7 +7,6 @@ audience = our client id, expiry, and the nonce of the flow we started.
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,12 +15,15 @@ from typing import Any
 import jwt
 import requests
 
+from shared.expiring_cache import ExpiringCache
+
 # Directory roles that may grant tenant-wide consent to Microsoft Graph application permissions.
 CONSENT_ADMIN_ROLES = {
     "62e90394-69f5-4237-9190-012177145e10",  # Global Administrator
     "e8611ab8-c189-46e8-94e1-60213ab1f814",  # Privileged Role Administrator
 }
 KEYS_TTL_SECONDS = 3600
+KEYS_OF_TENANTS = 1_000  # the tenants whose keys are kept: a bound, as every tenant signs in in time
 LEEWAY_SECONDS = 60  # clock skew between us and the identity platform
 
 
@@ -57,15 +59,13 @@ class IdTokenVerifier:
         self._authority_host = authority_host.rstrip("/")
         self._client_id = client_id
         self._session = session
-        self._keys: dict[str, tuple[float, jwt.PyJWKSet, str]] = {}
-        self._lock = threading.Lock()
+        self._keys: ExpiringCache[str, tuple[jwt.PyJWKSet, str]] = ExpiringCache(KEYS_OF_TENANTS)
 
     def _tenant_keys(self, tenant_id: str) -> tuple[jwt.PyJWKSet, str]:
         """The tenant's signing keys and issuer, from its OpenID configuration (cached)."""
-        with self._lock:
-            cached = self._keys.get(tenant_id)
-            if cached and cached[0] > time.monotonic():
-                return cached[1], cached[2]
+        cached = self._keys.get(tenant_id)
+        if cached is not None:
+            return cached.value
         config_url = f"{self._authority_host}/{tenant_id}/v2.0/.well-known/openid-configuration"
         config = self._session.get(config_url, timeout=10)
         config.raise_for_status()
@@ -74,8 +74,7 @@ class IdTokenVerifier:
         keys.raise_for_status()
         key_set = jwt.PyJWKSet.from_dict(keys.json())
         issuer = str(document["issuer"]).replace("{tenantid}", tenant_id)
-        with self._lock:
-            self._keys[tenant_id] = (time.monotonic() + KEYS_TTL_SECONDS, key_set, issuer)
+        self._keys.put(tenant_id, (key_set, issuer), KEYS_TTL_SECONDS)
         return key_set, issuer
 
     def verify(self, id_token: str, *, nonce: str | None) -> IdTokenClaims:

@@ -17,7 +17,9 @@ change of that org waited with it); an instance that dies gives its slots back w
 ``lease_seconds``, with no write.
 
 Cost: one query and one write per slot leased, one write per slot per renewal while busy, one
-write per slot given back after a burst; nothing per call. Fairness between instances is first
+write per slot given back after a burst; nothing per call. What an instance knows of a limited
+thing it no longer uses (its share) is forgotten ``FORGET_SECONDS`` later: memory grows with the
+orgs in use, not with every org the instance ever called. Fairness between instances is first
 come: a busy instance keeps the slots it holds until it idles (the limit is never exceeded; an
 instance may wait).
 """
@@ -44,6 +46,9 @@ LEASE_SECONDS = 15.0
 POLL_SECONDS = 0.1
 LEASE_MARGIN = 3.0  # a slot this close to its lease's end is not used: renewed first, or given up
 IDLE_SECONDS = 1.0  # a held slot unused this long goes back to the table (by the renewal thread)
+# A share (what this instance knows of one org's slots) holding nothing and unused this long is
+# forgotten: a long-lived instance meets every org in time. Its next use reads the table again.
+FORGET_SECONDS = 600.0
 
 
 class SlotRow(TableEntity):
@@ -105,9 +110,9 @@ class SharedSlots:
     def acquire(self, key: str, limit: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         with self._cond:
-            share = self._shares.setdefault(key, _Share(limit))
-            share.limit = limit
             while True:
+                # Looked up on every turn: while this waited, an unused share may have been forgotten.
+                share = self._share(key, limit)
                 self._forget_lapsing(share)
                 if share.busy < len(share.held):
                     share.busy += 1
@@ -123,6 +128,31 @@ class SharedSlots:
                     raise SlotsExhausted(f"no slot of {key} came free in {timeout:.0f} s")
                 # Every slot is busy, here or elsewhere: wait for a local release or poll the table.
                 self._cond.wait(timeout=POLL_SECONDS)
+
+    def _share(self, key: str, limit: int) -> _Share:
+        """This instance's share of ``key`` (under the lock), made idle if new: a share no call
+        ever used is forgotten like any other."""
+        share = self._shares.get(key)
+        if share is None:
+            share = self._shares[key] = _Share(limit, idle_since=self._clock())
+        share.limit = limit
+        return share
+
+    def forget_unused(self) -> int:
+        """Forget the shares that hold no slot and were not used for ``FORGET_SECONDS``; how many."""
+        now = self._clock()
+        with self._cond:
+            unused = [key for key, share in self._shares.items()
+                      if not share.busy and not share.held and share.idle_since is not None
+                      and now - share.idle_since >= FORGET_SECONDS]
+            for key in unused:
+                del self._shares[key]
+        return len(unused)
+
+    def __len__(self) -> int:
+        """How many limited things this instance keeps a share of."""
+        with self._cond:
+            return len(self._shares)
 
     def release(self, key: str) -> None:
         with self._cond:
@@ -150,17 +180,19 @@ class SharedSlots:
                 stored = self._rows.replace(SlotRow(partition_key=key, row_key=number, holder=self._holder, until=until), held.etag)
             except (ConcurrencyConflict, LookupError):
                 with self._cond:  # lapsed and taken by another instance meanwhile: not ours any more
-                    self._shares[key].held.pop(number, None)
+                    if (share := self._shares.get(key)) is not None:
+                        share.held.pop(number, None)
                 continue
             with self._cond:
-                if number in self._shares[key].held:
-                    self._shares[key].held[number] = _Held(stored.etag, until)
+                if (share := self._shares.get(key)) is not None and number in share.held:
+                    share.held[number] = _Held(stored.etag, until)
             renewed += 1
         return renewed
 
     def _tend(self) -> None:
         self.renew_due()
         self.give_back_idle()
+        self.forget_unused()
 
     def give_back_idle(self) -> int:
         """Give back the slots of shares idle for ``IDLE_SECONDS`` (one write each, with the
@@ -178,7 +210,8 @@ class SharedSlots:
             except (ConcurrencyConflict, LookupError):
                 continue  # lapsed and taken meanwhile: not ours to give
             with self._cond:
-                self._shares[key].returned[number] = given.etag
+                if (share := self._shares.get(key)) is not None:  # forgotten meanwhile: nothing to remember
+                    share.returned[number] = given.etag
         return len(idle)
 
     def _forget_lapsing(self, share: _Share) -> None:

@@ -10,7 +10,6 @@ preview.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from itertools import islice
@@ -21,6 +20,7 @@ from shared.config import SettingsError
 from shared.crm.errors import CrmError
 from shared.crm.fields import CrmFields
 from shared.crm.records import MAX_FIELDS, CrmRecords, ListQuery
+from shared.expiring_cache import ExpiringCache
 from shared.graph.batch import GraphRequest
 from shared.graph.errors import GraphError
 from shared.sync.contacts import (
@@ -44,25 +44,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CATALOGUE_SECONDS = 300.0  # an org's fields change rarely; the window asks on every call
+CATALOGUE_ORGS = 200
 SAMPLE_PAGES = 2  # the owner filter is ours, page by page: look a little, not through the org
 
 
 class _CatalogueCache:
-    """Per org, for a few minutes: one window visit reads the catalogue on GET, preview and PUT."""
+    """Per org, for a few minutes: one window visit reads the catalogue on GET, preview and PUT.
+    Bounded (``CATALOGUE_ORGS``): a catalogue is the org's whole field list, and a long-lived
+    instance meets every org in time."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._entries: dict[str, tuple[float, CrmCatalogue]] = {}
+        self._entries: ExpiringCache[str, CrmCatalogue] = ExpiringCache(CATALOGUE_ORGS, clock)
 
     def get(self, org_id: str) -> CrmCatalogue | None:
-        with self._lock:
-            entry = self._entries.get(org_id)
-            return entry[1] if entry and entry[0] > self._clock() else None
+        hit = self._entries.get(org_id)
+        return hit.value if hit is not None else None
 
     def put(self, org_id: str, catalogue: CrmCatalogue) -> None:
-        with self._lock:
-            self._entries[org_id] = (self._clock() + CATALOGUE_SECONDS, catalogue)
+        self._entries.put(org_id, catalogue, CATALOGUE_SECONDS)
 
 
 _CACHE = _CatalogueCache()

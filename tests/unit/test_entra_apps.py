@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from shared.identity.entra import EntraApp
+from shared.identity.entra import MAX_TENANT_APPS, EntraApp
 
 
 def entra() -> EntraApp:
@@ -60,3 +60,25 @@ def test_many_threads_asking_for_one_new_tenant_make_one_app(monkeypatch: pytest
     with ThreadPoolExecutor(max_workers=16) as pool:
         apps = list(pool.map(lambda _: app._app("t1"), range(32)))
     assert made == ["t1"] and len({id(a) for a in apps}) == 1
+
+
+def test_the_apps_kept_are_those_of_the_tenants_used_lately_not_of_every_tenant_ever(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each tenant's MSAL app (its token cache) was kept for the life of the process: an
+    instance serving thousands of tenants kept them all."""
+    made: list[str] = []
+
+    def new_app(self: EntraApp, tenant: str) -> object:
+        made.append(tenant)
+        return object()
+
+    monkeypatch.setattr(EntraApp, "_new_app", new_app)
+    app = entra()
+    first = app._app("tenant-0")
+    for n in range(1, MAX_TENANT_APPS):
+        app._app(f"tenant-{n}")
+    assert app._app("tenant-0") is first  # used again: now the most recent
+    app._app("one-more")  # past the bound: the least recently used goes (tenant-1)
+    assert len(app._apps) == MAX_TENANT_APPS and app._app("tenant-0") is first
+    made.clear()
+    app._app("tenant-1")  # made again on its next use
+    assert made == ["tenant-1"] and len(app._apps) == MAX_TENANT_APPS

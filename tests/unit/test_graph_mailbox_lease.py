@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.graph.gate import GateTimeout, ShareTooSmall
+from shared.graph.gate import GateTimeout, MailboxGate, ShareTooSmall
 from shared.graph.mailbox_lease import IDLE_SECONDS, LEASE_SECONDS, MAX_CHUNK, SharedMailboxes, row_partition
 from shared.graph.mailbox_shares import MailboxLimits, MailboxLimitsRow
 from tests.fakes.tables import CountsRequests, TableRepositoryInMemory
@@ -339,3 +339,81 @@ def test_a_batch_waiting_for_the_one_in_flight_sleeps_until_it_ends_instead_of_p
     waiter.join(5)
     assert not waiter.is_alive()
     assert waits <= 3, f"the waiting batch woke {waits} times in 0.2 s"
+
+
+def test_a_long_lived_instance_lets_go_of_the_mailboxes_it_no_longer_uses() -> None:
+    """A Flex instance lives for hours and meets thousands of mailboxes (every member of every
+    tenant it serves): their gates were kept for ever (10,000: 54 MB), and the tend, four times
+    a second, went over every one of them (24 ms a pass)."""
+    clock, rows = Clock(), CountingRows()
+    host = SharedMailboxes(rows, holder="host-0", clock=clock, idle_seconds=0.0, tend_in_background=False)
+    for n in range(2_000):
+        with host.gate(f"tenant-1/{n}").slots(1, soon()):
+            pass
+    host.tend()  # every claim idle: given back
+    assert all(row.entity.claims == {} for row in rows.query())
+    assert host.let_go_of_unused() == 0 and len(host) == 2_000  # used moments ago: kept (the next use writes, no read)
+    host.retire_seconds = 0.0  # ten minutes later
+    assert host.let_go_of_unused() == 2_000 and len(host) == 0
+    asked = rows.requests
+    with host.gate("tenant-1/7").slots(4, soon(), requests=20):  # used again: a gate anew, one read and one write
+        pass
+    assert rows.requests == asked + 2 and len(host) == 1
+
+
+def test_the_tend_goes_over_the_gates_with_a_claim_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, rows = Clock(), CountingRows()
+    host = SharedMailboxes(rows, holder="host-0", clock=clock, idle_seconds=0.0, tend_in_background=False)
+    for n in range(100):
+        with host.gate(f"tenant-1/{n}").slots(1, soon()):
+            pass
+    host.tend()  # given back
+    tended: list[object] = []
+    original = MailboxGate.tend
+    monkeypatch.setattr(MailboxGate, "tend", lambda gate, idle_seconds: (tended.append(gate), original(gate, idle_seconds)))
+    host.tend()
+    assert tended == []
+    busy = host.gate("tenant-1/3")
+    busy.acquire(1, soon())
+    host.tend()
+    assert tended == [busy]
+
+
+def test_a_gate_still_held_by_a_caller_is_never_made_twice_and_is_tended_when_it_claims_again() -> None:
+    """A step's mailbox holds its gate: once let go by the map, the same gate must come back
+    (two gates of one mailbox would be two claims under one holder's name, fighting over its
+    entry), and a claim it makes must be renewed and given back like any other."""
+    clock, rows = Clock(), CountingRows()
+    host = SharedMailboxes(rows, holder="host-0", clock=clock, idle_seconds=0.0, tend_in_background=False)
+    held = host.gate(MAILBOX)
+    with held.slots(1, soon()):
+        pass
+    host.tend()
+    host.retire_seconds = 0.0  # ten minutes later
+    assert host.let_go_of_unused() == 1  # let go of by the map, alive in the caller's hands
+    assert len(host) == 1 and host.gate(MAILBOX) is held
+    assert host.let_go_of_unused() == 1
+    held.acquire(1, soon())  # the caller uses it again, long after: a claim
+    assert "host-0" in rows.get(row_partition(MAILBOX), "limits").entity.claims
+    held.release(1)
+    del held  # the caller is done: the claim keeps its gate alive until it is given back
+    assert len(host) == 1
+    host.tend()
+    assert rows.get(row_partition(MAILBOX), "limits").entity.claims == {}
+    assert len(host) == 0
+
+
+def test_a_gate_with_a_claim_is_kept_however_long_its_last_request() -> None:
+    clock, rows = Clock(), CountingRows()
+    host = SharedMailboxes(rows, holder="host-0", clock=clock, idle_seconds=60.0, tend_in_background=False)
+    gate = host.gate(MAILBOX)
+    with gate.slots(1, soon()):
+        pass
+    del gate
+    host.tend()  # not idle for a minute yet: the claim stays, and so does its gate
+    host.retire_seconds = 0.0
+    assert host.let_go_of_unused() == 0 and len(host) == 1
+    assert "host-0" in rows.get(row_partition(MAILBOX), "limits").entity.claims
+    host.idle_seconds = 0.0
+    host.tend()
+    assert host.let_go_of_unused() == 1 and len(host) == 0

@@ -17,7 +17,7 @@ from shared.crm.errors import CrmError, CrmUnavailable
 from shared.crm.models import CrmMemberAccess
 from shared.crm.oauth import CrmTokens
 from shared.crm.token_store import LEASE_SECONDS, AccessToken, SharedTokenStore, StoredAccessToken
-from shared.crm.tokens import AccessTokens, CrmAuthorizationLost
+from shared.crm.tokens import SLOT_IDLE_SECONDS, SWEEP_FROM, AccessTokens, CrmAuthorizationLost
 from shared.identity.token_cipher import TokenCipher
 from tests.fakes.tables import TableRepositoryInMemory
 
@@ -197,3 +197,25 @@ def test_an_adopted_token_never_replaces_a_longer_lived_one_nor_a_refresh_under_
     world.hosts[1].adopt(MEMBER, AccessToken("late", "https://www.zohoapis.com", world.clock.now + 7200))
     [after] = world.rows.query(None)
     assert after.entity.expires_at == 0.0  # the refresh under way writes its own token
+
+
+def test_a_long_lived_instance_keeps_the_tokens_of_the_members_it_serves_not_of_every_member_it_met() -> None:
+    """A member's token was kept for the life of the process: an instance serving every member
+    of big orgs for days held one per member it ever met."""
+    world = Instances(count=1)
+    [host] = world.hosts
+    members = [MEMBER.model_copy(update={"refresh_token": SecretStr(f"1000.refresh.{n}")}) for n in range(SWEEP_FROM)]
+    for member in members:
+        host.get(member)
+    assert len(host) == SWEEP_FROM
+    world.clock.now += SLOT_IDLE_SECONDS / 2
+    host.get(members[0])  # a sweep (the map is that big): each was used lately, all stay
+    assert len(host) == SWEEP_FROM and world.zoho.calls == SWEEP_FROM
+    world.clock.now += 1
+    host.get(members[1])
+    world.clock.now += SLOT_IDLE_SECONDS - 1
+    fresh = MEMBER.model_copy(update={"refresh_token": SecretStr("1000.refresh.new")})
+    host.get(fresh)  # ten minutes since the last sweep: those unused for ten minutes go
+    assert len(host) == 2  # members[1], used a little less long ago, and the new one
+    calls = world.zoho.calls
+    assert host.get(members[5]).value == f"access-{6}" and world.zoho.calls == calls  # from the shared row, no refresh

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from shared.storage.shared_slots import IDLE_SECONDS, LEASE_SECONDS, SharedSlots, SlotRow, SlotsExhausted
+from shared.storage.shared_slots import (
+    FORGET_SECONDS,
+    IDLE_SECONDS,
+    LEASE_SECONDS,
+    SharedSlots,
+    SlotRow,
+    SlotsExhausted,
+)
 from tests.fakes.tables import CountsRequests, TableRepositoryInMemory
 
 KEY = "crm|org-1"
@@ -168,3 +175,46 @@ def test_a_slot_given_back_is_taken_again_with_one_write_unless_another_took_it(
     assert rows.requests > asked + 1
     held = [s.entity.holder for s in rows.query(KEY) if s.entity.until > clock.now]
     assert sorted(held) == ["host-1"] * 4  # never two holders of one slot
+
+
+def test_a_long_lived_instance_forgets_the_orgs_it_no_longer_calls() -> None:
+    """An instance meets every org in time: what it knew of each (its share) was kept for ever,
+    and each renewal tick went over all of them."""
+    clock = Clock()
+    rows = CountingRows()
+    host, other = instances(2, rows, clock)
+    for n in range(500):
+        with host.slot(f"crm|org-{n}", limit=5):
+            pass
+    other.acquire("crm|busy-org", limit=1)
+    with pytest.raises(SlotsExhausted):  # an org whose only slot the other instance holds: never used here
+        host.acquire("crm|busy-org", limit=1, timeout=0.01)
+    clock.now += IDLE_SECONDS
+    assert host.give_back_idle() == 500
+    assert host.forget_unused() == 0 and len(host) == 501  # given back moments ago: taken again with one write
+    clock.now += FORGET_SECONDS
+    assert host.forget_unused() == 501 and len(host) == 0
+    asked = rows.requests
+    with host.slot("crm|org-7", limit=5):  # used again: the table is read, then a slot leased
+        pass
+    assert rows.requests == asked + 2 and len(host) == 1
+
+
+def test_a_call_waiting_for_a_slot_while_its_share_is_forgotten_is_counted_where_it_is_released() -> None:
+    clock = Clock()
+    rows = CountingRows()
+    other, host = instances(2, rows, clock)
+    other.acquire(KEY, limit=1)
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(host.acquire(KEY, limit=1, timeout=10) is None))
+    waiter.start()
+    time.sleep(0.15)  # waiting: the only slot is the other instance's
+    clock.now += FORGET_SECONDS
+    assert host.forget_unused() == 1  # nothing held, nothing busy: forgotten under the waiter
+    other.release(KEY)
+    clock.now += IDLE_SECONDS
+    other.give_back_idle()
+    waiter.join(timeout=10)
+    assert got == [True] and host.busy(KEY) == 1
+    host.release(KEY)
+    assert host.busy(KEY) == 0
