@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -417,3 +418,64 @@ def test_a_gate_with_a_claim_is_kept_however_long_its_last_request() -> None:
     host.idle_seconds = 0.0
     host.tend()
     assert host.let_go_of_unused() == 1 and len(host) == 0
+
+
+def test_gates_let_go_of_while_threads_use_them_are_never_two_per_mailbox_and_end_given_back() -> None:
+    """The tend letting go of gates (as fast as it can) while eight threads take and release
+    slots of four mailboxes, four of them holding their gate across idle spells (as a step
+    holds its mailbox), four asking for it each time: a mailbox never has two live gates in the
+    process, a gate in a thread's hands is the one the map finds, and every claim is given back
+    in the end."""
+    clock, rows = Clock(), CountingRows()
+    host = SharedMailboxes(rows, holder="host-0", clock=clock, idle_seconds=0.0, retire_seconds=0.0,
+                           tend_in_background=False)
+    keys = [f"tenant-1/{n}" for n in range(4)]
+    seen: dict[str, list[Any]] = {key: [] for key in keys}
+    lock = threading.Lock()
+    stop = threading.Event()
+    problems: list[str] = []
+
+    def tend() -> None:
+        while not stop.is_set():
+            host.tend()
+            time.sleep(0.0005)
+
+    def found(key: str) -> Any:
+        gate = host.gate(key)
+        with lock:
+            if {id(g) for g in (r() for r in seen[key]) if g is not None} - {id(gate)}:
+                problems.append(f"two gates of {key}")
+            seen[key].append(weakref.ref(gate))
+        return gate
+
+    def holding(worker: int) -> None:
+        key = keys[worker % 3]
+        gate = found(key)  # held across idle spells, as a step holds its mailbox
+        for n in range(150):
+            with gate.slots(1, soon()):
+                time.sleep(0.0002)
+            if n % 10 == 0:
+                time.sleep(0.003)  # idle, the gate in hand: the tend may let go of it meanwhile
+                if found(key) is not gate:
+                    problems.append(f"the gate of {key} a thread holds was not found again")
+
+    def dropping(worker: int) -> None:
+        for n in range(150):
+            with found(keys[(worker + n) % 4]).slots(1, soon()):  # the last mailbox only these use
+                time.sleep(0.0002)
+            if n % 10 == 0:
+                time.sleep(0.003)  # long enough, now and then, for the tend to let go
+
+    tender = threading.Thread(target=tend)
+    tender.start()
+    workers = [threading.Thread(target=holding if w < 4 else dropping, args=(w,)) for w in range(8)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout=60)
+    stop.set()
+    tender.join(timeout=10)
+    host.tend()
+    assert problems == []
+    assert len({id(r()) for s in seen.values() for r in s if r() is not None}) <= 4
+    assert all(row.entity.claims == {} for row in rows.query())
