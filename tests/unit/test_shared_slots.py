@@ -208,7 +208,10 @@ def test_a_call_waiting_for_a_slot_while_its_share_is_forgotten_is_counted_where
     got: list[bool] = []
     waiter = threading.Thread(target=lambda: got.append(host.acquire(KEY, limit=1, timeout=10) is None))
     waiter.start()
-    time.sleep(0.15)  # waiting: the only slot is the other instance's
+    deadline = time.monotonic() + 10
+    while len(host) == 0 and time.monotonic() < deadline:  # its share made: it waits, the only slot the other's
+        time.sleep(0.01)
+    time.sleep(0.05)
     clock.now += FORGET_SECONDS
     assert host.forget_unused() == 1  # nothing held, nothing busy: forgotten under the waiter
     other.release(KEY)
