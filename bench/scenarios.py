@@ -1011,6 +1011,38 @@ def org_fanout(ctx: Context, members_n: int = ORG_MEMBERS) -> dict[str, Any]:
             "idle_tick_table_transactions_per_member": round(table / members_n, 4),
             "idle_tick_crm_calls_per_member": round(counts["crm_calls"] / members_n, 4),
         })
+        # -- one CRM deletion of the owner's contact: no owner left to read, so routed by the links
+        # that name it (every member with the sync on is asked: the figure the next design must cut)
+        wait_quiet(stack)
+        stack.reset_counters()
+        delivered_before = len(stack.crm_control("GET", "deliveries")["deliveries"])
+        before = stack.host_table_counts()
+        mark = stack.host_log_mark()
+        ctx.log("[org-fanout] one CRM deletion")
+        started = time.monotonic()
+        stack.crm_control("POST", "actions/delete", json={"actor": "owner@org.bench", "module": "Contacts", "ids": [crm_id]})
+
+        def still_there() -> bool:
+            return any(c["id"] == contact["id"] for c in container_items(stack, "owner@org.bench", "contacts", folder))
+
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and still_there():
+            time.sleep(0.2)
+        gone_after = time.monotonic() - started
+        wait_quiet(stack, quiet_s=4.0)
+        by_function = _executions_by_function(stack, mark)
+        counts = request_figures(stack.counters())
+        table = table_delta(stack.host_table_counts(), before)
+        product.update({
+            "crm_deletion_callbacks": len(stack.crm_control("GET", "deliveries")["deliveries"]) - delivered_before,
+            "crm_deletion_sync_steps": by_function.get("sync_step", 0),
+            "crm_deletion_routings": by_function.get("crm_change", 0),
+            "crm_deletion_crm_calls": counts["crm_calls"],
+            "crm_deletion_table_transactions": sum(table.values()),
+            "crm_deletion_table_reads": table["reads"],
+            "crm_deletion_seconds_to_outlook": round(gone_after, 2),
+            "crm_deletion_arrived": 0 if still_there() else 1,
+        })
         assert get_services().sync_profiles.get(owner.partition_key, SyncKind.CONTACTS) is not None
         targets = [
             target("crm_channels_of_the_org", product["crm_channels_of_the_org"], 1),
@@ -1021,6 +1053,8 @@ def org_fanout(ctx: Context, members_n: int = ORG_MEMBERS) -> dict[str, Any]:
             target("crm_change_arrived (1 = yes)", 1 - product["crm_change_arrived"], 0),
             target("idle_tick_table_transactions_per_member", product["idle_tick_table_transactions_per_member"], 1),
             target("idle_tick_crm_calls_per_member", product["idle_tick_crm_calls_per_member"], 0),
+            target("crm_deletion_sync_steps", product["crm_deletion_sync_steps"], 2),
+            target("crm_deletion_arrived (1 = yes)", 1 - product["crm_deletion_arrived"], 0),
         ]
         return {"name": "org-fanout", "settings": {"members": members_n, "latency_ms": LATENCY_MS},
                 "product": product, "floor": {}, "targets": targets,
@@ -1033,7 +1067,11 @@ def org_fanout(ctx: Context, members_n: int = ORG_MEMBERS) -> dict[str, Any]:
                           "before issue 20: one channel per member, so this edit was 1,000 callbacks and 1,000 steps "
                           "(about 7,000 Table transactions, 1,000 Graph and 2,000 CRM calls), and every idle 5-minute "
                           "tick a step per member (7 Table transactions, 1 Graph and 2 CRM calls each)",
-                          "the idle tick is the timer's (SyncService.sweep_tick), run once in the bench process"]}
+                          "the idle tick is the timer's (SyncService.sweep_tick), run once in the bench process",
+                          "one CRM deletion of that contact: a deletion has no owner to read, so every member with the "
+                          "sync on is asked whether their links name it (a profile read and a links query each): "
+                          "crm_deletion_table_* grow with the org; seconds_to_outlook from the CRM's delete to the "
+                          "Outlook contact gone"]}
     finally:
         stack.stop()
 
