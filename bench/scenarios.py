@@ -944,6 +944,28 @@ def _cheap_syncing_members(org_id: str, count: int, tenant_id: str) -> None:
     services.sync.d.org_members.transact([TableOperation("upsert", row) for row in index])
 
 
+def _measured_crm_action(stack: BenchStack, act: Callable[[], object], arrived: Callable[[], bool], *,
+                         timeout: float) -> dict[str, Any]:
+    """``act`` (a change made in the CRM) once the stack is quiet, then until ``arrived()`` or
+    ``timeout``, then quiet again: the CRM's callbacks delivered, the host's executions by
+    function, the emulators' figures, the host's Table requests by kind, the seconds until it
+    arrived, and whether it did."""
+    wait_quiet(stack)
+    stack.reset_counters()
+    delivered_before = len(stack.crm_control("GET", "deliveries")["deliveries"])
+    before = stack.host_table_counts()
+    mark = stack.host_log_mark()
+    started = time.monotonic()
+    act()
+    while time.monotonic() < started + timeout and not arrived():
+        time.sleep(0.2)
+    seconds = time.monotonic() - started
+    wait_quiet(stack, quiet_s=4.0)
+    return {"callbacks": len(stack.crm_control("GET", "deliveries")["deliveries"]) - delivered_before,
+            "by_function": _executions_by_function(stack, mark), "counts": request_figures(stack.counters()),
+            "table": table_delta(stack.host_table_counts(), before), "seconds": seconds, "arrived": arrived()}
+
+
 def org_fanout(ctx: Context, members_n: int = ORG_MEMBERS) -> dict[str, Any]:
     """One org of ``members_n`` members with contacts sync on: what one CRM edit costs (callbacks,
     steps, CRM calls, Table transactions) and what one idle tick of the sweep timer costs per member."""
@@ -973,33 +995,24 @@ def org_fanout(ctx: Context, members_n: int = ORG_MEMBERS) -> dict[str, Any]:
         crm_id = next(p["value"] for p in contact.get("singleValueExtendedProperties") or [] if "CrmId" in p["id"]).rsplit(":", 1)[-1]
         stamp = uuid.uuid4().hex[:6]
         # -- one CRM edit of the owner's contact
-        wait_quiet(stack)
-        stack.reset_counters()
-        delivered_before = len(stack.crm_control("GET", "deliveries")["deliveries"])
-        before = stack.host_table_counts()
-        mark = stack.host_log_mark()
         ctx.log("[org-fanout] one CRM edit")
-        stack.crm_control("POST", "actions/mass-update", json={"actor": "owner@org.bench", "module": "Contacts", "ids": [crm_id],
-                                                                "values": {"Department": f"CRM {stamp}"}})
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(
-                c["id"] == contact["id"] and c.get("department") == f"CRM {stamp}"
-                for c in container_items(stack, "owner@org.bench", "contacts", folder)):
-            time.sleep(0.2)
-        wait_quiet(stack, quiet_s=4.0)
-        arrived = any(c["id"] == contact["id"] and c.get("department") == f"CRM {stamp}"
-                      for c in container_items(stack, "owner@org.bench", "contacts", folder))
-        by_function = _executions_by_function(stack, mark)
-        counts = request_figures(stack.counters())
+
+        def edited() -> bool:
+            return any(c["id"] == contact["id"] and c.get("department") == f"CRM {stamp}"
+                       for c in container_items(stack, "owner@org.bench", "contacts", folder))
+
+        edit = _measured_crm_action(stack, lambda: stack.crm_control("POST", "actions/mass-update", json={
+            "actor": "owner@org.bench", "module": "Contacts", "ids": [crm_id], "values": {"Department": f"CRM {stamp}"}}),
+            edited, timeout=60)
         product: dict[str, Any] = {
             "members_with_sync_on": members_n, "crm_channels_of_the_org": len(channels),
-            "crm_change_callbacks": len(stack.crm_control("GET", "deliveries")["deliveries"]) - delivered_before,
-            "crm_change_sync_steps": by_function.get("sync_step", 0),
-            "crm_change_routings": by_function.get("crm_change", 0),
-            "crm_change_crm_calls": counts["crm_calls"],
-            "crm_change_graph_requests": counts["graph_requests_incl_batch_items"],
-            "crm_change_table_transactions": sum(table_delta(stack.host_table_counts(), before).values()),
-            "crm_change_arrived": 1 if arrived else 0,
+            "crm_change_callbacks": edit["callbacks"],
+            "crm_change_sync_steps": edit["by_function"].get("sync_step", 0),
+            "crm_change_routings": edit["by_function"].get("crm_change", 0),
+            "crm_change_crm_calls": edit["counts"]["crm_calls"],
+            "crm_change_graph_requests": edit["counts"]["graph_requests_incl_batch_items"],
+            "crm_change_table_transactions": sum(edit["table"].values()),
+            "crm_change_arrived": 1 if edit["arrived"] else 0,
         }
         # -- one tick of the sweep timer, nothing changed
         ctx.log("[org-fanout] one idle tick of the sweep timer")
@@ -1013,35 +1026,22 @@ def org_fanout(ctx: Context, members_n: int = ORG_MEMBERS) -> dict[str, Any]:
         })
         # -- one CRM deletion of the owner's contact: no owner left to read, so routed by the links
         # that name it (every member with the sync on is asked: the figure the next design must cut)
-        wait_quiet(stack)
-        stack.reset_counters()
-        delivered_before = len(stack.crm_control("GET", "deliveries")["deliveries"])
-        before = stack.host_table_counts()
-        mark = stack.host_log_mark()
         ctx.log("[org-fanout] one CRM deletion")
-        started = time.monotonic()
-        stack.crm_control("POST", "actions/delete", json={"actor": "owner@org.bench", "module": "Contacts", "ids": [crm_id]})
 
-        def still_there() -> bool:
-            return any(c["id"] == contact["id"] for c in container_items(stack, "owner@org.bench", "contacts", folder))
+        def deleted() -> bool:
+            return not any(c["id"] == contact["id"] for c in container_items(stack, "owner@org.bench", "contacts", folder))
 
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and still_there():
-            time.sleep(0.2)
-        gone_after = time.monotonic() - started
-        wait_quiet(stack, quiet_s=4.0)
-        by_function = _executions_by_function(stack, mark)
-        counts = request_figures(stack.counters())
-        table = table_delta(stack.host_table_counts(), before)
+        deletion = _measured_crm_action(stack, lambda: stack.crm_control("POST", "actions/delete", json={
+            "actor": "owner@org.bench", "module": "Contacts", "ids": [crm_id]}), deleted, timeout=180)
         product.update({
-            "crm_deletion_callbacks": len(stack.crm_control("GET", "deliveries")["deliveries"]) - delivered_before,
-            "crm_deletion_sync_steps": by_function.get("sync_step", 0),
-            "crm_deletion_routings": by_function.get("crm_change", 0),
-            "crm_deletion_crm_calls": counts["crm_calls"],
-            "crm_deletion_table_transactions": sum(table.values()),
-            "crm_deletion_table_reads": table["reads"],
-            "crm_deletion_seconds_to_outlook": round(gone_after, 2),
-            "crm_deletion_arrived": 0 if still_there() else 1,
+            "crm_deletion_callbacks": deletion["callbacks"],
+            "crm_deletion_sync_steps": deletion["by_function"].get("sync_step", 0),
+            "crm_deletion_routings": deletion["by_function"].get("crm_change", 0),
+            "crm_deletion_crm_calls": deletion["counts"]["crm_calls"],
+            "crm_deletion_table_transactions": sum(deletion["table"].values()),
+            "crm_deletion_table_reads": deletion["table"]["reads"],
+            "crm_deletion_seconds_to_outlook": round(deletion["seconds"], 2),
+            "crm_deletion_arrived": 1 if deletion["arrived"] else 0,
         })
         assert get_services().sync_profiles.get(owner.partition_key, SyncKind.CONTACTS) is not None
         targets = [

@@ -353,9 +353,7 @@ class SharedMailboxes:
                 entry = self._kept.get(key)
                 if entry is not None and entry[1] == handed and key not in self._claimed:
                     let_go.append(self._kept.pop(key))
-        count = len(let_go)
-        del let_go, kept  # the gates no caller holds go here
-        return count
+        return len(let_go)  # the gates no caller holds are freed as it returns, outside the lock
 
 
 def _claim_seen(owner: weakref.ref[SharedMailboxes], key: str) -> Callable[[], None]:
