@@ -48,6 +48,7 @@ from shared.sync.conflicts import ConflictEntity, ConflictStore
 from shared.sync.crm_routing import CRM_CHANGES_QUEUE, CrmChange
 from shared.sync.dependencies import SyncDependencies
 from shared.sync.held_notifications import GRAPH_NOTIFICATIONS_QUEUE, HeldNotifications
+from shared.sync.holder_filters import HolderFilterRow
 from shared.sync.jobs import SYNC_QUEUES, SyncJob, SyncJobQueues
 from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
@@ -191,6 +192,7 @@ class Services:
             mailbox=self.mailbox, app_token=lambda tenant_id: self.entra.app_token(tenant_id),
             encrypt=lambda secret: self.cipher.encrypt(secret), public_base_url=self.settings.public_base_url,
             initial_page_size=self.settings.initial_page_size, held_notifications=self.held_notifications_queue,
+            holder_filters=self.table("crmchannels", HolderFilterRow),
             expect_graph_requests=lambda member, requests: self.mailbox_limits.gate(
                 f"{member.tenant_id}/{member.object_id}").expect(requests),
             graph_room_wait=lambda member, requests: self.mailbox_limits.gate(

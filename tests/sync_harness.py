@@ -24,10 +24,11 @@ from shared.sync import markers
 from shared.sync.conflicts import ConflictEntity, ConflictStore
 from shared.sync.crm_routing import CrmChange
 from shared.sync.dependencies import SyncDependencies
+from shared.sync.holder_filters import HolderFilterRow
 from shared.sync.jobs import SYNC_QUEUES, StepReason, SyncJob, SyncJobQueues
 from shared.sync.ledger_store import LedgerNote, SyncLedger
 from shared.sync.link_store import LinkEntity, LinkStore
-from shared.sync.links import Side
+from shared.sync.links import Side, linked_crm_ids
 from shared.sync.org_channels import OrgChannel, OrgMember
 from shared.sync.profiles import LEASE, ProfileStore, SyncKind, SyncProfile
 from shared.sync.service import SyncService
@@ -106,7 +107,8 @@ class SyncHarness:
         self.service = SyncService(SyncDependencies(
             profiles=self.profiles, links=self.links, conflicts=ConflictStore(self._table(ConflictEntity)),
             ledger=SyncLedger(self._table(LedgerNote)), jobs=SyncJobQueues(dict.fromkeys(SYNC_QUEUES, self.queue)), routes=self._table(WebhookRoute),  # type: ignore[arg-type]
-            org_channels=(channels := self._table(OrgChannel)), org_members=channels.view(OrgMember), crm_changes=JobQueueInMemory(CrmChange),
+            org_channels=(channels := self._table(OrgChannel)), org_members=channels.view(OrgMember),
+            holder_filters=channels.view(HolderFilterRow), crm_changes=JobQueueInMemory(CrmChange),
             accounts=accounts, kind_for=self._kind_for, crm_session=_unreachable, crm_records=lambda member: self.crm,
             crm_channels=lambda member: self.channels, crm_time_zone=lambda member: None,
             subscriptions=lambda member: self.subscriptions, crm_token=_unreachable, mailbox=_unreachable,
@@ -254,6 +256,18 @@ class SyncHarness:
         assert crm_fields == outlook_fields
         profile = self.profile()
         assert profile.lease_owner is None and not self.links.pending(profile.links_partition)
+        self.assert_filter_holds_links()
+
+    def assert_filter_holds_links(self) -> None:
+        """The member's filter of linked CRM ids, when trusted, names every CRM record their
+        links name (a CRM deletion's routing asks only the members it names)."""
+        profile = self.profile()
+        row = self.service.holder_filters.rows(self.member.org_id, KIND).get(MEMBER_KEY)  # type: ignore[union-attr]
+        if row is None or not row.trusted:
+            return
+        linked = linked_crm_ids(self.links.all(profile.links_partition))
+        missed = [i for i in linked if not row.held().may_name_any([i])]
+        assert not missed, f"linked but not in the member's filter: {missed}"
 
     def assert_nothing_lost(self, made: Iterable[str]) -> None:
         """Every item the member made in either place and did not delete is in the CRM."""

@@ -6,12 +6,13 @@ index (``org_channels``), not every member of the org.
   read once per callback (``GET /{module}?ids=…&fields=Owner``, 100 ids a call, as the org's
   agent) and each owner's sync gets one step; ids that could not be read (deleted, or
   out of the agent's sight) go to the members whose links name them.
-- Deleted records have no owner to read: the members whose link rows name them are found by
-  filtered queries of each member's links, 14 ids a query, stopping at the first found
-  (``LinkRows.names_any``; Table reads only, no CRM call and no step for the others). That is
-  one profile read and at most 8 queries per member for a queued change's 100 ids (one read
-  of the whole partition when it holds at most 200 pairs), never a parse of thousands of
-  links: the cost of a deletion grows with the org, in reads, not in steps or CRM calls.
+- Deleted records have no owner to read: the members whose link rows name them are found in
+  two steps. The org's filters of linked CRM ids (``holder_filters``, one query a thousand
+  members) rule out every member whose links surely do not name one; the others (the holders,
+  about 1 % more, and members without a trusted filter yet) are asked by filtered queries of
+  their links, 14 ids a query, stopping at the first found (``LinkRows.names_any``; one
+  profile read and at most 8 queries each, one read of the whole partition when it holds at
+  most 200 pairs). No CRM call and no step for the others.
 
 A change routed to a member whose sync is paused or initial queues nothing (``request_delta``);
 the owner's step reads every change since its watermark, so a routing that is late or runs twice
@@ -31,6 +32,7 @@ from pydantic import BaseModel, Field, field_validator
 from shared import concurrently
 from shared.crm.records import ListQuery
 from shared.observability import current_trace_parent, valid_trace_parent
+from shared.sync.holder_filters import may_name_any
 from shared.sync.jobs import StepReason
 from shared.sync.org_channels import CRM_MODULE, OrgChannel
 from shared.sync.profiles import SyncKind, SyncState
@@ -172,9 +174,12 @@ class CrmRouting:
         if len(members) == 1:
             holders = members
         else:
-            holds = concurrently.each(lambda m: self._holds(m, kind, wanted), members, at_once=HOLDER_READS_IN_FLIGHT,
+            # Only the members whose filter of linked CRM ids may name one (``holder_filters``).
+            filters = self.sync.holder_filters.rows(org_id, kind) if self.sync.holder_filters is not None else {}
+            asked = [m for m in members if may_name_any(filters.get(m), wanted)]
+            holds = concurrently.each(lambda m: self._holds(m, kind, wanted), asked, at_once=HOLDER_READS_IN_FLIGHT,
                                       name="link-holders")
-            holders = [m for m, held in zip(members, holds, strict=True) if held]
+            holders = [m for m, held in zip(asked, holds, strict=True) if held]
         return sum(self.sync.request_delta(m, kind, reason, crm_deletion=crm_deletion) for m in holders)
 
     def _holds(self, member_key: str, kind: SyncKind, ids: list[str]) -> bool:

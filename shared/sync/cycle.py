@@ -101,7 +101,7 @@ class Cycle:
         return Executor(
             ctx.rules, ctx.outlook, ctx.records, links or self.links, self.conflicts, partition=profile.links_partition,
             container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
-            history_partition=profile.history_partition, read_at=read_at,
+            history_partition=profile.history_partition, read_at=read_at, announce=ctx.announce_crm_ids,
         )
 
     def _read_again(self, profile: SyncProfile, ctx: StepContext, rows: list[LinkRow]) -> tuple[SideChanges, SideChanges]:

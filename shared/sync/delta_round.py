@@ -22,7 +22,7 @@ from shared.sync.kind import OutlookSide
 from shared.sync.ledger import Note, Why
 from shared.sync.ledger_store import SyncLedger
 from shared.sync.lifecycle import Event, decide
-from shared.sync.links import LinkRow, LinkState, Side
+from shared.sync.links import LinkRow, LinkState, Side, linked_crm_ids
 from shared.sync.ports import LinkRows
 from shared.sync.profiles import SyncProfile
 from shared.sync.retries import retry_delay, should_retry
@@ -120,6 +120,8 @@ class DeltaRound:
             profile, ctx, SideChanges(tuple(crm_seen), tuple(crm_gone)), SideChanges(tuple(outlook_seen), tuple(outlook_gone)),
             every=every, read_at=started, full=full_round,
         )
+        if full_round and not more:  # the member's filter of linked CRM ids made or kept small (``holder_filters``)
+            ctx.tend_crm_ids(lambda: linked_crm_ids(self.links.all(profile.links_partition)))
         # One line a round: where a change's time went (its reads, its plan and writes).
         log.info("%s delta round of %s: %d CRM and %d Outlook changes read in %.2f s, planned and written in %.2f s%s",
                  profile.row_key, profile.partition_key, len(crm_seen) + len(crm_gone), len(outlook_seen) + len(outlook_gone),

@@ -64,3 +64,6 @@ class SyncDependencies:
     initial_page_size: int = 99  # CRM records the initial sync reads by id at a time (and link rows per commit)
     # Graph notifications of a POST beyond those looked up while Graph waits (``held_notifications``).
     held_notifications: JobQueue[HeldNotifications] | None = None
+    # Each member's filter of the CRM ids their links name, rows of ``crmchannels`` beside the
+    # org's index (``shared.sync.holder_filters``); None: a CRM deletion asks every member.
+    holder_filters: TableRepository[Any] | None = None

@@ -6,7 +6,7 @@ write leaves its pair's row as it was (with ``last_error``) and never stops othe
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -29,7 +29,7 @@ from shared.sync.actions import (
 from shared.sync.echoes import sent_digests
 from shared.sync.kind import CRM_MARKER_FIELD, KindRules, OutlookSide
 from shared.sync.ledger import Note, Why
-from shared.sync.links import LinkRow, Side
+from shared.sync.links import LinkRow, LinkState, Side
 from shared.sync.ports import ConflictLog, CrmRecordWrites, LinkRows
 
 log = logging.getLogger(__name__)
@@ -86,11 +86,14 @@ class Executor:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         history_partition: str | None = None,
         read_at: datetime | None = None,
+        announce: Callable[[Collection[str], bool], None] = lambda ids, fresh: None,
     ) -> None:
         """``partition``: the link rows' (one per generation); ``history_partition``: the
         member's conflicts of this kind, across generations (the settings page lists them);
         ``read_at``: when the step read what it planned from: updates are conditional on the
-        items being unchanged since (None: unconditional, for recoveries)."""
+        items being unchanged since (None: unconditional, for recoveries); ``announce``: the
+        CRM ids rows are about to name for the first time, told before they are written
+        (``StepContext.announce_crm_ids``)."""
         self.a = rules
         self.outlook = outlook
         self.records = records
@@ -102,13 +105,14 @@ class Executor:
         self.owner_id = owner_id
         self._now = clock
         self.read_at = read_at
+        self._announce = announce
 
     def apply(self, plan: Plan, known: dict[str, LinkRow]) -> ExecutionReport:
         report = ExecutionReport()
         creates = [a for a in plan.actions if isinstance(a, Create)]
         attempted = {c.pending.link_id: known.get(c.pending.link_id) for c in creates}  # the rows before this step
         if creates:  # write-ahead: a crash after a create leaves a row saying it may exist
-            self.links.write(self.partition, [(known.get(c.pending.link_id), c.pending) for c in creates])
+            self._write([(known.get(c.pending.link_id), c.pending) for c in creates])
             known.update({c.pending.link_id: c.pending for c in creates})
         groups: dict[type, list[tuple[LinkRow | None, LinkRow]]] = {}
         groups[Create] = self._creates(creates, known, report, attempted)
@@ -119,7 +123,7 @@ class Executor:
                         if isinstance(a, Adopt | Tombstone) or isinstance(a, Skip) and a.link is not None]  # type: ignore[union-attr]
         writes = _in_plan_order(plan, groups)
         if writes:
-            self.links.write(self.partition, _last_per_link(writes))
+            self._write(_last_per_link(writes))
         forgotten = [known[a.link_id] for a in plan.actions if isinstance(a, ForgetLink) and a.link_id in known]
         if forgotten:
             self.links.forget(self.partition, forgotten)
@@ -128,6 +132,14 @@ class Executor:
             self.conflicts.record(self.history_partition, found)
             report.conflicts = len(found)
         return report
+
+    def _write(self, rows: list[tuple[LinkRow | None, LinkRow]]) -> None:
+        """Link rows written, the CRM ids they name for the first time announced first."""
+        new = {row.crm_id for previous, row in rows
+               if row.crm_id and row.state is not LinkState.TOMBSTONE and (previous is None or previous.crm_id != row.crm_id)}
+        if new:
+            self._announce(new, False)
+        self.links.write(self.partition, rows)
 
     def _after_outlook_writes(self, writes: list[tuple[LinkRow | None, LinkRow]]) -> None:
         """Before the rows are written (a crash repeats this through the pending or old row)."""

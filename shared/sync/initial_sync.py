@@ -269,6 +269,11 @@ class InitialSync:
             # Selected again over pages already sent (a selection lost meanwhile): the pages
             # may find items already linked or created, so each is read and looked for first.
             progress = InitialProgress(done=0, reserved=len(chosen), synced=0, total=len(chosen))
+        # Into the member's filter of linked CRM ids before any link names them (the pages' rows
+        # name only these): a new generation's first selection, its links empty, makes the
+        # filter trusted at once (``holder_filters``).
+        fresh = stored.progress is None and stored.chunks == 0 and profile.synced_items == 0
+        ctx.announce_crm_ids(chosen, fresh)
         self.cycle.links.select(profile.links_partition, chosen, progress, replacing=stored)
         if self.cycle.ledger is not None and notes:
             # As of the listing's start: a record changed after it is a change to sync (Cycle).

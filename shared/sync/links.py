@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
@@ -129,6 +130,13 @@ class LinkRow(BaseModel):
     def with_side(self, side: Side, item_id: str | None, version: str | None, **changes: Any) -> LinkRow:
         """A copy with one side's id and version set."""
         return self.replace(**{f"{side}_id": item_id, f"{side}_version": version}, **changes)
+
+
+def linked_crm_ids(rows: Iterable[LinkRow]) -> list[str]:
+    """The CRM records link rows name, pending creates included, tombstones not (their ids are
+    retired): what a CRM deletion's routing looks for (``LinkStore.names_any``), and what the
+    member's filter must hold (``shared.sync.holder_filters``)."""
+    return [row.crm_id for row in rows if row.crm_id and row.state is not LinkState.TOMBSTONE]
 
 
 def derive_key(*parts: str) -> str:

@@ -61,7 +61,7 @@ class RemapPages:
             executor = Executor(
                 a, ctx.outlook, ctx.records, self.links, self.conflicts, partition=partition,
                 container_id=profile.container_id or "", owner_id=ctx.owner_id, clock=self._now,
-                history_partition=profile.history_partition,
+                history_partition=profile.history_partition, announce=ctx.announce_crm_ids,
             )
             report = executor.apply(result, {r.link_id: r for r in rebased})
             profile = self.cycle.counted(profile, report)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from shared.accounts.models import MemberIdentity
 from shared.crm.oauth import CrmTokens
@@ -18,6 +19,7 @@ from shared.sync.contacts import ContactMapping
 from shared.sync.crm_routing import CrmChange, CrmRouting
 from shared.sync.dependencies import SyncDependencies
 from shared.sync.held_notifications import HeldNotifications
+from shared.sync.holder_filters import HolderFilters
 from shared.sync.jobs import StepReason, SyncJob, SyncJobQueues
 from shared.sync.lifecycle import Decision, Effect, Event, Life, decide
 from shared.sync.member_mapping import MemberContactMapping, mapping_of
@@ -48,6 +50,8 @@ class SyncService:
         self.jobs: SyncJobQueues = dependencies.jobs
         self.org_channels = OrgChannels(dependencies.org_channels, dependencies.org_members, dependencies.routes,
                                         dependencies.crm_channels, self.member, f"{dependencies.public_base_url}/api/webhooks/crm", dependencies.clock)
+        self.holder_filters = (HolderFilters(dependencies.holder_filters, dependencies.clock)
+                               if dependencies.holder_filters is not None else None)
         self.crm_routing = CrmRouting(self)
         self.webhooks = SyncWebhooks(self)
         self.routes = self.webhooks.routes
@@ -78,7 +82,19 @@ class SyncService:
             bulk_waiting=self.jobs.bulk_waiting,
             expect_graph_requests=lambda requests: self.d.expect_graph_requests(member, requests),
             graph_room_wait=lambda requests: self.d.graph_room_wait(member, requests),
+            **self._filter_hooks(member, kind),
         )
+
+    def _filter_hooks(self, member: MemberIdentity, kind: SyncKind) -> dict[str, Any]:
+        """The step's ways to keep the member's filter of linked CRM ids (``holder_filters``)."""
+        filters = self.holder_filters
+        if filters is None:
+            return {}
+        key = self._key(member)
+        return {
+            "announce_crm_ids": lambda ids, fresh: filters.announce(member.org_id, kind, key, ids, fresh=fresh),
+            "tend_crm_ids": lambda scan: filters.tend(member.org_id, kind, key, scan),
+        }
 
     def _key(self, member: MemberIdentity) -> str:
         return member.partition_key
@@ -172,6 +188,8 @@ class SyncService:
         if profile.channel_id:  # a channel of the member's own, made before issue 20
             self.webhooks.drop_member_channel(member, profile)
         self.org_channels.leave(member, kind)  # the last member's Disable disables the org's channel
+        if self.holder_filters is not None:
+            self.holder_filters.forget(member.org_id, kind, key)
         if profile.container_id:
             _, outlook = self.d.kind_for(member, kind)
             outlook.delete_container(profile.container_id)

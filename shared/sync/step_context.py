@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,13 @@ class StepContext:
     # Raises ``LeaseLost`` when the step's lease is no longer surely its own (``LeaseHeartbeat.check``):
     # called before each plan's remote writes.
     check_lease: Callable[[], None] = lambda: None
+    # Link rows are about to name these CRM records: into the member's filter first, so a CRM
+    # deletion's routing finds them (``holder_filters.HolderFilters.announce``; ``fresh``: a new
+    # generation's first selection, its links empty).
+    announce_crm_ids: Callable[[Collection[str], bool], None] = lambda ids, fresh: None
+    # After a full round: the member's filter made, rotated or settled from ``scan``, the CRM
+    # ids their links name now (``HolderFilters.tend``).
+    tend_crm_ids: Callable[[Callable[[], list[str]]], None] = lambda scan: None
 
     @property
     def owner_id(self) -> str:

@@ -25,6 +25,7 @@ from shared.sync.crm_routing import CrmChange
 from shared.sync.dependencies import SyncDependencies
 from shared.sync.echoes import sent_digests
 from shared.sync.held_notifications import LOOKED_UP_WHILE_GRAPH_WAITS, HeldNotifications
+from shared.sync.holder_filters import HolderFilterRow
 from shared.sync.jobs import SYNC_QUEUES, StepReason, SyncJob, SyncJobQueues
 from shared.sync.links import LinkRow, LinkState, Side
 from shared.sync.org_channels import OrgChannel, OrgMember
@@ -144,7 +145,8 @@ class LinksInMemory:
 
 
 class OrgWorld:
-    def __init__(self) -> None:
+    def __init__(self, *, holder_filters: bool = False) -> None:
+        """``holder_filters``: the members' filters of linked CRM ids kept (``shared.sync.holder_filters``)."""
         self.clock = TickingClock(datetime(2026, 12, 5, 9, 0, tzinfo=UTC))
         self.counts = {"table": 0, "crm": 0}
         self.crm = CrmRecordsInMemory(self.counts, self.clock)
@@ -167,6 +169,7 @@ class OrgWorld:
             crm_time_zone=lambda member: None, subscriptions=lambda member: SubscriptionsInMemory(self.clock),
             crm_token=_unreachable, mailbox=_unreachable, app_token=_unreachable, encrypt=_unreachable,
             public_base_url="https://sync.example", clock=self.clock.now, held_notifications=self.held,
+            holder_filters=channels.view(HolderFilterRow) if holder_filters else None,
         ))
         self.members: list[MemberIdentity] = []
 

@@ -15,7 +15,7 @@ ADAPTERS = {
     "profiles.py", "ledger_store.py", "authorization.py", "webhooks.py", "sweep.py", "member_mapping.py", "step_failures.py",
     "cycle.py", "initial_sync.py", "delta_round.py", "remap_pages.py", "step_context.py", "link_store.py",
     "conflicts.py", "executor.py", "runner.py", "service.py", "jobs.py", "adapters.py", "outlook_side.py", "dependencies.py",
-    "contact_settings.py", "org_activity.py", "org_channels.py", "crm_routing.py", "webhook_routes.py",
+    "contact_settings.py", "org_activity.py", "org_channels.py", "holder_filters.py", "crm_routing.py", "webhook_routes.py",
     "held_notifications.py",  # a queue message of Graph's notifications (it names their models)
     "ports.py",  # the adapters' protocols: it names their types (WriteResult, ItemDraft, GraphError)
 }
