@@ -16,6 +16,7 @@ serialisation or hash with a process-seeded ``hash``.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import math
 from collections.abc import Collection, Iterable
@@ -52,9 +53,7 @@ class CrmIdFilter:
         return len(self.bits) * 8
 
     def _positions(self, crm_id: str) -> list[int]:
-        # Double hashing (Kirsch and Mitzenmacher): two 64-bit halves of one digest make the k.
-        digest = hashlib.blake2b(crm_id.encode(), digest_size=16).digest()
-        first, second = int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little") | 1
+        first, second = _halves(crm_id)
         return [(first + n * second) % self.size for n in range(HASHES)]
 
     def may_hold(self, crm_id: str) -> bool:
@@ -80,6 +79,14 @@ class CrmIdFilter:
     def fill(self) -> float:
         """The share of bits set: 0.5 at capacity; past ``WORN_FILL`` it says "maybe" too often."""
         return int.from_bytes(self.bits, "little").bit_count() / self.size
+
+
+@functools.lru_cache(maxsize=4096)
+def _halves(crm_id: str) -> tuple[int, int]:
+    """Double hashing (Kirsch and Mitzenmacher): two 64-bit halves of one digest make the k
+    positions. Kept for the last ids asked: a deletion's routing asks a thousand filters of each."""
+    digest = hashlib.blake2b(crm_id.encode(), digest_size=16).digest()
+    return int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little") | 1
 
 
 # At 0.5 of the bits set the filter is at its capacity (1 %); at 0.7, 8 % (0.7 ** 7).

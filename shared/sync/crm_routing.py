@@ -32,7 +32,6 @@ from pydantic import BaseModel, Field, field_validator
 from shared import concurrently
 from shared.crm.records import ListQuery
 from shared.observability import current_trace_parent, valid_trace_parent
-from shared.sync.holder_filters import may_name_any
 from shared.sync.jobs import StepReason
 from shared.sync.org_channels import CRM_MODULE, OrgChannel
 from shared.sync.profiles import SyncKind, SyncState
@@ -175,8 +174,9 @@ class CrmRouting:
             holders = members
         else:
             # Only the members whose filter of linked CRM ids may name one (``holder_filters``).
-            filters = self.sync.holder_filters.rows(org_id, kind) if self.sync.holder_filters is not None else {}
-            asked = [m for m in members if may_name_any(filters.get(m), wanted)]
+            filters = self.sync.holder_filters
+            ruled_out = filters.ruled_out(org_id, kind, wanted) if filters is not None else set()
+            asked = [m for m in members if m not in ruled_out]
             holds = concurrently.each(lambda m: self._holds(m, kind, wanted), asked, at_once=HOLDER_READS_IN_FLIGHT,
                                       name="link-holders")
             holders = [m for m, held in zip(asked, holds, strict=True) if held]

@@ -35,12 +35,12 @@ deleted link's): that member is asked, as before; never the other way round.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from typing import Any
 
 from shared.expiring_cache import ExpiringCache
-from shared.storage import ConcurrencyConflict, EntityAlreadyExists, TableEntity, TableRepository
+from shared.storage import ConcurrencyConflict, EntityAlreadyExists, Stored, TableEntity, TableRepository
 from shared.sync.crm_id_filter import CrmIdFilter, HolderFilter, Tending, tending
 from shared.sync.org_channels import partition
 from shared.sync.profiles import SyncKind
@@ -72,11 +72,6 @@ def row_key(member: str) -> str:
     return f"{ROW_PREFIX}{member}"
 
 
-def may_name_any(row: HolderFilterRow | None, ids: Collection[str]) -> bool:
-    """Whether the member's links may name one of ``ids`` (True: ask them; no row: ask)."""
-    return row is None or row.held().may_name_any(ids)
-
-
 class HolderFilters:
     def __init__(self, rows: TableRepository[Any], clock: Callable[[], datetime]) -> None:
         self._rows = rows
@@ -85,9 +80,16 @@ class HolderFilters:
 
     def rows(self, org_id: str, kind: SyncKind) -> dict[str, HolderFilterRow]:
         """The org's rows, by member key (one query a thousand members)."""
-        found = self._rows.query(partition(org_id, kind), where="RowKey ge @lo and RowKey lt @hi",
-                                 parameters={"lo": ROW_PREFIX, "hi": ROW_END})
-        return {s.entity.member: s.entity for s in found}
+        return {s.entity.member: s.entity for s in self._query(org_id, kind)}
+
+    def ruled_out(self, org_id: str, kind: SyncKind, ids: Collection[str]) -> set[str]:
+        """The members whose trusted filter surely names none of ``ids``: the org's rows read a
+        page at a time (1,000 members) and let go, never all held at once."""
+        return {s.entity.member for s in self._query(org_id, kind) if not s.entity.held().may_name_any(ids)}
+
+    def _query(self, org_id: str, kind: SyncKind) -> Iterator[Stored[HolderFilterRow]]:
+        return self._rows.query(partition(org_id, kind), where="RowKey ge @lo and RowKey lt @hi",
+                                parameters={"lo": ROW_PREFIX, "hi": ROW_END})
 
     def announce(self, org_id: str, kind: SyncKind, member: str, ids: Collection[str], *, fresh: bool = False) -> None:
         """``ids`` are about to be named by the member's link rows: into their row first (no row:

@@ -26,7 +26,7 @@ from shared.sync.crm_id_filter import (
     Tending,
     tending,
 )
-from shared.sync.holder_filters import HolderFilterRow, HolderFilters, may_name_any, row_key
+from shared.sync.holder_filters import HolderFilterRow, HolderFilters, row_key
 from shared.sync.org_channels import partition
 from shared.sync.profiles import SyncKind
 from tests.fakes.tables import TableRepositoryInMemory
@@ -67,7 +67,6 @@ def test_a_filter_not_yet_trusted_says_maybe_to_everything() -> None:
     assert HolderFilter(empty, None, False, T0).may_name_any(["5000000000001"])
     assert not HolderFilter(empty, None, True, T0).may_name_any(["5000000000001"])
     assert HolderFilter(empty, CrmIdFilter.of(["5000000000001"]), True, T0).may_name_any(["5000000000001"])
-    assert may_name_any(None, ["5000000000001"])  # no row: the member is asked
 
 
 # -- its life ------------------------------------------------------------------------------------
