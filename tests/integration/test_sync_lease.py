@@ -358,7 +358,7 @@ def _service(store: ProfileStore) -> tuple[SyncService, _RecordedQueue]:
     queue = _RecordedQueue()
     dependencies = SimpleNamespace(profiles=store, links=None, conflicts=None, ledger=None, jobs=queue,
                                    routes=None, clock=lambda: datetime.now(UTC), initial_page_size=99,
-                                   org_channels=None, org_members=None, crm_changes=None, crm_channels=None,
+                                   org_channels=None, org_members=None, crm_changes=None, crm_channels=None, holder_filters=None,
                                    public_base_url="https://sync.example")
     return SyncService(dependencies), queue  # type: ignore[arg-type]
 

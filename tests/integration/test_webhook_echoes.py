@@ -58,7 +58,7 @@ def world(azurite, unique_name):  # type: ignore[no-untyped-def]
     queue = _RecordedQueue()
     dependencies = SimpleNamespace(profiles=profiles, links=links, conflicts=None, ledger=None, jobs=queue, routes=routes,
                                    clock=lambda: datetime.now(UTC), initial_page_size=99, org_channels=None,
-                                   org_members=None, crm_changes=None, crm_channels=None,
+                                   org_members=None, crm_changes=None, crm_channels=None, holder_filters=None,
                                    public_base_url="https://sync.example")
     return SimpleNamespace(service=SyncService(dependencies), queue=queue, profiles=profiles, links=links,  # type: ignore[arg-type]
                            routes=routes, partition=partition)
