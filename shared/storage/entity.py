@@ -32,7 +32,9 @@ _ANY: TypeAdapter[Any] = TypeAdapter(Any)
 class TableEntity(BaseModel):
     """Base of every stored entity. Subclasses add their fields."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    # Bytes as base64 in JSON: a transaction's size is estimated from it (``tables._chunks``),
+    # and raw bytes are not UTF-8 (a member's CRM-id filter).
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", ser_json_bytes="base64")
 
     partition_key: str = Field(alias="PartitionKey")
     row_key: str = Field(alias="RowKey")

@@ -52,6 +52,12 @@ ATTEMPTS = 5  # ETag races of one member's writers (an initial page and a webhoo
 # Members whose row a full round found needing nothing: not read again for this long (skipping a
 # tend is always safe: it only makes rows trusted sooner and small again).
 TENDED_MEMO_SECONDS = 3600.0
+# What this process last saw of a member's filter, for one Enable: an id in it is in the row (in
+# ``current``, or in ``previous`` after one rotation, and rotations are ``SETTLE`` apart), until
+# a scan names its link, as long as the link is written within ``SETTLE`` of the sight: 5
+# minutes of memory and an execution's 10 are within 30. Disable deletes the row: the next
+# Enable's ids are memorised under its own generation.
+KNOWN_SECONDS = 300.0
 
 
 class HolderFilterRow(TableEntity):
@@ -76,7 +82,9 @@ class HolderFilters:
     def __init__(self, rows: TableRepository[Any], clock: Callable[[], datetime]) -> None:
         self._rows = rows
         self._now = clock
-        self._tended: ExpiringCache[tuple[str, str], bool] = ExpiringCache(100_000)
+        seconds = lambda: clock().timestamp()  # noqa: E731 - the memos age with the sync's clock
+        self._tended: ExpiringCache[tuple[str, str], bool] = ExpiringCache(100_000, seconds)
+        self._known: ExpiringCache[tuple[str, str, str], bytes] = ExpiringCache(1_000, seconds)
 
     def rows(self, org_id: str, kind: SyncKind) -> dict[str, HolderFilterRow]:
         """The org's rows, by member key (one query a thousand members)."""
@@ -91,42 +99,53 @@ class HolderFilters:
         return self._rows.query(partition(org_id, kind), where="RowKey ge @lo and RowKey lt @hi",
                                 parameters={"lo": ROW_PREFIX, "hi": ROW_END})
 
-    def announce(self, org_id: str, kind: SyncKind, member: str, ids: Collection[str], *, fresh: bool = False) -> None:
+    def announce(self, org_id: str, kind: SyncKind, member: str, ids: Collection[str], *, fresh: bool = False,
+                 generation: str | None = None) -> None:
         """``ids`` are about to be named by the member's link rows: into their row first (no row:
         nothing, they are asked). ``fresh``: the first selection of a new generation, whose links
-        are empty: the row is made (or kept) and trusted."""
+        are empty: the row is made (or kept) and trusted. ``generation``: the Enable whose links
+        these are; ids this process saw in the row for it within ``KNOWN_SECONDS`` are not read
+        again (an initial sync's pages name the selection's ids, announced with it)."""
         wanted = sorted(set(ids))
         if not wanted and not fresh:
             return
         key = (partition(org_id, kind), row_key(member))
+        known_key = (*key, generation or "")
+        known = self._known.get(known_key)
+        if not fresh and known is not None and CrmIdFilter(known.value).holds_all(wanted):
+            return
         for attempt in range(ATTEMPTS):
             # A fresh selection tries the insert first: a new member's first Enable is one write.
             stored = None if fresh and attempt == 0 else self._rows.get(*key)
             if stored is None:
                 if not fresh:
                     return
-                if self._made_trusted(key, member, wanted):
+                if self._made_trusted(key, member, wanted, known_key):
                     return
                 continue
             row = stored.entity
             current = CrmIdFilter(row.current)
             if current.holds_all(wanted) and (row.trusted or not fresh):
+                self._known.put(known_key, row.current, KNOWN_SECONDS)
                 return
+            added = current.with_ids(wanted).bits
             try:
-                self._rows.replace(row.model_copy(update={"current": current.with_ids(wanted).bits,
-                                                          "trusted": row.trusted or fresh}), stored.etag)
-                return
+                self._rows.replace(row.model_copy(update={"current": added, "trusted": row.trusted or fresh}), stored.etag)
             except ConcurrencyConflict:
                 continue
+            self._known.put(known_key, added, KNOWN_SECONDS)
+            return
         raise ConcurrencyConflict(f"the CRM-id filter of {member} ({kind.value}) kept changing")
 
-    def _made_trusted(self, key: tuple[str, str], member: str, ids: list[str]) -> bool:
+    def _made_trusted(self, key: tuple[str, str], member: str, ids: list[str], known_key: tuple[str, str, str]) -> bool:
+        made = CrmIdFilter.of(ids).bits
         try:
-            self._rows.insert(HolderFilterRow(partition_key=key[0], row_key=key[1], member=member,
-                                              current=CrmIdFilter.of(ids).bits, trusted=True, rotated_at=self._now()))
+            self._rows.insert(HolderFilterRow(partition_key=key[0], row_key=key[1], member=member, current=made,
+                                              trusted=True, rotated_at=self._now()))
         except EntityAlreadyExists:
             return False
         self._tended.put(key, True, TENDED_MEMO_SECONDS)
+        self._known.put(known_key, made, KNOWN_SECONDS)
         return True
 
     def tend(self, org_id: str, kind: SyncKind, member: str, scan: Callable[[], list[str]]) -> Tending:
@@ -162,4 +181,4 @@ class HolderFilters:
         """Disable: the member's links go, and their row with them."""
         key = (partition(org_id, kind), row_key(member))
         self._rows.delete(*key)
-        self._tended.forget(key)
+        self._tended.forget(key)  # what it knew of an Enable's ids is under that Enable's generation

@@ -82,17 +82,18 @@ class SyncService:
             bulk_waiting=self.jobs.bulk_waiting,
             expect_graph_requests=lambda requests: self.d.expect_graph_requests(member, requests),
             graph_room_wait=lambda requests: self.d.graph_room_wait(member, requests),
-            **self._filter_hooks(member, kind),
+            **self._filter_hooks(member, kind, stored.entity.generation if stored else None),
         )
 
-    def _filter_hooks(self, member: MemberIdentity, kind: SyncKind) -> dict[str, Any]:
+    def _filter_hooks(self, member: MemberIdentity, kind: SyncKind, generation: str | None) -> dict[str, Any]:
         """The step's ways to keep the member's filter of linked CRM ids (``holder_filters``)."""
         filters = self.holder_filters
         if filters is None:
             return {}
         key = self._key(member)
         return {
-            "announce_crm_ids": lambda ids, fresh: filters.announce(member.org_id, kind, key, ids, fresh=fresh),
+            "announce_crm_ids": lambda ids, fresh: filters.announce(member.org_id, kind, key, ids, fresh=fresh,
+                                                                    generation=generation),
             "tend_crm_ids": lambda scan: filters.tend(member.org_id, kind, key, scan),
         }
 
